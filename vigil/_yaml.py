@@ -1,0 +1,90 @@
+"""YAML loading that remembers where every key and value stood (PyYAML only; the edge uses it).
+
+``load_yaml`` returns the plain data and a map from a key path, such as ``("mqtt", "port")``
+or ``("rules", 2, "for")``, to its 1-based line, so that every configuration error can
+name the file and the line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+import yaml
+
+__all__ = ["YamlError", "Positions", "load_yaml", "line_of"]
+
+Path = Tuple[Union[str, int], ...]
+Positions = Dict[Path, int]
+
+
+class YamlError(ValueError):
+    """The text is not YAML we accept; ``file`` and ``line`` say where."""
+
+    def __init__(self, file: str, line: Optional[int], message: str) -> None:
+        self.file = file
+        self.line = line
+        self.message = message
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {message}")
+
+
+def load_yaml(text: str, file: str = "<string>") -> Tuple[Any, Positions]:
+    """Parse ``text`` into plain Python data and the line of every path in it."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise YamlError(file, line, f"not valid YAML: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise YamlError(file, None, f"not valid YAML: {exc}") from exc
+    positions: Positions = {}
+    if node is None:
+        return None, positions
+    data = _build(node, (), positions, file)
+    return data, positions
+
+
+def _build(node: yaml.Node, path: Path, positions: Positions, file: str) -> Any:
+    positions.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: Dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise YamlError(file, key_node.start_mark.line + 1, "merge keys (<<) are not supported")
+            key = _scalar(key_node, file)
+            if isinstance(key, (list, dict)):
+                raise YamlError(file, key_node.start_mark.line + 1, "a key must be a plain value")
+            if key in out:
+                raise YamlError(file, key_node.start_mark.line + 1, f"duplicate key {key!r}")
+            positions[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, (*path, key), positions, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            positions[(*path, index)] = item.start_mark.line + 1
+            items.append(_build(item, (*path, index), positions, file))
+        return items
+    return _scalar(node, file)
+
+
+def _scalar(node: yaml.Node, file: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise YamlError(file, node.start_mark.line + 1, "a key must be a plain value")
+    try:
+        return yaml.SafeLoader(  # type: ignore[no-untyped-call]
+            ""
+        ).construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise YamlError(file, node.start_mark.line + 1, f"cannot read value: {exc}") from exc
+
+
+def line_of(positions: Positions, path: Sequence[Union[str, int]]) -> Optional[int]:
+    """The line of ``path``, or of its nearest ancestor that has one."""
+    p: Path = tuple(path)
+    while p:
+        if p in positions:
+            return positions[p]
+        p = p[:-1]
+    return positions.get(())

@@ -1,0 +1,117 @@
+"""The ``vigil`` command line: one entry point, a subcommand per part.
+
+Each part registers its subcommand in its own ``cli`` module (``edge.cli``, ``broker_bridge.cli``,
+``alerting.cli``, ``dashboard.cli``, ``vigil.up``), imported only when that subcommand runs, so
+``vigil edge`` works on a device where only the ``edge`` extra is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Optional, Sequence
+
+__all__ = ["main", "EXIT_USAGE", "EXIT_CONFIG"]
+
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+
+# name -> (module, one-line help). The module has ``add_arguments(parser)`` and ``run(args) -> int``.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("vigil.up", "run the bridge, the rule engine and the dashboard in one process"),
+    "edge": ("edge.cli", "run the edge agent on a device: read sensors, publish readings"),
+    "bridge": ("broker_bridge.cli", "normalize readings from MQTT, store them, republish events"),
+    "alerting": ("alerting.cli", "evaluate alert rules on events and send notifications"),
+    "dashboard": ("dashboard.cli", "serve the web dashboard and the HTTP API"),
+    "config": ("vigil.config_cli", "check a vigil.yaml and print the effective configuration"),
+    "rules": ("alerting.rules_cli", "check, unit-test and backtest alert rules"),
+}
+
+EPILOG = """\
+examples:
+  vigil up --demo                     everything in one process, with simulated sensors
+  vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0 --interval 1
+  vigil bridge --broker mqtt://127.0.0.1:1883 --store influxdb1://127.0.0.1:8086/vigil
+  vigil config check vigil.yaml
+
+Run 'vigil COMMAND --help' for what a command does and its options.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    from vigil import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vigil",
+        description="Vigil watches sensors over MQTT, stores their readings and alerts people when "
+        "something goes wrong.",
+        epilog=EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vigil {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runners: dict[str, Callable[[argparse.Namespace], int]] = {}
+    wanted = _wanted_command(sys.argv[1:])
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        # Import only the module of the command being run, so that ``vigil --help`` is quick
+        # and a device with only the edge extra installed can run ``vigil edge``.
+        if wanted != name:
+            sub.add_parser(name, help=help_text)
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            if wanted == name:
+                raise SystemExit(
+                    f"vigil {name}: this part is not installed here ({exc}). "
+                    f"Install it with: pip install 'vigil[{'edge' if name == 'edge' else 'server'}]'"
+                ) from exc
+            sub.add_parser(name, help=f"{help_text} (not installed here)")
+            continue
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=getattr(module, "DESCRIPTION", help_text),
+            epilog=getattr(module, "EPILOG", None),
+            formatter_class=_Formatter,
+        )
+        module.add_arguments(p)
+        runners[name] = module.run
+    return parser, runners
+
+
+def _wanted_command(argv: Sequence[str]) -> Optional[str]:
+    for arg in argv:
+        if arg in SUBCOMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``vigil`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "vigil", *args_list]
+    try:
+        parser, runners = build_parser()
+    finally:
+        sys.argv = saved
+    args = parser.parse_args(args_list)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(runners[args.command](args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

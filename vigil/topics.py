@@ -1,0 +1,129 @@
+"""The MQTT topic layout of the contract (standard library only; the edge imports it).
+
+``<root>/readings/<device>/<sensor>``   a reading from a Vigil edge agent
+``<root>/status/<device>``              retained birth (online) / last will (offline)
+``<root>/events/<device>/<metric>``     a normalized event, published by the bridge
+``<root>/deadletter/<source>``          what the bridge refused, with the reason
+``<root>/alerts/<rule>/<series>``       an alert's state change, published by the rule engine
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = [
+    "MAX_SEGMENT_BYTES",
+    "DEFAULT_ROOT",
+    "TopicError",
+    "Topics",
+    "validate_segment",
+]
+
+DEFAULT_ROOT = "vigil"
+# Long enough for any real device id, short enough that a hostile name cannot bloat
+# every stored point and every topic.
+MAX_SEGMENT_BYTES = 128
+_FORBIDDEN = {"+": "a '+' wildcard", "#": "a '#' wildcard", "/": "a '/'", "\x00": "a NUL character"}
+
+
+class TopicError(ValueError):
+    """A topic or one of its segments is not allowed; ``what`` names the segment's role."""
+
+    def __init__(self, what: str, value: str, reason: str) -> None:
+        self.what = what
+        self.value = value
+        self.reason = reason
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        super().__init__(f"{what} {shown!r} is not a valid topic segment: {reason}")
+
+
+def validate_segment(value: object, what: str = "name") -> str:
+    """Return ``value`` if it may stand as one topic level, else raise TopicError."""
+    if not isinstance(value, str):
+        raise TopicError(what, repr(value), f"expected a string, got {type(value).__name__}")
+    if not value:
+        raise TopicError(what, value, "it is empty")
+    for ch, name in _FORBIDDEN.items():
+        if ch in value:
+            raise TopicError(what, value, f"it contains {name}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise TopicError(what, value, "it contains a control character")
+    if value.startswith("$"):
+        raise TopicError(what, value, "a leading '$' is reserved for the broker")
+    if len(value.encode("utf-8")) > MAX_SEGMENT_BYTES:
+        raise TopicError(what, value, f"it is longer than {MAX_SEGMENT_BYTES} bytes")
+    return value
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Builds and parses the contract's topics under one root prefix (``vigil`` by default)."""
+
+    root: str = DEFAULT_ROOT
+
+    def __post_init__(self) -> None:
+        parts = self.root.split("/")
+        for part in parts:
+            validate_segment(part, "topic root level")
+
+    def readings(self, device: str, sensor: str) -> str:
+        return f"{self.root}/readings/{validate_segment(device, 'device')}/{validate_segment(sensor, 'sensor')}"
+
+    def status(self, device: str) -> str:
+        return f"{self.root}/status/{validate_segment(device, 'device')}"
+
+    def events(self, device: str, metric: str) -> str:
+        return f"{self.root}/events/{validate_segment(device, 'device')}/{validate_segment(metric, 'metric')}"
+
+    def deadletter(self, source: str) -> str:
+        return f"{self.root}/deadletter/{validate_segment(source, 'source')}"
+
+    def alerts(self, rule: str, series: str) -> str:
+        """``series`` is the series id (``device/sensor/metric``); its levels are validated each."""
+        for level in series.split("/"):
+            validate_segment(level, "series level")
+        return f"{self.root}/alerts/{validate_segment(rule, 'rule')}/{series}"
+
+    # Subscription filters.
+    @property
+    def all_readings(self) -> str:
+        return f"{self.root}/readings/#"
+
+    @property
+    def all_status(self) -> str:
+        return f"{self.root}/status/+"
+
+    @property
+    def all_events(self) -> str:
+        return f"{self.root}/events/#"
+
+    @property
+    def all_alerts(self) -> str:
+        return f"{self.root}/alerts/#"
+
+    def _split(self, topic: str, kind: str, levels: int) -> Optional[list[str]]:
+        prefix = f"{self.root}/{kind}/"
+        if not topic.startswith(prefix):
+            return None
+        rest = topic[len(prefix) :].split("/")
+        return rest if len(rest) == levels else None
+
+    def parse_readings(self, topic: str) -> tuple[str, str]:
+        """``(device, sensor)`` of a readings topic; TopicError if it is not one or a level is bad."""
+        parts = self._split(topic, "readings", 2)
+        if parts is None:
+            raise TopicError("topic", topic, f"expected {self.root}/readings/<device>/<sensor>")
+        return validate_segment(parts[0], "device"), validate_segment(parts[1], "sensor")
+
+    def parse_status(self, topic: str) -> str:
+        parts = self._split(topic, "status", 1)
+        if parts is None:
+            raise TopicError("topic", topic, f"expected {self.root}/status/<device>")
+        return validate_segment(parts[0], "device")
+
+    def parse_events(self, topic: str) -> tuple[str, str]:
+        parts = self._split(topic, "events", 2)
+        if parts is None:
+            raise TopicError("topic", topic, f"expected {self.root}/events/<device>/<metric>")
+        return validate_segment(parts[0], "device"), validate_segment(parts[1], "metric")

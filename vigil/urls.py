@@ -1,0 +1,172 @@
+"""Broker and store URLs, as given to ``--broker`` and ``--store`` (standard library only).
+
+Broker: ``mqtt://[user[:pass]@]host[:port]`` (port 1883) or ``mqtts://...`` for TLS (port 8883).
+
+Store:
+- ``sqlite:///relative/or/absolute/path.db`` (``sqlite:////var/lib/vigil/vigil.db`` is absolute;
+  ``sqlite:///vigil.db`` is relative to the working directory), or ``memory://`` for tests;
+- ``influxdb1://[user[:pass]@]host[:port]/DATABASE``: InfluxDB 1.x over its v1 HTTP API;
+- ``influxdb2://host[:port]/BUCKET?org=ORG``: InfluxDB 2.x / 3.x, token from ``VIGIL_INFLUXDB_TOKEN``.
+Add ``s`` to the scheme (``influxdb1s://``, ``influxdb2s://``) for HTTPS; ``?ca=/path/ca.pem``
+names a CA bundle and ``?verify=false`` turns certificate checks off (for testing only).
+Passwords may instead come from ``VIGIL_MQTT_PASSWORD`` and ``VIGIL_INFLUXDB_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["UrlError", "BrokerUrl", "StoreUrl", "parse_broker_url", "parse_store_url", "mask_url"]
+
+
+class UrlError(ValueError):
+    """A broker or store URL is malformed; the message says what a good one looks like."""
+
+
+@dataclass(frozen=True)
+class BrokerUrl:
+    host: str
+    port: int
+    tls: bool = False
+    username: Optional[str] = None
+    password: Optional[str] = None
+
+    def __str__(self) -> str:
+        scheme = "mqtts" if self.tls else "mqtt"
+        auth = f"{self.username}:***@" if self.username and self.password else (
+            f"{self.username}@" if self.username else "")
+        return f"{scheme}://{auth}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    kind: str  # "sqlite" | "memory" | "influxdb1" | "influxdb2"
+    path: str = ""
+    host: str = ""
+    port: int = 0
+    database: str = ""  # database (1.x) or bucket (2.x)
+    org: str = ""
+    username: Optional[str] = None
+    password: Optional[str] = None
+    token: Optional[str] = None
+    tls: bool = False
+    ca_file: Optional[str] = None
+    verify: bool = True
+
+    @property
+    def http_base(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.path}"
+        if self.kind == "memory":
+            return "memory://"
+        scheme = self.kind + ("s" if self.tls else "")
+        auth = f"{self.username}@" if self.username else ""
+        query = f"?org={self.org}" if self.org else ""
+        return f"{scheme}://{auth}{self.host}:{self.port}/{self.database}{query}"
+
+
+def _port(text: str, url: str, default: int) -> int:
+    if not text:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise UrlError(f"{mask_url(url)}: port must be a number 1-65535, got {text!r}")
+    return int(text)
+
+
+def _split_netloc(url: str, netloc: str) -> tuple[Optional[str], Optional[str], str, str]:
+    auth, _, hostport = netloc.rpartition("@")
+    user = password = None
+    if auth:
+        user, sep, pw = auth.partition(":")
+        user = unquote(user) or None
+        password = unquote(pw) if sep else None
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    if not host:
+        raise UrlError(f"{mask_url(url)}: no host name")
+    return user, password, host, port
+
+
+def parse_broker_url(url: str, env: Optional[dict[str, str]] = None) -> BrokerUrl:
+    """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...``."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    if not isinstance(url, str) or "://" not in url:
+        raise UrlError(f"expected a broker URL like mqtt://host:1883 or mqtts://user@host:8883, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise UrlError(f"{mask_url(url)}: the scheme must be mqtt:// or mqtts:// (TLS), got {parts.scheme}://")
+    if parts.path not in ("", "/") or parts.query:
+        raise UrlError(f"{mask_url(url)}: a broker URL has no path or query; use mqtt://host:port")
+    tls = parts.scheme == "mqtts"
+    user, password, host, port = _split_netloc(url, parts.netloc)
+    if password is None:
+        password = env.get("VIGIL_MQTT_PASSWORD") or None
+    return BrokerUrl(host, _port(port, url, 8883 if tls else 1883), tls, user, password)
+
+
+def parse_store_url(url: str, env: Optional[dict[str, str]] = None) -> StoreUrl:
+    """Parse a ``--store`` URL (see the module docstring for the forms)."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    examples = "sqlite:///vigil.db, influxdb1://host:8086/vigil or influxdb2://host:8086/BUCKET?org=ORG"
+    if not isinstance(url, str) or "://" not in url:
+        raise UrlError(f"expected a store URL like {examples}, got {url!r}")
+    scheme, _, rest = url.partition("://")
+    if scheme == "memory":
+        return StoreUrl("memory")
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise UrlError(f"{url}: expected sqlite:///path/to/vigil.db (three slashes, then the file)")
+        return StoreUrl("sqlite", path=rest[1:])
+    if scheme not in ("influxdb1", "influxdb1s", "influxdb2", "influxdb2s"):
+        raise UrlError(f"{mask_url(url)}: unknown store scheme {scheme}://; expected one of {examples}")
+    parts = urlsplit(url)
+    user, password, host, port = _split_netloc(url, parts.netloc)
+    database = unquote(parts.path.strip("/"))
+    if not database or "/" in database:
+        what = "DATABASE" if scheme.startswith("influxdb1") else "BUCKET"
+        raise UrlError(f"{mask_url(url)}: expected one path level naming the {what}, e.g. {scheme}://{host}:8086/vigil")
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = set(query) - {"org", "ca", "verify"}
+    if unknown:
+        raise UrlError(f"{mask_url(url)}: unknown parameter(s) {', '.join(sorted(unknown))}; known: org, ca, verify")
+    kind = scheme.rstrip("s") if scheme.endswith("s") else scheme
+    org = query.get("org", "")
+    if kind == "influxdb2" and not org:
+        raise UrlError(f"{mask_url(url)}: InfluxDB 2.x needs ?org=ORG")
+    if password is None:
+        password = env.get("VIGIL_INFLUXDB_PASSWORD") or None
+    return StoreUrl(
+        kind=kind,
+        host=host,
+        port=_port(port, url, 8086),
+        database=database,
+        org=org,
+        username=user,
+        password=password,
+        token=env.get("VIGIL_INFLUXDB_TOKEN") or None,
+        tls=scheme.endswith("s"),
+        ca_file=query.get("ca") or None,
+        verify=query.get("verify", "true").lower() not in ("false", "0", "no"),
+    )
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return url.replace(parts.netloc, f"{user}:***@{netloc[2]}", 1)
