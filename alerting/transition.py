@@ -1,0 +1,86 @@
+"""What the rule engine hands to notification delivery: one alert's change of state.
+
+The engine (``alerting.engine``) produces a :class:`Transition` for every change of an
+alert (one rule, one series) and enqueues it in the notification outbox
+(``alerting.notify``) inside the same SQLite transaction that records the new state, so a
+crash can neither lose a notification nor send one twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+__all__ = ["AlertState", "Severity", "Transition"]
+
+
+class AlertState(str, enum.Enum):
+    OK = "ok"
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    FLAPPING = "flapping"
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """Alert ``rule`` on ``series`` went from ``previous`` to ``state`` at ``at`` (epoch seconds).
+
+    ``key`` identifies the alert (rule + series); ``id`` identifies this transition and is
+    what delivery deduplicates on. ``message`` is already rendered from the rule's template.
+    ``notify`` names the rule's receivers (routes may add more by severity and labels).
+    """
+
+    id: str
+    rule: str
+    series: str
+    state: AlertState
+    previous: AlertState
+    at: float
+    severity: Severity
+    message: str
+    since: float
+    value: Optional[float] = None
+    labels: tuple[tuple[str, str], ...] = ()
+    notify: tuple[str, ...] = ()
+    annotations: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}/{self.series}"
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = asdict(self)
+        d["state"] = self.state.value
+        d["previous"] = self.previous.value
+        d["severity"] = self.severity.value
+        d["labels"] = dict(self.labels)
+        d["annotations"] = dict(self.annotations)
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Transition:
+        d = json.loads(text)
+        return cls(
+            id=d["id"],
+            rule=d["rule"],
+            series=d["series"],
+            state=AlertState(d["state"]),
+            previous=AlertState(d["previous"]),
+            at=float(d["at"]),
+            severity=Severity(d["severity"]),
+            message=d["message"],
+            since=float(d["since"]),
+            value=d.get("value"),
+            labels=tuple(sorted(d.get("labels", {}).items())),
+            notify=tuple(d.get("notify", ())),
+            annotations=tuple(sorted(d.get("annotations", {}).items())),
+        )
