@@ -5,6 +5,13 @@
 ``<root>/events/<device>/<metric>``     a normalized event, published by the bridge
 ``<root>/deadletter/<source>``          what the bridge refused, with the reason
 ``<root>/alerts/<rule>/<series>``       an alert's state change, published by the rule engine
+
+Control topics (what people do to alerts, from the dashboard, the command line or any client):
+
+``<root>/ack/<rule>/<series>``          acknowledge an alert: {"by": "...", "comment": "..."}
+``<root>/silences/<id>``                retained: a silence {"matchers": {...}, "until": ts, "by": ...};
+                                        an empty retained payload deletes it
+``<root>/control/rules/reload``         ask the rule engine to reload its rules files
 """
 
 from __future__ import annotations
@@ -85,6 +92,18 @@ class Topics:
             validate_segment(level, "series level")
         return f"{self.root}/alerts/{validate_segment(rule, 'rule')}/{series}"
 
+    def ack(self, rule: str, series: str) -> str:
+        for level in series.split("/"):
+            validate_segment(level, "series level")
+        return f"{self.root}/ack/{validate_segment(rule, 'rule')}/{series}"
+
+    def silence(self, silence_id: str) -> str:
+        return f"{self.root}/silences/{validate_segment(silence_id, 'silence id')}"
+
+    @property
+    def rules_reload(self) -> str:
+        return f"{self.root}/control/rules/reload"
+
     # Subscription filters.
     @property
     def all_readings(self) -> str:
@@ -101,6 +120,14 @@ class Topics:
     @property
     def all_alerts(self) -> str:
         return f"{self.root}/alerts/#"
+
+    @property
+    def all_acks(self) -> str:
+        return f"{self.root}/ack/#"
+
+    @property
+    def all_silences(self) -> str:
+        return f"{self.root}/silences/+"
 
     def _split(self, topic: str, kind: str, levels: int) -> Optional[list[str]]:
         prefix = f"{self.root}/{kind}/"
