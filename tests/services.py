@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
-__all__ = ["free_port", "Service", "Mosquitto", "Influxd", "VictoriaMetrics", "RUNNING"]
+__all__ = ["RUNNING", "Influxd", "Mosquitto", "Service", "VictoriaMetrics", "free_port"]
 
 # pids of every service process this test session started, so the leftover check knows them.
 RUNNING: set[int] = set()

@@ -7,14 +7,15 @@ name the file and the line.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import yaml
 
-__all__ = ["YamlError", "Positions", "load_yaml", "line_of"]
+__all__ = ["Positions", "YamlError", "line_of", "load_yaml"]
 
-Path = Tuple[Union[str, int], ...]
-Positions = Dict[Path, int]
+Path = tuple[Union[str, int], ...]
+Positions = dict[Path, int]
 
 
 class YamlError(ValueError):
@@ -28,7 +29,7 @@ class YamlError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-def load_yaml(text: str, file: str = "<string>") -> Tuple[Any, Positions]:
+def load_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     """Parse ``text`` into plain Python data and the line of every path in it."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -48,7 +49,7 @@ def load_yaml(text: str, file: str = "<string>") -> Tuple[Any, Positions]:
 def _build(node: yaml.Node, path: Path, positions: Positions, file: str) -> Any:
     positions.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
-        out: Dict[Any, Any] = {}
+        out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise YamlError(file, key_node.start_mark.line + 1, "merge keys (<<) are not supported")
@@ -73,9 +74,7 @@ def _scalar(node: yaml.Node, file: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise YamlError(file, node.start_mark.line + 1, "a key must be a plain value")
     try:
-        return yaml.SafeLoader(  # type: ignore[no-untyped-call]
-            ""
-        ).construct_object(node, deep=True)
+        return yaml.SafeLoader("").construct_object(node, deep=True)
     except yaml.YAMLError as exc:
         raise YamlError(file, node.start_mark.line + 1, f"cannot read value: {exc}") from exc
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, Optional
 
-__all__ = ["main", "EXIT_USAGE", "EXIT_CONFIG"]
+__all__ = ["EXIT_CONFIG", "EXIT_USAGE", "main"]
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 3

@@ -34,8 +34,8 @@ __all__ = [
     "MqttSettings",
     "StoreSettings",
     "VigilConfig",
-    "load_config",
     "dump_config",
+    "load_config",
 ]
 
 

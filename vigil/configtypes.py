@@ -14,7 +14,7 @@ from .durations import format_duration, parse_duration
 from .topics import validate_segment
 from .urls import parse_broker_url, parse_store_url
 
-__all__ = ["STRICT", "Duration", "Port", "BrokerUrlText", "StoreUrlText", "HostPort", "TopicName"]
+__all__ = ["STRICT", "BrokerUrlText", "Duration", "HostPort", "Port", "StoreUrlText", "TopicName"]
 
 # Every section forbids unknown keys: a typo must be an error, not a silent default.
 STRICT = ConfigDict(extra="forbid", frozen=True)

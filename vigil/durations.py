@@ -6,7 +6,7 @@ import math
 import re
 from typing import Union
 
-__all__ = ["parse_duration", "format_duration"]
+__all__ = ["format_duration", "parse_duration"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
-__all__ = ["ReadingError", "Reading", "parse_reading", "reading_schema", "parse_ts"]
+__all__ = ["Reading", "ReadingError", "parse_reading", "parse_ts", "reading_schema"]
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")

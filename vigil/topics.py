@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 __all__ = [
-    "MAX_SEGMENT_BYTES",
     "DEFAULT_ROOT",
+    "MAX_SEGMENT_BYTES",
     "TopicError",
     "Topics",
     "validate_segment",

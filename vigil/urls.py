@@ -15,11 +15,12 @@ Passwords may instead come from ``VIGIL_MQTT_PASSWORD`` and ``VIGIL_INFLUXDB_PAS
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["UrlError", "BrokerUrl", "StoreUrl", "parse_broker_url", "parse_store_url", "mask_url"]
+__all__ = ["BrokerUrl", "StoreUrl", "UrlError", "mask_url", "parse_broker_url", "parse_store_url"]
 
 
 class UrlError(ValueError):
@@ -96,9 +97,9 @@ def _split_netloc(url: str, netloc: str) -> tuple[Optional[str], Optional[str], 
     return user, password, host, port
 
 
-def parse_broker_url(url: str, env: Optional[dict[str, str]] = None) -> BrokerUrl:
+def parse_broker_url(url: str, env: Optional[Mapping[str, str]] = None) -> BrokerUrl:
     """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...``."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
+    env = os.environ if env is None else env
     if not isinstance(url, str) or "://" not in url:
         raise UrlError(f"expected a broker URL like mqtt://host:1883 or mqtts://user@host:8883, got {url!r}")
     parts = urlsplit(url)
@@ -113,9 +114,9 @@ def parse_broker_url(url: str, env: Optional[dict[str, str]] = None) -> BrokerUr
     return BrokerUrl(host, _port(port, url, 8883 if tls else 1883), tls, user, password)
 
 
-def parse_store_url(url: str, env: Optional[dict[str, str]] = None) -> StoreUrl:
+def parse_store_url(url: str, env: Optional[Mapping[str, str]] = None) -> StoreUrl:
     """Parse a ``--store`` URL (see the module docstring for the forms)."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
+    env = os.environ if env is None else env
     examples = "sqlite:///vigil.db, influxdb1://host:8086/vigil or influxdb2://host:8086/BUCKET?org=ORG"
     if not isinstance(url, str) or "://" not in url:
         raise UrlError(f"expected a store URL like {examples}, got {url!r}")
@@ -137,7 +138,8 @@ def parse_store_url(url: str, env: Optional[dict[str, str]] = None) -> StoreUrl:
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = set(query) - {"org", "ca", "verify"}
     if unknown:
-        raise UrlError(f"{mask_url(url)}: unknown parameter(s) {', '.join(sorted(unknown))}; known: org, ca, verify")
+        names = ", ".join(sorted(unknown))
+        raise UrlError(f"{mask_url(url)}: unknown parameter(s) {names}; known: org, ca, verify")
     kind = scheme.rstrip("s") if scheme.endswith("s") else scheme
     org = query.get("org", "")
     if kind == "influxdb2" and not org:
