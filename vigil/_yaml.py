@@ -36,13 +36,21 @@ def load_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise YamlError(file, line, f"not valid YAML: {exc.problem or exc.context}") from exc
+        message = f"not valid YAML: {exc.problem or exc.context}"
+        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            message += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        raise YamlError(file, line, message) from exc
+    except RecursionError:
+        raise YamlError(file, None, "not valid YAML for us: nested too deeply") from None
     except yaml.YAMLError as exc:
         raise YamlError(file, None, f"not valid YAML: {exc}") from exc
     positions: Positions = {}
     if node is None:
         return None, positions
-    data = _build(node, (), positions, file)
+    try:
+        data = _build(node, (), positions, file)
+    except RecursionError:
+        raise YamlError(file, None, "not valid YAML for us: nested too deeply") from None
     return data, positions
 
 
@@ -75,8 +83,8 @@ def _scalar(node: yaml.Node, file: str) -> Any:
         raise YamlError(file, node.start_mark.line + 1, "a key must be a plain value")
     try:
         return yaml.SafeLoader("").construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        raise YamlError(file, node.start_mark.line + 1, f"cannot read value: {exc}") from exc
+    except yaml.MarkedYAMLError as exc:
+        raise YamlError(file, node.start_mark.line + 1, f"cannot read value {node.value!r}: {exc.problem}") from exc
 
 
 def line_of(positions: Positions, path: Sequence[Union[str, int]]) -> Optional[int]:
