@@ -1,0 +1,45 @@
+"""Fixtures for the deployment tests: Mosquitto with the shipped production configuration."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.deploy.mqttclient import Session
+from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker, start_production_broker
+
+
+@pytest.fixture(scope="module")
+def prod_broker() -> Iterator[ProductionBroker]:
+    """One Mosquitto per test module, configured by deploy/mosquitto/ (ACL, passwords, TLS)."""
+    # Not pytest's tmp_path: its parent is private to us, and Mosquitto started as root reads
+    # its files as the mosquitto user, as in production.
+    workdir = Path(tempfile.mkdtemp(prefix="vigil-prod-mosquitto-"))
+    workdir.chmod(0o755)
+    try:
+        broker = start_production_broker(workdir)
+        yield broker
+        broker.mosquitto.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def login(prod_broker: ProductionBroker) -> Iterator[object]:
+    """``login(user)`` -> a connected Session as that user (closed after the test)."""
+    sessions: list[Session] = []
+
+    def connect(user: str, *, will: tuple[str, bytes] | None = None) -> Session:
+        s = Session(prod_broker.plain_port, user, PASSWORDS[user], will=will)
+        sessions.append(s)
+        reason = s.connect()
+        assert not reason.is_failure, f"{user} could not connect: {reason}"
+        return s
+
+    yield connect
+    for s in sessions:
+        s.close()
