@@ -1,0 +1,119 @@
+"""aiomqtt clients for the server parts, built from the ``mqtt:`` settings.
+
+- ``persistent=True`` gives a session the broker keeps while the client is away (MQTT 5:
+  clean start off and a session expiry; 3.1.1: clean session off), so QoS 1 messages wait.
+- Manual acknowledgement: aiomqtt 2.x has no public switch for paho 2's ``manual_ack`` yet
+  (aiomqtt issue #345); :func:`enable_manual_ack` and :func:`ack` are the one place where we
+  reach the paho client under it.
+- :class:`Inbox` lets a consumer take every message already received in one go, instead of
+  one ``await`` per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from typing import Any, Optional
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .config import MqttSettings
+
+__all__ = ["Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack"]
+
+SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
+
+
+class Inbox:
+    """A queue factory for aiomqtt that remembers the queue it made, for batch draining."""
+
+    def __init__(self) -> None:
+        self.queue: Optional[asyncio.Queue[aiomqtt.Message]] = None
+        inbox = self
+
+        class _Queue(asyncio.Queue):  # type: ignore[type-arg]
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                inbox.queue = self
+
+        self.queue_type = _Queue
+
+    def drain(self, limit: int) -> list[aiomqtt.Message]:
+        """Up to ``limit`` messages that are already waiting, without waiting."""
+        out: list[aiomqtt.Message] = []
+        q = self.queue
+        while q is not None and len(out) < limit and not q.empty():
+            out.append(q.get_nowait())
+        return out
+
+
+def build_client(
+    settings: MqttSettings,
+    client_id: str,
+    *,
+    persistent: bool = False,
+    will: Optional[aiomqtt.Will] = None,
+    receive_maximum: Optional[int] = None,
+    inbox: Optional[Inbox] = None,
+    max_inflight: int = 1000,
+) -> aiomqtt.Client:
+    """An aiomqtt client for the configured broker (not yet connected)."""
+    broker = settings.broker()
+    v5 = settings.protocol == "5"
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if persistent:
+            properties.SessionExpiryInterval = SESSION_EXPIRY
+        if receive_maximum:
+            properties.ReceiveMaximum = receive_maximum
+    tls_params = None
+    if broker.tls:
+        tls_params = aiomqtt.TLSParameters(
+            ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file,
+            cert_reqs=ssl.CERT_NONE if settings.tls_insecure else ssl.CERT_REQUIRED,
+        )
+    kwargs: dict[str, Any] = {}
+    if v5:
+        kwargs["clean_start"] = not persistent
+    else:
+        kwargs["clean_session"] = not persistent
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        will=will,
+        keepalive=settings.keepalive,
+        properties=properties,
+        tls_params=tls_params,
+        tls_insecure=settings.tls_insecure if broker.tls else None,
+        queue_type=inbox.queue_type if inbox else None,
+        max_inflight_messages=max_inflight,
+        timeout=10,
+        **kwargs,
+    )
+
+
+def enable_manual_ack(client: aiomqtt.Client) -> None:
+    """From now on, QoS 1 messages are acknowledged only by :func:`ack` (call before connecting)."""
+    paho_client: paho.Client = client._client
+    paho_client.manual_ack_set(True)
+
+
+def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """Send the PUBACK for ``message`` (QoS 0 messages need none)."""
+    if message.qos > 0:
+        paho_client: paho.Client = client._client
+        paho_client.ack(message.mid, message.qos)
+
+
+def backoff_delay(attempt: int, cap: float = 60.0) -> float:
+    """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...): jittered, capped."""
+    return random.uniform(0, min(cap, 1.5 ** min(attempt, 20)))
