@@ -1,0 +1,31 @@
+"""Alert conditions, one module each; :func:`build_condition` turns a rule's YAML into one."""
+
+from __future__ import annotations
+
+from ._base import Condition, Ctx, SeriesData
+from .aggregate import Aggregate
+from .anomaly import Anomaly
+from .build import OnSeries, build_condition
+from .compound import Compound
+from .nodata import NoData
+from .rate import Rate
+from .status import STATUS_METRIC, STATUS_SENSOR, Offline, status_series_id
+from .threshold import Threshold
+
+__all__ = [
+    "STATUS_METRIC",
+    "STATUS_SENSOR",
+    "Aggregate",
+    "Anomaly",
+    "Compound",
+    "Condition",
+    "Ctx",
+    "NoData",
+    "Offline",
+    "OnSeries",
+    "Rate",
+    "SeriesData",
+    "Threshold",
+    "build_condition",
+    "status_series_id",
+]

@@ -1,0 +1,89 @@
+"""What every condition sees and answers: the series' recent samples at a point in time."""
+
+from __future__ import annotations
+
+import abc
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+__all__ = ["Condition", "Ctx", "SeriesData"]
+
+# Bounds the memory of one series whatever the windows of the rules that watch it.
+MAX_SAMPLES = 20_000
+
+
+@dataclass(slots=True)
+class SeriesData:
+    """One series as the engine knows it: identity, last value, when last heard, recent samples."""
+
+    id: str
+    device: str
+    sensor: str
+    metric: str
+    labels: tuple[tuple[str, str], ...] = ()
+    unit: str = ""
+    value: Optional[float] = None
+    ts: Optional[float] = None
+    last_seen: Optional[float] = None
+    online: Optional[bool] = None
+    keep: float = 0.0
+    samples: Optional[deque[tuple[float, float]]] = None
+
+    def add(self, ts: float, value: float, seen: float) -> None:
+        """Record a sample; keep only what the longest window of the rules watching it needs."""
+        if self.ts is None or ts >= self.ts:
+            self.value, self.ts = value, ts
+        self.last_seen = seen if self.last_seen is None else max(self.last_seen, seen)
+        if self.keep <= 0:
+            return
+        if self.samples is None:
+            self.samples = deque(maxlen=MAX_SAMPLES)
+        samples = self.samples
+        if samples and ts < samples[-1][0]:
+            # late sample: insert in order (rare; the bridge publishes in order per series)
+            items = sorted([*samples, (ts, value)])
+            samples.clear()
+            samples.extend(items)
+        else:
+            samples.append((ts, value))
+        horizon = self.ts - self.keep if self.ts is not None else ts
+        while samples and samples[0][0] < horizon:
+            samples.popleft()
+
+    def window(self, start: float, end: float) -> list[tuple[float, float]]:
+        """Samples with start < ts <= end."""
+        return [s for s in (self.samples or ()) if start < s[0] <= end]
+
+
+@dataclass(slots=True)
+class Ctx:
+    """An evaluation: the alert's series, the time, other series by id, and per-alert scratch state."""
+
+    at: float
+    series: SeriesData
+    lookup: Callable[[str], Optional[SeriesData]]
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+
+class Condition(abc.ABC):
+    """A condition answers: does it hold now? ``None`` means it cannot say (no data yet)."""
+
+    #: seconds of samples of its series this condition needs
+    window: float = 0.0
+
+    @abc.abstractmethod
+    def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
+        """True when the condition holds at ``ctx.at``; ``active`` is whether it held before (hysteresis)."""
+
+    def value(self, ctx: Ctx) -> Optional[float]:
+        """The value a message shows (the latest value unless the condition computes another)."""
+        return ctx.series.value
+
+    def next_change(self, ctx: Ctx) -> Optional[float]:
+        """When the answer may change without a new sample (a window sliding, silence growing)."""
+        return None
+
+    def series_refs(self) -> tuple[str, ...]:
+        """Other series (ids) this condition reads."""
+        return ()

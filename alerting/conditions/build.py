@@ -1,0 +1,77 @@
+"""Turn a validated condition spec (YAML) into a Condition."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from alerting.rulespec import ConditionSpec, NodataSpec
+
+from ._base import Condition, Ctx
+from .aggregate import Aggregate
+from .anomaly import Anomaly
+from .compound import Compound
+from .nodata import NoData
+from .rate import Rate
+from .status import Offline
+from .threshold import Threshold
+
+__all__ = ["OnSeries", "build_condition"]
+
+
+class OnSeries(Condition):
+    """A condition evaluated on another named series (inside a cross-series all/any)."""
+
+    def __init__(self, series: str, inner: Condition) -> None:
+        self.series = series
+        self.inner = inner
+        self.window = inner.window
+
+    def _ctx(self, ctx: Ctx) -> Optional[Ctx]:
+        data = ctx.lookup(self.series)
+        return None if data is None else Ctx(ctx.at, data, ctx.lookup, ctx.scratch)
+
+    def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
+        sub = self._ctx(ctx)
+        return None if sub is None else self.inner.check(sub, active)
+
+    def value(self, ctx: Ctx) -> Optional[float]:
+        sub = self._ctx(ctx)
+        return None if sub is None else self.inner.value(sub)
+
+    def next_change(self, ctx: Ctx) -> Optional[float]:
+        sub = self._ctx(ctx)
+        return None if sub is None else self.inner.next_change(sub)
+
+    def series_refs(self) -> tuple[str, ...]:
+        return (self.series, *self.inner.series_refs())
+
+
+def build_condition(spec: ConditionSpec) -> Condition:
+    """The Condition a spec describes (the spec was validated: exactly one kind)."""
+    cond: Condition
+    if spec.all is not None or spec.any is not None:
+        mode = "all" if spec.all is not None else "any"
+        cond = Compound(mode, [build_condition(c) for c in (spec.all or spec.any or [])])
+    elif spec.above is not None or spec.below is not None:
+        diff = (spec.difference.a, spec.difference.b) if spec.difference is not None else None
+        cond = Threshold(spec.above, spec.below, spec.clear_below, spec.clear_above, difference=diff)
+    elif spec.rate is not None:
+        cond = Rate(spec.rate.window, spec.rate.above, spec.rate.below)
+    elif spec.nodata is not None:
+        after = spec.nodata.after if isinstance(spec.nodata, NodataSpec) else float(spec.nodata)
+        cond = NoData(after)
+    elif spec.aggregate is not None:
+        a = spec.aggregate
+        cond = Aggregate(a.fn, a.window, a.above, a.below, a.clear_below, a.clear_above)
+    elif spec.anomaly is not None:
+        an = spec.anomaly
+        # the window also bounds how many samples are kept for the baseline
+        cond = Anomaly(an.method, an.window, an.threshold, an.warmup, an.alpha)
+        cond.window = an.window
+    elif spec.offline:
+        cond = Offline()
+    else:  # pragma: no cover - the spec validator guarantees one kind
+        raise ValueError("no condition")
+    if isinstance(spec.series, str):
+        return OnSeries(spec.series, cond)
+    return cond

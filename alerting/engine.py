@@ -1,0 +1,412 @@
+"""The rule engine: one state machine per (rule, series), driven by events, status and timers.
+
+States: ok -> pending (condition holds, ``for`` not yet over) -> firing -> resolved, plus flapping
+(too many firing/resolved changes in a window: one notification, then quiet until it settles).
+Every change becomes a :class:`~alerting.transition.Transition`; those worth a notification are
+enqueued in the outbox in the same SQLite transaction that stores the new state.
+
+Times are the engine clock's. A change caused by a timer (``for`` elapsed, silence too long,
+``keep_firing_for`` over) happens at the timer's due time, also when the engine evaluates it later
+(after a restart), so a replay yields the same transition ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+from collections.abc import Iterable
+from typing import Optional, Protocol
+
+from alerting.clock import Clock, SystemClock
+from alerting.conditions import Ctx, SeriesData
+from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_series_id
+from alerting.index import CompiledRule, RuleIndex, owns
+from alerting.rules import RuleSet
+from alerting.state import AlertRecord, StateDB
+from alerting.templates import _fmt_duration, _fmt_time
+from alerting.transition import AlertState, Transition
+from vigil.event import Event
+
+__all__ = ["Engine", "TransitionSink", "notifiable", "transition_id"]
+
+log = logging.getLogger(__name__)
+
+OK, PENDING, FIRING, RESOLVED, FLAPPING = (
+    AlertState.OK, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING)
+
+
+class TransitionSink(Protocol):
+    """Where notifiable transitions go, inside the engine's transaction (the notify Outbox)."""
+
+    def enqueue(self, t: Transition) -> None:
+        """Record ``t``; must not commit."""
+
+
+def transition_id(rule: str, series: str, state: AlertState, since: float) -> str:
+    """Deterministic id of a transition: the same change replayed after a crash gets the same id."""
+    raw = f"{rule}\x00{series}\x00{state.value}\x00{since:.6f}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def notifiable(t: Transition) -> bool:
+    """Whether a person hears of this change (pending and a pending that cleared are silent)."""
+    return t.state in (FIRING, RESOLVED, FLAPPING) or t.previous == FLAPPING
+
+
+class Engine:
+    """Evaluates rules; returns the transitions of each call after committing them."""
+
+    def __init__(self, rules: RuleSet, *, state: Optional[StateDB] = None, sink: Optional[TransitionSink] = None,
+                 clock: Optional[Clock] = None, partition: tuple[int, int] = (0, 1),
+                 dashboard_url: Optional[str] = None) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.state = state
+        self.sink = sink
+        self.partition = partition
+        self.dashboard_url = dashboard_url.rstrip("/") if dashboard_url else None
+        self.ruleset = rules
+        self.index = RuleIndex(rules)
+        self.series: dict[str, SeriesData] = {}
+        self.alerts: dict[str, AlertRecord] = {}
+        self.scratch: dict[str, dict[str, object]] = {}
+        self._heap: list[tuple[float, str, str]] = []
+        self._scheduled: dict[tuple[str, str], float] = {}
+        self._dirty_alerts: dict[str, AlertRecord] = {}
+        self._dirty_series: set[str] = set()
+        self._out: list[Transition] = []
+        if state is not None:
+            self._restore(state)
+        self._declare()
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> list[Transition]:
+        """Evaluate the rules that watch the event's series."""
+        sid = event.series.id
+        at = self.clock.now()
+        data = self._series_for(sid, event.device, event.sensor, event.metric, dict(event.labels))
+        data.unit = event.unit
+        data.add(event.ts, event.value, at)
+        self._dirty_series.add(sid)
+        if owns(sid, self.partition):
+            for c in self.index.for_series(sid, event.device, event.sensor, event.metric, dict(event.labels)):
+                self._evaluate(c, sid, at)
+        for c in self.index.by_ref.get(sid, ()):
+            if owns(c.refs[0], self.partition):
+                self._evaluate(c, c.refs[0], at)
+        return self._commit()
+
+    def on_status(self, device: str, online: bool) -> list[Transition]:
+        """A device's status message: online (birth) or offline (last will)."""
+        sid = status_series_id(device)
+        at = self.clock.now()
+        data = self._series_for(sid, device, STATUS_SENSOR, STATUS_METRIC, {})
+        data.online = online
+        data.last_seen = at
+        if owns(sid, self.partition):
+            for c in self.index.status_for(device):
+                self._evaluate(c, sid, at)
+        return self._commit()
+
+    def tick(self) -> list[Transition]:
+        """Evaluate every timer due by now, each at its own due time."""
+        now = self.clock.now()
+        while self._heap and self._heap[0][0] <= now:
+            due, rule, sid = heapq.heappop(self._heap)
+            if self._scheduled.get((rule, sid)) != due:
+                continue  # superseded by an earlier check
+            del self._scheduled[(rule, sid)]
+            c = self.index.get(rule)
+            if c is not None:
+                self._evaluate(c, sid, due)
+        return self._commit()
+
+    def next_due(self) -> Optional[float]:
+        """When the next timer is due (None: no timer)."""
+        while self._heap and self._scheduled.get((self._heap[0][1], self._heap[0][2])) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def evaluate_series(self, c: CompiledRule, data: SeriesData, at: float) -> list[Transition]:
+        """Evaluate ``c`` on series data built from elsewhere (the store trigger)."""
+        known = self.series.get(data.id)
+        if known is None or known.last_seen is None or (data.last_seen or 0) >= known.last_seen:
+            self.series[data.id] = data
+        self._evaluate(c, data.id, at, data)
+        return self._commit()
+
+    def acknowledge(self, rule: str, series: str, by: str, comment: str = "") -> Optional[AlertRecord]:
+        """Mark a firing alert acknowledged (None when there is no such alert firing)."""
+        rec = self.alerts.get(f"{rule}/{series}")
+        if rec is None or rec.state not in (FIRING, FLAPPING, PENDING):
+            return None
+        rec.acked_by, rec.ack_comment = by, comment
+        self._dirty_alerts[rec.key] = rec
+        self._commit(force=True)
+        return rec
+
+    def reload(self, rules: RuleSet) -> list[str]:
+        """Use new rules; alerts of rules that no longer exist are dropped. Returns their keys."""
+        self.ruleset = rules
+        self.index = RuleIndex(rules)
+        dropped = [k for k, rec in self.alerts.items() if rec.rule not in self.index.rules]
+        for key in dropped:
+            rec = self.alerts.pop(key)
+            self.scratch.pop(key, None)
+            rec.state, rec.underlying, rec.changes = OK, OK, []
+            self._dirty_alerts[key] = rec
+        self._heap.clear()
+        self._scheduled.clear()
+        for data in self.series.values():
+            data.keep = 0.0
+        for sid, data in self.series.items():
+            self._keep_for(sid, data)
+        self._declare()
+        for rec in self.alerts.values():
+            c = self.index.get(rec.rule)
+            if c is not None:
+                self._evaluate(c, rec.series, self.clock.now())
+        self._commit(force=True)
+        return dropped
+
+    def flush(self) -> None:
+        """Persist when series were last heard (the service calls this every few seconds)."""
+        self._commit(force=True)
+
+    def active(self) -> list[AlertRecord]:
+        """Alerts not ok, for the dashboard and the startup republish."""
+        return [r for r in self.alerts.values() if r.state != OK]
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def _series_for(self, sid: str, device: str, sensor: str, metric: str, labels: dict[str, str]) -> SeriesData:
+        data = self.series.get(sid)
+        lab = tuple(sorted(labels.items()))
+        if data is None:
+            data = SeriesData(sid, device, sensor, metric, lab)
+            self.series[sid] = data
+            self._keep_for(sid, data)
+        elif data.labels != lab and metric != STATUS_METRIC:
+            data.labels = lab
+            self.index.forget(sid)
+            self._keep_for(sid, data)
+        return data
+
+    def _keep_for(self, sid: str, data: SeriesData) -> None:
+        rules = list(self.index.for_series(sid, data.device, data.sensor, data.metric, dict(data.labels)))
+        rules += self.index.by_ref.get(sid, ())
+        data.keep = max((c.condition.window for c in rules), default=0.0)
+
+    def _lookup(self, sid: str) -> Optional[SeriesData]:
+        return self.series.get(sid)
+
+    def _declare(self) -> None:
+        """Series declared in rules (``series:``) are watched for nodata before they ever report."""
+        now = self.clock.now()
+        for c in self.index.rules.values():
+            for sid in c.rule.spec.series or ():
+                device, sensor, metric = sid.split("/")
+                self._series_for(sid, device, sensor, metric, {})
+                key = f"{c.name}/{sid}"
+                self.scratch.setdefault(key, {}).setdefault("declared_at", now)
+                if owns(sid, self.partition):
+                    self._evaluate(c, sid, now)
+            if c.cross:
+                for sid in c.refs:
+                    device, sensor, metric = sid.split("/")
+                    self._series_for(sid, device, sensor, metric, {})
+
+    def _evaluate(self, c: CompiledRule, sid: str, at: float, data: Optional[SeriesData] = None) -> None:
+        key = f"{c.name}/{sid}"
+        data = data or self.series.get(sid)
+        if data is None:
+            return
+        rec = self.alerts.get(key)
+        if rec is None:
+            rec = AlertRecord(c.name, sid, state_since=at)
+        scratch = self.scratch.setdefault(key, {})
+        ctx = Ctx(at, data, self._lookup, scratch)
+        spec = c.rule.spec
+        was = rec.underlying in (PENDING, FIRING) and rec.clear_since is None
+        holds = c.condition.check(ctx, was)
+        if holds is None:
+            holds = was
+        value = c.condition.value(ctx)
+        if value is not None:
+            rec.value = value
+        before = (rec.state, rec.underlying, rec.pending_since, rec.clear_since)
+        self._step(c, rec, ctx, holds, at)
+        self._settle_flapping(c, rec, ctx, at)
+        if (rec.state, rec.underlying, rec.pending_since, rec.clear_since) != before:
+            self._dirty_alerts[key] = rec
+        if rec.pristine:
+            self.alerts.pop(key, None)
+        else:
+            self.alerts[key] = rec
+        dues = [c.condition.next_change(ctx)]
+        if rec.underlying == PENDING and rec.pending_since is not None:
+            dues.append(rec.pending_since + spec.for_)
+        if rec.underlying == FIRING and rec.clear_since is not None:
+            dues.append(rec.clear_since + spec.keep_firing_for)
+        flap = spec.flap
+        if rec.state == FLAPPING and flap is not None and rec.changes:
+            dues.append(rec.changes[-1] + flap.window)
+        future = [d for d in dues if d is not None]
+        if future:
+            self._schedule(c.name, sid, max(min(future), at))
+
+    def _step(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, holds: bool, at: float) -> None:
+        spec = c.rule.spec
+        u = rec.underlying
+        if holds:
+            rec.clear_since = None
+            if u == OK:
+                rec.pending_since = at
+                if spec.for_ <= 0:
+                    self._change(c, rec, ctx, FIRING, at)
+                else:
+                    self._change(c, rec, ctx, PENDING, at)
+            if rec.underlying == PENDING and rec.pending_since is not None \
+                    and at >= rec.pending_since + spec.for_:
+                self._change(c, rec, ctx, FIRING, rec.pending_since + spec.for_)
+            return
+        if u == PENDING:
+            self._change(c, rec, ctx, OK, at)
+        elif u == FIRING:
+            if spec.keep_firing_for <= 0:
+                self._change(c, rec, ctx, OK, at)
+                return
+            if rec.clear_since is None:
+                rec.clear_since = at
+            if at >= rec.clear_since + spec.keep_firing_for:
+                self._change(c, rec, ctx, OK, rec.clear_since + spec.keep_firing_for)
+
+    def _change(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, new: AlertState, at: float) -> None:
+        old = rec.underlying
+        rec.underlying = new
+        if new == FIRING:
+            rec.firing_since = at
+        if new == OK:
+            rec.clear_since = None
+        flap = c.rule.spec.flap
+        counted = new == FIRING or (new == OK and old == FIRING)
+        if counted and flap is not None:
+            rec.changes = [t for t in rec.changes if t > at - flap.window]
+            rec.changes.append(at)
+        if rec.state == FLAPPING:
+            return  # quiet until it settles
+        if counted and flap is not None and len(rec.changes) >= flap.changes:
+            self._emit(c, rec, ctx, FLAPPING, at)
+            return
+        visible = RESOLVED if (new == OK and old == FIRING) else new
+        self._emit(c, rec, ctx, visible, at)
+        if new == OK:
+            rec.pending_since = None
+            rec.acked_by = rec.ack_comment = None
+
+    def _settle_flapping(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, at: float) -> None:
+        flap = c.rule.spec.flap
+        if rec.state != FLAPPING:
+            if flap is not None and rec.changes and rec.changes[-1] <= at - flap.window:
+                rec.changes = []  # forget old changes so a calm alert row can be dropped
+                self._dirty_alerts[rec.key] = rec
+            return
+        if flap is not None and rec.changes and at < rec.changes[-1] + flap.window:
+            return
+        settle_at = rec.changes[-1] + flap.window if (flap is not None and rec.changes) else at
+        rec.changes = []
+        self._emit(c, rec, ctx, FIRING if rec.underlying == FIRING else RESOLVED, settle_at)
+        if rec.underlying != FIRING:
+            rec.pending_since = None
+            rec.acked_by = rec.ack_comment = None
+
+    def _emit(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, state: AlertState, at: float) -> None:
+        previous = rec.state
+        rec.state = state
+        rec.state_since = at
+        spec = c.rule.spec
+        since = rec.pending_since if rec.pending_since is not None else at
+        data = ctx.series
+        labels = {**dict(data.labels), "device": data.device, "sensor": data.sensor, "metric": data.metric,
+                  **spec.labels}
+        link = f"{self.dashboard_url}/alerts/{c.name}/{rec.series}" if self.dashboard_url else ""
+        context = {
+            "rule": c.name, "series": rec.series, "device": data.device, "sensor": data.sensor,
+            "metric": data.metric, "value": rec.value, "unit": data.unit, "state": state.value,
+            "previous": previous.value, "severity": spec.severity.value, "since": _fmt_time(since),
+            "since_ts": since, "at": _fmt_time(at), "duration": _fmt_duration(at - since), "labels": labels,
+            "link": link,
+        }
+        annotations = dict(spec.annotations)
+        if link:
+            annotations["link"] = link
+        t = Transition(
+            id=transition_id(c.name, rec.series, state, at), rule=c.name, series=rec.series, state=state,
+            previous=previous, at=at, severity=spec.severity, message=c.rule.template.render(context),
+            since=since, value=rec.value, labels=tuple(sorted(labels.items())), notify=spec.receivers,
+            annotations=tuple(sorted(annotations.items())))
+        rec.last_transition = t.to_json()
+        self._dirty_alerts[rec.key] = rec
+        self._out.append(t)
+
+    def _schedule(self, rule: str, sid: str, due: float) -> None:
+        current = self._scheduled.get((rule, sid))
+        if current is not None and current <= due:
+            return
+        self._scheduled[(rule, sid)] = due
+        heapq.heappush(self._heap, (due, rule, sid))
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def _commit(self, force: bool = False) -> list[Transition]:
+        out, self._out = self._out, []
+        if not out and not force:
+            return out
+        if self.state is not None:
+            with self.state.transaction():
+                self.state.save_alerts(self._dirty_alerts.values())
+                self.state.save_series(self._seen_rows(self._dirty_series))
+                for t in out:
+                    if self.sink is not None and notifiable(t):
+                        self.sink.enqueue(t)
+            self._dirty_series.clear()
+        elif self.sink is not None:
+            for t in out:
+                if notifiable(t):
+                    self.sink.enqueue(t)
+        self._dirty_alerts.clear()
+        return out
+
+    def _seen_rows(self, ids: Iterable[str]) -> list[tuple[str, str, str, str, dict[str, str], float]]:
+        rows = []
+        for sid in ids:
+            d = self.series.get(sid)
+            if d is not None and d.last_seen is not None:
+                rows.append((sid, d.device, d.sensor, d.metric, dict(d.labels), d.last_seen))
+        return rows
+
+    def _restore(self, state: StateDB) -> None:
+        for sid, device, sensor, metric, labels, last_seen in state.load_series():
+            data = self._series_for(sid, device, sensor, metric, labels)
+            data.last_seen = last_seen
+        for rec in state.load_alerts():
+            c = self.index.get(rec.rule)
+            if c is None:
+                continue
+            self.alerts[rec.key] = rec
+            if rec.series not in self.series:
+                device, sensor, metric = ([*rec.series.split("/"), "", "", ""])[:3]
+                self._series_for(rec.series, device, sensor, metric, {})
+        # pending timers keep their original start; silence timers count from the last time heard
+        now = self.clock.now()
+        for rec in list(self.alerts.values()):
+            c = self.index.get(rec.rule)
+            if c is not None:
+                self._schedule(rec.rule, rec.series, now)
+        for sid, data in self.series.items():
+            if data.last_seen is None:
+                continue
+            for c in self.index.for_series(sid, data.device, data.sensor, data.metric, dict(data.labels)):
+                if owns(sid, self.partition):
+                    self._schedule(c.name, sid, now)

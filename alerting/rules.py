@@ -1,0 +1,298 @@
+"""Rules files: load one file or a folder of them into a validated :class:`RuleSet`.
+
+A rules file holds ``rules:`` (the engine's) and the notification keys (``receivers``, ``routes``...,
+validated by :class:`alerting.notify.config.NotifyConfig`). Every problem is reported with its file,
+its line and the rule's name::
+
+    rules/kitchen.yaml:7: rule 'freezer-warm': for: expected a duration such as 30s, 5m, 1h30m or 7d, got '5 minutes'
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ValidationError
+
+from alerting.notify.config import NotifyConfig
+from alerting.rulespec import ConditionSpec, RuleSpec
+from alerting.templates import DEFAULT_MESSAGE, MessageTemplate, TemplateProblem
+from vigil._yaml import Positions, YamlError, line_of, load_yaml
+from vigil.config import ConfigIssue, describe_errors
+from vigil.event import METRIC_UNITS
+
+__all__ = ["Rule", "RuleSet", "RulesError", "load_rules_path", "load_rules_text"]
+
+_RULE_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+class RulesError(ValueError):
+    """Rules files have problems; ``issues`` lists every one (``str(issue)`` is ``file:line: ...``)."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated rule with its compiled message template and where it was written."""
+
+    spec: RuleSpec
+    template: MessageTemplate
+    file: str
+    line: Optional[int]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All rules (by name, in file order) and the merged notification configuration."""
+
+    rules: tuple[Rule, ...] = ()
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    files: tuple[str, ...] = ()
+
+    def by_name(self) -> dict[str, Rule]:
+        return {r.name: r for r in self.rules}
+
+
+def load_rules_text(text: str, file: str = "<rules>") -> tuple[RuleSet, list[ConfigIssue]]:
+    """Validate one rules file's text; returns the rules and warnings, raises RulesError."""
+    return _Loader().add_text(text, file).finish()
+
+
+def load_rules_path(path: Union[str, Path]) -> tuple[RuleSet, list[ConfigIssue]]:
+    """Load a rules file, or every ``*.yaml``/``*.yml`` in a folder (sorted by name), into one RuleSet."""
+    p = Path(path)
+    loader = _Loader()
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix in _RULE_FILE_SUFFIXES and f.is_file())
+        if not files:
+            loader.warnings.append(ConfigIssue(str(p), None, "", "no *.yaml rules files in this folder"))
+    elif p.exists():
+        files = [p]
+    else:
+        raise RulesError([ConfigIssue(str(p), None, "", "no such file or folder")])
+    for f in files:
+        try:
+            text = f.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            loader.issues.append(ConfigIssue(str(f), None, "", f"cannot read: {exc}"))
+            continue
+        loader.add_text(text, str(f))
+    return loader.finish()
+
+
+class _Loader:
+    """Collects rules and notification keys from several files, then checks them together."""
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+        self.warnings: list[ConfigIssue] = []
+        self.rules: list[Rule] = []
+        self.names: dict[str, str] = {}
+        self.notify_data: dict[str, Any] = {}
+        self.notify_where: dict[str, str] = {}
+        self.files: list[str] = []
+
+    def add_text(self, text: str, file: str) -> _Loader:
+        self.files.append(file)
+        try:
+            data, pos = load_yaml(text, file)
+        except YamlError as exc:
+            self.issues.append(ConfigIssue(file, exc.line, "", exc.message))
+            return self
+        if data is None:
+            self.warnings.append(ConfigIssue(file, None, "", "the file is empty"))
+            return self
+        if not isinstance(data, dict):
+            self.issues.append(ConfigIssue(file, 1, "", "expected a mapping with rules: and notification keys"))
+            return self
+        notify_part = {k: v for k, v in data.items() if k != "rules"}
+        self._add_notify(notify_part, pos, file)
+        rules = data.get("rules", [])
+        if rules is None:
+            rules = []
+        if not isinstance(rules, list):
+            self.issues.append(ConfigIssue(file, line_of(pos, ("rules",)), "rules", "expected a list of rules"))
+            return self
+        for i, raw in enumerate(rules):
+            self._add_rule(raw, i, pos, file)
+        return self
+
+    def _add_notify(self, part: dict[str, Any], pos: Positions, file: str) -> None:
+        if not part:
+            return
+        try:
+            NotifyConfig.model_validate(part)
+        except ValidationError as exc:
+            self.issues += _describe(exc, part, pos, file, (), NotifyConfig, known_extra=["rules"])
+            return
+        for key, value in part.items():
+            prior = self.notify_data.get(key)
+            if prior is None:
+                self.notify_data[key] = value
+                self.notify_where[key] = file
+            elif isinstance(prior, dict) and isinstance(value, dict):
+                for sub in value:
+                    if sub in prior:
+                        self.issues.append(ConfigIssue(
+                            file, line_of(pos, (key, sub)), f"{key}.{sub}",
+                            f"already defined in {self.notify_where[key]}"))
+                self.notify_data[key] = {**prior, **value}
+            elif isinstance(prior, list) and isinstance(value, list):
+                self.notify_data[key] = [*prior, *value]
+            else:
+                self.issues.append(ConfigIssue(
+                    file, line_of(pos, (key,)), key, f"already defined in {self.notify_where[key]}"))
+
+    def _add_rule(self, raw: Any, i: int, pos: Positions, file: str) -> None:
+        path: tuple[Union[str, int], ...] = ("rules", i)
+        line = line_of(pos, path)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        label = f"rule {name!r}" if isinstance(name, str) else f"rules[{i}]"
+        if not isinstance(raw, dict):
+            self.issues.append(ConfigIssue(file, line, label, "expected a mapping (name:, match:, above: ...)"))
+            return
+        try:
+            spec = RuleSpec.model_validate(raw)
+        except ValidationError as exc:
+            for issue in _describe(exc, raw, pos, file, path, RuleSpec):
+                key = issue.key.split("]", 1)[1].lstrip(".") if issue.key.startswith("rules[") else issue.key
+                self.issues.append(ConfigIssue(issue.file, issue.line, f"{label}: {key}" if key else label,
+                                               issue.message))
+            return
+        if spec.name in self.names:
+            self.issues.append(ConfigIssue(file, line_of(pos, (*path, "name")), label,
+                                           f"a rule with this name is already defined in {self.names[spec.name]}"))
+            return
+        self.names[spec.name] = f"{file}:{line}"
+        try:
+            template = MessageTemplate(spec.message or DEFAULT_MESSAGE)
+            template.check()
+        except TemplateProblem as exc:
+            mline = line_of(pos, (*path, "message"))
+            if mline is not None and exc.line is not None and "\n" in (spec.message or ""):
+                mline += exc.line
+            self.issues.append(ConfigIssue(file, mline, f"{label}: message", exc.reason))
+            return
+        self.rules.append(Rule(spec, template, file, line))
+        self.warnings += _never_warnings(spec, pos, path, file, label)
+
+    def finish(self) -> tuple[RuleSet, list[ConfigIssue]]:
+        notify = NotifyConfig()
+        if self.notify_data and not self.issues:
+            try:
+                notify = NotifyConfig.model_validate(self.notify_data)
+            except ValidationError as exc:
+                where = next(iter(self.notify_where.values()), "<rules>")
+                self.issues += _describe(exc, self.notify_data, {}, where, (), NotifyConfig)
+        for rule in self.rules:
+            unknown = [n for n in rule.spec.receivers if n not in notify.receivers]
+            if unknown:
+                known = ", ".join(sorted(notify.receivers)) or "none are defined under receivers:"
+                self.issues.append(ConfigIssue(
+                    rule.file, rule.line, f"rule {rule.name!r}: notify",
+                    f"unknown receiver {unknown[0]!r} (known: {known})"))
+        if self.issues:
+            raise RulesError(self.issues)
+        return RuleSet(tuple(self.rules), notify, tuple(self.files)), self.warnings
+
+
+def _describe(exc: ValidationError, data: Any, pos: Positions, file: str, prefix: tuple[Union[str, int], ...],
+              model: type[BaseModel], known_extra: Optional[list[str]] = None) -> list[ConfigIssue]:
+    """describe_errors, with the known keys of our own models for an unknown key."""
+    out = []
+    errors = exc.errors(include_url=False)
+    for issue, err in zip(describe_errors(exc, data, pos, file, prefix), errors):
+        if err["type"] == "extra_forbidden":
+            known = sorted({*_known_keys(model, err["loc"][:-1]), *(known_extra or [])})
+            guess = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            hint = f"; did you mean {guess[0]!r}?" if guess else ""
+            issue = ConfigIssue(issue.file, issue.line, issue.key,
+                                f"unknown key{hint} (known keys: {', '.join(known)})")
+        out.append(issue)
+    return out
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        f = current.model_fields.get(part) or next(
+            (fi for fi in current.model_fields.values() if fi.alias == part), None)
+        if f is None:
+            break
+        current = _inner_model(f.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [fi.alias or n for n, fi in current.model_fields.items()]
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        inner = _inner_model(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
+    return annotation
+
+
+def _glob_can_match(glob: str) -> bool:
+    """False for a glob that no topic level can match (it needs '/', '+', '#', or is empty)."""
+    if not glob:
+        return False
+    stripped = glob.replace("[/]", "").replace("*", "").replace("?", "")
+    return not any(ch in stripped for ch in "/+#\x00")
+
+
+def _never_warnings(spec: RuleSpec, pos: Positions, path: tuple[Union[str, int], ...], file: str,
+                    label: str) -> list[ConfigIssue]:
+    """Warnings for rules that can never match a series or never fire."""
+    out = []
+    for key in ("metric", "device", "sensor"):
+        glob = getattr(spec.match, key)
+        if not _glob_can_match(glob):
+            out.append(ConfigIssue(file, line_of(pos, (*path, "match", key)), f"{label}: match.{key}",
+                                   f"the glob {glob!r} can match nothing (a name has no '/', '+' or '#'): "
+                                   "this rule never fires"))
+    metric = spec.match.metric
+    if (_glob_can_match(metric) and not spec.offline and spec.difference is None
+            and not any(fnmatch.fnmatchcase(m, metric) for m in METRIC_UNITS)):
+        out.append(ConfigIssue(file, line_of(pos, (*path, "match", "metric")), f"{label}: match.metric",
+                               f"{metric!r} matches none of the known metrics ({', '.join(METRIC_UNITS)}); "
+                               "fine if your devices send it, otherwise this rule never fires"))
+    if not spec.enabled:
+        out.append(ConfigIssue(file, line_of(pos, (*path, "enabled")), label, "disabled: this rule never fires"))
+    reason = _contradiction(spec)
+    if reason:
+        out.append(ConfigIssue(file, line_of(pos, path), label, f"this rule can never fire: {reason}"))
+    return out
+
+
+def _contradiction(spec: ConditionSpec) -> Optional[str]:
+    """Why an ``all`` of thresholds on the same value can never hold at once, if it cannot."""
+    if spec.all:
+        low: dict[Optional[str], float] = {}
+        high: dict[Optional[str], float] = {}
+        for child in spec.all:
+            if child.kinds() != ["threshold"] or child.difference is not None:
+                continue
+            key = child.series if isinstance(child.series, str) else None
+            if child.above is not None and child.below is None:
+                low[key] = max(low.get(key, float("-inf")), child.above)
+            if child.below is not None and child.above is None:
+                high[key] = min(high.get(key, float("inf")), child.below)
+        for key in low:
+            if key in high and low[key] >= high[key]:
+                return f"all: needs a value above {low[key]} and below {high[key]} at once"
+    return None

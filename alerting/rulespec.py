@@ -1,0 +1,263 @@
+"""The pydantic models of one alert rule as written in YAML (``rules:`` in a rules file)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from alerting.transition import Severity
+from vigil.configtypes import STRICT, Duration
+
+__all__ = [
+    "AggregateSpec",
+    "AnomalySpec",
+    "ConditionSpec",
+    "DifferenceSpec",
+    "FlappingSpec",
+    "MatchSpec",
+    "NodataSpec",
+    "RateSpec",
+    "RuleSpec",
+    "percentile_of",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_SERIES = re.compile(r"^[^/+#$\x00]+/[^/+#\x00]+/[^/+#\x00]+$")
+_PCT = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+
+
+def percentile_of(fn: str) -> Optional[float]:
+    """``p95`` -> 95.0; None for avg/min/max."""
+    m = _PCT.match(fn)
+    return float(m.group(1)) if m else None
+
+
+def _series_id(value: str) -> str:
+    if not isinstance(value, str) or not _SERIES.match(value):
+        raise ValueError(f"expected a series id device/sensor/metric, got {value!r}")
+    return value
+
+
+class MatchSpec(BaseModel):
+    """Which series a rule watches: globs on metric, device, sensor, and exact or glob labels."""
+
+    model_config = STRICT
+
+    metric: str = "*"
+    device: str = "*"
+    sensor: str = "*"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class RateSpec(BaseModel):
+    """Change per minute over a window, compared to thresholds."""
+
+    model_config = STRICT
+
+    window: Duration = 300.0
+    above: Optional[float] = None
+    below: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> RateSpec:
+        if self.above is None and self.below is None:
+            raise ValueError("rate needs above (rise per minute) and/or below (fall per minute)")
+        if self.window <= 0:
+            raise ValueError("rate window must be longer than 0s")
+        return self
+
+
+class NodataSpec(BaseModel):
+    """No reading for ``after``: the sensor went silent."""
+
+    model_config = STRICT
+
+    after: Duration
+
+
+class AggregateSpec(BaseModel):
+    """avg/min/max or a percentile (p95) over a window, compared to thresholds."""
+
+    model_config = STRICT
+
+    fn: str = "avg"
+    window: Duration = 600.0
+    above: Optional[float] = None
+    below: Optional[float] = None
+    clear_below: Optional[float] = None
+    clear_above: Optional[float] = None
+
+    @field_validator("fn")
+    @classmethod
+    def _known_fn(cls, v: str) -> str:
+        if v in ("avg", "mean", "min", "max", "median"):
+            return v
+        p = percentile_of(v)
+        if p is None or not 0 < p < 100:
+            raise ValueError(f"fn must be avg, min, max, median or a percentile such as p95, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> AggregateSpec:
+        if self.above is None and self.below is None:
+            raise ValueError("aggregate needs above and/or below")
+        if self.window <= 0:
+            raise ValueError("aggregate window must be longer than 0s")
+        return self
+
+
+class AnomalySpec(BaseModel):
+    """A value far from the series' recent behaviour; quiet until ``warmup`` samples were seen."""
+
+    model_config = STRICT
+
+    method: Literal["zscore", "ewma", "mad"] = "zscore"
+    window: Duration = 3600.0
+    threshold: float = Field(3.0, gt=0)
+    warmup: int = Field(20, ge=3, le=100_000)
+    alpha: float = Field(0.1, gt=0, le=1)
+
+
+class DifferenceSpec(BaseModel):
+    """The latest value of series ``a`` minus that of series ``b`` (e.g. supply minus return)."""
+
+    model_config = STRICT
+
+    a: str
+    b: str
+
+    _check_a = field_validator("a")(classmethod(lambda cls, v: _series_id(v)))
+    _check_b = field_validator("b")(classmethod(lambda cls, v: _series_id(v)))
+
+
+class FlappingSpec(BaseModel):
+    """``changes`` firing/resolved changes within ``window`` make an alert flap."""
+
+    model_config = STRICT
+
+    changes: int = Field(6, ge=2, le=1000)
+    window: Duration = 3600.0
+
+
+class ConditionSpec(BaseModel):
+    """One condition; a rule is a condition plus what to do when it holds."""
+
+    model_config = STRICT
+
+    above: Optional[float] = None
+    below: Optional[float] = None
+    clear_below: Optional[float] = None
+    clear_above: Optional[float] = None
+    rate: Optional[RateSpec] = None
+    nodata: Optional[Union[Duration, NodataSpec]] = None
+    aggregate: Optional[AggregateSpec] = None
+    anomaly: Optional[AnomalySpec] = None
+    offline: Optional[bool] = None
+    difference: Optional[DifferenceSpec] = None
+    all: Optional[list[ConditionSpec]] = None
+    any: Optional[list[ConditionSpec]] = None
+    # Only inside all/any: the child looks at this other series (device/sensor/metric).
+    series: Optional[str] = None
+
+    def kinds(self) -> list[str]:
+        """The kinds of condition this spec names (exactly one is valid)."""
+        out = []
+        if self.above is not None or self.below is not None:
+            out.append("threshold")
+        for name in ("rate", "nodata", "aggregate", "anomaly", "all", "any"):
+            if getattr(self, name) is not None:
+                out.append(name)
+        if self.offline:
+            out.append("offline")
+        return out
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ConditionSpec:
+        kinds = self.kinds()
+        if not kinds:
+            raise ValueError(
+                "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any"
+            )
+        if len(kinds) > 1:
+            raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")
+        if self.clear_below is not None and self.above is None:
+            raise ValueError("clear_below goes with above")
+        if self.clear_above is not None and self.below is None:
+            raise ValueError("clear_above goes with below")
+        if self.above is not None and self.clear_below is not None and self.clear_below > self.above:
+            raise ValueError(
+                f"clear_below ({self.clear_below}) must be at or below above ({self.above}), "
+                "or the alert could never clear"
+            )
+        if self.below is not None and self.clear_above is not None and self.clear_above < self.below:
+            raise ValueError(
+                f"clear_above ({self.clear_above}) must be at or above below ({self.below}), "
+                "or the alert could never clear"
+            )
+        if self.difference is not None and kinds != ["threshold"]:
+            raise ValueError("difference goes with above/below")
+        if isinstance(self.series, str):
+            _series_id(self.series)
+        for group in (self.all, self.any):
+            if group is not None and not group:
+                raise ValueError("all/any needs at least one condition")
+        return self
+
+
+class RuleSpec(ConditionSpec):
+    """One rule: a condition on the series it matches, with timing, severity and message."""
+
+    name: str
+    match: MatchSpec = Field(default_factory=MatchSpec)
+    for_: Duration = Field(0.0, alias="for")
+    keep_firing_for: Duration = 0.0
+    severity: Severity = Severity.WARNING
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    notify: Union[str, list[str]] = Field(default_factory=list)
+    message: Optional[str] = None
+    # Series declared here are watched for nodata even before they ever reported.
+    series: Optional[list[str]] = None  # type: ignore[assignment]
+    flapping: Union[FlappingSpec, bool] = True
+    source: Literal["events", "store"] = "events"
+    every: Duration = 60.0
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _good_name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(
+                "a rule name is 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit "
+                f"(it becomes an MQTT topic level), got {v!r}"
+            )
+        return v
+
+    @field_validator("series")
+    @classmethod
+    def _declared(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        for s in v or []:
+            _series_id(s)
+        return v
+
+    @model_validator(mode="after")
+    def _rule_checks(self) -> RuleSpec:
+        if self.source == "store":
+            kinds = self.kinds()
+            if kinds not in (["aggregate"], ["nodata"], ["threshold"]) or self.difference is not None:
+                raise ValueError("source: store runs aggregate, nodata and above/below rules only")
+            if self.every <= 0:
+                raise ValueError("every must be longer than 0s")
+        return self
+
+    @property
+    def receivers(self) -> tuple[str, ...]:
+        return (self.notify,) if isinstance(self.notify, str) else tuple(self.notify)
+
+    @property
+    def flap(self) -> Optional[FlappingSpec]:
+        if self.flapping is True:
+            return FlappingSpec()
+        return self.flapping or None

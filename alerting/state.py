@@ -1,0 +1,160 @@
+"""The engine's SQLite state file: every alert's state and when each series was last heard.
+
+The notification outbox (``alerting.notify``) lives in the same file, so a state change and its
+notification are committed in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+from alerting.transition import AlertState
+
+__all__ = ["AlertRecord", "StateDB", "StateError"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_state (
+    key TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    series TEXT NOT NULL,
+    state TEXT NOT NULL,
+    underlying TEXT NOT NULL,
+    state_since REAL NOT NULL,
+    pending_since REAL,
+    firing_since REAL,
+    clear_since REAL,
+    value REAL,
+    changes TEXT NOT NULL DEFAULT '[]',
+    acked_by TEXT,
+    ack_comment TEXT,
+    last_transition TEXT
+);
+CREATE TABLE IF NOT EXISTS series_seen (
+    id TEXT PRIMARY KEY,
+    device TEXT NOT NULL,
+    sensor TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    last_seen REAL NOT NULL
+);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be opened or written; ``path`` names it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+@dataclass(slots=True)
+class AlertRecord:
+    """The state of one alert (one rule on one series).
+
+    ``state`` is what people see (it stays FLAPPING while the alert flaps); ``underlying`` is what
+    the condition says (ok, pending, firing), tracked quietly while flapping.
+    """
+
+    rule: str
+    series: str
+    state: AlertState = AlertState.OK
+    underlying: AlertState = AlertState.OK
+    state_since: float = 0.0
+    pending_since: Optional[float] = None
+    firing_since: Optional[float] = None
+    clear_since: Optional[float] = None
+    value: Optional[float] = None
+    changes: list[float] = field(default_factory=list)
+    acked_by: Optional[str] = None
+    ack_comment: Optional[str] = None
+    last_transition: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}/{self.series}"
+
+    @property
+    def pristine(self) -> bool:
+        """Nothing worth keeping: ok, and no recent changes to count for flapping."""
+        return self.state == AlertState.OK and self.underlying == AlertState.OK and not self.changes
+
+
+class StateDB:
+    """One SQLite file in WAL mode; the engine writes it from one thread."""
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a power cut may lose the last commits, a process crash loses none.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA busy_timeout=5000")
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StateError(self.path, f"cannot open the alert state file: {exc}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on an exception)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def load_alerts(self) -> list[AlertRecord]:
+        rows = self.conn.execute(
+            "SELECT rule, series, state, underlying, state_since, pending_since, firing_since, clear_since, "
+            "value, changes, acked_by, ack_comment, last_transition FROM alert_state").fetchall()
+        out = []
+        for r in rows:
+            try:
+                out.append(AlertRecord(r[0], r[1], AlertState(r[2]), AlertState(r[3]), r[4], r[5], r[6], r[7],
+                                       r[8], [float(x) for x in json.loads(r[9])], r[10], r[11], r[12]))
+            except (ValueError, TypeError) as exc:
+                log.warning("ignoring an unreadable alert state row %s/%s: %s", r[0], r[1], exc)
+        return out
+
+    def save_alerts(self, records: Iterable[AlertRecord]) -> None:
+        """Upsert (or delete, when pristine) inside the caller's transaction."""
+        for rec in records:
+            if rec.pristine:
+                self.conn.execute("DELETE FROM alert_state WHERE key = ?", (rec.key,))
+                continue
+            self.conn.execute(
+                "INSERT OR REPLACE INTO alert_state (key, rule, series, state, underlying, state_since, "
+                "pending_since, firing_since, clear_since, value, changes, acked_by, ack_comment, "
+                "last_transition) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.key, rec.rule, rec.series, rec.state.value, rec.underlying.value, rec.state_since,
+                 rec.pending_since, rec.firing_since, rec.clear_since, rec.value, json.dumps(rec.changes),
+                 rec.acked_by, rec.ack_comment, rec.last_transition))
+
+    def load_series(self) -> list[tuple[str, str, str, str, dict[str, str], float]]:
+        rows = self.conn.execute("SELECT id, device, sensor, metric, labels, last_seen FROM series_seen")
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def save_series(self, rows: Iterable[tuple[str, str, str, str, dict[str, str], float]]) -> None:
+        """Upsert when series were last heard, inside the caller's transaction."""
+        self.conn.executemany(
+            "INSERT INTO series_seen (id, device, sensor, metric, labels, last_seen) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), "
+            "labels = excluded.labels",
+            [(i, d, s, m, json.dumps(lab, sort_keys=True), t) for i, d, s, m, lab, t in rows])
+
+    def close(self) -> None:
+        self.conn.close()
