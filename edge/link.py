@@ -1,0 +1,238 @@
+"""The MQTT link: one thread owns one paho client per connection and does all network work.
+
+It connects (TLS, MQTT 5 or 3.1.1, username/password), publishes the retained birth and
+keeps a retained last will on ``<root>/status/<device>``, hands the forwarder a publish
+function, and reconnects with jittered exponential backoff. It logs one line per change of
+state (connected, lost, unreachable, refused), not one per attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any, Callable, Optional
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from vigil.topics import Topics
+
+from .clock import Clock
+from .config import EdgeConfig
+from .forwarder import Forwarder
+from .payload import status_payload
+
+__all__ = ["Backoff", "MqttLink"]
+
+log = logging.getLogger(__name__)
+
+LOOP_TIMEOUT = 0.1
+CONNECT_TIMEOUT = 10.0
+# A status update for a change (drops, errors) goes out at most this often.
+STATUS_MIN_GAP = 2.0
+
+
+class Backoff:
+    """Exponential delays with jitter up to a cap: ``uniform(d/2, d)``, ``d = min(cap, first * 2**n)``."""
+
+    def __init__(self, first: float, cap: float, rng: Optional[random.Random] = None) -> None:
+        self.first = first
+        self.cap = cap
+        self.rng = rng or random.Random()
+        self.attempt = 0
+
+    def next(self) -> float:
+        top = min(self.cap, self.first * 2 ** min(self.attempt, 30))
+        self.attempt += 1
+        return self.rng.uniform(top / 2, top)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class MqttLink:
+    """Runs in its own thread (``run``) until ``stop`` is set."""
+
+    def __init__(self, config: EdgeConfig, forwarder: Forwarder, clock: Clock, stop: threading.Event,
+                 status: Callable[[str], dict[str, Any]], fingerprint: Callable[[], tuple[int, ...]],
+                 discovery: Callable[[], list[tuple[str, bytes]]],
+                 env: Optional[dict[str, str]] = None, rng: Optional[random.Random] = None) -> None:
+        self.config = config
+        self.forwarder = forwarder
+        self.clock = clock
+        self.stop = stop
+        self.status = status
+        self.fingerprint = fingerprint
+        self.discovery = discovery
+        self.broker = config.mqtt.broker(env)
+        self.topics = Topics(config.mqtt.root)
+        self.status_topic = self.topics.status(config.device)
+        self.backoff = Backoff(config.mqtt.reconnect_min, config.mqtt.reconnect_max, rng)
+        self.connected = threading.Event()
+        self.connects = 0
+        self.last_problem: Optional[str] = None
+        self._state = ""
+        self._connack: Optional[Any] = None
+        self._disconnect_reason: Optional[str] = None
+        self._bad_acks: set[str] = set()
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self._session()
+            if self.stop.is_set():
+                break
+            self.stop.wait(self.backoff.next())
+
+    def _session(self) -> None:
+        client = self._client()
+        self._connack = None
+        self._disconnect_reason = None
+        try:
+            kwargs: dict[str, Any] = {"clean_start": True} if self.config.mqtt.protocol == "5" else {}
+            client.connect(self.broker.host, self.broker.port, self.config.mqtt.keepalive, **kwargs)
+        except (OSError, ValueError) as exc:
+            self._change("unreachable", logging.WARNING, "cannot reach the broker %s: %s; readings are "
+                         "buffered, retrying with backoff up to %gs", self.broker, exc, self.config.mqtt.reconnect_max)
+            self._close(client)
+            return
+        deadline = self.clock.monotonic() + CONNECT_TIMEOUT
+        while self._connack is None and not self.stop.is_set() and self.clock.monotonic() < deadline:
+            if client.loop(LOOP_TIMEOUT) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        if self._connack is None or self._connack.is_failure:
+            if self._connack is not None:
+                why = str(self._connack)
+                hint = (" (check mqtt.username and mqtt.password or VIGIL_MQTT_PASSWORD)"
+                        if self._connack.value in (4, 5, 0x86, 0x87) else "")
+                self._change(f"refused:{why}", logging.ERROR, "the broker %s refused the connection: %s%s; "
+                             "retrying with backoff up to %gs", self.broker, why, hint, self.config.mqtt.reconnect_max)
+            elif not self.stop.is_set():
+                self._change("noconnack", logging.WARNING, "the broker %s did not answer the connect "
+                             "(%s); retrying with backoff up to %gs", self.broker,
+                             self._disconnect_reason or "timeout", self.config.mqtt.reconnect_max)
+            self._close(client)
+            return
+        self._online(client)
+
+    def _online(self, client: mqtt.Client) -> None:
+        self.backoff.reset()
+        self.connects += 1
+        self._change("connected", logging.INFO, "connected to %s as %s (MQTT %s)", self.broker,
+                     self.config.client_id, self.config.mqtt.protocol)
+        self.connected.set()
+        self.forwarder.connected()
+        self._publish_status(client, "online")
+        for topic, payload in self.discovery():
+            client.publish(topic, payload, qos=1, retain=True)
+        last_status = self.clock.monotonic()
+        reported = self.fingerprint()
+        publish = self._publisher(client)
+
+        while not self.stop.is_set():
+            rc = client.loop(LOOP_TIMEOUT)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            self.forwarder.pump(publish)
+            now = self.clock.monotonic()
+            figures = self.fingerprint()
+            if now - last_status >= self.config.status_interval or (
+                    figures != reported and now - last_status >= STATUS_MIN_GAP):
+                self._publish_status(client, "online")
+                last_status, reported = now, figures
+        self.connected.clear()
+        if self.stop.is_set():
+            self._goodbye(client)
+        else:
+            self._change("lost", logging.WARNING, "lost the connection to %s (%s); readings are buffered, "
+                         "reconnecting with backoff up to %gs", self.broker,
+                         self._disconnect_reason or "connection closed", self.config.mqtt.reconnect_max)
+            self._close(client)
+        self.forwarder.disconnected()
+
+    def _goodbye(self, client: mqtt.Client) -> None:
+        """On a clean stop: send what is queued (up to 2 s), say offline ourselves, then disconnect."""
+        deadline = self.clock.monotonic() + 2.0
+        while self.clock.monotonic() < deadline:
+            sent = self.forwarder.pump(self._publisher(client))
+            if not sent and not self.forwarder.inflight and not self.forwarder.backlog_pending:
+                break
+            if client.loop(LOOP_TIMEOUT) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return self._close(client)
+        info = client.publish(self.status_topic, status_payload(self.status("offline")), qos=1, retain=True)
+        deadline = self.clock.monotonic() + 2.0
+        while not info.is_published() and self.clock.monotonic() < deadline:
+            if client.loop(LOOP_TIMEOUT) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        self.forwarder.flush_acks()
+        client.disconnect()
+        client.loop(LOOP_TIMEOUT)
+        self._close(client)
+        log.info("disconnected from %s", self.broker)
+
+    # -- paho ---------------------------------------------------------------------------
+
+    def _client(self) -> mqtt.Client:
+        m = self.config.mqtt
+        v5 = m.protocol == "5"
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        client.connect_timeout = CONNECT_TIMEOUT
+        client.max_inflight_messages_set(self.forwarder.max_inflight)
+        client.max_queued_messages_set(0)
+        if self.broker.username:
+            client.username_pw_set(self.broker.username, self.broker.password)
+        if self.broker.tls:
+            client.tls_set(ca_certs=m.ca_file, certfile=m.cert_file, keyfile=m.key_file)
+            client.tls_insecure_set(m.tls_insecure)
+        client.will_set(self.status_topic, status_payload({"state": "offline", "device": self.config.device,
+                                                           "reason": "connection lost"}), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connack = reason
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._disconnect_reason = str(reason)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        ok = not getattr(reason, "is_failure", False)
+        if not ok and str(reason) not in self._bad_acks:
+            self._bad_acks.add(str(reason))
+            log.error("the broker %s refused a reading: %s (dropped; check the broker's ACL for %s)",
+                      self.broker, reason, self.topics.readings(self.config.device, "+"))
+        self.forwarder.acked(mid, ok)
+
+    def _publisher(self, client: mqtt.Client) -> Callable[[str, bytes], Optional[int]]:
+        def publish(topic: str, payload: bytes) -> Optional[int]:
+            info = client.publish(topic, payload, qos=1)
+            return info.mid if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
+
+        return publish
+
+    def _publish_status(self, client: mqtt.Client, state: str) -> None:
+        client.publish(self.status_topic, status_payload(self.status(state)), qos=1, retain=True)
+
+    def _close(self, client: mqtt.Client) -> None:
+        sock = client.socket()
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _change(self, state: str, level: int, message: str, *args: Any) -> None:
+        """Log a state change once; the same state again is only a debug line."""
+        if state != "connected":
+            self.last_problem = message % args
+        log.log(level if state != self._state else logging.DEBUG, message, *args)
+        self._state = state
