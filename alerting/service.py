@@ -1,0 +1,340 @@
+"""``vigil alerting`` at run time: MQTT in, rules evaluated, alert states out, delivery started.
+
+Subscribes (QoS 1, persistent session) to ``<root>/events/#``, ``<root>/status/+``, ``<root>/ack/#``
+and ``<root>/control/rules/reload``. A message is acknowledged to the broker only after the engine
+committed what it caused, so a crash loses no event. Every state change is published retained on
+``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run on their schedule against the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import aiomqtt
+
+from alerting.clock import Clock, SystemClock
+from alerting.conditions import SeriesData
+from alerting.engine import Engine
+from alerting.index import CompiledRule, owns, parse_partition
+from alerting.notify.outbox import Outbox
+from alerting.rules import RulesError, RuleSet, load_rules_path
+from alerting.state import AlertRecord, StateDB
+from alerting.transition import Transition
+from broker_bridge.stores import Store, StoreError, open_store
+from vigil.config import VigilConfig
+from vigil.event import Event, EventDecodeError, SeriesKey
+from vigil.mqtt import ack, backoff_delay, build_client, enable_manual_ack
+from vigil.topics import Topics
+
+__all__ = ["AlertService", "parse_status", "serve"]
+
+log = logging.getLogger(__name__)
+
+# Bounds what one payload may cost to parse; real events are a few hundred bytes.
+MAX_PAYLOAD = 64 * 1024
+FLUSH_SECONDS = 5.0
+TIMER_POLL = 1.0
+
+
+def parse_status(payload: bytes) -> Optional[bool]:
+    """``online``/``offline`` as text or JSON ({"status": ...} or {"state": ...}); None if neither."""
+    text = payload[:MAX_PAYLOAD].decode("utf-8", "replace").strip()
+    word = text.lower()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if isinstance(data, dict):
+            word = str(data.get("status", data.get("state", ""))).lower()
+    if word in ("online", "on", "true", "1", "up"):
+        return True
+    if word in ("offline", "off", "false", "0", "down", "lost"):
+        return False
+    return None
+
+
+class AlertService:
+    """The engine behind MQTT: turns messages into engine calls, and transitions into publishes."""
+
+    def __init__(self, config: VigilConfig, engine: Engine, *, rules_path: Optional[str] = None,
+                 dispatcher: Any = None) -> None:
+        self.config = config
+        self.topics: Topics = config.mqtt.topics
+        self.engine = engine
+        self.rules_path = rules_path
+        self.dispatcher = dispatcher
+        self.outgoing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
+        self.rejected = 0
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """One message from the broker; never raises (a bad message is logged and skipped)."""
+        try:
+            self._handle(topic, payload)
+        except Exception:  # one bad message must not stop the engine
+            self.rejected += 1
+            log.exception("could not handle a message on %s", topic[:200])
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        root = self.topics.root + "/"
+        if not topic.startswith(root):
+            return
+        kind, _, rest = topic[len(root):].partition("/")
+        if len(payload) > MAX_PAYLOAD:
+            self.rejected += 1
+            log.warning("ignoring a %d-byte message on %s (limit %d)", len(payload), topic[:200], MAX_PAYLOAD)
+            return
+        if kind == "events":
+            try:
+                event = Event.from_json(payload)
+            except EventDecodeError as exc:
+                self.rejected += 1
+                log.warning("ignoring a bad event on %s: %s", topic[:200], exc)
+                return
+            self._publish(self.engine.on_event(event))
+        elif kind == "status":
+            online = parse_status(payload)
+            if online is None or "/" in rest or not rest:
+                log.warning("ignoring a status message on %s: expected online or offline", topic[:200])
+                return
+            self._publish(self.engine.on_status(rest, online))
+        elif kind == "ack":
+            self._ack(rest, payload)
+        elif topic == self.topics.rules_reload:
+            self.reload()
+
+    def _ack(self, rest: str, payload: bytes) -> None:
+        rule, _, series = rest.partition("/")
+        try:
+            data = json.loads(payload) if payload.strip() else {}
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            log.warning("ignoring an acknowledgement of %s: expected {\"by\": ..., \"comment\": ...}", rest[:200])
+            return
+        by = str(data.get("by") or "someone")[:100]
+        comment = str(data.get("comment") or "")[:1000]
+        rec = self.engine.acknowledge(rule, series, by, comment)
+        if rec is None:
+            log.info("acknowledgement of %s/%s: no such alert firing", rule[:100], series[:200])
+            return
+        log.info("alert %s acknowledged by %s", rec.key, by)
+        if self.dispatcher is not None and hasattr(self.dispatcher, "acknowledge"):
+            self.dispatcher.acknowledge(rec.key, by, comment)
+        self._publish_record(rec)
+
+    def reload(self) -> bool:
+        """Read the rules files again; on errors keep the rules in force and log every problem."""
+        if not self.rules_path:
+            return False
+        try:
+            rules, warnings = load_rules_path(self.rules_path)
+        except RulesError as exc:
+            for issue in exc.issues:
+                log.error("rules not reloaded: %s", issue)
+            return False
+        for w in warnings:
+            log.warning("%s", w)
+        dropped = self.engine.reload(rules)
+        for key in dropped:
+            rule, _, series = key.partition("/")
+            self._enqueue(self.topics.alerts(rule, series), b"")
+        if self.dispatcher is not None and hasattr(self.dispatcher, "reload"):
+            self.dispatcher.reload(rules.notify)
+        log.info("rules reloaded: %d rules", len(rules.rules))
+        return True
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    def _publish(self, transitions: list[Transition]) -> None:
+        for t in transitions:
+            log.info("%s %s -> %s: %s", t.key, t.previous.value, t.state.value, t.message)
+            rec = self.engine.alerts.get(t.key)
+            if rec is not None and rec.last_transition == t.to_json():
+                self._publish_record(rec)
+            else:
+                self._enqueue(self.topics.alerts(t.rule, t.series), t.to_json().encode())
+
+    def _publish_record(self, rec: AlertRecord) -> None:
+        if not rec.last_transition:
+            return
+        body = json.loads(rec.last_transition)
+        body["acknowledged_by"] = rec.acked_by
+        body["ack_comment"] = rec.ack_comment
+        self._enqueue(self.topics.alerts(rec.rule, rec.series), json.dumps(body, ensure_ascii=False).encode())
+
+    def republish_all(self) -> None:
+        """Every known alert state again (on connect, so retained topics match the state file)."""
+        for rec in self.engine.active():
+            self._publish_record(rec)
+
+    def _enqueue(self, topic: str, payload: bytes) -> None:
+        try:
+            self.outgoing.put_nowait((topic, payload))
+        except asyncio.QueueFull:
+            # the retained state is republished in full on the next connect
+            log.warning("publish queue full; dropping the state update on %s", topic)
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    async def timers(self, clock: Clock) -> None:
+        """Fire timers on time, also when no message arrives."""
+        while True:
+            due = self.engine.next_due()
+            now = clock.now()
+            wait = TIMER_POLL if due is None else min(TIMER_POLL, max(0.0, due - now))
+            await clock.sleep(wait)
+            self._publish(self.engine.tick())
+
+    async def flusher(self, clock: Clock) -> None:
+        while True:
+            await clock.sleep(FLUSH_SECONDS)
+            self.engine.flush()
+
+    async def store_rules(self, store: Store, clock: Clock) -> None:
+        """Rules with ``source: store``: each on its own schedule, against stored history."""
+        last: dict[str, float] = {}
+        while True:
+            now = clock.now()
+            for c in list(self.engine.index.store_rules):
+                if now - last.get(c.name, float("-inf")) < c.rule.spec.every:
+                    continue
+                last[c.name] = now
+                try:
+                    snapshots = await asyncio.to_thread(store_snapshots, store, c, now, self.engine.partition)
+                except (StoreError, ValueError) as exc:
+                    log.warning("rule %s: cannot read the store: %s", c.name, exc)
+                    continue
+                for data in snapshots:
+                    self._publish(self.engine.evaluate_series(c, data, now))
+            await clock.sleep(TIMER_POLL)
+
+    async def mqtt(self, ready: Optional[asyncio.Event]) -> None:
+        """Connect, subscribe, handle messages and publish states; reconnect with backoff."""
+        settings = self.config.mqtt
+        client_id = self.config.alerting.client_id
+        attempt = 0
+        while True:
+            client = build_client(settings, client_id, persistent=True, max_inflight=100)
+            enable_manual_ack(client)
+            try:
+                async with client:
+                    attempt = 0
+                    for flt in (self.topics.all_events, self.topics.all_status, self.topics.all_acks,
+                                self.topics.rules_reload):
+                        await client.subscribe(flt, qos=1)
+                    self.republish_all()
+                    log.info("connected to the broker; watching %s", self.topics.all_events)
+                    if ready is not None:
+                        ready.set()
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._sender(client), name="alerting-publish")
+                        async for message in client.messages:
+                            payload = message.payload if isinstance(message.payload, bytes) else \
+                                str(message.payload or "").encode()
+                            self.handle(message.topic.value, payload)
+                            ack(client, message)
+            except aiomqtt.MqttError as exc:
+                attempt += 1
+                delay = backoff_delay(attempt)
+                log.warning("broker connection lost (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _sender(self, client: aiomqtt.Client) -> None:
+        while True:
+            topic, payload = await self.outgoing.get()
+            await client.publish(topic, payload, qos=1, retain=True)
+
+
+def store_snapshots(store: Store, c: CompiledRule, now: float, partition: tuple[int, int]) -> list[SeriesData]:
+    """The series a store rule watches, as SeriesData read from the store (runs in a thread)."""
+    spec = c.rule.spec
+    metric = spec.match.metric if not set("*?[") & set(spec.match.metric) else None
+    out = []
+    for latest in store.latest(metric=metric):
+        sid = latest.series.id
+        if not c.matches(latest.device, latest.sensor, latest.metric, dict(latest.labels)):
+            continue
+        if not owns(sid, partition):
+            continue
+        data = SeriesData(sid, latest.device, latest.sensor, latest.metric, latest.labels, latest.unit)
+        data.value, data.ts, data.last_seen = latest.value, latest.ts, latest.ts
+        if spec.aggregate is not None:
+            data.keep = spec.aggregate.window
+            points = store.query(SeriesKey(latest.metric, latest.device, latest.sensor),
+                                 now - spec.aggregate.window, now + 0.001)
+            for p in points:
+                data.add(p.ts, p.value, latest.ts)
+            data.last_seen = latest.ts
+        out.append(data)
+    return out
+
+
+async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Optional[Clock] = None,
+                ready: Optional[asyncio.Event] = None, rules_path: Optional[str] = None,
+                state_path: Optional[str] = None, sender: Any = None) -> None:
+    """Run the rule engine until cancelled (for ``vigil alerting`` and ``vigil up``); leaves no task behind."""
+    clock = clock or SystemClock()
+    settings = config.alerting
+    rules_path = rules_path or settings.rules
+    state_path = state_path or settings.state
+    rules, warnings = _load_rules(rules_path)
+    for w in warnings:
+        log.warning("%s", w)
+    db = StateDB(state_path)
+    outbox = Outbox(db.conn)
+    outbox.create_tables()
+    own_store = False
+    if store is None and any(r.spec.source == "store" for r in rules.rules):
+        store = open_store(config.store.store_url(), retention=config.store.retention)
+        own_store = True
+    try:
+        engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
+                        dashboard_url=config.dashboard.public_url)
+        dispatcher = _dispatcher(state_path, rules, clock, sender)
+        service = AlertService(config, engine, rules_path=rules_path, dispatcher=dispatcher)
+        log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), rules_path,
+                 state_path, len(engine.active()))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(service.mqtt(ready), name="alerting-mqtt")
+            tg.create_task(service.timers(clock), name="alerting-timers")
+            tg.create_task(service.flusher(clock), name="alerting-flush")
+            if store is not None and engine.index.store_rules:
+                tg.create_task(service.store_rules(store, clock), name="alerting-store-rules")
+            if dispatcher is not None:
+                tg.create_task(dispatcher.run(), name="alerting-dispatcher")
+    finally:
+        try:
+            if "engine" in locals():
+                engine.flush()
+        finally:
+            db.close()
+            if own_store and store is not None:
+                store.close()
+
+
+def _load_rules(path: str) -> tuple[RuleSet, list[Any]]:
+    if not Path(path).exists():
+        log.warning("no rules at %s yet: running with none (write them, then publish to the reload topic)", path)
+        return RuleSet(), []
+    return load_rules_path(path)
+
+
+def _dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any) -> Any:
+    """The notification Dispatcher (alerting.notify), or None when this install has none yet."""
+    try:
+        from alerting.notify.dispatcher import Dispatcher
+    except ImportError:
+        log.warning("alerting.notify.dispatcher is not available: alert states are published, nothing is sent")
+        return None
+    if sender is None:
+        from alerting.notify.apprise_sender import AppriseSender
+
+        sender = AppriseSender()
+    return Dispatcher(state_path, rules.notify, sender, clock)
