@@ -1,0 +1,86 @@
+"""The on-disk queue: seq across restarts, group commits, bounds, and what a crash keeps."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from edge.clock import ManualClock
+from edge.queue import ReadingQueue
+
+
+def put(q: ReadingQueue, sensor: str = "t0", ts: float = 1_700_000_000.0) -> int:
+    return q.put(sensor, f"vigil/readings/pi/{sensor}", ts, lambda seq: json.dumps({"seq": seq}).encode())
+
+
+def test_seq_is_per_sensor_and_survives_a_restart(tmp_path: Path) -> None:
+    q = ReadingQueue(str(tmp_path), sync="always")
+    assert [put(q, "a"), put(q, "a"), put(q, "b"), put(q, "a")] == [0, 1, 0, 2]
+    q.remove([r.id for r in q.fetch(0, 10**9, 100)])
+    q.close()
+    again = ReadingQueue(str(tmp_path), sync="always")
+    assert (put(again, "a"), put(again, "b"), again.depth) == (3, 1, 2)
+    again.close()
+
+
+def test_batch_mode_commits_in_groups_and_sends_only_committed_rows(tmp_path: Path) -> None:
+    clock = ManualClock()
+    q = ReadingQueue(str(tmp_path), sync="batch", batch_interval=2.0, clock=clock)
+    put(q)
+    put(q)
+    assert q.fetch(0, 10**9, 10) == []  # not committed yet: a crash now must not lose a sent seq
+    clock.advance(2.0)
+    q.tick()
+    assert [r.seq for r in q.fetch(0, 10**9, 10)] == [0, 1]
+    put(q)
+    # A crash before the next group commit: another connection sees only the committed rows.
+    other = sqlite3.connect(tmp_path / "queue.db")
+    assert other.execute("SELECT seq FROM readings ORDER BY id").fetchall() == [(0,), (1,)]
+    assert other.execute("SELECT last FROM seq").fetchall() == [(1,)]
+    other.close()
+    q.close()
+    reopened = ReadingQueue(str(tmp_path), sync="batch", clock=clock)
+    assert [r.seq for r in reopened.fetch(0, 10**9, 10)] == [0, 1, 2]  # a clean close commits
+    reopened.close()
+
+
+def test_a_full_queue_drops_the_oldest_and_counts(tmp_path: Path) -> None:
+    q = ReadingQueue(str(tmp_path), max_readings=10, sync="always")
+    for _ in range(25):
+        put(q)
+    assert q.depth == 10 and q.dropped == 15
+    assert [r.seq for r in q.fetch(0, 10**9, 100)] == list(range(15, 25))
+    q.close()
+    again = ReadingQueue(str(tmp_path), max_readings=10, sync="always")
+    assert again.dropped == 15 and again.depth == 10
+    again.close()
+
+
+def test_readings_older_than_max_age_are_dropped_and_counted(tmp_path: Path) -> None:
+    clock = ManualClock(start=1_700_000_000.0)
+    q = ReadingQueue(str(tmp_path), max_age=3600, sync="always", clock=clock)
+    put(q, ts=clock.time() - 7200)
+    put(q, ts=clock.time() - 60)
+    q.tick()
+    assert q.depth == 1 and q.dropped == 1
+    assert [r.seq for r in q.fetch(0, 10**9, 10)] == [1]
+    q.close()
+
+
+def test_an_in_memory_queue_works_for_demos() -> None:
+    q = ReadingQueue(None, sync="always")
+    put(q)
+    assert q.path == ":memory:" and [r.seq for r in q.fetch(0, 10**9, 10)] == [0]
+    q.close()
+
+
+def test_an_unwritable_directory_is_a_queue_error(tmp_path: Path) -> None:
+    import pytest
+
+    from edge.errors import QueueError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(QueueError, match="cannot open"):
+        ReadingQueue(str(blocker / "sub"))
