@@ -1,15 +1,110 @@
-"""The ``dashboard:`` section of vigil.yaml."""
+"""The ``dashboard:`` section of vigil.yaml: where it listens, who may log in, which keys may ingest."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal, Optional
 
-from vigil.configtypes import STRICT, HostPort
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["DashboardSettings"]
+from vigil.configtypes import STRICT, Duration, HostPort
+
+__all__ = ["ROLES", "DashboardSettings", "HmacKey", "Role", "TokenEntry", "UserEntry"]
+
+# read-only: look at everything; ingest: only POST readings; admin: also acknowledge, silence, reload.
+Role = Literal["read-only", "ingest", "admin"]
+ROLES: tuple[str, ...] = ("read-only", "ingest", "admin")
+
+
+class UserEntry(BaseModel):
+    """A person who logs in with a password; only its hash is kept (``vigil dashboard --hash-password``)."""
+
+    model_config = STRICT
+
+    name: str = Field(min_length=1, max_length=64)
+    password_hash: str
+    role: Role = "read-only"
+
+    @field_validator("password_hash")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        from .passwords import check_hash_format
+
+        check_hash_format(v)
+        return v
+
+
+class TokenEntry(BaseModel):
+    """An API token for scripts and webhooks: ``Authorization: Bearer <token>``."""
+
+    model_config = STRICT
+
+    name: str = Field(min_length=1, max_length=64)
+    token: SecretStr
+    role: Role = "ingest"
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 16:
+            raise ValueError("a token must be at least 16 characters long")
+        return v
+
+
+class HmacKey(BaseModel):
+    """A shared secret that signs ingest requests (``X-Vigil-Key``, ``X-Vigil-Timestamp``, ``X-Vigil-Signature``)."""
+
+    model_config = STRICT
+
+    id: str = Field(min_length=1, max_length=64)
+    secret: SecretStr
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 16:
+            raise ValueError("an HMAC secret must be at least 16 characters long")
+        return v
 
 
 class DashboardSettings(BaseModel):
     model_config = STRICT
 
     listen: HostPort = "127.0.0.1:8080"
+    client_id: str = "vigil-dashboard"
+    # The address people use (https://... behind a TLS proxy makes cookies Secure).
+    public_url: Optional[str] = None
+    users: list[UserEntry] = Field(default_factory=list)
+    tokens: list[TokenEntry] = Field(default_factory=list)
+    hmac_keys: list[HmacKey] = Field(default_factory=list)
+    # Signs session cookies; without one a random secret is made at start (sessions end on restart).
+    session_secret: Optional[SecretStr] = None
+    session_lifetime: Duration = 12 * 3600.0
+    # The rules file or folder the Rules page shows and reloads; default: alerting.rules.
+    rules: Optional[str] = None
+    max_body_bytes: int = Field(1_048_576, ge=1024, le=64 * 1024 * 1024)
+    max_batch: int = Field(10_000, ge=1, le=1_000_000)
+    # How far a signed request's timestamp may be from the server's clock.
+    signature_tolerance: Duration = 300.0
+    login_attempts: int = Field(5, ge=1, le=1000)
+    login_window: Duration = 60.0
+    alert_history: int = Field(1000, ge=10, le=100_000)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, such as https://vigil.example.org")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DashboardSettings:
+        for what, names in (("users", [u.name for u in self.users]), ("tokens", [t.name for t in self.tokens]),
+                            ("hmac_keys", [k.id for k in self.hmac_keys])):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{what}: the name {dup[0]!r} is given more than once")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))

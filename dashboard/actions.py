@@ -1,0 +1,211 @@
+"""The write side of ``/api/v1``: acknowledge, silence, rules check and reload, and HTTP ingest.
+
+Every action goes through MQTT, so the rule engine and every other dashboard agree on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from pathlib import Path
+from typing import Any, Optional
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from vigil.durations import parse_duration
+
+from .auth import AuthError, Principal
+from .context import Admin, ApiError, Reader, ctx_of
+from .feed import BrokerUnavailable
+from .ingest import IngestError, parse_contract_body, parse_format_body
+from .rules_view import check_rules, rules_files, write_rules_file
+
+__all__ = ["router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1")
+
+
+class AckBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str = Field("", max_length=500)
+
+
+class SilenceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    matchers: dict[str, str] = Field(min_length=1, max_length=16)
+    duration: str = Field("1h", description="e.g. 30m, 2h, 1d")
+    comment: str = Field("", max_length=500)
+
+
+class RulesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: str = Field(max_length=255)
+    text: str = Field(max_length=1_000_000)
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@router.post("/alerts/{rule}/{series:path}/ack", tags=["alerts"])
+async def acknowledge(request: Request, who: Admin, rule: str, series: str,
+                      body: AckBody) -> dict[str, Any]:
+    """Acknowledge an alert: published on ``<root>/ack/<rule>/<series>`` for the rule engine."""
+    ctx = ctx_of(request)
+    if f"{rule}/{series}" not in ctx.live.alerts:
+        raise ApiError(404, f"no alert {rule}/{series} is known")
+    topic = ctx.live.topics.ack(rule, series)
+    await ctx.publisher.publish(topic, _dumps({"by": who.name, "comment": body.comment, "at": ctx.clock.now()}))
+    ctx.counters["acknowledged"] += 1
+    log.info("%s acknowledged %s/%s", who.name, rule, series)
+    return {"acknowledged": f"{rule}/{series}", "by": who.name}
+
+
+@router.post("/silences", tags=["alerts"], status_code=201)
+async def create_silence(request: Request, who: Admin, body: SilenceBody) -> dict[str, Any]:
+    """Silence alerts whose labels match for a duration (retained on ``<root>/silences/<id>``)."""
+    ctx = ctx_of(request)
+    seconds = parse_duration(body.duration)
+    if not 0 < seconds <= 366 * 86400:
+        raise ValueError("duration must be between 1s and 366d")
+    sid = secrets.token_hex(6)
+    now = ctx.clock.now()
+    data = {"matchers": body.matchers, "until": now + seconds, "by": who.name, "comment": body.comment,
+            "created": now}
+    await ctx.publisher.publish(ctx.live.topics.silence(sid), _dumps(data), retain=True)
+    ctx.counters["silenced"] += 1
+    return {"id": sid, **data}
+
+
+@router.delete("/silences/{sid}", tags=["alerts"])
+async def expire_silence(request: Request, who: Admin, sid: str) -> dict[str, Any]:
+    """Expire a silence now: an empty retained message deletes it."""
+    ctx = ctx_of(request)
+    if sid not in ctx.live.silences:
+        raise ApiError(404, f"no silence {sid} is known")
+    await ctx.publisher.publish(ctx.live.topics.silence(sid), b"", retain=True)
+    log.info("%s expired silence %s", who.name, sid)
+    return {"expired": sid}
+
+
+@router.get("/rules", tags=["rules"])
+async def rules(request: Request, _: Reader) -> dict[str, Any]:
+    """The rules files, each rule with how many series are pending and firing."""
+    ctx = ctx_of(request)
+    files = rules_files(ctx.rules_path)
+    out_files = []
+    for name, path in files.items():
+        text = path.read_text("utf-8", errors="replace")
+        try:
+            result = check_rules(text, name)
+        except Exception as exc:  # the loader is missing or broken: still show the file
+            result = {"ok": None, "issues": [str(exc)], "warnings": [], "rules": []}
+        out_files.append({"file": name, "text": text, **result})
+    counts: dict[str, dict[str, int]] = {}
+    for a in ctx.live.alerts.values():
+        c = counts.setdefault(a["rule"], {"pending": 0, "firing": 0})
+        if a["state"] in c:
+            c[a["state"]] += 1
+    names = [r for f in out_files for r in f["rules"]]
+    for extra in counts:
+        if extra not in names:
+            names.append(extra)
+    return {"path": str(ctx.rules_path), "files": out_files,
+            "rules": [{"name": n, **counts.get(n, {"pending": 0, "firing": 0})} for n in names]}
+
+
+def _target(request: Request, file: str) -> Path:
+    files = rules_files(ctx_of(request).rules_path)
+    if file not in files:  # only files already there: a name cannot walk out of the rules folder
+        raise ApiError(404, f"no rules file {file!r}; known: {', '.join(files) or 'none'}")
+    return files[file]
+
+
+@router.post("/rules/validate", tags=["rules"])
+async def validate_rules(request: Request, _: Reader, body: RulesBody) -> dict[str, Any]:
+    """Check an edited rules file as ``vigil rules check`` would, without saving it."""
+    _target(request, body.file)
+    return await asyncio.to_thread(check_rules, body.text, body.file)
+
+
+@router.post("/rules/reload", tags=["rules"])
+async def reload_rules(request: Request, who: Admin, body: RulesBody) -> dict[str, Any]:
+    """Save a rules file and ask the engine to reload; an invalid set is refused (422) and not saved."""
+    ctx = ctx_of(request)
+    target = _target(request, body.file)
+    result = await asyncio.to_thread(check_rules, body.text, body.file)
+    if not result["ok"]:
+        raise IngestError(422, "the rules have errors; nothing was saved", [{"error": i} for i in result["issues"]])
+    await asyncio.to_thread(write_rules_file, target, body.text)
+    await ctx.publisher.publish(ctx.live.topics.rules_reload, _dumps({"by": who.name, "file": body.file}))
+    log.info("%s saved %s and asked for a rules reload", who.name, body.file)
+    return {"saved": body.file, "reloaded": True, **result}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise IngestError(413, f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise IngestError(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ingest_principal(request: Request, body: bytes) -> Principal:
+    ctx = ctx_of(request)
+    sig = request.headers.get("x-vigil-signature")
+    if sig is not None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return ctx.auth.signature(request.headers.get("x-vigil-key", ""),
+                                  request.headers.get("x-vigil-timestamp", ""), sig, path, body)
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthError(401, "send 'Authorization: Bearer <token>' or an X-Vigil-Signature")
+    return ctx.auth.token(value.strip())
+
+
+@router.post("/readings", tags=["ingest"], status_code=202)
+async def ingest(request: Request, device: Optional[str] = None, sensor: Optional[str] = None,
+                 format: Optional[str] = None, topic: Optional[str] = None) -> dict[str, Any]:
+    """Readings from things that cannot speak MQTT, published on ``<root>/readings/...`` once the broker has them.
+
+    The body is the contract's JSON (one reading or an array; device and sensor from the query or
+    each reading), or with ``format=`` a payload of one of the bridge's formats and ``topic=``.
+    """
+    ctx = ctx_of(request)
+    body = await _read_body(request, ctx.settings.max_body_bytes)
+    who = _ingest_principal(request, body)
+    if not who.allows("ingest"):
+        raise AuthError(403, f"{who.name} may not ingest readings")
+    if format in (None, "", "vigil", "json"):
+        out = parse_contract_body(body, ctx.live.topics, device, sensor, ctx.settings.max_batch)
+    else:
+        if ctx.pipeline is None:
+            raise IngestError(422, f"format={format} is not available here (the bridge's formats are not installed)")
+        out = parse_format_body(body, format, topic, ctx.live.topics, ctx.pipeline(format))
+    sem = asyncio.Semaphore(256)  # stay far below paho's 65,535 packet ids
+
+    async def send(topic_: str, payload: bytes) -> None:
+        async with sem:
+            await ctx.publisher.publish(topic_, payload, qos=1)
+
+    results = await asyncio.gather(*(send(o.topic, o.payload) for o in out), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        ctx.counters["ingest_failed"] += len(failed)
+        ctx.counters["ingested"] += len(out) - len(failed)
+        if isinstance(failed[0], BrokerUnavailable):
+            raise BrokerUnavailable(f"{failed[0].reason}; {len(out) - len(failed)} of {len(out)} readings "
+                                    "were published, send the rest again")
+        raise failed[0]
+    ctx.counters["ingested"] += len(out)
+    return {"accepted": len(out), "by": who.name}

@@ -1,0 +1,248 @@
+"""The read side of ``/api/v1``: latest values, history, devices, alerts, silences, health, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Any, Optional
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from broker_bridge.stores import Point, StoreError
+from vigil.durations import parse_duration
+from vigil.event import Event, SeriesKey
+from vigil.reading import parse_ts
+from vigil.topics import validate_segment
+
+from .context import Context, Reader, ctx_of
+
+__all__ = ["choose_bucket", "router"]
+
+router = APIRouter(prefix="/api/v1")
+
+_NICE = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
+
+
+def choose_bucket(span: float, points: int) -> float:
+    """The smallest round bucket that draws ``span`` seconds in at most ``points`` points."""
+    want = span / max(1, points)
+    return float(next((b for b in _NICE if b >= want), math.ceil(want / 86400) * 86400))
+
+
+def _event_row(ctx: Context, e: Event) -> dict[str, Any]:
+    d = e.to_dict()
+    d["series"] = e.series.id
+    d["state"] = ctx.live.series_state(e.series.id)
+    return d
+
+
+async def latest_rows(ctx: Context, metric: Optional[str] = None,
+                      device: Optional[str] = None) -> list[dict[str, Any]]:
+    """The newest value of every series: the store's, replaced by a newer one seen on the bus."""
+    stored = await asyncio.to_thread(ctx.store.latest, metric, device)
+    rows = {e.series.id: _event_row(ctx, e) for e in stored}
+    for sid, live in ctx.live.latest.items():
+        if (metric and live["metric"] != metric) or (device and live["device"] != device):
+            continue
+        if sid not in rows or rows[sid]["ts"] <= live["ts"]:
+            rows[sid] = {**live, "state": ctx.live.series_state(sid)}
+    return sorted(rows.values(), key=lambda r: (r["device"], r["sensor"], r["metric"]))
+
+
+@router.get("/health", tags=["status"])
+async def health(request: Request) -> JSONResponse:
+    """Whether the dashboard reaches the broker and the store (no authentication)."""
+    ctx = ctx_of(request)
+    store_ok = True
+    try:
+        await asyncio.to_thread(ctx.store.ping)
+    except StoreError:
+        store_ok = False
+    ok = store_ok and ctx.live.connected
+    body = {"status": "ok" if ok else "degraded", "broker": ctx.live.connected, "store": store_ok}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", tags=["status"], response_class=PlainTextResponse)
+async def metrics(request: Request, _: Reader) -> PlainTextResponse:
+    """Prometheus metrics of the dashboard process."""
+    ctx = ctx_of(request)
+    lines = [
+        "# TYPE vigil_dashboard_broker_connected gauge",
+        f"vigil_dashboard_broker_connected {int(ctx.live.connected)}",
+        "# TYPE vigil_dashboard_live_subscribers gauge",
+        f"vigil_dashboard_live_subscribers {ctx.live.subscribers}",
+        "# TYPE vigil_dashboard_mqtt_messages_total counter",
+        f"vigil_dashboard_mqtt_messages_total {ctx.live.counters['messages']}",
+        "# TYPE vigil_dashboard_mqtt_bad_messages_total counter",
+        f"vigil_dashboard_mqtt_bad_messages_total {ctx.live.counters['bad_messages']}",
+        "# TYPE vigil_dashboard_series gauge",
+        f"vigil_dashboard_series {len(ctx.live.latest)}",
+        "# TYPE vigil_dashboard_alerts gauge",
+    ]
+    for state in ("pending", "firing"):
+        n = sum(1 for a in ctx.live.alerts.values() if a["state"] == state)
+        lines.append(f'vigil_dashboard_alerts{{state="{state}"}} {n}')
+    lines.append("# TYPE vigil_dashboard_events_total counter")
+    for name, value in sorted(ctx.counters.items()):
+        lines.append(f'vigil_dashboard_events_total{{event="{name}"}} {value}')
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+@router.get("/latest", tags=["readings"])
+async def latest(request: Request, _: Reader, metric: Optional[str] = None,
+                 device: Optional[str] = None) -> list[dict[str, Any]]:
+    """The newest reading of every series, with its alert state."""
+    return await latest_rows(ctx_of(request), metric, device)
+
+
+@router.get("/devices", tags=["readings"])
+async def devices(request: Request, _: Reader) -> list[dict[str, Any]]:
+    """Every device: online/offline from its status topic, its sensors, its site and room."""
+    ctx = ctx_of(request)
+    out: dict[str, dict[str, Any]] = {}
+    for row in await latest_rows(ctx):
+        d = out.setdefault(row["device"], {"device": row["device"], "state": "unknown", "sensors": [],
+                                           "last_seen": 0.0, "labels": {}})
+        d["sensors"].append(row["series"])
+        d["last_seen"] = max(d["last_seen"], row["ts"])
+        d["labels"].update(row.get("labels") or {})
+    for name, status in ctx.live.devices.items():
+        d = out.setdefault(name, {"device": name, "sensors": [], "last_seen": 0.0, "labels": {}})
+        d["state"] = status["state"]
+        d["status"] = status
+    return sorted(out.values(), key=lambda d: d["device"])
+
+
+def _time_range(now: float, range_: Optional[str], start: Optional[str], end: Optional[str]) -> tuple[float, float]:
+    def ts(text: str) -> float:
+        return parse_ts(float(text)) if text.replace(".", "", 1).isdigit() else parse_ts(text)
+
+    t1 = ts(end) if end else now
+    t0 = ts(start) if start else t1 - parse_duration(range_ or "24h")
+    if not t1 > t0:
+        raise ValueError("end must be after start")
+    return t0, t1
+
+
+@router.get("/history", tags=["readings"])
+async def history(
+    request: Request,
+    _: Reader,
+    device: str,
+    sensor: str,
+    metric: str = "temperature",
+    range: Optional[str] = Query(None, description="e.g. 1h, 24h, 7d, 30d (default 24h)"),
+    start: Optional[str] = Query(None, description="epoch seconds or RFC 3339"),
+    end: Optional[str] = Query(None, description="epoch seconds or RFC 3339 (default now)"),
+    bucket: Optional[float] = Query(None, gt=0, description="seconds; default: fits `points`"),
+    points: int = Query(800, ge=10, le=10_000),
+    aggregate: str = "mean",
+) -> dict[str, Any]:
+    """One series over a time range, downsampled by the store into time buckets, with min/max and alerts."""
+    ctx = ctx_of(request)
+    for value, what in ((device, "device"), (sensor, "sensor"), (metric, "metric")):
+        validate_segment(value, what)
+    t0, t1 = _time_range(ctx.clock.now(), range, start, end)
+    b = bucket or choose_bucket(t1 - t0, points)
+    key = SeriesKey(metric, device, sensor)
+
+    def run(agg: str) -> list[Point]:
+        return ctx.store.query(key, t0, t1, b, agg)  # type: ignore[arg-type]
+
+    main, lo, hi, count = await asyncio.gather(*(asyncio.to_thread(run, a) for a in (aggregate, "min", "max",
+                                                                                       "count")))
+    n = int(sum(p.value for p in count))
+    mean_total = None
+    if n and aggregate == "mean":
+        counts = {p.ts: p.value for p in count}
+        mean_total = sum(p.value * counts.get(p.ts, 0) for p in main) / n
+    sid = key.id
+    alerts = [a for a in [*ctx.live.history, *ctx.live.alerts.values()]
+              if a["series"] == sid and t0 <= a["at"] <= t1]
+    return {
+        "series": sid, "device": device, "sensor": sensor, "metric": metric,
+        "start": t0, "end": t1, "bucket": b, "aggregate": aggregate,
+        "points": [[p.ts, p.value] for p in main],
+        "min": [[p.ts, p.value] for p in lo],
+        "max": [[p.ts, p.value] for p in hi],
+        "stats": {"count": n, "min": min((p.value for p in lo), default=None),
+                  "max": max((p.value for p in hi), default=None), "mean": mean_total},
+        "alerts": sorted(({"at": a["at"], "state": a["state"], "rule": a["rule"]} for a in alerts),
+                         key=lambda a: a["at"]),
+    }
+
+
+@router.get("/sparklines", tags=["readings"])
+async def sparklines(request: Request, _: Reader, hours: float = Query(6, gt=0, le=168),
+                     points: int = Query(60, ge=2, le=500)) -> dict[str, list[list[float]]]:
+    """A few dozen points of every series over the last hours, for the overview's tiles."""
+    ctx = ctx_of(request)
+    t1 = ctx.clock.now()
+    t0 = t1 - hours * 3600
+    b = choose_bucket(t1 - t0, points)
+    rows = await latest_rows(ctx)
+
+    def run() -> dict[str, list[list[float]]]:
+        out = {}
+        for r in rows:
+            pts = ctx.store.query(SeriesKey(r["metric"], r["device"], r["sensor"]), t0, t1, b, "mean")
+            out[r["series"]] = [[p.ts, round(p.value, 4)] for p in pts]
+        return out
+
+    return await asyncio.to_thread(run)
+
+
+@router.get("/alerts", tags=["alerts"])
+async def alerts(request: Request, _: Reader, state: Optional[str] = None, rule: Optional[str] = None,
+                 series: Optional[str] = None, severity: Optional[str] = None,
+                 limit: int = Query(200, ge=1, le=10_000)) -> dict[str, Any]:
+    """Alerts now (pending and firing) and the history of changes seen since the dashboard started."""
+    ctx = ctx_of(request)
+
+    def keep(a: dict[str, Any]) -> bool:
+        return ((state is None or a["state"] == state) and (rule is None or a["rule"] == rule)
+                and (series is None or series in a["series"]) and (severity is None or a["severity"] == severity))
+
+    current = [a for a in ctx.live.alerts.values() if a["state"] in ("pending", "firing", "flapping") and keep(a)]
+    order = {"firing": 0, "flapping": 1, "pending": 2}
+    current.sort(key=lambda a: (order.get(a["state"], 3), -a["since"]))
+    hist = [a for a in ctx.live.history if keep(a)][:limit]
+    return {"current": current, "history": hist}
+
+
+@router.get("/silences", tags=["alerts"])
+async def silences(request: Request, _: Reader) -> list[dict[str, Any]]:
+    """Silences as retained on the bus, soonest to expire first."""
+    return sorted(ctx_of(request).live.silences.values(), key=lambda s: s["until"] or 0)
+
+
+@router.get("/live", tags=["readings"])
+async def live(request: Request, _: Reader) -> StreamingResponse:
+    """Server-sent events: a snapshot, then every change (event, status, alert, silence, broker)."""
+    ctx = ctx_of(request)
+    sub = ctx.live.subscribe()
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield f"event: snapshot\ndata: {json.dumps(ctx.live.snapshot())}\n\n"
+            while True:
+                if sub.overflowed:
+                    yield "event: resync\ndata: {}\n\n"
+                    return
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), timeout=15)
+                except asyncio.TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is None:
+                    return
+                yield f"event: {item['type']}\ndata: {json.dumps(item['data'])}\n\n"
+        finally:
+            ctx.live.unsubscribe(sub)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,200 @@
+"""The FastAPI application: API, pages, live feed; and ``serve`` to run it inside an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.middleware.gzip import GZipMiddleware
+
+from alerting.clock import Clock, SystemClock
+from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
+from vigil.config import VigilConfig
+
+from . import actions, api, pages
+from .auth import Authenticator, AuthError
+from .context import ApiError, Context
+from .feed import BrokerUnavailable, LiveFeed, Publisher
+from .live import LiveState
+from .settings import DashboardSettings
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+def _error(status: int, message: str, problems: Optional[list[dict[str, Any]]] = None,
+           headers: Optional[dict[str, str]] = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(
+    config: VigilConfig,
+    *,
+    store: Store,
+    publisher: Optional[Publisher] = None,
+    live: Optional[LiveState] = None,
+    clock: Optional[Clock] = None,
+    settings: Optional[DashboardSettings] = None,
+    pipeline: Optional[Callable[[str], Any]] = None,
+) -> FastAPI:
+    """The dashboard app. Without ``publisher`` it follows and publishes on the configured broker.
+
+    ``pipeline(format)`` returns the bridge's pipeline for a payload format (for ingest with format=).
+    """
+    settings = settings or config.dashboard
+    clock = clock or SystemClock()
+    live = live or LiveState(config.mqtt.topics, history=settings.alert_history)
+    feed: Optional[LiveFeed] = None
+    if publisher is None:
+        feed = LiveFeed(config.mqtt, live, settings.client_id)
+        publisher = feed
+    rules_path = Path(settings.rules or config.alerting.rules)
+    ctx = Context(config=config, settings=settings, store=store, live=live, publisher=publisher,
+                  auth=Authenticator(settings, clock), clock=clock, rules_path=rules_path,
+                  pipeline=pipeline or _bridge_pipeline(config))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
+            try:
+                yield
+            finally:
+                live.close_all()
+                if task:
+                    task.cancel()
+
+    app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url="/api/docs",
+                  openapi_url="/api/v1/openapi.json", redoc_url=None)
+    app.state.ctx = ctx
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        ctx.counters[f"http_{response.status_code}"] += 1
+        return response
+
+    @app.exception_handler(AuthError)
+    async def on_auth(request: Request, exc: AuthError) -> Response:
+        ctx.counters[f"auth_{exc.status}"] += 1
+        if exc.status == 401 and not request.url.path.startswith("/api/") and request.method == "GET":
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        hdrs = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else None
+        if exc.status == 401:
+            hdrs = {**(hdrs or {}), "WWW-Authenticate": "Bearer"}
+        return _error(exc.status, exc.message, headers=hdrs)
+
+    @app.exception_handler(ApiError)
+    async def on_api(request: Request, exc: ApiError) -> Response:
+        return _error(exc.status, exc.message, exc.problems)
+
+    @app.exception_handler(BrokerUnavailable)
+    async def on_broker(request: Request, exc: BrokerUnavailable) -> Response:
+        return _error(503, str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def on_store(request: Request, exc: StoreUnavailable) -> Response:
+        return _error(503, f"the store is not available: {exc}", headers={"Retry-After": "5"})
+
+    @app.exception_handler(StoreRejected)
+    async def on_rejected(request: Request, exc: StoreRejected) -> Response:
+        return _error(502, f"the store refused the query: {exc}")
+
+    @app.exception_handler(ValueError)
+    async def on_value(request: Request, exc: ValueError) -> Response:
+        # TopicError and the store's argument checks: the caller's mistake, said in a sentence.
+        return _error(422, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [{"where": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
+        return _error(422, "the request is not valid", problems)
+
+    app.include_router(api.router)
+    app.include_router(actions.router)
+    app.include_router(pages.router)
+    return app
+
+
+def _bridge_pipeline(config: VigilConfig) -> Optional[Callable[[str], Any]]:
+    """The bridge's pipeline for one format, when the bridge is installed here."""
+    try:
+        from broker_bridge.pipeline import Pipeline  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+
+    def make(fmt: str) -> Any:
+        return Pipeline.for_format(config.bridge, config.mqtt.topics, fmt) if hasattr(Pipeline, "for_format") \
+            else Pipeline(config.bridge, config.mqtt.topics)
+
+    return make
+
+
+def _bind(listen: str) -> socket.socket:
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(config: VigilConfig, *, store: Optional[Store] = None, ready: Optional[asyncio.Event] = None,
+                **app_options: Any) -> None:
+    """Serve the dashboard on ``dashboard.listen`` until cancelled; OSError when the address is taken."""
+    own_store = store is None
+    if store is None:
+        store = open_store(config.store.store_url(), retention=config.store.retention)
+    sock = None
+    try:
+        sock = _bind(config.dashboard.listen)
+        app = create_app(config, store=store, **app_options)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+                                               timeout_graceful_shutdown=2, proxy_headers=False))
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="dashboard-http")
+        try:
+            while not server.started and not task.done():
+                await asyncio.sleep(0.01)
+            if task.done():
+                task.result()
+                raise RuntimeError("the dashboard's HTTP server stopped while starting")
+            log.info("dashboard listening on http://%s", config.dashboard.listen)
+            if ready is not None:
+                ready.set()
+            await asyncio.shield(task)
+        finally:
+            if not task.done():
+                server.should_exit = True
+                await asyncio.wait({task})
+    finally:
+        if sock is not None:
+            sock.close()
+        if own_store:
+            await asyncio.to_thread(store.close)

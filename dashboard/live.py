@@ -1,0 +1,243 @@
+"""What is true now, as the bus says it: latest values, device status, alerts, silences.
+
+:class:`LiveState` is pure (fed topic + payload, no I/O) so it is tested without a broker;
+:class:`dashboard.feed.LiveFeed` feeds it from MQTT. Browsers follow it through
+:meth:`LiveState.subscribe` (server-sent events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections import deque
+from typing import Any, Optional
+
+from vigil.event import Event, EventDecodeError
+from vigil.topics import Topics
+
+__all__ = ["LiveState", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+_MAX_JSON = 65_536
+_STATES = ("ok", "pending", "firing", "resolved", "flapping")
+
+
+class Subscription:
+    """One browser's bounded queue of updates; a browser too slow to keep up gets a resync."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self.queue: asyncio.Queue[Optional[dict[str, Any]]] = asyncio.Queue(maxsize=size)
+        self.overflowed = False
+
+    def put(self, item: Optional[dict[str, Any]]) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+def _loads(payload: bytes) -> Any:
+    if len(payload) > _MAX_JSON:
+        raise ValueError("payload too large")
+    return json.loads(payload, parse_constant=lambda name: None)
+
+
+def _finite(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+class LiveState:
+    """The dashboard's picture of the present, with every change broadcast to subscribers."""
+
+    def __init__(self, topics: Topics, history: int = 1000) -> None:
+        self.topics = topics
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.silences: dict[str, dict[str, Any]] = {}
+        self.history: deque[dict[str, Any]] = deque(maxlen=history)
+        self.connected = False
+        self.counters: dict[str, int] = {"messages": 0, "bad_messages": 0}
+        self._subs: set[Subscription] = set()
+        self._root = topics.root + "/"
+
+    # Subscribers.
+    def subscribe(self) -> Subscription:
+        sub = Subscription()
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    def close_all(self) -> None:
+        """End every subscriber's stream (the server is stopping)."""
+        for sub in list(self._subs):
+            sub.put(None)
+        self._subs.clear()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def _emit(self, kind: str, data: Any) -> None:
+        item = {"type": kind, "data": data}
+        for sub in list(self._subs):
+            sub.put(item)
+
+    def set_connected(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            self._emit("broker", {"connected": connected})
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "broker": {"connected": self.connected},
+            "latest": list(self.latest.values()),
+            "devices": self.devices,
+            "alerts": list(self.alerts.values()),
+            "silences": list(self.silences.values()),
+        }
+
+    # Feeding.
+    def handle(self, topic: str, payload: bytes, received: float) -> None:
+        """Apply one MQTT message; bad ones are counted and logged, never raised."""
+        self.counters["messages"] += 1
+        if not topic.startswith(self._root):
+            return
+        kind, _, rest = topic[len(self._root):].partition("/")
+        try:
+            if kind == "events":
+                self._event(payload, received)
+            elif kind == "status":
+                self._status(rest, payload, received)
+            elif kind == "alerts":
+                self._alert(rest, payload, received)
+            elif kind == "ack":
+                self._ack(rest, payload, received)
+            elif kind == "silences":
+                self._silence(rest, payload, received)
+        except (ValueError, TypeError, KeyError, EventDecodeError) as exc:
+            self.counters["bad_messages"] += 1
+            log.warning("ignored a bad message on %s: %s", topic[:200], str(exc)[:200])
+
+    def _event(self, payload: bytes, received: float) -> None:
+        event = Event.from_json(payload)
+        d = event.to_dict()
+        d["series"] = event.series.id
+        d["received"] = event.received or received
+        old = self.latest.get(d["series"])
+        if old is not None and old["ts"] > event.ts:
+            return  # a late, older reading does not replace the current value
+        self.latest[d["series"]] = d
+        self._emit("event", d)
+
+    def _status(self, device: str, payload: bytes, received: float) -> None:
+        if "/" in device or not device:
+            raise ValueError("expected status/<device>")
+        if not payload:
+            self.devices.pop(device, None)
+            self._emit("status", {"device": device, "state": "unknown"})
+            return
+        state = "unknown"
+        details: dict[str, Any] = {}
+        text = payload.decode("utf-8", errors="replace").strip()
+        if text in ("online", "offline"):
+            state = text
+        else:
+            data = _loads(payload)
+            if isinstance(data, dict):
+                s = str(data.get("state", data.get("status", ""))).lower()
+                state = s if s in ("online", "offline") else "unknown"
+                details = {str(k)[:64]: v for k, v in list(data.items())[:32]
+                           if isinstance(v, (str, int, float, bool)) and k != "state"}
+        entry = {"device": device, "state": state, "since": received, "details": details}
+        self.devices[device] = entry
+        self._emit("status", entry)
+
+    def _alert(self, rest: str, payload: bytes, received: float) -> None:
+        rule, _, series = rest.partition("/")
+        key = f"{rule}/{series}"
+        if not payload:
+            if self.alerts.pop(key, None) is not None:
+                self._emit("alert_cleared", {"key": key})
+            return
+        data = _loads(payload)
+        if not isinstance(data, dict):
+            raise ValueError("an alert payload must be a JSON object")
+        state = str(data.get("state", ""))
+        if state not in _STATES:
+            raise ValueError(f"unknown alert state {state[:20]!r}")
+        alert: dict[str, Any] = {
+            "key": key,
+            "rule": str(data.get("rule", rule)),
+            "series": str(data.get("series", series)),
+            "state": state,
+            "previous": str(data.get("previous", "")),
+            "severity": str(data.get("severity", "warning")),
+            "message": str(data.get("message", ""))[:2000],
+            "at": _finite(data.get("at")) or received,
+            "since": _finite(data.get("since")) or received,
+            "value": _finite(data.get("value")),
+            "labels": {str(k): str(v) for k, v in (data.get("labels") or {}).items()}
+            if isinstance(data.get("labels"), dict) else {},
+            "received": received,
+        }
+        for extra in ("acknowledged_by", "acknowledged_at", "ack_comment", "silenced_by", "escalated"):
+            if extra in data and isinstance(data[extra], (str, int, float, bool)):
+                alert[extra] = data[extra]
+        prior = self.alerts.get(key)
+        if prior and "acknowledged_by" not in alert and prior.get("since") == alert["since"]:
+            for k in ("acknowledged_by", "acknowledged_at", "ack_comment"):
+                if k in prior:
+                    alert[k] = prior[k]
+        self.alerts[key] = alert
+        if prior is None or prior["state"] != state or prior.get("at") != alert["at"]:
+            self.history.appendleft(dict(alert))
+        self._emit("alert", alert)
+
+    def _ack(self, rest: str, payload: bytes, received: float) -> None:
+        data = _loads(payload) if payload else {}
+        if not isinstance(data, dict):
+            raise ValueError("an acknowledgement must be a JSON object")
+        alert = self.alerts.get(rest)
+        if alert is None:
+            return
+        alert["acknowledged_by"] = str(data.get("by", "?"))[:64]
+        alert["acknowledged_at"] = received
+        if data.get("comment"):
+            alert["ack_comment"] = str(data["comment"])[:500]
+        self._emit("alert", alert)
+
+    def _silence(self, sid: str, payload: bytes, received: float) -> None:
+        if not payload:
+            if self.silences.pop(sid, None) is not None:
+                self._emit("silence_cleared", {"id": sid})
+            return
+        data = _loads(payload)
+        if not isinstance(data, dict) or not isinstance(data.get("matchers", {}), dict):
+            raise ValueError("a silence must be a JSON object with a matchers object")
+        entry = {
+            "id": sid,
+            "matchers": {str(k): str(v) for k, v in data.get("matchers", {}).items()},
+            "until": _finite(data.get("until")),
+            "by": str(data.get("by", ""))[:64],
+            "comment": str(data.get("comment", ""))[:500],
+            "created": _finite(data.get("created")) or received,
+        }
+        self.silences[sid] = entry
+        self._emit("silence", entry)
+
+    # Views.
+    def series_state(self, series: str) -> str:
+        """The worst alert state of a series: firing > pending > ok."""
+        states = {a["state"] for a in self.alerts.values() if a["series"] == series}
+        for s in ("firing", "flapping", "pending"):
+            if s in states:
+                return s
+        return "ok"

@@ -1,0 +1,68 @@
+"""The rules files the Rules page shows, checks and rewrites (with the rule engine's own loader)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = ["RulesUnavailable", "check_rules", "rule_names", "rules_files", "write_rules_file"]
+
+
+class RulesUnavailable(Exception):
+    """The rule loader (``alerting.rules``) is not installed in this process."""
+
+
+def rules_files(path: Path) -> dict[str, Path]:
+    """Rules files by the name the page shows: the file itself, or every .yaml/.yml in the folder."""
+    if path.is_file():
+        return {path.name: path}
+    if path.is_dir():
+        return {p.name: p for p in sorted(path.iterdir()) if p.suffix in (".yaml", ".yml") and p.is_file()}
+    return {}
+
+
+def _loader() -> Any:
+    try:
+        return importlib.import_module("alerting.rules")
+    except ImportError as exc:
+        raise RulesUnavailable(f"the rule loader is not available: {exc}") from exc
+
+
+def rule_names(ruleset: Any) -> list[str]:
+    rules = getattr(ruleset, "rules", ruleset)
+    if isinstance(rules, dict):
+        return [str(k) for k in rules]
+    return [str(getattr(r, "name", r)) for r in rules]
+
+
+def check_rules(text: str, file: str) -> dict[str, Any]:
+    """What ``vigil rules check`` says about ``text``: ok, the rules' names, warnings and issues."""
+    loader = _loader()
+    try:
+        ruleset, warnings = loader.load_rules_text(text, file)
+    except Exception as exc:
+        issues = getattr(exc, "issues", None)
+        if issues is None:
+            raise
+        return {"ok": False, "issues": [str(i) for i in issues], "warnings": [], "rules": []}
+    return {"ok": True, "issues": [], "warnings": [str(w) for w in warnings], "rules": rule_names(ruleset)}
+
+
+def load_names(path: Path) -> Optional[list[str]]:
+    """The rules' names as the engine would load them, or None when they do not load."""
+    try:
+        loader = _loader()
+        result = loader.load_rules_path(path)
+    except Exception:
+        return None
+    ruleset = result[0] if isinstance(result, tuple) else result
+    return rule_names(ruleset)
+
+
+def write_rules_file(target: Path, text: str) -> None:
+    """Replace ``target`` atomically, so the engine never reads half a file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, "utf-8")
+    tmp.replace(target)
