@@ -56,7 +56,8 @@ def test_a_good_file_becomes_typed_config() -> None:
     assert c.mqtt.protocol == "3.1.1" and c.mqtt.username == "pi" and c.client_id == "vigil-edge-pi-1"
     assert c.buffer.max_readings == 5000 and c.buffer.sync == "always"
     freezer, soc, demo = c.sensors
-    assert (freezer.kind, freezer.options.id, freezer.deadband, freezer.heartbeat) == ("w1", "28-0316a2799fff", 0.2, 300)
+    assert (freezer.kind, freezer.options.id) == ("w1", "28-0316a2799fff")
+    assert (freezer.deadband, freezer.heartbeat) == (0.2, 300)
     assert c.interval_of(soc) == 60 and c.interval_of(freezer) == 5
     assert demo.options.faults == (Fault("rise", 60, None, 10.0, 0.5),)
 

@@ -20,7 +20,7 @@ def test_thermal_zone_reads_millidegrees(tmp_path: Path) -> None:
     sensor = thermal_zone.ThermalZoneSensor("soc", thermal_zone.Options(1, str(tmp_path)))
     assert sensor.read() == pytest.approx(48.312)
     missing = thermal_zone.ThermalZoneSensor("soc", thermal_zone.Options(7, str(tmp_path)))
-    with pytest.raises(SensorError, match="cannot read .*thermal_zone7/temp"):
+    with pytest.raises(SensorError, match=r"cannot read .*thermal_zone7/temp"):
         missing.read()
 
 
