@@ -1,14 +1,227 @@
-"""The ``bridge:`` section of vigil.yaml."""
+"""The ``bridge:`` section of vigil.yaml: the runtime knobs, the sources and the normalization rules.
+
+A *source* names a format and the topic pattern its messages arrive on::
+
+    bridge:
+      sources:
+        - name: shelly
+          format: plain
+          topic: shellies/{device}/ext_temperature/{sensor}
+          defaults: {metric: temperature, unit: °C}
+          error_values: {temperature: [85, -127]}     # DS18B20 power-on and disconnected
+      device_labels:
+        freezer-1: {site: lab, room: cold-store}
+
+The built-in source ``vigil`` (Vigil's own JSON on ``<root>/readings/{device}/{sensor}``) is always
+there; a source named ``vigil`` in the list replaces its settings (labels, error values).
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from vigil.configtypes import STRICT, Duration, HostPort
+from vigil.configtypes import STRICT, Duration, HostPort, TopicName
+from vigil.event import METRIC_UNITS
 
-__all__ = ["BridgeSettings"]
+from .topic_pattern import PatternError, TopicPattern, filters_overlap
+from .units import DEFAULT_RANGES, UNIT_ALIASES, dimension_of
+
+__all__ = [
+    "BUILTIN_SOURCE",
+    "FORMAT_NAMES",
+    "BridgeSettings",
+    "FormatOptions",
+    "SourceDefaults",
+    "SourceSettings",
+    "ValueRange",
+]
+
+BUILTIN_SOURCE = "vigil"
+FORMAT_NAMES = ("vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol")
+# Which options each format reads; setting another is a mistake worth an error.
+_FORMAT_OPTIONS: dict[str, frozenset[str]] = {
+    "vigil_json": frozenset(),
+    "plain": frozenset({"scale"}),
+    "tasmota": frozenset({"timezone", "keys"}),
+    "zigbee2mqtt": frozenset({"keys"}),
+    "shelly": frozenset({"scale"}),
+    "json_path": frozenset({"value_path", "paths", "ts_path", "unit_path", "scale"}),
+    "line_protocol": frozenset({"precision"}),
+}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_RESERVED_LABELS = frozenset({"device", "sensor", "metric", "value", "time", "_field", "_measurement"})
+_DEFAULT_ALIASES = {
+    "temp": "temperature",
+    "hum": "humidity",
+    "rh": "humidity",
+    "press": "pressure",
+    "lux": "illuminance",
+    "illuminance_lux": "illuminance",
+    "carbon_dioxide": "co2",
+    "batt": "battery",
+    "link_quality": "linkquality",
+}
+
+
+def _label_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"label name {value!r} must be a letter or _ then letters, digits or _ (at most 64)")
+    if value in _RESERVED_LABELS:
+        raise ValueError(f"{value!r} cannot be a label: it is a column of every stored point")
+    return value
+
+
+def _metric_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"metric name {value!r} must be a letter or _ then letters, digits or _ (at most 64)")
+    return value.lower()
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        _label_name(key)
+        if len(text) > 128 or any(ord(c) < 0x20 for c in text):
+            raise ValueError(f"label {key}: at most 128 printable characters")
+    return value
+
+
+class SourceDefaults(BaseModel):
+    """What a reading gets when neither the topic nor the payload says."""
+
+    model_config = STRICT
+
+    device: Optional[TopicName] = None
+    sensor: Optional[TopicName] = None
+    metric: Optional[str] = None
+    unit: Optional[str] = None
+
+    _metric = field_validator("metric")(lambda v: None if v is None else _metric_name(v))
+
+
+class FormatOptions(BaseModel):
+    """Options of one format; each format reads only its own (see ``_FORMAT_OPTIONS``)."""
+
+    model_config = STRICT
+
+    scale: float = Field(1.0, description="multiply every value (0.001 for milli-units)")
+    value_path: Optional[str] = Field(None, description="json_path: where the value is, e.g. sensor.temp")
+    paths: dict[str, str] = Field(default_factory=dict, description="json_path: metric -> path")
+    ts_path: Optional[str] = None
+    unit_path: Optional[str] = None
+    timezone: Optional[str] = Field(None, description="tasmota: IANA zone of Time when it has no offset")
+    keys: dict[str, str] = Field(default_factory=dict, description="payload key -> metric, added to the built-in")
+    precision: Literal["ns", "us", "ms", "s"] = "ns"
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v: float) -> float:
+        if not (v == v and abs(v) not in (0.0, float("inf"))):
+            raise ValueError("scale must be a finite number other than 0")
+        return v
+
+    @field_validator("paths", "keys")
+    @classmethod
+    def _metrics(cls, v: dict[str, str]) -> dict[str, str]:
+        for metric in (v.values() if v is not None else ()):
+            _metric_name(metric)
+        return v if v is not None else {}
+
+    @field_validator("paths")
+    @classmethod
+    def _path_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return {_metric_name(k): p for k, p in v.items()}
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except (ValueError, KeyError, OSError) as exc:
+            raise ValueError(f"unknown time zone {v!r}; use a name such as Europe/Berlin or UTC") from exc
+        return v
+
+
+class SourceSettings(BaseModel):
+    """One kind of device messages: a format and the topic pattern they arrive on."""
+
+    model_config = STRICT
+
+    name: TopicName
+    format: Literal["vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol"]
+    topic: Optional[str] = Field(None, description="pattern such as shellies/{device}/ext_temperature/{sensor}")
+    qos: Literal[0, 1, 2] = 1
+    defaults: SourceDefaults = Field(default_factory=SourceDefaults)
+    labels: dict[str, str] = Field(default_factory=dict, description="static labels for every reading")
+    options: FormatOptions = Field(default_factory=FormatOptions)
+    error_values: dict[str, list[float]] = Field(
+        default_factory=dict, description="metric -> sensor error values to refuse, e.g. temperature: [85, -127]"
+    )
+
+    _labels = field_validator("labels")(_labels)
+
+    @field_validator("error_values")
+    @classmethod
+    def _errors(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        return {_metric_name(k): values for k, values in v.items()}
+
+    @field_validator("topic")
+    @classmethod
+    def _pattern(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            try:
+                TopicPattern(v)
+            except PatternError as exc:
+                raise ValueError(str(exc)) from exc
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceSettings:
+        if self.topic is None and self.name != BUILTIN_SOURCE:
+            raise ValueError(f"source {self.name!r}: topic is required (a pattern such as tele/{{device}}/SENSOR)")
+        if self.name == BUILTIN_SOURCE and (self.format != "vigil_json" or self.topic is not None):
+            raise ValueError(
+                f"the source named {BUILTIN_SOURCE!r} is Vigil's own: its format is vigil_json and its topic "
+                "is <root>/readings/{device}/{sensor}; set only labels, defaults or error_values"
+            )
+        allowed = _FORMAT_OPTIONS[self.format]
+        wrong = sorted(k for k in self.options.model_fields_set if k not in allowed)
+        if wrong:
+            might = ", ".join(sorted(allowed)) or "none"
+            raise ValueError(f"option {', '.join(wrong)} does not apply to format {self.format} (it takes: {might})")
+        if self.format == "json_path" and not (self.options.value_path or self.options.paths):
+            raise ValueError("format json_path needs options.value_path or options.paths")
+        return self
+
+    def pattern(self, root: str) -> TopicPattern:
+        """The compiled topic pattern (the built-in source's is under ``root``)."""
+        return TopicPattern(self.topic or f"{root}/readings/{{device}}/{{sensor}}")
+
+    def subscription(self, root: str) -> str:
+        """The MQTT filter: the pattern's, but all of ``<root>/readings/#`` for the built-in source,
+        so that a readings topic with the wrong number of levels is dead-lettered, not ignored."""
+        return f"{root}/readings/#" if self.topic is None else self.pattern(root).filter
+
+
+class ValueRange(BaseModel):
+    """The plausible values of a metric, in its stored unit; either bound may be left open."""
+
+    model_config = STRICT
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueRange:
+        if self.min is not None and self.max is not None and not self.min <= self.max:
+            raise ValueError(f"min ({self.min}) must not be above max ({self.max})")
+        return self
 
 
 class BridgeSettings(BaseModel):
@@ -20,3 +233,90 @@ class BridgeSettings(BaseModel):
     flush_interval: Duration = 0.2
     max_payload_bytes: int = Field(65_536, ge=64, le=16 * 1024 * 1024)
     metrics_listen: Optional[HostPort] = None
+
+    sources: list[SourceSettings] = Field(default_factory=list)
+    device_labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="device -> labels such as {site: lab, room: cold-store}"
+    )
+    units: dict[str, str] = Field(default_factory=dict, description="metric -> stored unit, over the built-in")
+    ranges: dict[str, ValueRange] = Field(default_factory=dict, description="metric -> plausible range")
+    metric_aliases: dict[str, str] = Field(default_factory=dict, description="name in payloads -> metric")
+    max_future: Duration = Field(300.0, description="source time this far ahead of receive time is refused")
+    max_age: Duration = Field(30 * 86400.0, description="source time this far behind receive time is refused")
+    implausible_ts: Literal["refuse", "receive_time"] = "refuse"
+    deadletter_payload_bytes: int = Field(4096, ge=64, le=1024 * 1024)
+    dedup_series: int = Field(10_000, ge=0, le=10_000_000)
+    dedup_per_series: int = Field(32, ge=1, le=10_000)
+
+    @field_validator("device_labels")
+    @classmethod
+    def _device_labels(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        return {device: _labels(labels) for device, labels in v.items()}
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, v: dict[str, str]) -> dict[str, str]:
+        merged = dict(METRIC_UNITS)
+        for metric, unit in v.items():
+            metric = _metric_name(metric)
+            known = METRIC_UNITS.get(metric)
+            if known is not None and dimension_of(UNIT_ALIASES.get(unit, unit)) != dimension_of(known):
+                raise ValueError(f"{metric}: {unit!r} is not a unit of {metric} (such as {known!r})")
+            merged[metric] = UNIT_ALIASES.get(unit, unit)
+        return merged
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges(cls, v: dict[str, ValueRange]) -> dict[str, ValueRange]:
+        merged = {k: ValueRange(min=lo, max=hi) for k, (lo, hi) in DEFAULT_RANGES.items()}
+        merged.update({_metric_name(k): r for k, r in v.items()})
+        return merged
+
+    @field_validator("metric_aliases")
+    @classmethod
+    def _aliases(cls, v: dict[str, str]) -> dict[str, str]:
+        merged = dict(_DEFAULT_ALIASES)
+        merged.update({k.lower(): _metric_name(m) for k, m in v.items()})
+        return merged
+
+    @field_validator("sources")
+    @classmethod
+    def _distinct(cls, v: list[SourceSettings]) -> list[SourceSettings]:
+        seen: set[str] = set()
+        for s in v:
+            if s.name in seen:
+                raise ValueError(f"two sources are named {s.name!r}; names must be distinct")
+            seen.add(s.name)
+        _check_overlaps([s for s in v if s.topic is not None], "vigil")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        # Validators of merged dicts run only for given keys; run them for the defaults too.
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("units", "ranges", "metric_aliases"):
+                data.setdefault(key, {})
+        return data
+
+    def all_sources(self, root: str = "vigil") -> list[SourceSettings]:
+        """The configured sources with the built-in ``vigil`` source first, overlapping filters refused."""
+        builtin = next((s for s in self.sources if s.name == BUILTIN_SOURCE), None)
+        if builtin is None:
+            builtin = SourceSettings(name=BUILTIN_SOURCE, format="vigil_json")
+        out = [builtin, *(s for s in self.sources if s.name != BUILTIN_SOURCE)]
+        _check_overlaps(out, root)
+        return out
+
+
+def _check_overlaps(sources: list[SourceSettings], root: str) -> None:
+    # The broker would deliver such a message once per matching subscription.
+    filters = [(s.name, s.subscription(root)) for s in sources]
+    for i, (name_a, a) in enumerate(filters):
+        for name_b, b in filters[i + 1 :]:
+            if filters_overlap(a, b):
+                raise ValueError(
+                    f"sources {name_a!r} ({a}) and {name_b!r} ({b}) would both receive some topics; "
+                    "make their topic patterns distinct"
+                )

@@ -1,0 +1,23 @@
+"""Payload formats: one module per format, each a class with ``name`` and ``parse()``.
+
+``FORMATS`` maps a source's ``format:`` to its parser. The bridge and the dashboard's HTTP
+ingest use the same ones.
+"""
+
+from __future__ import annotations
+
+from ._base import FALLBACK_SENSOR, Format, FormatError, RawReading
+from .json_path import JsonPath
+from .line_protocol import LineProtocol
+from .plain import Plain
+from .shelly import Shelly
+from .tasmota import Tasmota
+from .vigil_json import VigilJson
+from .zigbee2mqtt import Zigbee2Mqtt
+
+__all__ = ["FALLBACK_SENSOR", "FORMATS", "Format", "FormatError", "RawReading"]
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (VigilJson(), Plain(), Tasmota(), Zigbee2Mqtt(), Shelly(), JsonPath(), LineProtocol())
+}

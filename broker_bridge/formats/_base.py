@@ -1,0 +1,133 @@
+"""What every format shares: the parsed reading, the refusal, and small strict parsing helpers.
+
+A format turns one message into readings; it does not judge names, units, ranges or times
+(``broker_bridge.normalize`` does, the same for every format). Refusal reasons a format raises::
+
+    encoding     the payload is not UTF-8
+    json         the payload is not JSON (or nested too deeply)
+    schema       the JSON is not shaped as the format says
+    value        a value is not a number
+    ts           a timestamp cannot be read
+    name         the topic and defaults leave a device unnamed
+    no_readings  the message holds no reading this format knows
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
+
+from vigil.reading import parse_ts
+
+if TYPE_CHECKING:
+    from broker_bridge.settings import SourceSettings
+
+__all__ = [
+    "FALLBACK_SENSOR",
+    "Format",
+    "FormatError",
+    "Labels",
+    "RawReading",
+    "base_names",
+    "load_json",
+    "number_text",
+    "read_ts",
+]
+
+Labels = tuple[tuple[str, str], ...]
+# The sensor of a device that has one of each metric (zigbee2mqtt, a json_path source without {sensor}).
+FALLBACK_SENSOR = "main"
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
+
+
+class FormatError(ValueError):
+    """A message cannot be read in its source's format; ``reason`` is short and machine-readable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class RawReading:
+    """One reading as a format found it: names not yet checked, value and unit not yet converted."""
+
+    device: str
+    sensor: str
+    metric: str
+    value: object
+    ts: Optional[float] = None
+    unit: Optional[str] = None
+    seq: Optional[int] = None
+    labels: Labels = ()
+
+
+class Format(Protocol):
+    """One payload format; ``fields`` are the topic levels its source's pattern captured."""
+
+    name: str
+
+    def parse(
+        self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
+    ) -> list[RawReading]: ...
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def load_json(payload: bytes) -> Any:
+    """Decode UTF-8 JSON strictly (no NaN/Infinity); FormatError ``encoding`` or ``json``."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise FormatError("json", "payload is nested too deeply") from exc
+    except ValueError as exc:
+        raise FormatError("json", f"payload is not JSON: {exc}") from exc
+
+
+def number_text(text: str, what: str = "payload") -> float:
+    """A plain decimal number such as ``21.5`` or ``-1e3``; no NaN, inf, ``1_000`` or hex."""
+    if len(text) > 64 or not _NUMBER.fullmatch(text):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise FormatError("value", f"{what}: expected a number, got {shown!r}")
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise FormatError("value", f"{what}: {text.strip()!r} is out of range")
+    return value
+
+
+def read_ts(value: Union[int, float, str, None], what: str = "ts", millis: bool = False) -> float:
+    """Epoch seconds (``millis``: milliseconds) or an RFC 3339 date-time with offset; FormatError ``ts``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and millis:
+        value = value / 1000.0
+    try:
+        return parse_ts(value)  # type: ignore[arg-type]
+    except (ValueError, OverflowError) as exc:
+        raise FormatError("ts", f"{what}: {exc}".replace("ts: ", "", 1)) from exc
+
+
+def base_names(source: SourceSettings, fields: dict[str, str]) -> tuple[Optional[str], Optional[str], str, Labels]:
+    """Device, sensor and metric from the topic, else the source's defaults; other captures as labels."""
+    d = source.defaults
+    device = fields.get("device") or d.device
+    sensor = fields.get("sensor") or d.sensor
+    metric = fields.get("metric") or d.metric or "temperature"
+    labels = tuple((k, v) for k, v in fields.items() if k not in ("device", "sensor", "metric"))
+    return device, sensor, metric, labels
+
+
+def need_device(device: Optional[str], source: SourceSettings) -> str:
+    """The device name, or a FormatError saying how to give one."""
+    if not device:
+        raise FormatError(
+            "name", f"source {source.name!r}: no device; put {{device}} in its topic pattern or set defaults.device"
+        )
+    return device

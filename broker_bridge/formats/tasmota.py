@@ -1,0 +1,100 @@
+"""Tasmota telemetry on ``tele/{device}/SENSOR``::
+
+    {"Time":"2019-01-01T00:00:00","DS18B20":{"Temperature":49.7},"TempUnit":"C"}
+
+Each nested object is a sensor (``DS18B20``, ``DS18B20-2``, ``AM2301``, ``BME280``, ``ENERGY``) and
+each known key in it a metric. ``Time`` is the device's local time: with an offset it is used,
+without one only when ``options.timezone`` names the device's zone (else the receive time is).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Optional
+from zoneinfo import ZoneInfo
+
+from ._base import FormatError, RawReading, base_names, load_json, need_device, read_ts
+
+if TYPE_CHECKING:
+    from broker_bridge.settings import SourceSettings
+
+__all__ = ["KEY_METRICS", "Tasmota"]
+
+# Tasmota's key -> metric; the unit comes from TempUnit / PressureUnit or is the metric's own.
+KEY_METRICS: dict[str, str] = {
+    "Temperature": "temperature",
+    "Humidity": "humidity",
+    "DewPoint": "dew_point",
+    "Pressure": "pressure",
+    "Illuminance": "illuminance",
+    "CarbonDioxide": "co2",
+    "CO2": "co2",
+    "Voltage": "voltage",
+    "Current": "current",
+    "Power": "power",
+    "Total": "energy",
+}
+_TEMP_KEYS = frozenset({"Temperature", "DewPoint"})
+_UNIT_KEYS = frozenset({"TempUnit", "PressureUnit", "SpeedUnit"})
+_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def tasmota_time(text: Any, timezone: Optional[str]) -> Optional[float]:
+    """Epoch seconds of Tasmota's ``Time``: offset given, or local in ``timezone``, else None."""
+    if not isinstance(text, str):
+        raise FormatError("ts", f"Time: expected a date-time string, got {type(text).__name__}")
+    if _LOCAL.fullmatch(text):
+        if timezone is None:
+            return None
+        try:
+            return datetime.fromisoformat(text).replace(tzinfo=_zone(timezone)).timestamp()
+        except ValueError as exc:
+            raise FormatError("ts", f"Time: {exc}") from exc
+    return read_ts(text, "Time")
+
+
+class Tasmota:
+    """Sensors nested one level down; ``options.keys`` adds key -> metric mappings."""
+
+    name = "tasmota"
+
+    def parse(
+        self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
+    ) -> list[RawReading]:
+        data = load_json(payload)
+        if type(data) is not dict:
+            raise FormatError("schema", f"expected a JSON object of sensors, got {type(data).__name__}")
+        ts = tasmota_time(data["Time"], source.options.timezone) if "Time" in data else None
+        temp_unit = data.get("TempUnit", "C")
+        pressure_unit = data.get("PressureUnit", "hPa")
+        for key in _UNIT_KEYS & data.keys():
+            if type(data[key]) is not str:
+                raise FormatError("schema", f"{key}: expected a string, got {type(data[key]).__name__}")
+        keys = {**KEY_METRICS, **source.options.keys} if source.options.keys else KEY_METRICS
+        device, _, _, labels = base_names(source, fields)
+        device = need_device(device, source)
+        out = []
+        for sensor, reading in data.items():
+            if type(reading) is not dict:
+                continue  # Time, units, and flat keys such as "Switch1": "ON"
+            for key, value in reading.items():
+                metric = keys.get(key)
+                if metric is None:
+                    continue
+                if key in _TEMP_KEYS:
+                    unit = temp_unit
+                elif key == "Pressure":
+                    unit = pressure_unit
+                else:
+                    unit = None
+                out.append(RawReading(device, sensor, metric, value, ts, unit, None, labels))
+        if not out:
+            raise FormatError("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))})")
+        return out

@@ -1,0 +1,238 @@
+"""One MQTT message in, normalized events and dead letters out: routing, size bound, format,
+normalization, deduplication and counting. Pure code, no I/O; the bridge's runtime (and the
+dashboard's HTTP ingest) call ``Pipeline.process`` for every message.
+
+Every message ends as events, duplicates, passed over (a frame with no reading, such as a
+Shelly button event) or dead letters with a reason; ``process`` never raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from vigil.event import Event
+from vigil.topics import Topics
+
+from .dedup import Deduplicator
+from .formats import FORMATS, Format, FormatError
+from .normalize import Normalizer, Refusal, SourceRules
+from .settings import BridgeSettings, SourceSettings
+from .topic_pattern import TopicPattern, filter_matches
+
+__all__ = ["UNROUTED_SOURCE", "USUAL_TOPICS", "Counters", "DeadLetter", "Outcome", "Pipeline"]
+
+log = logging.getLogger(__name__)
+
+# The dead-letter source of a message that no source's filter takes.
+UNROUTED_SOURCE = "unrouted"
+_DETAIL_CHARS = 500
+_TOPIC_CHARS = 1024
+# Where each format's messages usually come, for an ingest of a format no source is configured for.
+USUAL_TOPICS = {
+    "plain": "{device}/{sensor}",
+    "tasmota": "tele/{device}/SENSOR",
+    "zigbee2mqtt": "zigbee2mqtt/{device}",
+    "shelly": "shellies/{device}/ext_temperature/{sensor}",
+    "line_protocol": "#",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A refused message (or one refused reading of it), for ``<root>/deadletter/<source>``.
+
+    ``message_topic`` is the topic the message came on (``"topic"`` in the JSON); ``topic(topics)``
+    is where the dead letter goes.
+    """
+
+    source: str
+    reason: str
+    detail: str
+    message_topic: str
+    payload: bytes
+    received: float = 0.0
+    payload_bound: int = field(default=4096, compare=False)
+
+    def topic(self, topics: Topics) -> str:
+        """``<root>/deadletter/<source>``."""
+        return topics.deadletter(self.source)
+
+    @classmethod
+    def for_event(cls, event: Event, reason: str, detail: str, topic: str = "") -> DeadLetter:
+        """A dead letter for an event refused after normalization (say, by the store)."""
+        return cls(event.source, reason, detail, topic, event.to_json(), event.received)
+
+    def to_dict(self) -> dict[str, Any]:
+        head = self.payload[: self.payload_bound]
+        truncated = len(self.payload) > len(head)
+        text: Optional[str]
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # A cut through a multi-byte character is still text; anything else is binary.
+            text = None
+            if truncated and exc.reason == "unexpected end of data":
+                try:
+                    text = head[: exc.start].decode("utf-8")
+                except UnicodeDecodeError:
+                    text = None
+        topic = self.message_topic
+        if len(topic) > _TOPIC_CHARS:
+            topic = topic[:_TOPIC_CHARS] + "..."
+        return {
+            "source": self.source,
+            "reason": self.reason,
+            "detail": self.detail[:_DETAIL_CHARS],
+            "topic": topic,
+            "payload": text if text is not None else base64.b64encode(head).decode("ascii"),
+            "encoding": "utf-8" if text is not None else "base64",
+            "truncated": truncated,
+            "size": len(self.payload),
+            "received": self.received,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one message."""
+
+    events: list[Event] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass
+class Counters:
+    """Totals since start, for the metrics endpoint."""
+
+    received: int = 0
+    events: int = 0
+    duplicates: int = 0
+    passed_over: int = 0
+    refused: Counter[str] = field(default_factory=Counter)  # by reason
+    refused_by_source: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    settings: SourceSettings
+    rules: SourceRules
+    format: Format
+    pattern: TopicPattern
+    filter: str
+
+
+class Pipeline:
+    """Routes a message to its source, parses, normalizes and deduplicates it."""
+
+    def __init__(self, settings: BridgeSettings, topics: Topics) -> None:
+        self.settings = settings
+        self.topics = topics
+        self._routes = [
+            _Route(s, SourceRules.of(s), FORMATS[s.format], s.pattern(topics.root), s.subscription(topics.root))
+            for s in settings.all_sources(topics.root)
+        ]
+        self._readings_prefix = f"{topics.root}/readings/"
+        self._normalizer = Normalizer(settings)
+        self._dedup = Deduplicator(settings.dedup_series, settings.dedup_per_series)
+        self._max_payload = settings.max_payload_bytes
+        self._bound = settings.deadletter_payload_bytes
+        self.counters = Counters()
+
+    @classmethod
+    def for_format(cls, settings: BridgeSettings, topics: Topics, fmt: str) -> Pipeline:
+        """A pipeline of only the sources of format ``fmt`` (the HTTP ingest's ``format=``).
+
+        With none configured, one on the format's usual topic (``tele/{device}/SENSOR``...).
+        ValueError names the formats when ``fmt`` is not one.
+        """
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; one of {', '.join(sorted(FORMATS))}")
+        sources = [s for s in settings.sources if s.format == fmt]
+        if not sources and fmt in USUAL_TOPICS:
+            sources = [SourceSettings(name=fmt, format=fmt, topic=USUAL_TOPICS[fmt])]
+        elif not sources and fmt != "vigil_json":
+            raise ValueError(f"format {fmt} needs a source in bridge.sources (its options say where values are)")
+        return cls(settings.model_copy(update={"sources": sources}), topics)
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """The MQTT filters to subscribe to, with their QoS (without any ``$share/`` prefix)."""
+        return [(r.filter, r.settings.qos) for r in self._routes]
+
+    def source_of(self, topic: str) -> Optional[SourceSettings]:
+        """The source whose filter takes ``topic``, if any."""
+        route = self._route(topic)
+        return route.settings if route else None
+
+    def _route(self, topic: str) -> Optional[_Route]:
+        if topic.startswith(self._readings_prefix):
+            return self._routes[0]
+        for route in self._routes[1:]:
+            if filter_matches(route.filter, topic):
+                return route
+        return None
+
+    def _dead(self, out: Outcome, source: str, reason: str, detail: str, topic: str, payload: bytes,
+              received: float) -> None:
+        out.dead.append(DeadLetter(source, reason, detail, topic, payload, received, self._bound))
+        self.counters.refused[reason] += 1
+        self.counters.refused_by_source[source] += 1
+
+    def process(self, topic: str, payload: bytes, received: float, retained: bool = False) -> Outcome:
+        """Events, dead letters and the duplicate count of one message; never raises."""
+        out = Outcome()
+        self.counters.received += 1
+        route = self._route(topic)
+        if route is None:
+            self._dead(out, UNROUTED_SOURCE, "topic", "no source of the bridge takes this topic", topic,
+                       payload, received)
+            return out
+        name = route.rules.name
+        if len(payload) > self._max_payload:
+            self._dead(out, name, "too_large", f"payload of {len(payload)} bytes is over the bound of "
+                       f"{self._max_payload} (bridge.max_payload_bytes)", topic, payload, received)
+            return out
+        fields = route.pattern.match(topic)
+        if fields is None:
+            self._dead(out, name, "topic", f"topic does not fit the pattern {route.pattern.text}", topic,
+                       payload, received)
+            return out
+        try:
+            raws = route.format.parse(topic, payload, route.settings, fields)
+        except FormatError as exc:
+            self._dead(out, name, exc.reason, exc.detail, topic, payload, received)
+            return out
+        except Exception as exc:  # a parser bug must cost one message, not the bridge
+            log.exception("format %s failed on a message from %s", route.settings.format, name)
+            self._dead(out, name, "internal", f"{type(exc).__name__} in format {route.settings.format}",
+                       topic, payload, received)
+            return out
+        if not raws:
+            self.counters.passed_over += 1
+            return out
+        for raw in raws:
+            try:
+                event, from_source = self._normalizer.normalize(raw, route.rules, received)
+            except Refusal as exc:
+                self._dead(out, name, exc.reason, exc.detail, topic, payload, received)
+                continue
+            except Exception as exc:
+                log.exception("normalizing a reading from %s failed", name)
+                self._dead(out, name, "internal", f"{type(exc).__name__} in normalization", topic, payload,
+                           received)
+                continue
+            if self._dedup.seen(event, from_source, retained):
+                out.duplicates += 1
+                continue
+            out.events.append(event)
+        self.counters.events += len(out.events)
+        self.counters.duplicates += out.duplicates
+        return out
