@@ -6,6 +6,7 @@ same SQLite transaction as its state change; the :class:`Dispatcher` turns them 
 
 from __future__ import annotations
 
+from .apprise_sender import AppriseSender
 from .config import (
     Delivery,
     EscalationStep,
@@ -19,10 +20,15 @@ from .config import (
     Route,
     StaticSilence,
 )
+from .dispatcher import AlertStatus, Dispatcher, NotifyStatus
 from .outbox import Outbox
+from .sender import RecordingSender, Sender, SendResult, SentMessage
 
 __all__ = [
+    "AlertStatus",
+    "AppriseSender",
     "Delivery",
+    "Dispatcher",
     "EscalationStep",
     "Grouping",
     "InhibitRule",
@@ -30,8 +36,13 @@ __all__ = [
     "MissingSecret",
     "MuteWindow",
     "NotifyConfig",
+    "NotifyStatus",
     "Outbox",
     "ReceiverUrl",
+    "RecordingSender",
     "Route",
+    "SendResult",
+    "Sender",
+    "SentMessage",
     "StaticSilence",
 ]

@@ -1,0 +1,402 @@
+"""The Dispatcher: reads the outbox and turns transitions into messages, at most once each.
+
+Exactly-once ends at the network. A message is written to ``notify_deliveries`` in the same
+transaction that consumes its items; before a send the row is marked ``sending`` (committed),
+after it ``sent``. A crash in that window (SIGKILL, power loss) leaves a row whose outcome is
+unknown: by default (``delivery.in_doubt: resend``) it is sent again, marked as possibly a
+duplicate, because a missed freezer alert costs more than a second message; ``skip`` keeps
+strict at-most-once and logs the message that may be lost. A graceful stop waits for a send
+in flight to finish and records it, so a restart duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from alerting.clock import Clock
+from alerting.transition import AlertState, Severity, Transition
+
+from .config import Match, MissingSecret, NotifyConfig, ReceiverUrl
+from .message import Item, Kind, render
+from .policy import ActiveSilence, alert_labels, group_key, mute_end, receivers_for, suppression
+from .sender import Sender
+from .state import AlertRow, DeliveryRow, NotifyState
+
+__all__ = ["AlertStatus", "Dispatcher", "NotifyStatus"]
+
+log = logging.getLogger(__name__)
+
+_IN_DOUBT_NOTE = "(Vigil stopped while sending this message; you may have received it already.)\n"
+_KEEP_HISTORY = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStatus:
+    key: str
+    rule: str
+    series: str
+    state: str
+    severity: str
+    message: str
+    fired_at: float
+    told: tuple[str, ...]
+    escalated: tuple[str, ...]
+    acked_by: Optional[str]
+    acked_at: Optional[float]
+    ack_comment: Optional[str]
+    quiet: Optional[str]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyStatus:
+    """What the dashboard shows: active alerts, silences, receivers that keep failing, messages waiting."""
+
+    alerts: tuple[AlertStatus, ...]
+    silences: tuple[ActiveSilence, ...]
+    failing: tuple[dict[str, Any], ...]
+    waiting: int
+
+
+class Dispatcher:
+    """Delivers the outbox's transitions: routes, groups, repeats, escalates, retries; see the module doc."""
+
+    def __init__(
+        self,
+        state: Union[str, Path, Callable[[], sqlite3.Connection]],
+        config: NotifyConfig,
+        sender: Sender,
+        clock: Clock,
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        rng: Optional[random.Random] = None,
+        poll_interval: float = 1.0,
+        max_concurrent: int = 8,
+    ) -> None:
+        conn = state() if callable(state) else sqlite3.connect(str(state), check_same_thread=False)
+        self._state = NotifyState(conn)
+        self._config = config
+        self._sender = sender
+        self._clock = clock
+        self._env = env
+        self._rng = rng or random.Random()
+        self._poll = poll_interval
+        self._limit = asyncio.Semaphore(max_concurrent)
+        self._wake = asyncio.Event()
+        self._recovered = False
+        with self._state.transaction():
+            self._sync_static_silences()
+
+    # public API
+    def wake(self) -> None:
+        """Tell a running Dispatcher that the outbox has news (the engine calls it after each commit)."""
+        self._wake.set()
+
+    def close(self) -> None:
+        self._state.conn.close()
+
+    def reload(self, config: NotifyConfig) -> None:
+        """Use a new configuration from now on (receivers, routes, silences...)."""
+        self._config = config
+        with self._state.transaction():
+            self._sync_static_silences()
+        self.wake()
+
+    def acknowledge(self, key: str, by: str, comment: str = "") -> bool:
+        """Stop repeats and escalation of alert ``key`` (``rule/series``) until it fires anew; False if unknown."""
+        with self._state.transaction():
+            found = self._state.acknowledge(key, by, comment, self._clock.now())
+        if found:
+            log.info("alert %s acknowledged by %s", key, by)
+        return found
+
+    def add_silence(self, match: Union[Match, Mapping[str, Any]], until: float, *, by: str, comment: str = "",
+                    starts: Optional[float] = None) -> str:
+        """Silence alerts matching ``match`` until ``until`` (epoch seconds); returns the silence's id."""
+        m = match if isinstance(match, Match) else Match.model_validate(dict(match))
+        now = self._clock.now()
+        start = now if starts is None else starts
+        if until <= start:
+            raise ValueError("a silence must end after it starts")
+        silence = ActiveSilence(uuid.uuid4().hex[:12], m, start, until, by, comment)
+        with self._state.transaction():
+            self._state.put_silence(silence, static=False)
+        log.info("silence %s by %s until %s: %s", silence.id, by, until, comment)
+        self.wake()
+        return silence.id
+
+    def expire_silence(self, silence_id: str) -> bool:
+        """End a silence now; False when no active silence has that id."""
+        with self._state.transaction():
+            found = self._state.expire_silence(silence_id, self._clock.now())
+        self.wake()
+        return found
+
+    def status(self) -> NotifyStatus:
+        """Active alerts with who was told and who acknowledged, silences, failing receivers."""
+        now = self._clock.now()
+        silences = self._state.silences(now)
+        rows = self._state.alerts()
+        firing = [alert_labels(r.transition) for r in rows if r.state == AlertState.FIRING.value]
+        alerts = []
+        for r in rows:
+            t = r.transition
+            quiet = suppression(self._config, alert_labels(t), t.severity, now, silences, firing)
+            alerts.append(AlertStatus(
+                r.key, t.rule, t.series, r.state, t.severity.value, t.message, r.fired_at,
+                tuple(sorted(self._state.told(r.key))), tuple(self._escalation_receivers(r)),
+                r.acked_by, r.acked_at, r.ack_comment, quiet[0] if quiet else None))
+        failing = self._state.failing(self._config.delivery.failing_after)
+        return NotifyStatus(tuple(alerts), tuple(s for s in silences if s.starts <= now), tuple(failing),
+                            self._state.waiting_deliveries())
+
+    async def run(self) -> None:
+        """Deliver until cancelled; a send in flight is finished and recorded first."""
+        while True:
+            next_at = await self.step()
+            await self._nap(max(0.0, min(next_at, self._clock.now() + self._poll) - self._clock.now()))
+
+    async def step(self) -> float:
+        """One pass at the clock's current time; returns when the next pass is due."""
+        now = self._clock.now()
+        if not self._recovered:
+            self._recover(now)
+        self._ingest(now)
+        self._reconcile(now)
+        self._flush(now)
+        await self._deliver()
+        return self._next_due(self._clock.now())
+
+    # the passes
+    def _recover(self, now: float) -> None:
+        resend = self._config.delivery.in_doubt == "resend"
+        with self._state.transaction():
+            found = self._state.recover_in_doubt(resend, now)
+        for _, url, title in found:
+            if resend:
+                log.warning("sending %r to %s again: Vigil stopped during its send, it may arrive twice", title, url)
+            else:
+                log.error("not sending %r to %s again: Vigil stopped during its send, it may be lost", title, url)
+        self._recovered = True
+
+    def _ingest(self, now: float) -> None:
+        while batch := self._state.outbox_batch():
+            with self._state.transaction():
+                for seq, body in batch:
+                    try:
+                        t = Transition.from_json(body)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log.error("outbox entry %d is not a transition (%s); skipped", seq, exc)
+                        self._state.outbox_done(seq, done=2)
+                        continue
+                    self._apply(t, now)
+                    self._state.outbox_done(seq)
+                self._state.outbox_prune(now - _KEEP_HISTORY)
+                self._state.prune_sent(now - _KEEP_HISTORY)
+
+    def _apply(self, t: Transition, now: float) -> None:
+        current = self._state.alert(t.key)
+        if t.state is AlertState.FIRING:
+            new = current is None or current.state != AlertState.FIRING.value
+            self._state.put_alert(t, t.at if new or current is None else current.fired_at, new)
+            if new:
+                self._state.clear_told(t.key)
+        elif t.state is AlertState.FLAPPING:
+            self._state.put_alert(t, current.fired_at if current else t.at, new_episode=current is None)
+            self._state.drop_pending(t.key, ("firing", "repeat", "escalation"))
+            labels = alert_labels(t)
+            for receiver in receivers_for(self._config, labels, t.notify):
+                self._queue(receiver, labels, Item(Kind.FLAPPING, t, current.fired_at if current else t.at), now)
+                self._state.set_told(t.key, receiver, now)
+        elif current is not None:  # resolved, or back to ok / pending after firing or flapping
+            self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "flapping"))
+            labels = alert_labels(t)
+            for receiver in self._state.told(t.key):
+                self._queue(receiver, labels, Item(Kind.RESOLVED, t, current.fired_at), now)
+            self._state.delete_alert(t.key)
+
+    def _queue(self, receiver: str, labels: Mapping[str, str], item: Item, now: float) -> None:
+        gk = group_key(self._config, labels)
+        due = self._state.group_due(receiver, gk)
+        if due is None:
+            g = self._config.grouping
+            last = self._state.last_sent(receiver, gk)
+            due = now + g.group_wait if last is None or last + g.group_interval <= now else last + g.group_interval
+        self._state.add_pending(receiver, gk, item, due)
+
+    def _escalation_receivers(self, row: AlertRow) -> list[str]:
+        steps = self._config.escalation
+        return list(dict.fromkeys(r for i in row.escalated if i < len(steps) for r in steps[i].receivers))
+
+    def _reconcile(self, now: float) -> None:
+        rows = [r for r in self._state.alerts() if r.state == AlertState.FIRING.value]
+        if not rows:
+            return
+        silences = self._state.silences(now)
+        firing = [alert_labels(r.transition) for r in rows]
+        repeat = self._config.grouping.repeat_interval
+        with self._state.transaction():
+            for row, labels in zip(rows, firing):
+                t = row.transition
+                routed = receivers_for(self._config, labels, t.notify)
+                if row.acked_by is None:
+                    reached = [i for i, s in enumerate(self._config.escalation)
+                               if s.match(labels) and now >= row.fired_at + s.after]
+                    if set(reached) - set(row.escalated):
+                        steps = sorted(set(reached) | set(row.escalated))
+                        self._state.set_escalated(row.key, steps)
+                        row = AlertRow(row.key, row.state, t, row.fired_at, tuple(steps), None, None, None)
+                extra = [r for r in self._escalation_receivers(row) if r not in routed]
+                told = self._state.told(row.key)
+                waiting = self._state.pending_receivers(row.key)
+                quiet = None
+                for receiver in routed + extra:
+                    if receiver in waiting:
+                        continue
+                    told_at = told.get(receiver)
+                    if told_at is not None and (row.acked_by is not None or now < told_at + repeat):
+                        continue
+                    quiet = quiet or suppression(self._config, labels, t.severity, now, silences, firing) or ("", 0)
+                    if quiet[0]:
+                        continue
+                    kind = Kind.REPEAT if told_at is not None else (
+                        Kind.ESCALATION if receiver in extra else Kind.FIRING)
+                    self._queue(receiver, labels, Item(kind, t, row.fired_at), now)
+
+    def _flush(self, now: float) -> None:
+        groups = self._state.due_groups(now)
+        if not groups:
+            return
+        silences = self._state.silences(now)
+        firing = [alert_labels(r.transition) for r in self._state.alerts() if r.state == AlertState.FIRING.value]
+        for receiver, gk in groups:
+            with self._state.transaction():
+                self._flush_group(receiver, gk, now, silences, firing)
+
+    def _flush_group(self, receiver: str, gk: str, now: float, silences: list[ActiveSilence],
+                     firing: list[dict[str, str]]) -> None:
+        keep: list[Item] = []
+        drop: list[int] = []
+        for row in self._state.group_items(receiver, gk):
+            t = row.item.transition
+            quiet = suppression(self._config, alert_labels(t), t.severity, now, silences, firing)
+            if quiet is None:
+                keep.append(row.item)
+                drop.append(row.id)
+            elif row.item.kind is Kind.RESOLVED and quiet[0].startswith("mute") and quiet[1] is not None:
+                self._state.postpone(row.id, quiet[1])  # tell them it is over once quiet hours end
+            else:
+                log.info("not sending %s of %s to %s: %s", row.item.kind.value, t.key, receiver, quiet[0])
+                drop.append(row.id)
+        self._state.delete_pending(drop)
+        if not keep:
+            return
+        urls = self._config.receivers.get(receiver)
+        if not urls:
+            log.error("receiver %r is no longer configured; %d alert(s) not sent to it", receiver, len(keep))
+            return
+        message = render(keep, now)
+        keys = list(dict.fromkeys(i.transition.key for i in keep))
+        for url in urls:
+            self._state.add_delivery(receiver, url.template, url.masked, message.title, message.body,
+                                     message.severity.value, message.resolved, keys, now)
+        for item in keep:
+            if item.kind is not Kind.RESOLVED:
+                self._state.set_told(item.transition.key, receiver, now)
+        self._state.set_last_sent(receiver, gk, now)
+
+    async def _deliver(self) -> None:
+        due = self._state.due_deliveries(self._clock.now())
+        if not due:
+            return
+        async with asyncio.TaskGroup() as tg:
+            for d in due:
+                tg.create_task(self._deliver_one(d), name=f"vigil-notify-{d.id}")
+
+    async def _deliver_one(self, d: DeliveryRow) -> None:
+        async with self._limit:
+            try:
+                url = ReceiverUrl(d.url).resolve(self._env)
+            except MissingSecret as exc:
+                self._failed(d, str(exc))
+                return
+            with self._state.transaction():
+                self._state.mark_sending(d.id)
+            body = _IN_DOUBT_NOTE + d.body if d.in_doubt else d.body
+            send = asyncio.ensure_future(self._sender.send(
+                [url], d.title, body, severity=Severity(d.severity), resolved=d.resolved))
+            cancelled = False
+            while True:
+                try:
+                    result = await asyncio.shield(send)
+                    break
+                except asyncio.CancelledError:
+                    if send.cancelled():
+                        raise
+                    cancelled = True  # finish and record the send in flight, then stop
+            if result.ok:
+                with self._state.transaction():
+                    self._state.mark_sent(d.id, self._clock.now())
+                log.info("sent %r to %s (%s)", d.title, d.receiver, d.url_masked)
+            else:
+                self._failed(d, result.error or "failed")
+            if cancelled:
+                raise asyncio.CancelledError()
+
+    def _failed(self, d: DeliveryRow, error: str) -> None:
+        attempts = d.attempts + 1
+        cfg = self._config.delivery
+        base = min(cfg.retry_max, cfg.retry_initial * 2 ** min(attempts - 1, 30))
+        delay = base / 2 + self._rng.uniform(0, base / 2)
+        with self._state.transaction():
+            self._state.mark_failed(d.id, error, self._clock.now() + delay)
+        level = logging.ERROR if attempts >= cfg.failing_after else logging.WARNING
+        log.log(level, "receiver %s (%s) failed %d time(s): %s; retrying in %.0fs",
+                d.receiver, d.url_masked, attempts, error, delay)
+
+    def _next_due(self, now: float) -> float:
+        candidates = [now + self._poll]
+        for value in (self._state.next_pending_due(), self._state.next_delivery_due()):
+            if value is not None:
+                candidates.append(value)
+        repeat = self._config.grouping.repeat_interval
+        for row in self._state.alerts():
+            if row.state != AlertState.FIRING.value or row.acked_by is not None:
+                continue
+            candidates.extend(told + repeat for told in self._state.told(row.key).values())
+            candidates.extend(row.fired_at + s.after for i, s in enumerate(self._config.escalation)
+                              if i not in row.escalated)
+        for s in self._state.silences(now):
+            candidates.append(s.ends if s.starts <= now else s.starts)
+        for window in self._config.mute_windows:
+            end = mute_end(window, now)
+            if end is not None:
+                candidates.append(end)
+        return max(now, min(candidates))
+
+    async def _nap(self, seconds: float) -> None:
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        self._wake.clear()
+
+    def _sync_static_silences(self) -> None:
+        silences = [ActiveSilence(s.id or f"file-{i}", s.match, s.starts.timestamp() if s.starts else 0.0,
+                                  s.until.timestamp(), s.by, s.comment)
+                    for i, s in enumerate(self._config.silences)]
+        self._state.replace_static_silences(silences)

@@ -1,0 +1,97 @@
+"""The text a person receives: one alert, or a group of them in one message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from alerting.transition import Severity, Transition
+from vigil.durations import format_duration
+
+__all__ = ["Item", "Kind", "Message", "render"]
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class Kind(str, enum.Enum):
+    FIRING = "firing"
+    REPEAT = "repeat"
+    ESCALATION = "escalation"
+    FLAPPING = "flapping"
+    RESOLVED = "resolved"
+
+
+_WORD = {
+    Kind.FIRING: "FIRING",
+    Kind.REPEAT: "FIRING",
+    Kind.ESCALATION: "ESCALATED",
+    Kind.FLAPPING: "FLAPPING",
+    Kind.RESOLVED: "RESOLVED",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One alert's news for one receiver; ``fired_at`` is when its firing began."""
+
+    kind: Kind
+    transition: Transition
+    fired_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    title: str
+    body: str
+    severity: Severity
+    resolved: bool
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _headline(item: Item) -> str:
+    t = item.transition
+    return f"[{_WORD[item.kind]} {t.severity.value}] {t.rule} {t.series}"
+
+
+def _details(item: Item, now: float) -> list[str]:
+    t = item.transition
+    lines = [t.message] if t.message else []
+    if item.kind is Kind.RESOLVED:
+        lines.append(f"Fired for {format_duration(max(0.0, t.at - item.fired_at))}, "
+                     f"from {_when(item.fired_at)} to {_when(t.at)}.")
+        return lines
+    if t.value is not None:
+        lines.append(f"Value: {t.value:g}")
+    lines.append(f"Firing since {_when(item.fired_at)} ({format_duration(max(0.0, now - item.fired_at))}).")
+    if item.kind is Kind.REPEAT:
+        lines.append("Still firing and not acknowledged.")
+    elif item.kind is Kind.ESCALATION:
+        lines.append(f"Nobody acknowledged it in {format_duration(max(0.0, now - item.fired_at))}; escalated to you.")
+    elif item.kind is Kind.FLAPPING:
+        lines[-1] = "It changes state too often; no more messages until it settles."
+    return lines
+
+
+def render(items: Sequence[Item], now: float) -> Message:
+    """One message for one or more items of the same group."""
+    if not items:
+        raise ValueError("nothing to render")
+    severity = max((i.transition.severity for i in items), key=_RANK.__getitem__)
+    resolved = all(i.kind is Kind.RESOLVED for i in items)
+    if len(items) == 1:
+        return Message(_headline(items[0]), "\n".join(_details(items[0], now)), severity, resolved)
+    counts = Counter(_WORD[i.kind] for i in items)
+    summary = ", ".join(f"{word} {n}" for word, n in counts.items())
+    rules = list(dict.fromkeys(i.transition.rule for i in items))
+    title = f"[{summary}] {', '.join(rules[:3])}{' ...' if len(rules) > 3 else ''} ({len(items)} alerts)"
+    blocks = []
+    for item in items:
+        detail = "\n".join(f"  {line}" for line in _details(item, now))
+        blocks.append(f"- {_headline(item)}\n{detail}" if detail else f"- {_headline(item)}")
+    return Message(title, "\n".join(blocks), severity, resolved)

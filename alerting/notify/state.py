@@ -1,0 +1,310 @@
+"""Delivery state in the engine's SQLite file: active alerts, who was told, queued and sent messages, silences."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from alerting.transition import Transition
+
+from .config import Match
+from .message import Item, Kind
+from .outbox import OUTBOX_TABLE, Outbox
+from .policy import ActiveSilence
+
+__all__ = ["AlertRow", "DeliveryRow", "NotifyState", "PendingRow"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notify_alerts (
+    key TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL, fired_at REAL NOT NULL,
+    escalated TEXT NOT NULL DEFAULT '[]', acked_by TEXT, acked_at REAL, ack_comment TEXT
+);
+CREATE TABLE IF NOT EXISTS notify_told (
+    key TEXT NOT NULL, receiver TEXT NOT NULL, told_at REAL NOT NULL, PRIMARY KEY (key, receiver)
+);
+CREATE TABLE IF NOT EXISTS notify_pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL, group_key TEXT NOT NULL,
+    key TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL, fired_at REAL NOT NULL, due REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notify_pending_due ON notify_pending (due);
+CREATE INDEX IF NOT EXISTS notify_pending_key ON notify_pending (key);
+CREATE TABLE IF NOT EXISTS notify_groups (
+    receiver TEXT NOT NULL, group_key TEXT NOT NULL, last_sent REAL NOT NULL, PRIMARY KEY (receiver, group_key)
+);
+CREATE TABLE IF NOT EXISTS notify_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL, url TEXT NOT NULL, url_masked TEXT NOT NULL,
+    title TEXT NOT NULL, body TEXT NOT NULL, severity TEXT NOT NULL, resolved INTEGER NOT NULL,
+    keys TEXT NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending', last_error TEXT, sent_at REAL, in_doubt INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS notify_deliveries_state ON notify_deliveries (state, next_attempt);
+CREATE TABLE IF NOT EXISTS notify_silences (
+    id TEXT PRIMARY KEY, match TEXT NOT NULL, starts REAL NOT NULL, ends REAL NOT NULL,
+    by TEXT NOT NULL, comment TEXT NOT NULL, static INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    key: str
+    state: str
+    transition: Transition
+    fired_at: float
+    escalated: tuple[int, ...]
+    acked_by: Optional[str]
+    acked_at: Optional[float]
+    ack_comment: Optional[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRow:
+    id: int
+    receiver: str
+    group_key: str
+    item: Item
+    due: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    receiver: str
+    url: str
+    url_masked: str
+    title: str
+    body: str
+    severity: str
+    resolved: bool
+    attempts: int
+    in_doubt: bool
+
+
+class NotifyState:
+    """SQL for the Dispatcher; every write happens inside ``transaction()``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        conn.isolation_level = None  # explicit BEGIN IMMEDIATE / COMMIT below
+        conn.execute("PRAGMA busy_timeout = 10000")
+        self.conn = conn
+        with self.transaction():
+            Outbox(conn).create_tables()
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # outbox
+    def outbox_batch(self, limit: int = 500) -> list[tuple[int, str]]:
+        rows = self.conn.execute(
+            f"SELECT seq, body FROM {OUTBOX_TABLE} WHERE done = 0 ORDER BY seq LIMIT ?", (limit,)
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def outbox_done(self, seq: int, done: int = 1) -> None:
+        self.conn.execute(f"UPDATE {OUTBOX_TABLE} SET done = ? WHERE seq = ?", (done, seq))
+
+    def outbox_prune(self, before: float) -> None:
+        self.conn.execute(f"DELETE FROM {OUTBOX_TABLE} WHERE done != 0 AND enqueued < ?", (before,))
+
+    # alerts
+    def alert(self, key: str) -> Optional[AlertRow]:
+        row = self.conn.execute("SELECT * FROM notify_alerts WHERE key = ?", (key,)).fetchone()
+        return _alert(row) if row else None
+
+    def alerts(self) -> list[AlertRow]:
+        return [_alert(r) for r in self.conn.execute("SELECT * FROM notify_alerts ORDER BY fired_at, key")]
+
+    def put_alert(self, t: Transition, fired_at: float, new_episode: bool) -> None:
+        if new_episode:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO notify_alerts (key, state, body, fired_at) VALUES (?, ?, ?, ?)",
+                (t.key, t.state.value, t.to_json(), fired_at),
+            )
+        else:
+            self.conn.execute(
+                "UPDATE notify_alerts SET state = ?, body = ? WHERE key = ?", (t.state.value, t.to_json(), t.key)
+            )
+
+    def delete_alert(self, key: str) -> None:
+        self.conn.execute("DELETE FROM notify_alerts WHERE key = ?", (key,))
+        self.conn.execute("DELETE FROM notify_told WHERE key = ?", (key,))
+
+    def set_escalated(self, key: str, steps: list[int]) -> None:
+        self.conn.execute("UPDATE notify_alerts SET escalated = ? WHERE key = ?", (json.dumps(steps), key))
+
+    def acknowledge(self, key: str, by: str, comment: str, at: float) -> bool:
+        cur = self.conn.execute(
+            "UPDATE notify_alerts SET acked_by = ?, acked_at = ?, ack_comment = ? WHERE key = ?",
+            (by, at, comment, key),
+        )
+        self.conn.execute("DELETE FROM notify_pending WHERE key = ? AND kind IN ('repeat', 'escalation')", (key,))
+        return cur.rowcount > 0
+
+    # who was told about the current episode
+    def told(self, key: str) -> dict[str, float]:
+        rows = self.conn.execute("SELECT receiver, told_at FROM notify_told WHERE key = ?", (key,))
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    def set_told(self, key: str, receiver: str, at: float) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO notify_told (key, receiver, told_at) VALUES (?, ?, ?)",
+                          (key, receiver, at))
+
+    def clear_told(self, key: str) -> None:
+        self.conn.execute("DELETE FROM notify_told WHERE key = ?", (key,))
+
+    # queued items, waiting for their group
+    def add_pending(self, receiver: str, group_key: str, item: Item, due: float) -> None:
+        self.conn.execute(
+            "INSERT INTO notify_pending (receiver, group_key, key, kind, body, fired_at, due)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (receiver, group_key, item.transition.key, item.kind.value, item.transition.to_json(),
+             item.fired_at, due),
+        )
+
+    def pending_receivers(self, key: str) -> set[str]:
+        rows = self.conn.execute("SELECT receiver FROM notify_pending WHERE key = ? AND kind != 'resolved'", (key,))
+        return {str(r[0]) for r in rows}
+
+    def drop_pending(self, key: str, kinds: tuple[str, ...]) -> None:
+        marks = ",".join("?" * len(kinds))
+        self.conn.execute(f"DELETE FROM notify_pending WHERE key = ? AND kind IN ({marks})", (key, *kinds))
+
+    def group_due(self, receiver: str, group_key: str) -> Optional[float]:
+        row = self.conn.execute("SELECT MIN(due) FROM notify_pending WHERE receiver = ? AND group_key = ?",
+                                (receiver, group_key)).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def last_sent(self, receiver: str, group_key: str) -> Optional[float]:
+        row = self.conn.execute("SELECT last_sent FROM notify_groups WHERE receiver = ? AND group_key = ?",
+                                (receiver, group_key)).fetchone()
+        return None if row is None else float(row[0])
+
+    def set_last_sent(self, receiver: str, group_key: str, at: float) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO notify_groups (receiver, group_key, last_sent) VALUES (?, ?, ?)",
+                          (receiver, group_key, at))
+
+    def due_groups(self, now: float) -> list[tuple[str, str]]:
+        rows = self.conn.execute(
+            "SELECT receiver, group_key FROM notify_pending GROUP BY receiver, group_key HAVING MIN(due) <= ?",
+            (now,))
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def group_items(self, receiver: str, group_key: str) -> list[PendingRow]:
+        rows = self.conn.execute(
+            "SELECT id, receiver, group_key, kind, body, fired_at, due FROM notify_pending"
+            " WHERE receiver = ? AND group_key = ? ORDER BY id", (receiver, group_key))
+        return [PendingRow(int(r[0]), str(r[1]), str(r[2]),
+                           Item(Kind(r[3]), Transition.from_json(r[4]), float(r[5])), float(r[6])) for r in rows]
+
+    def delete_pending(self, ids: list[int]) -> None:
+        self.conn.executemany("DELETE FROM notify_pending WHERE id = ?", [(i,) for i in ids])
+
+    def postpone(self, pending_id: int, due: float) -> None:
+        self.conn.execute("UPDATE notify_pending SET due = ? WHERE id = ?", (due, pending_id))
+
+    def next_pending_due(self) -> Optional[float]:
+        row = self.conn.execute("SELECT MIN(due) FROM notify_pending").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    # deliveries: one row per URL, sent at most once
+    def add_delivery(self, receiver: str, url: str, url_masked: str, title: str, body: str, severity: str,
+                     resolved: bool, keys: list[str], now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO notify_deliveries (receiver, url, url_masked, title, body, severity, resolved, keys,"
+            " created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (receiver, url, url_masked, title, body, severity, int(resolved), json.dumps(keys), now, now))
+
+    def due_deliveries(self, now: float, limit: int = 100) -> list[DeliveryRow]:
+        rows = self.conn.execute(
+            "SELECT id, receiver, url, url_masked, title, body, severity, resolved, attempts, in_doubt"
+            " FROM notify_deliveries WHERE state = 'pending' AND next_attempt <= ? ORDER BY id LIMIT ?",
+            (now, limit))
+        return [DeliveryRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), int(r[8]), bool(r[9]))
+                for r in rows]
+
+    def next_delivery_due(self) -> Optional[float]:
+        row = self.conn.execute("SELECT MIN(next_attempt) FROM notify_deliveries WHERE state = 'pending'").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def mark_sending(self, delivery_id: int) -> None:
+        self.conn.execute("UPDATE notify_deliveries SET state = 'sending', attempts = attempts + 1 WHERE id = ?",
+                          (delivery_id,))
+
+    def mark_sent(self, delivery_id: int, at: float) -> None:
+        self.conn.execute("UPDATE notify_deliveries SET state = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+                          (at, delivery_id))
+
+    def mark_failed(self, delivery_id: int, error: str, retry_at: float) -> None:
+        self.conn.execute(
+            "UPDATE notify_deliveries SET state = 'pending', last_error = ?, next_attempt = ? WHERE id = ?",
+            (error, retry_at, delivery_id))
+
+    def recover_in_doubt(self, resend: bool, now: float) -> list[tuple[int, str, str]]:
+        """Sends a crash interrupted: queued again (flagged) or given up; returns (id, receiver, title)."""
+        rows = self.conn.execute("SELECT id, url_masked, title FROM notify_deliveries WHERE state = 'sending'")
+        found = [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+        if resend:
+            self.conn.execute("UPDATE notify_deliveries SET state = 'pending', in_doubt = 1, next_attempt = ?"
+                              " WHERE state = 'sending'", (now,))
+        else:
+            self.conn.execute("UPDATE notify_deliveries SET state = 'in_doubt' WHERE state = 'sending'")
+        return found
+
+    def failing(self, at_least: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT receiver, url_masked, MAX(attempts), last_error, COUNT(*) FROM notify_deliveries"
+            " WHERE state IN ('pending', 'sending') AND attempts >= ? GROUP BY receiver, url_masked",
+            (at_least,))
+        return [{"receiver": r[0], "url": r[1], "attempts": int(r[2]), "last_error": r[3], "waiting": int(r[4])}
+                for r in rows]
+
+    def waiting_deliveries(self) -> int:
+        return int(self.conn.execute(
+            "SELECT COUNT(*) FROM notify_deliveries WHERE state IN ('pending', 'sending')").fetchone()[0])
+
+    def prune_sent(self, before: float) -> None:
+        self.conn.execute("DELETE FROM notify_deliveries WHERE state IN ('sent', 'in_doubt') AND created < ?",
+                          (before,))
+
+    # silences
+    def silences(self, now: float) -> list[ActiveSilence]:
+        rows = self.conn.execute(
+            "SELECT id, match, starts, ends, by, comment FROM notify_silences WHERE ends > ? ORDER BY starts, id",
+            (now,))
+        return [ActiveSilence(str(r[0]), Match.model_validate(json.loads(r[1])), float(r[2]), float(r[3]),
+                              str(r[4]), str(r[5])) for r in rows]
+
+    def put_silence(self, s: ActiveSilence, static: bool) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO notify_silences (id, match, starts, ends, by, comment, static)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (s.id, json.dumps(s.match.model_dump()), s.starts, s.ends, s.by, s.comment, int(static)))
+
+    def expire_silence(self, silence_id: str, now: float) -> bool:
+        cur = self.conn.execute("UPDATE notify_silences SET ends = ? WHERE id = ? AND ends > ?",
+                                (now, silence_id, now))
+        return cur.rowcount > 0
+
+    def replace_static_silences(self, silences: list[ActiveSilence]) -> None:
+        self.conn.execute("DELETE FROM notify_silences WHERE static = 1")
+        for s in silences:
+            self.put_silence(s, static=True)
+
+
+def _alert(row: Any) -> AlertRow:
+    return AlertRow(str(row[0]), str(row[1]), Transition.from_json(row[2]), float(row[3]),
+                    tuple(json.loads(row[4])), row[5], row[6], row[7])
