@@ -18,6 +18,7 @@ there; a source named ``vigil`` in the list replaces its settings (labels, error
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Literal, Optional
 
@@ -42,6 +43,7 @@ __all__ = [
 BUILTIN_SOURCE = "vigil"
 FORMAT_NAMES = ("vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol")
 # Which options each format reads; setting another is a mistake worth an error.
+log = logging.getLogger(__name__)
 _FORMAT_OPTIONS: dict[str, frozenset[str]] = {
     "vigil_json": frozenset(),
     "plain": frozenset({"scale"}),
@@ -78,6 +80,15 @@ def _metric_name(value: str) -> str:
     if not _NAME.fullmatch(value):
         raise ValueError(f"metric name {value!r} must be a letter or _ then letters, digits or _ (at most 64)")
     return value.lower()
+
+
+def _compile_path(path: str) -> None:
+    from .formats.json_path import PathError, compile_path  # the formats import this module
+
+    try:
+        compile_path(path)
+    except PathError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
@@ -133,6 +144,20 @@ class FormatOptions(BaseModel):
     @classmethod
     def _path_keys(cls, v: dict[str, str]) -> dict[str, str]:
         return {_metric_name(k): p for k, p in v.items()}
+
+    @field_validator("value_path", "ts_path", "unit_path")
+    @classmethod
+    def _path(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            _compile_path(v)
+        return v
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
+        for path in v.values():
+            _compile_path(path)
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -287,7 +312,6 @@ class BridgeSettings(BaseModel):
             if s.name in seen:
                 raise ValueError(f"two sources are named {s.name!r}; names must be distinct")
             seen.add(s.name)
-        _check_overlaps([s for s in v if s.topic is not None], "vigil")
         return v
 
     @model_validator(mode="before")
@@ -301,7 +325,8 @@ class BridgeSettings(BaseModel):
         return data
 
     def all_sources(self, root: str = "vigil") -> list[SourceSettings]:
-        """The configured sources with the built-in ``vigil`` source first, overlapping filters refused."""
+        """The configured sources with the built-in ``vigil`` source first (a topic goes to the first
+        source whose filter takes it); overlapping filters are logged."""
         builtin = next((s for s in self.sources if s.name == BUILTIN_SOURCE), None)
         if builtin is None:
             builtin = SourceSettings(name=BUILTIN_SOURCE, format="vigil_json")
@@ -311,12 +336,13 @@ class BridgeSettings(BaseModel):
 
 
 def _check_overlaps(sources: list[SourceSettings], root: str) -> None:
-    # The broker would deliver such a message once per matching subscription.
+    # Usual patterns overlap in theory (+/sensor/+/state and shellies/+/...); a topic that fits both
+    # would come from the broker once per subscription, so say so once at start.
     filters = [(s.name, s.subscription(root)) for s in sources]
     for i, (name_a, a) in enumerate(filters):
         for name_b, b in filters[i + 1 :]:
             if filters_overlap(a, b):
-                raise ValueError(
-                    f"sources {name_a!r} ({a}) and {name_b!r} ({b}) would both receive some topics; "
-                    "make their topic patterns distinct"
+                log.warning(
+                    "sources %r (%s) and %r (%s) overlap: a topic that fits both goes to %r, and the broker "
+                    "may deliver it twice", name_a, a, name_b, b, name_a,
                 )

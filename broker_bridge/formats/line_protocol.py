@@ -32,6 +32,8 @@ Field = Union[float, int, str, bool]
 
 def _split(text: str, sep: str, quotes: bool = False) -> list[str]:
     """Split on unescaped ``sep`` (outside double quotes when ``quotes``), keeping escapes."""
+    if "\\" not in text and '"' not in text:
+        return text.split(sep)  # the usual line: nothing escaped, nothing quoted
     parts = []
     start = 0
     i = 0
