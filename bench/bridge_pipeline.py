@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from broker_bridge.pipeline import Pipeline  # noqa: E402
-from broker_bridge.settings import BridgeSettings  # noqa: E402
-from vigil.topics import Topics  # noqa: E402
+from broker_bridge.pipeline import Pipeline
+from broker_bridge.settings import BridgeSettings
+from vigil.topics import Topics
 
 SOURCES = [
     {"name": "shelly", "format": "plain", "topic": "shellies/{device}/ext_temperature/{sensor}",
