@@ -139,13 +139,12 @@ def create_app(
 def _bridge_pipeline(config: VigilConfig) -> Optional[Callable[[str], Any]]:
     """The bridge's pipeline for one format, when the bridge is installed here."""
     try:
-        from broker_bridge.pipeline import Pipeline  # type: ignore[import-not-found,unused-ignore]
+        from broker_bridge.pipeline import Pipeline
     except ImportError:
         return None
 
     def make(fmt: str) -> Any:
-        return Pipeline.for_format(config.bridge, config.mqtt.topics, fmt) if hasattr(Pipeline, "for_format") \
-            else Pipeline(config.bridge, config.mqtt.topics)
+        return Pipeline.for_format(config.bridge, config.mqtt.topics, fmt)
 
     return make
 

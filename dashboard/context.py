@@ -19,7 +19,7 @@ from .feed import Publisher
 from .live import LiveState
 from .settings import DashboardSettings
 
-__all__ = ["Admin", "ApiError", "Context", "Reader", "authenticate", "ctx_of", "same_origin", "require"]
+__all__ = ["Admin", "ApiError", "Context", "Reader", "authenticate", "ctx_of", "require", "same_origin"]
 
 
 class ApiError(Exception):

@@ -101,7 +101,8 @@ def parse_format_body(body: bytes, fmt: str, topic: Optional[str], topics: Topic
         raise IngestError(422, str(exc)) from exc
     dead = list(getattr(outcome, "dead", ()) or ())
     if dead:
-        problems = [{"index": i, "error": str(getattr(d, "reason", d))} for i, d in enumerate(dead)]
+        problems = [{"index": i, "error": f"{getattr(d, 'reason', 'refused')}: {getattr(d, 'detail', d)}"}
+                    for i, d in enumerate(dead)]
         raise IngestError(422, f"{len(dead)} reading(s) refused by the {fmt} format; nothing was published",
                           problems[:100])
     out: list[Outgoing] = []

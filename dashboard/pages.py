@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .auth import SESSION_COOKIE, AuthError, Principal
-from .context import same_origin, authenticate, ctx_of
+from .context import authenticate, ctx_of, same_origin
 
 __all__ = ["STATIC_FILES", "router"]
 

@@ -1,0 +1,96 @@
+"""The dashboard app over in-memory parts: MemoryStore, a recording publisher, a manual clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from alerting.clock import ManualClock
+from broker_bridge.stores import MemoryStore
+from dashboard.app import create_app
+from dashboard.feed import BrokerUnavailable
+from dashboard.live import LiveState
+from dashboard.passwords import hash_password
+from vigil.config import VigilConfig
+
+NOW = 1_700_000_000.0
+ADMIN_PW = "correct horse battery"
+VIEWER_PW = "viewer password 1"
+INGEST_TOKEN = "ingest-token-0123456789"
+VIEWER_TOKEN = "viewer-token-0123456789"
+HMAC_SECRET = "hmac-secret-0123456789"
+_HASHES: dict[str, str] = {}
+
+
+def _hash(pw: str) -> str:
+    # scrypt is slow on purpose; hash each test password once per session.
+    if pw not in _HASHES:
+        _HASHES[pw] = hash_password(pw)
+    return _HASHES[pw]
+
+
+@dataclass
+class RecordingPublisher:
+    """Our Publisher interface, in memory: keeps what would have gone to the broker."""
+
+    sent: list[tuple[str, bytes, int, bool]] = field(default_factory=list)
+    down: bool = False
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        if self.down:
+            raise BrokerUnavailable("not connected")
+        self.sent.append((topic, payload, qos, retain))
+
+
+def make_config(tmp_path: Path, **dashboard: Any) -> VigilConfig:
+    rules = tmp_path / "rules.yaml"
+    if not rules.exists():
+        rules.write_text("rules: []\n")
+    section = {
+        "users": [{"name": "admin", "password_hash": _hash(ADMIN_PW), "role": "admin"},
+                  {"name": "viewer", "password_hash": _hash(VIEWER_PW), "role": "read-only"}],
+        "tokens": [{"name": "webhook", "token": INGEST_TOKEN, "role": "ingest"},
+                   {"name": "grafana", "token": VIEWER_TOKEN, "role": "read-only"}],
+        "hmac_keys": [{"id": "k1", "secret": HMAC_SECRET}],
+        "session_secret": "session-secret-for-tests",
+        "rules": str(rules),
+        **dashboard,
+    }
+    return VigilConfig.model_validate({"dashboard": section})
+
+
+@dataclass
+class Harness:
+    client: httpx.AsyncClient
+    store: MemoryStore
+    publisher: RecordingPublisher
+    live: LiveState
+    clock: ManualClock
+    config: VigilConfig
+
+    async def login(self, user: str = "admin", password: str = ADMIN_PW) -> str:
+        r = await self.client.post("/login", content=f"username={user}&password={password}&next=/",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 303, r.text
+        page = await self.client.get("/")
+        token = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+        assert token
+        return token
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    config = make_config(tmp_path)
+    store = MemoryStore()
+    publisher = RecordingPublisher()
+    clock = ManualClock(NOW)
+    live = LiveState(config.mqtt.topics)
+    app = create_app(config, store=store, publisher=publisher, live=live, clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield Harness(client, store, publisher, live, clock, config)
