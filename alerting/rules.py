@@ -73,7 +73,9 @@ def load_rules_path(path: Union[str, Path]) -> tuple[RuleSet, list[ConfigIssue]]
     p = Path(path)
     loader = _Loader()
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix in _RULE_FILE_SUFFIXES and f.is_file())
+        # rule unit tests (vigil rules test) may sit beside the rules: *_test.yaml, *.test.yaml
+        files = sorted(f for f in p.iterdir() if f.suffix in _RULE_FILE_SUFFIXES and f.is_file()
+                       and not f.stem.endswith(("_test", ".test")))
         if not files:
             loader.warnings.append(ConfigIssue(str(p), None, "", "no *.yaml rules files in this folder"))
     elif p.exists():
@@ -188,13 +190,16 @@ class _Loader:
 
     def finish(self) -> tuple[RuleSet, list[ConfigIssue]]:
         notify = NotifyConfig()
-        if self.notify_data and not self.issues:
+        notify_ok = True
+        if self.notify_data:
             try:
                 notify = NotifyConfig.model_validate(self.notify_data)
             except ValidationError as exc:
-                where = next(iter(self.notify_where.values()), "<rules>")
-                self.issues += _describe(exc, self.notify_data, {}, where, (), NotifyConfig)
-        for rule in self.rules:
+                notify_ok = False
+                if not self.issues:  # otherwise the per-file errors above already say it
+                    where = next(iter(self.notify_where.values()), "<rules>")
+                    self.issues += _describe(exc, self.notify_data, {}, where, (), NotifyConfig)
+        for rule in self.rules if notify_ok else ():
             unknown = [n for n in rule.spec.receivers if n not in notify.receivers]
             if unknown:
                 known = ", ".join(sorted(notify.receivers)) or "none are defined under receivers:"
