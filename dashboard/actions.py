@@ -21,7 +21,7 @@ from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of
 from .feed import BrokerUnavailable
 from .ingest import IngestError, parse_contract_body, parse_format_body
-from .rules_view import check_rules, rules_files, write_rules_file
+from .rules_view import check_rules, configured_quiet, rules_files, write_rules_file
 
 __all__ = ["router"]
 
@@ -90,6 +90,12 @@ async def expire_silence(request: Request, who: Admin, sid: str) -> dict[str, An
     await ctx.publisher.publish(ctx.live.topics.silence(sid), b"", retain=True)
     log.info("%s expired silence %s", who.name, sid)
     return {"expired": sid}
+
+
+@router.get("/mute-windows", tags=["alerts"])
+async def mute_windows(request: Request, _: Reader) -> dict[str, list[dict[str, Any]]]:
+    """Mute windows (quiet hours) and fixed silences from the rules files."""
+    return await asyncio.to_thread(configured_quiet, ctx_of(request).rules_path)
 
 
 @router.get("/rules", tags=["rules"])

@@ -171,8 +171,8 @@ async def history(
         "max": [[p.ts, p.value] for p in hi],
         "stats": {"count": n, "min": min((p.value for p in lo), default=None),
                   "max": max((p.value for p in hi), default=None), "mean": mean_total},
-        "alerts": sorted(({"at": a["at"], "state": a["state"], "rule": a["rule"]} for a in alerts),
-                         key=lambda a: a["at"]),
+        "alerts": sorted({(a["at"], a["state"], a["rule"]): {"at": a["at"], "state": a["state"], "rule": a["rule"]}
+                          for a in alerts}.values(), key=lambda a: a["at"]),
     }
 
 

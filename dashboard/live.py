@@ -150,7 +150,10 @@ class LiveState:
         if text in ("online", "offline"):
             state = text
         else:
-            data = _loads(payload)
+            try:
+                data = _loads(payload)
+            except ValueError:  # lenient: a device we cannot read is still a device
+                data = None
             if isinstance(data, dict):
                 s = str(data.get("state", data.get("status", ""))).lower()
                 state = s if s in ("online", "offline") else "unknown"

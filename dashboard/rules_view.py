@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["RulesUnavailable", "check_rules", "rule_names", "rules_files", "write_rules_file"]
+__all__ = ["RulesUnavailable", "check_rules", "configured_quiet", "rule_names", "rules_files", "write_rules_file"]
 
 
 class RulesUnavailable(Exception):
@@ -66,3 +66,14 @@ def write_rules_file(target: Path, text: str) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(text, "utf-8")
     tmp.replace(target)
+
+
+def configured_quiet(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Mute windows and silences written in the rules files (changed by editing those files)."""
+    try:
+        ruleset, _ = _loader().load_rules_path(path)
+    except Exception:
+        return {"mute_windows": [], "silences": []}
+    notify = ruleset.notify
+    return {"mute_windows": [m.model_dump(mode="json") for m in getattr(notify, "mute_windows", [])],
+            "silences": [s.model_dump(mode="json") for s in getattr(notify, "silences", [])]}

@@ -379,6 +379,12 @@ async function silencesPage() {
     catch (err) { $("#silence-result").textContent = err.message; }
   });
   on("silence", render); on("silence_cleared", render);
+  const q = await api("/api/v1/mute-windows");
+  const rows = [...q.mute_windows.map((m) => [m.name, `${(m.weekdays || []).join(", ")} ${m.start}–${m.end} ${m.time_zone}`,
+    (m.allow_severity || []).length ? "except " + m.allow_severity.join(", ") : ""]),
+    ...q.silences.map((s) => ["silence", JSON.stringify(s.match || {}), "until " + (s.until || "")])];
+  $("#mute-list").replaceChildren(rows.length ? el("table", {}, el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))))
+    : el("p", { class: "muted" }, "None configured."));
   await render();
 }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 import pytest
 
 from dashboard.auth import sign_request
@@ -14,7 +13,8 @@ AUTH = {"Authorization": f"Bearer {INGEST_TOKEN}"}
 URL = "/api/v1/readings?device=freezer&sensor=t0"
 
 
-async def post(h: Harness, body: bytes | str, url: str = URL, headers: dict[str, str] | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def post(h: Harness, body: bytes | str, url: str = URL,
+               headers: dict[str, str] | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
     r = await h.client.post(url, content=body if isinstance(body, bytes) else body.encode(),
                             headers={**AUTH, "Content-Type": "application/json", **(headers or {})})
     return r.status_code, r.json()
@@ -29,7 +29,8 @@ async def test_one_reading_is_published_as_contract_json_at_qos1(harness: Harnes
 
 
 async def test_a_batch_may_name_devices_per_reading(harness: Harness) -> None:
-    batch = [{"device": "a", "sensor": "s1", "value": 1, "ts": "2023-11-14T22:13:20Z", "unit": "%", "metric": "humidity"},
+    batch = [{"device": "a", "sensor": "s1", "value": 1, "ts": "2023-11-14T22:13:20Z", "unit": "%",
+              "metric": "humidity"},
              {"value": 2.5, "ts": NOW, "unit": "°C", "labels": {"site": "lab"}}]
     status, body = await post(harness, json.dumps(batch))
     assert status == 202 and body["accepted"] == 2
@@ -109,7 +110,8 @@ async def test_ingest_needs_an_ingest_token(harness: Harness, headers: dict[str,
 
 def signed(body: bytes, path: str = URL, ts: int | None = None, secret: str = HMAC_SECRET) -> dict[str, str]:
     ts = int(NOW) if ts is None else ts
-    return {"X-Vigil-Key": "k1", "X-Vigil-Timestamp": str(ts), "X-Vigil-Signature": sign_request(secret, ts, path, body)}
+    return {"X-Vigil-Key": "k1", "X-Vigil-Timestamp": str(ts),
+            "X-Vigil-Signature": sign_request(secret, ts, path, body)}
 
 
 async def test_signed_requests_are_accepted_once(harness: Harness) -> None:
