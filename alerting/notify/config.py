@@ -59,6 +59,7 @@ __all__ = [
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOSTLIKE = re.compile(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -67,7 +68,10 @@ class MissingSecret(KeyError):
 
     def __init__(self, variable: str) -> None:
         self.variable = variable
-        super().__init__(f"environment variable {variable} is not set (named in a receiver URL)")
+        super().__init__(variable)
+
+    def __str__(self) -> str:
+        return f"environment variable {self.variable} is not set (named in a receiver URL)"
 
 
 class ReceiverUrl:
@@ -128,12 +132,13 @@ class ReceiverUrl:
 
 
 def mask_apprise_url(url: str) -> str:
-    """``scheme://host/***``: apprise keeps tokens in the user part, the path and the query alike."""
+    """``scheme://host/***``: apprise keeps tokens in the user part, the host, the path and the query alike."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "***"
     host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
-    if "${" in host or not host:
+    # many services put a token where the host would be (tgram://TOKEN/chat): show only real host names
+    if not _HOSTLIKE.fullmatch(host) or not ("." in host or host.startswith(("localhost", "["))):
         return f"{scheme}://***"
     return f"{scheme}://{host}/***" if len(rest) > len(host) or "@" in rest else f"{scheme}://{host}"
 

@@ -356,9 +356,11 @@ class Dispatcher:
         base = min(cfg.retry_max, cfg.retry_initial * 2 ** min(attempts - 1, 30))
         delay = base / 2 + self._rng.uniform(0, base / 2)
         with self._state.transaction():
-            self._state.mark_failed(d.id, error, self._clock.now() + delay)
-        level = logging.ERROR if attempts >= cfg.failing_after else logging.WARNING
-        log.log(level, "receiver %s (%s) failed %d time(s): %s; retrying in %.0fs",
+            self._state.mark_failed(d.id, error, self._clock.now() + delay, attempts)
+        # an error when a receiver starts to count as failing, and every tenth attempt after that
+        keeps_failing = attempts >= cfg.failing_after and (attempts - cfg.failing_after) % 10 == 0
+        log.log(logging.ERROR if keeps_failing else logging.WARNING,
+                "receiver %s (%s) failed %d time(s): %s; retrying in %.0fs",
                 d.receiver, d.url_masked, attempts, error, delay)
 
     def _next_due(self, now: float) -> float:

@@ -248,10 +248,10 @@ class NotifyState:
         self.conn.execute("UPDATE notify_deliveries SET state = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
                           (at, delivery_id))
 
-    def mark_failed(self, delivery_id: int, error: str, retry_at: float) -> None:
+    def mark_failed(self, delivery_id: int, error: str, retry_at: float, attempts: int) -> None:
         self.conn.execute(
-            "UPDATE notify_deliveries SET state = 'pending', last_error = ?, next_attempt = ? WHERE id = ?",
-            (error, retry_at, delivery_id))
+            "UPDATE notify_deliveries SET state = 'pending', last_error = ?, next_attempt = ?, attempts = ?"
+            " WHERE id = ?", (error, retry_at, attempts, delivery_id))
 
     def recover_in_doubt(self, resend: bool, now: float) -> list[tuple[int, str, str]]:
         """Sends a crash interrupted: queued again (flagged) or given up; returns (id, receiver, title)."""

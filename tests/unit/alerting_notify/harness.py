@@ -39,7 +39,8 @@ def config(**overrides: Any) -> NotifyConfig:
 
 class Harness:
     def __init__(self, path: Path, cfg: Optional[NotifyConfig] = None, *, start: float = START,
-                 sender: Optional[RecordingSender] = None) -> None:
+                 sender: Optional[RecordingSender] = None, env: Optional[dict[str, str]] = None) -> None:
+        self.env = env if env is not None else {}
         self.path = path
         self.clock = ManualClock(start)
         self.sender = sender or RecordingSender()
@@ -51,7 +52,7 @@ class Harness:
         self.dispatcher = self.new_dispatcher()
 
     def new_dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.path, self.config, self.sender, self.clock, rng=random.Random(7))
+        return Dispatcher(self.path, self.config, self.sender, self.clock, env=self.env, rng=random.Random(7))
 
     def restart(self) -> None:
         self.dispatcher.close()
