@@ -1,0 +1,109 @@
+"""Hostile input: templates that reach for Python internals, template syntax in names, bad MQTT payloads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from alerting.clock import ManualClock
+from alerting.engine import Engine
+from alerting.rules import RulesError, load_rules_text
+from alerting.service import AlertService, parse_status
+from alerting.templates import MessageTemplate, TemplateProblem
+from vigil.config import VigilConfig
+
+from .helpers import T0, Recorder, engine, feed
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ value.__class__.__init__.__globals__ }}",
+    "{% for x in ().__class__.__base__.__subclasses__() %}{{ x }}{% endfor %}",
+])
+def test_template_reaching_python_internals_is_refused(source: str) -> None:
+    with pytest.raises(TemplateProblem, match=r"sandbox|unsafe|fails"):
+        MessageTemplate(source).check()
+    with pytest.raises(RulesError) as info:
+        load_rules_text(f"rules: [{{name: x, above: 1, message: {json.dumps(source)}}}]", "r.yaml")
+    assert "r.yaml:1: rule 'x': message:" in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["{{ labels.__class__ }}", "{{ rule.format.__globals__ }}",
+                                    "{{ labels['__class__'] }}"])
+def test_internals_through_a_mapping_or_builtin_come_out_empty(source: str) -> None:
+    from alerting.templates import render_context_example
+
+    t = MessageTemplate(source)
+    t.check()
+    assert t.render(render_context_example()) == ""
+
+
+def test_device_name_with_template_syntax_is_printed_not_executed() -> None:
+    e, sink, clock = engine("""
+    rules:
+      - {name: hot, above: 30, message: "{{ device }} / {{ labels.room }} is {{ value }}"}
+    """)
+    feed(e, clock, 35.0, device="{{ 7*7 }}", room="{% for x in range(3) %}x{% endfor %}")
+    assert sink.items[0].message == "{{ 7*7 }} / {% for x in range(3) %}x{% endfor %} is 35.0"
+
+
+def test_a_template_failing_at_run_time_still_sends_a_message() -> None:
+    e, sink, clock = engine("""
+    rules:
+      - {name: hot, above: 30, message: "{{ value | round(1) }} {{ labels.site.upper() }}"}
+    """)
+    feed(e, clock, 35.0)  # no 'site' label: undefined.upper() fails
+    assert sink.items[0].message.startswith("hot: freezer-1/t0/temperature is firing (message template failed")
+
+
+def test_huge_message_is_cut() -> None:
+    e, sink, clock = engine("""
+    rules:
+      - {name: hot, above: 30, message: "{% for i in range(100000) %}xxxxxxxxxx{% endfor %}"}
+    """)
+    feed(e, clock, 35.0)
+    assert len(sink.items[0].message) == 4000
+
+
+@pytest.mark.parametrize("payload,expected", [
+    (b"online", True), (b"offline", False), (b'{"status": "offline", "ip": "x"}', False),
+    (b'{"state":"online"}', True), (b"banana", None), (b"{not json", None), (b"", None),
+])
+def test_parse_status(payload: bytes, expected: object) -> None:
+    assert parse_status(payload) is expected
+
+
+async def test_bad_messages_are_skipped_and_good_ones_still_evaluated() -> None:
+    rules, _ = load_rules_text("rules: [{name: hot, above: 30}, {name: device-offline, offline: true}]", "r.yaml")
+    sink = Recorder()
+    e = Engine(rules, sink=sink, clock=ManualClock(T0))
+    service = AlertService(VigilConfig(), e)
+    good = {"device": "d", "sensor": "s", "metric": "temperature", "value": 35, "ts": T0}
+    hostile = [
+        ("vigil/events/d/temperature", b"{not json"),
+        ("vigil/events/d/temperature", b"[]"),
+        ("vigil/events/d/temperature", json.dumps({**good, "value": "NaN"}).encode()),
+        ("vigil/events/d/temperature", json.dumps({**good, "value": float("inf")}).encode()),
+        ("vigil/events/d/temperature", b"x" * 1_000_000),
+        ("vigil/events/d/temperature", json.dumps({**good, "value": "warm"}).encode()),
+        ("vigil/events/d/temperature", "\udcff".encode("utf-8", "surrogatepass")),
+        ("vigil/status/d", b"\x00\xff"),
+        ("vigil/status/d/extra", b"offline"),
+        ("vigil/ack/hot/d/s/temperature", b"not json"),
+        ("vigil/ack/hot", b"{}"),
+        ("other/topic", b"whatever"),
+    ]
+    for topic, payload in hostile:
+        service.handle(topic, payload)
+    assert sink.items == []
+    service.handle("vigil/events/d/temperature", json.dumps(good).encode())
+    assert [t.state.value for t in sink.items] == ["firing"]
+    service.handle("vigil/ack/hot/d/s/temperature", json.dumps({"by": "ana", "comment": "on it"}).encode())
+    topic, payload = service.outgoing.get_nowait()  # the firing state
+    topic, payload = service.outgoing.get_nowait()  # the same, acknowledged
+    assert topic == "vigil/alerts/hot/d/s/temperature"
+    body = json.loads(payload)
+    assert body["state"] == "firing" and body["acknowledged_by"] == "ana" and body["ack_comment"] == "on it"
+    await asyncio.sleep(0)

@@ -1,0 +1,141 @@
+"""Flapping, restarts on the same state file, acknowledge, reload and partitions."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+from pathlib import Path
+
+from alerting.clock import ManualClock
+from alerting.engine import Engine
+from alerting.notify.outbox import Outbox
+from alerting.partition import owns, parse_partition
+from alerting.rules import load_rules_text
+from alerting.state import StateDB
+from alerting.transition import AlertState
+
+from .helpers import T0, engine, feed
+
+HOT = """
+rules:
+  - name: hot
+    above: 30
+    for: 1m
+    flapping: {changes: 4, window: 10m}
+"""
+
+
+def test_flapping_notifies_once_then_is_quiet_until_it_settles() -> None:
+    e, sink, clock = engine(HOT)
+    for _ in range(3):
+        feed(e, clock, 35.0)
+        clock.advance(60)
+        e.tick()
+        clock.advance(10)
+        feed(e, clock, 20.0)
+        clock.advance(10)
+    got = [t.state.value for t in sink.items]
+    # firing, resolved, firing, then the 4th change within 10m is "flapping"
+    assert got == ["firing", "resolved", "firing", "flapping"]
+    flaps_at = sink.items[-1].at
+    clock.advance(60)
+    e.tick()
+    assert len(sink.items) == 4  # quiet while flapping
+    clock.set(flaps_at + 10 * 60 + 200)
+    settled = e.tick()
+    assert [(t.previous.value, t.state.value) for t in settled] == [("flapping", "resolved")]
+    # the quiet changes went on until T0+230 (resolved); calm for the 10m window after that
+    assert settled[0].at == T0 + 230 + 600
+    assert flaps_at == T0 + 150
+
+
+def test_restart_keeps_pending_start_and_does_not_renotify_firing(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.db"
+    clock = ManualClock(T0)
+    rules, _ = load_rules_text(textwrap.dedent(HOT), "t.yaml")
+
+    def start() -> tuple[Engine, StateDB]:
+        db = StateDB(path)
+        outbox = Outbox(db.conn)
+        outbox.create_tables()
+        return Engine(rules, state=db, sink=outbox, clock=clock), db
+
+    e, db = start()
+    feed(e, clock, 35.0, device="a")           # a: pending since T0
+    feed(e, clock, 35.0, device="b")
+    clock.advance(60)
+    e.tick()                                    # b (and a) firing at T0+60
+    clock.advance(1)
+    feed(e, clock, 35.0, device="c")           # c: pending since T0+61
+    db.close()                                  # "crash": nothing but the file survives
+
+    clock.advance(120)                          # c's for: 1m ran out while the engine was down
+    e2, db2 = start()
+    out = e2.tick()
+    assert [(t.state.value, t.series, t.at) for t in out] == [
+        ("firing", "c/t0/temperature", T0 + 61 + 60)]  # at its original time
+    assert feed(e2, clock, 35.0, device="b") == []       # firing stays firing: nothing sent again
+    assert [t.state.value for t in feed(e2, clock, 20.0, device="a")] == ["resolved"]
+    db2.close()
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT key, body FROM notify_outbox ORDER BY seq").fetchall()
+    keys = [k for k, _ in rows]
+    assert keys == ["hot/a/t0/temperature", "hot/b/t0/temperature", "hot/c/t0/temperature",
+                    "hot/a/t0/temperature"]
+
+
+def test_a_replayed_transition_is_not_enqueued_twice(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.db"
+    rules, _ = load_rules_text(textwrap.dedent(HOT), "t.yaml")
+    ids = []
+    for _ in range(2):  # the same history twice, as after a crash before the state commit
+        db = StateDB(path)
+        outbox = Outbox(db.conn)
+        outbox.create_tables()
+        with db.transaction():
+            db.conn.execute("DELETE FROM alert_state")
+        clock = ManualClock(T0)
+        e = Engine(rules, state=db, sink=outbox, clock=clock)
+        feed(e, clock, 35.0)
+        clock.advance(60)
+        ids += [t.id for t in e.tick()]
+        db.close()
+    assert ids[0] == ids[1]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM notify_outbox").fetchone()[0] == 1
+
+
+def test_acknowledge_marks_the_alert_and_resolve_clears_it() -> None:
+    e, _sink, clock = engine("rules: [{name: hot, above: 30}]")
+    assert e.acknowledge("hot", "freezer-1/t0/temperature", "ana") is None  # nothing firing
+    feed(e, clock, 35.0)
+    rec = e.acknowledge("hot", "freezer-1/t0/temperature", "ana", "on it")
+    assert rec is not None and rec.acked_by == "ana" and rec.ack_comment == "on it"
+    feed(e, clock, 20.0)
+    assert e.alerts["hot/freezer-1/t0/temperature"].acked_by is None
+
+
+def test_reload_keeps_state_of_remaining_rules_and_drops_removed_ones() -> None:
+    e, _sink, clock = engine("rules: [{name: hot, above: 30}, {name: cold, below: 0}]")
+    feed(e, clock, 35.0)
+    feed(e, clock, -5.0, device="d2")
+    new, _ = load_rules_text("rules: [{name: hot, above: 30}]", "t.yaml")
+    dropped = e.reload(new)
+    assert dropped == ["cold/d2/t0/temperature"]
+    assert e.alerts["hot/freezer-1/t0/temperature"].state == AlertState.FIRING
+    assert feed(e, clock, 36.0) == []  # not notified again
+
+
+def test_partitions_split_series_and_each_instance_evaluates_only_its_own() -> None:
+    ids = [f"d{i}/t0/temperature" for i in range(200)]
+    owners = [[owns(s, (i, 3)) for i in range(3)] for s in ids]
+    assert all(sum(o) == 1 for o in owners)
+    assert all(any(o[i] for o in owners) for i in range(3))
+    assert parse_partition("1/3") == (1, 3)
+    fired = 0
+    for i in range(3):
+        e, sink, clock = engine("rules: [{name: hot, above: 30}]", partition=(i, 3))
+        for d in range(30):
+            feed(e, clock, 35.0, device=f"d{d}")
+        fired += len(sink.items)
+    assert fired == 30
