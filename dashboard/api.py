@@ -6,12 +6,13 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from broker_bridge.stores import Point, StoreError
+from broker_bridge.stores._base import check_query
 from vigil.durations import parse_duration
 from vigil.event import Event, SeriesKey
 from vigil.reading import parse_ts
@@ -153,8 +154,13 @@ async def history(
     def run(agg: str) -> list[Point]:
         return ctx.store.query(key, t0, t1, b, agg)  # type: ignore[arg-type]
 
-    main, lo, hi, count = await asyncio.gather(*(asyncio.to_thread(run, a) for a in (aggregate, "min", "max",
-                                                                                       "count")))
+    check_query(t0, t1, b, aggregate)
+    results = await asyncio.gather(*(asyncio.to_thread(run, a) for a in (aggregate, "min", "max", "count")),
+                                   return_exceptions=True)
+    for res in results:  # every query has finished: none is left running behind an error
+        if isinstance(res, BaseException):
+            raise res
+    main, lo, hi, count = cast(list[list[Point]], results)
     n = int(sum(p.value for p in count))
     mean_total = None
     if n and aggregate == "mean":
