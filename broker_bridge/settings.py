@@ -133,12 +133,10 @@ class FormatOptions(BaseModel):
             raise ValueError("scale must be a finite number other than 0")
         return v
 
-    @field_validator("paths", "keys")
+    @field_validator("keys")
     @classmethod
     def _metrics(cls, v: dict[str, str]) -> dict[str, str]:
-        for metric in (v.values() if v is not None else ()):
-            _metric_name(metric)
-        return v if v is not None else {}
+        return {key: _metric_name(metric) for key, metric in v.items()}
 
     @field_validator("paths")
     @classmethod

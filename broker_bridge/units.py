@@ -43,8 +43,8 @@ _UNITS: dict[str, tuple[str, float, float, float]] = {
     "kPa": ("pressure", 0.0, 10.0, 1.0),
     "bar": ("pressure", 0.0, 1000.0, 1.0),
     "psi": ("pressure", 0.0, 68.947572932, 1.0),
-    "mmHg": ("pressure", 0.0, 1.333223874, 1.0),
-    "inHg": ("pressure", 0.0, 33.86388640, 1.0),
+    "mmHg": ("pressure", 0.0, 1013.25, 760.0),  # 760 mmHg is one standard atmosphere
+    "inHg": ("pressure", 0.0, 33.8638866667, 1.0),
     "V": ("voltage", 0.0, 1.0, 1.0),
     "mV": ("voltage", 0.0, 1.0, 1000.0),
     "kV": ("voltage", 0.0, 1000.0, 1.0),

@@ -117,16 +117,17 @@ def read_ts(value: Union[int, float, str, None], what: str = "ts", millis: bool 
 def base_names(source: SourceSettings, fields: dict[str, str]) -> tuple[Optional[str], Optional[str], str, Labels]:
     """Device, sensor and metric from the topic, else the source's defaults; other captures as labels."""
     d = source.defaults
-    device = fields.get("device") or d.device
-    sensor = fields.get("sensor") or d.sensor
-    metric = fields.get("metric") or d.metric or "temperature"
+    # A captured level wins even when empty: normalization then refuses it by name.
+    device = fields.get("device", d.device)
+    sensor = fields.get("sensor", d.sensor)
+    metric = fields.get("metric", d.metric or "temperature")
     labels = tuple((k, v) for k, v in fields.items() if k not in ("device", "sensor", "metric"))
     return device, sensor, metric, labels
 
 
 def need_device(device: Optional[str], source: SourceSettings) -> str:
     """The device name, or a FormatError saying how to give one."""
-    if not device:
+    if device is None:
         raise FormatError(
             "name", f"source {source.name!r}: no device; put {{device}} in its topic pattern or set defaults.device"
         )

@@ -121,7 +121,7 @@ class JsonPath:
                     raise FormatError("schema", f"{opts.unit_path}: expected a unit string")
                 unit = raw_unit
         device = need_device(device, source)
-        sensor = sensor or FALLBACK_SENSOR
+        sensor = FALLBACK_SENSOR if sensor is None else sensor
         out = []
         for name, steps in compiled.items():
             value = _get(data, steps)

@@ -56,6 +56,19 @@ def _split(text: str, sep: str, quotes: bool = False) -> list[str]:
     return parts
 
 
+def _first_space(line: str) -> tuple[str, Optional[str]]:
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == " ":
+            return line[:i], line[i + 1 :]
+        i += 1
+    return line, None
+
+
 def _unescape(text: str, specials: str) -> str:
     if "\\" not in text:
         return text
@@ -95,7 +108,9 @@ def _field_value(text: str, key: str) -> Field:
 
 def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, Field], Optional[int]]:
     """``(measurement, tags, fields, timestamp)`` of one line; ValueError says what is wrong."""
-    sections = _split(line, " ", quotes=True)
+    # Quotes mean strings only among the fields: in a tag they are plain characters.
+    head_text, rest = _first_space(line)
+    sections = [head_text, *_split(rest, " ", quotes=True)] if rest is not None else [head_text]
     if len(sections) < 2:
         raise ValueError("expected 'measurement[,tags] fields [timestamp]'")
     if len(sections) > 3:
@@ -145,8 +160,10 @@ class LineProtocol:
                 measurement, tags, values, stamp = parse_line(line)
             except ValueError as exc:
                 raise FormatError("schema", f"line {number}: {exc}") from exc
-            device = tags.pop("device", None) or device0
-            sensor = tags.pop("sensor", None) or sensor0 or FALLBACK_SENSOR
+            device = tags.pop("device", device0)
+            sensor = tags.pop("sensor", sensor0)
+            if sensor is None:
+                sensor = FALLBACK_SENSOR
             labels = captured + tuple(tags.items())
             ts = stamp * scale if stamp is not None else None
             for key, value in values.items():

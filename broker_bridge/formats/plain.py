@@ -43,7 +43,7 @@ class Plain:
         return [
             RawReading(
                 device=need_device(device, source),
-                sensor=sensor or FALLBACK_SENSOR,
+                sensor=FALLBACK_SENSOR if sensor is None else sensor,
                 metric=metric,
                 value=value,
                 unit=source.defaults.unit,

@@ -84,7 +84,7 @@ class Shelly:
             value = plain_value(payload) * source.options.scale
             return [
                 RawReading(
-                    need_device(device, source), sensor or FALLBACK_SENSOR, metric, value,
+                    need_device(device, source), FALLBACK_SENSOR if sensor is None else sensor, metric, value,
                     None, source.defaults.unit, None, labels,
                 )
             ]

@@ -67,7 +67,7 @@ class VigilJson:
         return [
             RawReading(
                 device=need_device(device, source),
-                sensor=sensor or FALLBACK_SENSOR,
+                sensor=FALLBACK_SENSOR if sensor is None else sensor,
                 metric=metric,
                 value=value,
                 ts=read_ts(ts),

@@ -53,7 +53,7 @@ class Zigbee2Mqtt:
             ts = read_ts(last_seen, "last_seen", millis=not isinstance(last_seen, str))
         device, sensor, _, labels = base_names(source, fields)
         device = need_device(device, source)
-        sensor = sensor or FALLBACK_SENSOR
+        sensor = FALLBACK_SENSOR if sensor is None else sensor
         extra = source.options.keys
         out = []
         for key, value in data.items():
