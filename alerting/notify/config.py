@@ -59,7 +59,8 @@ __all__ = [
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HOSTLIKE = re.compile(r"[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+_PORT = r"(:(\d{1,5}|\$\{[A-Za-z_][A-Za-z0-9_]*\}))?"
+_HOSTLIKE = re.compile(rf"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]){_PORT}")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
