@@ -18,7 +18,7 @@ import aiomqtt
 
 from alerting.clock import Clock, SystemClock
 from alerting.conditions import SeriesData
-from alerting.engine import Engine
+from alerting.engine import Engine, notifiable
 from alerting.index import CompiledRule, owns, parse_partition
 from alerting.notify.outbox import Outbox
 from alerting.rules import RulesError, RuleSet, load_rules_path
@@ -70,6 +70,7 @@ class AlertService:
         self.dispatcher = dispatcher
         self.outgoing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
         self.rejected = 0
+        self.silences: dict[str, str] = {}  # MQTT silence id -> the dispatcher's id
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -106,6 +107,8 @@ class AlertService:
             self._publish(self.engine.on_status(rest, online))
         elif kind == "ack":
             self._ack(rest, payload)
+        elif kind == "silences":
+            self._silence(rest, payload)
         elif topic == self.topics.rules_reload:
             self.reload()
 
@@ -128,6 +131,40 @@ class AlertService:
         if self.dispatcher is not None and hasattr(self.dispatcher, "acknowledge"):
             self.dispatcher.acknowledge(rec.key, by, comment)
         self._publish_record(rec)
+
+    def _silence(self, mqtt_id: str, payload: bytes) -> None:
+        """A retained silence from the dashboard: {"matchers": {...}, "until": ts, "by": ..., "comment": ...}."""
+        d = self.dispatcher
+        if d is None or not hasattr(d, "add_silence"):
+            return
+        if not payload.strip():
+            known = self.silences.pop(mqtt_id, None)
+            if known is not None:
+                d.expire_silence(known)
+                log.info("silence %s expired", mqtt_id)
+            return
+        try:
+            data = json.loads(payload)
+            matchers = data["matchers"]
+            until = float(data["until"])
+            by = str(data.get("by") or "someone")[:100]
+            comment = str(data.get("comment") or "")[:1000]
+            if not isinstance(matchers, dict):
+                raise TypeError("matchers must be a mapping")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring silence %s: expected {\"matchers\": {...}, \"until\": ts}: %s", mqtt_id[:100], exc)
+            return
+        if until <= self.engine.clock.now() or mqtt_id in self.silences:
+            return
+        # a retained silence comes again after each restart: reuse the one the dispatcher kept
+        for active in d.status().silences:
+            if active.ends == until and active.by == by and active.comment == comment:
+                self.silences[mqtt_id] = active.id
+                return
+        try:
+            self.silences[mqtt_id] = d.add_silence(matchers, until, by=by, comment=comment)
+        except ValueError as exc:
+            log.warning("ignoring silence %s: %s", mqtt_id[:100], exc)
 
     def reload(self) -> bool:
         """Read the rules files again; on errors keep the rules in force and log every problem."""
@@ -153,6 +190,8 @@ class AlertService:
     # -- publishing ------------------------------------------------------------------------------
 
     def _publish(self, transitions: list[Transition]) -> None:
+        if self.dispatcher is not None and any(notifiable(t) for t in transitions):
+            self.dispatcher.wake()
         for t in transitions:
             log.info("%s %s -> %s: %s", t.key, t.previous.value, t.state.value, t.message)
             rec = self.engine.alerts.get(t.key)
@@ -227,7 +266,7 @@ class AlertService:
                 async with client:
                     attempt = 0
                     for flt in (self.topics.all_events, self.topics.all_status, self.topics.all_acks,
-                                self.topics.rules_reload):
+                                self.topics.all_silences, self.topics.rules_reload):
                         await client.subscribe(flt, qos=1)
                     self.republish_all()
                     log.info("connected to the broker; watching %s", self.topics.all_events)
@@ -313,6 +352,8 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
         try:
             if "engine" in locals():
                 engine.flush()
+            if "dispatcher" in locals() and dispatcher is not None:
+                dispatcher.close()
         finally:
             db.close()
             if own_store and store is not None:

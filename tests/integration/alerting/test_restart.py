@@ -10,17 +10,21 @@ from typing import Any, Callable
 
 import pytest
 
-from .conftest import EngineProcess, MqttProbe, wait_for
+from .conftest import EngineProcess, MqttProbe, Receiver, wait_for
 
 pytestmark = pytest.mark.integration
 
 RULES = """
+receivers:
+  ops: ["{url}"]
+grouping: {group_by: [device], group_wait: 0s, group_interval: 1s}
 rules:
   - name: warm
     match: {metric: temperature}
     above: 5
     for: 2s
     severity: critical
+    notify: ops
     message: "{{ device }} is at {{ value }} °C"
 """
 
@@ -30,10 +34,10 @@ def outbox(state: Path) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in conn.execute("SELECT body FROM notify_outbox ORDER BY seq")]
 
 
-def test_sigkill_while_pending_and_firing(tmp_path: Path, mosquitto: Any, probe: MqttProbe,
+def test_sigkill_while_pending_and_firing(tmp_path: Path, mosquitto: Any, probe: MqttProbe, receiver: Receiver,
                                           engine_process: Callable[[list[str]], EngineProcess]) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
+    rules.write_text(RULES.replace("{url}", receiver.url))
     state = tmp_path / "alerts.db"
     argv = ["alerting", "--broker", mosquitto.url, "--rules", str(rules), "--state", str(state)]
     first = engine_process(argv)
@@ -71,3 +75,15 @@ def test_sigkill_while_pending_and_firing(tmp_path: Path, mosquitto: Any, probe:
         ("firing", "a/t0/temperature"),
         ("resolved", "c/t0/temperature"),
     ])
+    wait_for(lambda: len(receiver.bodies) >= 4, what="four notifications")
+    time.sleep(1.0)
+    titles = sorted(b["title"] for b in receiver.bodies)
+    assert titles == [
+        "[FIRING critical] warm a/t0/temperature",
+        "[FIRING critical] warm b/t0/temperature",
+        "[FIRING critical] warm c/t0/temperature",
+        "[RESOLVED critical] warm c/t0/temperature",
+    ]
+    by_title = {b["title"]: b["message"] for b in receiver.bodies}
+    assert by_title["[FIRING critical] warm a/t0/temperature"].startswith("a is at 10.0 °C\nValue: 10\nFiring since ")
+    assert by_title["[RESOLVED critical] warm c/t0/temperature"].startswith("c is at 0.0 °C\nFired for ")
