@@ -1,0 +1,181 @@
+"""The three Vigil services, started as the systemd units start them, under the shipped ACL.
+
+Each runs as a real `vigil` process with the unit's own command line (the paths moved to a test
+directory) and logs in as its own MQTT user, with its password from the environment as the
+unit's env file gives it. A reading from device pi-1 and one through the dashboard's HTTP
+ingest must be stored, republished as events and turned into a firing alert: proof that each
+service is granted what it uses, under the production Mosquitto configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from broker_bridge.stores import open_store
+from tests.integration.deploy.mqttclient import Session
+from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
+from tests.services import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+SYSTEMD = ROOT / "deploy" / "systemd"
+VIGIL = str(Path(sys.executable).parent / "vigil")
+TOKEN = "deploy-test-ingest-token-0123456789"
+
+RULES = """\
+rules:
+  - name: warm
+    match: {metric: temperature}
+    above: 5
+    severity: critical
+    message: "{{ device }} is at {{ value }} °C"
+"""
+
+
+def unit_command(service: str, config: Path, broker: str) -> list[str]:
+    """ExecStart of deploy/systemd/vigil-<service>.service with this machine's paths."""
+    text = (SYSTEMD / f"vigil-{service}.service").read_text()
+    match = re.search(r"^ExecStart=(.+)$", text, flags=re.MULTILINE)
+    assert match
+    line = (match.group(1).replace("/opt/vigil/.venv/bin/vigil", VIGIL)
+            .replace("/etc/vigil/vigil.yaml", str(config)).replace("${VIGIL_BROKER}", broker))
+    return line.split()
+
+
+def write_config(tmp_path: Path, broker: ProductionBroker, dashboard_port: int) -> Path:
+    """deploy/systemd/vigil.yaml.example with a SQLite store and every path under ``tmp_path``."""
+    data = yaml.safe_load((SYSTEMD / "vigil.yaml.example").read_text())
+    data["data_dir"] = str(tmp_path / "data")
+    data["mqtt"]["url"] = f"mqtt://127.0.0.1:{broker.plain_port}"
+    data["store"] = {"url": f"sqlite:///{tmp_path}/vigil.db"}
+    data["alerting"].update(rules=str(tmp_path / "rules.yaml"), state=str(tmp_path / "data" / "alerts.db"))
+    data["dashboard"].update(listen=f"127.0.0.1:{dashboard_port}",
+                             tokens=[{"name": "webhook", "token": TOKEN, "role": "ingest"}])
+    (tmp_path / "rules.yaml").write_text(RULES)
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "vigil.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class Service:
+    """A `vigil` process; its output goes to a file the test can read."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[[str, list[str]], Service]]:
+    running: list[Service] = []
+
+    def run(service: str, argv: list[str]) -> Service:
+        # As the unit's env file gives it: this service's own MQTT password, nothing else.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+        env["VIGIL_MQTT_PASSWORD"] = PASSWORDS[f"vigil-{service}"]
+        s = Service(argv, env, tmp_path, tmp_path / f"{service}.log")
+        running.append(s)
+        return s
+
+    yield run
+    for s in running:
+        s.stop()
+
+
+def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
+    tmp_path: Path, prod_broker: ProductionBroker, start: Callable[[str, list[str]], Service],
+) -> None:
+    dashboard_port = free_port()
+    config = write_config(tmp_path, prod_broker, dashboard_port)
+    watcher = Session(prod_broker.plain_port, "vigil-dashboard", PASSWORDS["vigil-dashboard"])
+    try:
+        assert not watcher.connect().is_failure
+        watcher.subscribe("vigil/#")
+        services = {}
+        for name in ("bridge", "alerting", "dashboard"):
+            # VIGIL_BROKER as deploy/systemd/vigil.env.example writes it, on the test's port.
+            broker = f"mqtt://vigil-{name}@127.0.0.1:{prod_broker.plain_port}"
+            services[name] = start(name, unit_command(name, config, broker))
+        assert wait_until(lambda: "connected" in services["bridge"].output()
+                          and "connected to the broker" in services["alerting"].output(), timeout=30), (
+            services["bridge"].output()[-2000:] + services["alerting"].output()[-2000:])
+        assert wait_until(lambda: _http_ok(f"http://127.0.0.1:{dashboard_port}/login"), timeout=30), (
+            services["dashboard"].output()[-2000:])
+
+        device = Session(prod_broker.plain_port, "pi-1", PASSWORDS["pi-1"])
+        try:
+            assert not device.connect().is_failure
+            reading = {"value": 9.5, "ts": time.time(), "unit": "°C", "seq": 1}
+            assert not device.publish("vigil/readings/pi-1/t0", json.dumps(reading).encode()).is_failure
+        finally:
+            device.close()
+        event = json.loads(watcher.wait_for("vigil/events/pi-1/temperature", timeout=20).payload)
+        assert (event["device"], event["sensor"], event["value"]) == ("pi-1", "t0", 9.5)
+        alert = json.loads(watcher.wait_for("vigil/alerts/warm/pi-1/t0/temperature", timeout=20).payload)
+        assert alert["state"] in ("pending", "firing")
+        assert wait_until(lambda: _state(watcher, "vigil/alerts/warm/pi-1/t0/temperature") == "firing", 20)
+
+        # The dashboard's HTTP ingest publishes as vigil-dashboard; the bridge stores it.
+        body = json.dumps({"value": 7.25, "ts": time.time(), "unit": "°C", "seq": 1}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{dashboard_port}/api/v1/readings?device=webhook-1&sensor=t0", data=body,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+        webhook_event = json.loads(watcher.wait_for("vigil/events/webhook-1/temperature", timeout=20).payload)
+        assert webhook_event["value"] == 7.25
+
+        store = open_store(f"sqlite:///{tmp_path}/vigil.db")
+        try:
+            assert wait_until(lambda: {e.device for e in store.latest("temperature")} == {"pi-1", "webhook-1"}, 20)
+            assert {(e.device, e.value) for e in store.latest("temperature")} == {("pi-1", 9.5), ("webhook-1", 7.25)}
+        finally:
+            store.close()
+    finally:
+        watcher.close()
+    log = prod_broker.log()
+    assert "not authorised" not in log.lower(), log[-2000:]
+    for name, service in services.items():
+        assert "not authori" not in service.output().lower(), f"{name}: {service.output()[-2000:]}"
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return bool(r.status < 500)
+    except OSError:
+        return False
+
+
+def _state(session: Session, topic: str) -> str:
+    session.pump_for(0.1)
+    states = [json.loads(m.payload).get("state") for m in session.messages if m.topic == topic and m.payload]
+    return str(states[-1]) if states else ""
