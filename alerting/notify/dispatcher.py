@@ -91,12 +91,19 @@ class Dispatcher:
         self._limit = asyncio.Semaphore(max_concurrent)
         self._wake = asyncio.Event()
         self._recovered = False
+        # reconcile walks every firing alert: only when something changed or a timer is due
+        self._dirty = True
+        self._reconcile_at = 0.0
         with self._state.transaction():
             self._sync_static_silences()
 
     # public API
     def wake(self) -> None:
         """Tell a running Dispatcher that the outbox has news (the engine calls it after each commit)."""
+        self._wake.set()
+
+    def _changed(self) -> None:
+        self._dirty = True
         self._wake.set()
 
     def close(self) -> None:
@@ -107,12 +114,13 @@ class Dispatcher:
         self._config = config
         with self._state.transaction():
             self._sync_static_silences()
-        self.wake()
+        self._changed()
 
     def acknowledge(self, key: str, by: str, comment: str = "") -> bool:
         """Stop repeats and escalation of alert ``key`` (``rule/series``) until it fires anew; False if unknown."""
         with self._state.transaction():
             found = self._state.acknowledge(key, by, comment, self._clock.now())
+        self._dirty = True
         if found:
             log.info("alert %s acknowledged by %s", key, by)
         return found
@@ -129,14 +137,14 @@ class Dispatcher:
         with self._state.transaction():
             self._state.put_silence(silence, static=False)
         log.info("silence %s by %s until %s: %s", silence.id, by, until, comment)
-        self.wake()
+        self._changed()
         return silence.id
 
     def expire_silence(self, silence_id: str) -> bool:
         """End a silence now; False when no active silence has that id."""
         with self._state.transaction():
             found = self._state.expire_silence(silence_id, self._clock.now())
-        self.wake()
+        self._changed()
         return found
 
     def status(self) -> NotifyStatus:
@@ -169,7 +177,10 @@ class Dispatcher:
         if not self._recovered:
             self._recover(now)
         self._ingest(now)
-        self._reconcile(now)
+        if self._dirty or now >= self._reconcile_at:
+            self._dirty = False
+            self._reconcile(now)
+            self._reconcile_at = self._next_timer(now)
         self._flush(now)
         await self._deliver()
         return self._next_due(self._clock.now())
@@ -198,6 +209,7 @@ class Dispatcher:
                         continue
                     self._apply(t, now)
                     self._state.outbox_done(seq)
+                    self._dirty = True
                 self._state.outbox_prune(now - _KEEP_HISTORY)
                 self._state.prune_sent(now - _KEEP_HISTORY)
 
@@ -364,10 +376,15 @@ class Dispatcher:
                 d.receiver, d.url_masked, attempts, error, delay)
 
     def _next_due(self, now: float) -> float:
-        candidates = [now + self._poll]
+        candidates = [now + self._poll, self._reconcile_at]
         for value in (self._state.next_pending_due(), self._state.next_delivery_due()):
             if value is not None:
                 candidates.append(value)
+        return max(now, min(candidates))
+
+    def _next_timer(self, now: float) -> float:
+        """When reconcile must look again: a repeat, an escalation, a silence or a mute window changes."""
+        candidates = [now + 60.0]  # and once a minute anyway, for what no timer covers (a changed time zone)
         repeat = self._config.grouping.repeat_interval
         for row in self._state.alerts():
             if row.state != AlertState.FIRING.value or row.acked_by is not None:
@@ -381,7 +398,8 @@ class Dispatcher:
             end = mute_end(window, now)
             if end is not None:
                 candidates.append(end)
-        return max(now, min(candidates))
+        # a time already past is one that suppression holds back: its end is among the candidates
+        return min(c for c in candidates if c > now)
 
     async def _nap(self, seconds: float) -> None:
         if self._wake.is_set():

@@ -234,3 +234,36 @@ async def test_resolve_while_dispatcher_was_down_is_sent_once(h: Harness) -> Non
     h.restart()
     await h.at(2000)
     assert h.titles() == [TITLE, "[RESOLVED critical] freezer-warm freezer-1/t0/temperature"]
+
+
+async def _settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def test_run_fires_timers_on_the_clock_without_any_new_event(h: Harness) -> None:
+    """Group wait, retries and the repeat come from the clock alone, as in production."""
+    h.sender.failures[STAFF] = 1
+    h.enqueue(transition())
+    runner = asyncio.create_task(h.dispatcher.run())
+    try:
+        await _settle()
+        h.clock.advance(29)
+        await _settle()
+        assert h.sender.attempts == 0
+        h.clock.advance(1)  # group wait over: first attempt fails
+        await _settle()
+        assert h.sender.attempts == 1 and h.sender.sent == []
+        for _ in range(10):  # the retry comes within retry_initial (5s)
+            h.clock.advance(1)
+            await _settle()
+        assert h.titles() == [TITLE]
+        h.clock.advance(4 * 3600 - 10)
+        await _settle()
+        h.clock.advance(300)
+        await _settle()
+        assert h.titles() == [TITLE, TITLE]
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
