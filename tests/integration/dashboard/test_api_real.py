@@ -167,7 +167,7 @@ async def test_server_sent_events_carry_a_publish(mosquitto: Mosquitto, tmp_path
         await run.login(c)
         async with c.stream("GET", "/api/v1/live") as stream:
             lines = stream.aiter_lines()
-            assert (await anext(lines)) == "event: snapshot"
+            assert (await lines.__anext__()) == "event: snapshot"
             async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
                 await pub.publish("vigil/events/freezer/temperature",
                                   ev("freezer", -17.5, time.time()).to_json(), qos=1)
