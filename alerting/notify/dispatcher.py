@@ -94,6 +94,7 @@ class Dispatcher:
         # reconcile walks every firing alert: only when something changed or a timer is due
         self._dirty = True
         self._reconcile_at = 0.0
+        self._in_flight: set[int] = set()
         with self._state.transaction():
             self._sync_static_silences()
 
@@ -114,6 +115,13 @@ class Dispatcher:
         self._config = config
         with self._state.transaction():
             self._sync_static_silences()
+            current = {name: [u.template for u in urls] for name, urls in config.receivers.items()}
+            for d, targets in self._state.retarget(current):
+                if targets:
+                    log.warning("receiver %s changed: %r goes to its new URL(s) instead of %s",
+                                d.receiver, d.title, d.url_masked)
+                else:
+                    log.warning("receiver %s is gone: %r will not be sent to %s", d.receiver, d.title, d.url_masked)
         self._changed()
 
     def acknowledge(self, key: str, by: str, comment: str = "") -> bool:
@@ -166,13 +174,23 @@ class Dispatcher:
                             self._state.waiting_deliveries())
 
     async def run(self) -> None:
-        """Deliver until cancelled; a send in flight is finished and recorded first."""
-        while True:
-            next_at = await self.step()
-            await self._nap(max(0.0, min(next_at, self._clock.now() + self._poll) - self._clock.now()))
+        """Deliver until cancelled; sends in flight are finished and recorded first."""
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                self._plan()
+                self._start_deliveries(tg)
+                now = self._clock.now()
+                await self._nap(max(0.0, self._next_due(now) - now))
 
     async def step(self) -> float:
-        """One pass at the clock's current time; returns when the next pass is due."""
+        """One pass at the clock's current time, waiting for its sends; returns when the next pass is due."""
+        self._plan()
+        async with asyncio.TaskGroup() as tg:
+            self._start_deliveries(tg)
+        return self._next_due(self._clock.now())
+
+    # the passes
+    def _plan(self) -> None:
         now = self._clock.now()
         if not self._recovered:
             self._recover(now)
@@ -182,10 +200,7 @@ class Dispatcher:
             self._reconcile(now)
             self._reconcile_at = self._next_timer(now)
         self._flush(now)
-        await self._deliver()
-        return self._next_due(self._clock.now())
 
-    # the passes
     def _recover(self, now: float) -> None:
         resend = self._config.delivery.in_doubt == "resend"
         with self._state.transaction():
@@ -226,7 +241,6 @@ class Dispatcher:
             labels = alert_labels(t)
             for receiver in receivers_for(self._config, labels, t.notify):
                 self._queue(receiver, labels, Item(Kind.FLAPPING, t, current.fired_at if current else t.at), now)
-                self._state.set_told(t.key, receiver, now)
         elif current is not None:  # resolved, or back to ok / pending after firing or flapping
             self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "flapping"))
             labels = alert_labels(t)
@@ -324,15 +338,21 @@ class Dispatcher:
                 self._state.set_told(item.transition.key, receiver, now)
         self._state.set_last_sent(receiver, gk, now)
 
-    async def _deliver(self) -> None:
-        due = self._state.due_deliveries(self._clock.now())
-        if not due:
-            return
-        async with asyncio.TaskGroup() as tg:
-            for d in due:
+    def _start_deliveries(self, tg: asyncio.TaskGroup) -> None:
+        # a slow receiver holds only its own sends: planning and other receivers go on
+        for d in self._state.due_deliveries(self._clock.now()):
+            if d.id not in self._in_flight:
+                self._in_flight.add(d.id)
                 tg.create_task(self._deliver_one(d), name=f"vigil-notify-{d.id}")
 
     async def _deliver_one(self, d: DeliveryRow) -> None:
+        try:
+            await self._send_and_record(d)
+        finally:
+            self._in_flight.discard(d.id)
+            self._wake.set()
+
+    async def _send_and_record(self, d: DeliveryRow) -> None:
         async with self._limit:
             try:
                 url = ReceiverUrl(d.url).resolve(self._env)
@@ -377,7 +397,7 @@ class Dispatcher:
 
     def _next_due(self, now: float) -> float:
         candidates = [now + self._poll, self._reconcile_at]
-        for value in (self._state.next_pending_due(), self._state.next_delivery_due()):
+        for value in (self._state.next_pending_due(), self._state.next_delivery_after(now)):
             if value is not None:
                 candidates.append(value)
         return max(now, min(candidates))

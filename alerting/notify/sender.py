@@ -45,6 +45,8 @@ class RecordingSender:
     failures: dict[str, int] = field(default_factory=dict)
     # while set, every send waits for it: lets a test stop the world in the middle of a send
     gate: Optional[asyncio.Event] = None
+    # per-URL gates: a receiver that hangs while the others answer
+    gates: dict[str, asyncio.Event] = field(default_factory=dict)
 
     async def send(
         self, urls: list[str], title: str, body: str, *, severity: Severity, resolved: bool = False
@@ -52,6 +54,9 @@ class RecordingSender:
         self.attempts += 1
         if self.gate is not None:
             await self.gate.wait()
+        for url in urls:
+            if url in self.gates:
+                await self.gates[url].wait()
         for url in urls:
             if self.failures.get(url, 0) > 0:
                 self.failures[url] -= 1

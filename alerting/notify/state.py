@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from alerting.transition import Transition
 
-from .config import Match
+from .config import Match, mask_apprise_url
 from .message import Item, Kind
 from .outbox import OUTBOX_TABLE, Outbox
 from .policy import ActiveSilence
@@ -236,8 +236,9 @@ class NotifyState:
         return [DeliveryRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), int(r[8]), bool(r[9]))
                 for r in rows]
 
-    def next_delivery_due(self) -> Optional[float]:
-        row = self.conn.execute("SELECT MIN(next_attempt) FROM notify_deliveries WHERE state = 'pending'").fetchone()
+    def next_delivery_after(self, now: float) -> Optional[float]:
+        row = self.conn.execute("SELECT MIN(next_attempt) FROM notify_deliveries WHERE state = 'pending'"
+                                " AND next_attempt > ?", (now,)).fetchone()
         return None if row[0] is None else float(row[0])
 
     def mark_sending(self, delivery_id: int) -> None:
@@ -252,6 +253,31 @@ class NotifyState:
         self.conn.execute(
             "UPDATE notify_deliveries SET state = 'pending', last_error = ?, next_attempt = ?, attempts = ?"
             " WHERE id = ?", (error, retry_at, attempts, delivery_id))
+
+    def retarget(self, receivers: dict[str, list[str]]) -> list[tuple[DeliveryRow, list[str]]]:
+        """Waiting messages whose URL a reload removed go to the receiver's new URLs (or are dropped)."""
+        moved = []
+        rows = self.conn.execute(
+            "SELECT id, receiver, url, url_masked, title, body, severity, resolved, attempts, in_doubt, created"
+            " FROM notify_deliveries WHERE state = 'pending'").fetchall()
+        for r in rows:
+            d = DeliveryRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), int(r[8]), bool(r[9]))
+            urls = receivers.get(d.receiver, [])
+            if d.url in urls:
+                continue
+            # URLs that already have this message (sent or waiting) kept theirs: only new URLs get a copy
+            siblings = {str(x[0]) for x in self.conn.execute(
+                "SELECT url FROM notify_deliveries WHERE receiver = ? AND created = ? AND title = ?",
+                (d.receiver, r[10], d.title))}
+            targets = [u for u in urls if u not in siblings]
+            for url in targets:
+                self.conn.execute(
+                    "INSERT INTO notify_deliveries (receiver, url, url_masked, title, body, severity, resolved, keys,"
+                    " created, next_attempt) SELECT receiver, ?, ?, title, body, severity, resolved, keys, created,"
+                    " created FROM notify_deliveries WHERE id = ?", (url, mask_apprise_url(url), d.id))
+            self.conn.execute("UPDATE notify_deliveries SET state = 'dropped' WHERE id = ?", (d.id,))
+            moved.append((d, targets))
+        return moved
 
     def recover_in_doubt(self, resend: bool, now: float) -> list[tuple[int, str, str]]:
         """Sends a crash interrupted: queued again (flagged) or given up; returns (id, receiver, title)."""
@@ -277,8 +303,8 @@ class NotifyState:
             "SELECT COUNT(*) FROM notify_deliveries WHERE state IN ('pending', 'sending')").fetchone()[0])
 
     def prune_sent(self, before: float) -> None:
-        self.conn.execute("DELETE FROM notify_deliveries WHERE state IN ('sent', 'in_doubt') AND created < ?",
-                          (before,))
+        self.conn.execute("DELETE FROM notify_deliveries WHERE state IN ('sent', 'in_doubt', 'dropped')"
+                          " AND created < ?", (before,))
 
     # silences
     def silences(self, now: float) -> list[ActiveSilence]:

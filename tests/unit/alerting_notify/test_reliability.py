@@ -267,3 +267,45 @@ async def test_run_fires_timers_on_the_clock_without_any_new_event(h: Harness) -
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+
+
+async def test_a_hanging_receiver_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    cfg = config(grouping={"group_wait": "0s"}, routes=[{"match": {}, "receivers": ["manager"]}])
+    h = Harness(tmp_path / "a.db", cfg)
+    h.sender.gates[STAFF] = asyncio.Event()
+    runner = asyncio.create_task(h.dispatcher.run())
+    try:
+        h.enqueue(transition())
+        h.dispatcher.wake()
+        await _settle()
+        assert [m.urls for m in h.sender.sent] == [("json://127.0.0.1:9/manager",)]
+        h.enqueue(transition(rule="other", notify=("manager",)))
+        h.dispatcher.wake()
+        await _settle()
+        assert len(h.sender.sent) == 2  # staff still hangs; the next alert went out anyway
+        h.sender.gates[STAFF].set()
+        await _settle()
+        assert sorted(m.urls[0] for m in h.sender.sent) == [
+            "json://127.0.0.1:9/manager", "json://127.0.0.1:9/manager", STAFF]
+    finally:
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        h.close()
+
+
+async def test_reload_with_a_fixed_url_sends_the_waiting_message_there_once(h: Harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    h.config = config(receivers={"staff": ["json://good/a", "json://broken/b"]})
+    h.restart()
+    h.sender.failures["json://broken/b"] = 1000
+    h.enqueue(transition())
+    await h.at(0)
+    await h.at(30)
+    assert [m.urls for m in h.sender.sent] == [("json://good/a",)]
+    h.dispatcher.reload(config(receivers={"staff": ["json://good/a", "json://fixed/b"]}))
+    await h.at(31)
+    assert [m.urls for m in h.sender.sent] == [("json://good/a",), ("json://fixed/b",)]
+    assert "receiver staff changed" in caplog.text
+    h.dispatcher.reload(config(receivers={"other": ["json://x/y"]}))
+    await h.at(5000)
+    assert len(h.sender.sent) == 2
