@@ -49,7 +49,7 @@ class Forwarder:
         self._live_cursor = self._live_mark
         self._backlog_cursor = 0
         self._backlog_done = self.queue.depth == 0
-        self._tokens = min(1.0, self.drain_rate)
+        self._tokens = max(1.0, self.drain_rate)  # a one-second burst, then the steady rate
         self._last_refill = self.clock.monotonic()
         if not self._backlog_done:
             log.info("sending %d buffered readings at up to %g a second", self.queue.depth, self.drain_rate)

@@ -1,0 +1,152 @@
+"""Helpers for the edge agent's integration tests: a recording subscriber and agents to run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge import EdgeAgent, EdgeConfig
+from tests.services import Mosquitto, wait_until
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class Recorder:
+    """A QoS 1 subscriber with a persistent session, so it misses nothing across broker restarts."""
+
+    def __init__(self, broker: Mosquitto, topic: str = "#", client_id: str = "recorder") -> None:
+        self.messages: list[Message] = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                                  protocol=mqtt.MQTTv311)
+        self.client.reconnect_delay_set(0.05, 0.5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.connect("127.0.0.1", broker.port, keepalive=5)
+        self.client.loop_start()
+        assert self.subscribed.wait(5), "the recorder could not subscribe"
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append(Message(msg.topic, msg.payload, bool(msg.retain)))
+
+    def on(self, topic: str) -> list[Message]:
+        with self.lock:
+            return [m for m in self.messages if m.topic == topic]
+
+    def seqs(self, topic: str) -> list[int]:
+        return [m.json()["seq"] for m in self.on(topic)]
+
+    def wait(self, check: Callable[[], bool], timeout: float = 10.0) -> bool:
+        return wait_until(check, timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def retained(broker: Mosquitto, topic: str, timeout: float = 5.0) -> Optional[Message]:
+    """What a new subscriber gets as the retained message of ``topic``."""
+    got: list[Message] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311)
+    client.on_message = lambda c, u, m: got.append(Message(m.topic, m.payload, bool(m.retain)))
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        wait_until(lambda: bool(got), timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[-1] if got else None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """The private Mosquitto, able to save its state across ``stop()``/``start()``.
+
+    Started as root, Mosquitto drops to the ``mosquitto`` user and then cannot write its
+    persistence file into the test's directory; the recorder's session (and the readings queued
+    for it) would be lost at a restart, a loss of the harness, not of the agent.
+    """
+    broker = Mosquitto(tmp_path / "mosquitto", extra_config="user root" if os.geteuid() == 0 else "")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def recorder(mosquitto: Mosquitto) -> Iterator[Recorder]:
+    rec = Recorder(mosquitto)
+    yield rec
+    rec.close()
+
+
+class Agents:
+    """Starts in-process agents and agent processes, and stops every one at the end."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.running: list[EdgeAgent] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, config: EdgeConfig) -> EdgeAgent:
+        agent = EdgeAgent(config)
+        agent.start()
+        self.running.append(agent)
+        return agent
+
+    def spawn(self, config: dict[str, Any], *args: str) -> subprocess.Popen[bytes]:
+        """``vigil edge -c edge.yaml`` as its own process (for SIGKILL)."""
+        path = self.tmp_path / f"edge-{len(self.procs)}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        log = (self.tmp_path / f"edge-{len(self.procs)}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "edge", "-c", str(path), *args],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, index: int) -> str:
+        return (self.tmp_path / f"edge-{index}.log").read_text()
+
+    def close(self) -> None:
+        for agent in self.running:
+            agent.stop()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Agents]:
+    a = Agents(tmp_path)
+    yield a
+    a.close()

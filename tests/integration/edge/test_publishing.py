@@ -1,0 +1,71 @@
+"""Readings, birth and last will against a private Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from edge import BufferConfig, EdgeConfig, HomeAssistantConfig, MqttConfig, simulated_sensor
+from tests.integration.edge.conftest import Agents, Recorder, retained
+from tests.services import Mosquitto
+from vigil.reading import parse_reading, reading_schema
+
+pytestmark = pytest.mark.integration
+
+
+def config(broker: Mosquitto, tmp_path: Path, protocol: str = "5", **kw: object) -> EdgeConfig:
+    sensors = (simulated_sensor("t0", interval=0.2), simulated_sensor("rh", metric="humidity", unit="%",
+                                                                     base=45, interval=0.2))
+    return EdgeConfig("pi-1", sensors, MqttConfig(broker.url, protocol=protocol),
+                      BufferConfig(str(tmp_path / "q"), batch_interval=0.2), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_readings_arrive_on_their_topics_and_follow_the_schema(
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path, protocol: str) -> None:
+    agents.start(config(mosquitto, tmp_path, protocol))
+    t0, rh = "vigil/readings/pi-1/t0", "vigil/readings/pi-1/rh"
+    assert recorder.wait(lambda: len(recorder.on(t0)) >= 5 and len(recorder.on(rh)) >= 5)
+    validator = jsonschema.Draft202012Validator(reading_schema())
+    for msg in recorder.on(t0) + recorder.on(rh):
+        validator.validate(msg.json())
+        parse_reading(msg.payload)
+    assert recorder.seqs(t0)[:5] == [0, 1, 2, 3, 4]
+    assert {m.json()["metric"] for m in recorder.on(rh)} == {"humidity"}
+    assert all(not m.retain for m in recorder.on(t0))
+
+
+def test_birth_is_retained_with_details_and_a_clean_stop_says_offline(
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path) -> None:
+    agent = agents.start(config(mosquitto, tmp_path, homeassistant=HomeAssistantConfig(True)))
+    assert recorder.wait(lambda: agent.connected and len(recorder.on("vigil/readings/pi-1/t0")) >= 1)
+    birth = retained(mosquitto, "vigil/status/pi-1")
+    assert birth is not None and birth.retain
+    body = birth.json()
+    assert body["state"] == "online" and body["version"] and body["interval"] == 10.0
+    assert [s["name"] for s in body["sensors"]] == ["t0", "rh"] and body["sensors"][0]["interval"] == 0.2
+    assert set(body["buffer"]) >= {"depth", "dropped", "max_readings"}
+    discovery = retained(mosquitto, "homeassistant/sensor/vigil_pi-1/t0/config")
+    assert discovery is not None and json.loads(discovery.payload)["state_topic"] == "vigil/readings/pi-1/t0"
+    agent.stop()
+    agents.running.remove(agent)
+    last = retained(mosquitto, "vigil/status/pi-1")
+    assert last is not None and last.json()["state"] == "offline"
+
+
+def test_the_last_will_is_seen_when_the_agent_is_killed(
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path) -> None:
+    proc = agents.spawn({"device": "pi-9", "mqtt": {"url": mosquitto.url, "keepalive": 5},
+                         "buffer": {"path": str(tmp_path / "q")},
+                         "sensors": [{"name": "t0", "type": "simulated", "interval": 0.2}]})
+    assert recorder.wait(lambda: any(m.json()["state"] == "online" for m in recorder.on("vigil/status/pi-9")))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert recorder.wait(lambda: recorder.on("vigil/status/pi-9")[-1].json()["state"] == "offline")
+    will = retained(mosquitto, "vigil/status/pi-9")
+    assert will is not None and will.retain and will.json() == {"state": "offline", "device": "pi-9",
+                                                                 "reason": "connection lost"}
