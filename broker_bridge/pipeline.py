@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -133,11 +134,14 @@ class _Route:
 class Pipeline:
     """Routes a message to its source, parses, normalizes and deduplicates it."""
 
-    def __init__(self, settings: BridgeSettings, topics: Topics) -> None:
+    def __init__(
+        self, settings: BridgeSettings, topics: Topics, formats: Optional[Mapping[str, Format]] = None
+    ) -> None:
         self.settings = settings
         self.topics = topics
+        formats = FORMATS if formats is None else {**FORMATS, **formats}
         self._routes = [
-            _Route(s, SourceRules.of(s), FORMATS[s.format], s.pattern(topics.root), s.subscription(topics.root))
+            _Route(s, SourceRules.of(s), formats[s.format], s.pattern(topics.root), s.subscription(topics.root))
             for s in settings.all_sources(topics.root)
         ]
         self._readings_prefix = f"{topics.root}/readings/"

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from vigil.configtypes import STRICT, Duration, HostPort, TopicName
 from vigil.event import METRIC_UNITS
@@ -91,12 +91,15 @@ def _compile_path(path: str) -> None:
         raise ValueError(str(exc)) from None
 
 
-def _labels(value: dict[str, str]) -> dict[str, str]:
-    for key, text in value.items():
-        _label_name(key)
-        if len(text) > 128 or any(ord(c) < 0x20 for c in text):
-            raise ValueError(f"label {key}: at most 128 printable characters")
+def _label_value(value: str) -> str:
+    if not value.strip() or len(value) > 128 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("a label value is 1-128 printable characters")
     return value
+
+
+LabelName = Annotated[str, AfterValidator(_label_name)]
+Labels = dict[LabelName, Annotated[str, AfterValidator(_label_value)]]
+MetricName = Annotated[str, AfterValidator(_metric_name)]
 
 
 class SourceDefaults(BaseModel):
@@ -119,11 +122,11 @@ class FormatOptions(BaseModel):
 
     scale: float = Field(1.0, description="multiply every value (0.001 for milli-units)")
     value_path: Optional[str] = Field(None, description="json_path: where the value is, e.g. sensor.temp")
-    paths: dict[str, str] = Field(default_factory=dict, description="json_path: metric -> path")
+    paths: dict[MetricName, str] = Field(default_factory=dict, description="json_path: metric -> path")
     ts_path: Optional[str] = None
     unit_path: Optional[str] = None
     timezone: Optional[str] = Field(None, description="tasmota: IANA zone of Time when it has no offset")
-    keys: dict[str, str] = Field(default_factory=dict, description="payload key -> metric, added to the built-in")
+    keys: dict[str, MetricName] = Field(default_factory=dict, description="payload key -> metric, over the built-in")
     precision: Literal["ns", "us", "ms", "s"] = "ns"
 
     @field_validator("scale")
@@ -132,16 +135,6 @@ class FormatOptions(BaseModel):
         if not (v == v and abs(v) not in (0.0, float("inf"))):
             raise ValueError("scale must be a finite number other than 0")
         return v
-
-    @field_validator("keys")
-    @classmethod
-    def _metrics(cls, v: dict[str, str]) -> dict[str, str]:
-        return {key: _metric_name(metric) for key, metric in v.items()}
-
-    @field_validator("paths")
-    @classmethod
-    def _path_keys(cls, v: dict[str, str]) -> dict[str, str]:
-        return {_metric_name(k): p for k, p in v.items()}
 
     @field_validator("value_path", "ts_path", "unit_path")
     @classmethod
@@ -181,18 +174,11 @@ class SourceSettings(BaseModel):
     topic: Optional[str] = Field(None, description="pattern such as shellies/{device}/ext_temperature/{sensor}")
     qos: Literal[0, 1, 2] = 1
     defaults: SourceDefaults = Field(default_factory=SourceDefaults)
-    labels: dict[str, str] = Field(default_factory=dict, description="static labels for every reading")
+    labels: Labels = Field(default_factory=dict, description="static labels for every reading")
     options: FormatOptions = Field(default_factory=FormatOptions)
-    error_values: dict[str, list[float]] = Field(
+    error_values: dict[MetricName, list[float]] = Field(
         default_factory=dict, description="metric -> sensor error values to refuse, e.g. temperature: [85, -127]"
     )
-
-    _labels = field_validator("labels")(_labels)
-
-    @field_validator("error_values")
-    @classmethod
-    def _errors(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
-        return {_metric_name(k): values for k, values in v.items()}
 
     @field_validator("topic")
     @classmethod
@@ -258,11 +244,11 @@ class BridgeSettings(BaseModel):
     metrics_listen: Optional[HostPort] = None
 
     sources: list[SourceSettings] = Field(default_factory=list)
-    device_labels: dict[str, dict[str, str]] = Field(
+    device_labels: dict[str, Labels] = Field(
         default_factory=dict, description="device -> labels such as {site: lab, room: cold-store}"
     )
     units: dict[str, str] = Field(default_factory=dict, description="metric -> stored unit, over the built-in")
-    ranges: dict[str, ValueRange] = Field(default_factory=dict, description="metric -> plausible range")
+    ranges: dict[MetricName, ValueRange] = Field(default_factory=dict, description="metric -> plausible range")
     metric_aliases: dict[str, str] = Field(default_factory=dict, description="name in payloads -> metric")
     max_future: Duration = Field(300.0, description="source time this far ahead of receive time is refused")
     max_age: Duration = Field(30 * 86400.0, description="source time this far behind receive time is refused")
@@ -270,11 +256,6 @@ class BridgeSettings(BaseModel):
     deadletter_payload_bytes: int = Field(4096, ge=64, le=1024 * 1024)
     dedup_series: int = Field(10_000, ge=0, le=10_000_000)
     dedup_per_series: int = Field(32, ge=1, le=10_000)
-
-    @field_validator("device_labels")
-    @classmethod
-    def _device_labels(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-        return {device: _labels(labels) for device, labels in v.items()}
 
     @field_validator("units")
     @classmethod
@@ -292,7 +273,7 @@ class BridgeSettings(BaseModel):
     @classmethod
     def _ranges(cls, v: dict[str, ValueRange]) -> dict[str, ValueRange]:
         merged = {k: ValueRange(min=lo, max=hi) for k, (lo, hi) in DEFAULT_RANGES.items()}
-        merged.update({_metric_name(k): r for k, r in v.items()})
+        merged.update(v)
         return merged
 
     @field_validator("metric_aliases")
