@@ -1,0 +1,90 @@
+"""Username/password and TLS (with a client certificate) against a private Mosquitto."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
+from tests.integration.edge.conftest import Agents
+from tests.services import Mosquitto, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def broker_with(tmp_path: Path, body: str) -> Mosquitto:
+    conf = tmp_path / "body.conf"
+    conf.write_text(body + ("user root\n" if os.geteuid() == 0 else ""))
+    broker = Mosquitto(tmp_path / "mosquitto", conf_file=conf)
+    broker.start()
+    return broker
+
+
+@pytest.fixture
+def password_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "pi", "right"], check=True)
+    broker = broker_with(tmp_path, f"allow_anonymous false\npassword_file {passwords}\n")
+    yield broker
+    broker.stop()
+
+
+def config(url: str, tmp_path: Path, **mqtt: object) -> EdgeConfig:
+    return EdgeConfig("pi-1", (simulated_sensor("t0", interval=0.2),),
+                      MqttConfig(url, reconnect_min=0.1, reconnect_max=0.4, **mqtt),  # type: ignore[arg-type]
+                      BufferConfig(str(tmp_path / "q"), batch_interval=0.2))
+
+
+def test_a_bad_password_gives_one_clear_error_line_and_backoff_not_a_crash(
+        password_broker: Mosquitto, agents: Agents, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="edge"):
+        agent = agents.start(config(password_broker.url, tmp_path / "a", username="pi", password="wrong"))
+        time.sleep(3)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1, errors
+    assert "refused the connection" in errors[0] and "mqtt.password" in errors[0]
+    assert "wrong" not in errors[0]
+    attempts = [r for r in caplog.records if r.levelno == logging.DEBUG and "refused" in r.getMessage()]
+    assert 3 <= len(attempts) <= 30  # it kept trying, with backoff
+    assert agent.failure is None and not agent.connected and agent.queue is not None and agent.queue.depth > 5
+    good = agents.start(config(password_broker.url, tmp_path / "b", username="pi", password="right",
+                               client_id="good"))
+    assert wait_until(lambda: good.connected, 5)
+
+
+def make_pki(d: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=vigil test CA")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")
+        (d / f"{name}.ext").write_text(ext + "\n")
+        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+
+
+def test_tls_with_a_ca_and_a_client_certificate(agents: Agents, tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    make_pki(pki)
+    broker = broker_with(tmp_path, f"allow_anonymous true\ncafile {pki}/ca.pem\ncertfile {pki}/server.pem\n"
+                                   f"keyfile {pki}/server.key\nrequire_certificate true\n")
+    try:
+        url = f"mqtts://127.0.0.1:{broker.port}"
+        agent = agents.start(config(url, tmp_path, ca_file=str(pki / "ca.pem"), cert_file=str(pki / "client.pem"),
+                                    key_file=str(pki / "client.key")))
+        assert wait_until(lambda: agent.connected and agent.forwarder is not None and agent.forwarder.sent >= 3, 10)
+        agents.running.remove(agent)
+        agent.stop()
+    finally:
+        broker.stop()
