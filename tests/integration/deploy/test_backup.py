@@ -36,7 +36,7 @@ def backup_sqlite(source: Path, target: Path) -> None:
 
 def events(device: str, n: int, t0: float) -> list[Event]:
     return [Event(device=device, sensor="t0", metric="temperature", value=float(i), ts=t0 + i, unit="°C",
-                  seq=i, labels={}, source="vigil", received=t0 + i) for i in range(n)]
+                  seq=i, labels=(), source="vigil", received=t0 + i) for i in range(n)]
 
 
 def test_alert_state_backup_taken_while_the_engine_writes_restores_every_alert(tmp_path: Path) -> None:
