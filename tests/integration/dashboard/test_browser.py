@@ -1,0 +1,223 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by Playwright, against real services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from broker_bridge.stores import open_store
+from tests.integration.dashboard.conftest import ADMIN_PW, Running, make_config, running_dashboard
+from tests.services import Mosquitto
+from vigil.event import Event
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+XSS = "<script>alert(1)</script>"
+
+
+def history(now: float) -> list[Event]:
+    out = []
+    for i in range(24 * 60):
+        ts = now - 86400 + i * 60
+        out.append(Event("freezer", "t0", "temperature", -18 + 2 * math.sin(i / 90), ts, "°C",
+                         labels=(("site", "kitchen"),)))
+        out.append(Event("freezer", "door", "humidity", 40 + 5 * math.cos(i / 60), ts, "%",
+                         labels=(("site", "kitchen"),)))
+        out.append(Event("greenhouse", "air", "temperature", 22 + 4 * math.sin(i / 200), ts, "°C",
+                         labels=(("site", "garden"),)))
+    return out
+
+
+@pytest.fixture
+async def dashboard(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Running]:
+    store = open_store(f"sqlite:///{tmp_path}/vigil.db")
+    store.write(history(time.time()))
+    config = make_config(mosquitto, "memory://", tmp_path)
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+        await c.publish("vigil/status/freezer", b'{"state": "online", "version": "0.1.0"}', qos=1, retain=True)
+        await c.publish("vigil/status/greenhouse", b'{"state": "offline"}', qos=1, retain=True)
+    try:
+        async with running_dashboard(config, store) as run:
+            yield run
+    finally:
+        store.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def logged_in(browser: Browser, run: Running, viewport: dict[str, int] = DESKTOP,
+                    dark: bool = False) -> Page:
+    ctx = await browser.new_context(viewport=viewport, color_scheme="dark" if dark else "light")  # type: ignore[arg-type]
+    page = await ctx.new_page()
+    await page.goto(run.base + "/")
+    assert "/login" in page.url
+    await page.fill("input[name=username]", "admin")
+    await page.fill("input[name=password]", ADMIN_PW)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("body[data-ready=yes]")
+    return page
+
+
+async def publish(mosquitto: Mosquitto, topic: str, payload: bytes | str, retain: bool = False) -> None:
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+        await c.publish(topic, payload, qos=1, retain=retain)
+
+
+def tile(series: str) -> str:
+    return f'a.tile[data-series="{series}"]'
+
+
+async def test_login_then_a_tile_changes_within_two_seconds_of_a_publish(
+        dashboard: Running, browser: Browser, mosquitto: Mosquitto) -> None:
+    page = await logged_in(browser, dashboard)
+    value = page.locator(tile("freezer/t0/temperature") + " .value")
+    before = await value.text_content()
+    assert before and before != "–"
+    event = Event("freezer", "t0", "temperature", -4.25, time.time(), "°C", labels=(("site", "kitchen"),))
+    t0 = time.monotonic()
+    await publish(mosquitto, "vigil/events/freezer/temperature", event.to_json())
+    await page.wait_for_function(
+        "sel => document.querySelector(sel).textContent === '-4.25'",
+        arg=tile("freezer/t0/temperature") + " .value", timeout=2000)
+    assert time.monotonic() - t0 < 2.0
+    assert await page.locator(".device[data-device=greenhouse] .badge").text_content() == "offline"
+    assert await page.locator(".device[data-device=freezer] .badge").text_content() == "online"
+    await page.context.close()
+
+
+async def test_the_live_banner_says_when_the_connection_is_lost(
+        dashboard: Running, browser: Browser, mosquitto: Mosquitto) -> None:
+    page = await logged_in(browser, dashboard)
+    assert await page.locator("#conn").is_hidden()
+    mosquitto.stop()
+    await page.wait_for_selector("#conn:not([hidden])", timeout=5000)
+    assert "lost the MQTT broker" in (await page.locator("#conn").text_content() or "")
+    mosquitto.start()
+    await page.wait_for_selector("#conn[hidden]", state="attached", timeout=15000)
+    await page.context.close()
+
+
+CANVAS_INK = """() => {
+  const c = document.querySelector('#chart canvas');
+  if (!c) return 0;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n;
+}"""
+
+
+async def test_a_sensors_history_chart_is_drawn(dashboard: Running, browser: Browser) -> None:
+    page = await logged_in(browser, dashboard)
+    await page.click(tile("freezer/t0/temperature"))
+    await page.wait_for_selector("body[data-page=sensor][data-ready=yes]")
+    ink = await page.evaluate(CANVAS_INK)
+    assert ink > 2000, f"the chart canvas has only {ink} drawn pixels"
+    stats = await page.locator("#stats").text_content()
+    assert stats and "-20" in stats and "-16" in stats  # min and max of -18 ± 2
+    await page.click("button[data-range='1h']")
+    # The last hour of one reading a minute: about 60 readings instead of 1,440.
+    await page.wait_for_function("() => { const n = +document.querySelectorAll('#stats dd')[3].textContent;"
+                                 " return n >= 58 && n <= 61; }", timeout=5000)
+    assert await page.evaluate(CANVAS_INK) > 1000
+    await page.context.close()
+
+
+async def test_acknowledge_a_firing_alert(dashboard: Running, browser: Browser, mosquitto: Mosquitto) -> None:
+    now = time.time()
+    state = {"id": "a1", "rule": "freezer-warm", "series": "freezer/t0/temperature", "state": "firing",
+             "previous": "pending", "at": now - 30, "severity": "critical", "since": now - 330,
+             "message": "freezer/t0 is -4.2 °C, above -10 °C for 5m", "value": -4.2}
+    await publish(mosquitto, "vigil/alerts/freezer-warm/freezer/t0/temperature", json.dumps(state), retain=True)
+
+    async def engine() -> None:
+        # Stands in for the rule engine: on an ack, republish the alert state with who acknowledged.
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+            await c.subscribe("vigil/ack/#", qos=1)
+            async for m in c.messages:
+                ack = json.loads(m.payload)  # type: ignore[arg-type]
+                body = {**state, "acknowledged_by": ack["by"], "ack_comment": ack.get("comment", "")}
+                await c.publish("vigil/alerts/freezer-warm/freezer/t0/temperature", json.dumps(body), qos=1,
+                                retain=True)
+                return
+
+    task = asyncio.create_task(engine(), name="engine-stand-in")
+    try:
+        page = await logged_in(browser, dashboard)
+        assert "firing" in (await page.locator(tile("freezer/t0/temperature")).get_attribute("class") or "")
+        await page.goto(dashboard.base + "/alerts")
+        await page.wait_for_selector("body[data-ready=yes]")
+        row = page.locator('#current tr[data-key="freezer-warm/freezer/t0/temperature"]')
+        assert await row.locator(".ack").text_content() == "no"
+        await row.get_by_role("button", name="Acknowledge").click()
+        await page.wait_for_function(
+            "() => document.querySelector('#current tr .ack').textContent.startsWith('acknowledged by admin')",
+            timeout=5000)
+        await asyncio.wait_for(task, 5)
+        await page.context.close()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_device_named_with_html_shows_as_text(dashboard: Running, browser: Browser,
+                                                     mosquitto: Mosquitto) -> None:
+    page = await logged_in(browser, dashboard)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    scripts = await page.evaluate("() => document.scripts.length")
+    event = {"device": XSS, "sensor": "<b>s</b>", "metric": "temperature", "value": 1.5, "ts": time.time(),
+             "unit": "<i>°C</i>"}
+    await publish(mosquitto, "vigil/events/xss/temperature", json.dumps(event))
+    await page.wait_for_selector(".device strong:text-is('<script>alert(1)</script>')", timeout=3000)
+    assert await page.locator(f'.device[data-device="{XSS}"] .unit').text_content() == "<i>°C</i>"
+    assert await page.evaluate("() => document.scripts.length") == scripts
+    assert await page.locator(".device b, .device i").count() == 0
+    await page.wait_for_timeout(200)
+    assert dialogs == []
+    await page.context.close()
+
+
+@pytest.mark.parametrize(("name", "viewport", "dark"), [("desktop", DESKTOP, False), ("phone", PHONE, False),
+                                                        ("desktop-dark", DESKTOP, True)])
+async def test_screenshots(dashboard: Running, browser: Browser, mosquitto: Mosquitto, name: str,
+                           viewport: dict[str, int], dark: bool) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    now = time.time()
+    state = {"id": "a2", "rule": "greenhouse-hot", "series": "greenhouse/air/temperature", "state": "pending",
+             "previous": "ok", "at": now - 10, "severity": "warning", "since": now - 10,
+             "message": "greenhouse/air is 26.1 °C, above 25 °C", "value": 26.1}
+    await publish(mosquitto, "vigil/alerts/greenhouse-hot/greenhouse/air/temperature", json.dumps(state), retain=True)
+    page = await logged_in(browser, dashboard, viewport, dark)
+    await page.screenshot(path=str(ARTIFACTS / f"dashboard-overview-{name}.png"), full_page=True)
+    await page.goto(dashboard.base + "/sensor/freezer/t0/temperature")
+    await page.wait_for_selector("body[data-ready=yes]")
+    assert await page.evaluate(CANVAS_INK) > 2000
+    await page.screenshot(path=str(ARTIFACTS / f"dashboard-sensor-{name}.png"), full_page=True)
+    await page.goto(dashboard.base + "/alerts")
+    await page.wait_for_selector("body[data-ready=yes]")
+    assert await page.locator("#current tr[data-key]").count() == 1
+    await page.screenshot(path=str(ARTIFACTS / f"dashboard-alerts-{name}.png"), full_page=True)
+    await page.context.close()
