@@ -79,6 +79,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+# One decoder for all: json.loads with an argument builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def load_json(payload: bytes) -> Any:
     """Decode UTF-8 JSON strictly (no NaN/Infinity); FormatError ``encoding`` or ``json``."""
     try:
@@ -86,7 +90,7 @@ def load_json(payload: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise FormatError("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError as exc:
         raise FormatError("json", "payload is nested too deeply") from exc
     except ValueError as exc:

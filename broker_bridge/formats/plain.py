@@ -2,12 +2,14 @@
 ESPHome state topics (``<node>/sensor/<name>/state`` -> ``21.5``) and anything alike.
 
 Everything else comes from the topic pattern and the source's defaults; ``options.scale``
-multiplies the value (``0.001`` for millidegrees).
+multiplies the value (``0.001`` for millidegrees). The Linux 1-wire ``w1_slave`` text, as a script
+publishes it, is understood too: a CRC line ending in YES (NO is refused), then ``t=`` millidegrees.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Optional
 
 from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, need_device, number_text
 
@@ -15,6 +17,21 @@ if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
 
 __all__ = ["Plain"]
+
+
+_W1 = re.compile(r"[0-9a-fA-F ]+: crc=[0-9a-fA-F]{2} (YES|NO)\s*\n[0-9a-fA-F ]+ t=(-?\d{1,7})\s*")
+
+
+def w1_slave(text: str) -> Optional[float]:
+    """Degrees Celsius from the text of a 1-wire ``w1_slave`` file, None when it is not one."""
+    match = _W1.fullmatch(text)
+    if match is None:
+        if "crc=" in text:
+            raise FormatError("value", "w1_slave: expected a CRC line ending in YES, then t=<millidegrees>")
+        return None
+    if match.group(1) != "YES":
+        raise FormatError("value", "w1_slave: the CRC check failed (NO): the reading is corrupt")
+    return int(match.group(2)) / 1000.0
 
 
 def plain_value(payload: bytes) -> float:
@@ -38,7 +55,12 @@ class Plain:
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
-        value = plain_value(payload) * source.options.scale
+        unit = source.defaults.unit
+        celsius = w1_slave(payload.decode("ascii", "replace")) if b"crc=" in payload else None
+        if celsius is not None:
+            value, unit = celsius, "°C"
+        else:
+            value = plain_value(payload) * source.options.scale
         device, sensor, metric, labels = base_names(source, fields)
         return [
             RawReading(
@@ -46,7 +68,7 @@ class Plain:
                 sensor=FALLBACK_SENSOR if sensor is None else sensor,
                 metric=metric,
                 value=value,
-                unit=source.defaults.unit,
+                unit=unit,
                 labels=labels,
             )
         ]

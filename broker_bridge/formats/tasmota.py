@@ -38,7 +38,7 @@ KEY_METRICS: dict[str, str] = {
 }
 _TEMP_KEYS = frozenset({"Temperature", "DewPoint"})
 _UNIT_KEYS = frozenset({"TempUnit", "PressureUnit", "SpeedUnit"})
-_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?")
 
 
 @lru_cache(maxsize=64)
