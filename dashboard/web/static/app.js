@@ -313,9 +313,11 @@ async function alertsPage() {
       el("th", { class: "hide-phone" }, "Severity"), el("th", {}, "Since"), el("th", { class: "hide-phone" }, "Message"),
       el("th", {}, withActions ? "Acknowledged" : "At"), withActions ? el("th", {}, "") : null)),
       el("tbody", {}, rows.map((a) => el("tr", { "data-key": a.key },
-        el("td", { class: "state-" + a.state }, a.state), el("td", {}, a.rule), el("td", {}, a.series),
-        el("td", { class: "hide-phone" }, a.severity), el("td", {}, when(a.since)), el("td", { class: "hide-phone" }, a.message),
-        el("td", { class: "ack" }, withActions ? (a.acknowledged_by ? `acknowledged by ${a.acknowledged_by}` + (a.acknowledged_at ? " · " + when(a.acknowledged_at) : "") : "no") : when(a.at)),
+        el("td", { class: "state-" + a.state, "data-label": "State" }, a.state), el("td", { "data-label": "Rule" }, a.rule),
+        el("td", { "data-label": "Series" }, a.series),
+        el("td", { class: "hide-phone" }, a.severity), el("td", { "data-label": "Since" }, when(a.since)),
+        el("td", { class: "hide-phone" }, a.message),
+        el("td", { class: "ack", "data-label": withActions ? "Acknowledged" : "At" }, withActions ? (a.acknowledged_by ? `acknowledged by ${a.acknowledged_by}` + (a.acknowledged_at ? " · " + when(a.acknowledged_at) : "") : "no") : when(a.at)),
         withActions ? el("td", {}, actions(a)) : null))));
   }
   function render() {
