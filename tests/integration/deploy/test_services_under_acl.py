@@ -10,11 +10,7 @@ service is granted what it uses, under the production Mosquitto configuration.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +22,7 @@ import yaml
 
 from broker_bridge.stores import open_store
 from tests.integration.deploy.mqttclient import Session
+from tests.integration.deploy.procs import VIGIL, VigilProcess
 from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
 from tests.services import free_port, wait_until
 
@@ -33,7 +30,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 SYSTEMD = ROOT / "deploy" / "systemd"
-VIGIL = str(Path(sys.executable).parent / "vigil")
 TOKEN = "deploy-test-ingest-token-0123456789"
 
 RULES = """\
@@ -72,36 +68,14 @@ def write_config(tmp_path: Path, broker: ProductionBroker, dashboard_port: int) 
     return path
 
 
-class Service:
-    """A `vigil` process; its output goes to a file the test can read."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> None:
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[[str, list[str]], Service]]:
-    running: list[Service] = []
+def start(tmp_path: Path) -> Iterator[Callable[[str, list[str]], VigilProcess]]:
+    running: list[VigilProcess] = []
 
-    def run(service: str, argv: list[str]) -> Service:
+    def run(service: str, argv: list[str]) -> VigilProcess:
         # As the unit's env file gives it: this service's own MQTT password, nothing else.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-        env["VIGIL_MQTT_PASSWORD"] = PASSWORDS[f"vigil-{service}"]
-        s = Service(argv, env, tmp_path, tmp_path / f"{service}.log")
+        env = {"VIGIL_MQTT_PASSWORD": PASSWORDS[f"vigil-{service}"]}
+        s = VigilProcess(argv, tmp_path / f"{service}.log", cwd=tmp_path, env=env)
         running.append(s)
         return s
 
@@ -111,7 +85,7 @@ def start(tmp_path: Path) -> Iterator[Callable[[str, list[str]], Service]]:
 
 
 def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
-    tmp_path: Path, prod_broker: ProductionBroker, start: Callable[[str, list[str]], Service],
+    tmp_path: Path, prod_broker: ProductionBroker, start: Callable[[str, list[str]], VigilProcess],
 ) -> None:
     dashboard_port = free_port()
     config = write_config(tmp_path, prod_broker, dashboard_port)
