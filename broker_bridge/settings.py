@@ -19,6 +19,7 @@ there; a source named ``vigil`` in the list replaces its settings (labels, error
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Annotated, Any, Literal, Optional
 
@@ -109,10 +110,16 @@ class SourceDefaults(BaseModel):
 
     device: Optional[TopicName] = None
     sensor: Optional[TopicName] = None
-    metric: Optional[str] = None
-    unit: Optional[str] = None
+    metric: Optional[MetricName] = None
+    unit: Optional[str] = Field(None, max_length=16)
 
-    _metric = field_validator("metric")(lambda v: None if v is None else _metric_name(v))
+    @model_validator(mode="after")
+    def _unit_fits(self) -> SourceDefaults:
+        # Without a metric here the topic may name it ({metric}): checked per reading then.
+        stored = METRIC_UNITS.get(self.metric) if self.metric else None
+        if self.unit and stored and dimension_of(self.unit) != dimension_of(stored):
+            raise ValueError(f"unit {self.unit!r} is not a unit of {self.metric} (such as {stored!r})")
+        return self
 
 
 class FormatOptions(BaseModel):
@@ -132,7 +139,7 @@ class FormatOptions(BaseModel):
     @field_validator("scale")
     @classmethod
     def _scale(cls, v: float) -> float:
-        if not (v == v and abs(v) not in (0.0, float("inf"))):
+        if not math.isfinite(v) or v == 0:
             raise ValueError("scale must be a finite number other than 0")
         return v
 

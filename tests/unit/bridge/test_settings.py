@@ -94,6 +94,12 @@ def test_a_full_bridge_section_loads_and_dumps(tmp_path: Path) -> None:
          "vigil.yaml:3: bridge.device_labels.freezer.device[key]: 'device' cannot be a label"),
         ("bridge:\n  units:\n    humidity: °C\n",
          "vigil.yaml:2: bridge.units: humidity: '°C' is not a unit of humidity"),
+        ("bridge:\n  sources:\n    - name: s\n      format: plain\n      topic: a/{device}\n"
+         "      defaults:\n        metric: humidity\n        unit: °F\n",
+         "vigil.yaml:6: bridge.sources[0].defaults: unit '°F' is not a unit of humidity (such as '%')"),
+        ("bridge:\n  sources:\n    - name: s\n      format: plain\n      topic: a/{device}\n"
+         "      options:\n        scale: 0\n",
+         "vigil.yaml:7: bridge.sources[0].options.scale: scale must be a finite number other than 0"),
         ("bridge:\n  max_future: soon\n", "vigil.yaml:2: bridge.max_future: expected a duration such as 30s"),
         ("bridge:\n  implausible_ts: guess\n",
          "vigil.yaml:2: bridge.implausible_ts: expected 'refuse' or 'receive_time', got 'guess'"),
