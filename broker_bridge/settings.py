@@ -108,10 +108,16 @@ class SourceDefaults(BaseModel):
 
     model_config = STRICT
 
-    device: Optional[TopicName] = None
-    sensor: Optional[TopicName] = None
-    metric: Optional[MetricName] = None
-    unit: Optional[str] = Field(None, max_length=16)
+    device: Optional[TopicName] = Field(None, description="The device when the topic has no `{device}`.")
+    sensor: Optional[TopicName] = Field(
+        None, description="The sensor when neither the topic nor the payload names one (else `main`)."
+    )
+    metric: Optional[MetricName] = Field(
+        None, description="The metric when neither the topic nor the payload names one (else `temperature`)."
+    )
+    unit: Optional[str] = Field(
+        None, max_length=16, description="The unit of values that come without one (else the metric's stored unit)."
+    )
 
     @model_validator(mode="after")
     def _unit_fits(self) -> SourceDefaults:
@@ -123,18 +129,29 @@ class SourceDefaults(BaseModel):
 
 
 class FormatOptions(BaseModel):
-    """Options of one format; each format reads only its own (see ``_FORMAT_OPTIONS``)."""
+    """Options of the source's format; each format takes only its own."""
 
     model_config = STRICT
 
-    scale: float = Field(1.0, description="multiply every value (0.001 for milli-units)")
-    value_path: Optional[str] = Field(None, description="json_path: where the value is, e.g. sensor.temp")
-    paths: dict[MetricName, str] = Field(default_factory=dict, description="json_path: metric -> path")
-    ts_path: Optional[str] = None
-    unit_path: Optional[str] = None
-    timezone: Optional[str] = Field(None, description="tasmota: IANA zone of Time when it has no offset")
-    keys: dict[str, MetricName] = Field(default_factory=dict, description="payload key -> metric, over the built-in")
-    precision: Literal["ns", "us", "ms", "s"] = "ns"
+    scale: float = Field(
+        1.0, description="plain, shelly, json_path: multiply every value (`0.001` for millidegrees)."
+    )
+    value_path: Optional[str] = Field(
+        None, description="json_path: where the value is, such as `value_json.temperature` or `sensors.air[0].t`."
+    )
+    paths: dict[MetricName, str] = Field(
+        default_factory=dict, description="json_path: several values, metric -> path (`{humidity: hum}`)."
+    )
+    ts_path: Optional[str] = Field(None, description="json_path: where the source time is (epoch or RFC 3339).")
+    unit_path: Optional[str] = Field(None, description="json_path: where the unit is.")
+    timezone: Optional[str] = Field(
+        None, description="tasmota: the device's time zone (`Europe/Berlin`), for a `Time` without an offset; "
+        "without it such readings get the receive time."
+    )
+    keys: dict[str, MetricName] = Field(
+        default_factory=dict, description="tasmota, zigbee2mqtt: more payload keys to read, key -> metric."
+    )
+    precision: Literal["ns", "us", "ms", "s"] = Field("ns", description="line_protocol: the timestamps' unit.")
 
     @field_validator("scale")
     @classmethod
@@ -176,15 +193,22 @@ class SourceSettings(BaseModel):
 
     model_config = STRICT
 
-    name: TopicName
-    format: Literal["vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol"]
-    topic: Optional[str] = Field(None, description="pattern such as shellies/{device}/ext_temperature/{sensor}")
-    qos: Literal[0, 1, 2] = 1
+    name: TopicName = Field(description="The source's name: its dead letters go to `<root>/deadletter/<name>`.")
+    format: Literal["vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol"] = (
+        Field(description="How its payloads are read: Vigil's JSON, a plain number (ESPHome, Shelly gen1, "
+              "w1_slave text), Tasmota SENSOR, zigbee2mqtt, Shelly gen1/gen2, JSON at a path, line protocol.")
+    )
+    topic: Optional[str] = Field(
+        None, description="Topic pattern such as `shellies/{device}/ext_temperature/{sensor}`: `{device}`, "
+        "`{sensor}`, `{metric}` or a label name take one level; `+` and a last `#` match without taking.",
+    )
+    qos: Literal[0, 1, 2] = Field(1, description="QoS of the subscription.")
     defaults: SourceDefaults = Field(default_factory=SourceDefaults)
-    labels: Labels = Field(default_factory=dict, description="static labels for every reading")
+    labels: Labels = Field(default_factory=dict, description="Labels added to every reading of this source.")
     options: FormatOptions = Field(default_factory=FormatOptions)
     error_values: dict[MetricName, list[float]] = Field(
-        default_factory=dict, description="metric -> sensor error values to refuse, e.g. temperature: [85, -127]"
+        default_factory=dict, description="Values the sensors send on failure, refused, per metric in its stored "
+        "unit: `{temperature: [85, -127]}` for DS18B20 (power-on, disconnected).",
     )
 
     @field_validator("topic")
@@ -230,8 +254,8 @@ class ValueRange(BaseModel):
 
     model_config = STRICT
 
-    min: Optional[float] = None
-    max: Optional[float] = None
+    min: Optional[float] = Field(None, description="Lowest plausible value (none: open).")
+    max: Optional[float] = Field(None, description="Highest plausible value (none: open).")
 
     @model_validator(mode="after")
     def _ordered(self) -> ValueRange:
@@ -250,19 +274,41 @@ class BridgeSettings(BaseModel):
     max_payload_bytes: int = Field(65_536, ge=64, le=16 * 1024 * 1024)
     metrics_listen: Optional[HostPort] = None
 
-    sources: list[SourceSettings] = Field(default_factory=list)
-    device_labels: dict[str, Labels] = Field(
-        default_factory=dict, description="device -> labels such as {site: lab, room: cold-store}"
+    sources: list[SourceSettings] = Field(
+        default_factory=list, description="Device formats on their own topics, besides Vigil's own readings."
     )
-    units: dict[str, str] = Field(default_factory=dict, description="metric -> stored unit, over the built-in")
-    ranges: dict[MetricName, ValueRange] = Field(default_factory=dict, description="metric -> plausible range")
-    metric_aliases: dict[str, str] = Field(default_factory=dict, description="name in payloads -> metric")
-    max_future: Duration = Field(300.0, description="source time this far ahead of receive time is refused")
-    max_age: Duration = Field(30 * 86400.0, description="source time this far behind receive time is refused")
-    implausible_ts: Literal["refuse", "receive_time"] = "refuse"
-    deadletter_payload_bytes: int = Field(4096, ge=64, le=1024 * 1024)
-    dedup_series: int = Field(10_000, ge=0, le=10_000_000)
-    dedup_per_series: int = Field(32, ge=1, le=10_000)
+    device_labels: dict[str, Labels] = Field(
+        default_factory=dict, description="Labels per device: `{freezer-1: {site: lab, room: cold-store}}`."
+    )
+    units: dict[str, str] = Field(
+        default_factory=dict, description="The unit a metric is stored in, over the built-in ones (°C, %, hPa, V, "
+        "A, W, kWh, lx, ppm); values are converted to it.",
+    )
+    ranges: dict[MetricName, ValueRange] = Field(
+        default_factory=dict, description="Plausible values per metric, over the built-in ones (temperature "
+        "-100..300, humidity and battery 0..100, ...); others are refused.",
+    )
+    metric_aliases: dict[str, str] = Field(
+        default_factory=dict, description="Metric names in payloads -> the stored name, over the built-in ones "
+        "(`temp`, `rh`, `lux`, ...).",
+    )
+    max_future: Duration = Field(300.0, description="A source time this far ahead of the receive time is refused.")
+    max_age: Duration = Field(
+        30 * 86400.0, description="A source time this far behind the receive time is refused."
+    )
+    implausible_ts: Literal["refuse", "receive_time"] = Field(
+        "refuse", description="What becomes of a reading whose source time is out of bounds: dead-lettered, or "
+        "stored at the receive time.",
+    )
+    deadletter_payload_bytes: int = Field(
+        4096, ge=64, le=1024 * 1024, description="A dead letter keeps this much of the original payload."
+    )
+    dedup_series: int = Field(
+        10_000, ge=0, le=10_000_000, description="Series remembered to drop duplicates (0: no deduplication)."
+    )
+    dedup_per_series: int = Field(
+        32, ge=1, le=10_000, description="Timestamps and seqs remembered per series to drop duplicates."
+    )
 
     @field_validator("units")
     @classmethod
