@@ -23,7 +23,7 @@ from .dedup import Deduplicator
 from .formats import FORMATS, Format, FormatError
 from .normalize import Normalizer, Refusal, SourceRules
 from .settings import BridgeSettings, SourceSettings
-from .topic_pattern import TopicPattern, filter_matches
+from .topic_pattern import TopicPattern
 
 __all__ = ["UNROUTED_SOURCE", "USUAL_TOPICS", "Counters", "DeadLetter", "Outcome", "Pipeline"]
 
@@ -129,6 +129,17 @@ class _Route:
     format: Format
     pattern: TopicPattern
     filter: str
+    levels: tuple[str, ...]
+
+    def takes(self, parts: list[str]) -> bool:
+        """Whether the split topic ``parts`` fits this route's subscription filter."""
+        levels = self.levels
+        for i, level in enumerate(levels):
+            if level == "#":
+                return True
+            if i >= len(parts) or (level != "+" and level != parts[i]):
+                return False
+        return len(levels) == len(parts)
 
 
 class Pipeline:
@@ -141,7 +152,10 @@ class Pipeline:
         self.topics = topics
         formats = FORMATS if formats is None else {**FORMATS, **formats}
         self._routes = [
-            _Route(s, SourceRules.of(s), formats[s.format], s.pattern(topics.root), s.subscription(topics.root))
+            _Route(
+                s, SourceRules.of(s), formats[s.format], s.pattern(topics.root), s.subscription(topics.root),
+                tuple(s.subscription(topics.root).split("/")),
+            )
             for s in settings.all_sources(topics.root)
         ]
         self._readings_prefix = f"{topics.root}/readings/"
@@ -179,8 +193,11 @@ class Pipeline:
     def _route(self, topic: str) -> Optional[_Route]:
         if topic.startswith(self._readings_prefix):
             return self._routes[0]
+        if topic.startswith("$"):  # broker topics match no wildcard filter
+            return None
+        parts = topic.split("/")
         for route in self._routes[1:]:
-            if filter_matches(route.filter, topic):
+            if route.takes(parts):
                 return route
         return None
 

@@ -33,6 +33,10 @@ def test_subscriptions_are_the_readings_tree_and_each_source_with_its_qos() -> N
         ("home/+/+/#", 1),
     ]
     assert Pipeline(BridgeSettings(), Topics("site-a/vigil")).subscriptions() == [("site-a/vigil/readings/#", 1)]
+    out = p.process("home/kitchen/aqara/extra/levels", b'{"t": 21}', NOW)
+    assert [(e.device, e.source, e.value) for e in out.events] == [("aqara", "hass", 21.0)]
+    assert [d.source for d in p.process("$SYS/broker/uptime", b"1", NOW).dead] == ["unrouted"]
+    assert [d.source for d in p.process("home/kitchen", b"1", NOW).dead] == ["unrouted"]
 
 
 def test_oversized_payloads_are_refused_unparsed_with_the_bound_in_the_detail() -> None:
