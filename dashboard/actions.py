@@ -21,7 +21,7 @@ from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of
 from .feed import BrokerUnavailable
 from .ingest import IngestError, parse_contract_body, parse_format_body
-from .rules_view import check_rules, configured_quiet, rules_files, write_rules_file
+from .rules_view import check_rules, configured_quiet, mask_secrets, rules_files, unmask_secrets, write_rules_file
 
 __all__ = ["router"]
 
@@ -110,7 +110,7 @@ async def rules(request: Request, _: Reader) -> dict[str, Any]:
             result = check_rules(text, name)
         except Exception as exc:  # the loader is missing or broken: still show the file
             result = {"ok": None, "issues": [str(exc)], "warnings": [], "rules": []}
-        out_files.append({"file": name, "text": text, **result})
+        out_files.append({"file": name, "text": mask_secrets(text), **result})
     counts: dict[str, dict[str, int]] = {}
     for a in ctx.live.alerts.values():
         c = counts.setdefault(a["rule"], {"pending": 0, "firing": 0})
@@ -134,8 +134,9 @@ def _target(request: Request, file: str) -> Path:
 @router.post("/rules/validate", tags=["rules"])
 async def validate_rules(request: Request, _: Reader, body: RulesBody) -> dict[str, Any]:
     """Check an edited rules file as ``vigil rules check`` would, without saving it."""
-    _target(request, body.file)
-    return await asyncio.to_thread(check_rules, body.text, body.file)
+    target = _target(request, body.file)
+    text = unmask_secrets(body.text, target.read_text("utf-8", errors="replace"))
+    return await asyncio.to_thread(check_rules, text, body.file)
 
 
 @router.post("/rules/reload", tags=["rules"])
@@ -143,10 +144,11 @@ async def reload_rules(request: Request, who: Admin, body: RulesBody) -> dict[st
     """Save a rules file and ask the engine to reload; an invalid set is refused (422) and not saved."""
     ctx = ctx_of(request)
     target = _target(request, body.file)
-    result = await asyncio.to_thread(check_rules, body.text, body.file)
+    text = unmask_secrets(body.text, target.read_text("utf-8", errors="replace"))
+    result = await asyncio.to_thread(check_rules, text, body.file)
     if not result["ok"]:
         raise IngestError(422, "the rules have errors; nothing was saved", [{"error": i} for i in result["issues"]])
-    await asyncio.to_thread(write_rules_file, target, body.text)
+    await asyncio.to_thread(write_rules_file, target, text)
     await ctx.publisher.publish(ctx.live.topics.rules_reload, _dumps({"by": who.name, "file": body.file}))
     log.info("%s saved %s and asked for a rules reload", who.name, body.file)
     return {"saved": body.file, "reloaded": True, **result}

@@ -83,7 +83,7 @@ def create_app(
     app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url="/api/docs",
                   openapi_url="/api/v1/openapi.json", redoc_url=None)
     app.state.ctx = ctx
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional
 
-__all__ = ["RulesUnavailable", "check_rules", "configured_quiet", "rule_names", "rules_files", "write_rules_file"]
+__all__ = [
+    "RulesUnavailable",
+    "check_rules",
+    "configured_quiet",
+    "mask_secrets",
+    "rule_names",
+    "rules_files",
+    "unmask_secrets",
+    "write_rules_file",
+]
+
+# Notification URLs (apprise) carry tokens in the host and path, not only as a password.
+_URL = re.compile(r"\b([a-z][a-z0-9+.-]{1,15})://((?:\$\{[^}\s]*\}|[^\s\"'\]\[{},])+)")
 
 
 class RulesUnavailable(Exception):
@@ -77,3 +91,21 @@ def configured_quiet(path: Path) -> dict[str, list[dict[str, Any]]]:
     notify = ruleset.notify
     return {"mute_windows": [m.model_dump(mode="json") for m in getattr(notify, "mute_windows", [])],
             "silences": [s.model_dump(mode="json") for s in getattr(notify, "silences", [])]}
+
+
+def _masked(match: re.Match[str]) -> str:
+    scheme, rest = match.group(1), match.group(2)
+    if "${" in rest:  # the secret comes from the environment: nothing to hide
+        return match.group(0)
+    return f"{scheme}://hidden-{hashlib.sha256(match.group(0).encode()).hexdigest()[:10]}"
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every literal URL after its scheme hidden (``tgram://hidden-1a2b...``)."""
+    return _URL.sub(_masked, text)
+
+
+def unmask_secrets(text: str, original: str) -> str:
+    """Put back the URLs of ``original`` that ``text`` still shows hidden, so saving keeps them."""
+    restore = {_masked(m): m.group(0) for m in _URL.finditer(original)}
+    return _URL.sub(lambda m: restore.get(m.group(0), m.group(0)), text)

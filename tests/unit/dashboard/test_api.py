@@ -206,3 +206,23 @@ async def test_pages_carry_untrusted_names_as_text(harness: Harness) -> None:
     assert r.status_code == 200
     assert "<img src=x" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
     assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+SECRET_RULES = GOOD_RULES + """receivers:
+  ops: ["tgram://123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs/987654", "ntfy://ntfy.sh/${NTFY_TOPIC}"]
+"""
+
+
+async def test_notification_secrets_are_hidden_and_kept_on_save(harness: Harness, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SECRET_RULES)
+    csrf = await harness.login()
+    shown = (await harness.client.get("/api/v1/rules")).json()["files"][0]["text"]
+    assert "AAEhBOweik6ad9r" not in shown and "123456789" not in shown
+    assert "tgram://hidden-" in shown and "ntfy://ntfy.sh/${NTFY_TOPIC}" in shown
+    edited = shown.replace("above: -10", "above: -12")
+    r = await harness.client.post("/api/v1/rules/reload", json={"file": "rules.yaml", "text": edited},
+                                  headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    saved = rules.read_text()
+    assert "above: -12" in saved and "tgram://123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs/987654" in saved
