@@ -56,6 +56,8 @@ _FORMAT_OPTIONS: dict[str, frozenset[str]] = {
 }
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _RESERVED_LABELS = frozenset({"device", "sensor", "metric", "value", "time", "_field", "_measurement"})
+# Metrics the formats produce beyond vigil.event.METRIC_UNITS, stored in one unit too.
+_MORE_UNITS = {"dew_point": "°C", "device_temperature": "°C", "soil_moisture": "%"}
 _DEFAULT_ALIASES = {
     "temp": "temperature",
     "hum": "humidity",
@@ -313,10 +315,10 @@ class BridgeSettings(BaseModel):
     @field_validator("units")
     @classmethod
     def _units(cls, v: dict[str, str]) -> dict[str, str]:
-        merged = dict(METRIC_UNITS)
+        merged = {**METRIC_UNITS, **_MORE_UNITS}
         for metric, unit in v.items():
             metric = _metric_name(metric)
-            known = METRIC_UNITS.get(metric)
+            known = merged.get(metric)
             if known is not None and dimension_of(UNIT_ALIASES.get(unit, unit)) != dimension_of(known):
                 raise ValueError(f"{metric}: {unit!r} is not a unit of {metric} (such as {known!r})")
             merged[metric] = UNIT_ALIASES.get(unit, unit)

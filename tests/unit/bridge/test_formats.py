@@ -57,7 +57,7 @@ GOOD: list[tuple[str, str, bytes, list[Row]]] = [
      b'"TempUnit":"F"}',
      [("th16", "AM2301", "temperature", 20.0, "°C", 1699999920.0),
       ("th16", "AM2301", "humidity", 40.1, "%", 1699999920.0),
-      ("th16", "AM2301", "dew_point", 43.2, "°F", 1699999920.0)]),
+      ("th16", "AM2301", "dew_point", 6.222222, "°C", 1699999920.0)]),
     ("tasmota two DS18B20 and a switch", "tele/pool/SENSOR",
      b'{"Time":"2019-01-01T00:00:00","Switch1":"ON","DS18B20-1":{"Id":"00000A1B2C3D","Temperature":24.1},'
      b'"DS18B20-2":{"Id":"00000A1B2C3E","Temperature":25.3},"TempUnit":"C"}',
