@@ -4,6 +4,8 @@
 
 Known keys become metrics (``voltage`` is in mV there); ``last_seen`` (epoch ms or ISO 8601,
 when zigbee2mqtt is set to send it) is the source time. Other keys (state, action...) are skipped.
+zigbee2mqtt's own messages (``<base>/bridge/...``) and a device's ``availability``, ``set`` and ``get``
+topics are passed over, for patterns wide enough to take them (``zigbee2mqtt/{room}/{device}``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ KEY_METRICS: dict[str, tuple[str, Optional[str]]] = {
     "device_temperature": ("device_temperature", "°C"),
 }
 
+_NOT_STATE = frozenset({"availability", "set", "get"})
+
 
 class Zigbee2Mqtt:
     """One message, one reading per known key; ``options.keys`` adds key -> metric mappings."""
@@ -44,6 +48,9 @@ class Zigbee2Mqtt:
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
+        levels = topic.split("/")
+        if levels[-1] in _NOT_STATE or (len(levels) > 1 and levels[1] == "bridge"):
+            return []
         data = load_json(payload)
         if type(data) is not dict:
             raise FormatError("schema", f"expected a JSON object, got {type(data).__name__}")

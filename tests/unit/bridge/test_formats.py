@@ -348,6 +348,21 @@ def test_bad_payloads_are_refused_with_a_reason(
     assert (got_reason, words in detail) == (reason, True), detail
 
 
+def test_zigbee2mqtt_bridge_and_availability_messages_are_passed_over() -> None:
+    from .conftest import make_pipeline
+
+    p = make_pipeline(sources=[{"name": "z2m", "format": "zigbee2mqtt", "topic": "zigbee2mqtt/#"}])
+    for topic in ("zigbee2mqtt/bridge/state", "zigbee2mqtt/kitchen/availability", "zigbee2mqtt/kitchen/set"):
+        out = p.process(topic, b'{"state":"online"}', NOW)
+        assert (out.events, out.dead) == ([], []), topic
+    out = p.process("zigbee2mqtt/kitchen", b'{"temperature":20}', NOW)
+    assert [d.reason for d in out.dead] == ["name"]  # zigbee2mqtt/# takes no {device}
+    p = make_pipeline(sources=[{"name": "z2m", "format": "zigbee2mqtt", "topic": "zigbee2mqtt/{room}/{device}"}])
+    out = p.process("zigbee2mqtt/kitchen/th1", b'{"temperature":20}', NOW)
+    assert [(e.device, e.labels) for e in out.events] == [("th1", (("room", "kitchen"),))]
+    assert p.process("zigbee2mqtt/bridge/state", b"online", NOW).dead == []
+
+
 def test_one_bad_reading_of_a_message_does_not_cost_the_others(pipeline: Pipeline) -> None:
     out = pipeline.process("zigbee2mqtt/x", b'{"temperature":21.5,"humidity":140,"battery":"low"}', NOW)
     assert [(e.metric, e.value) for e in out.events] == [("temperature", 21.5)]
