@@ -248,7 +248,18 @@ async def live(request: Request, _: Reader) -> StreamingResponse:
                     continue
                 if item is None:
                     return
-                yield f"event: {item['type']}\ndata: {json.dumps(item['data'])}\n\n"
+                # Take whatever else is queued, keeping only the newest value of each series,
+                # so a burst of readings costs the browser one update per tile.
+                batch = [item]
+                while not sub.queue.empty():
+                    more = sub.queue.get_nowait()
+                    if more is None:
+                        return
+                    batch.append(more)
+                newest = {b["data"]["series"]: i for i, b in enumerate(batch) if b and b["type"] == "event"}
+                chunks = [f"event: {b['type']}\ndata: {json.dumps(b['data'])}\n\n" for i, b in enumerate(batch)
+                          if b["type"] != "event" or newest.get(b["data"]["series"]) == i]
+                yield "".join(chunks)
         finally:
             ctx.live.unsubscribe(sub)
 

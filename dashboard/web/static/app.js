@@ -124,8 +124,10 @@ function sparkline(target, points) {
 
 /* Overview. */
 async function overview() {
-  const [rows, devices, sparks] = await Promise.all([api("/api/v1/latest"), api("/api/v1/devices"),
-    api("/api/v1/sparklines?hours=6&points=60").catch(() => ({}))]);
+  // Tiles first; the sparklines (one store query per series) follow when they come.
+  const sparkReq = api("/api/v1/sparklines?hours=6&points=60").catch(() => ({}));
+  const [rows, devices] = await Promise.all([api("/api/v1/latest"), api("/api/v1/devices")]);
+  let sparks = {};
   const bySeries = new Map(rows.map((r) => [r.series, r]));
   const deviceInfo = new Map(devices.map((d) => [d.device, d]));
   const tiles = new Map();
@@ -173,6 +175,7 @@ async function overview() {
     $("#summary").textContent = `${bySeries.size} sensors on ${deviceInfo.size} devices` + (firing ? `, ${firing} firing` : "");
   }
   render();
+  sparkReq.then((got) => { sparks = got; render(); });
 
   on("event", (e) => {
     const known = bySeries.get(e.series);
