@@ -58,7 +58,8 @@ Command-line flags override the file: `--broker URL` sets `mqtt.url`, `--store U
 `VIGIL_MQTT_PASSWORD`, `VIGIL_INFLUXDB_TOKEN`, `VIGIL_INFLUXDB_PASSWORD`.
 
 Durations are written `30s`, `5m`, `1h30m`, `7d` or as a number of seconds. A key written
-`a.b[].c` is the key `c` of each item in the list `a.b`.
+`a.b[].c` is the key `c` of each item in the list `a.b`; `a.b.<name>.c` is the key `c` of each
+entry of the mapping `a.b`.
 """
 
 
@@ -128,7 +129,8 @@ def iter_keys(model: type[BaseModel], prefix: str = "", section: str = "") -> It
         annotation = hints.get(name, field.annotation)
         nested = _nested_models(annotation)
         description = field.description or notes.get(name) or FALLBACK.get(path, "")
-        if nested and not _is_list(annotation):
+        container = _container(annotation)
+        if nested and container is None:
             doc = _doc(nested[0])
             yield Key(path, "section", "", description or doc, section or key)
             for sub in nested:
@@ -137,8 +139,9 @@ def iter_keys(model: type[BaseModel], prefix: str = "", section: str = "") -> It
         if nested and not description:
             description = _doc(nested[0])
         yield Key(path, _type_name(annotation, field), _default(field, annotation), description, section or key)
+        item = "[]." if container == "list" else ".<name>."
         for sub in nested:
-            yield from iter_keys(sub, f"{path}[].", section or key)
+            yield from iter_keys(sub, f"{path}{item}", section or key)
 
 
 def _doc(model: type[BaseModel]) -> str:
@@ -183,8 +186,14 @@ def _source_notes(model: type[BaseModel]) -> dict[str, str]:
     return notes
 
 
-def _is_list(annotation: Any) -> bool:
-    return typing.get_origin(_strip_optional(annotation)) in (list, tuple, set, frozenset)
+def _container(annotation: Any) -> Optional[str]:
+    """``"list"`` or ``"mapping"`` when the field holds several values, else None."""
+    origin = typing.get_origin(_strip_optional(annotation))
+    if origin in (list, tuple, set, frozenset):
+        return "list"
+    if origin is dict:
+        return "mapping"
+    return None
 
 
 def _strip_optional(annotation: Any) -> Any:
@@ -322,7 +331,7 @@ def render() -> str:
 def _table(keys: list[Key]) -> list[str]:
     rows = ["| key | type | default | description |", "|---|---|---|---|"]
     for k in keys:
-        kind = "" if k.type == "section" else _cell(k.type)
+        kind = "mapping" if k.type == "section" else _cell(k.type)
         rows.append(f"| `{k.path}` | {kind} | {_cell(k.default)} | {_cell(k.description)} |")
     return [*rows, ""]
 

@@ -63,6 +63,7 @@ class _Section(BaseModel):
     mode: Literal["fast", "safe"] = "safe"
     size: int = Field(10, ge=1, le=20_000, description="How many at once.")
     items: list[_Item] = Field(default_factory=list)
+    limits: dict[str, _Item] = Field(default_factory=dict)
     label: str = "x"
     """The label shown."""
     flag: bool = True  # turns it on
@@ -77,7 +78,7 @@ class _Top(BaseModel):
 def test_keys_carry_type_default_and_description_from_the_model() -> None:
     keys = {k.path: k for k in iter_keys(_Top)}
     assert [*keys] == ["part", "part.wait", "part.port", "part.mode", "part.size", "part.items",
-                       "part.items[].name", "part.label", "part.flag"]
+                       "part.items[].name", "part.limits", "part.limits.<name>.name", "part.label", "part.flag"]
     assert keys["part"].description == "A section for the test."
     assert (keys["part.wait"].type, keys["part.wait"].default, keys["part.wait"].description) == (
         "duration (`90s`, `5m`, `1h30m` or seconds)", "`1m30s`", "How long to wait.")
@@ -88,5 +89,6 @@ def test_keys_carry_type_default_and_description_from_the_model() -> None:
     assert keys["part.items"].description == "One thing in a list."
     assert (keys["part.items[].name"].type, keys["part.items[].name"].default) == (
         "string, 1-8 characters", "required")
+    assert (keys["part.limits"].type, keys["part.limits"].default) == ("mapping of string to mappings", "`{}`")
     assert keys["part.label"].description == "The label shown."
     assert (keys["part.flag"].default, keys["part.flag"].description) == ("`true`", "turns it on")
