@@ -127,7 +127,8 @@ class Reader:
         value = self.raw(key, _MISSING)
         if value is _MISSING or value is None:
             return default
-        text = str(value)
+        # YAML 1.1 reads a bare off/on/no/yes as a boolean.
+        text = {False: "off", True: "on"}.get(value, str(value)) if isinstance(value, bool) else str(value)
         if text not in choices:
             self.error(key, f"expected one of {', '.join(choices)}, got {value!r}")
             return default

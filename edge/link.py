@@ -208,8 +208,9 @@ class MqttLink:
         ok = not getattr(reason, "is_failure", False)
         if not ok and str(reason) not in self._bad_acks:
             self._bad_acks.add(str(reason))
-            log.error("the broker %s refused a reading: %s (dropped; check the broker's ACL for %s)",
-                      self.broker, reason, self.topics.readings(self.config.device, "+"))
+            what = "a reading" if mid in self.forwarder.inflight else "a status or discovery message"
+            log.error("the broker %s refused %s: %s (check its ACL: with Vigil's, the MQTT username must be "
+                      "the device id, %s)", self.broker, what, reason, self.config.device)
         self.forwarder.acked(mid, ok)
 
     def _publisher(self, client: mqtt.Client) -> Callable[[str, bytes], Optional[int]]:

@@ -75,6 +75,8 @@ class ReadingQueue:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[sync]}")
+            # A small page cache: the queue is read front to back, and a Pi Zero has 512 MB.
+            self._db.execute("PRAGMA cache_size=-512")
             self._db.executescript(_SCHEMA)
             self._seq = dict(self._db.execute("SELECT sensor, last FROM seq").fetchall())
             row = self._db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM readings").fetchone()

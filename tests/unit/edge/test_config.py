@@ -140,6 +140,10 @@ def test_vigil_config_check_reports_edge_mistakes_with_lines(tmp_path: Path) -> 
         [str(i) for i in info.value.issues]
 
 
+def test_sync_off_unquoted_is_off_not_a_boolean() -> None:
+    assert parse("device: pi\nbuffer: {sync: off}\nsensors: [{name: a, type: simulated}]\n").buffer.sync == "off"
+
+
 def test_simulated_sensor_builds_config_in_code() -> None:
     door = simulated_sensor("freezer", base=-18, faults=[Fault("rise", at=30, rate=0.5)], interval=1)
     c = EdgeConfig(device="demo", sensors=(door,))
