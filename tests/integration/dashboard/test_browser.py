@@ -221,3 +221,50 @@ async def test_screenshots(dashboard: Running, browser: Browser, mosquitto: Mosq
     assert await page.locator("#current tr[data-key]").count() == 1
     await page.screenshot(path=str(ARTIFACTS / f"dashboard-alerts-{name}.png"), full_page=True)
     await page.context.close()
+
+
+async def test_rules_are_checked_in_the_browser_and_saved_only_when_valid(
+        dashboard: Running, browser: Browser, mosquitto: Mosquitto) -> None:
+    rules_file = Path(str(dashboard.config.dashboard.rules))
+    page = await logged_in(browser, dashboard)
+    await page.goto(dashboard.base + "/rules")
+    await page.wait_for_selector("body[data-ready=yes]")
+    area = page.locator("textarea.yaml")
+    await area.fill("rules:\n  - name: warm\n    above: lots\n")
+    await page.get_by_role("button", name="Check").click()
+    await page.wait_for_selector("li.error")
+    assert (await page.locator("li.error").first.text_content() or "").startswith("rules.yaml:3:")
+    await page.get_by_role("button", name="Save and reload").click()
+    await page.wait_for_timeout(300)
+    assert rules_file.read_text() == "rules: []\n", "an invalid set is not saved"
+    await area.fill("rules:\n  - name: warm\n    match: {device: freezer}\n    above: -10\n")
+    await page.get_by_role("button", name="Check").click()
+    await page.wait_for_selector("li.okmsg")
+    await page.get_by_role("button", name="Save and reload").click()
+    await page.wait_for_selector("text=the rule engine was asked to reload")
+    assert "name: warm" in rules_file.read_text()
+    await page.context.close()
+
+
+async def test_keyboard_reaches_a_sensor_and_silences_can_be_made_and_expired(
+        dashboard: Running, browser: Browser) -> None:
+    page = await logged_in(browser, dashboard)
+    for _ in range(30):  # Tab through the page until a tile has the focus, then open it with Enter
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement.classList.contains('tile')"):
+            break
+    else:
+        raise AssertionError("no tile is reachable by keyboard")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("body[data-page=sensor][data-ready=yes]")
+    await page.goto(dashboard.base + "/silences")
+    await page.wait_for_selector("body[data-ready=yes]")
+    await page.fill("textarea[name=matchers]", "device=freezer")
+    await page.fill("input[name=duration]", "2h")
+    await page.fill("input[name=comment]", "defrosting <b>now</b>")
+    await page.get_by_role("button", name="Silence").click()
+    await page.wait_for_selector("#silence-list td:text-is('device=freezer')", timeout=5000)
+    assert await page.locator("#silence-list td:text-is('defrosting <b>now</b>')").count() == 1
+    await page.get_by_role("button", name="Expire").click()
+    await page.wait_for_selector("text=No silences.", timeout=5000)
+    await page.context.close()
