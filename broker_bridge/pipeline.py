@@ -143,7 +143,10 @@ class _Route:
 
 
 class Pipeline:
-    """Routes a message to its source, parses, normalizes and deduplicates it."""
+    """Routes a message to its source, parses, normalizes and deduplicates it.
+
+    Not thread-safe (its dedup memory and counters are plain objects): one per consumer loop.
+    """
 
     def __init__(
         self, settings: BridgeSettings, topics: Topics, formats: Optional[Mapping[str, Format]] = None
