@@ -67,6 +67,12 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
+@router.get("/openapi.json", tags=["status"])
+async def openapi(request: Request, _: Reader) -> JSONResponse:
+    """This API's OpenAPI document."""
+    return JSONResponse(request.app.openapi())
+
+
 @router.get("/metrics", tags=["status"], response_class=PlainTextResponse)
 async def metrics(request: Request, _: Reader) -> PlainTextResponse:
     """Prometheus metrics of the dashboard process."""

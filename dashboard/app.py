@@ -80,8 +80,8 @@ def create_app(
                 if task:
                     task.cancel()
 
-    app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url="/api/docs",
-                  openapi_url="/api/v1/openapi.json", redoc_url=None)
+    # No Swagger UI (it loads from a CDN) and no anonymous schema: api.openapi serves it to callers.
+    app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url=None, openapi_url=None, redoc_url=None)
     app.state.ctx = ctx
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
 

@@ -194,6 +194,7 @@ async def test_mute_windows_from_the_rules_files(harness: Harness, tmp_path: Pat
 
 
 async def test_openapi_document_lists_the_api(harness: Harness) -> None:
+    await harness.login()
     doc = (await harness.client.get("/api/v1/openapi.json")).json()
     for path in ["/api/v1/readings", "/api/v1/history", "/api/v1/latest", "/api/v1/alerts", "/api/v1/rules/reload",
                  "/api/v1/health", "/api/v1/metrics", "/api/v1/silences"]:
