@@ -25,9 +25,9 @@ from tests.unit.dashboard.conftest import (
 )
 from vigil.config import ConfigError, load_config
 
-READ_ROUTES = ["/api/v1/openapi.json", "/api/v1/live", "/api/v1/mute-windows", "/api/v1/latest", "/api/v1/devices", "/api/v1/alerts", "/api/v1/silences", "/api/v1/rules",
-               "/api/v1/metrics", "/api/v1/sparklines",
-               "/api/v1/history?device=d&sensor=s&metric=temperature"]
+READ_ROUTES = ["/api/v1/openapi.json", "/api/v1/live", "/api/v1/mute-windows", "/api/v1/latest",
+               "/api/v1/devices", "/api/v1/alerts", "/api/v1/silences", "/api/v1/rules", "/api/v1/metrics",
+               "/api/v1/sparklines", "/api/v1/history?device=d&sensor=s&metric=temperature"]
 PAGES = ["/", "/alerts", "/rules", "/silences", "/sensor/d/s/temperature"]
 
 
