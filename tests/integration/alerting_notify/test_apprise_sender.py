@@ -1,0 +1,43 @@
+"""AppriseSender against real apprise: what it reports, and that no secret is in it."""
+
+from __future__ import annotations
+
+from alerting.notify import AppriseSender, SendResult
+from alerting.transition import Severity
+from tests.services import free_port
+
+from .conftest import Receiver
+
+
+async def test_sends_title_body_and_type(receiver: Receiver) -> None:
+    result = await AppriseSender().send([receiver.url("x")], "[FIRING warning] r s", "body °C\nline 2",
+                                        severity=Severity.WARNING)
+    assert result.ok and result.error is None
+    assert [(m["path"], m["title"], m["message"], m["type"]) for m in receiver.received] == [
+        ("/x", "[FIRING warning] r s", "body °C\nline 2", "warning")]
+
+
+async def test_resolved_is_sent_as_success(receiver: Receiver) -> None:
+    await AppriseSender().send([receiver.url()], "t", "b", severity=Severity.CRITICAL, resolved=True)
+    assert receiver.received[0]["type"] == "success"
+
+
+async def test_url_apprise_does_not_know_is_a_clear_failure_without_its_secret() -> None:
+    result = await AppriseSender().send(["bogus://user:hunter2@example.com/token123"], "t", "b",
+                                        severity=Severity.INFO)
+    assert not result.ok
+    assert result.error == "apprise does not understand the URL bogus://example.com/***"
+
+
+async def test_unreachable_receiver_is_a_failure_without_its_secret() -> None:
+    url = f"json://ana:s3cretpass@127.0.0.1:{free_port()}/hook-token-77"
+    result = await AppriseSender(timeout=5).send([url], "t", "b", severity=Severity.CRITICAL)
+    assert not result.ok and result.error
+    assert "s3cretpass" not in result.error and "hook-token-77" not in result.error
+    assert "127.0.0.1" in result.error
+
+
+async def test_server_error_is_reported_with_apprise_words(receiver: Receiver) -> None:
+    receiver.fail = 1
+    result = await AppriseSender().send([receiver.url()], "t", "b", severity=Severity.INFO)
+    assert result == SendResult(False, "Failed to send JSON POST notification: Internal server error., error=500.")
