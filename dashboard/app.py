@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -165,6 +166,14 @@ def _bind(listen: str) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: whoever runs ``serve`` stops it by cancelling."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve(config: VigilConfig, *, store: Optional[Store] = None, ready: Optional[asyncio.Event] = None,
                 **app_options: Any) -> None:
     """Serve the dashboard on ``dashboard.listen`` until cancelled; OSError when the address is taken."""
@@ -175,7 +184,7 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, ready: Op
     try:
         sock = _bind(config.dashboard.listen)
         app = create_app(config, store=store, **app_options)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
+        server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
                                                timeout_graceful_shutdown=2, proxy_headers=False))
         task = asyncio.create_task(server.serve(sockets=[sock]), name="dashboard-http")
         try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
+import signal
 import sys
 
 from vigil.config import ConfigError, load_config
@@ -75,8 +77,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"vigil dashboard: made user 'admin' with password {password}  (shown once; "
               f"its hash is in {config.data_dir}/dashboard-admin.hash)", flush=True)
     config = config.model_copy(update={"dashboard": settings})
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(config)
+
     try:
-        asyncio.run(serve(config))
+        asyncio.run(main())
     except OSError as exc:
         print(f"vigil dashboard: cannot serve on {config.dashboard.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
