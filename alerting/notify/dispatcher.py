@@ -27,7 +27,7 @@ from alerting.transition import AlertState, Severity, Transition
 from .config import Match, MissingSecret, NotifyConfig, ReceiverUrl
 from .message import Item, Kind, render
 from .policy import ActiveSilence, alert_labels, group_key, mute_end, receivers_for, suppression
-from .sender import Sender
+from .sender import Sender, SendResult
 from .state import AlertRow, DeliveryRow, NotifyState
 
 __all__ = ["AlertStatus", "Dispatcher", "NotifyStatus"]
@@ -177,8 +177,11 @@ class Dispatcher:
         """Deliver until cancelled; sends in flight are finished and recorded first."""
         async with asyncio.TaskGroup() as tg:
             while True:
-                self._plan()
-                self._start_deliveries(tg)
+                try:
+                    self._plan()
+                    self._start_deliveries(tg)
+                except sqlite3.OperationalError as exc:  # locked or full disk: nothing was committed, try again
+                    log.error("notification state not updated: %s; trying again", exc)
                 now = self._clock.now()
                 await self._nap(max(0.0, self._next_due(now) - now))
 
@@ -348,6 +351,8 @@ class Dispatcher:
     async def _deliver_one(self, d: DeliveryRow) -> None:
         try:
             await self._send_and_record(d)
+        except sqlite3.OperationalError as exc:  # the row stays as it was: retried, or in doubt after a restart
+            log.error("could not record the delivery of %r to %s: %s", d.title, d.url_masked, exc)
         finally:
             self._in_flight.discard(d.id)
             self._wake.set()
@@ -373,6 +378,9 @@ class Dispatcher:
                     if send.cancelled():
                         raise
                     cancelled = True  # finish and record the send in flight, then stop
+                except Exception as exc:  # a Sender that raises must not stop delivery; its text may hold secrets
+                    result = SendResult(False, f"the sender raised {type(exc).__name__}")
+                    break
             if result.ok:
                 with self._state.transaction():
                     self._state.mark_sent(d.id, self._clock.now())

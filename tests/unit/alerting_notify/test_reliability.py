@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from alerting.notify import RecordingSender
+from alerting.notify import RecordingSender, SendResult
 from alerting.notify.outbox import OUTBOX_TABLE
-from alerting.transition import AlertState
+from alerting.transition import AlertState, Severity
 
 from .harness import START, Harness, config, transition
 
@@ -309,3 +309,26 @@ async def test_reload_with_a_fixed_url_sends_the_waiting_message_there_once(h: H
     h.dispatcher.reload(config(receivers={"other": ["json://x/y"]}))
     await h.at(5000)
     assert len(h.sender.sent) == 2
+
+
+class _Raising(RecordingSender):
+    async def send(self, urls: list[str], title: str, body: str, *, severity: Severity,
+                   resolved: bool = False) -> SendResult:
+        if self.attempts == 0:
+            self.attempts += 1
+            raise RuntimeError("token=abc123 leaked by a plugin")
+        return await super().send(urls, title, body, severity=severity, resolved=resolved)
+
+
+async def test_a_sender_that_raises_is_a_failed_attempt_not_a_crash(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    h = Harness(tmp_path / "a.db", sender=_Raising())
+    try:
+        h.enqueue(transition())
+        await h.at(0)
+        await h.at(30)
+        assert h.sender.sent == []
+        assert "the sender raised RuntimeError" in caplog.text and "abc123" not in caplog.text
+        await h.at(40)
+        assert h.titles() == [TITLE]
+    finally:
+        h.close()
