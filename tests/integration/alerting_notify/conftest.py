@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import apprise
 import pytest
@@ -20,6 +20,8 @@ class Receiver:
 
     port: int = 0
     fail: int = 0
+    # while set, requests are read and counted but not answered until it is set (a hanging service)
+    hang: Optional[asyncio.Event] = None
     received: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     server: Any = None
@@ -34,6 +36,9 @@ class Receiver:
             length = next(int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length")
             body = await reader.readexactly(length)
             self.requests += 1
+            if self.hang is not None:
+                await self.hang.wait()
+                return
             if self.fail > 0:
                 self.fail -= 1
                 writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
