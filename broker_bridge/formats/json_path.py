@@ -82,12 +82,6 @@ def _get(data: Any, steps: tuple[Union[str, int], ...]) -> Any:
     return node
 
 
-def _value(value: Any, path: str) -> Any:
-    if type(value) is str:
-        return number_text(value, path)
-    return value  # numbers, and whatever else for normalization to refuse with its type
-
-
 class JsonPath:
     """Values found at configured paths of a JSON document."""
 
@@ -127,11 +121,11 @@ class JsonPath:
             value = _get(data, steps)
             if value is _MISSING:
                 continue
-            path = wanted[name]
-            if type(value) is not str and (opts.scale != 1.0) and type(value) in (int, float):
+            if type(value) is str:
+                value = number_text(value, wanted[name])
+            if type(value) in (int, float) and opts.scale != 1.0:
                 value = value * opts.scale
-            elif type(value) is str:
-                value = _value(value, path) * opts.scale
+            # Anything else (null, an object...) goes on for normalization to refuse by its type.
             out.append(RawReading(device, sensor, name, value, ts, unit, None, labels))
         if not out:
             raise FormatError("no_readings", f"nothing at {', '.join(sorted(set(wanted.values())))}")

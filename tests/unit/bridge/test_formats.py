@@ -367,3 +367,13 @@ def test_one_bad_reading_of_a_message_does_not_cost_the_others(pipeline: Pipelin
     out = pipeline.process("zigbee2mqtt/x", b'{"temperature":21.5,"humidity":140,"battery":"low"}', NOW)
     assert [(e.metric, e.value) for e in out.events] == [("temperature", 21.5)]
     assert sorted(d.reason for d in out.dead) == ["range", "value"]
+
+
+def test_scale_multiplies_numbers_and_numeric_strings_alike() -> None:
+    from .conftest import make_pipeline
+
+    p = make_pipeline(sources=[{"name": "deci", "format": "json_path", "topic": "deci/{device}",
+                                "options": {"paths": {"temperature": "t", "humidity": "h"}, "scale": 0.1}}])
+    out = p.process("deci/x", b'{"t": 215, "h": "400"}', NOW)
+    assert [(e.metric, round(e.value, 6)) for e in out.events] == [("temperature", 21.5), ("humidity", 40.0)]
+    assert [d.reason for d in p.process("deci/x", b'{"t": true}', NOW).dead] == ["value"]
