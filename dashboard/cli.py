@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import getpass
-import logging
-import signal
 import sys
 
-from vigil.config import ConfigError, load_config
+from vigil.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
 
 DESCRIPTION = """\
 Serve the web dashboard (live values, history, alerts, rules, silences) and the HTTP API under
@@ -28,13 +24,10 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", metavar="FILE", help="vigil.yaml to read")
-    parser.add_argument("--broker", metavar="URL", help="MQTT broker, e.g. mqtt://127.0.0.1:1883")
-    parser.add_argument("--store", metavar="URL", help="store, e.g. sqlite:///vigil.db or influxdb1://host:8086/vigil")
+    add_common_arguments(parser)
     parser.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default 127.0.0.1:8080)")
     parser.add_argument("--hash-password", action="store_true",
                         help="read a password (twice, or once from a pipe) and print its hash, then exit")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
 def _hash_password() -> int:
@@ -57,18 +50,8 @@ def _hash_password() -> int:
 def run(args: argparse.Namespace) -> int:
     if args.hash_password:
         return _hash_password()
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.config, overrides={
-            "mqtt.url": (args.broker, "--broker"),
-            "store.url": (args.store, "--store"),
-            "dashboard.listen": (args.listen, "--listen"),
-        })
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 3
+    setup_logging(args.verbose)
+    config = config_from_args(args, {"dashboard.listen": (args.listen, "--listen")})
     from .app import serve
     from .auth import ensure_admin
 
@@ -77,19 +60,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"vigil dashboard: made user 'admin' with password {password}  (shown once; "
               f"its hash is in {config.data_dir}/dashboard-admin.hash)", flush=True)
     config = config.model_copy(update={"dashboard": settings})
-
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await serve(config)
-
     try:
-        asyncio.run(main())
+        return run_until_signal(serve(config))
     except OSError as exc:
         print(f"vigil dashboard: cannot serve on {config.dashboard.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    return 0

@@ -16,7 +16,7 @@ from typing import Optional, Protocol
 import aiomqtt
 
 from vigil.config import MqttSettings
-from vigil.urls import BrokerUrl
+from vigil.mqtt import backoff_delay, build_client
 
 from .live import LiveState
 
@@ -41,10 +41,9 @@ class Publisher(Protocol):
 class LiveFeed:
     """Keeps one aiomqtt connection up (reconnecting with jittered backoff) and feeds ``state``."""
 
-    def __init__(self, mqtt: MqttSettings, state: LiveState, client_id: str,
-                 broker: Optional[BrokerUrl] = None, publish_timeout: float = 10.0) -> None:
+    def __init__(self, mqtt: MqttSettings, state: LiveState, client_id: str, publish_timeout: float = 10.0) -> None:
         self._mqtt = mqtt
-        self._broker = broker or mqtt.broker()
+        self._broker = mqtt.broker()
         self._state = state
         self._client_id = client_id
         self._client: Optional[aiomqtt.Client] = None
@@ -52,18 +51,8 @@ class LiveFeed:
         self.connected = asyncio.Event()
 
     def _make_client(self) -> aiomqtt.Client:
-        b = self._broker
-        tls = None
-        if b.tls:
-            tls = aiomqtt.TLSParameters(ca_certs=self._mqtt.ca_file, certfile=self._mqtt.cert_file,
-                                        keyfile=self._mqtt.key_file)
-        version = aiomqtt.ProtocolVersion.V5 if self._mqtt.protocol == "5" else aiomqtt.ProtocolVersion.V311
-        return aiomqtt.Client(
-            b.host, b.port, username=b.username, password=b.password,
-            identifier=f"{self._client_id}-{random.randrange(16**6):06x}",
-            protocol=version, keepalive=self._mqtt.keepalive, tls_params=tls,
-            tls_insecure=self._mqtt.tls_insecure if b.tls else None, timeout=self._timeout,
-        )
+        # A fresh id each time: two dashboards (or a restart racing the old session) never kick each other.
+        return build_client(self._mqtt, f"{self._client_id}-{random.randrange(16**6):06x}")
 
     async def run(self) -> None:
         """Follow the bus until cancelled."""
@@ -90,7 +79,7 @@ class LiveFeed:
                 self.connected.clear()
                 self._state.set_connected(False)
             attempt += 1
-            await asyncio.sleep(random.uniform(0, min(30.0, 1.5 ** min(10, attempt))))
+            await asyncio.sleep(backoff_delay(attempt, cap=30.0))
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         client = self._client
