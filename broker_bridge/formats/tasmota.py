@@ -38,6 +38,7 @@ KEY_METRICS: dict[str, str] = {
 }
 _TEMP_KEYS = frozenset({"Temperature", "DewPoint"})
 _UNIT_KEYS = frozenset({"TempUnit", "PressureUnit", "SpeedUnit"})
+_MAX_CHANNELS = 16
 _LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?")
 
 
@@ -94,7 +95,12 @@ class Tasmota:
                     unit = pressure_unit
                 else:
                     unit = None
-                out.append(RawReading(device, sensor, metric, value, ts, unit, None, labels))
+                if type(value) is list and value:
+                    # Multi-channel meters (Shelly 2.5 on Tasmota): "Power":[12,0] is ENERGY-1 and ENERGY-2.
+                    for channel, item in enumerate(value[:_MAX_CHANNELS], 1):
+                        out.append(RawReading(device, f"{sensor}-{channel}", metric, item, ts, unit, None, labels))
+                else:
+                    out.append(RawReading(device, sensor, metric, value, ts, unit, None, labels))
         if not out:
             raise FormatError("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))})")
         return out

@@ -75,6 +75,10 @@ GOOD: list[tuple[str, str, bytes, list[Row]]] = [
      b'"Yesterday":0.1,"Today":0.2,"Power":55,"ApparentPower":60,"Factor":0.9,"Voltage":231,"Current":0.25}}',
      [("plug", "ENERGY", "energy", 1.234, "kWh", None), ("plug", "ENERGY", "power", 55.0, "W", None),
       ("plug", "ENERGY", "voltage", 231.0, "V", None), ("plug", "ENERGY", "current", 0.25, "A", None)]),
+    ("tasmota two-channel meter", "tele/sh25/SENSOR",
+     b'{"Time":"2019-01-01T00:00:00","ENERGY":{"Total":0.5,"Power":[12,0],"Voltage":230}}',
+     [("sh25", "ENERGY", "energy", 0.5, "kWh", None), ("sh25", "ENERGY-1", "power", 12.0, "W", None),
+      ("sh25", "ENERGY-2", "power", 0.0, "W", None), ("sh25", "ENERGY", "voltage", 230.0, "V", None)]),
     # --- zigbee2mqtt ---
     ("zigbee2mqtt (docs)", "zigbee2mqtt/0x00158d0001b79111",
      b'{"temperature":27.34,"humidity":44.72,"battery":97,"linkquality":120}',
