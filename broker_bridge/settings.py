@@ -43,8 +43,8 @@ __all__ = [
 
 BUILTIN_SOURCE = "vigil"
 FORMAT_NAMES = ("vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol")
-# Which options each format reads; setting another is a mistake worth an error.
 log = logging.getLogger(__name__)
+# Which options each format reads; setting another is a mistake worth an error.
 _FORMAT_OPTIONS: dict[str, frozenset[str]] = {
     "vigil_json": frozenset(),
     "plain": frozenset({"scale"}),
