@@ -18,17 +18,21 @@ dir=$1
 shift
 cn=$1
 days=${VIGIL_CERT_DAYS:-825}
-mkdir -p "$dir"
-umask 077
 
 san=""
 for name in "$@"; do
     case $name in
+        "" | *[!A-Za-z0-9.:-]* | -*)
+            echo "$0: '$name' is not a host name or an IP address" >&2
+            exit 2 ;;
+        *:*) entry="IP:$name" ;;        # IPv6
         *[!0-9.]*) entry="DNS:$name" ;;
         *) entry="IP:$name" ;;
     esac
     san="${san:+$san,}$entry"
 done
+mkdir -p "$dir"
+umask 077
 
 if [ ! -f "$dir/ca.key" ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \

@@ -28,6 +28,8 @@ PASSWORDS = {
     "vigil-bridge": "bridge-secret",
     "vigil-alerting": "alerting-secret",
     "vigil-dashboard": "dashboard-secret",
+    # Made with mosquitto_passwd directly, which add-device.sh would refuse (see test_mosquitto_acl).
+    "pi/1": "slash-secret",
 }
 
 

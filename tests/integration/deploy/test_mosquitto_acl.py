@@ -177,6 +177,14 @@ def test_dashboard_http_ingest_reading_reaches_the_bridge(login: Login) -> None:
     assert bridge.wait_for("vigil/readings/webhook-1/t0").payload == b'{"value": 3}'
 
 
+def test_a_username_with_a_slash_reaches_another_devices_topics(login: Login) -> None:
+    # Why deploy/mosquitto/add-device.sh refuses such names (docs/production.md): Mosquitto
+    # substitutes the username into vigil.acl's pattern as it is.
+    slash = login("pi/1")
+    assert not slash.publish("vigil/readings/pi/1", b'{"value": 1}').is_failure  # device "pi", sensor "1"
+    assert slash.publish("vigil/readings/pi-1/t0", b'{"value": 1}').value == NOT_AUTHORIZED
+
+
 @pytest.mark.parametrize(
     ("username", "password"),
     [
