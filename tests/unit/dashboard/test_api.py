@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
+from broker_bridge.stores import MemoryStore, StoreUnavailable
 from dashboard.api import choose_bucket
-from tests.unit.dashboard.conftest import NOW, Harness
+from dashboard.app import create_app
+from dashboard.live import LiveState
+from tests.unit.dashboard.conftest import NOW, Harness, RecordingPublisher, make_config
 from vigil.event import Event
+from vigil.topics import Topics
 
 
 def ev(value: float, ts: float, device: str = "freezer", sensor: str = "t0", **kw: object) -> Event:
@@ -227,3 +232,58 @@ async def test_notification_secrets_are_hidden_and_kept_on_save(harness: Harness
     assert r.status_code == 200, r.text
     saved = rules.read_text()
     assert "above: -12" in saved and "tgram://123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs/987654" in saved
+
+
+async def test_a_store_outage_is_a_503_that_says_so(harness: Harness) -> None:
+    harness.live.set_connected(True)
+    await harness.login()
+    harness.store.available = False
+    for path in ["/api/v1/latest", "/api/v1/history?device=freezer&sensor=t0", "/api/v1/devices"]:
+        r = await harness.client.get(path)
+        assert r.status_code == 503 and "store is not available" in r.json()["error"], path
+        assert r.headers["retry-after"] == "5"
+
+
+class DownStore(MemoryStore):
+    def ping(self) -> None:
+        raise StoreUnavailable(self.name, "down for the test")
+
+
+async def test_health_says_when_the_store_is_down(tmp_path: Path) -> None:
+    live = LiveState(Topics())
+    live.set_connected(True)
+    app = create_app(make_config(tmp_path), store=DownStore(), publisher=RecordingPublisher(), live=live)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/api/v1/health")
+    assert r.status_code == 503 and r.json() == {"status": "degraded", "broker": True, "store": False}
+
+
+async def test_a_huge_login_form_is_refused(harness: Harness) -> None:
+    r = await harness.client.post("/login", content="username=admin&password=" + "x" * 10_000,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
+
+
+def test_a_browser_that_cannot_keep_up_is_told_to_resync(harness: Harness) -> None:
+    sub = harness.live.subscribe()
+    for i in range(1001):
+        harness.live.handle("vigil/events/freezer/temperature", ev(float(i), NOW + i).to_json(), NOW)
+    assert sub.overflowed and sub.queue.qsize() == 1000
+    harness.live.close_all()
+    assert harness.live.subscribers == 0
+
+
+def test_an_older_reading_does_not_replace_the_current_value(harness: Harness) -> None:
+    harness.live.handle("vigil/events/freezer/temperature", ev(2.0, NOW).to_json(), NOW)
+    harness.live.handle("vigil/events/freezer/temperature", ev(1.0, NOW - 60).to_json(), NOW)
+    assert harness.live.latest["freezer/t0/temperature"]["value"] == 2.0
+
+
+def test_cleared_alerts_and_silences_disappear(harness: Harness) -> None:
+    harness.live.handle("vigil/alerts/hot/freezer/t0/temperature", alert("firing"), NOW)
+    harness.live.handle("vigil/silences/abc", b'{"matchers": {"device": "x"}, "until": 1e10}', NOW)
+    harness.live.handle("vigil/alerts/hot/freezer/t0/temperature", b"", NOW)
+    harness.live.handle("vigil/silences/abc", b"", NOW)
+    assert harness.live.alerts == {} and harness.live.silences == {}
+    harness.live.handle("vigil/silences/bad", b'{"matchers": "device=x"}', NOW)
+    assert harness.live.silences == {} and harness.live.counters["bad_messages"] == 1
