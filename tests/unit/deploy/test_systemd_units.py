@@ -45,10 +45,12 @@ def units_for_this_machine(tmp_path: Path) -> list[Path]:
     here = Path(sys.executable).parent / "vigil"
     assert here.exists(), f"{here} is missing: install the project with the README's command"
     paths = []
-    for service in SERVICES:
-        text = (SYSTEMD / f"vigil-{service}.service").read_text()
+    # The template is checked as an instance of it, as systemd would run it.
+    for unit, name in [*((f"vigil-{s}.service", f"vigil-{s}.service") for s in SERVICES),
+                       ("vigil-alerting@.service", "vigil-alerting@0.service")]:
+        text = (SYSTEMD / unit).read_text()
         assert INSTALLED_VIGIL in text
-        path = tmp_path / f"vigil-{service}.service"
+        path = tmp_path / name
         path.write_text(text.replace(INSTALLED_VIGIL, str(here)))
         paths.append(path)
     return paths
@@ -84,6 +86,25 @@ def test_unit_runs_the_service_as_the_vigil_user_with_the_documented_files(servi
     for key, value in [("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("ProtectHome", "yes"),
                        ("PrivateTmp", "yes"), ("CapabilityBoundingSet", ""), ("Restart", "on-failure")]:
         assert setting(service, key) == [value], f"vigil-{service}.service: {key}"
+
+
+def test_the_partitioned_template_gives_each_instance_its_share_client_id_and_state_file() -> None:
+    text = (SYSTEMD / "vigil-alerting@.service").read_text()
+    command = " ".join(re.search(r"^ExecStart=((?:.*\\\n)*.*)$", text, flags=re.MULTILINE).group(1).split("\\\n"))
+    words = command.split()
+    assert words[:4] == [INSTALLED_VIGIL, "alerting", "-c", "/etc/vigil/vigil.yaml"]
+    assert words[words.index("--partition") + 1] == "%i/${VIGIL_ALERTING_INSTANCES}"
+    assert words[words.index("--client-id") + 1] == "vigil-alerting-%i"
+    # A new N means new state files: an old file holds series its instance no longer owns.
+    assert words[words.index("--state") + 1] == "/var/lib/vigil/alerts-%i-of-${VIGIL_ALERTING_INSTANCES}.db"
+    plain = {k: v for _, k, v in unit_lines("alerting") if k != "ExecStart"}
+    template = {}
+    for raw in text.split("[Service]", 1)[1].splitlines():
+        key, sep, value = raw.partition("=")
+        if sep and not raw.startswith(("#", " ")) and key != "ExecStart":
+            template[key] = value
+    assert {k: template.get(k) for k in plain if k in template} == {k: plain[k] for k in plain if k in template}
+    assert set(plain) - {"Description", "Documentation", "After", "Wants", "WantedBy"} <= set(template)
 
 
 def test_the_sysusers_file_creates_the_units_user() -> None:
