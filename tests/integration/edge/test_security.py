@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def broker_with(tmp_path: Path, body: str) -> Mosquitto:
     conf = tmp_path / "body.conf"
-    conf.write_text(body + ("user root\n" if os.geteuid() == 0 else ""))
+    conf.write_text(body)
     broker = Mosquitto(tmp_path / "mosquitto", conf_file=conf)
     broker.start()
     return broker
