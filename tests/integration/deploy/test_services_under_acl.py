@@ -57,6 +57,7 @@ def write_config(tmp_path: Path, broker: ProductionBroker, dashboard_port: int) 
     data = yaml.safe_load((SYSTEMD / "vigil.yaml.example").read_text())
     data["data_dir"] = str(tmp_path / "data")
     data["mqtt"]["url"] = f"mqtt://127.0.0.1:{broker.plain_port}"
+    data["mqtt"]["ca_file"] = str(broker.ca_file)  # as vigil.yaml.example says for another machine
     data["store"] = {"url": f"sqlite:///{tmp_path}/vigil.db"}
     data["alerting"].update(rules=str(tmp_path / "rules.yaml"), state=str(tmp_path / "data" / "alerts.db"))
     data["dashboard"].update(listen=f"127.0.0.1:{dashboard_port}",
@@ -95,8 +96,10 @@ def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
         watcher.subscribe("vigil/#")
         services = {}
         for name in ("bridge", "alerting", "dashboard"):
-            # VIGIL_BROKER as deploy/systemd/vigil.env.example writes it, on the test's port.
-            broker = f"mqtt://vigil-{name}@127.0.0.1:{prod_broker.plain_port}"
+            # VIGIL_BROKER as deploy/systemd/vigil.env.example writes it, on the test's ports; the
+            # bridge comes in over TLS, as from another machine, checking the make-certs.sh CA.
+            broker = (f"mqtts://vigil-bridge@127.0.0.1:{prod_broker.tls_port}" if name == "bridge"
+                      else f"mqtt://vigil-{name}@127.0.0.1:{prod_broker.plain_port}")
             services[name] = start(name, unit_command(name, config, broker))
         assert wait_until(lambda: "connected" in services["bridge"].output()
                           and "connected to the broker" in services["alerting"].output(), timeout=30), (
