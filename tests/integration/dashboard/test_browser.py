@@ -220,6 +220,10 @@ async def test_screenshots(dashboard: Running, browser: Browser, mosquitto: Mosq
     await page.wait_for_selector("body[data-ready=yes]")
     assert await page.locator("#current tr[data-key]").count() == 1
     await page.screenshot(path=str(ARTIFACTS / f"dashboard-alerts-{name}.png"), full_page=True)
+    for other in ("rules", "silences"):
+        await page.goto(f"{dashboard.base}/{other}")
+        await page.wait_for_selector("body[data-ready=yes]")
+        await page.screenshot(path=str(ARTIFACTS / f"dashboard-{other}-{name}.png"), full_page=True)
     await page.context.close()
 
 
