@@ -88,7 +88,7 @@ class Dispatcher:
         self._env = env
         self._rng = rng or random.Random()
         self._poll = poll_interval
-        self._limit = asyncio.Semaphore(max_concurrent)
+        self._max_concurrent = max(1, max_concurrent)
         self._wake = asyncio.Event()
         self._recovered = False
         # reconcile walks every firing alert: only when something changed or a timer is due
@@ -188,8 +188,10 @@ class Dispatcher:
     async def step(self) -> float:
         """One pass at the clock's current time, waiting for its sends; returns when the next pass is due."""
         self._plan()
-        async with asyncio.TaskGroup() as tg:
-            self._start_deliveries(tg)
+        started = 1
+        while started:
+            async with asyncio.TaskGroup() as tg:
+                started = self._start_deliveries(tg)
         return self._next_due(self._clock.now())
 
     # the passes
@@ -305,8 +307,8 @@ class Dispatcher:
             return
         silences = self._state.silences(now)
         firing = [alert_labels(r.transition) for r in self._state.alerts() if r.state == AlertState.FIRING.value]
-        for receiver, gk in groups:
-            with self._state.transaction():
+        with self._state.transaction():
+            for receiver, gk in groups:
                 self._flush_group(receiver, gk, now, silences, firing)
 
     def _flush_group(self, receiver: str, gk: str, now: float, silences: list[ActiveSilence],
@@ -341,54 +343,65 @@ class Dispatcher:
                 self._state.set_told(item.transition.key, receiver, now)
         self._state.set_last_sent(receiver, gk, now)
 
-    def _start_deliveries(self, tg: asyncio.TaskGroup) -> None:
+    def _start_deliveries(self, tg: asyncio.TaskGroup) -> int:
+        """Start sends up to the concurrency limit; returns how many started."""
+        free = self._max_concurrent - len(self._in_flight)
+        if free <= 0:
+            return 0
+        due = self._state.due_deliveries(self._clock.now(), limit=free + len(self._in_flight))
+        ready: list[tuple[DeliveryRow, str]] = []
+        for d in due:
+            if d.id in self._in_flight or len(ready) >= free:
+                continue
+            try:
+                ready.append((d, ReceiverUrl(d.url).resolve(self._env)))
+            except MissingSecret as exc:
+                self._failed(d, str(exc))
+        if not ready:
+            return 0
+        # one commit marks the whole batch 'sending': from here a crash leaves them in doubt
+        with self._state.transaction():
+            for d, _ in ready:
+                self._state.mark_sending(d.id)
         # a slow receiver holds only its own sends: planning and other receivers go on
-        for d in self._state.due_deliveries(self._clock.now()):
-            if d.id not in self._in_flight:
-                self._in_flight.add(d.id)
-                tg.create_task(self._deliver_one(d), name=f"vigil-notify-{d.id}")
+        for d, url in ready:
+            self._in_flight.add(d.id)
+            tg.create_task(self._deliver_one(d, url), name=f"vigil-notify-{d.id}")
+        return len(ready)
 
-    async def _deliver_one(self, d: DeliveryRow) -> None:
+    async def _deliver_one(self, d: DeliveryRow, url: str) -> None:
         try:
-            await self._send_and_record(d)
+            await self._send_and_record(d, url)
         except sqlite3.OperationalError as exc:  # the row stays as it was: retried, or in doubt after a restart
             log.error("could not record the delivery of %r to %s: %s", d.title, d.url_masked, exc)
         finally:
             self._in_flight.discard(d.id)
             self._wake.set()
 
-    async def _send_and_record(self, d: DeliveryRow) -> None:
-        async with self._limit:
+    async def _send_and_record(self, d: DeliveryRow, url: str) -> None:
+        body = _IN_DOUBT_NOTE + d.body if d.in_doubt else d.body
+        send = asyncio.ensure_future(self._sender.send(
+            [url], d.title, body, severity=Severity(d.severity), resolved=d.resolved))
+        cancelled = False
+        while True:
             try:
-                url = ReceiverUrl(d.url).resolve(self._env)
-            except MissingSecret as exc:
-                self._failed(d, str(exc))
-                return
+                result = await asyncio.shield(send)
+                break
+            except asyncio.CancelledError:
+                if send.cancelled():
+                    raise
+                cancelled = True  # finish and record the send in flight, then stop
+            except Exception as exc:  # a Sender that raises must not stop delivery; its text may hold secrets
+                result = SendResult(False, f"the sender raised {type(exc).__name__}")
+                break
+        if result.ok:
             with self._state.transaction():
-                self._state.mark_sending(d.id)
-            body = _IN_DOUBT_NOTE + d.body if d.in_doubt else d.body
-            send = asyncio.ensure_future(self._sender.send(
-                [url], d.title, body, severity=Severity(d.severity), resolved=d.resolved))
-            cancelled = False
-            while True:
-                try:
-                    result = await asyncio.shield(send)
-                    break
-                except asyncio.CancelledError:
-                    if send.cancelled():
-                        raise
-                    cancelled = True  # finish and record the send in flight, then stop
-                except Exception as exc:  # a Sender that raises must not stop delivery; its text may hold secrets
-                    result = SendResult(False, f"the sender raised {type(exc).__name__}")
-                    break
-            if result.ok:
-                with self._state.transaction():
-                    self._state.mark_sent(d.id, self._clock.now())
-                log.info("sent %r to %s (%s)", d.title, d.receiver, d.url_masked)
-            else:
-                self._failed(d, result.error or "failed")
-            if cancelled:
-                raise asyncio.CancelledError()
+                self._state.mark_sent(d.id, self._clock.now())
+            log.info("sent %r to %s (%s)", d.title, d.receiver, d.url_masked)
+        else:
+            self._failed(d, result.error or "failed")
+        if cancelled:
+            raise asyncio.CancelledError()
 
     def _failed(self, d: DeliveryRow, error: str) -> None:
         attempts = d.attempts + 1

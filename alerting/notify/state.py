@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS notify_pending (
 );
 CREATE INDEX IF NOT EXISTS notify_pending_due ON notify_pending (due);
 CREATE INDEX IF NOT EXISTS notify_pending_key ON notify_pending (key);
+CREATE INDEX IF NOT EXISTS notify_pending_group ON notify_pending (receiver, group_key, due);
 CREATE TABLE IF NOT EXISTS notify_groups (
     receiver TEXT NOT NULL, group_key TEXT NOT NULL, last_sent REAL NOT NULL, PRIMARY KEY (receiver, group_key)
 );
@@ -90,6 +91,8 @@ class NotifyState:
     def __init__(self, conn: sqlite3.Connection) -> None:
         conn.isolation_level = None  # explicit BEGIN IMMEDIATE / COMMIT below
         conn.execute("PRAGMA busy_timeout = 10000")
+        # the engine shares this file; WAL lets its commits and ours not wait on each other's readers
+        conn.execute("PRAGMA journal_mode = WAL")
         self.conn = conn
         with self.transaction():
             Outbox(conn).create_tables()
@@ -132,11 +135,11 @@ class NotifyState:
         if new_episode:
             self.conn.execute(
                 "INSERT OR REPLACE INTO notify_alerts (key, state, body, fired_at) VALUES (?, ?, ?, ?)",
-                (t.key, t.state.value, t.to_json(), fired_at),
+                (t.key, t.state.value, _json(t), fired_at),
             )
         else:
             self.conn.execute(
-                "UPDATE notify_alerts SET state = ?, body = ? WHERE key = ?", (t.state.value, t.to_json(), t.key)
+                "UPDATE notify_alerts SET state = ?, body = ? WHERE key = ?", (t.state.value, _json(t), t.key)
             )
 
     def delete_alert(self, key: str) -> None:
@@ -171,7 +174,7 @@ class NotifyState:
         self.conn.execute(
             "INSERT INTO notify_pending (receiver, group_key, key, kind, body, fired_at, due)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (receiver, group_key, item.transition.key, item.kind.value, item.transition.to_json(),
+            (receiver, group_key, item.transition.key, item.kind.value, _json(item.transition),
              item.fired_at, due),
         )
 
@@ -329,6 +332,15 @@ class NotifyState:
         self.conn.execute("DELETE FROM notify_silences WHERE static = 1")
         for s in silences:
             self.put_silence(s, static=True)
+
+
+def _json(t: Transition) -> str:
+    """The transition as JSON without dataclasses.asdict's deep copy, which costs most of a planning pass."""
+    return json.dumps({
+        "id": t.id, "rule": t.rule, "series": t.series, "state": t.state.value, "previous": t.previous.value,
+        "at": t.at, "severity": t.severity.value, "message": t.message, "since": t.since, "value": t.value,
+        "labels": dict(t.labels), "notify": list(t.notify), "annotations": dict(t.annotations),
+    }, ensure_ascii=False, separators=(",", ":"))
 
 
 def _alert(row: Any) -> AlertRow:
