@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 NOT_AUTHORIZED = 135
@@ -23,9 +25,11 @@ class Session:
     """One MQTT 5 connection as ``username``; ``connect()`` returns the CONNACK reason code."""
 
     def __init__(self, port: int, username: Optional[str], password: Optional[str], *,
-                 ca_file: Optional[Path] = None, will: Optional[tuple[str, bytes]] = None) -> None:
+                 ca_file: Optional[Path] = None, will: Optional[tuple[str, bytes]] = None,
+                 client_id: Optional[str] = None, session_expiry: int = 0) -> None:
         self.port = port
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:10]}",
+        self.session_expiry = session_expiry
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
                                   protocol=mqtt.MQTTv5)
         if username is not None:
             self.client.username_pw_set(username, password)
@@ -63,8 +67,15 @@ class Session:
                 raise ConnectionError(f"connection lost while waiting for {what}: {mqtt.error_string(rc)}")
 
     def connect(self, timeout: float = 5.0) -> ReasonCode:
-        """Connect and return the CONNACK's reason code (``.is_failure`` when refused)."""
-        self.client.connect("127.0.0.1", self.port, keepalive=30)
+        """Connect and return the CONNACK's reason code (``.is_failure`` when refused).
+
+        With ``session_expiry`` the session is resumed if the broker has one, and kept that many
+        seconds after a disconnect (as Vigil's services do); without, it starts clean.
+        """
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = self.session_expiry
+        self.client.connect("127.0.0.1", self.port, keepalive=30, clean_start=self.session_expiry == 0,
+                            properties=properties)
         self._pump(lambda: self.connack is not None, timeout, "CONNACK")
         assert self.connack is not None
         return self.connack
