@@ -195,11 +195,13 @@ async def ingest(request: Request, device: Optional[str] = None, sensor: Optiona
     if not who.allows("ingest"):
         raise AuthError(403, f"{who.name} may not ingest readings")
     if format in (None, "", "vigil", "json"):
-        out = parse_contract_body(body, ctx.live.topics, device, sensor, ctx.settings.max_batch)
+        bridge = ctx.pipeline("vigil_json") if ctx.pipeline else None
+        out = parse_contract_body(body, ctx.live.topics, device, sensor, ctx.settings.max_batch, bridge,
+                                  ctx.clock.now())
     else:
         if ctx.pipeline is None:
             raise IngestError(422, f"format={format} is not available here (the bridge's formats are not installed)")
-        out = parse_format_body(body, format, topic, ctx.live.topics, ctx.pipeline(format))
+        out = parse_format_body(body, format, topic, ctx.live.topics, ctx.pipeline(format), ctx.clock.now())
     sem = asyncio.Semaphore(256)  # stay far below paho's 65,535 packet ids
 
     async def send(topic_: str, payload: bytes) -> None:

@@ -49,9 +49,11 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sensor: Optional[str],
-                        max_batch: int) -> list[Outgoing]:
+                        max_batch: int, pipeline: Optional[Any] = None, received: float = 0.0) -> list[Outgoing]:
     """Readings in the contract's JSON: one object or an array; each may name its own device/sensor.
 
+    With the bridge's ``pipeline``, each reading also passes the bridge's own checks (units, sensor
+    error values, timestamps), so what the bridge would dead-letter is refused here with a 422.
     All or nothing: one bad reading refuses the whole body, so a client can simply retry it fixed.
     """
     try:
@@ -82,7 +84,13 @@ def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sens
         except (TopicError, ReadingError, IngestError) as exc:
             problems.append({"index": i, "error": str(exc)})
             continue
-        out.append(Outgoing(topic, _contract_payload(reading), dev, sen))
+        payload = _contract_payload(reading)
+        if pipeline is not None:
+            dead = list(pipeline.process(topic, payload, received or time.time()).dead)
+            if dead:
+                problems.append({"index": i, "error": "; ".join(f"{d.reason}: {d.detail}" for d in dead)})
+                continue
+        out.append(Outgoing(topic, payload, dev, sen))
     if problems:
         n = len(problems)
         raise IngestError(422, f"{n} of {len(items)} reading{'s' if len(items) != 1 else ''} refused; "
@@ -91,12 +99,12 @@ def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sens
 
 
 def parse_format_body(body: bytes, fmt: str, topic: Optional[str], topics: Topics,
-                      pipeline: Any) -> list[Outgoing]:
+                      pipeline: Any, received: float = 0.0) -> list[Outgoing]:
     """A payload in one of the bridge's formats, normalized by the bridge's own pipeline."""
     if not topic:
         raise IngestError(422, f"format={fmt} needs the MQTT topic the device would have used: &topic=...")
     try:
-        outcome = pipeline.process(topic, body, time.time())
+        outcome = pipeline.process(topic, body, received or time.time())
     except ValueError as exc:
         raise IngestError(422, str(exc)) from exc
     dead = list(getattr(outcome, "dead", ()) or ())

@@ -40,12 +40,12 @@ async def test_a_batch_may_name_devices_per_reading(harness: Harness) -> None:
 
 @pytest.mark.parametrize(("body", "words"), [
     ("{not json", "not JSON"),
-    ('{"value": NaN, "ts": 1, "unit": "C"}', "NaN"),
-    ('{"value": "12", "ts": 1, "unit": "C"}', "value"),
-    ('{"value": 1e999, "ts": 1, "unit": "C"}', "finite"),
+    ('{"value": NaN, "ts": 1700000000, "unit": "C"}', "NaN"),
+    ('{"value": "12", "ts": 1700000000, "unit": "C"}', "value"),
+    ('{"value": 1e999, "ts": 1700000000, "unit": "C"}', "finite"),
     ('{"value": 1, "ts": -5, "unit": "C"}', "ts"),
-    ('{"value": 1, "ts": 1}', "unit"),
-    ('{"value": 1, "ts": 1, "unit": "C", "extra": 1}', "extra"),
+    ('{"value": 1, "ts": 1700000000}', "unit"),
+    ('{"value": 1, "ts": 1700000000, "unit": "C", "extra": 1}', "extra"),
     ("[]", "empty"),
     ("[1, 2]", "expected a JSON object"),
     ('"just a string"', "expected a JSON object"),
@@ -59,7 +59,7 @@ async def test_bad_bodies_get_422_with_what_is_wrong(harness: Harness, body: str
 
 
 async def test_one_bad_reading_refuses_the_whole_batch(harness: Harness) -> None:
-    batch = [{"value": 1, "ts": 1, "unit": "C"}, {"value": None, "ts": 1, "unit": "C"}]
+    batch = [{"value": 1, "ts": 1700000000, "unit": "C"}, {"value": None, "ts": 1700000000, "unit": "C"}]
     status, answer = await post(harness, json.dumps(batch))
     assert status == 422 and answer["problems"][0]["index"] == 1
     assert "1 of 2 readings refused; nothing was published" in answer["error"]
@@ -68,19 +68,19 @@ async def test_one_bad_reading_refuses_the_whole_batch(harness: Harness) -> None
 
 @pytest.mark.parametrize("device", ["a/b", "+", "#", "$SYS", "x" * 200, "bad\x00name"])
 async def test_device_names_that_would_break_topics_are_refused(harness: Harness, device: str) -> None:
-    body = json.dumps({"device": device, "sensor": "s", "value": 1, "ts": 1, "unit": "C"})
+    body = json.dumps({"device": device, "sensor": "s", "value": 1, "ts": 1700000000, "unit": "C"})
     status, answer = await post(harness, body, url="/api/v1/readings")
     assert status == 422 and "device" in answer["problems"][0]["error"]
     assert harness.publisher.sent == []
 
 
 async def test_missing_device_is_explained(harness: Harness) -> None:
-    status, answer = await post(harness, '{"value": 1, "ts": 1, "unit": "C"}', url="/api/v1/readings")
+    status, answer = await post(harness, '{"value": 1, "ts": 1700000000, "unit": "C"}', url="/api/v1/readings")
     assert status == 422 and "?device=" in answer["problems"][0]["error"]
 
 
 async def test_oversize_bodies_get_413(harness: Harness) -> None:
-    big = json.dumps([{"value": 1, "ts": 1, "unit": "C"}] * 60_000)
+    big = json.dumps([{"value": 1, "ts": 1700000000, "unit": "C"}] * 60_000)
     assert len(big) > 1_048_576
     status, answer = await post(harness, big)
     assert status == 413 and "larger than 1048576 bytes" in answer["error"]
@@ -95,14 +95,14 @@ async def test_oversize_bodies_get_413(harness: Harness) -> None:
 
 
 async def test_too_many_readings_get_413(harness: Harness) -> None:
-    status, answer = await post(harness, json.dumps([{"value": 1, "ts": 1, "unit": "C"}] * 10_001))
+    status, answer = await post(harness, json.dumps([{"value": 1, "ts": 1700000000, "unit": "C"}] * 10_001))
     assert status == 413 and "at most 10000" in answer["error"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope-nope-nope-nope"},
                                      {"Authorization": f"Bearer {VIEWER_TOKEN}"}])
 async def test_ingest_needs_an_ingest_token(harness: Harness, headers: dict[str, str]) -> None:
-    r = await harness.client.post(URL, content=b'{"value": 1, "ts": 1, "unit": "C"}',
+    r = await harness.client.post(URL, content=b'{"value": 1, "ts": 1700000000, "unit": "C"}',
                                   headers={"Authorization": "", **headers})
     assert r.status_code in (401, 403)
     assert harness.publisher.sent == []
@@ -150,7 +150,7 @@ async def test_bad_signatures_get_401(harness: Harness, change: str, words: str)
 
 async def test_broker_down_gets_503_and_says_so(harness: Harness) -> None:
     harness.publisher.down = True
-    status, answer = await post(harness, '{"value": 1, "ts": 1, "unit": "C"}')
+    status, answer = await post(harness, '{"value": 1, "ts": 1700000000, "unit": "C"}')
     assert status == 503 and "broker" in answer["error"]
 
 
@@ -161,7 +161,7 @@ async def test_unknown_format_is_a_clear_422(harness: Harness) -> None:
 
 
 async def test_counted_in_metrics(harness: Harness) -> None:
-    await post(harness, '{"value": 1, "ts": 1, "unit": "C"}')
+    await post(harness, '{"value": 1, "ts": 1700000000, "unit": "C"}')
     r = await harness.client.get("/api/v1/metrics", headers={"Authorization": f"Bearer {VIEWER_TOKEN}"})
     assert 'vigil_dashboard_events_total{event="ingested"} 1' in r.text
 
@@ -182,4 +182,14 @@ async def test_a_bad_payload_in_a_bridge_format_is_a_422(harness: Harness) -> No
     assert status == 422 and body["problems"]
     status, body = await post(harness, "21.5", url="/api/v1/readings?format=tasmota")
     assert status == 422 and "topic=" in body["error"]
+    assert harness.publisher.sent == []
+
+
+@pytest.mark.parametrize(("reading", "words"), [
+    ({"value": 1, "ts": NOW, "unit": "furlong"}, "does not convert"),
+    ({"value": 1, "ts": NOW - 400 * 86400, "unit": "°C"}, "ts_past"),
+])
+async def test_what_the_bridge_would_dead_letter_is_a_422(harness: Harness, reading: dict, words: str) -> None:  # type: ignore[type-arg]
+    status, answer = await post(harness, json.dumps(reading))
+    assert status == 422 and words in answer["problems"][0]["error"]
     assert harness.publisher.sent == []
