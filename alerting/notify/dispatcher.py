@@ -77,7 +77,7 @@ class Dispatcher:
         *,
         env: Optional[Mapping[str, str]] = None,
         rng: Optional[random.Random] = None,
-        poll_interval: float = 1.0,
+        poll_interval: float = 0.25,
         max_concurrent: int = 8,
     ) -> None:
         conn = state() if callable(state) else sqlite3.connect(str(state), check_same_thread=False)
@@ -95,6 +95,8 @@ class Dispatcher:
         self._dirty = True
         self._reconcile_at = 0.0
         self._in_flight: set[int] = set()
+        self._prune_at = 0.0
+        self._outbox_seq = 0  # the last outbox entry taken: polling it is one primary-key range query
         with self._state.transaction():
             self._sync_static_silences()
 
@@ -218,7 +220,7 @@ class Dispatcher:
         self._recovered = True
 
     def _ingest(self, now: float) -> None:
-        while batch := self._state.outbox_batch():
+        while batch := self._state.outbox_batch(self._outbox_seq):
             with self._state.transaction():
                 for seq, body in batch:
                     try:
@@ -230,8 +232,12 @@ class Dispatcher:
                     self._apply(t, now)
                     self._state.outbox_done(seq)
                     self._dirty = True
+            self._outbox_seq = batch[-1][0]
+        if now >= self._prune_at:
+            with self._state.transaction():
                 self._state.outbox_prune(now - _KEEP_HISTORY)
                 self._state.prune_sent(now - _KEEP_HISTORY)
+            self._prune_at = now + 3600.0
 
     def _apply(self, t: Transition, now: float) -> None:
         current = self._state.alert(t.key)

@@ -111,9 +111,10 @@ class NotifyState:
         self.conn.execute("COMMIT")
 
     # outbox
-    def outbox_batch(self, limit: int = 500) -> list[tuple[int, str]]:
+    def outbox_batch(self, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+        # seq is assigned under SQLite's write lock and commits are serial, so nothing new appears behind ``after``
         rows = self.conn.execute(
-            f"SELECT seq, body FROM {OUTBOX_TABLE} WHERE done = 0 ORDER BY seq LIMIT ?", (limit,)
+            f"SELECT seq, body FROM {OUTBOX_TABLE} WHERE seq > ? AND done = 0 ORDER BY seq LIMIT ?", (after, limit)
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
@@ -308,6 +309,7 @@ class NotifyState:
     def prune_sent(self, before: float) -> None:
         self.conn.execute("DELETE FROM notify_deliveries WHERE state IN ('sent', 'in_doubt', 'dropped')"
                           " AND created < ?", (before,))
+        self.conn.execute("DELETE FROM notify_groups WHERE last_sent < ?", (before,))
 
     # silences
     def silences(self, now: float) -> list[ActiveSilence]:

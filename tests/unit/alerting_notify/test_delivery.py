@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from alerting.notify import RecordingSender
 from alerting.transition import AlertState, Severity
 
@@ -271,3 +273,28 @@ async def test_sender_records_no_success_without_a_send(tmp_path) -> None:  # ty
         assert h.dispatcher.status().waiting == 1
     finally:
         h.close()
+
+
+async def test_add_silence_refuses_nonsense(h: Harness) -> None:
+    with pytest.raises(ValueError, match="expected a glob or a list of globs"):
+        h.dispatcher.add_silence({"device": 42}, START + 60, by="ana")
+    with pytest.raises(ValueError, match="a silence must end after it starts"):
+        h.dispatcher.add_silence({"device": "x"}, START - 60, by="ana")
+    with pytest.raises(ValueError, match="severity 'loud' is none of"):
+        h.dispatcher.add_silence({"severity": "loud"}, START + 60, by="ana")
+    assert h.dispatcher.status().silences == ()
+
+
+async def test_history_is_pruned_after_a_week(h: Harness) -> None:
+    h.enqueue(transition())
+    await h.at(0)
+    await h.at(30)
+    h.enqueue(transition(state=AlertState.RESOLVED, at=START + 60))
+    await h.at(60)
+    await h.at(400)
+    assert len(h.sender.sent) == 2
+    await h.at(8 * 86400)
+    counts = [h.engine.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+              for table in ("notify_outbox", "notify_deliveries", "notify_pending", "notify_alerts", "notify_told",
+                            "notify_groups")]
+    assert counts == [0, 0, 0, 0, 0, 0]
