@@ -1,12 +1,9 @@
 """The Dispatcher: reads the outbox and turns transitions into messages, at most once each.
 
-Exactly-once ends at the network. A message is written to ``notify_deliveries`` in the same
-transaction that consumes its items; before a send the row is marked ``sending`` (committed),
-after it ``sent``. A crash in that window (SIGKILL, power loss) leaves a row whose outcome is
-unknown: by default (``delivery.in_doubt: resend``) it is sent again, marked as possibly a
-duplicate, because a missed freezer alert costs more than a second message; ``skip`` keeps
-strict at-most-once and logs the message that may be lost. A graceful stop waits for a send
-in flight to finish and records it, so a restart duplicates nothing.
+Each step is one SQLite transaction in the engine's state file: taking transitions from the
+outbox; queueing items for their group; turning a group's items into one message per receiver
+URL and recording who was told. A restart therefore loses nothing queued and repeats nothing
+recorded; the send itself, and its crash window, belong to :mod:`alerting.notify.courier`.
 """
 
 from __future__ import annotations
@@ -22,19 +19,19 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from alerting.clock import Clock
-from alerting.transition import AlertState, Severity, Transition
+from alerting.transition import AlertState, Transition
 
-from .config import Match, MissingSecret, NotifyConfig, ReceiverUrl
+from .config import Match, NotifyConfig
+from .courier import Courier
 from .message import Item, Kind, render
 from .policy import ActiveSilence, alert_labels, group_key, mute_end, receivers_for, suppression
-from .sender import Sender, SendResult
-from .state import AlertRow, DeliveryRow, NotifyState
+from .sender import Sender
+from .state import AlertRow, NotifyState
 
 __all__ = ["AlertStatus", "Dispatcher", "NotifyStatus"]
 
 log = logging.getLogger(__name__)
 
-_IN_DOUBT_NOTE = "(Vigil stopped while sending this message; you may have received it already.)\n"
 _KEEP_HISTORY = 7 * 86400.0
 
 
@@ -83,18 +80,15 @@ class Dispatcher:
         conn = state() if callable(state) else sqlite3.connect(str(state), check_same_thread=False)
         self._state = NotifyState(conn)
         self._config = config
-        self._sender = sender
         self._clock = clock
-        self._env = env
-        self._rng = rng or random.Random()
         self._poll = poll_interval
-        self._max_concurrent = max(1, max_concurrent)
         self._wake = asyncio.Event()
+        self._courier = Courier(self._state, sender, clock, self._wake.set, env=env, rng=rng,
+                                max_concurrent=max_concurrent)
         self._recovered = False
         # reconcile walks every firing alert: only when something changed or a timer is due
         self._dirty = True
         self._reconcile_at = 0.0
-        self._in_flight: set[int] = set()
         self._prune_at = 0.0
         self._outbox_seq = 0  # the last outbox entry taken: polling it is one primary-key range query
         with self._state.transaction():
@@ -181,7 +175,7 @@ class Dispatcher:
             while True:
                 try:
                     self._plan()
-                    self._start_deliveries(tg)
+                    self._courier.start(tg, self._config.delivery)
                 except sqlite3.OperationalError as exc:  # locked or full disk: nothing was committed, try again
                     log.error("notification state not updated: %s; trying again", exc)
                 now = self._clock.now()
@@ -193,31 +187,21 @@ class Dispatcher:
         started = 1
         while started:
             async with asyncio.TaskGroup() as tg:
-                started = self._start_deliveries(tg)
+                started = self._courier.start(tg, self._config.delivery)
         return self._next_due(self._clock.now())
 
     # the passes
     def _plan(self) -> None:
         now = self._clock.now()
         if not self._recovered:
-            self._recover(now)
+            self._courier.recover(self._config.delivery, now)
+            self._recovered = True
         self._ingest(now)
         if self._dirty or now >= self._reconcile_at:
             self._dirty = False
             self._reconcile(now)
             self._reconcile_at = self._next_timer(now)
         self._flush(now)
-
-    def _recover(self, now: float) -> None:
-        resend = self._config.delivery.in_doubt == "resend"
-        with self._state.transaction():
-            found = self._state.recover_in_doubt(resend, now)
-        for _, url, title in found:
-            if resend:
-                log.warning("sending %r to %s again: Vigil stopped during its send, it may arrive twice", title, url)
-            else:
-                log.error("not sending %r to %s again: Vigil stopped during its send, it may be lost", title, url)
-        self._recovered = True
 
     def _ingest(self, now: float) -> None:
         while batch := self._state.outbox_batch(self._outbox_seq):
@@ -348,79 +332,6 @@ class Dispatcher:
             if item.kind is not Kind.RESOLVED:
                 self._state.set_told(item.transition.key, receiver, now)
         self._state.set_last_sent(receiver, gk, now)
-
-    def _start_deliveries(self, tg: asyncio.TaskGroup) -> int:
-        """Start sends up to the concurrency limit; returns how many started."""
-        free = self._max_concurrent - len(self._in_flight)
-        if free <= 0:
-            return 0
-        due = self._state.due_deliveries(self._clock.now(), limit=free + len(self._in_flight))
-        ready: list[tuple[DeliveryRow, str]] = []
-        for d in due:
-            if d.id in self._in_flight or len(ready) >= free:
-                continue
-            try:
-                ready.append((d, ReceiverUrl(d.url).resolve(self._env)))
-            except MissingSecret as exc:
-                self._failed(d, str(exc))
-        if not ready:
-            return 0
-        # one commit marks the whole batch 'sending': from here a crash leaves them in doubt
-        with self._state.transaction():
-            for d, _ in ready:
-                self._state.mark_sending(d.id)
-        # a slow receiver holds only its own sends: planning and other receivers go on
-        for d, url in ready:
-            self._in_flight.add(d.id)
-            tg.create_task(self._deliver_one(d, url), name=f"vigil-notify-{d.id}")
-        return len(ready)
-
-    async def _deliver_one(self, d: DeliveryRow, url: str) -> None:
-        try:
-            await self._send_and_record(d, url)
-        except sqlite3.OperationalError as exc:  # the row stays as it was: retried, or in doubt after a restart
-            log.error("could not record the delivery of %r to %s: %s", d.title, d.url_masked, exc)
-        finally:
-            self._in_flight.discard(d.id)
-            self._wake.set()
-
-    async def _send_and_record(self, d: DeliveryRow, url: str) -> None:
-        body = _IN_DOUBT_NOTE + d.body if d.in_doubt else d.body
-        send = asyncio.ensure_future(self._sender.send(
-            [url], d.title, body, severity=Severity(d.severity), resolved=d.resolved))
-        cancelled = False
-        while True:
-            try:
-                result = await asyncio.shield(send)
-                break
-            except asyncio.CancelledError:
-                if send.cancelled():
-                    raise
-                cancelled = True  # finish and record the send in flight, then stop
-            except Exception as exc:  # a Sender that raises must not stop delivery; its text may hold secrets
-                result = SendResult(False, f"the sender raised {type(exc).__name__}")
-                break
-        if result.ok:
-            with self._state.transaction():
-                self._state.mark_sent(d.id, self._clock.now())
-            log.info("sent %r to %s (%s)", d.title, d.receiver, d.url_masked)
-        else:
-            self._failed(d, result.error or "failed")
-        if cancelled:
-            raise asyncio.CancelledError()
-
-    def _failed(self, d: DeliveryRow, error: str) -> None:
-        attempts = d.attempts + 1
-        cfg = self._config.delivery
-        base = min(cfg.retry_max, cfg.retry_initial * 2 ** min(attempts - 1, 30))
-        delay = base / 2 + self._rng.uniform(0, base / 2)
-        with self._state.transaction():
-            self._state.mark_failed(d.id, error, self._clock.now() + delay, attempts)
-        # an error when a receiver starts to count as failing, and every tenth attempt after that
-        keeps_failing = attempts >= cfg.failing_after and (attempts - cfg.failing_after) % 10 == 0
-        log.log(logging.ERROR if keeps_failing else logging.WARNING,
-                "receiver %s (%s) failed %d time(s): %s; retrying in %.0fs",
-                d.receiver, d.url_masked, attempts, error, delay)
 
     def _next_due(self, now: float) -> float:
         candidates = [now + self._poll, self._reconcile_at]

@@ -1,0 +1,129 @@
+"""The courier: sends recorded messages, one row per URL, retries with backoff, and owns the crash window.
+
+Before a send its row is marked ``sending`` (committed), after it ``sent``. A crash in between
+(SIGKILL, power loss) leaves a row whose outcome nobody knows: ``delivery.in_doubt: resend`` (the
+default) sends it again with a note that it may be a duplicate, because a missed freezer alert
+costs more than a second message; ``skip`` keeps strict at-most-once and logs what may be lost.
+A graceful stop waits for sends in flight and records them, so it leaves nothing in doubt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Optional
+
+from alerting.clock import Clock
+from alerting.transition import Severity
+
+from .config import Delivery, MissingSecret, ReceiverUrl
+from .sender import Sender, SendResult
+from .state import DeliveryRow, NotifyState
+
+__all__ = ["Courier"]
+
+log = logging.getLogger(__name__)
+
+_IN_DOUBT_NOTE = "(Vigil stopped while sending this message; you may have received it already.)\n"
+
+
+class Courier:
+    """Sends due deliveries as tasks of the caller's TaskGroup, at most ``max_concurrent`` at once."""
+
+    def __init__(self, state: NotifyState, sender: Sender, clock: Clock, on_done: Callable[[], None], *,
+                 env: Optional[Mapping[str, str]] = None, rng: Optional[random.Random] = None,
+                 max_concurrent: int = 8) -> None:
+        self._state = state
+        self._sender = sender
+        self._clock = clock
+        self._on_done = on_done
+        self._env = env
+        self._rng = rng or random.Random()
+        self._max_concurrent = max(1, max_concurrent)
+        self._in_flight: set[int] = set()
+
+    def recover(self, cfg: Delivery, now: float) -> None:
+        """Deal with sends a crash cut off (see the module doc); call once, before the first ``start``."""
+        resend = cfg.in_doubt == "resend"
+        with self._state.transaction():
+            found = self._state.recover_in_doubt(resend, now)
+        for _, url, title in found:
+            if resend:
+                log.warning("sending %r to %s again: Vigil stopped during its send, it may arrive twice", title, url)
+            else:
+                log.error("not sending %r to %s again: Vigil stopped during its send, it may be lost", title, url)
+
+    def start(self, tg: asyncio.TaskGroup, cfg: Delivery) -> int:
+        """Start sends up to the concurrency limit; returns how many started."""
+        free = self._max_concurrent - len(self._in_flight)
+        if free <= 0:
+            return 0
+        due = self._state.due_deliveries(self._clock.now(), limit=free + len(self._in_flight))
+        ready: list[tuple[DeliveryRow, str]] = []
+        for d in due:
+            if d.id in self._in_flight or len(ready) >= free:
+                continue
+            try:
+                ready.append((d, ReceiverUrl(d.url).resolve(self._env)))
+            except MissingSecret as exc:
+                self._failed(d, str(exc), cfg)
+        if not ready:
+            return 0
+        # one commit marks the whole batch 'sending': from here a crash leaves them in doubt
+        with self._state.transaction():
+            for d, _ in ready:
+                self._state.mark_sending(d.id)
+        # a slow receiver holds only its own sends: planning and other receivers go on
+        for d, url in ready:
+            self._in_flight.add(d.id)
+            tg.create_task(self._deliver_one(d, url, cfg), name=f"vigil-notify-{d.id}")
+        return len(ready)
+
+    async def _deliver_one(self, d: DeliveryRow, url: str, cfg: Delivery) -> None:
+        try:
+            await self._send_and_record(d, url, cfg)
+        except sqlite3.OperationalError as exc:  # the row stays as it was: retried, or in doubt after a restart
+            log.error("could not record the delivery of %r to %s: %s", d.title, d.url_masked, exc)
+        finally:
+            self._in_flight.discard(d.id)
+            self._on_done()
+
+    async def _send_and_record(self, d: DeliveryRow, url: str, cfg: Delivery) -> None:
+        body = _IN_DOUBT_NOTE + d.body if d.in_doubt else d.body
+        send = asyncio.ensure_future(self._sender.send(
+            [url], d.title, body, severity=Severity(d.severity), resolved=d.resolved))
+        cancelled = False
+        while True:
+            try:
+                result = await asyncio.shield(send)
+                break
+            except asyncio.CancelledError:
+                if send.cancelled():
+                    raise
+                cancelled = True  # finish and record the send in flight, then stop
+            except Exception as exc:  # a Sender that raises must not stop delivery; its text may hold secrets
+                result = SendResult(False, f"the sender raised {type(exc).__name__}")
+                break
+        if result.ok:
+            with self._state.transaction():
+                self._state.mark_sent(d.id, self._clock.now())
+            log.info("sent %r to %s (%s)", d.title, d.receiver, d.url_masked)
+        else:
+            self._failed(d, result.error or "failed", cfg)
+        if cancelled:
+            raise asyncio.CancelledError()
+
+    def _failed(self, d: DeliveryRow, error: str, cfg: Delivery) -> None:
+        attempts = d.attempts + 1
+        base = min(cfg.retry_max, cfg.retry_initial * 2 ** min(attempts - 1, 30))
+        delay = base / 2 + self._rng.uniform(0, base / 2)
+        with self._state.transaction():
+            self._state.mark_failed(d.id, error, self._clock.now() + delay, attempts)
+        # an error when a receiver starts to count as failing, and every tenth attempt after that
+        keeps_failing = attempts >= cfg.failing_after and (attempts - cfg.failing_after) % 10 == 0
+        log.log(logging.ERROR if keeps_failing else logging.WARNING,
+                "receiver %s (%s) failed %d time(s): %s; retrying in %.0fs",
+                d.receiver, d.url_masked, attempts, error, delay)
