@@ -312,7 +312,7 @@ async function alertsPage() {
   }
   function table(rows, withActions) {
     if (!rows.length) return el("p", { class: "muted" }, "None.");
-    return el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "State"), el("th", {}, "Rule"), el("th", {}, "Series"),
+    return el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", {}, "State"), el("th", {}, "Rule"), el("th", {}, "Series"),
       el("th", { class: "hide-phone" }, "Severity"), el("th", {}, "Since"), el("th", { class: "hide-phone" }, "Message"),
       el("th", {}, withActions ? "Acknowledged" : "At"), withActions ? el("th", {}, "") : null)),
       el("tbody", {}, rows.map((a) => el("tr", { "data-key": a.key },
@@ -341,7 +341,7 @@ async function alertsPage() {
 /* Rules. */
 async function rulesPage() {
   const data = await api("/api/v1/rules");
-  $("#rule-list").replaceChildren(data.rules.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Rule"), el("th", {}, "Pending"), el("th", {}, "Firing"))),
+  $("#rule-list").replaceChildren(data.rules.length ? el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", {}, "Rule"), el("th", {}, "Pending"), el("th", {}, "Firing"))),
     el("tbody", {}, data.rules.map((r) => el("tr", {}, el("td", {}, r.name), el("td", {}, r.pending), el("td", { class: r.firing ? "state-firing" : "" }, r.firing)))))
     : el("p", { class: "muted" }, `No rules found in ${data.path}.`));
   const files = $("#rule-files");
@@ -367,7 +367,7 @@ async function rulesPage() {
 async function silencesPage() {
   async function render() {
     const list = await api("/api/v1/silences");
-    $("#silence-list").replaceChildren(list.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Matchers"), el("th", {}, "Until"),
+    $("#silence-list").replaceChildren(list.length ? el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", {}, "Matchers"), el("th", {}, "Until"),
       el("th", {}, "By"), el("th", { class: "hide-phone" }, "Comment"), el("th", {}, ""))),
       el("tbody", {}, list.map((s) => el("tr", {}, el("td", {}, Object.entries(s.matchers).map(([k, v]) => k + "=" + v).join(", ")),
         el("td", {}, when(s.until)), el("td", {}, s.by), el("td", { class: "hide-phone" }, s.comment),
@@ -388,7 +388,7 @@ async function silencesPage() {
   const rows = [...q.mute_windows.map((m) => [m.name, `${(m.weekdays || []).join(", ")} ${m.start}–${m.end} ${m.time_zone}`,
     (m.allow_severity || []).length ? "except " + m.allow_severity.join(", ") : ""]),
     ...q.silences.map((s) => ["silence", JSON.stringify(s.match || {}), "until " + (s.until || "")])];
-  $("#mute-list").replaceChildren(rows.length ? el("table", {}, el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))))
+  $("#mute-list").replaceChildren(rows.length ? el("table", { class: "list" }, el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))))
     : el("p", { class: "muted" }, "None configured."));
   await render();
 }
