@@ -14,6 +14,7 @@ and dropping it would lose a real reading.
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
 
 from vigil.event import Event
@@ -21,21 +22,41 @@ from vigil.event import Event
 __all__ = ["Deduplicator"]
 
 _Key = tuple[str, str, str]
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class _Window:
+    """The last ``size`` 64-bit keys in a ring: compact, and ``in`` scans it in C."""
+
+    __slots__ = ("items", "next")
+
+    def __init__(self) -> None:
+        self.items = array("q")
+        self.next = 0
+
+    def add(self, item: int, size: int) -> None:
+        if not _INT64_MIN <= item <= _INT64_MAX:
+            return  # a time or seq no reading can have: nothing to remember it by
+        if len(self.items) < size:
+            self.items.append(item)
+        else:
+            self.items[self.next] = item
+            self.next = (self.next + 1) % size
 
 
 class _Recent:
     __slots__ = ("last_value", "seqs", "stamps")
 
     def __init__(self) -> None:
-        self.stamps: dict[int, None] = {}  # insertion-ordered: the oldest goes first
-        self.seqs: dict[int, None] = {}
+        self.stamps: _Window | None = None
+        self.seqs: _Window | None = None
         self.last_value: float | None = None
 
 
 class Deduplicator:
     """Remembers the last ``per_series`` timestamps and seqs of the ``max_series`` most recent series."""
 
-    def __init__(self, max_series: int = 10_000, per_series: int = 32) -> None:
+    def __init__(self, max_series: int = 10_000, per_series: int = 16) -> None:
         self._max_series = max_series
         self._per_series = per_series
         self._series: OrderedDict[_Key, _Recent] = OrderedDict()
@@ -57,21 +78,21 @@ class Deduplicator:
         else:
             self._series.move_to_end(key)
             if from_source:
-                if event.ts_us in recent.stamps:
+                if recent.stamps is not None and event.ts_us in recent.stamps.items:
                     return True
             else:
-                redelivered = event.seq is not None and event.seq in recent.seqs
+                redelivered = event.seq is not None and recent.seqs is not None and event.seq in recent.seqs.items
                 replayed = retained and event.value == recent.last_value
                 if redelivered or replayed:
                     return True
-        _remember(recent.stamps, event.ts_us, self._per_series)
-        if event.seq is not None:
-            _remember(recent.seqs, event.seq, self._per_series)
+        # Each rule needs only its own key: source times for the first, seqs for the second.
+        if from_source:
+            if recent.stamps is None:
+                recent.stamps = _Window()
+            recent.stamps.add(event.ts_us, self._per_series)
+        elif event.seq is not None:
+            if recent.seqs is None:
+                recent.seqs = _Window()
+            recent.seqs.add(event.seq, self._per_series)
         recent.last_value = event.value
         return False
-
-
-def _remember(window: dict[int, None], item: int, size: int) -> None:
-    window[item] = None
-    if len(window) > size:
-        del window[next(iter(window))]

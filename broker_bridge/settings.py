@@ -309,7 +309,7 @@ class BridgeSettings(BaseModel):
         10_000, ge=0, le=10_000_000, description="Series remembered to drop duplicates (0: no deduplication)."
     )
     dedup_per_series: int = Field(
-        32, ge=1, le=10_000, description="Timestamps and seqs remembered per series to drop duplicates."
+        16, ge=1, le=10_000, description="Timestamps and seqs remembered per series to drop duplicates."
     )
 
     @field_validator("units")

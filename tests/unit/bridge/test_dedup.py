@@ -78,3 +78,10 @@ def test_pipeline_counts_duplicates_and_replayed_retained_messages() -> None:
     z = b'{"temperature":20,"humidity":40,"battery":90,"linkquality":100,"last_seen":1699999990000}'
     p.process("zigbee2mqtt/z", z, NOW)
     assert p.process("zigbee2mqtt/z", z, NOW).duplicates == 4
+
+
+def test_times_beyond_64_bits_are_not_remembered_and_do_not_crash() -> None:
+    d = Deduplicator()
+    assert d.seen(ev(ts=1e20)) is False
+    assert d.seen(ev(ts=1e20)) is False
+    assert d.seen(ev(ts=NOW)) is False and d.seen(ev(ts=NOW)) is True
