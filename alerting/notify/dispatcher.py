@@ -9,7 +9,9 @@ recorded; the send itself, and its crash window, belong to :mod:`alerting.notify
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import random
 import sqlite3
 import uuid
@@ -130,19 +132,38 @@ class Dispatcher:
         return found
 
     def add_silence(self, match: Union[Match, Mapping[str, Any]], until: float, *, by: str, comment: str = "",
-                    starts: Optional[float] = None) -> str:
+                    starts: Optional[float] = None, silence_id: Optional[str] = None) -> str:
         """Silence alerts matching ``match`` until ``until`` (epoch seconds); returns the silence's id."""
         m = match if isinstance(match, Match) else Match.model_validate(dict(match))
         now = self._clock.now()
         start = now if starts is None else starts
-        if until <= start:
+        if not (math.isfinite(until) and math.isfinite(start)) or until <= start:
             raise ValueError("a silence must end after it starts")
-        silence = ActiveSilence(uuid.uuid4().hex[:12], m, start, until, by, comment)
+        silence = ActiveSilence(silence_id or uuid.uuid4().hex[:12], m, start, until, str(by)[:200],
+                                str(comment)[:1000])
         with self._state.transaction():
             self._state.put_silence(silence, static=False)
         log.info("silence %s by %s until %s: %s", silence.id, by, until, comment)
         self._changed()
         return silence.id
+
+    def silence_message(self, silence_id: str, payload: bytes) -> bool:
+        """Apply a retained ``<root>/silences/<id>`` message (the dashboard's): JSON sets it, empty expires it.
+
+        A payload that is not a silence is logged and ignored; returns whether anything changed.
+        """
+        if not payload:
+            return self.expire_silence(silence_id)
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict) or not isinstance(data.get("until"), (int, float)):
+                raise ValueError("expected {\"matchers\": {...}, \"until\": epoch seconds, \"by\": ...}")
+            self.add_silence(data.get("matchers") or {}, float(data["until"]), by=str(data.get("by", "?")),
+                             comment=str(data.get("comment", "")), silence_id=silence_id)
+        except (ValueError, TypeError, RecursionError) as exc:
+            log.warning("ignoring silence %s: %s", silence_id[:64], str(exc).splitlines()[0][:200])
+            return False
+        return True
 
     def expire_silence(self, silence_id: str) -> bool:
         """End a silence now; False when no active silence has that id."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from alerting.notify import RecordingSender
@@ -298,3 +300,32 @@ async def test_history_is_pruned_after_a_week(h: Harness) -> None:
               for table in ("notify_outbox", "notify_deliveries", "notify_pending", "notify_alerts", "notify_told",
                             "notify_groups")]
     assert counts == [0, 0, 0, 0, 0, 0]
+
+
+async def test_dashboard_silence_messages_set_and_expire_silences(h: Harness) -> None:
+    payload = json.dumps({"matchers": {"device": "freezer-*"}, "until": START + 3600, "by": "ana",
+                          "comment": "defrost", "created": START}).encode()
+    assert h.dispatcher.silence_message("a1b2c3", payload)
+    assert h.dispatcher.silence_message("a1b2c3", payload)  # the retained copy again after a reconnect
+    [s] = h.dispatcher.status().silences
+    assert (s.id, s.by, s.comment, s.ends) == ("a1b2c3", "ana", "defrost", START + 3600)
+    h.enqueue(transition())
+    await h.at(0)
+    await h.at(30)
+    assert h.sender.sent == []
+    assert h.dispatcher.silence_message("a1b2c3", b"")
+    await h.at(31)
+    await h.at(61)
+    assert h.titles() == [TITLE]
+
+
+@pytest.mark.parametrize("payload", [
+    b"{not json", b"[]", b"null", b'"x"', json.dumps({"matchers": {"device": "x"}}).encode(),
+    b'{"matchers": {"device": "x"}, "until": NaN}', b'{"matchers": {"device": 7}, "until": 1e12}',
+    b'{"matchers": {"severity": "loud"}, "until": 1e12}', b'{"matchers": "all", "until": 1e12}',
+    b'{"matchers": {"device": "x"}, "until": 1}', b"\xff\xfe", b"{" * 100_000, b"[" * 100_000,
+])
+async def test_hostile_silence_messages_are_ignored(h: Harness, payload: bytes, caplog) -> None:  # type: ignore[no-untyped-def]
+    assert not h.dispatcher.silence_message("bad", payload)
+    assert "ignoring silence bad" in caplog.text
+    assert h.dispatcher.status().silences == ()
