@@ -4,7 +4,8 @@
 
 Each format gets messages from 100 devices with a fresh timestamp each (so none is a
 duplicate); the figure is this process's CPU time / messages, the best of a few passes (other load
-on the machine only makes a pass slower). A dead-letter row measures refusing malformed JSON. Last, the memory the duplicate window holds when full.
+on the machine only makes a pass slower). A dead-letter row measures refusing malformed JSON.
+Last, the memory the duplicate window holds when full.
 """
 
 from __future__ import annotations
