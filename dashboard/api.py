@@ -19,6 +19,7 @@ from vigil.reading import parse_ts
 from vigil.topics import validate_segment
 
 from .context import Context, Reader, ctx_of
+from .live import coalesce
 
 __all__ = ["choose_bucket", "router"]
 
@@ -262,10 +263,7 @@ async def live(request: Request, _: Reader) -> StreamingResponse:
                     if more is None:
                         return
                     batch.append(more)
-                newest = {b["data"]["series"]: i for i, b in enumerate(batch) if b and b["type"] == "event"}
-                chunks = [f"event: {b['type']}\ndata: {json.dumps(b['data'])}\n\n" for i, b in enumerate(batch)
-                          if b["type"] != "event" or newest.get(b["data"]["series"]) == i]
-                yield "".join(chunks)
+                yield "".join(f"event: {b['type']}\ndata: {json.dumps(b['data'])}\n\n" for b in coalesce(batch))
         finally:
             ctx.live.unsubscribe(sub)
 

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from vigil.event import Event, EventDecodeError
 from vigil.topics import Topics
 
-__all__ = ["LiveState", "Subscription"]
+__all__ = ["LiveState", "Subscription", "coalesce"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ class Subscription:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed = True
+
+
+def coalesce(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``batch`` in order, with only the newest ``event`` of each series (other kinds all kept)."""
+    newest = {item["data"]["series"]: i for i, item in enumerate(batch) if item["type"] == "event"}
+    return [item for i, item in enumerate(batch)
+            if item["type"] != "event" or newest.get(item["data"]["series"]) == i]
 
 
 def _loads(payload: bytes) -> Any:
