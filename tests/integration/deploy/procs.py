@@ -30,10 +30,21 @@ class VigilProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def _target(self) -> int:
+        """The service's pid: under strace, the traced child, so that strace sees it end."""
+        if Path(self.proc.args[0]).name == "strace":  # type: ignore[index]
+            try:
+                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            except OSError:
+                children = []
+            if children:
+                return int(children[0])
+        return self.proc.pid
+
     def stop(self) -> None:
         """SIGTERM, as systemd and docker stop a service; SIGKILL if it does not end in 15 s."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self._target(), signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:

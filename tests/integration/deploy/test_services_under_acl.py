@@ -10,12 +10,15 @@ service is granted what it uses, under the production Mosquitto configuration.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 import yaml
@@ -69,20 +72,75 @@ def write_config(tmp_path: Path, broker: ProductionBroker, dashboard_port: int) 
     return path
 
 
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[[str, list[str]], VigilProcess]]:
-    running: list[VigilProcess] = []
+@pytest.fixture(params=["plain", "traced"])
+def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str, list[str]], VigilProcess]]:
+    """Start a service as its unit does; "traced" runs it under strace to list its system calls."""
+    traced = request.param == "traced"
+    if traced and not (shutil.which("strace") and shutil.which("systemd-analyze")):
+        pytest.skip("strace or systemd-analyze is not installed here: the system-call filter is not checked")
+    running: list[tuple[str, VigilProcess]] = []
 
     def run(service: str, argv: list[str]) -> VigilProcess:
         # As the unit's env file gives it: this service's own MQTT password, nothing else.
         env = {"VIGIL_MQTT_PASSWORD": PASSWORDS[f"vigil-{service}"]}
+        if traced:
+            argv = ["strace", "-f", "-qq", "-c", "-o", str(tmp_path / f"{service}.syscalls"), *argv]
         s = VigilProcess(argv, tmp_path / f"{service}.log", cwd=tmp_path, env=env)
-        running.append(s)
+        running.append((service, s))
         return s
 
     yield run
-    for s in running:
+    for _, s in running:
         s.stop()
+    if traced:
+        # SQLite calls fchown() on its journal and WAL files only when it runs as root (to keep
+        # them owned like the database); the units run the services as the user vigil.
+        only_as_root = {"fchown"} if os.geteuid() == 0 else set()
+        for service, s in running:
+            used = syscalls_used(tmp_path / f"{service}.syscalls")
+            assert used, f"strace recorded nothing for {service}"
+            refused = sorted(used - allowed_by_unit(service) - only_as_root)
+            assert not refused, f"vigil-{service}.service's SystemCallFilter refuses what it uses: {refused}"
+
+
+def syscalls_used(summary: Path) -> set[str]:
+    """System call names in a `strace -c` summary."""
+    names = set()
+    for line in summary.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 5 and words[0][0].isdigit() and words[-1] != "total":
+            names.add(words[-1])
+    return names
+
+
+def _group(name: str, seen: Optional[set[str]] = None) -> set[str]:
+    seen = set() if seen is None else seen
+    out = subprocess.run(["systemd-analyze", "syscall-filter", name], capture_output=True, text=True, check=True)
+    calls: set[str] = set()
+    for line in out.stdout.splitlines()[1:]:
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if entry.startswith("@"):
+            if entry not in seen:
+                seen.add(entry)
+                calls |= _group(entry, seen)
+        else:
+            calls.add(entry)
+    return calls
+
+
+def allowed_by_unit(service: str) -> set[str]:
+    """What the unit's SystemCallFilter= lines let through (an allow list, then ~ deny lists)."""
+    text = (SYSTEMD / f"vigil-{service}.service").read_text()
+    allowed: set[str] = set()
+    for value in re.findall(r"^SystemCallFilter=(.+)$", text, flags=re.MULTILINE):
+        deny = value.startswith("~")
+        names: set[str] = set()
+        for item in value.lstrip("~").split():
+            names |= _group(item) if item.startswith("@") else {item}
+        allowed = allowed - names if deny else allowed | names
+    return allowed
 
 
 def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
