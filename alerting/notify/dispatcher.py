@@ -28,7 +28,7 @@ from .courier import Courier
 from .message import Item, Kind, render
 from .policy import ActiveSilence, alert_labels, group_key, mute_end, receivers_for, suppression
 from .sender import Sender
-from .state import AlertRow, NotifyState
+from .state import AlertRow, NotifyState, ReceiverFailure
 
 __all__ = ["AlertStatus", "Dispatcher", "NotifyStatus"]
 
@@ -60,7 +60,7 @@ class NotifyStatus:
 
     alerts: tuple[AlertStatus, ...]
     silences: tuple[ActiveSilence, ...]
-    failing: tuple[dict[str, Any], ...]
+    failing: tuple[ReceiverFailure, ...]
     waiting: int
 
 

@@ -16,7 +16,7 @@ from .message import Item, Kind
 from .outbox import OUTBOX_TABLE, Outbox
 from .policy import ActiveSilence
 
-__all__ = ["AlertRow", "DeliveryRow", "NotifyState", "PendingRow"]
+__all__ = ["AlertRow", "DeliveryRow", "NotifyState", "PendingRow", "ReceiverFailure"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_alerts (
@@ -83,6 +83,17 @@ class DeliveryRow:
     resolved: bool
     attempts: int
     in_doubt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverFailure:
+    """A receiver URL whose messages keep failing: its last error and how many messages wait for it."""
+
+    receiver: str
+    url: str
+    attempts: int
+    last_error: str
+    waiting: int
 
 
 class NotifyState:
@@ -294,13 +305,12 @@ class NotifyState:
             self.conn.execute("UPDATE notify_deliveries SET state = 'in_doubt' WHERE state = 'sending'")
         return found
 
-    def failing(self, at_least: int) -> list[dict[str, Any]]:
+    def failing(self, at_least: int) -> list[ReceiverFailure]:
         rows = self.conn.execute(
             "SELECT receiver, url_masked, MAX(attempts), last_error, COUNT(*) FROM notify_deliveries"
             " WHERE state IN ('pending', 'sending') AND attempts >= ? GROUP BY receiver, url_masked",
             (at_least,))
-        return [{"receiver": r[0], "url": r[1], "attempts": int(r[2]), "last_error": r[3], "waiting": int(r[4])}
-                for r in rows]
+        return [ReceiverFailure(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), int(r[4])) for r in rows]
 
     def waiting_deliveries(self) -> int:
         return int(self.conn.execute(

@@ -124,9 +124,9 @@ async def test_failing_receiver_shows_in_status_without_its_secret(tmp_path: Pat
         for second in range(30, 400, 10):
             await s.at(second)
         [failing] = s.dispatcher.status().failing
-        assert failing["receiver"] == "kitchen" and failing["url"] == "json://127.0.0.1:${RECEIVER_PORT}/***"
-        assert failing["attempts"] >= 3
-        assert failing["last_error"] == "Failed to send JSON POST notification: Internal server error., error=500."
+        assert failing.receiver == "kitchen" and failing.url == "json://127.0.0.1:${RECEIVER_PORT}/***"
+        assert failing.attempts >= 3
+        assert failing.last_error == "Failed to send JSON POST notification: Internal server error., error=500."
         assert receiver.received == []
     finally:
         s.close()

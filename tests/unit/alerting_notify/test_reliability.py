@@ -50,10 +50,10 @@ async def test_receiver_that_keeps_failing_is_reported_in_status_and_log(tmp_pat
         for minute in range(1, 30):
             await h.at(minute * 60)
         [failing] = h.dispatcher.status().failing
-        assert failing["receiver"] == "staff"
-        assert failing["url"] == "json://127.0.0.1:9/***"
-        assert failing["attempts"] >= 3
-        assert failing["last_error"] == "HTTP 503 from the test receiver"
+        assert failing.receiver == "staff"
+        assert failing.url == "json://127.0.0.1:9/***"
+        assert failing.attempts >= 3
+        assert failing.last_error == "HTTP 503 from the test receiver"
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
         assert any("receiver staff (json://127.0.0.1:9/***) failed 3 time(s)" in e for e in errors)
         # retries back off to retry_max (5m, jittered down to half): 13 attempts in 29 minutes, not 29
