@@ -405,8 +405,10 @@ class Engine:
             if c is not None:
                 self._schedule(rec.rule, rec.series, now)
         for sid, data in self.series.items():
-            if data.last_seen is None:
+            if data.last_seen is None or not owns(sid, self.partition):
                 continue
             for c in self.index.for_series(sid, data.device, data.sensor, data.metric, dict(data.labels)):
-                if owns(sid, self.partition):
-                    self._schedule(c.name, sid, now)
+                if f"{c.name}/{sid}" not in self.alerts:
+                    # from the time last heard, so a silence that grew while the engine was down
+                    # becomes an alert at the time it reached its limit
+                    self._schedule(c.name, sid, min(now, data.last_seen))

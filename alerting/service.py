@@ -29,7 +29,7 @@ from broker_bridge.stores import Store, StoreError, open_store
 from vigil.config import VigilConfig
 from vigil.event import Event, EventDecodeError, SeriesKey
 from vigil.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
-from vigil.topics import Topics
+from vigil.topics import TopicError, Topics
 
 __all__ = ["AlertService", "parse_status", "serve"]
 
@@ -182,7 +182,7 @@ class AlertService:
         dropped = self.engine.reload(rules)
         for key in dropped:
             rule, _, series = key.partition("/")
-            self._enqueue(self.topics.alerts(rule, series), b"")
+            self._enqueue(self._alert_topic(rule, series), b"")
         if self.dispatcher is not None and hasattr(self.dispatcher, "reload"):
             self.dispatcher.reload(rules.notify)
         log.info("rules reloaded: %d rules", len(rules.rules))
@@ -199,7 +199,7 @@ class AlertService:
             if rec is not None and rec.last_transition == t.to_json():
                 self._publish_record(rec)
             else:
-                self._enqueue(self.topics.alerts(t.rule, t.series), t.to_json().encode())
+                self._enqueue(self._alert_topic(t.rule, t.series), t.to_json().encode())
 
     def _publish_record(self, rec: AlertRecord) -> None:
         if not rec.last_transition:
@@ -207,7 +207,14 @@ class AlertService:
         body = json.loads(rec.last_transition)
         body["acknowledged_by"] = rec.acked_by
         body["ack_comment"] = rec.ack_comment
-        self._enqueue(self.topics.alerts(rec.rule, rec.series), json.dumps(body, ensure_ascii=False).encode())
+        self._enqueue(self._alert_topic(rec.rule, rec.series), json.dumps(body, ensure_ascii=False).encode())
+
+    def _alert_topic(self, rule: str, series: str) -> str:
+        try:
+            return self.topics.alerts(rule, series)
+        except TopicError as exc:  # the state is kept; only its MQTT copy cannot be published
+            log.warning("cannot publish the state of %s/%s: %s", rule[:100], series[:200], exc)
+            return ""
 
     def republish_all(self) -> None:
         """Every known alert state again (on connect, so retained topics match the state file)."""
@@ -215,6 +222,8 @@ class AlertService:
             self._publish_record(rec)
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
+        if not topic:
+            return
         try:
             self.outgoing.put_nowait((topic, payload))
         except asyncio.QueueFull:

@@ -147,3 +147,44 @@ rules:
         "2 notifications would have gone out (1 firing)",
     ]
     assert receiver.attempts == 0
+
+
+async def test_device_offline_from_its_last_will_and_rules_reload(
+        tmp_path: Path, mosquitto: Any, probe: MqttProbe, receiver: Receiver) -> None:
+    rules = f"""
+receivers:
+  ops: ["{receiver.url}"]
+grouping: {{group_wait: 0s, group_interval: 1s}}
+rules:
+  - name: device-offline
+    offline: true
+    match: {{device: "freezer-*"}}
+    severity: critical
+    notify: ops
+    message: "{{{{ device }}}} went offline"
+"""
+    async with running(tmp_path, mosquitto.url, rules):
+        await asyncio.to_thread(probe.raw, "vigil/status/freezer-1", "offline", True)
+        await until(lambda: receiver.bodies, what="the offline notification")
+        assert receiver.bodies[0]["title"] == "[FIRING critical] device-offline freezer-1/device/status"
+        assert receiver.bodies[0]["message"].startswith("freezer-1 went offline")
+
+        # a broken file is refused and the rules in force stay
+        (tmp_path / "rules.yaml").write_text(rules + "  - {name: broken, above: warm}\n")
+        await asyncio.to_thread(probe.raw, "vigil/control/rules/reload", "")
+        await asyncio.sleep(0.5)
+        (tmp_path / "rules.yaml").write_text(rules.replace("went offline", "is gone") + """
+  - name: hot
+    match: {metric: temperature}
+    above: 30
+    notify: ops
+""")
+        await asyncio.to_thread(probe.raw, "vigil/control/rules/reload", "")
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(probe.event, "oven", 250.0)
+        await until(lambda: len(receiver.bodies) >= 2, what="the new rule's notification")
+        assert receiver.bodies[1]["title"] == "[FIRING warning] hot oven/t0/temperature"
+        await asyncio.to_thread(probe.raw, "vigil/status/freezer-1", '{"status": "online"}', True)
+        await until(lambda: len(receiver.bodies) >= 3, what="the resolve")
+        assert receiver.bodies[2]["title"] == "[RESOLVED critical] device-offline freezer-1/device/status"
+        assert receiver.bodies[2]["message"].startswith("freezer-1 is gone")

@@ -14,7 +14,7 @@ from alerting.rules import load_rules_text
 from alerting.state import StateDB
 from alerting.transition import AlertState
 
-from .helpers import T0, engine, feed
+from .helpers import T0, Recorder, engine, feed
 
 HOT = """
 rules:
@@ -139,3 +139,21 @@ def test_partitions_split_series_and_each_instance_evaluates_only_its_own() -> N
             feed(e, clock, 35.0, device=f"d{d}")
         fired += len(sink.items)
     assert fired == 30
+
+
+def test_nodata_after_restart_counts_from_the_last_reading_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.db"
+    clock = ManualClock(T0)
+    rules, _ = load_rules_text("rules: [{name: silent, nodata: 10m}]", "t.yaml")
+    db = StateDB(path)
+    e = Engine(rules, state=db, sink=None, clock=clock)
+    feed(e, clock, 1.0)
+    e.flush()
+    db.close()
+    clock.advance(3600)  # the engine was down for an hour; the series said nothing since
+    db2 = StateDB(path)
+    sink = Recorder()
+    e2 = Engine(rules, state=db2, sink=sink, clock=clock)
+    fired = e2.tick()
+    assert [(t.state.value, t.at) for t in fired] == [("firing", T0 + 600)]
+    db2.close()
