@@ -246,7 +246,10 @@ class Pipeline:
             try:
                 event, from_source = self._normalizer.normalize(raw, route.rules, received)
             except Refusal as exc:
-                self._dead(out, name, exc.reason, exc.detail, topic, payload, received)
+                detail = exc.detail
+                if len(raws) > 1:  # say which of the message's readings it was
+                    detail = f"{str(raw.sensor)[:40]}/{str(raw.metric)[:40]}: {detail}"
+                self._dead(out, name, exc.reason, detail, topic, payload, received)
                 continue
             except Exception as exc:
                 log.exception("normalizing a reading from %s failed", name)

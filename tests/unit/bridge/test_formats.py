@@ -371,6 +371,10 @@ def test_one_bad_reading_of_a_message_does_not_cost_the_others(pipeline: Pipelin
     out = pipeline.process("zigbee2mqtt/x", b'{"temperature":21.5,"humidity":140,"battery":"low"}', NOW)
     assert [(e.metric, e.value) for e in out.events] == [("temperature", 21.5)]
     assert sorted(d.reason for d in out.dead) == ["range", "value"]
+    out = pipeline.process("tele/pool/SENSOR", b'{"DS18B20-1":{"Temperature":24.1},"DS18B20-2":{"Temperature":-127}}',
+                           NOW)
+    assert [e.sensor for e in out.events] == ["DS18B20-1"]
+    assert out.dead[0].detail.startswith("DS18B20-2/temperature: temperature -127 °C is outside")
 
 
 def test_scale_multiplies_numbers_and_numeric_strings_alike() -> None:
