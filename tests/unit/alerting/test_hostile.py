@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -107,3 +108,26 @@ async def test_bad_messages_are_skipped_and_good_ones_still_evaluated() -> None:
     body = json.loads(payload)
     assert body["state"] == "firing" and body["acknowledged_by"] == "ana" and body["ack_comment"] == "on it"
     await asyncio.sleep(0)
+
+
+async def test_the_service_timer_loop_fires_a_pending_alert_with_no_new_message() -> None:
+    clock = ManualClock(T0)
+    rules, _ = load_rules_text("rules: [{name: hot, above: 30, for: 5m}]", "r.yaml")
+    sink = Recorder()
+    service = AlertService(VigilConfig(), Engine(rules, sink=sink, clock=clock))
+    service.handle("vigil/events/d/temperature", json.dumps(
+        {"device": "d", "sensor": "s", "metric": "temperature", "value": 35, "ts": T0}).encode())
+    task = asyncio.create_task(service.timers(clock))
+    try:
+        for _ in range(5):
+            clock.advance(60)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        assert [t.state.value for t in sink.items] == ["firing"]
+        assert sink.items[0].at == T0 + 300
+        published = [service.outgoing.get_nowait() for _ in range(service.outgoing.qsize())]
+        assert [json.loads(p)["state"] for _, p in published] == ["pending", "firing"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
