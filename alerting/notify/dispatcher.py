@@ -251,6 +251,9 @@ class Dispatcher:
             self._state.put_alert(t, t.at if new or current is None else current.fired_at, new)
             if new:
                 self._state.clear_told(t.key)
+                if not receivers_for(self._config, alert_labels(t), t.notify):
+                    log.warning("alert %s fires but no receiver hears it: give the rule notify: or add a route",
+                                t.key[:300])
         elif t.state is AlertState.FLAPPING:
             self._state.put_alert(t, current.fired_at if current else t.at, new_episode=current is None)
             self._state.drop_pending(t.key, ("firing", "repeat", "escalation"))

@@ -360,3 +360,11 @@ async def test_repeat_held_by_a_silence_comes_when_it_ends(h: Harness) -> None:
     await h.at(6 * 3600)
     await h.at(6 * 3600 + 300)
     assert h.titles() == [TITLE, TITLE]
+
+
+async def test_alert_without_any_receiver_is_logged(h: Harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    h.enqueue(transition(notify=()))
+    await h.at(0)
+    await h.at(30)
+    assert h.sender.sent == []
+    assert "alert freezer-warm/freezer-1/t0/temperature fires but no receiver hears it" in caplog.text
