@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerting.notify.config import MuteWindow
 from alerting.notify.policy import mute_active, mute_end
@@ -117,3 +119,34 @@ async def test_window_with_match_mutes_only_what_it_matches(tmp_path: Path) -> N
         assert muted.quiet == "mute lab"
     finally:
         h.close()
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _reference(window: MuteWindow, now: float) -> bool:
+    """Quiet hours by the local wall clock, the way a person reads them."""
+    local = dt.datetime.fromtimestamp(now, window.zone)
+    wall, today = local.time().replace(tzinfo=None), local.date()
+    yesterday = today - dt.timedelta(days=1)
+    on = {d: _DAYS[d.weekday()] in window.weekdays for d in (today, yesterday)}
+    if window.start < window.end:
+        return on[today] and window.start <= wall < window.end
+    return (on[today] and wall >= window.start) or (on[yesterday] and wall < window.end)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC"]),
+    # boundaries away from 01:00-03:59, where these zones change their clocks
+    start=st.tuples(st.sampled_from([0, *range(4, 24)]), st.sampled_from([0, 30])),
+    end=st.tuples(st.sampled_from([0, *range(4, 24)]), st.sampled_from([0, 15])),
+    days=st.sets(st.sampled_from(_DAYS), min_size=1),
+    now=st.floats(min_value=utc("2026-01-01T00:00:00"), max_value=utc("2027-01-01T00:00:00")),
+)
+def test_window_agrees_with_the_wall_clock(zone: str, start: tuple[int, int], end: tuple[int, int],
+                                           days: set[str], now: float) -> None:
+    window = MuteWindow.model_validate({"name": "w", "time_zone": zone, "weekdays": sorted(days),
+                                        "start": f"{start[0]:02d}:{start[1]:02d}",
+                                        "end": f"{end[0]:02d}:{end[1]:02d}"})
+    assert mute_active(window, now) is _reference(window, now)
