@@ -175,7 +175,7 @@ async function overview() {
     $("#summary").textContent = `${bySeries.size} sensors on ${deviceInfo.size} devices` + (firing ? `, ${firing} firing` : "");
   }
   render();
-  sparkReq.then((got) => { sparks = got; render(); });
+  sparkReq.then((got) => { sparks = got; render(); document.body.dataset.sparklines = "yes"; });
 
   on("event", (e) => {
     const known = bySeries.get(e.series);
