@@ -22,6 +22,7 @@ class VigilProcess:
 
     def __init__(self, argv: list[str], log: Path, *, cwd: Path, env: Optional[dict[str, str]] = None) -> None:
         self.log = log
+        self.argv = argv
         base = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(argv, env={**base, **(env or {})}, cwd=cwd, stdout=out,
@@ -32,7 +33,7 @@ class VigilProcess:
 
     def _target(self) -> int:
         """The service's pid: under strace, the traced child, so that strace sees it end."""
-        if Path(self.proc.args[0]).name == "strace":  # type: ignore[index]
+        if Path(self.argv[0]).name == "strace":
             try:
                 children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
             except OSError:

@@ -84,7 +84,7 @@ def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
         # As the unit's env file gives it: this service's own MQTT password, nothing else.
         env = {"VIGIL_MQTT_PASSWORD": PASSWORDS[f"vigil-{service}"]}
         if traced:
-            argv = ["strace", "-f", "-qq", "-c", "-o", str(tmp_path / f"{service}.syscalls"), *argv]
+            argv = ["strace", "-f", "-qq", "-o", str(tmp_path / f"{service}.strace"), *argv]
         s = VigilProcess(argv, tmp_path / f"{service}.log", cwd=tmp_path, env=env)
         running.append((service, s))
         return s
@@ -96,21 +96,30 @@ def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
         # SQLite calls fchown() on its journal and WAL files only when it runs as root (to keep
         # them owned like the database); the units run the services as the user vigil.
         only_as_root = {"fchown"} if os.geteuid() == 0 else set()
-        for service, s in running:
-            used = syscalls_used(tmp_path / f"{service}.syscalls")
+        for service, _ in running:
+            used, proc_paths = traced_calls(tmp_path / f"{service}.strace")
             assert used, f"strace recorded nothing for {service}"
             refused = sorted(used - allowed_by_unit(service) - only_as_root)
             assert not refused, f"vigil-{service}.service's SystemCallFilter refuses what it uses: {refused}"
+            # ProcSubset=pid leaves only the processes' own directories in /proc. glibc's malloc
+            # reads overcommit_memory when it gives memory back, and assumes the default without it.
+            hidden = sorted(p for p in proc_paths if not re.match(r"/proc/(self|thread-self|\d+)(/|$)", p)
+                            and p != "/proc/sys/vm/overcommit_memory")
+            assert not hidden, f"vigil-{service} reads what ProcSubset=pid hides: {hidden}"
 
 
-def syscalls_used(summary: Path) -> set[str]:
-    """System call names in a `strace -c` summary."""
-    names = set()
-    for line in summary.read_text().splitlines():
-        words = line.split()
-        if len(words) >= 5 and words[0][0].isdigit() and words[-1] != "total":
-            names.add(words[-1])
-    return names
+_CALL = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]")
+
+
+def traced_calls(trace: Path) -> tuple[set[str], set[str]]:
+    """System call names and the /proc paths in an strace log."""
+    names, proc = set(), set()
+    for line in trace.read_text(errors="replace").splitlines():
+        m = _CALL.match(line)
+        if m and m.group(1) not in ("exited", "killed"):
+            names.add(m.group(1))
+        proc.update(re.findall(r'"(/proc/[^"]*)"', line))
+    return names, proc
 
 
 def _group(name: str, seen: Optional[set[str]] = None) -> set[str]:
