@@ -22,6 +22,7 @@ from vigil.config import VigilConfig
 
 ADMIN_PW = "integration admin pw"
 TOKEN = "integration-ingest-token-1"
+HMAC_SECRET = "integration-hmac-secret-1"
 _HASH: dict[str, str] = {}
 
 
@@ -36,6 +37,7 @@ def make_config(mosquitto: Mosquitto, store_url: str, tmp_path: Path) -> VigilCo
             "listen": f"127.0.0.1:{free_port()}",
             "users": [{"name": "admin", "password_hash": _HASH["h"], "role": "admin"}],
             "tokens": [{"name": "hook", "token": TOKEN, "role": "ingest"}],
+            "hmac_keys": [{"id": "plc", "secret": HMAC_SECRET}],
             "session_secret": "integration-session-secret",
             "rules": str(tmp_path / "rules.yaml"),
         },

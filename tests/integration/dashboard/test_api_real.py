@@ -11,7 +11,15 @@ import aiomqtt
 import pytest
 
 from broker_bridge.stores import Store
-from tests.integration.dashboard.conftest import TOKEN, eventually, listener, make_config, running_dashboard
+from dashboard.auth import sign_request
+from tests.integration.dashboard.conftest import (
+    HMAC_SECRET,
+    TOKEN,
+    eventually,
+    listener,
+    make_config,
+    running_dashboard,
+)
 from tests.services import Mosquitto
 from vigil.event import Event
 
@@ -186,3 +194,26 @@ async def test_server_sent_events_carry_a_publish(mosquitto: Mosquitto, tmp_path
             finally:
                 await lines.aclose()  # type: ignore[attr-defined]
             assert data["device"] == "freezer" and data["value"] == -17.5
+
+
+async def test_signed_ingest_is_published_once_and_a_replay_is_refused(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    from broker_bridge.stores import MemoryStore
+
+    config = make_config(mosquitto, "memory://", tmp_path)
+    path = "/api/v1/readings?device=plc&sensor=tank"
+    body = json.dumps({"value": 3.5, "ts": int(time.time()), "unit": "°C", "seq": 1}).encode()
+    ts = int(time.time())
+    headers = {"X-Vigil-Key": "plc", "X-Vigil-Timestamp": str(ts), "Content-Type": "application/json",
+               "X-Vigil-Signature": sign_request(HMAC_SECRET, ts, path, body)}
+    async with running_dashboard(config, MemoryStore()) as run, run.client() as c, \
+            listener(mosquitto, "vigil/readings/#") as got:
+        r = await c.post(path, content=body, headers=headers)
+        assert r.status_code == 202 and r.json()["by"] == "plc"
+        r = await c.post(path, content=body, headers=headers)
+        assert r.status_code == 401 and "replay" in r.json()["error"]
+        forged = {**headers, "X-Vigil-Signature": sign_request("not-the-secret-at-all", ts, path, body)}
+        r = await c.post(path, content=body, headers=forged)
+        assert r.status_code == 401 and r.json()["error"] == "bad signature"
+        assert await eventually(lambda: bool(got))
+        await asyncio.sleep(0.3)
+        assert [t for t, _ in got] == ["vigil/readings/plc/tank"]
