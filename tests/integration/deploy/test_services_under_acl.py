@@ -106,6 +106,12 @@ def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
             hidden = sorted(p for p in proc_paths if not re.match(r"/proc/(self|thread-self|\d+)(/|$)", p)
                             and p != "/proc/sys/vm/overcommit_memory")
             assert not hidden, f"vigil-{service} reads what ProcSubset=pid hides: {hidden}"
+            # ProtectSystem=strict and ProtectHome=yes: writable are only the state directory
+            # (here the test's directory, under /tmp), the rules (dashboard) and a private /tmp.
+            written = traced_writes(tmp_path / f"{service}.strace")
+            assert any(p.startswith(f"{tmp_path}/") for p in written), f"no write seen for {service}"
+            outside = sorted(p for p in written if not p.startswith(("/tmp/", "/dev/null", "/dev/shm/")))
+            assert not outside, f"vigil-{service} writes where its unit makes the system read-only: {outside}"
 
 
 _CALL = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]")
@@ -120,6 +126,17 @@ def traced_calls(trace: Path) -> tuple[set[str], set[str]]:
             names.add(m.group(1))
         proc.update(re.findall(r'"(/proc/[^"]*)"', line))
     return names, proc
+
+
+def traced_writes(trace: Path) -> set[str]:
+    """Absolute paths an strace log shows opened for writing, created, renamed or removed."""
+    paths: set[str] = set()
+    for line in trace.read_text(errors="replace").splitlines():
+        if re.search(r"\b(openat|open|creat)\(", line) and not re.search(r"O_WRONLY|O_RDWR|O_CREAT", line):
+            continue
+        if re.search(r"\b(openat|open|creat|mkdir|mkdirat|rename|renameat2?|unlink|unlinkat|rmdir)\(", line):
+            paths.update(p for p in re.findall(r'"(/[^"]*)"', line))
+    return paths
 
 
 def _group(name: str, seen: Optional[set[str]] = None) -> set[str]:
