@@ -108,6 +108,10 @@ def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
             assert not hidden, f"vigil-{service} reads what ProcSubset=pid hides: {hidden}"
             # ProtectSystem=strict and ProtectHome=yes: writable are only the state directory
             # (here the test's directory, under /tmp), the rules (dashboard) and a private /tmp.
+            families = set(re.findall(r"\bsocket(?:pair)?\((AF_\w+)", (tmp_path / f"{service}.strace").read_text()))
+            unit = (SYSTEMD / f"vigil-{service}.service").read_text()
+            allowed_families = set(re.findall(r"^RestrictAddressFamilies=(.+)$", unit, flags=re.MULTILINE)[0].split())
+            assert families and families <= allowed_families, f"vigil-{service} opens {families - allowed_families}"
             written = traced_writes(tmp_path / f"{service}.strace")
             assert any(p.startswith(f"{tmp_path}/") for p in written), f"no write seen for {service}"
             outside = sorted(p for p in written if not p.startswith(("/tmp/", "/dev/null", "/dev/shm/")))
