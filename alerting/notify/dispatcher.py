@@ -79,7 +79,11 @@ class Dispatcher:
         poll_interval: float = 0.25,
         max_concurrent: int = 8,
     ) -> None:
-        conn = state() if callable(state) else sqlite3.connect(str(state), check_same_thread=False)
+        if callable(state):
+            conn = state()
+        else:
+            Path(state).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(state), check_same_thread=False)
         self._state = NotifyState(conn)
         self._config = config
         self._clock = clock
