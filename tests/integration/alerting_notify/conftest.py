@@ -23,6 +23,7 @@ class Receiver:
     # while set, requests are read and counted but not answered until it is set (a hanging service)
     hang: Optional[asyncio.Event] = None
     received: list[dict[str, Any]] = field(default_factory=list)
+    raw: list[tuple[str, bytes]] = field(default_factory=list)
     requests: int = 0
     server: Any = None
 
@@ -43,9 +44,11 @@ class Receiver:
                 self.fail -= 1
                 writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             else:
-                payload = json.loads(body)
-                payload["path"] = lines[0].split()[1]
-                self.received.append(payload)
+                self.raw.append((lines[0], body))
+                if body.startswith(b"{"):
+                    payload = json.loads(body)
+                    payload["path"] = lines[0].split()[1]
+                    self.received.append(payload)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             await writer.drain()
         finally:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+from urllib.parse import parse_qs
+from xml.etree import ElementTree
+
+import pytest
+
 from alerting.notify import AppriseSender, SendResult
 from alerting.transition import Severity
 from tests.services import free_port
@@ -41,3 +48,24 @@ async def test_server_error_is_reported_with_apprise_words(receiver: Receiver) -
     receiver.fail = 1
     result = await AppriseSender().send([receiver.url()], "t", "b", severity=Severity.INFO)
     assert result == SendResult(False, "Failed to send JSON POST notification: Internal server error., error=500.")
+
+
+@pytest.mark.parametrize(("scheme", "decode"), [
+    ("json", lambda b: (json.loads(b)["title"], json.loads(b)["message"])),
+    ("form", lambda b: (parse_qs(b.decode())["title"][0], parse_qs(b.decode())["message"][0])),
+    ("xml", lambda b: (_xml_text(b, "Subject"), _xml_text(b, "Message"))),
+])
+async def test_webhook_flavours_carry_title_and_body(receiver: Receiver, scheme: str, decode: Any) -> None:
+    title, body = "[FIRING critical] freezer-warm freezer-1/t0/temperature", "freezer-1 is at -12.4 °C\n<&>"
+    result = await AppriseSender().send([f"{scheme}://127.0.0.1:{receiver.port}/hook"], title, body,
+                                        severity=Severity.CRITICAL)
+    assert result.ok
+    [(request_line, raw)] = receiver.raw
+    assert request_line.startswith("POST /hook")
+    assert decode(raw) == (title, body)
+
+
+def _xml_text(raw: bytes, tag: str) -> str:
+    root = ElementTree.fromstring(raw)
+    [node] = [n for n in root.iter() if n.tag.rsplit("}", 1)[-1] == tag]
+    return node.text or ""
