@@ -16,6 +16,9 @@ from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker, sta
 @pytest.fixture(scope="module")
 def prod_broker() -> Iterator[ProductionBroker]:
     """One Mosquitto per test module, configured by deploy/mosquitto/ (ACL, passwords, TLS)."""
+    for tool in ("mosquitto", "mosquitto_passwd", "openssl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed here (bash deploy/setup.sh --dev installs Mosquitto)")
     # Not pytest's tmp_path: its parent is private to us, and Mosquitto started as root reads
     # its files as the mosquitto user, as in production.
     workdir = Path(tempfile.mkdtemp(prefix="vigil-prod-mosquitto-"))
