@@ -215,7 +215,7 @@ async def sparklines(request: Request, _: Reader, hours: float = Query(6, gt=0, 
 async def alerts(request: Request, _: Reader, state: Optional[str] = None, rule: Optional[str] = None,
                  series: Optional[str] = None, severity: Optional[str] = None,
                  limit: int = Query(200, ge=1, le=10_000)) -> dict[str, Any]:
-    """Alerts now (pending and firing) and the history of changes seen since the dashboard started."""
+    """Alerts now (pending and firing) and the history of their changes, newest first."""
     ctx = ctx_of(request)
 
     def keep(a: dict[str, Any]) -> bool:
@@ -225,7 +225,11 @@ async def alerts(request: Request, _: Reader, state: Optional[str] = None, rule:
     current = [a for a in ctx.live.alerts.values() if a["state"] in ("pending", "firing", "flapping") and keep(a)]
     order = {"firing": 0, "flapping": 1, "pending": 2}
     current.sort(key=lambda a: (order.get(a["state"], 3), -a["since"]))
-    hist = [a for a in ctx.live.history if keep(a)][:limit]
+    journal = ctx.live.journal
+    if journal is not None:
+        hist = await asyncio.to_thread(journal.query, state, rule, series, severity, limit)
+    else:
+        hist = [a for a in ctx.live.history if keep(a)][:limit]
     return {"current": current, "history": hist}
 
 

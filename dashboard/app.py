@@ -25,6 +25,7 @@ from . import actions, api, pages
 from .auth import Authenticator, AuthError
 from .context import ApiError, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
+from .journal import AlertJournal
 from .live import LiveState
 from .settings import DashboardSettings
 
@@ -60,7 +61,10 @@ def create_app(
     """
     settings = settings or config.dashboard
     clock = clock or SystemClock()
-    live = live or LiveState(config.mqtt.topics, history=settings.alert_history)
+    journal = None
+    if live is None:
+        journal = AlertJournal(Path(config.data_dir) / "dashboard-alerts.db", settings.alert_history_days / 86400)
+        live = LiveState(config.mqtt.topics, history=settings.alert_history, journal=journal)
     feed: Optional[LiveFeed] = None
     if publisher is None:
         feed = LiveFeed(config.mqtt, live, settings.client_id)
@@ -80,6 +84,8 @@ def create_app(
                 live.close_all()
                 if task:
                     task.cancel()
+        if journal is not None:
+            journal.close()
 
     # No Swagger UI (it loads from a CDN) and no anonymous schema: api.openapi serves it to callers.
     app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url=None, openapi_url=None, redoc_url=None)

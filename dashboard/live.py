@@ -17,6 +17,8 @@ from typing import Any, Optional
 from vigil.event import Event, EventDecodeError
 from vigil.topics import Topics
 
+from .journal import AlertJournal
+
 __all__ = ["LiveState", "Subscription", "coalesce"]
 
 log = logging.getLogger(__name__)
@@ -61,13 +63,16 @@ def _finite(v: Any) -> Optional[float]:
 class LiveState:
     """The dashboard's picture of the present, with every change broadcast to subscribers."""
 
-    def __init__(self, topics: Topics, history: int = 1000) -> None:
+    def __init__(self, topics: Topics, history: int = 1000, journal: Optional[AlertJournal] = None) -> None:
         self.topics = topics
+        self.journal = journal
         self.latest: dict[str, dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self.alerts: dict[str, dict[str, Any]] = {}
         self.silences: dict[str, dict[str, Any]] = {}
         self.history: deque[dict[str, Any]] = deque(maxlen=history)
+        if journal is not None:
+            self.history.extend(journal.query(limit=history))
         self.connected = False
         self.counters: dict[str, int] = {"messages": 0, "bad_messages": 0}
         self._subs: set[Subscription] = set()
@@ -207,7 +212,9 @@ class LiveState:
                 if k in prior:
                     alert[k] = prior[k]
         self.alerts[key] = alert
-        if prior is None or prior["state"] != state or prior.get("at") != alert["at"]:
+        changed = prior is None or prior["state"] != state or prior.get("at") != alert["at"]
+        # After a restart the retained states come again: the journal knows they are not new.
+        if changed and (self.journal is None or self.journal.add(alert)):
             self.history.appendleft(dict(alert))
         self._emit("alert", alert)
 

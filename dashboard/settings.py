@@ -87,7 +87,9 @@ class DashboardSettings(BaseModel):
     signature_tolerance: Duration = 300.0
     login_attempts: int = Field(5, ge=1, le=1000)
     login_window: Duration = 60.0
+    # Alert changes shown on the Alerts page; kept in <data_dir>/dashboard-alerts.db for this long.
     alert_history: int = Field(1000, ge=10, le=100_000)
+    alert_history_days: Duration = 90 * 86400.0
 
     @field_validator("public_url")
     @classmethod

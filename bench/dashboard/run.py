@@ -63,6 +63,7 @@ def fill(store: Store, now: float, others: int = 20) -> None:
 
 def config(broker: Mosquitto, tmp: Path) -> VigilConfig:
     return VigilConfig.model_validate({
+        "data_dir": str(tmp / "vigil-data"),
         "mqtt": {"url": broker.url},
         "dashboard": {"listen": f"127.0.0.1:{free_port()}", "session_secret": "bench-session-secret",
                       "users": [{"name": "admin", "password_hash": hash_password(PASSWORD), "role": "admin"}],

@@ -31,6 +31,7 @@ def make_config(mosquitto: Mosquitto, store_url: str, tmp_path: Path) -> VigilCo
         _HASH["h"] = hash_password(ADMIN_PW)
     (tmp_path / "rules.yaml").write_text("rules: []\n")
     return VigilConfig.model_validate({
+        "data_dir": str(tmp_path / "vigil-data"),
         "mqtt": {"url": mosquitto.url},
         "store": {"url": store_url},
         "dashboard": {

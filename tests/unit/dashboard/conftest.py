@@ -61,7 +61,7 @@ def make_config(tmp_path: Path, **dashboard: Any) -> VigilConfig:
         "rules": str(rules),
         **dashboard,
     }
-    return VigilConfig.model_validate({"dashboard": section})
+    return VigilConfig.model_validate({"data_dir": str(tmp_path / "vigil-data"), "dashboard": section})
 
 
 @dataclass
