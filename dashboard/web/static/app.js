@@ -176,6 +176,7 @@ async function overview() {
   }
   render();
   sparkReq.then((got) => { sparks = got; render(); document.body.dataset.sparklines = "yes"; });
+  window.addEventListener("themechange", render);
 
   on("event", (e) => {
     const known = bySeries.get(e.series);
