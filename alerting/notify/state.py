@@ -99,12 +99,14 @@ class ReceiverFailure:
 class NotifyState:
     """SQL for the Dispatcher; every write happens inside ``transaction()``."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, create: bool = True) -> None:
         conn.isolation_level = None  # explicit BEGIN IMMEDIATE / COMMIT below
         conn.execute("PRAGMA busy_timeout = 10000")
+        self.conn = conn
+        if not create:  # a reader (vigil notify status) on a file the service owns
+            return
         # the engine shares this file; WAL lets its commits and ours not wait on each other's readers
         conn.execute("PRAGMA journal_mode = WAL")
-        self.conn = conn
         with self.transaction():
             Outbox(conn).create_tables()
             for statement in _SCHEMA.split(";"):
