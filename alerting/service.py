@@ -242,9 +242,13 @@ class AlertService:
             self._publish(self.engine.tick())
 
     async def flusher(self, clock: Clock) -> None:
+        n = 0
         while True:
             await clock.sleep(FLUSH_SECONDS)
             self.engine.flush()
+            n += 1
+            if self.engine.state is not None and n % 2 == 0:
+                await asyncio.to_thread(self.engine.state.checkpoint)
 
     async def store_rules(self, store: Store, clock: Clock) -> None:
         """Rules with ``source: store``: each on its own schedule, against stored history."""
@@ -408,6 +412,7 @@ def _dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any) -> A
         # without an fsync per commit (several per notification: 5-100 ms each here); a power cut
         # may lose the last commits, which delivery turns into a resend, never into a loss.
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
         return conn
 
     return Dispatcher(connect, rules.notify, sender, clock)
