@@ -107,14 +107,16 @@ class Agents:
         self.running.append(agent)
         return agent
 
-    def spawn(self, config: dict[str, Any], *args: str) -> subprocess.Popen[bytes]:
-        """``vigil edge -c edge.yaml`` as its own process (for SIGKILL)."""
+    def spawn(self, config: dict[str, Any], *args: str, python: str = sys.executable,
+              pythonpath: str = "") -> subprocess.Popen[bytes]:
+        """``vigil edge -c edge.yaml`` as its own process (for SIGKILL, or another Python)."""
         path = self.tmp_path / f"edge-{len(self.procs)}.yaml"
         path.write_text(yaml.safe_dump(config))
         log = (self.tmp_path / f"edge-{len(self.procs)}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "edge", "-c", str(path), *args],
+        paths = os.pathsep.join(p for p in (pythonpath, str(ROOT)) if p)
+        proc = subprocess.Popen([python, "-m", "vigil.cli", "edge", "-c", str(path), *args],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                env={**os.environ, "PYTHONPATH": paths})
         log.close()
         self.procs.append(proc)
         return proc

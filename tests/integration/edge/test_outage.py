@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from pathlib import Path
@@ -25,7 +26,9 @@ def merge_of_two_ordered_streams(seqs: list[int]) -> bool:
 
 
 def test_a_30_second_outage_loses_nothing_and_keeps_order(
-        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path) -> None:
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edge")
     sensors = (simulated_sensor("t0", interval=1), simulated_sensor("t1", interval=1))
     config = EdgeConfig("pi-1", sensors, MqttConfig(mosquitto.url, reconnect_max=2.0),
                         BufferConfig(str(tmp_path / "q"), sync="batch", batch_interval=1.0, drain_rate=5))
@@ -53,6 +56,10 @@ def test_a_30_second_outage_loses_nothing_and_keeps_order(
         assert all(m["ts"] < stopped_at for m in messages if m["seq"] in twice), twice
         first_seen = list(dict.fromkeys(seqs))
         assert merge_of_two_ordered_streams(first_seen), seqs
+    # About fifteen reconnect attempts, but one log line per change of state.
+    link = [r.getMessage().split(" mqtt://")[0] for r in caplog.records if r.name == "edge.link"]
+    assert link == ["connected to", "lost the connection to", "cannot reach the broker", "connected to",
+                    "disconnected from"], link
 
 
 def test_a_restart_during_an_outage_delivers_the_buffer_once(

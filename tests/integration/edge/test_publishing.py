@@ -7,7 +7,9 @@ import signal
 from pathlib import Path
 
 import jsonschema
+import paho
 import pytest
+import yaml
 
 from edge import BufferConfig, EdgeConfig, HomeAssistantConfig, MqttConfig, simulated_sensor
 from tests.integration.edge.conftest import Agents, Recorder, retained
@@ -69,3 +71,24 @@ def test_the_last_will_is_seen_when_the_agent_is_killed(
     will = retained(mosquitto, "vigil/status/pi-9")
     assert will is not None and will.retain and will.json() == {"state": "offline", "device": "pi-9",
                                                                  "reason": "connection lost"}
+
+
+PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python")
+
+
+@pytest.mark.skipif(not PY39.exists(), reason=f"{PY39} is not installed here")
+def test_the_agent_delivers_under_python_3_9(
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path) -> None:
+    # paho-mqtt is pure Python and PyYAML falls back to its pure-Python loader: link them in.
+    libs = tmp_path / "lib"
+    libs.mkdir()
+    (libs / "paho").symlink_to(Path(paho.__path__[0]))
+    (libs / "yaml").symlink_to(Path(yaml.__file__).parent)
+    proc = agents.spawn({"device": "pi-39", "mqtt": {"url": mosquitto.url}, "buffer": {"path": str(tmp_path / "q")},
+                         "sensors": [{"name": "t0", "type": "simulated", "interval": 0.2}]},
+                        python=str(PY39), pythonpath=str(libs))
+    assert recorder.wait(lambda: len(recorder.on("vigil/readings/pi-39/t0")) >= 5), agents.log(0)
+    assert recorder.seqs("vigil/readings/pi-39/t0")[:5] == [0, 1, 2, 3, 4]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert retained(mosquitto, "vigil/status/pi-39").json()["state"] == "offline"  # type: ignore[union-attr]
