@@ -76,8 +76,12 @@ function initTheme() {
 }
 
 /* Live connection: one EventSource; a banner says plainly when it is lost. */
-const live = { handlers: {}, source: null, brokerUp: true, streamUp: false };
-function on(type, fn) { (live.handlers[type] = live.handlers[type] || []).push(fn); }
+const live = { handlers: {}, source: null, brokerUp: true, streamUp: false, snapshot: null };
+function on(type, fn) {
+  (live.handlers[type] = live.handlers[type] || []).push(fn);
+  // A page that registers after the stream began still starts from its snapshot.
+  if (type === "snapshot" && live.snapshot) fn(live.snapshot);
+}
 function showConn() {
   const c = $("#conn");
   if (!c) return;
@@ -100,6 +104,7 @@ function connectLive() {
   src.addEventListener("snapshot", (ev) => {
     live.streamUp = true;
     const data = JSON.parse(ev.data);
+    live.snapshot = data;
     live.brokerUp = data.broker.connected;
     showConn();
     (live.handlers.snapshot || []).forEach((fn) => fn(data));
@@ -132,6 +137,13 @@ async function overview() {
   const deviceInfo = new Map(devices.map((d) => [d.device, d]));
   const tiles = new Map();
   const charts = new Map();
+  const alertsNow = {};
+  let haveAlerts = false;
+  const stateOf = (sid) => {
+    if (!haveAlerts) return (bySeries.get(sid) || {}).state || "ok";
+    const states = Object.values(alertsNow).filter((a) => a.series === sid).map((a) => a.state);
+    return ["firing", "flapping", "pending"].find((x) => states.includes(x)) || "ok";
+  };
 
   function render() {
     const groups = new Map();
@@ -154,7 +166,7 @@ async function overview() {
         for (const sid of d.sensors) {
           const r = bySeries.get(sid);
           if (!r) continue;
-          const t = el("a", { class: "tile " + (r.state || "ok"), href: sensorHref(r), "data-series": sid },
+          const t = el("a", { class: "tile " + stateOf(sid), href: sensorHref(r), "data-series": sid },
             el("div", { class: "name" }, r.sensor + " · " + r.metric),
             el("div", {}, el("span", { class: "value" }, fmtValue(r.value)), el("span", { class: "unit" }, r.unit || "")),
             el("div", { class: "age", "data-ts": r.ts }, ago(r.ts)),
@@ -171,15 +183,16 @@ async function overview() {
       const pts = sparks[sid] || [];
       if (pts.length > 1) charts.set(sid, sparkline($(".spark", t), pts));
     }
-    const firing = rows.filter((r) => r.state === "firing").length;
+    const firing = [...bySeries.keys()].filter((sid) => stateOf(sid) === "firing").length;
     $("#summary").textContent = `${bySeries.size} sensors on ${deviceInfo.size} devices` + (firing ? `, ${firing} firing` : "");
   }
   render();
   sparkReq.then((got) => { sparks = got; render(); document.body.dataset.sparklines = "yes"; });
   window.addEventListener("themechange", render);
 
-  on("event", (e) => {
+  const onEvent = (e) => {
     const known = bySeries.get(e.series);
+    if (known && known.ts > e.ts) return;
     bySeries.set(e.series, { ...known, ...e, state: known ? known.state : "ok" });
     if (!deviceInfo.has(e.device)) deviceInfo.set(e.device, { device: e.device, state: "unknown", sensors: [], labels: e.labels || {} });
     const d = deviceInfo.get(e.device);
@@ -189,8 +202,9 @@ async function overview() {
     $(".value", t).textContent = fmtValue(e.value);
     const age = $(".age", t); age.dataset.ts = e.ts; age.textContent = ago(e.ts);
     const c = charts.get(e.series);
-    if (c) { const [xs, ys] = c.data; c.setData([[...xs, e.ts], [...ys, e.value]]); }
-  });
+    if (c) { const [xs, ys] = c.data; if (e.ts > xs[xs.length - 1]) c.setData([[...xs, e.ts], [...ys, e.value]]); }
+  };
+  on("event", onEvent);
   on("status", (s) => {
     const d = deviceInfo.get(s.device) || { device: s.device, sensors: [], labels: {} };
     d.state = s.state;
@@ -199,15 +213,14 @@ async function overview() {
       if (card.dataset.device === s.device) { const b = $('[data-role="status"]', card); b.textContent = s.state; b.className = "badge " + s.state; }
     }
   });
-  const restate = (series) => {
-    const t = tiles.get(series);
-    if (!t) return;
-    const states = Object.values(alertsNow).filter((a) => a.series === series).map((a) => a.state);
-    const s = ["firing", "flapping", "pending"].find((x) => states.includes(x)) || "ok";
-    t.className = "tile " + s;
-  };
-  const alertsNow = {};
-  on("snapshot", (snap) => { snap.alerts.forEach((a) => { alertsNow[a.key] = a; restate(a.series); }); });
+  const restate = (series) => { const t = tiles.get(series); if (t) t.className = "tile " + stateOf(series); };
+  on("snapshot", (snap) => {
+    haveAlerts = true;
+    for (const k of Object.keys(alertsNow)) delete alertsNow[k];
+    snap.alerts.forEach((a) => { alertsNow[a.key] = a; });
+    tiles.forEach((_, sid) => restate(sid));
+    snap.latest.forEach(onEvent);
+  });
   on("alert", (a) => { alertsNow[a.key] = a; restate(a.series); });
   on("alert_cleared", (a) => { const old = alertsNow[a.key]; delete alertsNow[a.key]; if (old) restate(old.series); });
   setInterval(() => document.querySelectorAll(".age[data-ts]").forEach((n) => { n.textContent = ago(+n.dataset.ts); }), 5000);

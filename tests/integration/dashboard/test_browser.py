@@ -272,3 +272,23 @@ async def test_keyboard_reaches_a_sensor_and_silences_can_be_made_and_expired(
     await page.get_by_role("button", name="Expire").click()
     await page.wait_for_selector("text=No silences.", timeout=5000)
     await page.context.close()
+
+
+async def test_a_tile_takes_its_alert_colour_live_and_keeps_it(dashboard: Running, browser: Browser,
+                                                              mosquitto: Mosquitto) -> None:
+    page = await logged_in(browser, dashboard)
+    sel = tile("greenhouse/air/temperature")
+    assert "ok" in (await page.locator(sel).get_attribute("class") or "").split()
+    now = time.time()
+    state = {"id": "g1", "rule": "greenhouse-hot", "series": "greenhouse/air/temperature", "state": "firing",
+             "previous": "pending", "at": now, "severity": "critical", "since": now, "message": "hot"}
+    await publish(mosquitto, "vigil/alerts/greenhouse-hot/greenhouse/air/temperature", json.dumps(state))
+    await page.wait_for_function(f"() => document.querySelector('{sel}').classList.contains('firing')",
+                                 timeout=2000)
+    # A new device makes the overview draw itself again: the colour stays.
+    new = Event("shed", "t0", "temperature", 11.0, time.time(), "°C")
+    await publish(mosquitto, "vigil/events/shed/temperature", new.to_json())
+    await page.wait_for_selector('.device[data-device="shed"]')
+    assert "firing" in (await page.locator(sel).get_attribute("class") or "").split()
+    assert "1 firing" in (await page.locator("#summary").text_content() or "")
+    await page.context.close()
