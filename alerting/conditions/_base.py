@@ -32,8 +32,9 @@ class SeriesData:
 
     def add(self, ts: float, value: float, seen: float) -> None:
         """Record a sample; keep only what the longest window of the rules watching it needs."""
-        if self.ts is None or ts >= self.ts:
-            self.value, self.ts = value, ts
+        # the latest value is the latest received (the bridge publishes a series in order), so one
+        # reading with a wrong clock far in the future cannot freeze the series
+        self.value, self.ts = value, ts
         self.last_seen = seen if self.last_seen is None else max(self.last_seen, seen)
         if self.keep <= 0:
             return

@@ -15,7 +15,7 @@ from alerting.service import AlertService, parse_status
 from alerting.templates import MessageTemplate, TemplateProblem
 from vigil.config import VigilConfig
 
-from .helpers import T0, Recorder, engine, feed
+from .helpers import T0, Recorder, engine, ev, feed
 
 
 @pytest.mark.parametrize("source", [
@@ -131,3 +131,10 @@ async def test_the_service_timer_loop_fires_a_pending_alert_with_no_new_message(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_a_reading_from_a_clock_far_in_the_future_does_not_freeze_the_series() -> None:
+    e, _sink, clock = engine("rules: [{name: hot, above: 30}]")
+    e.on_event(ev(20.0, T0 + 10 * 365 * 86400))
+    assert [t.state.value for t in feed(e, clock, 35.0)] == ["firing"]
+    assert [t.state.value for t in feed(e, clock, 20.0)] == ["resolved"]
