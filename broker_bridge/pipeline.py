@@ -184,6 +184,11 @@ class Pipeline:
             raise ValueError(f"format {fmt} needs a source in bridge.sources (its options say where values are)")
         return cls(settings.model_copy(update={"sources": sources}), topics)
 
+    def forget(self, events: list[Event]) -> None:
+        """Forget these events in the duplicate memory (their batch was not acknowledged)."""
+        for event in events:
+            self._dedup.forget(event)
+
     def subscriptions(self) -> list[tuple[str, int]]:
         """The MQTT filters to subscribe to, with their QoS (without any ``$share/`` prefix)."""
         return [(r.filter, r.settings.qos) for r in self._routes]

@@ -10,6 +10,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# This machine is shared and noisy: a property test is about correctness, never about speed.
+hypothesis_settings.register_profile("vigil", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("vigil")
 
 from tests.services import RUNNING, Influxd, Mosquitto, VictoriaMetrics, child_pids
 

@@ -119,7 +119,10 @@ class Mosquitto(Service):
                 "max_inflight_messages 100\nmax_queued_messages 100000\n"
                 f"{self.extra_config}\n"
             )
-        conf.write_text(f"per_listener_settings false\nlistener {self.port} 127.0.0.1\n{body}")
+        # As root, Mosquitto drops to the "mosquitto" user, which cannot write this test's own
+        # directory: its persistence would silently fail. Stay root here.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        conf.write_text(f"per_listener_settings false\n{user}listener {self.port} 127.0.0.1\n{body}")
         return ["mosquitto", "-c", str(conf)]
 
     @property

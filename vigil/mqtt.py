@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 
 from .config import MqttSettings
 
-__all__ = ["Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack"]
+__all__ = ["Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack", "publish_all"]
 
 SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
 
@@ -59,7 +59,7 @@ def build_client(
     will: Optional[aiomqtt.Will] = None,
     receive_maximum: Optional[int] = None,
     inbox: Optional[Inbox] = None,
-    max_inflight: int = 1000,
+    max_inflight: int = 0,
 ) -> aiomqtt.Client:
     """An aiomqtt client for the configured broker (not yet connected)."""
     broker = settings.broker()
@@ -95,6 +95,8 @@ def build_client(
         tls_params=tls_params,
         tls_insecure=settings.tls_insecure if broker.tls else None,
         queue_type=inbox.queue_type if inbox else None,
+        # 0 = no limit in paho: with a limit, paho rescans every outgoing message on each PUBACK
+        # (O(n²) per batch); publish_all bounds what is in flight instead.
         max_inflight_messages=max_inflight,
         timeout=10,
         **kwargs,
@@ -112,6 +114,35 @@ def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
     if message.qos > 0:
         paho_client: paho.Client = client._client
         paho_client.ack(message.mid, message.qos)
+
+
+async def publish_all(client: aiomqtt.Client, messages: list[tuple[str, bytes]], *, qos: int = 1,
+                      window: int = 500, timeout: float = 30.0) -> None:
+    """Publish many messages and return once the broker acknowledged all of them.
+
+    aiomqtt's ``publish`` awaits each message alone and keeps its pending calls in a way that
+    costs O(n) per call, so a batch of hundreds costs O(n²); this hands them to paho in windows
+    and waits for the window's acknowledgements together. Raises MqttError when the connection
+    drops or the broker does not acknowledge within ``timeout``.
+    """
+    paho_client: paho.Client = client._client
+    loop = asyncio.get_running_loop()
+    for start in range(0, len(messages), window):
+        infos = [paho_client.publish(topic, payload, qos) for topic, payload in messages[start:start + window]]
+        if any(i.rc != paho.MQTT_ERR_SUCCESS for i in infos):
+            raise aiomqtt.MqttError(f"could not publish: {paho.error_string(infos[0].rc)}")
+        deadline = loop.time() + timeout
+        pending = 0
+        while pending < len(infos):
+            if infos[pending].is_published():
+                pending += 1
+                continue
+            if not paho_client.is_connected():
+                raise aiomqtt.MqttError("disconnected while waiting for the broker's acknowledgements")
+            if loop.time() > deadline:
+                raise aiomqtt.MqttError(f"the broker did not acknowledge {len(infos) - pending} messages "
+                                        f"within {timeout:.0f}s")
+            await asyncio.sleep(0.0005)
 
 
 def backoff_delay(attempt: int, cap: float = 60.0) -> float:
