@@ -50,7 +50,7 @@ class EdgeAgent:
                                   batch_interval=b.batch_interval, clock=self.clock)
         sensors = self._sensors or {s.name: build_sensor(s.kind, s.name, s.options, self.clock) for s in c.sensors}
         self.sampler = Sampler(c, sensors, self.queue, self.clock)
-        self.forwarder = Forwarder(self.queue, self.clock, b.max_inflight, b.drain_rate)
+        self.forwarder = Forwarder(self.queue, self.clock, b.max_inflight, b.drain_rate, b.live_first)
         self.link = MqttLink(c, self.forwarder, self.clock, self._stop, self.status, self._fingerprint,
                              lambda: discovery_messages(c), self.env)
         self._stop.clear()

@@ -80,6 +80,7 @@ class BufferConfig:
     batch_interval: float = 2.0
     drain_rate: float = 20.0
     max_inflight: int = 100
+    live_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -297,8 +298,9 @@ def _buffer(r: Reader) -> Optional[BufferConfig]:
     batch_interval = r.duration("batch_interval", 2.0, minimum=0.01) or 2.0
     drain_rate = r.number("drain_rate", 20.0, minimum=0.1, maximum=100_000) or 20.0
     max_inflight = r.integer("max_inflight", 100, minimum=1, maximum=60_000)
+    live_first = r.flag("live_first", False)
     r.finish()
-    return BufferConfig(path, max_readings, max_age, sync, batch_interval, drain_rate, max_inflight)
+    return BufferConfig(path, max_readings, max_age, sync, batch_interval, drain_rate, max_inflight, live_first)
 
 
 def _homeassistant(r: Reader) -> HomeAssistantConfig:

@@ -1,10 +1,13 @@
 """Sends queued readings to the broker and removes them when it acknowledges them.
 
-After a (re)connect, everything already queued is the backlog: it drains oldest first at
-``drain_rate`` readings a second, interleaved with live readings (taken since the connect),
-which go out at once, so that a long outage does not delay today's values behind yesterday's.
-Within each stream every sensor's readings keep their order. At most ``max_inflight``
-publishes wait for their PUBACK (paho's packet ids are 16-bit).
+After a (re)connect, everything already queued is the backlog; it drains oldest first at
+``drain_rate`` readings a second while sampling goes on. By default readings keep their order
+per sensor all the way (the new ones queue behind the backlog), because consumers such as the
+rule engine take the last reading received as the current value. With ``live_first`` the
+readings taken since the connect go out at once instead, interleaved with the backlog, so a
+long outage does not delay today's values behind yesterday's; each of the two streams keeps
+its order, and consumers must order by ``ts``. At most ``max_inflight`` publishes wait for
+their PUBACK (paho's packet ids are 16-bit).
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ PublishFn = Callable[[str, bytes], Optional[int]]
 class Forwarder:
     """The link's side of the queue: what to send next and what the broker has taken."""
 
-    def __init__(self, queue: ReadingQueue, clock: Clock, max_inflight: int = 100, drain_rate: float = 20.0) -> None:
+    def __init__(self, queue: ReadingQueue, clock: Clock, max_inflight: int = 100, drain_rate: float = 20.0,
+                 live_first: bool = False) -> None:
         self.queue = queue
         self.clock = clock
         self.max_inflight = max_inflight
         self.drain_rate = drain_rate
+        self.live_first = live_first
         self.inflight: dict[int, int] = {}  # message id -> queue row id
         self.sent = 0
         self.rejected = 0
@@ -83,28 +88,39 @@ class Forwarder:
         now = self.clock.monotonic()
         self._tokens = min(max(1.0, self.drain_rate), self._tokens + (now - self._last_refill) * self.drain_rate)
         self._last_refill = now
-        room = self.max_inflight - len(self.inflight)
         committed = self.queue.committed_id()
+        if not self.live_first and not self._backlog_done:
+            # In order: the backlog reaches up to the newest reading; live ones wait their turn.
+            return self._drain(committed, publish)
+        room = self.max_inflight - len(self.inflight)
         if room > 0 and committed > self._live_cursor:
             for item in self.queue.fetch(self._live_cursor, committed, room):
                 if not self._send(item, publish):
                     return sent
                 self._live_cursor = item.id
                 sent += 1
+        if not self._backlog_done:
+            sent += self._drain(self._live_mark, publish)
+        return sent
+
+    def _drain(self, up_to: int, publish: PublishFn) -> int:
+        """Send backlog rows up to ``up_to`` as the rate allows; notice when it is all sent."""
+        sent = 0
         room = min(self.max_inflight - len(self.inflight), int(self._tokens))
-        if room > 0 and not self._backlog_done:
-            batch = self.queue.fetch(self._backlog_cursor, self._live_mark, room)
-            if len(batch) < room:
-                self._backlog_done = True
-            for item in batch:
-                if not self._send(item, publish):
-                    self._backlog_done = False
-                    return sent
-                self._backlog_cursor = item.id
-                self._tokens -= 1
-                sent += 1
-            if self._backlog_done:
-                log.info("buffered readings sent")
+        if room <= 0:
+            return sent
+        batch = self.queue.fetch(self._backlog_cursor, up_to, room)
+        for item in batch:
+            if not self._send(item, publish):
+                return sent
+            self._backlog_cursor = item.id
+            self._tokens -= 1
+            sent += 1
+        if len(batch) < room:
+            self._backlog_done = True
+            if not self.live_first:
+                self._live_cursor = self._backlog_cursor
+            log.info("buffered readings sent")
         return sent
 
     def _send(self, item: QueuedReading, publish: PublishFn) -> bool:

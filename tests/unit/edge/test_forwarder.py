@@ -30,10 +30,33 @@ def put(q: ReadingQueue, sensor: str) -> None:
     q.put(sensor, f"vigil/readings/pi/{sensor}", 0.0, lambda seq: json.dumps({"seq": seq}).encode())
 
 
-def setup(max_inflight: int = 100, drain_rate: float = 10.0) -> tuple[ReadingQueue, Forwarder, Broker, ManualClock]:
+def setup(max_inflight: int = 100, drain_rate: float = 10.0,
+          live_first: bool = False) -> tuple[ReadingQueue, Forwarder, Broker, ManualClock]:
     clock = ManualClock()
     q = ReadingQueue(None, sync="always", clock=clock)
-    return q, Forwarder(q, clock, max_inflight, drain_rate), Broker(), clock
+    return q, Forwarder(q, clock, max_inflight, drain_rate, live_first), Broker(), clock
+
+
+def drain_with_live_readings(q: ReadingQueue, f: Forwarder, broker: Broker, clock: ManualClock) -> int:
+    """100 readings buffered, then one live reading a second until the backlog is sent; the seconds."""
+    for _ in range(100):
+        put(q, "a")
+    f.connected()
+    seconds = 0
+    while f.backlog_pending or f.inflight:
+        put(q, "a")
+        f.pump(broker.publish)
+        for mid, _, _ in list(broker.sent[-30:]):
+            f.acked(mid)
+        clock.advance(1)
+        seconds += 1
+        assert seconds < 30
+    f.pump(broker.publish)
+    for mid, _, _ in list(broker.sent[-30:]):
+        f.acked(mid)
+    f.flush_acks()
+    assert q.depth == 0 and not f.inflight
+    return seconds
 
 
 def test_a_reading_leaves_the_queue_only_when_acknowledged() -> None:
@@ -78,30 +101,24 @@ def test_in_flight_publishes_are_capped() -> None:
     q.close()
 
 
-def test_the_backlog_drains_at_a_bounded_rate_interleaved_with_live_readings() -> None:
+def test_by_default_the_backlog_drains_at_a_bounded_rate_and_every_reading_keeps_its_order() -> None:
     q, f, broker, clock = setup(drain_rate=10)
-    for _ in range(100):  # taken during an outage
-        put(q, "a")
-    f.connected()
-    seconds = 0
-    while f.backlog_pending or f.inflight:
-        put(q, "a")  # live, 1 Hz
-        f.pump(broker.publish)
-        for mid, _, _ in list(broker.sent[-20:]):
-            f.acked(mid)
-        clock.advance(1)
-        seconds += 1
-        assert seconds < 30
-    f.flush_acks()
-    assert q.depth == 0
+    seconds = drain_with_live_readings(q, f, broker, clock)
     seqs = [s[2] for s in broker.sent]
-    assert sorted(seqs) == list(range(seqs and max(seqs) + 1))  # every reading, once
+    assert seqs == list(range(len(seqs)))  # every reading, once, in order
+    assert 10 <= seconds <= 13  # 100 buffered + 1 a second, at 10 a second
+
+
+def test_live_first_sends_new_readings_at_once_interleaved_with_the_backlog() -> None:
+    q, f, broker, clock = setup(drain_rate=10, live_first=True)
+    seconds = drain_with_live_readings(q, f, broker, clock)
+    seqs = [s[2] for s in broker.sent]
+    assert sorted(seqs) == list(range(len(seqs)))  # every reading, once
     backlog = [s for s in seqs if s < 100]
     live = [s for s in seqs if s >= 100]
     assert backlog == sorted(backlog) and live == sorted(live)  # each stream in order
     assert seqs[0] == 100  # the first live reading went out right away, before the backlog
     assert 9 <= seconds <= 12  # 100 buffered readings at 10 a second
-    q.close()
 
 
 def test_a_refused_publish_stays_queued_and_rejections_are_counted() -> None:
