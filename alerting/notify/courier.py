@@ -73,7 +73,7 @@ class Courier:
         if not ready:
             return 0
         # one commit marks the whole batch 'sending': from here a crash leaves them in doubt
-        with self._state.transaction():
+        with self._state.transaction(durable=True):
             for d, _ in ready:
                 self._state.mark_sending(d.id)
         # a slow receiver holds only its own sends: planning and other receivers go on

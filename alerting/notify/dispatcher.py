@@ -23,7 +23,7 @@ from typing import Any, Optional, Union
 from alerting.clock import Clock
 from alerting.transition import AlertState, Transition
 
-from .config import Match, NotifyConfig
+from .config import Match, NotifyConfig, matches
 from .courier import Courier
 from .message import Item, Kind, render
 from .policy import ActiveSilence, alert_labels, group_key, mute_end, receivers_for, suppression
@@ -92,9 +92,13 @@ class Dispatcher:
         self._courier = Courier(self._state, sender, clock, self._wake.set, env=env, rng=rng,
                                 max_concurrent=max_concurrent)
         self._recovered = False
-        # reconcile walks every firing alert: only when something changed or a timer is due
-        self._dirty = True
+        # a full reconcile walks every firing alert: on start, after a reload or a silence, when a timer
+        # is due; an ingested transition or an acknowledgement reconciles only its own alert
+        self._full = True
+        self._touched: set[str] = set()
         self._reconcile_at = 0.0
+        # firing alerts that may inhibit others (match an inhibit source), by key: no scan per check
+        self._sources: dict[str, dict[str, str]] = {}
         self._prune_at = 0.0
         self._outbox_seq = 0  # the last outbox entry taken: polling it is one primary-key range query
         with self._state.transaction():
@@ -106,7 +110,7 @@ class Dispatcher:
         self._wake.set()
 
     def _changed(self) -> None:
-        self._dirty = True
+        self._full = True
         self._wake.set()
 
     def close(self) -> None:
@@ -130,7 +134,7 @@ class Dispatcher:
         """Stop repeats and escalation of alert ``key`` (``rule/series``) until it fires anew; False if unknown."""
         with self._state.transaction():
             found = self._state.acknowledge(key, by, comment, self._clock.now())
-        self._dirty = True
+        self._touched.add(key)
         if found:
             log.info("alert %s acknowledged by %s", key, by)
         return found
@@ -222,10 +226,14 @@ class Dispatcher:
             self._courier.recover(self._config.delivery, now)
             self._recovered = True
         self._ingest(now)
-        if self._dirty or now >= self._reconcile_at:
-            self._dirty = False
-            self._reconcile(now)
+        if self._full or now >= self._reconcile_at:
+            self._full = False
+            self._touched.clear()
+            self._reconcile(now, None)
             self._reconcile_at = self._next_timer(now)
+        elif self._touched:
+            keys, self._touched = self._touched, set()
+            self._reconcile(now, keys)
         self._flush(now)
 
     def _ingest(self, now: float) -> None:
@@ -240,7 +248,6 @@ class Dispatcher:
                         continue
                     self._apply(t, now)
                     self._state.outbox_done(seq)
-                    self._dirty = True
             self._outbox_seq = batch[-1][0]
         if now >= self._prune_at:
             with self._state.transaction():
@@ -249,24 +256,31 @@ class Dispatcher:
             self._prune_at = now + 3600.0
 
     def _apply(self, t: Transition, now: float) -> None:
+        self._touched.add(t.key)
+        labels = alert_labels(t)
+        if any(matches(rule.source, labels) for rule in self._config.inhibit):
+            # a possible inhibitor changed: alerts it held back (or now holds) are elsewhere
+            self._full = True
+            if t.state is AlertState.FIRING:
+                self._sources[t.key] = labels
+            else:
+                self._sources.pop(t.key, None)
         current = self._state.alert(t.key)
         if t.state is AlertState.FIRING:
             new = current is None or current.state != AlertState.FIRING.value
             self._state.put_alert(t, t.at if new or current is None else current.fired_at, new)
             if new:
                 self._state.clear_told(t.key)
-                if not receivers_for(self._config, alert_labels(t), t.notify):
+                if not receivers_for(self._config, labels, t.notify):
                     log.warning("alert %s fires but no receiver hears it: give the rule notify: or add a route",
                                 t.key[:300])
         elif t.state is AlertState.FLAPPING:
             self._state.put_alert(t, current.fired_at if current else t.at, new_episode=current is None)
             self._state.drop_pending(t.key, ("firing", "repeat", "escalation"))
-            labels = alert_labels(t)
             for receiver in receivers_for(self._config, labels, t.notify):
                 self._queue(receiver, labels, Item(Kind.FLAPPING, t, current.fired_at if current else t.at), now)
         elif current is not None:  # resolved, or back to ok / pending after firing or flapping
             self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "flapping"))
-            labels = alert_labels(t)
             for receiver in self._state.told(t.key):
                 self._queue(receiver, labels, Item(Kind.RESOLVED, t, current.fired_at), now)
             self._state.delete_alert(t.key)
@@ -284,15 +298,25 @@ class Dispatcher:
         steps = self._config.escalation
         return list(dict.fromkeys(r for i in row.escalated if i < len(steps) for r in steps[i].receivers))
 
-    def _reconcile(self, now: float) -> None:
-        rows = [r for r in self._state.alerts() if r.state == AlertState.FIRING.value]
+    def _reconcile(self, now: float, keys: Optional[set[str]]) -> None:
+        """Queue what firing alerts owe their receivers: all of them (``keys`` None) or those named."""
+        if keys is None:
+            rows = [r for r in self._state.alerts() if r.state == AlertState.FIRING.value]
+            self._sources = {r.key: alert_labels(r.transition) for r in rows
+                             if any(matches(i.source, alert_labels(r.transition)) for i in self._config.inhibit)}
+        else:
+            found = (self._state.alert(k) for k in sorted(keys))
+            rows = [r for r in found if r is not None and r.state == AlertState.FIRING.value]
         if not rows:
             return
         silences = self._state.silences(now)
-        firing = [alert_labels(r.transition) for r in rows]
+        firing = list(self._sources.values())
         repeat = self._config.grouping.repeat_interval
         with self._state.transaction():
-            for row, labels in zip(rows, firing):
+            for row in rows:
+                labels = alert_labels(row.transition)
+                if keys is not None:
+                    self._reconcile_at = min([self._reconcile_at, *self._timers(row, now)])
                 t = row.transition
                 routed = receivers_for(self._config, labels, t.notify)
                 if row.acked_by is None:
@@ -324,7 +348,7 @@ class Dispatcher:
         if not groups:
             return
         silences = self._state.silences(now)
-        firing = [alert_labels(r.transition) for r in self._state.alerts() if r.state == AlertState.FIRING.value]
+        firing = list(self._sources.values())
         with self._state.transaction():
             for receiver, gk in groups:
                 self._flush_group(receiver, gk, now, silences, firing)
@@ -359,6 +383,7 @@ class Dispatcher:
         for item in keep:
             if item.kind is not Kind.RESOLVED:
                 self._state.set_told(item.transition.key, receiver, now)
+                self._reconcile_at = min(self._reconcile_at, now + self._config.grouping.repeat_interval)
         self._state.set_last_sent(receiver, gk, now)
 
     def _next_due(self, now: float) -> float:
@@ -371,13 +396,8 @@ class Dispatcher:
     def _next_timer(self, now: float) -> float:
         """When reconcile must look again: a repeat, an escalation, a silence or a mute window changes."""
         candidates = [now + 60.0]  # and once a minute anyway, for what no timer covers (a changed time zone)
-        repeat = self._config.grouping.repeat_interval
         for row in self._state.alerts():
-            if row.state != AlertState.FIRING.value or row.acked_by is not None:
-                continue
-            candidates.extend(told + repeat for told in self._state.told(row.key).values())
-            candidates.extend(row.fired_at + s.after for i, s in enumerate(self._config.escalation)
-                              if i not in row.escalated)
+            candidates.extend(self._timers(row, now))
         for s in self._state.silences(now):
             candidates.append(s.ends if s.starts <= now else s.starts)
         for window in self._config.mute_windows:
@@ -386,6 +406,15 @@ class Dispatcher:
                 candidates.append(end)
         # a time already past is one that suppression holds back: its end is among the candidates
         return min(c for c in candidates if c > now)
+
+    def _timers(self, row: AlertRow, now: float) -> list[float]:
+        """When this alert is next owed something: a repeat or an escalation step (times after ``now``)."""
+        if row.state != AlertState.FIRING.value or row.acked_by is not None:
+            return []
+        repeat = self._config.grouping.repeat_interval
+        times = [told + repeat for told in self._state.told(row.key).values()]
+        times += [row.fired_at + s.after for i, s in enumerate(self._config.escalation) if i not in row.escalated]
+        return [t for t in times if t > now]
 
     async def _nap(self, seconds: float) -> None:
         if self._wake.is_set():

@@ -107,6 +107,8 @@ class NotifyState:
             return
         # the engine shares this file; WAL lets its commits and ours not wait on each other's readers
         conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL survives a process crash; only the 'sending' mark is forced to disk (transaction(durable=True))
+        conn.execute("PRAGMA synchronous = NORMAL")
         with self.transaction():
             Outbox(conn).create_tables()
             for statement in _SCHEMA.split(";"):
@@ -114,14 +116,21 @@ class NotifyState:
                     conn.execute(statement)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+    def transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; ``durable`` syncs the commit (and every one before it) to disk."""
+        if durable:
+            self.conn.execute("PRAGMA synchronous = FULL")
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        finally:
+            if durable:
+                self.conn.execute("PRAGMA synchronous = NORMAL")
 
     # outbox
     def outbox_batch(self, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
