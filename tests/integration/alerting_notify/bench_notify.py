@@ -3,6 +3,7 @@
 1. Latency from the engine's outbox commit (+ ``wake()``) to the JSON body arriving at a local HTTP
    receiver through real apprise, one alert at a time, p50 / p99.
 2. Throughput of planning (outbox -> messages) and of recording sends, with an in-memory sender.
+3. The cost of one new transition while thousands of alerts are already firing.
 """
 
 from __future__ import annotations
@@ -100,6 +101,36 @@ async def throughput(n: int = 5000) -> None:
           f"in {elapsed:.2f} s ({n / elapsed:.0f} messages/s)")
 
 
+async def per_alert(firing: int = 5000, n: int = 300) -> None:
+    """The cost of one new transition when ``firing`` alerts are already firing (it must not grow with them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "alerts.db"
+        engine = sqlite3.connect(str(state))
+        outbox = Outbox(engine)
+        outbox.create_tables()
+        for i in range(firing):
+            outbox.enqueue(_t(1_000_000 + i))
+        engine.commit()
+        config = NotifyConfig.model_validate({
+            "receivers": {"hook": ["json://127.0.0.1:9/hook"]}, "grouping": {"group_wait": "0s"},
+            "inhibit": [{"source": {"rule": "offline"}, "target": {"metric": "temperature"}, "equal": ["device"]}]})
+        dispatcher = Dispatcher(state, config, RecordingSender(), SystemClock())
+        await dispatcher.step()
+        samples = []
+        for i in range(n):
+            outbox.enqueue(_t(i))
+            engine.commit()
+            start = time.perf_counter()
+            await dispatcher.step()
+            samples.append((time.perf_counter() - start) * 1000)
+        dispatcher.close()
+        engine.close()
+    samples.sort()
+    print(f"one new alert with {firing} already firing (ingest, reconcile, flush, send, record; in-memory sender): "
+          f"p50 {statistics.median(samples):.2f} ms, p99 {samples[int(len(samples) * 0.99) - 1]:.2f} ms")
+
+
 if __name__ == "__main__":
     asyncio.run(latency())
     asyncio.run(throughput())
+    asyncio.run(per_alert())
