@@ -72,18 +72,32 @@ def make_pki(d: Path) -> None:
             "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
 
 
-def test_tls_with_a_ca_and_a_client_certificate(agents: Agents, tmp_path: Path) -> None:
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, Path]]:
     pki = tmp_path / "pki"
     pki.mkdir()
     make_pki(pki)
     broker = broker_with(tmp_path, f"allow_anonymous true\ncafile {pki}/ca.pem\ncertfile {pki}/server.pem\n"
                                    f"keyfile {pki}/server.key\nrequire_certificate true\n")
-    try:
-        url = f"mqtts://127.0.0.1:{broker.port}"
-        agent = agents.start(config(url, tmp_path, ca_file=str(pki / "ca.pem"), cert_file=str(pki / "client.pem"),
-                                    key_file=str(pki / "client.key")))
-        assert wait_until(lambda: agent.connected and agent.forwarder is not None and agent.forwarder.sent >= 3, 10)
-        agents.running.remove(agent)
-        agent.stop()
-    finally:
-        broker.stop()
+    yield broker, pki
+    broker.stop()
+
+
+def test_tls_with_a_ca_and_a_client_certificate(tls_broker: tuple[Mosquitto, Path], agents: Agents,
+                                                tmp_path: Path) -> None:
+    broker, pki = tls_broker
+    url = f"mqtts://127.0.0.1:{broker.port}"
+    agent = agents.start(config(url, tmp_path, ca_file=str(pki / "ca.pem"), cert_file=str(pki / "client.pem"),
+                                key_file=str(pki / "client.key")))
+    assert wait_until(lambda: agent.connected and agent.forwarder is not None and agent.forwarder.sent >= 3, 10)
+
+
+def test_a_broker_certificate_from_an_unknown_ca_is_one_clear_line(
+        tls_broker: tuple[Mosquitto, Path], agents: Agents, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    broker, _ = tls_broker
+    with caplog.at_level(logging.WARNING, logger="edge"):
+        agent = agents.start(config(f"mqtts://127.0.0.1:{broker.port}", tmp_path))  # the system's CAs only
+        time.sleep(2)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "CERTIFICATE_VERIFY_FAILED" in lines[0], lines
+    assert agent.failure is None and not agent.connected
