@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+import yaml
+
 from vigil._yaml import Positions, YamlError, load_yaml
 from vigil.topics import DEFAULT_ROOT, TopicError, Topics, validate_segment
 from vigil.urls import BrokerUrl, UrlError, parse_broker_url
@@ -182,6 +184,7 @@ def load_edge_file(path: str, overrides: Optional[Mapping[str, Any]] = None) -> 
                 from exc
         except UnicodeDecodeError as exc:
             raise EdgeConfigError([ConfigIssue(path, None, "", "the file is not UTF-8 text")]) from exc
+        _refuse_aliases(text, path)
         try:
             data, positions = load_yaml(text, path)
         except YamlError as exc:
@@ -196,6 +199,17 @@ def load_edge_file(path: str, overrides: Optional[Mapping[str, Any]] = None) -> 
         data = data["edge"] if data["edge"] is not None else {}
         prefix = ("edge",)
     return apply_overrides(data, positions, path or "command line", prefix, defaults, overrides or {})
+
+
+def _refuse_aliases(text: str, path: str) -> None:
+    """Aliases (``*name``) can expand a few lines into billions of nodes; an edge config needs none."""
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.AliasToken):
+                raise EdgeConfigError([ConfigIssue(path, token.start_mark.line + 1, "",
+                                                   "YAML aliases (*name) are not supported here; write the value out")])
+    except yaml.YAMLError:
+        return  # load_yaml reports it, with its line
 
 
 def apply_overrides(data: Any, positions: Positions, file: str, prefix: Path, defaults: dict[str, Any],

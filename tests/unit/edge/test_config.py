@@ -140,6 +140,18 @@ def test_vigil_config_check_reports_edge_mistakes_with_lines(tmp_path: Path) -> 
         [str(i) for i in info.value.issues]
 
 
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]")
+    bomb = tmp_path / "edge.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(EdgeConfigError) as info:
+        load_edge_file(str(bomb))
+    assert [str(i) for i in info.value.issues] == [
+        f"{bomb}:2: YAML aliases (*name) are not supported here; write the value out"]
+
+
 def test_sync_off_unquoted_is_off_not_a_boolean() -> None:
     assert parse("device: pi\nbuffer: {sync: off}\nsensors: [{name: a, type: simulated}]\n").buffer.sync == "off"
 
