@@ -18,7 +18,7 @@ from typing import Any, Optional
 import aiomqtt
 
 from alerting.clock import Clock, SystemClock
-from alerting.conditions import SeriesData
+from alerting.conditions import SeriesData, build_condition
 from alerting.engine import Engine, notifiable
 from alerting.index import CompiledRule, owns, parse_partition
 from alerting.notify.outbox import Outbox
@@ -268,6 +268,24 @@ class AlertService:
                     self._publish(self.engine.evaluate_series(c, data, now))
             await clock.sleep(TIMER_POLL)
 
+    async def seed_windows(self, store: Store, clock: Clock) -> None:
+        """After a start, fill the windows of rate/aggregate/anomaly rules from the store."""
+        now = clock.now()
+        seeded = 0
+        for data in list(self.engine.series.values()):
+            if data.keep <= 0 or data.metric == "status":
+                continue
+            key = SeriesKey(data.metric, data.device, data.sensor)
+            try:
+                points = await asyncio.to_thread(store.query, key, now - data.keep, now + 0.001)
+            except (StoreError, ValueError) as exc:
+                log.warning("cannot read history from the store to fill rule windows: %s", exc)
+                return
+            data.seed([(p.ts, p.value) for p in points])
+            seeded += 1
+        if seeded:
+            log.info("filled the rule windows of %d series from the store", seeded)
+
     async def mqtt(self, ready: Optional[asyncio.Event]) -> None:
         """Connect, subscribe, handle messages and publish states; reconnect with backoff."""
         settings = self.config.mqtt
@@ -301,7 +319,7 @@ class AlertService:
             except aiomqtt.MqttError as exc:
                 attempt += 1
                 delay = backoff_delay(attempt)
-                log.warning("broker connection lost (%s); retrying in %.1fs", exc, delay)
+                log.warning("no connection to the broker (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
 
     async def _sender(self, client: aiomqtt.Client) -> None:
@@ -349,7 +367,7 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
     outbox = Outbox(db.conn)
     outbox.create_tables()
     own_store = False
-    if store is None and any(r.spec.source == "store" for r in rules.rules):
+    if store is None and _wants_store(config, rules):
         store = open_store(config.store.store_url(), retention=config.store.retention)
         own_store = True
     try:
@@ -367,6 +385,8 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
             tg.create_task(service.flusher(clock), name="alerting-flush")
             if store is not None and engine.index.store_rules:
                 tg.create_task(service.store_rules(store, clock), name="alerting-store-rules")
+            if store is not None:
+                tg.create_task(service.seed_windows(store, clock), name="alerting-seed-windows")
             if dispatcher is not None:
                 tg.create_task(dispatcher.run(), name="alerting-dispatcher")
     finally:
@@ -379,6 +399,17 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
             db.close()
             if own_store and store is not None:
                 store.close()
+
+
+def _wants_store(config: VigilConfig, rules: RuleSet) -> bool:
+    """Store rules need the store; windowed rules use it to refill their windows after a restart."""
+    if any(r.spec.source == "store" for r in rules.rules):
+        return True
+    if not any(build_condition(r.spec).window > 0 for r in rules.rules):
+        return False
+    url = config.store.store_url()
+    # the embedded default store only if the bridge made it: never create an empty one here
+    return url.kind not in ("sqlite", "memory") or (url.kind == "sqlite" and Path(url.path).exists())
 
 
 def _load_rules(path: str) -> tuple[RuleSet, list[Any]]:

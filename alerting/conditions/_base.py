@@ -52,6 +52,18 @@ class SeriesData:
         while samples and samples[0][0] < horizon:
             samples.popleft()
 
+    def seed(self, points: list[tuple[float, float]]) -> None:
+        """Fill the window with stored history (after a restart); when last heard is left alone."""
+        if self.keep <= 0 or not points:
+            return
+        merged = sorted({*points, *(self.samples or ())})
+        if self.samples is None:
+            self.samples = deque(maxlen=MAX_SAMPLES)
+        self.samples.clear()
+        self.samples.extend(merged[-MAX_SAMPLES:])
+        if self.value is None:
+            self.ts, self.value = merged[-1]
+
     def window(self, start: float, end: float) -> list[tuple[float, float]]:
         """Samples with start < ts <= end."""
         return [s for s in (self.samples or ()) if start < s[0] <= end]

@@ -157,3 +157,31 @@ def test_nodata_after_restart_counts_from_the_last_reading_before_it(tmp_path: P
     fired = e2.tick()
     assert [(t.state.value, t.at) for t in fired] == [("firing", T0 + 600)]
     db2.close()
+
+
+async def test_windows_are_refilled_from_the_store_after_a_restart(tmp_path: Path) -> None:
+    from alerting.service import AlertService
+    from broker_bridge.stores import MemoryStore
+    from vigil.config import VigilConfig
+    from vigil.event import Event
+
+    path = tmp_path / "alerts.db"
+    clock = ManualClock(T0 - 700)
+    rules, _ = load_rules_text("rules: [{name: avg-warm, aggregate: {fn: avg, window: 10m, above: 5}}]", "t.yaml")
+    store = MemoryStore()
+    store.write([Event("freezer-1", "t0", "temperature", 8.0, T0 - 600 + 60 * i) for i in range(1, 10)])
+    db = StateDB(path)
+    e = Engine(rules, state=db, clock=clock)
+    feed(e, clock, 1.0)       # the series is known from before the restart
+    e.flush()
+    db.close()
+    clock.set(T0)
+    db2 = StateDB(path)
+    sink = Recorder()
+    e2 = Engine(rules, state=db2, sink=sink, clock=clock)
+    await AlertService(VigilConfig(), e2).seed_windows(store, clock)
+    clock.advance(1)
+    fired = feed(e2, clock, 0.0)  # alone it would average 0; with the history, (9*8 + 0) / 10
+    assert [t.state.value for t in fired] == ["firing"]
+    assert fired[0].value == 7.2
+    db2.close()
