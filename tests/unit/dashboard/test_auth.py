@@ -200,3 +200,15 @@ async def test_secrets_never_show_in_pages_or_api(harness: Harness) -> None:
     texts = [(await harness.client.get(p)).text for p in ["/", "/api/v1/rules", "/api/v1/metrics"]]
     for t in texts:
         assert INGEST_TOKEN not in t and "session-secret-for-tests" not in t
+
+
+def test_config_check_never_prints_dashboard_secrets(tmp_path: Path) -> None:
+    from vigil.config import dump_config
+
+    f = tmp_path / "vigil.yaml"
+    f.write_text("dashboard:\n  tokens: [{name: t, token: secret-token-1234567890}]\n"
+                 "  hmac_keys: [{id: k, secret: hmac-secret-1234567890}]\n  session_secret: sess-secret-xyz\n")
+    text = dump_config(load_config(f))
+    for secret in ("secret-token-1234567890", "hmac-secret-1234567890", "sess-secret-xyz"):
+        assert secret not in text
+    assert "token: '**********'" in text
