@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 DESCRIPTION = """\
 Work with alert rules before they go live.
@@ -21,7 +22,7 @@ examples:
   vigil rules check rules/
   vigil rules test rules/tests/freezer_test.yaml
   vigil rules backtest rules/ --store influxdb1://127.0.0.1:8086/vigil --from 2026-11-01 --to 2026-11-08
-  vigil rules backtest rules/freezer.yaml --store sqlite:///vigil-data/vigil.db --from -24h
+  vigil rules backtest rules/freezer.yaml --store sqlite:///vigil-data/vigil.db --from=-24h
 """
 
 EXIT_FAILED = 1
@@ -39,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bt.add_argument("path", metavar="PATH", help="a rules file or a folder of *.yaml files")
     bt.add_argument("--store", metavar="URL", required=True, help="the store to read history from")
     bt.add_argument("--from", dest="start", metavar="TIME", required=True,
-                    help="start: RFC 3339 (2026-11-01T00:00:00Z), a date, epoch seconds or -24h (ago)")
+                    help="start: RFC 3339 (2026-11-01T00:00:00Z), a date, epoch seconds, "
+                    "or --from=-24h (that long ago)")
     bt.add_argument("--to", dest="end", metavar="TIME", default="now", help="end (default: now)")
 
 
@@ -118,7 +120,7 @@ def _backtest(path: str, store_url: str, start_text: str, end_text: str) -> int:
     from alerting.rules import RulesError, load_rules_path
     from alerting.templates import _fmt_time
     from broker_bridge.stores import StoreError, open_store
-    from vigil.urls import UrlError, mask_url
+    from vigil.urls import UrlError, mask_url, parse_store_url
 
     now = time.time()
     try:
@@ -136,7 +138,12 @@ def _backtest(path: str, store_url: str, start_text: str, end_text: str) -> int:
             print(f"error: {issue}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        store = open_store(store_url)
+        parsed = parse_store_url(store_url)
+        if parsed.kind == "sqlite" and not Path(parsed.path).exists():
+            print(f"error: --store {store_url}: no such file (a backtest reads history; it creates no store)",
+                  file=sys.stderr)
+            return 2
+        store = open_store(parsed)
     except (UrlError, StoreError, ValueError) as exc:
         print(f"error: --store {mask_url(store_url)}: {exc}", file=sys.stderr)
         return 2

@@ -114,7 +114,7 @@ def test_check_yaml_syntax_error_and_missing_path(tmp_path: Path, capsys: pytest
 def test_rules_test_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "test", str(DATA / "freezer_test.yaml"))
     assert code == 0, out
-    assert "2 passed, 0 failed" in out
+    assert "3 passed, 0 failed" in out
 
 
 def test_rules_test_failure_prints_a_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,3 +153,29 @@ def test_rules_test_bad_file_is_an_error_with_a_line(tmp_path: Path, capsys: pyt
     code, _, err = run(capsys, "test", str(f))
     assert code == 3
     assert "missing.yaml: no such file or folder" in err
+
+
+def test_backtest_on_sqlite_history_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from broker_bridge.stores import open_store
+    from vigil.event import Event
+
+    db = tmp_path / "vigil.db"
+    store = open_store(f"sqlite:///{db}", retention=10 * 365 * 86400.0)
+    t0 = 1_700_000_000.0
+    store.write([Event("freezer-1", "t0", "temperature", v, t0 + 60 * i)
+                 for i, v in enumerate([-20.0] * 3 + [-10.0] * 10 + [-20.0] * 3)])
+    store.close()
+    rules = DATA / "freezer.yaml"
+    code, out, _ = run(capsys, "backtest", str(rules), "--store", f"sqlite:///{db}", "--from", "2023-11-14T22:13:20Z",
+                       "--to", str(t0 + 3600))
+    assert code == 0
+    assert "FIRING    freezer-warm freezer-1/t0/temperature: freezer-1 is at -10.0 °C since 2023-11-14 22:16:20 UTC" \
+        in out
+    assert "RESOLVED  freezer-warm freezer-1/t0/temperature" in out
+    assert "FIRING    freezer-silent freezer-1/t0/temperature" in out  # silent after the last point
+    assert out.splitlines()[-1] == "3 notifications would have gone out (2 firing)"
+    code, _, err = run(capsys, "backtest", str(rules), "--store", f"sqlite:///{tmp_path}/none.db", "--from=-1h")
+    assert code == 2 and "no such file" in err
+    assert not (tmp_path / "none.db").exists()
+    code, _, err = run(capsys, "backtest", str(rules), "--store", f"sqlite:///{db}", "--from", "yesterday")
+    assert code == 2 and "expected a time such as" in err
