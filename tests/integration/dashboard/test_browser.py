@@ -292,3 +292,28 @@ async def test_a_tile_takes_its_alert_colour_live_and_keeps_it(dashboard: Runnin
     assert "firing" in (await page.locator(sel).get_attribute("class") or "").split()
     assert "1 firing" in (await page.locator("#summary").text_content() or "")
     await page.context.close()
+
+
+async def test_alerts_are_marked_on_the_history_chart(dashboard: Running, browser: Browser,
+                                                      mosquitto: Mosquitto) -> None:
+    now = time.time()
+    state = {"id": "m1", "rule": "freezer-warm", "series": "freezer/t0/temperature", "state": "firing",
+             "previous": "pending", "at": now - 6 * 3600, "severity": "critical", "since": now - 6 * 3600,
+             "message": "warm"}
+    await publish(mosquitto, "vigil/alerts/freezer-warm/freezer/t0/temperature", json.dumps(state), retain=True)
+    page = await logged_in(browser, dashboard)
+    await page.goto(dashboard.base + "/sensor/freezer/t0/temperature")
+    await page.wait_for_selector("body[data-ready=yes]")
+    assert "freezer-warm" in (await page.locator("#series-alerts").text_content() or "")
+    # The firing colour (#c62828 in the light theme) appears on the canvas only as the alert's line.
+    red = await page.evaluate("""() => {
+      const c = document.querySelector('#chart canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      const near = (a, b) => Math.abs(a - b) < 12;
+      for (let i = 0; i < d.length; i += 4)
+        if (near(d[i], 198) && near(d[i + 1], 40) && near(d[i + 2], 40) && d[i + 3] > 200) n++;
+      return n;
+    }""")
+    assert red > 50, f"only {red} pixels in the firing colour"
+    await page.context.close()
