@@ -91,7 +91,7 @@ class EdgeAgent:
                                 "ts": round(self.clock.time(), 3)}
         if self.queue is not None and self.sampler is not None:
             body["interval"] = self.config.interval
-            body["sensors"] = [s.status() for s in self.sampler.states]
+            body["sensors"] = self.sampler.status()
             oldest = self.queue.oldest_ts()
             body["buffer"] = {
                 "depth": self.queue.depth, "dropped": self.queue.dropped,
@@ -107,8 +107,7 @@ class EdgeAgent:
 
     def _fingerprint(self) -> tuple[int, ...]:
         assert self.queue is not None and self.sampler is not None
-        errors = sum(sum(s.errors.values()) for s in self.sampler.states)
-        return (self.queue.dropped, errors)
+        return (self.queue.dropped, self.sampler.errors_total)
 
     def _sample_loop(self) -> None:
         assert self.sampler is not None and self.queue is not None

@@ -8,6 +8,7 @@ A read error is logged (once per streak), counted and reported; it is never a va
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
@@ -65,6 +66,14 @@ class Sampler:
         self.states = [
             SensorState(sc, sensors[sc.name], config.interval_of(sc), now) for sc in config.sensors
         ]
+        # The link thread reads the figures for the status message while this one updates them.
+        self._lock = threading.Lock()
+        self.errors_total = 0
+
+    def status(self) -> list[dict[str, object]]:
+        """Each sensor's figures for the status message."""
+        with self._lock:
+            return [s.status() for s in self.states]
 
     def tick(self) -> float:
         """Read every sensor that is due; return the seconds until the next one is."""
@@ -82,7 +91,9 @@ class Sampler:
         try:
             value = state.sensor.read()
         except SensorError as exc:
-            state.errors[exc.reason] += 1
+            with self._lock:
+                state.errors[exc.reason] += 1
+                self.errors_total += 1
             # One warning per streak of the same error; the count goes in the status message.
             level = logging.DEBUG if state.last_error == str(exc) else logging.WARNING
             log.log(level, "%s (%d errors so far)", exc, sum(state.errors.values()))
@@ -91,8 +102,9 @@ class Sampler:
         if state.last_error is not None:
             log.info("sensor %s: reads again (%g %s)", sc.name, value, sc.unit)
             state.last_error = None
-        state.readings += 1
-        state.last_value = value
+        with self._lock:
+            state.readings += 1
+            state.last_value = value
         now = self.clock.monotonic()
         if not self._should_publish(state, value, now):
             return
