@@ -28,7 +28,7 @@ from pydantic_core import PydanticUndefined
 from . import configtypes
 from .durations import format_duration
 
-__all__ = ["FALLBACK", "Key", "iter_keys", "main", "render"]
+__all__ = ["FALLBACK", "Key", "iter_keys", "main", "markdown_table", "render"]
 
 _NAMED_TYPES: list[tuple[Any, str]] = [
     (configtypes.Duration, "duration (`90s`, `5m`, `1h30m` or seconds)"),
@@ -296,7 +296,11 @@ def _default(field: FieldInfo, annotation: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a table cell: pipes escaped, and angle brackets outside `code` (else HTML tags)."""
+    parts = text.replace("|", "\\|").replace("\n", " ").split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
 
 
 def render() -> str:
@@ -315,13 +319,13 @@ def render() -> str:
             sections.setdefault(key.section, []).append(key)
     if top:
         out.append("## Top-level keys\n")
-        out.extend(_table([k for k in top if k.path != "edge"]))
+        out.extend(markdown_table([k for k in top if k.path != "edge"]))
     for name, keys in sections.items():
         head, rest = keys[0], keys[1:]
         out.append(f"## `{name}:`\n")
         if head.description:
             out.append(f"{head.description}\n")
-        out.extend(_table(rest))
+        out.extend(markdown_table(rest))
     if "edge" in VigilConfig.model_fields:
         out.append("## `edge:`\n")
         out.append("The edge agent's own section, read on the device by `vigil edge` and checked by "
@@ -329,7 +333,8 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _table(keys: list[Key]) -> list[str]:
+def markdown_table(keys: list[Key]) -> list[str]:
+    """The keys as the lines of a Markdown table."""
     rows = ["| key | type | default | description |", "|---|---|---|---|"]
     for k in keys:
         kind = "mapping" if k.type == "section" else _cell(k.type)

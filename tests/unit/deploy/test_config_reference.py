@@ -10,7 +10,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field
 
 from vigil.config import VigilConfig
-from vigil.config_reference import FALLBACK, iter_keys, render
+from vigil.config_reference import FALLBACK, iter_keys, markdown_table, render
 from vigil.configtypes import STRICT, Duration, Port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -67,6 +67,8 @@ class _Section(BaseModel):
     label: str = "x"
     """The label shown."""
     flag: bool = True  # turns it on
+    # Kept in <data_dir>/x.db, see `<root>/a`.
+    where: str = "x"
 
 
 class _Top(BaseModel):
@@ -78,7 +80,8 @@ class _Top(BaseModel):
 def test_keys_carry_type_default_and_description_from_the_model() -> None:
     keys = {k.path: k for k in iter_keys(_Top)}
     assert [*keys] == ["part", "part.wait", "part.port", "part.mode", "part.size", "part.items",
-                       "part.items[].name", "part.limits", "part.limits.<name>.name", "part.label", "part.flag"]
+                       "part.items[].name", "part.limits", "part.limits.<name>.name", "part.label", "part.flag",
+                       "part.where"]
     assert keys["part"].description == "A section for the test."
     assert (keys["part.wait"].type, keys["part.wait"].default, keys["part.wait"].description) == (
         "duration (`90s`, `5m`, `1h30m` or seconds)", "`1m30s`", "How long to wait.")
@@ -92,3 +95,9 @@ def test_keys_carry_type_default_and_description_from_the_model() -> None:
     assert (keys["part.limits"].type, keys["part.limits"].default) == ("mapping of string to mappings", "`{}`")
     assert keys["part.label"].description == "The label shown."
     assert (keys["part.flag"].default, keys["part.flag"].description) == ("`true`", "turns it on")
+
+
+def test_table_cells_keep_angle_brackets_visible_outside_code() -> None:
+    keys = {k.path: k for k in iter_keys(_Top)}
+    (row,) = [r for r in markdown_table([keys["part.where"]]) if r.startswith("| `part.where`")]
+    assert row.endswith("| Kept in &lt;data_dir&gt;/x.db, see `<root>/a`. |")
