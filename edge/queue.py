@@ -156,7 +156,7 @@ class ReadingQueue:
         return [QueuedReading(int(r[0]), r[1], int(r[2]), float(r[3]), r[4], bytes(r[5])) for r in rows]
 
     def remove(self, ids: list[int]) -> None:
-        """Forget readings the broker acknowledged (committed with the next group)."""
+        """Forget readings the broker acknowledged (committed with the next reading or group)."""
         if not ids:
             return
         with self._lock:
@@ -167,9 +167,10 @@ class ReadingQueue:
                     chunk = ids[start : start + 500]
                     marks = ",".join("?" * len(chunk))
                     removed += self._db.execute(f"DELETE FROM readings WHERE id IN ({marks})", chunk).rowcount
+                # Not committed here, even with sync: always: losing a removal in a crash only
+                # sends that reading again (the bridge drops it by its seq); the next reading's
+                # commit, or the group commit, carries it, and saves a write and an fsync.
                 self._depth -= removed
-                if self.sync == "always":
-                    self._commit()
             except sqlite3.Error as exc:
                 raise QueueError(self.path, f"cannot remove sent readings: {exc}") from exc
 
