@@ -90,8 +90,9 @@ def test_unit_runs_the_service_as_the_vigil_user_with_the_documented_files(servi
 
 def test_the_partitioned_template_gives_each_instance_its_share_client_id_and_state_file() -> None:
     text = (SYSTEMD / "vigil-alerting@.service").read_text()
-    command = " ".join(re.search(r"^ExecStart=((?:.*\\\n)*.*)$", text, flags=re.MULTILINE).group(1).split("\\\n"))
-    words = command.split()
+    match = re.search(r"^ExecStart=((?:.*\\\n)*.*)$", text, flags=re.MULTILINE)
+    assert match, "no ExecStart in vigil-alerting@.service"
+    words = " ".join(match.group(1).split("\\\n")).split()
     assert words[:4] == [INSTALLED_VIGIL, "alerting", "-c", "/etc/vigil/vigil.yaml"]
     assert words[words.index("--partition") + 1] == "%i/${VIGIL_ALERTING_INSTANCES}"
     assert words[words.index("--client-id") + 1] == "vigil-alerting-%i"
