@@ -44,6 +44,13 @@ class _Window:
             self.next = (self.next + 1) % size
 
 
+    def discard(self, item: int) -> None:
+        """Forget ``item`` (its slot keeps a value no reading has)."""
+        for i, value in enumerate(self.items):
+            if value == item:
+                self.items[i] = _INT64_MIN
+
+
 class _Recent:
     __slots__ = ("last_value", "seqs", "stamps")
 
@@ -96,3 +103,14 @@ class Deduplicator:
             recent.seqs.add(event.seq, self._per_series)
         recent.last_value = event.value
         return False
+
+    def forget(self, event: Event) -> None:
+        """Forget ``event``: it was never acknowledged, and its redelivery must not count as a duplicate."""
+        recent = self._series.get((event.device, event.sensor, event.metric))
+        if recent is None:
+            return
+        if recent.stamps is not None:
+            recent.stamps.discard(event.ts_us)
+        if recent.seqs is not None and event.seq is not None:
+            recent.seqs.discard(event.seq)
+        recent.last_value = None

@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("dashboard.cli", "serve the web dashboard and the HTTP API"),
     "config": ("vigil.config_cli", "check a vigil.yaml and print the effective configuration"),
     "rules": ("alerting.rules_cli", "check, unit-test and backtest alert rules"),
+    "notify": ("alerting.notify.cli", "try receivers, show notification delivery state"),
 }
 
 EPILOG = """\

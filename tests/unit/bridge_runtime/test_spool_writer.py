@@ -107,3 +107,14 @@ def test_spool_keeps_at_least_the_newest_batch(tmp_path: Path, bound: int) -> No
     spool.put([ev(9)])
     assert spool.events == 1 and spool.dropped == 5
     spool.close()
+
+
+def test_dedup_forgets_an_unacknowledged_batch() -> None:
+    from broker_bridge.dedup import Deduplicator
+
+    d = Deduplicator()
+    assert d.seen(ev(1)) is False
+    assert d.seen(ev(1)) is True  # a redelivery of an acknowledged message
+    d.forget(ev(1))  # its batch failed before the acknowledgement: the redelivery must go through
+    assert d.seen(ev(1)) is False
+    assert d.seen(ev(1)) is True
