@@ -130,9 +130,7 @@ class Engine:
 
     def evaluate_series(self, c: CompiledRule, data: SeriesData, at: float) -> list[Transition]:
         """Evaluate ``c`` on series data built from elsewhere (the store trigger)."""
-        known = self.series.get(data.id)
-        if known is None or known.last_seen is None or (data.last_seen or 0) >= known.last_seen:
-            self.series[data.id] = data
+        # the snapshot is used for this evaluation only: the live series (and its windows) stay as they are
         self._evaluate(c, data.id, at, data)
         return self._commit()
 
@@ -253,7 +251,8 @@ class Engine:
         if rec.state == FLAPPING and flap is not None and rec.changes:
             dues.append(rec.changes[-1] + flap.window)
         future = [d for d in dues if d is not None]
-        if future:
+        # a store rule's timers are its schedule: the next run evaluates pending and clearing times
+        if future and spec.source != "store":
             self._schedule(c.name, sid, max(min(future), at))
 
     def _step(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, holds: bool, at: float) -> None:

@@ -185,3 +185,31 @@ async def test_windows_are_refilled_from_the_store_after_a_restart(tmp_path: Pat
     assert [t.state.value for t in fired] == ["firing"]
     assert fired[0].value == 7.2
     db2.close()
+
+
+async def test_store_rule_pending_fires_on_a_later_run_at_its_due_time() -> None:
+    from alerting.service import store_snapshots
+    from broker_bridge.stores import MemoryStore
+    from vigil.event import Event
+
+    e, _sink, clock = engine("""
+    rules:
+      - {name: live-avg, aggregate: {fn: avg, window: 10m, above: 100}}
+      - name: stored-avg
+        source: store
+        every: 1m
+        aggregate: {fn: avg, window: 10m, above: 5}
+        for: 2m
+    """)
+    feed(e, clock, 1.0)  # a live series with its own window
+    store = MemoryStore()
+    store.write([Event("freezer-1", "t0", "temperature", 8.0, T0 - 60 * i) for i in range(1, 5)])
+    c = e.index.store_rules[0]
+    out = []
+    for _ in range(4):
+        for data in store_snapshots(store, c, clock.now(), (0, 1)):
+            out += e.evaluate_series(c, data, clock.now())
+        clock.advance(60)
+    assert [(t.state.value, t.at - T0) for t in out] == [("pending", 0.0), ("firing", 120.0)]
+    assert e.series["freezer-1/t0/temperature"].value == 1.0  # the live series was left alone
+    assert len(e.series["freezer-1/t0/temperature"].samples or ()) == 1
