@@ -217,6 +217,8 @@ class Engine:
 
     def _evaluate(self, c: CompiledRule, sid: str, at: float, data: Optional[SeriesData] = None) -> None:
         key = f"{c.name}/{sid}"
+        if data is None and c.rule.spec.source == "store":
+            return  # a store rule is evaluated only on its schedule, with what the store holds
         data = data or self.series.get(sid)
         if data is None:
             return
