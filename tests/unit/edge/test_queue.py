@@ -84,3 +84,17 @@ def test_an_unwritable_directory_is_a_queue_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(QueueError, match="cannot open"):
         ReadingQueue(str(blocker / "sub"))
+
+
+def test_a_removal_rides_on_the_next_commit_and_a_crash_before_it_only_resends(tmp_path: Path) -> None:
+    q = ReadingQueue(str(tmp_path), sync="always")
+    put(q)
+    q.remove([r.id for r in q.fetch(0, 10**9, 10)])
+    assert q.depth == 0
+    other = sqlite3.connect(tmp_path / "queue.db")
+    # A crash now: the acknowledged reading is still on disk and would be sent once more.
+    assert other.execute("SELECT seq FROM readings").fetchall() == [(0,)]
+    put(q)
+    assert other.execute("SELECT seq FROM readings").fetchall() == [(1,)]
+    other.close()
+    q.close()
