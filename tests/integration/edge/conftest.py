@@ -107,14 +107,16 @@ class Agents:
         self.running.append(agent)
         return agent
 
-    def spawn(self, config: dict[str, Any], *args: str, python: str = sys.executable,
+    def spawn(self, config: Optional[dict[str, Any]], *args: str, python: str = sys.executable,
               pythonpath: str = "") -> subprocess.Popen[bytes]:
-        """``vigil edge -c edge.yaml`` as its own process (for SIGKILL, or another Python)."""
+        """``vigil edge -c edge.yaml ARGS`` (or only ARGS) as its own process (for SIGKILL, another Python)."""
         path = self.tmp_path / f"edge-{len(self.procs)}.yaml"
         path.write_text(yaml.safe_dump(config))
+        if config is not None:
+            args = ("-c", str(path), *args)
         log = (self.tmp_path / f"edge-{len(self.procs)}.log").open("ab")
         paths = os.pathsep.join(p for p in (pythonpath, str(ROOT)) if p)
-        proc = subprocess.Popen([python, "-m", "vigil.cli", "edge", "-c", str(path), *args],
+        proc = subprocess.Popen([python, "-m", "vigil.cli", "edge", *args],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONPATH": paths})
         log.close()

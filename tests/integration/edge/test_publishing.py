@@ -41,6 +41,18 @@ def test_readings_arrive_on_their_topics_and_follow_the_schema(
     assert all(not m.retain for m in recorder.on(t0))
 
 
+def test_the_command_line_of_the_issue_works_as_written(
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path) -> None:
+    buffer = tmp_path / "var-lib-vigil-edge"
+    proc = agents.spawn(None, "--broker", f"mqtt://127.0.0.1:{mosquitto.port}", "--device", "pi-1",
+                        "--simulate", "t0", "--interval", "1", "--buffer", str(buffer))
+    assert recorder.wait(lambda: len(recorder.on("vigil/readings/pi-1/t0")) >= 2, 10), agents.log(0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert (buffer / "queue.db").exists()
+    assert "connected to mqtt://127.0.0.1" in agents.log(0)
+
+
 def test_birth_is_retained_with_details_and_a_clean_stop_says_offline(
         mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path) -> None:
     agent = agents.start(config(mosquitto, tmp_path, homeassistant=HomeAssistantConfig(True)))
