@@ -11,7 +11,7 @@ import paho
 import pytest
 import yaml
 
-from edge import BufferConfig, EdgeConfig, HomeAssistantConfig, MqttConfig, simulated_sensor
+from edge import BufferConfig, EdgeConfig, Fault, HomeAssistantConfig, MqttConfig, simulated_sensor
 from tests.integration.edge.conftest import Agents, Recorder, retained
 from tests.services import Mosquitto
 from vigil.reading import parse_reading, reading_schema
@@ -69,6 +69,24 @@ def test_birth_is_retained_with_details_and_a_clean_stop_says_offline(
     agents.running.remove(agent)
     last = retained(mosquitto, "vigil/status/pi-1")
     assert last is not None and last.json()["state"] == "offline"
+
+
+def test_read_errors_are_reported_in_the_status_and_never_published(
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path) -> None:
+    broken = simulated_sensor("broken", interval=0.1, faults=[Fault("dropout", at=0)])
+    config = EdgeConfig("pi-1", (simulated_sensor("t0", interval=0.2), broken), MqttConfig(mosquitto.url),
+                        BufferConfig(str(tmp_path / "q"), batch_interval=0.2))
+    agents.start(config)
+
+    def status_has_errors() -> bool:
+        msgs = recorder.on("vigil/status/pi-1")
+        return bool(msgs) and msgs[-1].json()["sensors"][1]["errors"] >= 5
+
+    assert recorder.wait(status_has_errors, 10)
+    sensor = recorder.on("vigil/status/pi-1")[-1].json()["sensors"][1]
+    assert sensor["name"] == "broken" and set(sensor["error_reasons"]) == {"dropout"}
+    assert "simulated dropout" in sensor["last_error"] and sensor["readings"] == 0
+    assert recorder.on("vigil/readings/pi-1/broken") == [] and recorder.on("vigil/readings/pi-1/t0")
 
 
 def test_the_last_will_is_seen_when_the_agent_is_killed(

@@ -66,6 +66,11 @@ def test_command_sensor_parses_output_and_reports_failures() -> None:
         assert words in str(info.value)
 
 
+def test_command_sensor_survives_a_flood_of_output() -> None:
+    flood = (sys.executable, "-c", "import sys; sys.stdout.write('21.5 ' + 'x' * 5_000_000)")
+    assert command.CommandSensor("c", command.Options(flood, 10.0)).read() == 21.5
+
+
 def test_simulated_series_is_believable_and_repeatable() -> None:
     clock = ManualClock()
     a = simulated.SimulatedSensor("t0", simulated.Options(base=4.0, amplitude=1.0, noise=0.05), clock)
