@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Sequence
@@ -156,6 +155,8 @@ class Reader:
 
     def finish(self) -> None:
         """Report every key that was not read as unknown, with a suggestion."""
+        import difflib  # only when there is a mistake to report
+
         for key in self.data:
             hint = difflib.get_close_matches(str(key), self.known, n=1)
             known = f"did you mean {hint[0]!r}?" if hint else f"known keys: {', '.join(sorted(self.known))}"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
-import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
@@ -31,6 +29,8 @@ class Options:
 
 def parse_options(r: Reader) -> Optional[Options]:
     """``command`` (a string split like a shell would, or a list), ``timeout``, ``scale``, ``pattern``."""
+    import shlex  # here, not at the top: a device without command sensors saves the memory
+
     raw = r.raw("command")
     argv: tuple[str, ...] = ()
     if isinstance(raw, str):
@@ -63,9 +63,13 @@ class CommandSensor(Sensor):
         self.options = options
 
     def describe(self) -> str:
+        import shlex
+
         return f"command {shlex.join(self.options.argv)}"
 
     def read(self) -> float:
+        import subprocess  # here, not at the top: a device without command sensors saves the memory
+
         argv = self.options.argv
         try:
             done = subprocess.run(argv, capture_output=True, timeout=self.options.timeout,
