@@ -208,6 +208,12 @@ class _Loader:
                     f"unknown receiver {unknown[0]!r} (known: {known})"))
         if self.issues:
             raise RulesError(self.issues)
+        if not notify.routes:
+            for rule in self.rules:
+                if not rule.spec.receivers:
+                    self.warnings.append(ConfigIssue(
+                        rule.file, rule.line, f"rule {rule.name!r}",
+                        "no notify: and no routes: its alerts are published on MQTT, but nobody is told"))
         return RuleSet(tuple(self.rules), notify, tuple(self.files)), self.warnings
 
 
@@ -278,6 +284,16 @@ def _never_warnings(spec: RuleSpec, pos: Positions, path: tuple[Union[str, int],
                                "fine if your devices send it, otherwise this rule never fires"))
     if not spec.enabled:
         out.append(ConfigIssue(file, line_of(pos, (*path, "enabled")), label, "disabled: this rule never fires"))
+    for i, sid in enumerate(spec.series or ()):
+        device, sensor, metric = sid.split("/")
+        m = spec.match
+        if not (fnmatch.fnmatchcase(device, m.device) and fnmatch.fnmatchcase(sensor, m.sensor)
+                and fnmatch.fnmatchcase(metric, m.metric)):
+            out.append(ConfigIssue(file, line_of(pos, (*path, "series", i)), f"{label}: series",
+                                   f"{sid!r} is not selected by match: it is never watched"))
+    if spec.series and spec.nodata is None:
+        out.append(ConfigIssue(file, line_of(pos, (*path, "series")), f"{label}: series",
+                               "series: declares series for nodata; this rule has no nodata condition"))
     reason = _contradiction(spec)
     if reason:
         out.append(ConfigIssue(file, line_of(pos, path), label, f"this rule can never fire: {reason}"))

@@ -79,8 +79,33 @@ def test_check_warns_about_rules_that_never_match_or_fire(tmp_path: Path,
     assert f"warning: {f}:5: rule 'contradiction': this rule can never fire: all: needs a value above 10.0 " \
         "and below 5.0 at once" in err
     assert f"warning: {f}:10: rule 'typo-metric': match.metric: 'temprature' matches none of the known" in err
-    assert "3 rules, 0 receivers, 3 warnings" in out
+    assert f"warning: {f}:2: rule 'slash-glob': no notify: and no routes: its alerts are published on MQTT, " \
+        "but nobody is told" in err
+    assert "3 rules, 0 receivers, 6 warnings" in out
     assert run(capsys, "check", "--strict", str(f))[0] == 1
+
+
+def test_check_warns_about_declared_series_that_are_never_watched(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "series.yaml", """
+    receivers: {ops: ["json://127.0.0.1:9/x"]}
+    rules:
+      - name: silent
+        match: {device: "freezer-*"}
+        nodata: 10m
+        notify: ops
+        series: [freezer-1/t0/temperature, oven/t0/temperature]
+      - name: hot
+        above: 30
+        notify: ops
+        series: [freezer-1/t0/temperature]
+    """)
+    code, out, err = run(capsys, "check", str(f))
+    assert code == 0
+    assert f"warning: {f}:7: rule 'silent': series: 'oven/t0/temperature' is not selected by match" in err
+    assert f"warning: {f}:11: rule 'hot': series: series: declares series for nodata; this rule has no nodata" \
+        in err
+    assert "2 rules, 1 receivers, 2 warnings" in out
 
 
 def test_check_folder_merges_files_and_checks_receivers(tmp_path: Path,
