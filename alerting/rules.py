@@ -163,6 +163,10 @@ class _Loader:
         if not isinstance(raw, dict):
             self.issues.append(ConfigIssue(file, line, label, "expected a mapping (name:, match:, above: ...)"))
             return
+        if isinstance(raw.get("name"), bool):
+            self.issues.append(ConfigIssue(file, line_of(pos, (*path, "name")), label,
+                                           "name: YAML reads this name as true/false; put it in quotes"))
+            return
         try:
             spec = RuleSpec.model_validate(raw)
         except ValidationError as exc:

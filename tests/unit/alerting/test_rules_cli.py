@@ -128,6 +128,13 @@ def test_check_folder_merges_files_and_checks_receivers(tmp_path: Path,
     assert f"{tmp_path}/b.yaml:2: rule 'two': notify: unknown receiver 'nobody' (known: ops)" in err
 
 
+def test_check_name_that_yaml_reads_as_a_boolean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "off.yaml", "rules:\n  - name: off\n    offline: true\n")
+    code, _, err = run(capsys, "check", str(f))
+    assert code == 3
+    assert f"error: {f}:2: rules[0]: name: YAML reads this name as true/false; put it in quotes" in err
+
+
 def test_check_yaml_syntax_error_and_missing_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = write(tmp_path, "broken.yaml", "rules:\n  - name: x\n    above: [1\n")
     code, _, err = run(capsys, "check", str(f))
