@@ -8,6 +8,7 @@ whether any notification was lost.
 
     .venv/bin/python bench/rules/latency.py
     .venv/bin/python bench/rules/latency.py --rate 2000 --seconds 30
+    .venv/bin/python bench/rules/latency.py --protocol 3.1.1      # the engine on MQTT 3.1.1
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--trigger-every", type=float, default=0.1, help="seconds between alerting events")
+    ap.add_argument("--protocol", default="5", choices=["5", "3.1.1"], help="the engine's MQTT version")
     args = ap.parse_args()
 
     # The receiver runs in its own process, so the publisher here cannot delay its clock readings.
@@ -62,11 +64,12 @@ rules:
     above: 100
     notify: bench
 """)
+    (tmp / "vigil.yaml").write_text(f'mqtt: {{url: "{broker.url}", protocol: "{args.protocol}"}}\n')
     log = (tmp / "engine.log").open("wb")
     prof = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    engine = subprocess.Popen([sys.executable, *prof, "-m", "vigil.cli", "alerting", "--broker", broker.url, "--rules",
-                               str(rules), "--state", str(tmp / "alerts.db")], stdout=log, stderr=subprocess.STDOUT,
-                              cwd=ROOT)
+    engine = subprocess.Popen([sys.executable, *prof, "-m", "vigil.cli", "alerting", "-c", str(tmp / "vigil.yaml"),
+                               "--rules", str(rules), "--state", str(tmp / "alerts.db")],
+                              stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         deadline = time.time() + 20
         while b"connected to the broker" not in (tmp / "engine.log").read_bytes():
@@ -88,6 +91,7 @@ rules:
         next_trigger = start
         k = i = 0
         cpu0 = _cpu(engine.pid)
+        load0 = os.getloadavg()[0]
         while i < total:
             now = time.time()
             due = min(total, int((now - start) * args.rate))
@@ -125,6 +129,8 @@ rules:
         lat = [(arrived[d] - t) * 1000 for d, t in sent.items() if d in arrived]
         if os.environ.get("BENCH_TRACE"):
             print("latencies in publish order (ms):", [round(x) for x in lat])
+        print(f"load average of this machine (1 min) before/after: {load0:.2f} / {os.getloadavg()[0]:.2f} "
+              "(other work on it shows up in the tail)")
         print(f"published {total} events in {took:.1f}s ({total / took:,.0f}/s), {len(sent)} of them alerting")
         print(f"notifications: {len(lat)} of {len(sent)} arrived ({len(sent) - len(lat)} lost)")
         if lat:
