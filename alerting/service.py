@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any, Optional
 
 import aiomqtt
 
 from alerting.clock import Clock, SystemClock
-from alerting.conditions import SeriesData, build_condition
+from alerting.delivery import make_dispatcher, warm_apprise
 from alerting.engine import Engine, notifiable
-from alerting.index import CompiledRule, owns, parse_partition
 from alerting.notify.outbox import Outbox
+from alerting.partition import parse_partition
 from alerting.rules import RulesError, RuleSet, load_rules_path
 from alerting.state import AlertRecord, StateDB
+from alerting.storetrigger import store_snapshots, wants_store
 from alerting.transition import Transition
 from broker_bridge.stores import Store, StoreError, open_store
 from vigil.config import VigilConfig
@@ -328,30 +328,6 @@ class AlertService:
             await client.publish(topic, payload, qos=1, retain=True)
 
 
-def store_snapshots(store: Store, c: CompiledRule, now: float, partition: tuple[int, int]) -> list[SeriesData]:
-    """The series a store rule watches, as SeriesData read from the store (runs in a thread)."""
-    spec = c.rule.spec
-    metric = spec.match.metric if not set("*?[") & set(spec.match.metric) else None
-    out = []
-    for latest in store.latest(metric=metric):
-        sid = latest.series.id
-        if not c.matches(latest.device, latest.sensor, latest.metric, dict(latest.labels)):
-            continue
-        if not owns(sid, partition):
-            continue
-        data = SeriesData(sid, latest.device, latest.sensor, latest.metric, latest.labels, latest.unit)
-        data.value, data.ts, data.last_seen = latest.value, latest.ts, latest.ts
-        if spec.aggregate is not None:
-            data.keep = spec.aggregate.window
-            points = store.query(SeriesKey(latest.metric, latest.device, latest.sensor),
-                                 now - spec.aggregate.window, now + 0.001)
-            for p in points:
-                data.add(p.ts, p.value, latest.ts)
-            data.last_seen = latest.ts
-        out.append(data)
-    return out
-
-
 async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Optional[Clock] = None,
                 ready: Optional[asyncio.Event] = None, rules_path: Optional[str] = None,
                 state_path: Optional[str] = None, sender: Any = None) -> None:
@@ -367,15 +343,15 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
     outbox = Outbox(db.conn)
     outbox.create_tables()
     own_store = False
-    if store is None and _wants_store(config, rules):
+    if store is None and wants_store(config, rules):
         store = open_store(config.store.store_url(), retention=config.store.retention)
         own_store = True
     try:
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
                         dashboard_url=config.dashboard.public_url)
-        dispatcher = _dispatcher(state_path, rules, clock, sender)
+        dispatcher = make_dispatcher(state_path, rules, clock, sender)
         if dispatcher is not None and sender is None:
-            await asyncio.to_thread(_warm_apprise)
+            await asyncio.to_thread(warm_apprise)
         service = AlertService(config, engine, rules_path=rules_path, dispatcher=dispatcher)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), rules_path,
                  state_path, len(engine.active()))
@@ -401,49 +377,8 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
                 store.close()
 
 
-def _wants_store(config: VigilConfig, rules: RuleSet) -> bool:
-    """Store rules need the store; windowed rules use it to refill their windows after a restart."""
-    if any(r.spec.source == "store" for r in rules.rules):
-        return True
-    if not any(build_condition(r.spec).window > 0 for r in rules.rules):
-        return False
-    url = config.store.store_url()
-    # the embedded default store only if the bridge made it: never create an empty one here
-    return url.kind not in ("sqlite", "memory") or (url.kind == "sqlite" and Path(url.path).exists())
-
-
 def _load_rules(path: str) -> tuple[RuleSet, list[Any]]:
     if not Path(path).exists():
         log.warning("no rules at %s yet: running with none (write them, then publish to the reload topic)", path)
         return RuleSet(), []
     return load_rules_path(path)
-
-
-def _warm_apprise() -> None:
-    """Load apprise's plugins now rather than on the first alert (a few hundred ms of its latency)."""
-    import apprise
-
-    apprise.Apprise().add("json://127.0.0.1/")
-
-
-def _dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any) -> Any:
-    """The notification Dispatcher (alerting.notify), or None when this install has none yet."""
-    try:
-        from alerting.notify.dispatcher import Dispatcher
-    except ImportError:
-        log.warning("alerting.notify.dispatcher is not available: alert states are published, nothing is sent")
-        return None
-    if sender is None:
-        from alerting.notify.apprise_sender import AppriseSender
-
-        sender = AppriseSender()
-    def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(state_path, check_same_thread=False)
-        # As for the engine's own connection: WAL with synchronous=NORMAL survives a process crash
-        # without an fsync per commit (several per notification: 5-100 ms each here); a power cut
-        # may lose the last commits, which delivery turns into a resend, never into a loss.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
-        return conn
-
-    return Dispatcher(connect, rules.notify, sender, clock)

@@ -188,7 +188,7 @@ async def test_windows_are_refilled_from_the_store_after_a_restart(tmp_path: Pat
 
 
 async def test_store_rule_pending_fires_on_a_later_run_at_its_due_time() -> None:
-    from alerting.service import store_snapshots
+    from alerting.storetrigger import store_snapshots
     from broker_bridge.stores import MemoryStore
     from vigil.event import Event
 
