@@ -63,6 +63,25 @@ def publish_backlog(broker: Mosquitto, n: int, devices: int, start_seq: int, wor
     return per * devices / (time.perf_counter() - started)
 
 
+PROTOCOL = "5"
+
+
+def _connect(c: mqtt.Client, broker: Mosquitto, persistent: bool) -> None:
+    if PROTOCOL == "5":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600 if persistent else 0
+        c.connect("127.0.0.1", broker.port, clean_start=not persistent, properties=props)
+    else:
+        c.connect("127.0.0.1", broker.port)
+
+
+def _client(client_id: str, persistent: bool) -> mqtt.Client:
+    if PROTOCOL == "5":
+        return mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                       clean_session=not persistent)
+
+
 def bare_subscriber(broker: Mosquitto, n: int, workdir: Path, devices: int) -> float:
     """A paho subscriber that only counts, draining a queued backlog; returns msgs/s."""
     got = [0]
@@ -77,11 +96,9 @@ def bare_subscriber(broker: Mosquitto, n: int, workdir: Path, devices: int) -> f
             done.set()
 
     def connect() -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bare", protocol=mqtt.MQTTv5)
+        c = _client("bare", True)
         c.on_message = on_message
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+        _connect(c, broker, True)
         return c
 
     c = connect()
@@ -104,8 +121,8 @@ def bare_subscriber(broker: Mosquitto, n: int, workdir: Path, devices: int) -> f
 
 def forget_session(broker: Mosquitto, client_id: str) -> None:
     """Connect once with a clean start and no expiry, so the broker stops queueing for that id."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    c.connect("127.0.0.1", broker.port, clean_start=True)
+    c = _client(client_id, False)
+    _connect(c, broker, False)
     c.loop_start()
     time.sleep(0.2)
     c.disconnect()
@@ -130,6 +147,9 @@ def start_bridges(k: int, broker: Mosquitto, store: str, workdir: Path, group: s
                 f"127.0.0.1:{port}", "--client-id", f"bench-{k}-{i}", "--data-dir", str(workdir / f"b{k}-{i}")]
         if group:
             argv += ["--shared-group", group]
+        conf = workdir / "vigil.yaml"
+        conf.write_text(f'mqtt:\n  protocol: "{PROTOCOL}"\n')
+        argv += ["-c", str(conf)]
         log = (workdir / f"bridge{i}.log").open("ab")
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         assert wait_until(lambda port=port: _up(port), 20), f"bridge {i} did not start"
@@ -195,7 +215,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--readings", type=int, default=20000)
     ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT version of bridge and subscriber")
     args = ap.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
     n = args.readings - args.readings % args.devices
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -207,7 +230,7 @@ def main() -> None:
         influxd.start()
         try:
             gen = publish_backlog(broker, n, args.devices, 0, work)  # nobody subscribed: generator alone
-            print(f"shipped queue settings: {', '.join(queue_lines)}")
+            print(f"MQTT {PROTOCOL}; shipped queue settings: {', '.join(queue_lines)}")
             print(f"load generator alone (mosquitto_pub x{args.devices}, QoS 1): {gen:,.0f} msg/s")
             bare = bare_subscriber(broker, n, work, args.devices)
             print(f"bare paho subscriber (counts only):         {bare:,.0f} msg/s")

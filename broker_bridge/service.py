@@ -142,7 +142,9 @@ class Bridge:
         for d in dead:
             self.metrics.refuse(d.reason)
         outgoing = [(d.topic(self.topics), d.to_json()) for d in dead]
-        outgoing += [(self.topics.events(e.device, e.metric), e.to_json()) for e in events]
+        # Names were validated by the pipeline; building the topic again per event would check them twice.
+        prefix = f"{self.topics.root}/events/"
+        outgoing += [(f"{prefix}{e.device}/{e.metric}", e.to_json()) for e in events]
         await publish_all(client, outgoing)
         self.metrics.inc("republished", len(events))
         for message in batch:
