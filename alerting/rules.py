@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from alerting.notify.config import NotifyConfig
@@ -27,6 +28,7 @@ from vigil.event import METRIC_UNITS
 __all__ = ["Rule", "RuleSet", "RulesError", "load_rules_path", "load_rules_text"]
 
 _RULE_FILE_SUFFIXES = (".yaml", ".yml")
+MAX_RULES_FILE_CHARS = 5_000_000
 
 
 class RulesError(ValueError):
@@ -92,6 +94,22 @@ def load_rules_path(path: Union[str, Path]) -> tuple[RuleSet, list[ConfigIssue]]
     return loader.finish()
 
 
+def refuse_hostile_yaml(text: str) -> Optional[tuple[Optional[int], str]]:
+    """(line, reason) when a rules text is too large or uses aliases (which can expand exponentially)."""
+    if len(text) > MAX_RULES_FILE_CHARS:
+        return None, f"the file is larger than {MAX_RULES_FILE_CHARS // 1_000_000} MB; split it into several files"
+    if "*" not in text:
+        return None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.AliasToken):
+                return (token.start_mark.line + 1,
+                        "YAML aliases (*name) are not accepted in rules files; write the value out")
+    except yaml.YAMLError:
+        return None  # load_yaml reports the syntax error with its line
+    return None
+
+
 class _Loader:
     """Collects rules and notification keys from several files, then checks them together."""
 
@@ -106,6 +124,10 @@ class _Loader:
 
     def add_text(self, text: str, file: str) -> _Loader:
         self.files.append(file)
+        refused = refuse_hostile_yaml(text)
+        if refused is not None:
+            self.issues.append(ConfigIssue(file, refused[0], "", refused[1]))
+            return self
         try:
             data, pos = load_yaml(text, file)
         except YamlError as exc:

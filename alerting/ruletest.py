@@ -32,7 +32,7 @@ from typing import Optional, Union
 from pydantic import BaseModel, Field, ValidationError
 
 from alerting.replay import Replay, Status
-from alerting.rules import Rule, RulesError, RuleSet, load_rules_path
+from alerting.rules import Rule, RulesError, RuleSet, load_rules_path, refuse_hostile_yaml
 from alerting.transition import AlertState
 from vigil._yaml import YamlError, load_yaml
 from vigil.config import ConfigIssue, describe_errors
@@ -149,7 +149,12 @@ def run_test_file(path: Union[str, Path]) -> TestReport:
     report = TestReport()
     p = Path(path)
     try:
-        data, pos = load_yaml(p.read_text("utf-8"), str(p))
+        text = p.read_text("utf-8")
+        refused = refuse_hostile_yaml(text)
+        if refused is not None:
+            report.issues.append(ConfigIssue(str(p), refused[0], "", refused[1]))
+            return report
+        data, pos = load_yaml(text, str(p))
     except (OSError, UnicodeDecodeError) as exc:
         report.issues.append(ConfigIssue(str(p), None, "", f"cannot read: {exc}"))
         return report

@@ -138,3 +138,18 @@ def test_a_reading_from_a_clock_far_in_the_future_does_not_freeze_the_series() -
     e.on_event(ev(20.0, T0 + 10 * 365 * 86400))
     assert [t.state.value for t in feed(e, clock, 35.0)] == ["firing"]
     assert [t.state.value for t in feed(e, clock, 20.0)] == ["resolved"]
+
+
+def test_rules_text_with_an_alias_bomb_or_too_large_is_refused_quickly() -> None:
+    bomb = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        bomb += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
+    with pytest.raises(RulesError) as info:
+        load_rules_text(bomb + "rules: []\n", "bomb.yaml")
+    assert str(info.value) == "bomb.yaml:2: YAML aliases (*name) are not accepted in rules files; write the value out"
+    with pytest.raises(RulesError, match=r"larger than 5 MB"):
+        load_rules_text("rules: []\n" + "#" * 5_000_001, "big.yaml")
+    with pytest.raises(RulesError, match=r"nested too deeply"):
+        load_rules_text("rules: " + "[" * 50_000 + "]" * 50_000, "deep.yaml")
+    rules, _ = load_rules_text('rules: [{name: x, match: {device: "freezer-*"}, above: 1}]', "ok.yaml")
+    assert rules.rules[0].spec.match.device == "freezer-*"
