@@ -318,8 +318,9 @@ class Engine:
         settle_at = rec.changes[-1] + flap.window if (flap is not None and rec.changes) else at
         rec.changes = []
         self._emit(c, rec, ctx, FIRING if rec.underlying == FIRING else RESOLVED, settle_at)
-        if rec.underlying != FIRING:
+        if rec.underlying == OK:
             rec.pending_since = None
+        if rec.underlying != FIRING:
             rec.acked_by = rec.ack_comment = None
 
     def _emit(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, state: AlertState, at: float) -> None:

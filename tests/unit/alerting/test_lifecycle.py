@@ -213,3 +213,22 @@ async def test_store_rule_pending_fires_on_a_later_run_at_its_due_time() -> None
     assert [(t.state.value, t.at - T0) for t in out] == [("pending", 0.0), ("firing", 120.0)]
     assert e.series["freezer-1/t0/temperature"].value == 1.0  # the live series was left alone
     assert len(e.series["freezer-1/t0/temperature"].samples or ()) == 1
+
+
+def test_an_alert_pending_when_flapping_settles_still_fires_after_its_for() -> None:
+    e, sink, clock = engine(HOT)
+    for _ in range(2):
+        feed(e, clock, 35.0)
+        clock.advance(60)
+        e.tick()
+        clock.advance(10)
+        feed(e, clock, 20.0)
+        clock.advance(10)
+    assert [t.state.value for t in sink.items] == ["firing", "resolved", "firing", "flapping"]
+    clock.set(T0 + 150 + 600 - 30)
+    feed(e, clock, 35.0)            # pending again, 30 s before the flapping settles
+    clock.advance(30)
+    assert [(t.previous.value, t.state.value) for t in e.tick()] == [("flapping", "resolved")]
+    clock.advance(30)
+    fired = e.tick()
+    assert [(t.state.value, t.at) for t in fired] == [("firing", T0 + 150 + 600 - 30 + 60)]
