@@ -1,0 +1,184 @@
+"""The whole chain as production runs it: `vigil edge` agents, Mosquitto, `vigil bridge`, influxd,
+`vigil alerting` and a local HTTP receiver for its apprise json:// notifications.
+
+The process wrappers come from the parts' own integration tests; this module only wires them together
+and adds what a fault test needs on top: a receiver that can go down, and the agents' own account of
+what they produced (their queue files).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from tests.integration.alerting.conftest import EngineProcess, Receiver
+from tests.integration.bridge.conftest import BridgeProcess
+from tests.integration.edge.conftest import Agents
+from tests.integration.edge.conftest import Recorder as PersistentRecorder
+from tests.services import Influxd, Mosquitto, wait_until
+
+__all__ = ["Chain", "Hook", "PersistentRecorder", "influx_counts", "rules_yaml", "wait_connected"]
+
+
+class Hook(Receiver):
+    """The notification receiver (apprise json://), which can be taken down and brought back on its port."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread.start()
+
+    def down(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def up(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.server.RequestHandlerClass)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="e2e-receiver", daemon=True)
+        self.thread.start()
+
+    def titles(self) -> Counter[str]:
+        return Counter(str(b.get("title", "")) for b in list(self.bodies))
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    h = Hook()
+    yield h
+    h.down()
+
+
+def rules_yaml(receiver_url: str, threshold: float = 30.0) -> str:
+    """One rule: a temperature above ``threshold`` fires, and is notified once per series."""
+    return f"""\
+receivers:
+  ops: ["{receiver_url}"]
+grouping: {{group_by: [rule, series], group_wait: 0s, group_interval: 1s}}
+delivery: {{retry_initial: 200ms, retry_max: 1s}}
+rules:
+  - name: too-warm
+    match: {{metric: temperature}}
+    above: {threshold}
+    clear_below: {threshold - 5}
+    severity: warning
+    notify: ops
+    message: "{{{{ device }}}} is at {{{{ value | round(1) }}}} °C"
+"""
+
+
+def firing(device: str, rule: str = "too-warm") -> str:
+    return f"[FIRING warning] {rule} {device}/t0/temperature"
+
+
+def influx_counts(influxd: Influxd, db: str, measurement: str = "temperature") -> dict[str, int]:
+    """Stored points per device (one sensor each)."""
+    res = influxd.query(f'SELECT count("value") FROM "{measurement}" GROUP BY "device"', db=db)
+    return {s["tags"]["device"]: int(s["values"][0][1]) for s in res["results"][0].get("series", [])}
+
+
+def wait_connected(engine: EngineProcess, times: int = 1, timeout: float = 30.0) -> None:
+    assert wait_until(lambda: engine.output().count("connected to the broker") >= times, timeout), \
+        engine.output()[-3000:]
+
+
+class Chain:
+    """Edge agents -> Mosquitto -> bridge -> influxd, and the rule engine -> the hook, all real processes."""
+
+    def __init__(self, tmp_path: Path, broker: Mosquitto, influxd: Influxd, db: str, hook: Hook,
+                 bridge_extra: Optional[list[str]] = None, rules: Optional[str] = None) -> None:
+        self.tmp_path = tmp_path
+        self.broker = broker
+        self.influxd = influxd
+        self.db = db
+        self.hook = hook
+        self.bridge = BridgeProcess(broker, influxd.url(db), tmp_path / "bridge", extra=bridge_extra)
+        rules_file = tmp_path / "rules.yaml"
+        rules_file.write_text(rules if rules is not None else rules_yaml(hook.url))
+        self.engine = EngineProcess(["alerting", "--broker", broker.url, "--rules", str(rules_file),
+                                     "--state", str(tmp_path / "alerts.db"), "--client-id", "vigil-alerting"],
+                                    tmp_path / "engine.log")
+        (tmp_path / "edge").mkdir(exist_ok=True)
+        self.agents = Agents(tmp_path / "edge")
+        self.edges: dict[str, dict[str, Any]] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        self.bridge.start()
+        self.engine.start()
+        wait_connected(self.engine)
+
+    def edge(self, device: str, base: float, interval: float = 0.2) -> None:
+        """Start `vigil edge` for ``device`` with one simulated sensor t0 near ``base`` °C."""
+        config = {
+            "device": device, "interval": interval,
+            "mqtt": {"url": self.broker.url, "reconnect_min": "0.2s", "reconnect_max": "2s"},
+            "buffer": {"path": str(self.tmp_path / "edge" / device)},
+            "sensors": [{"name": "t0", "type": "simulated", "base": base, "amplitude": 0.5, "noise": 0.05}],
+        }
+        self.edges[device] = config
+        self.procs[device] = self.agents.spawn(config)
+
+    def kill_edge(self, device: str) -> None:
+        proc = self.procs[device]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def restart_edge(self, device: str) -> None:
+        self.procs[device] = self.agents.spawn(self.edges[device])
+
+    def stop_edges(self) -> None:
+        """SIGTERM, as systemd stops the agent: it sends what is queued and says offline."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            proc.wait(20)
+
+    def produced(self, device: str) -> tuple[int, list[int]]:
+        """What the agent says it produced: (readings numbered 0..last, so last + 1; seqs still queued)."""
+        with sqlite3.connect(self.tmp_path / "edge" / device / "queue.db") as conn:
+            row = conn.execute("SELECT last FROM seq WHERE sensor='t0'").fetchone()
+            queued = [int(r[0]) for r in conn.execute("SELECT seq FROM readings WHERE sensor='t0'")]
+        conn.close()
+        return (int(row[0]) + 1 if row else 0), queued
+
+    def stored(self) -> dict[str, int]:
+        return influx_counts(self.influxd, self.db)
+
+    def close(self) -> None:
+        self.agents.close()
+        self.engine.stop()
+        self.bridge.stop()
+
+
+@pytest.fixture
+def event_seqs() -> Any:
+    """(device, seq) of every event a recorder saw, with how many times."""
+
+    def count(recorder: PersistentRecorder) -> Counter[tuple[str, int]]:
+        with recorder.lock:
+            msgs = list(recorder.messages)
+        out: Counter[tuple[str, int]] = Counter()
+        for m in msgs:
+            body = json.loads(m.payload)
+            if "seq" in body:
+                out[(body["device"], int(body["seq"]))] += 1
+        return out
+
+    return count
+
+
+def sleep(seconds: float) -> None:
+    """An outage's length: the fault tests hold a fault for real seconds, as the issue asks."""
+    time.sleep(seconds)

@@ -1,0 +1,251 @@
+"""The whole chain under steady load through every fault of issue 8, with the counts checked at the end.
+
+Agents at 5 readings a second each -> Mosquitto -> `vigil bridge` -> influxd, and `vigil alerting` ->
+a local HTTP receiver. Every reading an agent numbered must be stored exactly once, every alert that
+should fire notified exactly once, and none that should not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from broker_bridge.service import Bridge
+from broker_bridge.stores import open_store
+from edge import EdgeAgent
+from edge.config import load_edge_file
+from tests.integration.bridge.conftest import BridgeProcess, make_config, publish_many, reading
+from tests.integration.bridge.test_bridge import wait_for
+from tests.services import Influxd, Mosquitto, wait_until
+from vigil.event import SeriesKey
+
+from .conftest import Chain, Hook, PersistentRecorder, firing, sleep, wait_connected
+
+pytestmark = pytest.mark.integration
+
+OUTAGE = 20.0
+COLD = ["cold-1", "cold-2"]
+HOT = ["hot-1", "hot-2"]
+
+
+def _events_advanced(recorder: PersistentRecorder, seqs: Any, devices: list[str], past: dict[str, int]) -> bool:
+    seen = seqs(recorder)
+    return all(max((s for d, s in seen if d == dev), default=-1) > past.get(dev, -1) + 10 for dev in devices)
+
+
+def _latest(recorder: PersistentRecorder, seqs: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d, s in seqs(recorder):
+        out[d] = max(out.get(d, -1), s)
+    return out
+
+
+def _check_counts(chain: Chain, recorder: PersistentRecorder, seqs: Any, devices: list[str],
+                  alerts: list[str]) -> None:
+    """Agents stop cleanly; then every reading they numbered is stored once and each alert notified once."""
+    chain.stop_edges()
+    produced = {d: chain.produced(d) for d in devices}
+    assert all(not queued for _, queued in produced.values()), produced
+    expected = {d: n for d, (n, _) in produced.items()}
+    assert wait_until(lambda: chain.stored() == expected, 60), (chain.stored(), expected)
+    sleep(2)  # a late duplicate or a second notification would arrive now
+    assert chain.stored() == expected
+    seen = seqs(recorder)
+    for d, n in expected.items():
+        assert {s for dev, s in seen if dev == d} == set(range(n)), f"{d}: a seq is missing from the events"
+    assert chain.hook.titles() == Counter(firing(d) for d in alerts), chain.hook.bodies
+
+
+def _start(chain: Chain) -> list[str]:
+    chain.start()
+    for d in COLD:
+        chain.edge(d, base=4.0)
+    for d in HOT:
+        chain.edge(d, base=40.0)
+    assert wait_until(lambda: chain.hook.titles() == Counter(firing(d) for d in HOT), 30), chain.hook.bodies
+    return COLD + HOT
+
+
+def test_broker_stopped_for_20s_loses_nothing_and_repeats_no_alert(
+        tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: str, hook: Hook, event_seqs: Any) -> None:
+    chain = Chain(tmp_path, mosquitto, influxd, influx_db, hook)
+    recorder = PersistentRecorder(mosquitto, "vigil/events/#", client_id="e2e-events")
+    try:
+        devices = _start(chain)
+        mark = _latest(recorder, event_seqs)
+        mosquitto.stop()
+        sleep(OUTAGE)
+        mosquitto.start()
+        assert wait_until(lambda: _events_advanced(recorder, event_seqs, devices, mark), 60), \
+            (_latest(recorder, event_seqs), mark)
+        # The rule engine is still there, and still alerts: a new hot device fires once.
+        assert chain.engine.proc is not None and chain.engine.proc.poll() is None, \
+            "vigil alerting exited when the broker went away:\n" + chain.engine.output()[-2500:]
+        chain.edge("late-hot", base=45.0)
+        devices.append("late-hot")
+        assert wait_until(lambda: chain.hook.titles()[firing("late-hot")] == 1, 30), chain.engine.output()[-3000:]
+        _check_counts(chain, recorder, event_seqs, devices, [*HOT, "late-hot"])
+    finally:
+        recorder.close()
+        chain.close()
+
+
+def test_store_and_receiver_down_20s_then_each_process_killed_loses_nothing(
+        tmp_path: Path, mosquitto: Mosquitto, private_influxd: Influxd, hook: Hook, event_seqs: Any) -> None:
+    db = private_influxd.create_database("vigil")
+    chain = Chain(tmp_path, mosquitto, private_influxd, db, hook)
+    recorder = PersistentRecorder(mosquitto, "vigil/events/#", client_id="e2e-events")
+    try:
+        devices = _start(chain)
+
+        # influxd and the notification receiver are both down for 20 s, and a new alert fires meanwhile.
+        spooled_before = chain.bridge.metric("vigil_bridge_spooled_total") or 0
+        hook.down()
+        private_influxd.stop()
+        chain.edge("late-hot", base=45.0)
+        devices.append("late-hot")
+        sleep(OUTAGE)
+        private_influxd.start()
+        hook.up()
+        assert (chain.bridge.metric("vigil_bridge_spooled_total") or 0) > spooled_before
+        assert wait_until(lambda: chain.hook.titles()[firing("late-hot")] == 1, 30), chain.engine.output()[-3000:]
+        assert wait_until(lambda: chain.bridge.metric("vigil_bridge_spool_events") == 0, 60)
+
+        # SIGKILL and restart: the bridge, then the rule engine, then an agent.
+        mark = _latest(recorder, event_seqs)
+        chain.bridge.kill()
+        sleep(2)
+        chain.bridge.start()
+        chain.engine.kill()
+        sleep(2)
+        chain.engine.start()
+        wait_connected(chain.engine, times=2)
+        assert wait_until(lambda: _events_advanced(recorder, event_seqs, devices, mark), 60)
+        chain.kill_edge("hot-1")
+        sleep(1)
+        chain.restart_edge("hot-1")
+        mark = _latest(recorder, event_seqs)
+        assert wait_until(lambda: _events_advanced(recorder, event_seqs, devices, mark), 60)
+        _check_counts(chain, recorder, event_seqs, devices, [*HOT, "late-hot"])
+    finally:
+        recorder.close()
+        chain.close()
+
+
+def test_a_full_spool_drops_the_oldest_counts_them_and_loses_nothing_else(
+        tmp_path: Path, mosquitto: Mosquitto, private_influxd: Influxd) -> None:
+    """The spool's bound is a constructor argument only (no setting): the bridge runs in-process here."""
+    import asyncio
+
+    async def scenario() -> tuple[int, int, list[float]]:
+        db = private_influxd.create_database("vigil")
+        config = make_config(mosquitto, private_influxd.url(db), tmp_path)
+        t0 = time.time() - 1200
+        with open_store(private_influxd.url(db)) as store:
+            bridge = Bridge(config, store, spool_max_events=300)
+            ready = asyncio.Event()
+            task = asyncio.create_task(bridge.run(ready))
+            try:
+                await asyncio.wait_for(ready.wait(), 10)
+                await asyncio.to_thread(private_influxd.stop)
+                for batch in range(10):  # 1,000 readings in ten batches while the store is down
+                    await asyncio.to_thread(publish_many, mosquitto, [
+                        ("vigil/readings/dev/t0", reading(float(i % 30), t0 + i, seq=i))
+                        for i in range(batch * 100, batch * 100 + 100)])
+                    await asyncio.sleep(0.3)
+                assert await wait_for(lambda: bridge.metrics.counts["spooled"] == 1000, 30)
+                await asyncio.to_thread(private_influxd.start)
+                assert await wait_for(lambda: bridge.spool.events == 0 and not bridge.writer.spooling, 60)
+                dropped = bridge.metrics.counts["spool_dropped"]
+                rendered = bridge.metrics.render()
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            points = store.query(SeriesKey("temperature", "dev", "t0"), t0 - 1, t0 + 2000)
+        assert f"vigil_bridge_spool_dropped_total {dropped}" in rendered
+        return dropped, len(points), [p.ts - t0 for p in points]
+
+    dropped, stored, offsets = asyncio.run(scenario())
+    assert dropped > 0 and stored > 0
+    assert dropped + stored == 1000
+    # The oldest were dropped; the rest are the newest, without a gap.
+    assert [round(x) for x in offsets] == list(range(1000 - stored, 1000))
+
+
+class SkewedClock:
+    """The device's clock, ``offset`` seconds wrong."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@pytest.mark.parametrize("mode", ["refuse", "receive_time"])
+def test_an_agent_an_hour_wrong_is_refused_or_corrected_as_configured(
+        tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: str, mode: str) -> None:
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump(
+        {"bridge": {"implausible_ts": mode, "max_future": "5m", "max_age": "10m"}}))
+    bridge = BridgeProcess(mosquitto, influxd.url(influx_db), tmp_path / "bridge",
+                           extra=["-c", str(tmp_path / "vigil.yaml")])
+    dead = PersistentRecorder(mosquitto, "vigil/deadletter/#", client_id="e2e-dead")
+    agents = []
+    try:
+        bridge.start()
+        for device, offset in (("ahead", 3600.0), ("behind", -3600.0), ("right", 0.0)):
+            path = tmp_path / f"{device}.yaml"
+            path.write_text(yaml.safe_dump({
+                "device": device, "interval": 0.2, "mqtt": {"url": mosquitto.url},
+                "buffer": {"path": str(tmp_path / device)},
+                "sensors": [{"name": "t0", "type": "simulated", "base": 5.0}]}))
+            agent = EdgeAgent(load_edge_file(str(path)), clock=SkewedClock(offset))
+            agent.start()
+            agents.append(agent)
+        started = time.time()
+        sleep(3)
+        for agent in agents:
+            agent.stop()
+        ended = time.time()
+        produced = {a.config.device: a.queue.last_seq("t0") for a in agents if a.queue is not None}
+        assert all(v is not None and v >= 5 for v in produced.values()), produced
+        n = {d: int(v) + 1 for d, v in produced.items() if v is not None}
+        assert wait_until(lambda: (bridge.metric("vigil_bridge_received_total") or 0) >= sum(n.values()), 20)
+        sleep(0.5)
+        res = influxd.query('SELECT "value", "device" FROM "temperature"', db=influx_db)
+        rows = res["results"][0].get("series", [{}])[0].get("values", [])
+        by_device = Counter(r[2] for r in rows)
+        if mode == "refuse":
+            assert by_device == Counter({"right": n["right"]})
+            letters = [m.json() for m in dead.messages]
+            reasons = Counter(letter["reason"] for letter in letters)
+            assert reasons == Counter({"ts_future": n["ahead"], "ts_past": n["behind"]}), reasons
+            assert all("ahead of receive time" in letter["detail"] for letter in letters
+                       if letter["reason"] == "ts_future"), letters[:2]
+        else:
+            assert by_device == Counter(n)
+            assert not dead.messages
+            # Stored at the time the bridge received them, not an hour off.
+            times = [_epoch(r[0]) for r in rows]
+            assert all(started - 5 <= t <= ended + 5 for t in times), (started, ended, min(times), max(times))
+    finally:
+        for agent in agents:
+            agent.stop()
+        dead.close()
+        bridge.stop()
+
+
+def _epoch(rfc3339: str) -> float:
+    """influxd's RFC 3339 time (nanoseconds) as epoch seconds."""
+    whole, _, frac = rfc3339.rstrip("Z").partition(".")
+    start = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return start.timestamp() + float(f"0.{frac or 0}")
