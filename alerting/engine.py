@@ -144,14 +144,24 @@ class Engine:
         self._commit(force=True)
         return rec
 
-    def reload(self, rules: RuleSet) -> list[str]:
-        """Use new rules; alerts of rules that no longer exist are dropped. Returns their keys."""
+    def reload(self, rules: RuleSet) -> tuple[list[str], list[Transition]]:
+        """Use new rules; alerts of removed (or disabled) rules are dropped, a firing one resolved.
+
+        Returns the dropped alerts' keys and the transitions (resolves) this caused.
+        """
+        old_index = self.index
         self.ruleset = rules
         self.index = RuleIndex(rules)
         dropped = [k for k, rec in self.alerts.items() if rec.rule not in self.index.rules]
         for key in dropped:
             rec = self.alerts.pop(key)
             self.scratch.pop(key, None)
+            old = old_index.get(rec.rule)
+            data = self.series.get(rec.series)
+            if old is not None and data is not None and rec.state in (FIRING, FLAPPING):
+                # delivery would otherwise repeat it forever: tell people it is over
+                rec.underlying = OK
+                self._emit(old, rec, Ctx(self.clock.now(), data, self._lookup), RESOLVED, self.clock.now())
             rec.state, rec.underlying, rec.changes = OK, OK, []
             self._dirty_alerts[key] = rec
         self._heap.clear()
@@ -165,8 +175,7 @@ class Engine:
             c = self.index.get(rec.rule)
             if c is not None:
                 self._evaluate(c, rec.series, self.clock.now())
-        self._commit(force=True)
-        return dropped
+        return dropped, self._commit(force=True)
 
     def flush(self) -> None:
         """Persist when series were last heard (the service calls this every few seconds)."""

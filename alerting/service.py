@@ -179,7 +179,8 @@ class AlertService:
             return False
         for w in warnings:
             log.warning("%s", w)
-        dropped = self.engine.reload(rules)
+        dropped, transitions = self.engine.reload(rules)
+        self._publish(transitions)
         for key in dropped:
             rule, _, series = key.partition("/")
             self._enqueue(self._alert_topic(rule, series), b"")

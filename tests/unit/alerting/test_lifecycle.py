@@ -116,12 +116,14 @@ def test_acknowledge_marks_the_alert_and_resolve_clears_it() -> None:
 
 
 def test_reload_keeps_state_of_remaining_rules_and_drops_removed_ones() -> None:
-    e, _sink, clock = engine("rules: [{name: hot, above: 30}, {name: cold, below: 0}]")
+    e, sink, clock = engine("rules: [{name: hot, above: 30}, {name: cold, below: 0}]")
     feed(e, clock, 35.0)
     feed(e, clock, -5.0, device="d2")
     new, _ = load_rules_text("rules: [{name: hot, above: 30}]", "t.yaml")
-    dropped = e.reload(new)
+    dropped, resolved = e.reload(new)
     assert dropped == ["cold/d2/t0/temperature"]
+    assert [(t.rule, t.state.value) for t in resolved] == [("cold", "resolved")]
+    assert sink.states()[-1] == ("resolved", "d2/t0/temperature")
     assert e.alerts["hot/freezer-1/t0/temperature"].state == AlertState.FIRING
     assert feed(e, clock, 36.0) == []  # not notified again
 
