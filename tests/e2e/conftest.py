@@ -28,7 +28,8 @@ from tests.integration.edge.conftest import Agents
 from tests.integration.edge.conftest import Recorder as PersistentRecorder
 from tests.services import Influxd, Mosquitto, wait_until
 
-__all__ = ["Chain", "Hook", "PersistentRecorder", "influx_counts", "rules_yaml", "wait_connected"]
+__all__ = ["Chain", "Hook", "PersistentRecorder", "check_counts", "events_advanced", "firing", "influx_counts",
+           "latest", "rules_yaml", "sleep", "wait_connected"]
 
 
 class Hook(Receiver):
@@ -96,27 +97,39 @@ class Chain:
     """Edge agents -> Mosquitto -> bridge -> influxd, and the rule engine -> the hook, all real processes."""
 
     def __init__(self, tmp_path: Path, broker: Mosquitto, influxd: Influxd, db: str, hook: Hook,
-                 bridge_extra: Optional[list[str]] = None, rules: Optional[str] = None) -> None:
+                 bridge_extra: Optional[list[str]] = None, rules: Optional[str] = None,
+                 bridges: int = 1, engines: int = 1) -> None:
         self.tmp_path = tmp_path
         self.broker = broker
         self.influxd = influxd
         self.db = db
         self.hook = hook
-        self.bridge = BridgeProcess(broker, influxd.url(db), tmp_path / "bridge", extra=bridge_extra)
+        shared = ["--shared-group", "bridges"] if bridges > 1 else []
+        self.bridges = [BridgeProcess(broker, influxd.url(db), tmp_path / f"bridge-{i}", client_id=f"vigil-bridge-{i}",
+                                      extra=[*shared, *(bridge_extra or [])]) for i in range(bridges)]
+        self.bridge = self.bridges[0]
         rules_file = tmp_path / "rules.yaml"
         rules_file.write_text(rules if rules is not None else rules_yaml(hook.url))
-        self.engine = EngineProcess(["alerting", "--broker", broker.url, "--rules", str(rules_file),
-                                     "--state", str(tmp_path / "alerts.db"), "--client-id", "vigil-alerting"],
-                                    tmp_path / "engine.log")
+        self.engines = []
+        for i in range(engines):
+            partition = ["--partition", f"{i}/{engines}"] if engines > 1 else []
+            self.engines.append(EngineProcess(
+                ["alerting", "--broker", broker.url, "--rules", str(rules_file), "--state",
+                 str(tmp_path / f"alerts-{i}.db"), "--client-id", f"vigil-alerting-{i}", *partition],
+                tmp_path / f"engine-{i}.log"))
+        self.engine = self.engines[0]
         (tmp_path / "edge").mkdir(exist_ok=True)
         self.agents = Agents(tmp_path / "edge")
         self.edges: dict[str, dict[str, Any]] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
-        self.bridge.start()
-        self.engine.start()
-        wait_connected(self.engine)
+        for bridge in self.bridges:
+            bridge.start()
+        for engine in self.engines:
+            engine.start()
+        for engine in self.engines:
+            wait_connected(engine)
 
     def edge(self, device: str, base: float, interval: float = 0.2) -> None:
         """Start `vigil edge` for ``device`` with one simulated sensor t0 near ``base`` °C."""
@@ -158,8 +171,38 @@ class Chain:
 
     def close(self) -> None:
         self.agents.close()
-        self.engine.stop()
-        self.bridge.stop()
+        for engine in self.engines:
+            engine.stop()
+        for bridge in self.bridges:
+            bridge.stop()
+
+
+def events_advanced(recorder: PersistentRecorder, seqs: Any, devices: list[str], past: dict[str, int]) -> bool:
+    seen = seqs(recorder)
+    return all(max((s for d, s in seen if d == dev), default=-1) > past.get(dev, -1) + 10 for dev in devices)
+
+
+def latest(recorder: PersistentRecorder, seqs: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d, s in seqs(recorder):
+        out[d] = max(out.get(d, -1), s)
+    return out
+
+
+def check_counts(chain: Chain, recorder: PersistentRecorder, seqs: Any, devices: list[str],
+                  alerts: list[str]) -> None:
+    """Agents stop cleanly; then every reading they numbered is stored once and each alert notified once."""
+    chain.stop_edges()
+    produced = {d: chain.produced(d) for d in devices}
+    assert all(not queued for _, queued in produced.values()), produced
+    expected = {d: n for d, (n, _) in produced.items()}
+    assert wait_until(lambda: chain.stored() == expected, 60), (chain.stored(), expected)
+    sleep(2)  # a late duplicate or a second notification would arrive now
+    assert chain.stored() == expected
+    seen = seqs(recorder)
+    for d, n in expected.items():
+        assert {s for dev, s in seen if dev == d} == set(range(n)), f"{d}: a seq is missing from the events"
+    assert chain.hook.titles() == Counter(firing(d) for d in alerts), chain.hook.bodies
 
 
 @pytest.fixture

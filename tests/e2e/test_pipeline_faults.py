@@ -25,41 +25,23 @@ from tests.integration.bridge.test_bridge import wait_for
 from tests.services import Influxd, Mosquitto, wait_until
 from vigil.event import SeriesKey
 
-from .conftest import Chain, Hook, PersistentRecorder, firing, sleep, wait_connected
+from .conftest import (
+    Chain,
+    Hook,
+    PersistentRecorder,
+    check_counts,
+    events_advanced,
+    firing,
+    latest,
+    sleep,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.integration
 
 OUTAGE = 20.0
 COLD = ["cold-1", "cold-2"]
 HOT = ["hot-1", "hot-2"]
-
-
-def _events_advanced(recorder: PersistentRecorder, seqs: Any, devices: list[str], past: dict[str, int]) -> bool:
-    seen = seqs(recorder)
-    return all(max((s for d, s in seen if d == dev), default=-1) > past.get(dev, -1) + 10 for dev in devices)
-
-
-def _latest(recorder: PersistentRecorder, seqs: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for d, s in seqs(recorder):
-        out[d] = max(out.get(d, -1), s)
-    return out
-
-
-def _check_counts(chain: Chain, recorder: PersistentRecorder, seqs: Any, devices: list[str],
-                  alerts: list[str]) -> None:
-    """Agents stop cleanly; then every reading they numbered is stored once and each alert notified once."""
-    chain.stop_edges()
-    produced = {d: chain.produced(d) for d in devices}
-    assert all(not queued for _, queued in produced.values()), produced
-    expected = {d: n for d, (n, _) in produced.items()}
-    assert wait_until(lambda: chain.stored() == expected, 60), (chain.stored(), expected)
-    sleep(2)  # a late duplicate or a second notification would arrive now
-    assert chain.stored() == expected
-    seen = seqs(recorder)
-    for d, n in expected.items():
-        assert {s for dev, s in seen if dev == d} == set(range(n)), f"{d}: a seq is missing from the events"
-    assert chain.hook.titles() == Counter(firing(d) for d in alerts), chain.hook.bodies
 
 
 def _start(chain: Chain) -> list[str]:
@@ -78,19 +60,19 @@ def test_broker_stopped_for_20s_loses_nothing_and_repeats_no_alert(
     recorder = PersistentRecorder(mosquitto, "vigil/events/#", client_id="e2e-events")
     try:
         devices = _start(chain)
-        mark = _latest(recorder, event_seqs)
+        mark = latest(recorder, event_seqs)
         mosquitto.stop()
         sleep(OUTAGE)
         mosquitto.start()
-        assert wait_until(lambda: _events_advanced(recorder, event_seqs, devices, mark), 60), \
-            (_latest(recorder, event_seqs), mark)
+        assert wait_until(lambda: events_advanced(recorder, event_seqs, devices, mark), 60), \
+            (latest(recorder, event_seqs), mark)
         # The rule engine is still there, and still alerts: a new hot device fires once.
         assert chain.engine.proc is not None and chain.engine.proc.poll() is None, \
             "vigil alerting exited when the broker went away:\n" + chain.engine.output()[-2500:]
         chain.edge("late-hot", base=45.0)
         devices.append("late-hot")
         assert wait_until(lambda: chain.hook.titles()[firing("late-hot")] == 1, 30), chain.engine.output()[-3000:]
-        _check_counts(chain, recorder, event_seqs, devices, [*HOT, "late-hot"])
+        check_counts(chain, recorder, event_seqs, devices, [*HOT, "late-hot"])
     finally:
         recorder.close()
         chain.close()
@@ -118,7 +100,7 @@ def test_store_and_receiver_down_20s_then_each_process_killed_loses_nothing(
         assert wait_until(lambda: chain.bridge.metric("vigil_bridge_spool_events") == 0, 60)
 
         # SIGKILL and restart: the bridge, then the rule engine, then an agent.
-        mark = _latest(recorder, event_seqs)
+        mark = latest(recorder, event_seqs)
         chain.bridge.kill()
         sleep(2)
         chain.bridge.start()
@@ -126,13 +108,13 @@ def test_store_and_receiver_down_20s_then_each_process_killed_loses_nothing(
         sleep(2)
         chain.engine.start()
         wait_connected(chain.engine, times=2)
-        assert wait_until(lambda: _events_advanced(recorder, event_seqs, devices, mark), 60)
+        assert wait_until(lambda: events_advanced(recorder, event_seqs, devices, mark), 60)
         chain.kill_edge("hot-1")
         sleep(1)
         chain.restart_edge("hot-1")
-        mark = _latest(recorder, event_seqs)
-        assert wait_until(lambda: _events_advanced(recorder, event_seqs, devices, mark), 60)
-        _check_counts(chain, recorder, event_seqs, devices, [*HOT, "late-hot"])
+        mark = latest(recorder, event_seqs)
+        assert wait_until(lambda: events_advanced(recorder, event_seqs, devices, mark), 60)
+        check_counts(chain, recorder, event_seqs, devices, [*HOT, "late-hot"])
     finally:
         recorder.close()
         chain.close()
