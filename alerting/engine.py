@@ -12,6 +12,7 @@ Times are the engine clock's. A change caused by a timer (``for`` elapsed, silen
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import logging
@@ -75,9 +76,13 @@ class Engine:
         self._dirty_alerts: dict[str, AlertRecord] = {}
         self._dirty_series: set[str] = set()
         self._out: list[Transition] = []
+        #: alerts whose rule was gone at start (their retained MQTT states are to be cleared)
+        self.removed_on_start: list[str] = []
+        self.start_transitions: list[Transition] = []
         if state is not None:
             self._restore(state)
         self._declare()
+        self.start_transitions = self._commit(force=bool(self.removed_on_start))
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -397,6 +402,23 @@ class Engine:
                 rows.append((sid, d.device, d.sensor, d.metric, dict(d.labels), d.last_seen))
         return rows
 
+    def _forget_removed(self, rec: AlertRecord) -> None:
+        """An alert of a rule removed while the engine was down: resolve it if it fired, then drop it."""
+        self.removed_on_start.append(rec.key)
+        if rec.state in (FIRING, FLAPPING) and rec.last_transition:
+            try:
+                last = Transition.from_json(rec.last_transition)
+            except (ValueError, KeyError, TypeError):
+                last = None
+            if last is not None:
+                now = self.clock.now()
+                self._out.append(dataclasses.replace(
+                    last, id=transition_id(rec.rule, rec.series, RESOLVED, now), state=RESOLVED,
+                    previous=rec.state, at=now,
+                    message=f"{rec.rule}: the rule was removed; {rec.series} is no longer watched"))
+        rec.state, rec.underlying, rec.changes = OK, OK, []
+        self._dirty_alerts[rec.key] = rec
+
     def _restore(self, state: StateDB) -> None:
         for sid, device, sensor, metric, labels, last_seen in state.load_series():
             data = self._series_for(sid, device, sensor, metric, labels)
@@ -404,6 +426,7 @@ class Engine:
         for rec in state.load_alerts():
             c = self.index.get(rec.rule)
             if c is None:
+                self._forget_removed(rec)
                 continue
             self.alerts[rec.key] = rec
             if rec.series not in self.series:

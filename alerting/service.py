@@ -219,6 +219,13 @@ class AlertService:
 
     def republish_all(self) -> None:
         """Every known alert state again (on connect, so retained topics match the state file)."""
+        if self.engine.start_transitions:
+            self._publish(self.engine.start_transitions)
+            self.engine.start_transitions = []
+        for key in self.engine.removed_on_start:
+            rule, _, series = key.partition("/")
+            self._enqueue(self._alert_topic(rule, series), b"")
+        self.engine.removed_on_start = []
         for rec in self.engine.active():
             self._publish_record(rec)
 

@@ -234,3 +234,21 @@ def test_an_alert_pending_when_flapping_settles_still_fires_after_its_for() -> N
     clock.advance(30)
     fired = e.tick()
     assert [(t.state.value, t.at) for t in fired] == [("firing", T0 + 150 + 600 - 30 + 60)]
+
+
+def test_an_alert_whose_rule_was_removed_while_down_is_resolved_once(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.db"
+    clock = ManualClock(T0)
+    both, _ = load_rules_text("rules: [{name: hot, above: 30}, {name: cold, below: 0}]", "t.yaml")
+    db = StateDB(path)
+    e = Engine(both, state=db, clock=clock)
+    feed(e, clock, -5.0)
+    db.close()
+    only_hot, _ = load_rules_text("rules: [{name: hot, above: 30}]", "t.yaml")
+    for expected in ([("resolved", "cold: the rule was removed; freezer-1/t0/temperature is no longer watched")], []):
+        db = StateDB(path)
+        sink = Recorder()
+        e = Engine(only_hot, state=db, sink=sink, clock=clock)
+        assert [(t.state.value, t.message) for t in sink.items] == expected
+        assert e.alerts == {}
+        db.close()
