@@ -1,0 +1,238 @@
+"""Hypothesis over the input surfaces not fuzzed in their own tests (tests/unit/bridge/test_fuzz.py fuzzes
+the bridge's pipeline in-process): hostile topics and payloads through a running `vigil bridge` with
+good traffic around them; vigil.yaml and rules files; the dashboard's HTTP API as a real process.
+
+Each surface must refuse clearly (its own error type, a 4xx), never crash or hang, and the good
+traffic around the bad must arrive untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alerting.rules import RulesError, load_rules_text
+from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
+from tests.integration.deploy.procs import VIGIL, VigilProcess
+from tests.services import Influxd, Mosquitto, free_port, wait_until
+from vigil.config import ConfigError, load_config
+
+from .conftest import PersistentRecorder, influx_counts
+
+pytestmark = pytest.mark.integration
+
+FIXTURES_OK = settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+
+# Topic levels a publisher can really send: Mosquitto drops a PUBLISH whose topic holds NUL or control
+# characters (the bridge never sees it), and paho refuses wildcards in a topic it publishes.
+levels = st.one_of(
+    st.sampled_from(["", " ", "$x", "a b", "é", "Ω-freezer", "x=1,y=2", "\"q\"", "it's", "back\\slash", "..", "t0"]),
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cc", "Cs"], exclude_characters="+#/"), max_size=20),
+    st.text(st.sampled_from("ab"), min_size=200, max_size=300),
+)
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=8)),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+GOOD = {"value": -18.5, "unit": "°C", "seq": 1}
+
+
+@st.composite
+def bad_payloads(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
+        return draw(st.binary(max_size=200))
+    if kind == 1:
+        return json.dumps(draw(json_values), allow_nan=True).encode()
+    if kind == 2:  # a good reading with one field made hostile
+        body: dict[str, Any] = {**GOOD, "ts": time.time()}
+        body[draw(st.sampled_from(["value", "ts", "unit", "seq", "metric", "labels"]))] = draw(json_values)
+        return json.dumps(body, allow_nan=True).encode()
+    if kind == 3:
+        return draw(st.sampled_from([b"NaN", b"1e999", b'{"value": NaN}', b'{"value": Infinity, "ts": 1}',
+                                     b"\xff\xfe", b"[]" * 1000, b'{"value":' * 500, b"85", b"-127"]))
+    return b"x" * draw(st.integers(60_000, 80_000))  # over the bridge's max_payload_bytes
+
+
+@st.composite
+def readings_topics(draw: st.DrawFn) -> str:
+    shape = draw(st.integers(0, 3))
+    a, b = draw(levels), draw(levels)
+    return ["vigil/readings/{a}/{b}", "vigil/readings/{a}", "vigil/readings/{a}/{b}/extra", "vigil/readings/{a}/t0"][
+        shape].format(a=a, b=b)
+
+
+@pytest.fixture
+def live_bridge(mosquitto: Mosquitto, influxd: Influxd, influx_db: str, tmp_path: Path) -> Iterator[BridgeProcess]:
+    bridge = BridgeProcess(mosquitto, influxd.url(influx_db), tmp_path / "bridge")
+    bridge.start()
+    yield bridge
+    bridge.stop()
+
+
+def test_hostile_topics_and_payloads_through_a_running_bridge_leave_the_good_readings_untouched(
+        mosquitto: Mosquitto, influxd: Influxd, influx_db: str, live_bridge: BridgeProcess) -> None:
+    sent = {"messages": 0, "good": 0}
+    t0 = time.time() - 1000
+
+    @FIXTURES_OK
+    @given(st.lists(st.tuples(readings_topics(), bad_payloads()), min_size=1, max_size=8))
+    def each(bad: list[tuple[str, bytes]]) -> None:
+        good = []
+        for _ in range(2):
+            good.append(("vigil/readings/good/t0", reading(1.0, t0 + sent["good"] / 10, seq=sent["good"])))
+            sent["good"] += 1
+        publish_many(mosquitto, [good[0], *bad, good[1]])
+        sent["messages"] += len(bad) + 2
+
+    each()
+    assert wait_until(lambda: live_bridge.metric("vigil_bridge_received_total") == sent["messages"], 30), \
+        (live_bridge.metric("vigil_bridge_received_total"), sent)
+    assert wait_until(lambda: influx_counts(influxd, influx_db).get("good") == sent["good"], 20)
+    assert live_bridge.proc is not None and live_bridge.proc.poll() is None
+    assert "Traceback" not in live_bridge.log.read_text(errors="replace")
+
+
+YAML_SAMPLES = [
+    "mqtt: {url: 'mqtt://127.0.0.1:1883'}\nstore: {url: 'sqlite:///x.db'}\n",
+    "bridge:\n  sources:\n    - {name: t, format: tasmota, topic: 'tele/{device}/SENSOR'}\n",
+    "alerting: {rules: rules.yaml, partition: 0/2}\ndashboard: {listen: '127.0.0.1:8080'}\n",
+    "edge: {device: pi, sensors: [{name: t0, type: simulated}]}\n",
+    "a: &x [1, 2]\nb: *x\n",
+]
+RULE_SAMPLES = [
+    "rules:\n  - {name: hot, above: 30, for: 5m, notify: ops}\nreceivers: {ops: ['json://127.0.0.1/x']}\n",
+    "rules:\n  - name: r\n    rate: {window: 5m, above: 2}\n    message: '{{ device }} {{ value }}'\n",
+    "rules:\n  - {name: n, nodata: 10m, series: [a/b/temperature]}\n  - {name: o, offline: true}\n",
+    "rules:\n  - {name: a, aggregate: {fn: p95, window: 10m, above: 12}, source: store, every: 1m}\n",
+    "rules:\n  - {name: x, anomaly: {method: mad, window: 1h, threshold: 4}}\nsilences: []\n",
+]
+
+
+@st.composite
+def mutated_yaml(draw: st.DrawFn, samples: list[str]) -> str:
+    text = draw(st.sampled_from(samples))
+    for _ in range(draw(st.integers(1, 4))):
+        pos = draw(st.integers(0, len(text)))
+        op = draw(st.integers(0, 2))
+        if op == 0:
+            text = text[:pos] + text[pos + draw(st.integers(1, 5)):]
+        elif op == 1:
+            text = text[:pos] + draw(st.sampled_from(
+                [":", "-", "{", "}", "[", "]", "'", '"', "\t", "\n  ", "&a ", "*a", "!!python/object ", "%", "@",
+                 "1e999", ".nan", "~", "yes", "0x10", "{{", "}}", "{% for %}", "\\", "\x00", "é"])) + text[pos:]
+        else:
+            text = text[:pos] + draw(st.text(max_size=6)) + text[pos:]
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(mutated_yaml(YAML_SAMPLES), st.text(max_size=200),
+                 st.builds(lambda v: yaml.safe_dump(v), json_values)))
+def test_vigil_yaml_is_loaded_or_refused_with_config_error_only(text: str) -> None:
+    path = Path("/tmp") / f"vigil-e2e-fuzz-{free_port()}.yaml"
+    path.write_text(text, "utf-8", errors="surrogatepass")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert exc.issues and all(str(i) for i in exc.issues)
+    finally:
+        path.unlink()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(mutated_yaml(RULE_SAMPLES), st.text(max_size=200),
+                 st.builds(lambda v: yaml.safe_dump({"rules": [v]}), json_values)))
+def test_rules_are_loaded_or_refused_with_rules_error_only(text: str) -> None:
+    try:
+        load_rules_text(text, "fuzz.yaml")
+    except RulesError as exc:
+        assert "fuzz.yaml" in str(exc)
+
+
+INGEST = "fuzz-ingest-token-0123456789abcdef"
+READER = "fuzz-reader-token-0123456789abcdef"
+
+
+@pytest.fixture
+def dashboard(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({
+        "data_dir": str(tmp_path / "data"),
+        "mqtt": {"url": mosquitto.url},
+        "store": {"url": f"sqlite:///{tmp_path}/vigil.db"},
+        "dashboard": {"listen": f"127.0.0.1:{port}",
+                      "tokens": [{"name": "hook", "role": "ingest", "token": INGEST},
+                                 {"name": "reader", "role": "read-only", "token": READER}]},
+    }))
+    proc = VigilProcess([VIGIL, "dashboard", "-c", str(tmp_path / "vigil.yaml")], tmp_path / "dashboard.log",
+                        cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        assert wait_until(healthy, 30), proc.output()[-2000:]
+        yield base
+        assert "Traceback" not in proc.output(), proc.output()[-3000:]
+    finally:
+        proc.stop()
+
+
+params = st.dictionaries(
+    st.sampled_from(["device", "sensor", "metric", "range", "start", "end", "bucket", "points", "aggregate",
+                     "format", "topic", "state", "rule", "series", "severity"]),
+    st.one_of(st.text(max_size=30), st.sampled_from(["-1", "0", "1e309", "nan", "inf", "99999999999999999999",
+                                                     "2026-13-45T99:99:99Z", "1h", "-7d", "$x", "a/b", "+", "#"])),
+    max_size=6,
+)
+
+
+def test_the_http_api_never_answers_500_and_good_ingest_still_arrives(
+        mosquitto: Mosquitto, dashboard: str) -> None:
+    readings = PersistentRecorder(mosquitto, "vigil/readings/#", client_id="e2e-fuzz-readings")
+    good = {"n": 0}
+    try:
+        with httpx.Client(base_url=dashboard, timeout=15) as http:
+
+            @FIXTURES_OK
+            @given(st.one_of(bad_payloads(), st.builds(lambda v: json.dumps([v] * 3).encode(), json_values)),
+                   params, st.sampled_from(["/api/v1/history", "/api/v1/latest", "/api/v1/sparklines",
+                                            "/api/v1/devices", "/api/v1/alerts"]), params)
+            def each(body: bytes, ingest_q: dict[str, str], path: str, read_q: dict[str, str]) -> None:
+                r = http.post("/api/v1/readings", params=ingest_q, content=body,
+                              headers={"Authorization": f"Bearer {INGEST}", "Content-Type": "application/json"})
+                assert r.status_code < 500, (r.status_code, r.text[:300], ingest_q, body[:200])
+                r = http.get(path, params=read_q, headers={"Authorization": f"Bearer {READER}"})
+                assert r.status_code < 500, (path, read_q, r.status_code, r.text[:300])
+                ok = http.post("/api/v1/readings", params={"device": "good", "sensor": "t0"},
+                               json={**GOOD, "ts": time.time(), "seq": good["n"]},
+                               headers={"Authorization": f"Bearer {INGEST}"})
+                assert ok.status_code == 202, ok.text
+                good["n"] += 1
+
+            each()
+        assert wait_until(lambda: len(readings.on("vigil/readings/good/t0")) == good["n"], 10)
+        got = sorted(m.json()["seq"] for m in readings.on("vigil/readings/good/t0"))
+        assert got == list(range(good["n"]))
+        # Whatever the API let through is a finite number on a readings topic.
+        for m in readings.messages:
+            value = m.json()["value"]
+            assert isinstance(value, (int, float)) and math.isfinite(value), m
+    finally:
+        readings.close()
