@@ -72,6 +72,7 @@ class AlertService:
         self.outgoing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
         self.rejected = 0
         self.silences: dict[str, str] = {}  # MQTT silence id -> the dispatcher's id
+        self.client: Optional[aiomqtt.Client] = None
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -313,8 +314,8 @@ class AlertService:
                     log.info("connected to the broker; watching %s", self.topics.all_events)
                     if ready is not None:
                         ready.set()
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._sender(client), name="alerting-publish")
+                    self.client = client
+                    try:
                         async for first in client.messages:
                             # what is already waiting is handled in one go, then delivery and timers
                             # get their turn (a queue that is never empty would never make us wait)
@@ -324,16 +325,29 @@ class AlertService:
                                 self.handle(message.topic.value, payload)
                                 ack(client, message)
                             await asyncio.sleep(0)
+                    finally:
+                        self.client = None
             except aiomqtt.MqttError as exc:
                 attempt += 1
                 delay = backoff_delay(attempt)
                 log.warning("no connection to the broker (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _sender(self, client: aiomqtt.Client) -> None:
+    async def publisher(self) -> None:
+        """Publish alert states (retained), in order; while the broker is away they wait."""
         while True:
             topic, payload = await self.outgoing.get()
-            await client.publish(topic, payload, qos=1, retain=True)
+            while True:
+                client = self.client
+                if client is None:
+                    await asyncio.sleep(0.2)
+                    continue
+                try:
+                    await client.publish(topic, payload, qos=1, retain=True)
+                    break
+                except aiomqtt.MqttError as exc:
+                    log.warning("could not publish the state on %s (%s); trying again", topic, exc)
+                    await asyncio.sleep(0.5)
 
 
 async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Optional[Clock] = None,
@@ -365,6 +379,7 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
                  state_path, len(engine.active()))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(service.mqtt(ready), name="alerting-mqtt")
+            tg.create_task(service.publisher(), name="alerting-publish")
             tg.create_task(service.timers(clock), name="alerting-timers")
             tg.create_task(service.flusher(clock), name="alerting-flush")
             if store is not None and engine.index.store_rules:

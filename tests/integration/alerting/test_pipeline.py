@@ -188,3 +188,31 @@ rules:
         await until(lambda: len(receiver.bodies) >= 3, what="the resolve")
         assert receiver.bodies[2]["title"] == "[RESOLVED critical] device-offline freezer-1/device/status"
         assert receiver.bodies[2]["message"].startswith("freezer-1 is gone")
+
+
+async def test_engine_reconnects_after_the_broker_restarts(
+        tmp_path: Path, mosquitto: Any, receiver: Receiver) -> None:
+    rules = f"""
+receivers:
+  ops: ["{receiver.url}"]
+grouping: {{group_by: [device], group_wait: 0s, group_interval: 1s}}
+rules:
+  - {{name: hot, above: 30, notify: ops, message: "{{{{ device }}}} at {{{{ value }}}}"}}
+"""
+    async with running(tmp_path, mosquitto.url, rules):
+        await asyncio.to_thread(mosquitto.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(mosquitto.start)
+        probe = await asyncio.to_thread(MqttProbe, mosquitto.port)
+        try:
+            await asyncio.sleep(0.5)
+            for _ in range(40):  # until the engine is back: the event waits in its persistent session anyway
+                await asyncio.to_thread(probe.event, "oven", 250.0)
+                if receiver.bodies:
+                    break
+                await asyncio.sleep(0.5)
+            await until(lambda: receiver.bodies, timeout=30, what="a notification after the broker restart")
+            assert receiver.bodies[0]["title"] == "[FIRING warning] hot oven/t0/temperature"
+            await until(lambda: "firing" in probe.states("hot/oven/t0/temperature"), what="the retained state")
+        finally:
+            await asyncio.to_thread(probe.close)
