@@ -190,12 +190,16 @@ def latest(recorder: PersistentRecorder, seqs: Any) -> dict[str, int]:
 
 
 def check_counts(chain: Chain, recorder: PersistentRecorder, seqs: Any, devices: list[str],
-                  alerts: list[str]) -> None:
-    """Agents stop cleanly; then every reading they numbered is stored once and each alert notified once."""
+                  alerts: list[str], others: Optional[dict[str, int]] = None) -> None:
+    """Agents stop cleanly; then every reading they numbered is stored once and each alert notified once.
+
+    ``others``: points expected of devices that are not agents (a load generator).
+    """
     chain.stop_edges()
     produced = {d: chain.produced(d) for d in devices}
     assert all(not queued for _, queued in produced.values()), produced
     expected = {d: n for d, (n, _) in produced.items()}
+    expected.update(others or {})
     assert wait_until(lambda: chain.stored() == expected, 60), (chain.stored(), expected)
     sleep(2)  # a late duplicate or a second notification would arrive now
     assert chain.stored() == expected
