@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 SYSTEMD = ROOT / "deploy" / "systemd"
 TOKEN = "deploy-test-ingest-token-0123456789"
+ADMIN_TOKEN = "deploy-test-admin-token-0123456789"
 
 RULES = """\
 rules:
@@ -62,10 +63,13 @@ def write_config(tmp_path: Path, broker: ProductionBroker, dashboard_port: int) 
     data["mqtt"]["url"] = f"mqtt://127.0.0.1:{broker.plain_port}"
     data["mqtt"]["ca_file"] = str(broker.ca_file)  # as vigil.yaml.example says for another machine
     data["store"] = {"url": f"sqlite:///{tmp_path}/vigil.db"}
-    data["alerting"].update(rules=str(tmp_path / "rules.yaml"), state=str(tmp_path / "data" / "alerts.db"))
+    # A rules folder, as /etc/vigil/rules: the dashboard's Rules page writes into it.
+    data["alerting"].update(rules=str(tmp_path / "rules"), state=str(tmp_path / "data" / "alerts.db"))
     data["dashboard"].update(listen=f"127.0.0.1:{dashboard_port}",
-                             tokens=[{"name": "webhook", "token": TOKEN, "role": "ingest"}])
-    (tmp_path / "rules.yaml").write_text(RULES)
+                             tokens=[{"name": "webhook", "token": TOKEN, "role": "ingest"},
+                                     {"name": "ops", "token": ADMIN_TOKEN, "role": "admin"}])
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yaml").write_text(RULES)
     (tmp_path / "data").mkdir()
     path = tmp_path / "vigil.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -178,6 +182,13 @@ def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
 ) -> None:
     dashboard_port = free_port()
     config = write_config(tmp_path, prod_broker, dashboard_port)
+    # The broker is shared by the module's tests: no alert state retained by an earlier run.
+    engine_user = Session(prod_broker.plain_port, "vigil-alerting", PASSWORDS["vigil-alerting"])
+    try:
+        assert not engine_user.connect().is_failure
+        engine_user.publish("vigil/alerts/warm/pi-1/t0/temperature", b"", retain=True)
+    finally:
+        engine_user.close()
     watcher = Session(prod_broker.plain_port, "vigil-dashboard", PASSWORDS["vigil-dashboard"])
     try:
         assert not watcher.connect().is_failure
@@ -217,6 +228,18 @@ def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
             assert response.status == 202
         webhook_event = json.loads(watcher.wait_for("vigil/events/webhook-1/temperature", timeout=20).payload)
         assert webhook_event["value"] == 7.25
+
+        # An edit saved on the dashboard's Rules page reaches the rule engine as a reload.
+        edited = RULES.replace("above: 5", "above: 50")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{dashboard_port}/api/v1/rules/reload",
+            data=json.dumps({"file": "rules.yaml", "text": edited}).encode(),
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read())["saved"] == "rules.yaml"
+        assert (tmp_path / "rules" / "rules.yaml").read_text() == edited
+        assert wait_until(lambda: "rules reloaded" in services["alerting"].output(), timeout=20), (
+            services["alerting"].output()[-2000:])
 
         store = open_store(f"sqlite:///{tmp_path}/vigil.db")
         try:
