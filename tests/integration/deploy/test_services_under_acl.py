@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,6 +220,12 @@ def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
         assert alert["state"] in ("pending", "firing")
         assert wait_until(lambda: _state(watcher, "vigil/alerts/warm/pi-1/t0/temperature") == "firing", 20)
 
+        # Acknowledged on the dashboard: published as vigil-dashboard, taken by the rule engine.
+        assert wait_until(lambda: _post(dashboard_port, "/api/v1/alerts/warm/pi-1/t0/temperature/ack",
+                                        {"comment": "door closed"}) == 200, timeout=20)
+        assert wait_until(lambda: "acknowledged by ops" in services["alerting"].output(), timeout=20), (
+            services["alerting"].output()[-2000:])
+
         # The dashboard's HTTP ingest publishes as vigil-dashboard; the bridge stores it.
         body = json.dumps({"value": 7.25, "ts": time.time(), "unit": "°C", "seq": 1}).encode()
         request = urllib.request.Request(
@@ -253,6 +260,18 @@ def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
     assert "not authorised" not in log.lower(), log[-2000:]
     for name, service in services.items():
         assert "not authori" not in service.output().lower(), f"{name}: {service.output()[-2000:]}"
+
+
+def _post(port: int, path: str, body: dict[str, object]) -> int:
+    """POST as the admin token; the HTTP status (404 while the dashboard has not seen the alert yet)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
 
 
 def _http_ok(url: str) -> bool:
