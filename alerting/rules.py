@@ -67,7 +67,7 @@ class RuleSet:
 
 def load_rules_text(text: str, file: str = "<rules>") -> tuple[RuleSet, list[ConfigIssue]]:
     """Validate one rules file's text; returns the rules and warnings, raises RulesError."""
-    return _Loader().add_text(text, file).finish()
+    return _Loader().add_text(text, file).finish(whole=False)
 
 
 def load_rules_path(path: Union[str, Path]) -> tuple[RuleSet, list[ConfigIssue]]:
@@ -214,7 +214,8 @@ class _Loader:
         self.rules.append(Rule(spec, template, file, line))
         self.warnings += _never_warnings(spec, pos, path, file, label)
 
-    def finish(self) -> tuple[RuleSet, list[ConfigIssue]]:
+    def finish(self, whole: bool = True) -> tuple[RuleSet, list[ConfigIssue]]:
+        """Check everything together; ``whole``: these are all the files (not one of a folder)."""
         notify = NotifyConfig()
         notify_ok = True
         if self.notify_data:
@@ -234,7 +235,7 @@ class _Loader:
                     f"unknown receiver {unknown[0]!r} (known: {known})"))
         if self.issues:
             raise RulesError(self.issues)
-        if not notify.routes:
+        if whole and not notify.routes:
             for rule in self.rules:
                 if not rule.spec.receivers:
                     self.warnings.append(ConfigIssue(
