@@ -9,6 +9,7 @@ whether any notification was lost.
     .venv/bin/python bench/rules/latency.py
     .venv/bin/python bench/rules/latency.py --rate 2000 --seconds 30
     .venv/bin/python bench/rules/latency.py --protocol 3.1.1      # the engine on MQTT 3.1.1
+    .venv/bin/python bench/rules/latency.py --via-bridge          # readings through vigil bridge (SQLite)
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--trigger-every", type=float, default=0.1, help="seconds between alerting events")
     ap.add_argument("--protocol", default="5", choices=["5", "3.1.1"], help="the engine's MQTT version")
+    ap.add_argument("--via-bridge", action="store_true",
+                    help="publish readings (vigil/readings/...) through a real vigil bridge storing into SQLite")
     args = ap.parse_args()
 
     # The receiver runs in its own process, so the publisher here cannot delay its clock readings.
@@ -76,14 +79,21 @@ rules:
             if time.time() > deadline or engine.poll() is not None:
                 raise SystemExit("the engine did not start:\n" + (tmp / "engine.log").read_text())
             time.sleep(0.05)
+        bridge = None
+        if args.via_bridge:
+            blog = (tmp / "bridge.log").open("wb")
+            bridge = subprocess.Popen([sys.executable, "-m", "vigil.cli", "bridge", "-c", str(tmp / "vigil.yaml"),
+                                       "--store", f"sqlite:///{tmp}/vigil.db", "--data-dir", str(tmp / "data")],
+                                      stdout=blog, stderr=subprocess.STDOUT, cwd=ROOT)
+            time.sleep(3)
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-trigger")
         client.connect("127.0.0.1", broker.port)
         client.loop_start()
         # The steady load comes from the C client (mosquitto_pub -l: one message per line), so a
         # Python publisher's CPU does not compete with the engine; Python only writes the lines.
+        bg_topic = "vigil/readings/bg/t0" if args.via_bridge else "vigil/events/bg/temperature"
         background = subprocess.Popen(["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-l",
-                                       "-t", "vigil/events/bg/temperature", "-i", "bench-load"],
-                                      stdin=subprocess.PIPE)
+                                       "-t", bg_topic, "-i", "bench-load"], stdin=subprocess.PIPE)
         assert background.stdin is not None
         sent: dict[str, float] = {}
         total = int(args.rate * args.seconds)
@@ -97,8 +107,12 @@ rules:
             due = min(total, int((now - start) * args.rate))
             lines = []
             while i < due:
-                lines.append(json.dumps({"device": f"dev{i % args.series}", "sensor": "t0",
-                                         "metric": "temperature", "value": 20.0 + (i % 7), "ts": now}))
+                if args.via_bridge:  # one topic for mosquitto_pub -l: one series, a reading each
+                    lines.append(json.dumps({"value": 20.0 + (i % 7), "ts": now + i * 1e-6, "unit": "°C",
+                                             "metric": "temperature", "seq": i}))
+                else:
+                    lines.append(json.dumps({"device": f"dev{i % args.series}", "sensor": "t0",
+                                             "metric": "temperature", "value": 20.0 + (i % 7), "ts": now}))
                 i += 1
             if lines:
                 background.stdin.write(("\n".join(lines) + "\n").encode())
@@ -107,10 +121,15 @@ rules:
                 device = f"trig{k}"
                 k += 1
                 next_trigger += args.trigger_every
-                body = json.dumps({"device": device, "sensor": "t0", "metric": "temperature", "value": 150.0,
-                                   "ts": now, "unit": "°C"})
+                if args.via_bridge:
+                    body = json.dumps({"value": 150.0, "ts": now, "unit": "°C", "metric": "temperature", "seq": 1})
+                    topic = f"vigil/readings/{device}/t0"
+                else:
+                    body = json.dumps({"device": device, "sensor": "t0", "metric": "temperature", "value": 150.0,
+                                       "ts": now, "unit": "°C"})
+                    topic = f"vigil/events/{device}/temperature"
                 sent[device] = time.time()
-                client.publish(f"vigil/events/{device}/temperature", body, qos=1)
+                client.publish(topic, body, qos=1)
             time.sleep(0.005)
         background.stdin.close()
         background.wait(30)
@@ -139,6 +158,9 @@ rules:
         print(f"engine CPU: {cpu:.1f}s for {took:.1f}s ({cpu / took * 100:.0f}% of one core, "
               f"{cpu / total * 1e6:.0f} µs per event incl. MQTT)")
     finally:
+        if "bridge" in locals() and bridge is not None:
+            bridge.send_signal(signal.SIGTERM)
+            bridge.wait(20)
         engine.send_signal(signal.SIGTERM)
         engine.wait(10)
         broker.stop()
