@@ -182,6 +182,20 @@ class Engine:
                 self._evaluate(c, rec.series, self.clock.now())
         return dropped, self._commit(force=True)
 
+    def prune(self, older_than: float = 86400.0) -> int:
+        """Forget alerts resolved longer ago than ``older_than`` (their retained MQTT state stays)."""
+        limit = self.clock.now() - older_than
+        old = [k for k, r in self.alerts.items()
+               if r.state == RESOLVED and r.underlying == OK and not r.changes and r.state_since < limit]
+        for key in old:
+            rec = self.alerts.pop(key)
+            self.scratch.pop(key, None)
+            rec.state = OK  # pristine: deleted from the state file on the next commit
+            self._dirty_alerts[key] = rec
+        if old:
+            self._commit(force=True)
+        return len(old)
+
     def flush(self) -> None:
         """Persist when series were last heard (the service calls this every few seconds)."""
         self._commit(force=True)

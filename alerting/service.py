@@ -258,6 +258,8 @@ class AlertService:
             n += 1
             if self.engine.state is not None and n % 2 == 0:
                 await asyncio.to_thread(self.engine.state.checkpoint)
+            if n % 60 == 0:
+                self.engine.prune()
 
     async def store_rules(self, store: Store, clock: Clock) -> None:
         """Rules with ``source: store``: each on its own schedule, against stored history."""

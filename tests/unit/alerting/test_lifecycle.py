@@ -252,3 +252,19 @@ def test_an_alert_whose_rule_was_removed_while_down_is_resolved_once(tmp_path: P
         assert [(t.state.value, t.message) for t in sink.items] == expected
         assert e.alerts == {}
         db.close()
+
+
+def test_alerts_resolved_long_ago_are_forgotten(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "alerts.db")
+    clock = ManualClock(T0)
+    rules, _ = load_rules_text("rules: [{name: hot, above: 30, flapping: false}]", "t.yaml")
+    e = Engine(rules, state=db, clock=clock)
+    feed(e, clock, 35.0, device="a")
+    feed(e, clock, 20.0, device="a")
+    feed(e, clock, 35.0, device="b")
+    clock.advance(86401)
+    assert e.prune() == 1
+    assert sorted(e.alerts) == ["hot/b/t0/temperature"]
+    assert [r.key for r in db.load_alerts()] == ["hot/b/t0/temperature"]
+    assert [t.state.value for t in feed(e, clock, 35.0, device="a")] == ["firing"]  # a new alert as usual
+    db.close()
