@@ -14,6 +14,7 @@ import yaml
 
 __all__ = ["Positions", "YamlError", "line_of", "load_yaml"]
 
+_MAX_NODES = 100_000
 Path = tuple[Union[str, int], ...]
 Positions = dict[Path, int]
 
@@ -47,14 +48,20 @@ def load_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     positions: Positions = {}
     if node is None:
         return None, positions
+    budget = [_MAX_NODES]
     try:
-        data = _build(node, (), positions, file)
+        data = _build(node, (), positions, file, budget)
     except RecursionError:
         raise YamlError(file, None, "not valid YAML for us: nested too deeply") from None
     return data, positions
 
 
-def _build(node: yaml.Node, path: Path, positions: Positions, file: str) -> Any:
+def _build(node: yaml.Node, path: Path, positions: Positions, file: str, budget: list[int]) -> Any:
+    # Aliases make a graph: a few lines can name billions of nodes ("billion laughs"). Count them.
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise YamlError(file, node.start_mark.line + 1,
+                        f"more than {_MAX_NODES:,} values once aliases are expanded; write the values out")
     positions.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -67,13 +74,13 @@ def _build(node: yaml.Node, path: Path, positions: Positions, file: str) -> Any:
             if key in out:
                 raise YamlError(file, key_node.start_mark.line + 1, f"duplicate key {key!r}")
             positions[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, (*path, key), positions, file)
+            out[key] = _build(value_node, (*path, key), positions, file, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
             positions[(*path, index)] = item.start_mark.line + 1
-            items.append(_build(item, (*path, index), positions, file))
+            items.append(_build(item, (*path, index), positions, file, budget))
         return items
     return _scalar(node, file)
 

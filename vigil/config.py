@@ -229,6 +229,8 @@ def load_config(
     positions: Positions = {}
     if path is not None:
         try:
+            if Path(path).stat().st_size > 5 * 1024 * 1024:
+                raise ConfigError([ConfigIssue(file, None, "", "larger than 5 MB; is this the right file?")])
             text = Path(path).read_text("utf-8")
         except FileNotFoundError:
             raise ConfigError([ConfigIssue(file, None, "", "no such file")]) from None

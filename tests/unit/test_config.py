@@ -156,3 +156,11 @@ def test_store_url_forms() -> None:
     assert str(u) == "influxdb1s://me@db.lan:8086/vigil"
     assert parse_store_url("sqlite:////var/lib/vigil/v.db").path == "/var/lib/vigil/v.db"
     assert parse_store_url("sqlite:///v.db").path == "v.db"
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    p = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="once aliases are expanded"):
+        load_config(p)
