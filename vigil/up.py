@@ -13,8 +13,8 @@ import json
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -94,14 +94,26 @@ async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncItera
     }
     for noisy in ("amqtt", "transitions", "passlib"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+        logging.getLogger(noisy).addFilter(_one_line)
     broker = Broker(amqtt_config)
     await broker.start()
-    say(f"MQTT broker: none answered at {b}, so an embedded one runs there for now (MQTT 3.1.1; for "
-        "production use Mosquitto, see docs/production.md)")
+    say(f"MQTT broker: none answered at {b}, so an embedded one runs there for now (MQTT 3.1.1; it gives "
+        "up on a message nobody acknowledges within 5 s, so for anything beyond a demo use Mosquitto: "
+        "docs/production.md)")
     try:
         yield config.model_copy(update={"mqtt": config.mqtt.model_copy(update={"protocol": "3.1.1"})})
     finally:
         await broker.shutdown()
+
+
+def _one_line(record: logging.LogRecord) -> bool:
+    """The embedded broker's errors as one line each, without its tracebacks."""
+    if record.exc_info and record.exc_info[1] is not None:
+        record.msg = f"embedded broker: {record.exc_info[1]}"
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 def _demo_rules(data_dir: Path, notify: list[str]) -> Path:
@@ -123,8 +135,8 @@ def _demo_rules(data_dir: Path, notify: list[str]) -> Path:
     return folder
 
 
-@contextmanager
-def _demo_agents(config: VigilConfig, data_dir: Path) -> Iterator[None]:
+@asynccontextmanager
+async def _demo_agents(config: VigilConfig, data_dir: Path) -> AsyncIterator[None]:
     """Three simulated devices publishing every 2 s; the freezer's door opens after 15 s."""
     from edge.agent import EdgeAgent
     from edge.config import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
@@ -149,8 +161,8 @@ def _demo_agents(config: VigilConfig, data_dir: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        for agent in agents:
-            agent.stop()
+        # stop() sends what is queued and says offline (a few seconds): all three at once, off the loop
+        await asyncio.gather(*(asyncio.to_thread(agent.stop) for agent in agents))
 
 
 async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> None:
@@ -215,7 +227,7 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
                 if demo:
                     say("Demo: a freezer, a greenhouse and a server room publish every 2 s; in about a minute the "
                         "freezer's door is left open and 'freezer-warm' fires. Ctrl-C stops everything.")
-                    with _demo_agents(config, data_dir):
+                    async with _demo_agents(config, data_dir):
                         await asyncio.Event().wait()
                 else:
                     b = config.mqtt.broker()
