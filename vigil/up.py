@@ -116,23 +116,47 @@ def _one_line(record: logging.LogRecord) -> bool:
     return True
 
 
-def _demo_rules(data_dir: Path, notify: list[str]) -> Path:
-    """Write the demo rules (with a receiver for --notify URLs) into the data directory."""
+def _demo_rules(data_dir: Path, receivers: dict[str, list[str]]) -> Path:
+    """Write the demo rules, every rule notifying ``receivers``, into the data directory."""
     from importlib import resources
 
     import yaml
 
     folder = data_dir / "demo-rules"
     folder.mkdir(parents=True, exist_ok=True)
-    text = resources.files("vigil").joinpath("demo/rules.yaml").read_text("utf-8")
-    if notify:
-        data = yaml.safe_load(text)
-        data["receivers"] = {"you": list(notify)}
-        for rule in data["rules"]:
-            rule["notify"] = "you"
-        text = "# written by vigil up --demo\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    (folder / "demo.yaml").write_text(text, "utf-8")
+    data = yaml.safe_load(resources.files("vigil").joinpath("demo/rules.yaml").read_text("utf-8"))
+    data["receivers"] = receivers
+    data["grouping"] = {"group_wait": "1s"}
+    for rule in data["rules"]:
+        rule["notify"] = list(receivers)
+    text = "# written by vigil up --demo (from vigil/demo/rules.yaml)\n"
+    (folder / "demo.yaml").write_text(text + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
     return folder
+
+
+async def _console_receiver(say: Callable[[str], None], started: asyncio.Future[int]) -> None:
+    """A local HTTP endpoint for apprise's json:// that prints each notification it is sent."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            length = 0
+            while (line := await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = min(int(value.strip() or 0), 1_000_000)
+            body = json.loads(await reader.readexactly(length)) if length else {}
+            say(f"NOTIFICATION (what your phone would show): {body.get('title', '')}\n  {body.get('message', '')}")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+        except (ValueError, TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    started.set_result(server.sockets[0].getsockname()[1])
+    async with server:
+        await server.serve_forever()
 
 
 @asynccontextmanager
@@ -195,8 +219,13 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
     data_dir = Path(config.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     updates: dict[str, Any] = {}
+    console_port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    console = asyncio.create_task(_console_receiver(say, console_port), name="up-console-receiver") if demo else None
     if demo:
-        rules = _demo_rules(data_dir, notify or [])
+        receivers = {"console": [f"json://127.0.0.1:{await console_port}/notify"]}
+        if notify:
+            receivers["you"] = list(notify)
+        rules = _demo_rules(data_dir, receivers)
         updates["alerting"] = config.alerting.model_copy(update={"rules": str(rules),
                                                                  "state": str(data_dir / "demo-alerts.db")})
     elif not Path(config.alerting.rules).exists():
@@ -235,3 +264,6 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
                         f"  vigil edge --broker mqtt://{b.host}:{b.port} --device pi-1 --simulate t0 --interval 5")
     finally:
         store.close()
+        if console is not None:
+            console.cancel()
+            await asyncio.gather(console, return_exceptions=True)

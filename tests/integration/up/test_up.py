@@ -70,6 +70,9 @@ def test_up_demo_with_embedded_broker_fires_the_freezer_alert_and_stops_cleanly(
             "\n".join(lines[-40:])
         fired = next(ln for ln in lines if "ALERT FIRING" in ln)
         assert "is the door open?" in fired
+        # and the notification itself went out through apprise, to the demo's console receiver
+        assert _read_until(proc, lines, "NOTIFICATION (what your phone would show): [FIRING critical] freezer-warm "
+                                        "freezer/t0/temperature", 30), "\n".join(lines[-20:])
         assert (tmp_path / "vigil-data" / "vigil.db").exists()
     finally:
         code = _stop(proc, lines)
