@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 NORMAL_INTERVAL = 0.2
 FLOOD_RATE = 100 / NORMAL_INTERVAL  # readings a second
-FLOOD_SECONDS = 20
+FLOOD_SECONDS = 12
 
 
 def rss_kib(pid: int) -> int:
@@ -99,7 +99,7 @@ def test_one_device_at_100x_does_not_starve_the_others(
             (influx_counts_flood(chain), flood.total)
         received = (chain.bridge.metric("vigil_bridge_received_total") or 0) - received_before
         assert received >= flood.total, (received, flood.total)
-        # Bounded: the flood's 10,000 readings went through without the bridge keeping them.
+        # Bounded: the flood's readings went through without the bridge keeping them.
         assert rss_peak - rss_before < 60 * 1024, (rss_before, rss_peak)
         check_counts(chain, recorder, event_seqs, devices, ["hot-1", "late-hot"], others={"flood": flood.total})
     finally:

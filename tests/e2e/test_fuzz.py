@@ -86,7 +86,7 @@ def test_hostile_topics_and_payloads_through_a_running_bridge_leave_the_good_rea
     sent = {"messages": 0, "good": 0}
     t0 = time.time() - 1000
 
-    @FIXTURES_OK
+    @settings(FIXTURES_OK, max_examples=15)
     @given(st.lists(st.tuples(readings_topics(), bad_payloads()), min_size=1, max_size=8))
     def each(bad: list[tuple[str, bytes]]) -> None:
         good = []
