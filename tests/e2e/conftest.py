@@ -20,16 +20,19 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
 
+import httpx
 import pytest
+import yaml
 
 from tests.integration.alerting.conftest import EngineProcess, Receiver
 from tests.integration.bridge.conftest import BridgeProcess
+from tests.integration.deploy.procs import VIGIL, VigilProcess
 from tests.integration.edge.conftest import Agents
 from tests.integration.edge.conftest import Recorder as PersistentRecorder
-from tests.services import Influxd, Mosquitto, wait_until
+from tests.services import Influxd, Mosquitto, free_port, wait_until
 
-__all__ = ["Chain", "Hook", "PersistentRecorder", "check_counts", "events_advanced", "firing", "influx_counts",
-           "latest", "rules_yaml", "sleep", "wait_connected"]
+__all__ = ["INGEST_TOKEN", "READER_TOKEN", "Chain", "Dashboard", "Hook", "PersistentRecorder", "check_counts",
+           "events_advanced", "firing", "influx_counts", "latest", "rules_yaml", "sleep", "wait_connected"]
 
 
 class Hook(Receiver):
@@ -58,6 +61,47 @@ def hook() -> Iterator[Hook]:
     h = Hook()
     yield h
     h.down()
+
+
+INGEST_TOKEN = "e2e-ingest-token-0123456789abcdef"
+READER_TOKEN = "e2e-reader-token-0123456789abcdef"
+
+
+class Dashboard:
+    """`vigil dashboard` as a process, with an ingest token and a read-only token."""
+
+    def __init__(self, workdir: Path, broker: Mosquitto, store_url: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.base = f"http://127.0.0.1:{free_port()}"
+        (workdir / "dashboard.yaml").write_text(yaml.safe_dump({
+            "data_dir": str(workdir / "dashboard-data"),
+            "mqtt": {"url": broker.url},
+            "store": {"url": store_url},
+            "dashboard": {"listen": self.base.removeprefix("http://"),
+                          "tokens": [{"name": "hook", "role": "ingest", "token": INGEST_TOKEN},
+                                     {"name": "reader", "role": "read-only", "token": READER_TOKEN}]},
+        }))
+        self.proc = VigilProcess([VIGIL, "dashboard", "-c", str(workdir / "dashboard.yaml")],
+                                 workdir / "dashboard.log", cwd=workdir)
+        assert wait_until(self._healthy, 30), self.proc.output()[-2000:]
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base}/api/v1/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = httpx.get(f"{self.base}{path}", params=params, timeout=15,
+                      headers={"Authorization": f"Bearer {READER_TOKEN}"})
+        assert r.status_code == 200, (path, r.status_code, r.text[:500])
+        return r.json()
+
+    def firing(self) -> set[str]:
+        return {a["series"] for a in self.get("/api/v1/alerts")["current"] if a["state"] == "firing"}
+
+    def stop(self) -> None:
+        self.proc.stop()
 
 
 def rules_yaml(receiver_url: str, threshold: float = 30.0) -> str:

@@ -23,11 +23,10 @@ from hypothesis import strategies as st
 
 from alerting.rules import RulesError, load_rules_text
 from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
-from tests.integration.deploy.procs import VIGIL, VigilProcess
 from tests.services import Influxd, Mosquitto, free_port, wait_until
 from vigil.config import ConfigError, load_config
 
-from .conftest import PersistentRecorder, influx_counts
+from .conftest import INGEST_TOKEN, READER_TOKEN, Dashboard, PersistentRecorder, influx_counts
 
 pytestmark = pytest.mark.integration
 
@@ -161,37 +160,14 @@ def test_rules_are_loaded_or_refused_with_rules_error_only(text: str) -> None:
         assert "fuzz.yaml" in str(exc)
 
 
-INGEST = "fuzz-ingest-token-0123456789abcdef"
-READER = "fuzz-reader-token-0123456789abcdef"
-
-
 @pytest.fixture
 def dashboard(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({
-        "data_dir": str(tmp_path / "data"),
-        "mqtt": {"url": mosquitto.url},
-        "store": {"url": f"sqlite:///{tmp_path}/vigil.db"},
-        "dashboard": {"listen": f"127.0.0.1:{port}",
-                      "tokens": [{"name": "hook", "role": "ingest", "token": INGEST},
-                                 {"name": "reader", "role": "read-only", "token": READER}]},
-    }))
-    proc = VigilProcess([VIGIL, "dashboard", "-c", str(tmp_path / "vigil.yaml")], tmp_path / "dashboard.log",
-                        cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    board = Dashboard(tmp_path, mosquitto, f"sqlite:///{tmp_path}/vigil.db")
     try:
-        assert wait_until(healthy, 30), proc.output()[-2000:]
-        yield base
-        assert "Traceback" not in proc.output(), proc.output()[-3000:]
+        yield board.base
+        assert "Traceback" not in board.proc.output(), board.proc.output()[-3000:]
     finally:
-        proc.stop()
+        board.stop()
 
 
 params = st.dictionaries(
@@ -216,13 +192,13 @@ def test_the_http_api_never_answers_500_and_good_ingest_still_arrives(
                                             "/api/v1/devices", "/api/v1/alerts"]), params)
             def each(body: bytes, ingest_q: dict[str, str], path: str, read_q: dict[str, str]) -> None:
                 r = http.post("/api/v1/readings", params=ingest_q, content=body,
-                              headers={"Authorization": f"Bearer {INGEST}", "Content-Type": "application/json"})
+                              headers={"Authorization": f"Bearer {INGEST_TOKEN}", "Content-Type": "application/json"})
                 assert r.status_code < 500, (r.status_code, r.text[:300], ingest_q, body[:200])
-                r = http.get(path, params=read_q, headers={"Authorization": f"Bearer {READER}"})
+                r = http.get(path, params=read_q, headers={"Authorization": f"Bearer {READER_TOKEN}"})
                 assert r.status_code < 500, (path, read_q, r.status_code, r.text[:300])
                 ok = http.post("/api/v1/readings", params={"device": "good", "sensor": "t0"},
                                json={**GOOD, "ts": time.time(), "seq": good["n"]},
-                               headers={"Authorization": f"Bearer {INGEST}"})
+                               headers={"Authorization": f"Bearer {INGEST_TOKEN}"})
                 assert ok.status_code == 202, ok.text
                 good["n"] += 1
 

@@ -27,6 +27,7 @@ from vigil.event import SeriesKey
 
 from .conftest import (
     Chain,
+    Dashboard,
     Hook,
     PersistentRecorder,
     check_counts,
@@ -58,8 +59,10 @@ def test_broker_stopped_for_20s_loses_nothing_and_repeats_no_alert(
         tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: str, hook: Hook, event_seqs: Any) -> None:
     chain = Chain(tmp_path, mosquitto, influxd, influx_db, hook)
     recorder = PersistentRecorder(mosquitto, "vigil/events/#", client_id="e2e-events")
+    board = Dashboard(tmp_path / "dashboard", mosquitto, influxd.url(influx_db))
     try:
         devices = _start(chain)
+        assert wait_until(lambda: board.firing() == {f"{d}/t0/temperature" for d in HOT}, 15), board.firing()
         mark = latest(recorder, event_seqs)
         mosquitto.stop()
         sleep(OUTAGE)
@@ -73,7 +76,16 @@ def test_broker_stopped_for_20s_loses_nothing_and_repeats_no_alert(
         devices.append("late-hot")
         assert wait_until(lambda: chain.hook.titles()[firing("late-hot")] == 1, 30), chain.engine.output()[-3000:]
         check_counts(chain, recorder, event_seqs, devices, [*HOT, "late-hot"])
+        # The dashboard reconnected too: it shows the alert raised after the outage, and the whole history.
+        hot = {f"{d}/t0/temperature" for d in [*HOT, "late-hot"]}
+        assert wait_until(lambda: board.firing() == hot, 15), board.firing()
+        stored = chain.stored()
+        for d in devices:
+            stats = board.get("/api/v1/history", device=d, sensor="t0", range="1h")["stats"]
+            assert stats["count"] == stored[d], (d, stats, stored[d])
+        assert "Traceback" not in board.proc.output(), board.proc.output()[-3000:]
     finally:
+        board.stop()
         recorder.close()
         chain.close()
 
