@@ -24,6 +24,9 @@ from hypothesis import strategies as st
 from alerting.rules import RulesError, load_rules_text
 from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
 from tests.services import Influxd, Mosquitto, free_port, wait_until
+from tests.unit.bridge.conftest import SOURCES
+from tests.unit.bridge.test_fuzz import TOPICS as UNIT_TOPICS
+from tests.unit.bridge.test_fuzz import payloads as unit_payloads
 from vigil.config import ConfigError, load_config
 
 from .conftest import INGEST_TOKEN, READER_TOKEN, Dashboard, PersistentRecorder, influx_counts
@@ -101,6 +104,41 @@ def test_hostile_topics_and_payloads_through_a_running_bridge_leave_the_good_rea
     assert wait_until(lambda: influx_counts(influxd, influx_db).get("good") == sent["good"], 20)
     assert live_bridge.proc is not None and live_bridge.proc.poll() is None
     assert "Traceback" not in live_bridge.log.read_text(errors="replace")
+
+
+def test_every_payload_format_through_a_running_bridge_leaves_the_good_readings_untouched(
+        mosquitto: Mosquitto, influxd: Influxd, influx_db: str, tmp_path: Path) -> None:
+    """The sources of every format (tests/unit/bridge's table) on their own topics, in a real `vigil bridge`."""
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({"bridge": {"sources": SOURCES}}, allow_unicode=True))
+    bridge = BridgeProcess(mosquitto, influxd.url(influx_db), tmp_path / "bridge",
+                           extra=["-c", str(tmp_path / "vigil.yaml")])
+    sent = {"good": 0}
+    t0 = time.time() - 1000
+    format_topics = st.builds(lambda tpl, a, b: tpl.format(a=a, b=b), st.sampled_from(UNIT_TOPICS), levels, levels
+                              ).filter(lambda t: not t.startswith("$"))
+
+    @settings(FIXTURES_OK, max_examples=15)
+    @given(st.lists(st.tuples(format_topics, unit_payloads), min_size=1, max_size=8))
+    def each(bad: list[tuple[str, bytes]]) -> None:
+        good = [("vigil/readings/good/t0", reading(1.0, t0 + (sent["good"] + i) / 10, seq=sent["good"] + i))
+                for i in range(2)]
+        sent["good"] += 2
+        publish_many(mosquitto, [good[0], *bad, good[1]])
+
+    try:
+        bridge.start()
+        each()
+        assert wait_until(lambda: influx_counts(influxd, influx_db).get("good") == sent["good"], 30), \
+            (influx_counts(influxd, influx_db), sent)
+        with httpx.Client() as http:
+            text = http.get(f"http://127.0.0.1:{bridge.metrics_port}/metrics").text
+        assert 'reason="internal"' not in text, text
+        received = bridge.metric("vigil_bridge_received_total") or 0
+        assert received > sent["good"], "no hostile message reached the bridge: the test would prove nothing"
+        assert bridge.proc is not None and bridge.proc.poll() is None
+        assert "Traceback" not in bridge.log.read_text(errors="replace")
+    finally:
+        bridge.stop()
 
 
 YAML_SAMPLES = [
