@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 NORMAL_INTERVAL = 0.2
 FLOOD_RATE = 100 / NORMAL_INTERVAL  # readings a second
-FLOOD_SECONDS = 12
+FLOOD_SECONDS = 10
 
 
 def rss_kib(pid: int) -> int:

@@ -88,7 +88,7 @@ def test_hostile_topics_and_payloads_through_a_running_bridge_leave_the_good_rea
     sent = {"messages": 0, "good": 0}
     t0 = time.time() - 1000
 
-    @settings(FIXTURES_OK, max_examples=15)
+    @settings(FIXTURES_OK, max_examples=10)
     @given(st.lists(st.tuples(readings_topics(), bad_payloads()), min_size=1, max_size=8))
     def each(bad: list[tuple[str, bytes]]) -> None:
         good = []
@@ -117,7 +117,7 @@ def test_every_payload_format_through_a_running_bridge_leaves_the_good_readings_
     format_topics = st.builds(lambda tpl, a, b: tpl.format(a=a, b=b), st.sampled_from(UNIT_TOPICS), levels, levels
                               ).filter(lambda t: not t.startswith("$"))
 
-    @settings(FIXTURES_OK, max_examples=15)
+    @settings(FIXTURES_OK, max_examples=10)
     @given(st.lists(st.tuples(format_topics, unit_payloads), min_size=1, max_size=8))
     def each(bad: list[tuple[str, bytes]]) -> None:
         good = [("vigil/readings/good/t0", reading(1.0, t0 + (sent["good"] + i) / 10, seq=sent["good"] + i))

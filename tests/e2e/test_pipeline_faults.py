@@ -152,7 +152,7 @@ def test_a_full_spool_drops_the_oldest_counts_them_and_loses_nothing_else(
                     await asyncio.to_thread(publish_many, mosquitto, [
                         ("vigil/readings/dev/t0", reading(float(i % 30), t0 + i, seq=i))
                         for i in range(batch * 100, batch * 100 + 100)])
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.1)
                 assert await wait_for(lambda: bridge.metrics.counts["spooled"] == 1000, 30)
                 await asyncio.to_thread(private_influxd.start)
                 assert await wait_for(lambda: bridge.spool.events == 0 and not bridge.writer.spooling, 60)
