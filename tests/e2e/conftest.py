@@ -239,6 +239,9 @@ def check_counts(chain: Chain, recorder: PersistentRecorder, seqs: Any, devices:
 
     ``others``: points expected of devices that are not agents (a load generator).
     """
+    # Let a backlog from an outage drain first: a clean stop sends what is queued for only 2 s.
+    assert wait_until(lambda: all(latest(recorder, seqs).get(d, -1) >= chain.produced(d)[0] - 6 for d in devices),
+                      90), (latest(recorder, seqs), {d: chain.produced(d)[0] for d in devices})
     chain.stop_edges()
     produced = {d: chain.produced(d) for d in devices}
     assert all(not queued for _, queued in produced.values()), produced
