@@ -17,6 +17,7 @@ _HELP = {
     "republished": "events republished on the events topics",
     "refused": "messages or readings refused, by reason (dead-lettered)",
     "duplicates": "readings dropped as duplicates (same series and seq or timestamp)",
+    "corrected_ts": "readings stored at receive time because their source time was implausible",
     "spooled": "events written to the disk spool because the store was down",
     "spool_dropped": "spooled events dropped because the spool was full",
     "spool_refused": "spooled events the store refused when written later",

@@ -14,6 +14,7 @@ Refusal reasons added here (besides the formats' own)::
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import unicodedata
@@ -28,6 +29,8 @@ from .settings import BridgeSettings, SourceSettings
 from .units import UnitError, canonical_unit, converter
 
 __all__ = ["Normalizer", "Refusal", "SourceRules"]
+
+log = logging.getLogger(__name__)
 
 _METRIC = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -90,6 +93,10 @@ class Normalizer:
         self._max_future = settings.max_future
         self._max_age = settings.max_age
         self._replace_ts = settings.implausible_ts == "receive_time"
+        # Readings stored at receive time because their source time was implausible, and the
+        # devices already named in the log for it (once each: a wrong clock stays wrong).
+        self.corrected_ts = 0
+        self._corrected_devices: set[str] = set()
         self._names: set[str] = set()
         self._metrics: dict[str, str] = {}
 
@@ -147,6 +154,13 @@ class Normalizer:
             raise Refusal("name", f"{len(merged)} labels; at most 32")
         return tuple(sorted(merged.items()))
 
+    def _corrected(self, device: str, how: str) -> None:
+        self.corrected_ts += 1
+        if device not in self._corrected_devices and len(self._corrected_devices) < 10_000:
+            self._corrected_devices.add(device)
+            log.warning("device %s: source time %s receive time; storing its readings at receive time "
+                        "(bridge.implausible_ts: receive_time). Check the device's clock.", device, how)
+
     def normalize(self, raw: RawReading, rules: SourceRules, received: float) -> tuple[Event, bool]:
         """The normalized Event and whether its time is the source's (else the receive time)."""
         device = self.name(raw.device, "device")
@@ -197,10 +211,12 @@ class Normalizer:
         elif ts > received + self._max_future:
             if not self._replace_ts:
                 raise Refusal("ts_future", f"source time {ts:.3f} is {ts - received:.0f} s ahead of receive time")
+            self._corrected(device, f"{ts - received:.0f} s ahead of")
             ts, from_source = received, False
         elif ts < received - self._max_age:
             if not self._replace_ts:
                 raise Refusal("ts_past", f"source time {ts:.3f} is {received - ts:.0f} s before receive time")
+            self._corrected(device, f"{received - ts:.0f} s behind")
             ts, from_source = received, False
         event = Event(
             device,

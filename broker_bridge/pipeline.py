@@ -184,6 +184,11 @@ class Pipeline:
             raise ValueError(f"format {fmt} needs a source in bridge.sources (its options say where values are)")
         return cls(settings.model_copy(update={"sources": sources}), topics)
 
+    @property
+    def corrected_ts(self) -> int:
+        """Readings stored at receive time because their source time was implausible."""
+        return self._normalizer.corrected_ts
+
     def forget(self, events: list[Event]) -> None:
         """Forget these events in the duplicate memory (their batch was not acknowledged)."""
         for event in events:

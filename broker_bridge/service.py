@@ -131,6 +131,7 @@ class Bridge:
             if outcome.duplicates:
                 self.metrics.inc("duplicates", outcome.duplicates)
         self.metrics.inc("received", len(batch))
+        self.metrics.counts["corrected_ts"] = self.pipeline.corrected_ts
         if events:
             self.metrics.lag_seconds = time.time() - max(e.ts for e in events)
         self._unacked = events

@@ -245,8 +245,6 @@ def _epoch(rfc3339: str) -> float:
     return start.timestamp() + float(f"0.{frac or 0}")
 
 
-@pytest.mark.xfail(strict=True, reason="the bridge corrects an implausible time silently: no counter, no log line "
-                   "(broker_bridge/normalize.py:200,204); issue 8 asks that it be said")
 def test_a_corrected_timestamp_is_said_so(
         tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: str) -> None:
     (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({"bridge": {"implausible_ts": "receive_time"}}))
