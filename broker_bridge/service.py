@@ -44,15 +44,15 @@ class Bridge:
     """One bridge process (several may share the load through ``bridge.shared_group``)."""
 
     def __init__(self, config: VigilConfig, store: Store, *, spool_path: Optional[Path] = None,
-                 spool_max_events: int = 1_000_000) -> None:
+                 spool_max_events: Optional[int] = None) -> None:
         self.config = config
         self.settings = config.bridge
         self.topics = config.mqtt.topics
         self.store = store
         self.metrics = Metrics()
         self.pipeline = Pipeline(self.settings, self.topics)
-        spool_path = spool_path or Path(config.data_dir) / "bridge-spool.db"
-        self.spool = Spool(spool_path, spool_max_events)
+        spool_path = spool_path or Path(self.settings.spool_path or Path(config.data_dir) / "bridge-spool.db")
+        self.spool = Spool(spool_path, spool_max_events or self.settings.spool_max_events)
         self.writer = StoreWriter(store, self.spool, self.metrics)
         self.metrics.gauge("spool_events", "events waiting in the disk spool", lambda: self.spool.events)
         self.connected = asyncio.Event()

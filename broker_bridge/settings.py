@@ -273,6 +273,14 @@ class BridgeSettings(BaseModel):
     shared_group: Optional[str] = None
     batch_size: int = Field(500, ge=1, le=50_000)
     flush_interval: Duration = 0.2
+    spool_max_events: int = Field(
+        1_000_000, ge=1, le=1_000_000_000,
+        description="Events the disk spool holds while the store is down; past it the oldest are dropped "
+        "and counted (vigil_bridge_spool_dropped_total).",
+    )
+    spool_path: Optional[str] = Field(
+        None, description="The spool's SQLite file (default: <data_dir>/bridge-spool.db)."
+    )
     max_payload_bytes: int = Field(65_536, ge=64, le=16 * 1024 * 1024)
     metrics_listen: Optional[HostPort] = None
 
