@@ -16,14 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from broker_bridge.service import Bridge
-from broker_bridge.stores import open_store
 from edge import EdgeAgent
 from edge.config import load_edge_file
-from tests.integration.bridge.conftest import BridgeProcess, make_config, publish_many, reading
-from tests.integration.bridge.test_bridge import wait_for
+from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
 from tests.services import Influxd, Mosquitto, wait_until
-from vigil.event import SeriesKey
 
 from .conftest import (
     Chain,
@@ -134,42 +130,31 @@ def test_store_and_receiver_down_20s_then_each_process_killed_loses_nothing(
 
 def test_a_full_spool_drops_the_oldest_counts_them_and_loses_nothing_else(
         tmp_path: Path, mosquitto: Mosquitto, private_influxd: Influxd) -> None:
-    """The spool's bound is a constructor argument only (no setting): the bridge runs in-process here."""
-    import asyncio
-
-    async def scenario() -> tuple[int, int, list[float]]:
-        db = private_influxd.create_database("vigil")
-        config = make_config(mosquitto, private_influxd.url(db), tmp_path)
-        t0 = time.time() - 1200
-        with open_store(private_influxd.url(db)) as store:
-            bridge = Bridge(config, store, spool_max_events=300)
-            ready = asyncio.Event()
-            task = asyncio.create_task(bridge.run(ready))
-            try:
-                await asyncio.wait_for(ready.wait(), 10)
-                await asyncio.to_thread(private_influxd.stop)
-                for batch in range(10):  # 1,000 readings in ten batches while the store is down
-                    await asyncio.to_thread(publish_many, mosquitto, [
-                        ("vigil/readings/dev/t0", reading(float(i % 30), t0 + i, seq=i))
-                        for i in range(batch * 100, batch * 100 + 100)])
-                    await asyncio.sleep(0.1)
-                assert await wait_for(lambda: bridge.metrics.counts["spooled"] == 1000, 30)
-                await asyncio.to_thread(private_influxd.start)
-                assert await wait_for(lambda: bridge.spool.events == 0 and not bridge.writer.spooling, 60)
-                dropped = bridge.metrics.counts["spool_dropped"]
-                rendered = bridge.metrics.render()
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            points = store.query(SeriesKey("temperature", "dev", "t0"), t0 - 1, t0 + 2000)
-        assert f"vigil_bridge_spool_dropped_total {dropped}" in rendered
-        return dropped, len(points), [p.ts - t0 for p in points]
-
-    dropped, stored, offsets = asyncio.run(scenario())
-    assert dropped > 0 and stored > 0
-    assert dropped + stored == 1000
+    db = private_influxd.create_database("vigil")
+    (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({"bridge": {"spool_max_events": 300}}))
+    bridge = BridgeProcess(mosquitto, private_influxd.url(db), tmp_path / "bridge",
+                           extra=["-c", str(tmp_path / "vigil.yaml")])
+    t0 = time.time() - 1200
+    try:
+        bridge.start()
+        private_influxd.stop()
+        for batch in range(10):  # 1,000 readings in ten batches while the store is down
+            publish_many(mosquitto, [("vigil/readings/dev/t0", reading(float(i % 30), t0 + i, seq=i))
+                                     for i in range(batch * 100, batch * 100 + 100)])
+            sleep(0.1)
+        assert wait_until(lambda: bridge.metric("vigil_bridge_spooled_total") == 1000, 30)
+        private_influxd.start()
+        assert wait_until(lambda: bridge.metric("vigil_bridge_spool_events") == 0, 60)
+        dropped = int(bridge.metric("vigil_bridge_spool_dropped_total") or 0)
+        res = private_influxd.query('SELECT "value" FROM "temperature"', db=db)
+        rows = res["results"][0].get("series", [{}])[0].get("values", [])
+        offsets = sorted(round(_epoch(r[0]) - t0) for r in rows)
+    finally:
+        bridge.stop()
+    assert dropped > 0 and offsets
+    assert dropped + len(offsets) == 1000
     # The oldest were dropped; the rest are the newest, without a gap.
-    assert [round(x) for x in offsets] == list(range(1000 - stored, 1000))
+    assert offsets == list(range(1000 - len(offsets), 1000))
 
 
 class SkewedClock:
