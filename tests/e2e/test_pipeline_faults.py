@@ -216,6 +216,10 @@ def test_an_agent_an_hour_wrong_is_refused_or_corrected_as_configured(
             # Stored at the time the bridge received them, not an hour off.
             times = [_epoch(r[0]) for r in rows]
             assert all(started - 5 <= t <= ended + 5 for t in times), (started, ended, min(times), max(times))
+            # ... and said so: counted, and each device named in the log.
+            assert bridge.metric("vigil_bridge_corrected_ts_total") == n["ahead"] + n["behind"]
+            log = bridge.log.read_text(errors="replace")
+            assert "ahead" in log and "behind" in log, log[-2000:]
     finally:
         for agent in agents:
             agent.stop()
