@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -133,7 +134,7 @@ class Triggers:
 
     def __init__(self, broker: Mosquitto) -> None:
         self.sent: dict[str, float] = {}
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-trigger-{os.getpid()}")
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-trigger-{os.getpid()}")
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         self.k = 0
@@ -280,7 +281,7 @@ def soak(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: Influ
     db = influxd.create_database("bench_soak")
     chain = Chain(work, broker, influxd, db, receiver_port)
     triggers = Triggers(broker)
-    pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-soak")
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-soak")
     pub.max_inflight_messages_set(1000)
     pub.connect("127.0.0.1", broker.port)
     pub.loop_start()
