@@ -55,6 +55,9 @@ class Bridge:
         self.spool = Spool(spool_path, spool_max_events or self.settings.spool_max_events)
         self.writer = StoreWriter(store, self.spool, self.metrics)
         self.metrics.gauge("spool_events", "events waiting in the disk spool", lambda: self.spool.events)
+        self._inbox: Optional[Inbox] = None
+        self.metrics.gauge("inbox_messages", "messages received and not yet taken into a batch",
+                           lambda: self._inbox.queue.qsize() if self._inbox and self._inbox.queue else 0)
         self.connected = asyncio.Event()
         self._unacked: list[Event] = []
 
@@ -78,7 +81,7 @@ class Bridge:
         state = "starting"
         broker = self.config.mqtt.broker()
         while True:
-            inbox = Inbox()
+            inbox = self._inbox = Inbox()
             client = build_client(self.config.mqtt, self.settings.client_id, persistent=True, inbox=inbox,
                                   receive_maximum=self.settings.batch_size * 2)
             enable_manual_ack(client)
