@@ -272,7 +272,6 @@ class BridgeSettings(BaseModel):
     client_id: str = "vigil-bridge"
     shared_group: Optional[str] = None
     batch_size: int = Field(500, ge=1, le=50_000)
-    flush_interval: Duration = 0.2
     spool_max_events: int = Field(
         1_000_000, ge=1, le=1_000_000_000,
         description="Events the disk spool holds while the store is down; past it the oldest are dropped "

@@ -2,7 +2,8 @@
 # Set up Vigil from a checkout on Debian (run as root, or with sudo for apt-get):
 #   bash deploy/setup.sh           server + edge, into ./.venv
 #   bash deploy/setup.sh --dev     also the test tools and the servers the tests start
-#                                  (mosquitto, influxd, victoria-metrics, chromium)
+#                                  (mosquitto, influxd, victoria-metrics, chromium; openssl,
+#                                  systemd-analyze, strace and docker-compose for the deploy checks)
 # Idempotent: a second run installs only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,7 +17,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 declare -A want=([python3]=python3)
 if [ "$dev" = 1 ]; then
   want+=([mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [influxd]=influxdb
-         [victoria-metrics]=victoria-metrics [chromium]=chromium)
+         [victoria-metrics]=victoria-metrics [chromium]=chromium
+         [openssl]=openssl [systemd-analyze]=systemd [strace]=strace [docker-compose]=docker-compose)
 fi
 if [ -f dashboard/web/package.json ]; then
   want+=([npm]=npm [node]=nodejs)

@@ -98,7 +98,6 @@ FALLBACK: dict[str, str] = {
     "bridge.batch_size": "Readings written to the store in one batch, and held unacknowledged until "
     "it is durable; the bridge lets the broker send it twice this many at once (its MQTT 5 receive "
     "maximum). See docs/production.md, Why these queue sizes.",
-    "bridge.flush_interval": "The longest a reading waits for its batch to fill before it is written.",
     "bridge.max_payload_bytes": "A larger payload is dead-lettered, not parsed.",
     "bridge.metrics_listen": "Serve the bridge's counters (Prometheus text) on this address.",
     "alerting.client_id": "The rule engine's MQTT client id; give each instance its own.",
