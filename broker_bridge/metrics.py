@@ -15,6 +15,7 @@ _HELP = {
     "received": "MQTT messages received",
     "stored": "events written to the store",
     "republished": "events republished on the events topics",
+    "republish_refused": "events or dead letters the broker refused to take (MQTT 5 reason code, e.g. the ACL)",
     "refused": "messages or readings refused, by reason (dead-lettered)",
     "duplicates": "readings dropped as duplicates (same series and seq or timestamp)",
     "corrected_ts": "readings stored at receive time because their source time was implausible",

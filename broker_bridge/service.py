@@ -60,6 +60,7 @@ class Bridge:
                            lambda: self._inbox.queue.qsize() if self._inbox and self._inbox.queue else 0)
         self.connected = asyncio.Event()
         self._unacked: list[Event] = []
+        self._refusal_said: set[tuple[str, str]] = set()
 
     async def run(self, ready: Optional[asyncio.Event] = None) -> None:
         """Run until cancelled; ``ready`` is set once subscribed."""
@@ -149,8 +150,18 @@ class Bridge:
         # Names were validated by the pipeline; building the topic again per event would check them twice.
         prefix = f"{self.topics.root}/events/"
         outgoing += [(f"{prefix}{e.device}/{e.metric}", e.to_json()) for e in events]
-        await publish_all(client, outgoing)
-        self.metrics.inc("republished", len(events))
+        refused_out = await publish_all(client, outgoing)
+        if refused_out:
+            # Stored, but the broker will not take the events (or dead letters): retrying cannot help,
+            # so say it once per topic and reason, count it, and acknowledge as usual.
+            self.metrics.inc("republish_refused", len(refused_out))
+            for topic, reason in refused_out:
+                if (topic, reason) not in self._refusal_said and len(self._refusal_said) < 1000:
+                    self._refusal_said.add((topic, reason))
+                    log.error("the broker refused the bridge's publish on %s (%s): check the ACL of user %s; the "
+                              "readings are stored but the rule engine does not see them", topic, reason,
+                              self.config.mqtt.broker().username or "(anonymous)")
+        self.metrics.inc("republished", len(events) - sum(1 for t, _ in refused_out if t.startswith(prefix)))
         for message in batch:
             ack(client, message)
         self._unacked = []

@@ -82,3 +82,27 @@ async def test_malformed_interleaved_with_good_all_good_stored_all_bad_dead_lett
     reasons = {json.loads(p)["reason"] for _, p in dead.messages}
     assert len(dead.messages) == 1000
     assert reasons >= {"json", "schema", "too_large"}
+
+
+async def test_a_broker_that_refuses_the_events_is_said_and_counted_and_readings_still_stored(
+        tmp_path: Path, influxd: Influxd, influx_db: str, caplog: Any) -> None:
+    # A broker whose ACL lets anonymous clients read readings but not write events.
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite vigil/readings/#\ntopic readwrite vigil/deadletter/#\n")
+    broker = Mosquitto(tmp_path / "mq", extra_config=f"acl_file {acl}\n")
+    broker.start()
+    try:
+        config = make_config(broker, influxd.url(influx_db), tmp_path)
+        now = time.time()
+        with open_store(influxd.url(influx_db)) as store:
+            async with running_bridge(config, store) as bridge:
+                await asyncio.to_thread(publish_many, broker, [
+                    ("vigil/readings/freezer-1/t0", reading(-18.0 + i, now - 5 + i, seq=i)) for i in range(3)])
+                assert await wait_for(lambda: bridge.metrics.counts["republish_refused"] >= 3, 15)
+                assert bridge.metrics.counts["republished"] == 0
+            points = store.query(SeriesKey("temperature", "freezer-1", "t0"), now - 10, now + 10)
+        assert [p.value for p in points] == [-18.0, -17.0, -16.0]
+        said = [r.getMessage() for r in caplog.records if "refused the bridge's publish" in r.getMessage()]
+        assert len(said) == 1 and "vigil/events/freezer-1/temperature" in said[0] and "ACL" in said[0]
+    finally:
+        broker.stop()
