@@ -11,28 +11,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Optional
+
+# One shape for configuration problems everywhere: the foundation's (standard library + PyYAML only).
+from vigil._yaml import ConfigIssue
 
 __all__ = ["ConfigIssue", "EdgeConfigError", "EdgeError", "QueueError", "SensorError"]
 
 
 class EdgeError(Exception):
     """The root of the edge agent's exceptions."""
-
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One configuration problem: where it is and what was expected."""
-
-    file: str
-    line: Optional[int]
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
 class EdgeConfigError(EdgeError):

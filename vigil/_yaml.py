@@ -8,6 +8,7 @@ name the file and the line.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import yaml
@@ -17,6 +18,20 @@ __all__ = ["Positions", "YamlError", "line_of", "load_yaml"]
 _MAX_NODES = 100_000
 Path = tuple[Union[str, int], ...]
 Positions = dict[Path, int]
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a configuration: where it is and what was expected."""
+
+    file: str
+    line: Optional[int]
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
 class YamlError(ValueError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -23,7 +22,7 @@ from alerting.settings import AlertingSettings
 from broker_bridge.settings import BridgeSettings
 from dashboard.settings import DashboardSettings
 
-from ._yaml import Positions, YamlError, line_of, load_yaml
+from ._yaml import ConfigIssue, Positions, YamlError, line_of, load_yaml
 from .configtypes import STRICT, BrokerUrlText, Duration, Port, StoreUrlText
 from .topics import Topics, validate_segment
 from .urls import BrokerUrl, StoreUrl, parse_broker_url, parse_store_url
@@ -115,20 +114,6 @@ class VigilConfig(BaseModel):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     # Validated by the edge agent's own (pydantic-free) loader; see edge.config.
     edge: Optional[dict[str, Any]] = None
-
-
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One problem in a configuration: where it is and what was expected."""
-
-    file: str
-    line: Optional[int]
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
 class ConfigError(ValueError):
@@ -278,7 +263,7 @@ def _check_edge(section: dict[str, Any], positions: Positions, file: str) -> lis
     try:
         parse_edge_section(section, positions, file, prefix=("edge",))
     except EdgeConfigError as exc:
-        return [ConfigIssue(i.file, i.line, i.key, i.message) for i in exc.issues]
+        return list(exc.issues)
     return []
 
 
