@@ -10,14 +10,14 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
 from alerting.transition import AlertState
 
-__all__ = ["AlertRecord", "StateDB", "StateError"]
+__all__ = ["AlertRecord", "StateDB", "StateError", "immediate_transaction"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,18 @@ CREATE TABLE IF NOT EXISTS series_seen (
 );
 """
 
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (ROLLBACK on an exception)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 class StateError(Exception):
     """The state file cannot be opened or written; ``path`` names it."""
@@ -109,16 +121,9 @@ class StateDB:
         except sqlite3.Error as exc:
             raise StateError(self.path, f"cannot open the alert state file: {exc}") from exc
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on an exception)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return immediate_transaction(self.conn)
 
     def load_alerts(self) -> list[AlertRecord]:
         rows = self.conn.execute(

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from alerting.state import immediate_transaction
 from alerting.transition import Transition
 
 from .config import Match, mask_apprise_url
@@ -121,13 +122,8 @@ class NotifyState:
         if durable:
             self.conn.execute("PRAGMA synchronous = FULL")
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate_transaction(self.conn):
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
         finally:
             if durable:
                 self.conn.execute("PRAGMA synchronous = NORMAL")
