@@ -1,8 +1,8 @@
 """The bridge at run time: MQTT in, normalize, store (or spool), republish, then acknowledge.
 
-The flow of one batch::
+The flow of one batch (three stages, each working on a different batch at the same time)::
 
-    broker ──QoS 1──► inbox ──► Pipeline.process ──► StoreWriter.write ──► publish events and
+    broker ──QoS 1──► Link ──► Pipeline.process ──► StoreWriter.write ──► publish events and
                                  (formats, checks,     (store, or disk         dead letters (QoS 1,
                                   dedup)                spool when down)        wait for PUBACK)
                                                                                      │
@@ -11,7 +11,8 @@ The flow of one batch::
 A message is acknowledged only after its events are durable and republished and its
 refusals dead-lettered, so a crash at any moment loses nothing: the broker delivers the
 unacknowledged messages again (persistent session), and the store's writes are idempotent.
-Batches form by themselves: whatever has arrived while the previous batch was written.
+Batches form by themselves: whatever has arrived while the previous batch was parsed.
+The MQTT connection is broker_bridge/link.py (gmqtt: why is said there).
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import aiomqtt
-
 from vigil.config import VigilConfig
 from vigil.event import Event
-from vigil.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack, publish_all
+from vigil.mqtt import backoff_delay
 from vigil.urls import mask_url
 
+from .link import Delivery, Link, LinkError
 from .metrics import Metrics, serve_metrics
 from .pipeline import DeadLetter, Pipeline
 from .spool import Spool
@@ -38,6 +40,15 @@ from .writer import StoreWriter
 __all__ = ["Bridge", "serve"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Messages taken together, and what became of them."""
+
+    deliveries: list[Delivery]
+    events: list[Event] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
 
 
 class Bridge:
@@ -55,11 +66,11 @@ class Bridge:
         self.spool = Spool(spool_path, spool_max_events or self.settings.spool_max_events)
         self.writer = StoreWriter(store, self.spool, self.metrics)
         self.metrics.gauge("spool_events", "events waiting in the disk spool", lambda: self.spool.events)
-        self._inbox: Optional[Inbox] = None
+        self._link: Optional[Link] = None
         self.metrics.gauge("inbox_messages", "messages received and not yet taken into a batch",
-                           lambda: self._inbox.queue.qsize() if self._inbox and self._inbox.queue else 0)
+                           lambda: self._link.waiting if self._link else 0)
         self.connected = asyncio.Event()
-        self._unacked: list[Event] = []
+        self._in_flight: deque[_Batch] = deque()  # processed, not yet acknowledged, oldest first
         self._refusal_said: set[tuple[str, str]] = set()
 
     async def run(self, ready: Optional[asyncio.Event] = None) -> None:
@@ -81,17 +92,18 @@ class Bridge:
         attempt = 0
         state = "starting"
         broker = self.config.mqtt.broker()
+        limit = self.settings.batch_size
         while True:
-            inbox = self._inbox = Inbox()
-            client = build_client(self.config.mqtt, self.settings.client_id, persistent=True, inbox=inbox,
-                                  receive_maximum=self.settings.batch_size * 2)
-            enable_manual_ack(client)
+            # The broker sends at most receive_maximum unacknowledged messages (MQTT 5); the link stops
+            # reading the socket past inbox_bound, for brokers that send more.
+            link = self._link = Link(self.config.mqtt, self.settings.client_id, receive_maximum=limit * 2,
+                                     inbox_bound=limit * 4)
             try:
-                async with client:
-                    for topic_filter, qos in self.pipeline.subscriptions():
-                        if self.settings.shared_group:
-                            topic_filter = f"$share/{self.settings.shared_group}/{topic_filter}"
-                        await client.subscribe(topic_filter, qos=qos)
+                await link.connect()
+                try:
+                    filters = [(f"$share/{self.settings.shared_group}/{f}" if self.settings.shared_group else f, qos)
+                               for f, qos in self.pipeline.subscriptions()]
+                    await link.subscribe(filters)
                     if state != "connected":
                         log.info("bridge connected to %s as %s; storing into %s", broker, self.settings.client_id,
                                  mask_url(self.store.name))
@@ -99,13 +111,16 @@ class Bridge:
                     self.connected.set()
                     if ready is not None:
                         ready.set()
-                    await self._consume(client, inbox)
-            except aiomqtt.MqttError as exc:
+                    await self._consume(link)
+                finally:
+                    await link.close()
+            except LinkError as exc:
                 self.connected.clear()
-                # A batch cut short was remembered by the deduplicator but never acknowledged: the
-                # broker delivers it again, and it must then be stored and republished, not dropped.
-                self.pipeline.forget(self._unacked)
-                self._unacked = []
+                # Batches cut short were remembered by the deduplicator but never acknowledged: the
+                # broker delivers them again, and they must then be stored and republished, not dropped.
+                for batch in self._in_flight:
+                    self.pipeline.forget(batch.events)
+                self._in_flight.clear()
                 attempt += 1
                 delay = backoff_delay(attempt)
                 if state != "disconnected":
@@ -113,44 +128,78 @@ class Bridge:
                     state = "disconnected"
                 await asyncio.sleep(delay)
 
-    async def _consume(self, client: aiomqtt.Client, inbox: Inbox) -> None:
+    async def _consume(self, link: Link) -> None:
+        """Three stages, each batch through them in order: while one batch is being stored, the
+        next is parsed and the one before is republished (each stage alone mostly waits: for the
+        broker, for the store's answer, for messages)."""
         limit = self.settings.batch_size
-        async for first in client.messages:
-            batch = [first, *inbox.drain(limit - 1)]
-            await self.handle(client, batch)
+        to_store: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
+        to_publish: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
 
-    async def handle(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
-        """Process, make durable, republish, then acknowledge one batch."""
-        events: list[Event] = []
-        dead: list[DeadLetter] = []
-        for message in batch:
-            payload = message.payload
-            if not isinstance(payload, bytes):
-                payload = bytes(payload) if isinstance(payload, bytearray) else str(payload or "").encode()
+        async def store_stage() -> None:
+            while True:
+                batch = await to_store.get()
+                await self._make_durable(batch)
+                await to_publish.put(batch)
+
+        async def publish_stage() -> None:
+            while True:
+                batch = await to_publish.get()
+                await self._republish(link, batch)
+                link.ack(batch.deliveries)
+                self._in_flight.popleft()
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(store_stage(), name="bridge-store")
+                tg.create_task(publish_stage(), name="bridge-publish")
+                while True:
+                    batch = self.process(await link.next_batch(limit))
+                    self._in_flight.append(batch)
+                    await to_store.put(batch)
+        except BaseExceptionGroup as group:  # noqa: F821 (Python 3.11, as the server parts are)
+            lost = [e for e in group.exceptions if isinstance(e, LinkError)]
+            if lost and len(lost) == len(group.exceptions):
+                raise lost[0] from None
+            raise
+
+    def process(self, deliveries: list[Delivery]) -> _Batch:
+        """Formats, checks and duplicates of each message: the batch's events and dead letters."""
+        batch = _Batch(deliveries)
+        events, dead = batch.events, batch.dead
+        process = self.pipeline.process
+        duplicates = 0
+        for message in deliveries:
             # Each message its own receive time: readings without a source time must not share one.
-            now = time.time()
-            outcome = self.pipeline.process(message.topic.value, payload, now, bool(message.retain))
+            outcome = process(message.topic, message.payload, time.time(), message.retain)
             events.extend(outcome.events)
             dead.extend(outcome.dead)
-            if outcome.duplicates:
-                self.metrics.inc("duplicates", outcome.duplicates)
-        self.metrics.inc("received", len(batch))
+            duplicates += outcome.duplicates
+        if duplicates:
+            self.metrics.inc("duplicates", duplicates)
+        self.metrics.inc("received", len(deliveries))
         self.metrics.counts["corrected_ts"] = self.pipeline.corrected_ts
         if events:
             self.metrics.lag_seconds = time.time() - max(e.ts for e in events)
-        self._unacked = events
-        refused = await self.writer.write(events)
+        return batch
+
+    async def _make_durable(self, batch: _Batch) -> None:
+        """Store (or spool) the batch's events; those the store refuses become dead letters."""
+        refused = await self.writer.write(batch.events)
         if refused:
             bad = {id(e) for e, _ in refused}
-            events = [e for e in events if id(e) not in bad]
-            dead.extend(DeadLetter.for_event(e, "store-rejected", why) for e, why in refused)
-        for d in dead:
+            batch.events = [e for e in batch.events if id(e) not in bad]
+            batch.dead.extend(DeadLetter.for_event(e, "store-rejected", why) for e, why in refused)
+
+    async def _republish(self, link: Link, batch: _Batch) -> None:
+        """Events and dead letters out at QoS 1, acknowledged by the broker."""
+        for d in batch.dead:
             self.metrics.refuse(d.reason)
-        outgoing = [(d.topic(self.topics), d.to_json()) for d in dead]
+        outgoing = [(d.topic(self.topics), d.to_json()) for d in batch.dead]
         # Names were validated by the pipeline; building the topic again per event would check them twice.
         prefix = f"{self.topics.root}/events/"
-        outgoing += [(f"{prefix}{e.device}/{e.metric}", e.to_json()) for e in events]
-        refused_out = await publish_all(client, outgoing)
+        outgoing += [(f"{prefix}{e.device}/{e.metric}", e.to_json()) for e in batch.events]
+        refused_out = await link.publish_all(outgoing)
         if refused_out:
             # Stored, but the broker will not take the events (or dead letters): retrying cannot help,
             # so say it once per topic and reason, count it, and acknowledge as usual.
@@ -161,10 +210,7 @@ class Bridge:
                     log.error("the broker refused the bridge's publish on %s (%s): check the ACL of user %s; the "
                               "readings are stored but the rule engine does not see them", topic, reason,
                               self.config.mqtt.broker().username or "(anonymous)")
-        self.metrics.inc("republished", len(events) - sum(1 for t, _ in refused_out if t.startswith(prefix)))
-        for message in batch:
-            ack(client, message)
-        self._unacked = []
+        self.metrics.inc("republished", len(batch.events) - sum(1 for t, _ in refused_out if t.startswith(prefix)))
 
     async def _prune(self) -> None:
         """Keep the embedded store within its retention window, a little at a time."""

@@ -118,8 +118,6 @@ def influx_counts_flood(chain: Chain) -> int:
     return chain.stored().get("flood", 0)
 
 
-@pytest.mark.xfail(strict=True, reason="the bridge's RSS grows with the backlog it drains: 75 MB idle, 248 MB peak "
-                   "after 30,000 readings (446 MB after 60,000 in bench/e2e/run.py --readings 60000)")
 def test_a_backlog_after_a_bridge_outage_is_drained_in_bounded_memory(
         tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: str) -> None:
     """A bridge away while 100 devices send 30,000 readings takes them back without holding them all."""
@@ -138,7 +136,9 @@ def test_a_backlog_after_a_bridge_outage_is_drained_in_bounded_memory(
         peak_kib = peak_rss_kib(bridge.proc.pid)
     finally:
         bridge.stop()
-    # Steady, the bridge takes about 55 MB; the broker lets it hold at most receive_maximum (1,000) unacked.
+    # Mosquitto 2.0.11 sends past the bridge's receive maximum once acknowledgements flow; the bridge
+    # stops reading its socket while 4 x batch_size messages wait (broker_bridge/link.py).
+    print(f"bridge RSS {idle_kib // 1024} MB at start, peak {peak_kib // 1024} MB")
     assert peak_kib - idle_kib < 100 * 1024, f"RSS {idle_kib // 1024} MB idle, peak {peak_kib // 1024} MB"
 
 

@@ -1,0 +1,362 @@
+"""The bridge's MQTT connection, on gmqtt: receive in batches, acknowledge late, publish in windows.
+
+Why not aiomqtt (paho) here, as in the other server parts: the bridge handles every reading of
+every device, and paho's per-packet work was most of its CPU (a profile of the bridge draining
+a backlog: 69 % of its busy time in paho's read path, MQTT 5 ``Properties`` objects first). On
+this machine a bare gmqtt subscriber drained the same backlog 3-4.5 times as fast as a bare paho
+one (``bench/bridge.py`` prints both), and the bridge rose from ~0.2 to the figure in
+docs/proof.md. The rule engine, the dashboard and the edge stay on aiomqtt / paho.
+
+What the bridge needs and gmqtt does not offer as such, done here in one place:
+
+- Acknowledge after durable: gmqtt either acknowledges on receipt or once ``on_message``
+  returns (with no packet id given to it). :class:`Link` takes over the handler's QoS 1 step so
+  that a message is kept with its packet id and acknowledged by :meth:`Link.ack`.
+- Publishing many at QoS 1 and knowing when the broker has them, with the MQTT 5 reason code of
+  each refusal (gmqtt leaves PUBACK reason codes unparsed), within the broker's receive maximum.
+- Backpressure: while more than ``inbox_bound`` messages wait, the socket is not read (Mosquitto
+  2.0.11 exceeds the client's receive maximum once acknowledgements flow, so without this a
+  backlog fills the bridge's memory).
+- Reconnecting is the bridge's own (one log line per state change, jittered backoff, a fresh
+  session view); gmqtt's automatic reconnect is switched off.
+
+These reach under gmqtt's public surface (``_package_handler``, ``_connection``); the version
+is pinned in pyproject.toml and tests/integration/bridge exercises every one of them against a
+real Mosquitto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import struct
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import gmqtt
+from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
+from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
+
+from vigil.config import MqttSettings
+
+__all__ = ["Delivery", "Link", "LinkError"]
+
+log = logging.getLogger(__name__)
+# gmqtt logs every connection loss with a traceback; the bridge says it in one line of its own.
+logging.getLogger("gmqtt").setLevel(logging.ERROR)
+
+SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps the bridge's session while it is away
+
+# MQTT 5 reason codes of a refused PUBACK or SUBACK (spec 3.4.2.1 / 3.9.3), by name as paho prints them.
+REASONS = {
+    0x80: "Unspecified error", 0x83: "Implementation specific error", 0x87: "Not authorized",
+    0x8F: "Topic filter invalid", 0x90: "Topic name invalid", 0x91: "Packet identifier in use",
+    0x97: "Quota exceeded", 0x99: "Payload format invalid", 0x9E: "Shared subscriptions not supported",
+    0xA1: "Subscription identifiers not supported", 0xA2: "Wildcard subscriptions not supported",
+}
+
+# MQTT 5 reason codes of a DISCONNECT from the broker (spec 3.14.2.1), the ones worth explaining.
+DISCONNECT_REASONS = {
+    0x8B: "server shutting down", 0x8D: "keep alive timeout",
+    0x8E: "session taken over: another client connected with the same client id (give each bridge its own "
+          "--client-id)",
+    0x87: "not authorized", 0x97: "quota exceeded", 0x98: "administrative action",
+}
+
+
+class LinkError(Exception):
+    """The connection failed or was lost; the caller reconnects with backoff."""
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message from the broker, to be acknowledged with :meth:`Link.ack` once it is durable."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: Optional[int]
+
+
+def ssl_context(settings: MqttSettings) -> ssl.SSLContext:
+    """The TLS context of ``mqtts://`` (CA file, optional client certificate, ``tls_insecure``)."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if settings.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _Client(gmqtt.Client):  # type: ignore[misc]
+    async def reconnect(self, delay: bool = False) -> None:
+        """gmqtt calls this on every connection loss; the bridge reconnects itself, with a new Link."""
+
+
+class Link:
+    """One connection of the bridge to the broker, from connect to loss or close."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool = True,
+                 receive_maximum: int = 1000, inbox_bound: int = 2000, timeout: float = 10.0) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.timeout = timeout
+        self.inbox_bound = inbox_bound
+        self.v5 = settings.protocol == "5"
+        self.lost = asyncio.Event()
+        self.why_lost = ""
+        self._inbox: deque[Delivery] = deque()
+        self._arrived = asyncio.Event()
+        self._paused = False
+        self._expecting = False  # an answer of the broker is awaited: the socket must be read
+        self._waiting: dict[int, str] = {}  # packet id -> topic of each publish not yet acknowledged
+        self._refused: list[tuple[str, str]] = []
+        self._acked = asyncio.Event()
+        self._subacks: dict[int, asyncio.Future[list[int]]] = {}
+        properties: dict[str, Any] = {}
+        if self.v5:
+            properties["receive_maximum"] = receive_maximum
+            if persistent:
+                properties["session_expiry_interval"] = SESSION_EXPIRY
+        client = _Client(client_id, clean_session=not persistent, optimistic_acknowledgement=True, **properties)
+        self._client = client
+        client.on_message = self._on_qos0
+        client.on_disconnect = self._on_disconnect
+        handler = client._package_handler
+        # Instance attributes win over the handler's methods of the same name (it looks them up by name).
+        handler._handle_qos_1_publish_packet = self._on_qos1
+        self._puback = handler._handle_puback_packet
+        handler._handle_puback_packet = self._on_puback
+        client.on_subscribe = self._on_suback
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect (TLS, credentials, MQTT 5 or 3.1.1); LinkError says why it could not."""
+        broker = self.settings.broker()
+        if broker.username:
+            self._client.set_auth_credentials(broker.username, broker.password)
+        try:
+            await asyncio.wait_for(self._client.connect(
+                broker.host, broker.port, ssl=ssl_context(self.settings) if broker.tls else False,
+                keepalive=self.settings.keepalive, version=MQTTv50 if self.v5 else MQTTv311), self.timeout)
+        except asyncio.TimeoutError:
+            await self.close()
+            hint = " (a broker that does not speak MQTT 5 does so: try mqtt.protocol: \"3.1.1\")" if self.v5 else ""
+            raise LinkError(f"no answer to CONNECT within {self.timeout:.0f}s{hint}") from None
+        except gmqtt.mqtt.handler.MQTTConnectError as exc:
+            await self.close()
+            raise LinkError(f"the broker refused the connection: {exc.message}") from None
+        except OSError as exc:  # refused, unreachable, TLS (ssl.SSLError is an OSError)
+            raise LinkError(f"cannot connect: {exc.strerror or exc}") from None
+
+    async def subscribe(self, filters: list[tuple[str, int]]) -> None:
+        """Subscribe and wait for the broker's answer; LinkError names a refused filter."""
+        self._expect()
+        try:
+            await self._subscribe(filters)
+        finally:
+            self._expecting = False
+
+    async def _subscribe(self, filters: list[tuple[str, int]]) -> None:
+        for topic_filter, qos in filters:
+            loop = asyncio.get_running_loop()
+            mid = self._client.subscribe(topic_filter, qos=qos)
+            done = self._subacks[mid] = loop.create_future()
+            try:
+                codes = await asyncio.wait_for(done, self.timeout)
+            except asyncio.TimeoutError:
+                raise LinkError(f"no answer to SUBSCRIBE {topic_filter} within {self.timeout:.0f}s") from None
+            finally:
+                self._subacks.pop(mid, None)
+            if any(c >= 0x80 for c in codes):
+                reason = REASONS.get(codes[0], f"reason code {codes[0]:#x}") if self.v5 else "refused"
+                raise LinkError(f"the broker refused the subscription to {topic_filter} ({reason}): check the ACL")
+
+    async def close(self) -> None:
+        """Disconnect cleanly if still connected (the session stays on the broker)."""
+        try:
+            if self._client._connection is not None and not self._client._connection.is_closing():
+                await asyncio.wait_for(self._client.disconnect(), self.timeout)
+        except (asyncio.TimeoutError, OSError):
+            pass
+
+    # -- receiving --------------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        """Messages received and not yet taken by :meth:`next_batch`."""
+        return len(self._inbox)
+
+    async def next_batch(self, limit: int) -> list[Delivery]:
+        """At least one message (waiting for it), at most ``limit``; LinkError once the connection is lost."""
+        while not self._inbox:
+            if self.lost.is_set():
+                raise LinkError(self.why_lost or "connection lost")
+            self._arrived.clear()
+            lost = asyncio.ensure_future(self.lost.wait())
+            arrived = asyncio.ensure_future(self._arrived.wait())
+            try:
+                await asyncio.wait({lost, arrived}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lost.cancel()
+                arrived.cancel()
+        inbox = self._inbox
+        batch = [inbox.popleft() for _ in range(min(limit, len(inbox)))]
+        if len(inbox) <= self.inbox_bound // 2:
+            self._resume()
+        return batch
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            transport = self._transport()
+            if transport is not None:
+                transport.resume_reading()
+
+    def _expect(self) -> None:
+        """Read the socket until the awaited answer came, even with a full inbox (it comes behind)."""
+        self._expecting = True
+        self._resume()
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        """Acknowledge these messages to the broker (those of QoS 0 need nothing)."""
+        if self.lost.is_set():
+            raise LinkError(self.why_lost or "connection lost")
+        connection = self._client._connection
+        build, ver = CommandWithMidPacket.build_package, connection._protocol.proto_ver
+        # One write for the lot: a send(2) per packet was a third of the bridge's CPU.
+        data = b"".join(build(MQTTCommands.PUBACK, d.mid, False, proto_ver=ver)
+                        for d in deliveries if d.mid is not None)
+        if data:
+            connection.send_package(data)
+
+    def _take(self, delivery: Delivery) -> None:
+        self._inbox.append(delivery)
+        self._arrived.set()
+        if len(self._inbox) > self.inbox_bound and not self._expecting:
+            transport = self._transport()
+            # Checked on every message: asyncio's stream reader under gmqtt may resume reading on its own.
+            if transport is not None and transport.is_reading():
+                transport.pause_reading()
+                self._paused = True
+
+    def _transport(self) -> Optional[asyncio.Transport]:
+        connection = self._client._connection
+        return connection._transport if connection is not None else None
+
+    def _on_qos1(self, mid: int, payload: bytes, topic: Any, properties: dict[str, Any]) -> None:
+        self._take(Delivery(_text(topic), payload, 1, bool(properties.get("retain")), mid))
+
+    def _on_qos0(self, client: Any, topic: Any, payload: bytes, qos: int, properties: dict[str, Any]) -> int:
+        self._take(Delivery(_text(topic), payload, qos, bool(properties.get("retain")), None))
+        return 0
+
+    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        # gmqtt passes the DISCONNECT the broker sent (MQTT 5: its reason code first), or b"" when the
+        # connection just closed (which follows a DISCONNECT too: the first reason stays).
+        if self.why_lost:
+            pass
+        elif isinstance(packet, (bytes, bytearray)) and packet:
+            code = packet[0]
+            self.why_lost = f"the broker disconnected the bridge: {DISCONNECT_REASONS.get(code, f'reason {code:#x}')}"
+        else:
+            self.why_lost = "connection closed"
+        self.lost.set()
+        self._acked.set()
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def _on_puback(self, cmd: int, packet: bytes) -> None:
+        self._puback(cmd, packet)
+        (mid,) = struct.unpack("!H", packet[:2])
+        topic = self._waiting.pop(mid, None)
+        if topic is not None and len(packet) > 2 and packet[2] >= 0x80:
+            self._refused.append((topic, REASONS.get(packet[2], f"reason code {packet[2]:#x}")))
+        self._acked.set()
+
+    def _on_suback(self, client: Any, mid: int, codes: tuple[int, ...], properties: Any) -> None:
+        done = self._subacks.get(mid)
+        if done is not None and not done.done():
+            done.set_result(list(codes))
+
+    def _window(self, wanted: int) -> int:
+        """Publishes in flight at once: ``wanted``, within the broker's receive maximum."""
+        values = self._client._package_handler._connack_properties.get("receive_maximum")
+        broker_max = values[0] if values else 65535
+        return max(1, min(wanted, broker_max - 2))
+
+    async def publish_all(self, messages: list[tuple[str, bytes]], *, window: int = 1000,
+                          timeout: float = 30.0) -> list[tuple[str, str]]:
+        """Publish at QoS 1 and return once the broker acknowledged every one.
+
+        Returns ``(topic, reason)`` of each message the broker acknowledged with a refusal
+        (MQTT 5: not authorized, quota exceeded...). LinkError when the connection drops or the
+        broker does not acknowledge within ``timeout``.
+        """
+        self._expect()
+        try:
+            await self._publish_all(messages, window, timeout)
+        finally:
+            self._expecting = False
+        refused, self._refused = self._refused, []
+        return refused
+
+    async def _publish_all(self, messages: list[tuple[str, bytes]], window: int, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        window = self._window(window)
+        connection = self._client._connection
+        protocol = connection._protocol
+        waiting = self._waiting
+        start = 0
+        while start < len(messages):
+            while len(waiting) >= window:
+                await self._wait_acks(deadline)
+            if self.lost.is_set():
+                raise LinkError(self.why_lost or "connection lost")
+            chunk = messages[start:start + window - len(waiting)]
+            start += len(chunk)
+            packets = []
+            for topic, payload in chunk:
+                mid, packet = PublishPacket.build_package(gmqtt.Message(topic, payload, qos=1), protocol)
+                waiting[mid] = topic
+                packets.append(packet)
+            connection.send_package(b"".join(packets))  # one write for the lot, as in ack()
+        while waiting:
+            await self._wait_acks(deadline)
+
+    def _quickack(self) -> None:
+        """Acknowledge TCP segments at once while waiting for PUBACKs (Linux).
+
+        A broker with Nagle's algorithm on (Mosquitto's default, ``set_tcp_nodelay false``) holds
+        its small PUBACKs until the previous segment is acknowledged, and the kernel delays that
+        acknowledgement up to 40 ms when the bridge has nothing to send: each batch waited for it,
+        and the bridge ran at a third of its rate (bench/bridge.py, docs/proof.md).
+        """
+        transport = self._transport()
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+
+    async def _wait_acks(self, deadline: float) -> None:
+        self._quickack()
+        if self.lost.is_set():
+            raise LinkError(self.why_lost or "disconnected while waiting for the broker's acknowledgements")
+        self._acked.clear()
+        try:
+            await asyncio.wait_for(self._acked.wait(), max(0.0, deadline - asyncio.get_running_loop().time()))
+        except asyncio.TimeoutError:
+            raise LinkError(f"the broker did not acknowledge {len(self._waiting)} messages in time") from None
+        if self.lost.is_set():
+            raise LinkError(self.why_lost or "disconnected while waiting for the broker's acknowledgements")
+
+
+def _text(topic: Any) -> str:
+    # gmqtt hands over the topic as bytes when it is not UTF-8 (brokers refuse those; be safe).
+    return topic if isinstance(topic, str) else bytes(topic).decode("utf-8", "replace")
