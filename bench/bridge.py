@@ -1,17 +1,23 @@
 """Bridge throughput, measured against a bare paho subscriber in the same run, on the same broker.
 
-    .venv/bin/python bench/bridge.py [--readings 20000] [--devices 100]
+    .venv/bin/python bench/bridge.py [--readings 50000] [--devices 100]
 
 Method: each consumer's persistent session is made first; then N readings are published
-while it is away (the broker queues them), and the consumer is started and timed until it has
-taken them all. Timing a drained backlog keeps the load generator (C mosquitto_pub processes)
-out of the figure; the generator's own rate is printed too. Everything runs on private
+while it is away (the broker queues them), and the consumer is started and timed while it takes
+the middle 80 % of them (from the 10 % mark to the 90 % mark: the steady rate, without the
+start-up of the process or the tail). Timing a drained backlog keeps the load generator (C
+mosquitto_pub processes) out of the figure; the generator's own rate is printed too. Everything runs on private
 servers (Mosquitto and influxd 1.x) on free loopback ports.
 
-Prints: the generator's rate; the bare subscriber's rate; the bridge's end-to-end rate
-(received -> stored in influxd and republished, all acknowledged); their ratio; the loss
-(stored count vs published, and the broker's dropped counter); and two bridges in a shared
-group against one.
+Prints: the generator's rate; the bare subscribers' rates (paho, and gmqtt, the bridge's client
+library); the bridge's end-to-end rate (received -> stored in influxd and republished, all
+acknowledged), its ratio to the bare paho subscriber and its CPU per reading; the loss (stored
+count vs published, and the broker's dropped counter); two bridges in a shared group against
+one; and how busy the machine's cores were while each bridge run was timed (on 2 cores, Mosquitto,
+influxd and the bridges share them).
+
+The broker gets the shipped deploy/mosquitto/mosquitto.conf's queue settings and
+``set_tcp_nodelay``; ``--stock-nagle`` leaves the latter out (Mosquitto's default).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.services import Influxd, Mosquitto, free_port, wait_until
+from tests.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until
 
 VENV_VIGIL = str(Path(sys.executable).with_name("vigil"))
 
@@ -64,6 +70,7 @@ def publish_backlog(broker: Mosquitto, n: int, devices: int, start_seq: int, wor
 
 
 PROTOCOL = "5"
+PROFILE = ""
 
 
 def _connect(c: mqtt.Client, broker: Mosquitto, persistent: bool) -> None:
@@ -85,13 +92,14 @@ def _client(client_id: str, persistent: bool) -> mqtt.Client:
 def bare_subscriber(broker: Mosquitto, n: int, workdir: Path, devices: int) -> float:
     """A paho subscriber that only counts, draining a queued backlog; returns msgs/s."""
     got = [0]
-    first: list[float] = []
+    lo, hi = n // 10, n - n // 10
+    marks: dict[int, float] = {}
     done = threading.Event()
 
     def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
-        if not first:
-            first.append(time.perf_counter())
         got[0] += 1
+        if got[0] in (lo, hi):
+            marks[got[0]] = time.perf_counter()
         if got[0] >= n:
             done.set()
 
@@ -109,14 +117,52 @@ def bare_subscriber(broker: Mosquitto, n: int, workdir: Path, devices: int) -> f
     c.loop_stop()
     publish_backlog(broker, n, devices, 0, workdir)
     c = connect()
-    started = time.perf_counter()
     c.loop_start()
     done.wait(300)
-    elapsed = time.perf_counter() - started
     c.disconnect()
     c.loop_stop()
     forget_session(broker, "bare")
-    return got[0] / elapsed
+    return (hi - lo) / (marks[hi] - marks[lo])
+
+
+def bare_gmqtt(broker: Mosquitto, n: int, workdir: Path, devices: int) -> float:
+    """The same with gmqtt (the bridge's client library), acknowledging on receipt; returns msgs/s."""
+    import asyncio
+
+    import gmqtt
+    from gmqtt.mqtt.constants import MQTTv50, MQTTv311
+
+    lo, hi = n // 10, n - n // 10
+    marks: dict[int, float] = {}
+
+    async def session(drain: bool) -> None:
+        got = [0]
+        done = asyncio.Event()
+
+        def on_message(client: object, topic: str, payload: bytes, qos: int, properties: object) -> int:
+            got[0] += 1
+            if got[0] in (lo, hi):
+                marks[got[0]] = time.perf_counter()
+            if got[0] >= n:
+                done.set()
+            return 0
+
+        v5 = PROTOCOL == "5"
+        c = gmqtt.Client("bare-gmqtt", clean_session=False, **({"session_expiry_interval": 3600} if v5 else {}))
+        c.on_message = on_message
+        await c.connect("127.0.0.1", broker.port, version=MQTTv50 if v5 else MQTTv311)
+        if drain:
+            await asyncio.wait_for(done.wait(), 300)
+        else:
+            c.subscribe("vigil/readings/#", qos=1)
+            await asyncio.sleep(0.5)
+        await c.disconnect()
+
+    asyncio.run(session(False))
+    publish_backlog(broker, n, devices, 0, workdir)
+    asyncio.run(session(True))
+    forget_session(broker, "bare-gmqtt")
+    return (hi - lo) / (marks[hi] - marks[lo])
 
 
 def forget_session(broker: Mosquitto, client_id: str) -> None:
@@ -139,7 +185,8 @@ def metrics(port: int) -> dict[str, float]:
     return out
 
 
-def start_bridges(k: int, broker: Mosquitto, store: str, workdir: Path, group: str | None) -> list[tuple]:
+def start_bridges(k: int, broker: Mosquitto, store: str, workdir: Path, group: str | None,
+                  settle: bool = True) -> list[tuple]:
     bridges = []
     for i in range(k):
         port = free_port()
@@ -154,7 +201,8 @@ def start_bridges(k: int, broker: Mosquitto, store: str, workdir: Path, group: s
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         assert wait_until(lambda port=port: _up(port), 20), f"bridge {i} did not start"
         bridges.append((p, port))
-    time.sleep(0.5)  # let it subscribe
+    if settle:
+        time.sleep(0.5)  # let it subscribe
     return bridges
 
 
@@ -181,22 +229,45 @@ def bridge_run(k: int, broker: Mosquitto, influxd: Influxd, n: int, devices: int
     bridges = start_bridges(k, broker, influxd.url(db), workdir, group)
     stop(bridges)  # sessions exist now; readings queue while the bridges are away
     publish_backlog(broker, n, devices, seq0, workdir)
-    bridges = start_bridges(k, broker, influxd.url(db), workdir, group)
-    started = time.perf_counter()
-    cpu0 = sum(_cpu(p.pid) for p, _ in bridges)
-
-    def all_acked() -> bool:
-        return sum(metrics(port).get("vigil_bridge_republished_total", 0) for _, port in bridges) >= n
-
-    wait_until(all_acked, 600, 0.02)
-    elapsed = time.perf_counter() - started
-    cpu = sum(_cpu(p.pid) for p, _ in bridges) - cpu0
+    bridges = start_bridges(k, broker, influxd.url(db), workdir, group, settle=False)
+    spy = None
+    if PROFILE and k == 1:  # py-spy writes its profile when the bridge exits
+        out = Path(PROFILE).resolve() / f"bridge-{PROTOCOL}-{time.time():.0f}.txt"
+        spy = subprocess.Popen(["py-spy", "record", "--idle", "--rate", "500", "--format", "raw", "-o", str(out),
+                                "--pid", str(bridges[0][0].pid)], stdout=subprocess.DEVNULL)
+        time.sleep(1)
+    # (time, republished, cpu seconds) until all are through; the rate is taken between the 10 % and 90 % marks
+    samples = []
+    deadline = time.perf_counter() + 600
+    while time.perf_counter() < deadline:
+        done = sum(metrics(port).get("vigil_bridge_republished_total", 0) for _, port in bridges)
+        samples.append((time.perf_counter(), done, sum(_cpu(p.pid) for p, _ in bridges), _machine()))
+        if done >= n:
+            break
+        time.sleep(0.005)
+    if samples[0][1] >= n // 10:
+        print(f"  (bridge x{k} had taken {samples[0][1]:.0f} before the first sample: timed from there)")
+    t0, c0, cpu0, m0 = next(x for x in samples if x[1] >= n // 10)
+    if c0 >= n // 2:
+        raise SystemExit(f"bridge x{k} took half the backlog before it could be timed: use more --readings")
+    t1, c1, cpu1, m1 = next(x for x in samples if x[1] >= n - n // 10)
     stop(bridges)
+    if spy is not None:
+        spy.wait(60)
     for i in range(k):
         forget_session(broker, f"bench-{k}-{i}")
     res = influxd.query('SELECT count("value") FROM "temperature"', db=db)
     stored = int(res["results"][0]["series"][0]["values"][0][1]) if res["results"][0].get("series") else 0
-    return n / elapsed, stored, cpu / n
+    busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
+    return (c1 - c0) / (t1 - t0), stored, (cpu1 - cpu0) / (c1 - c0), busy
+
+
+def _machine() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
 
 
 def _cpu(pid: int) -> float:
@@ -213,33 +284,40 @@ def dropped(broker: Mosquitto) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--readings", type=int, default=20000)
+    ap.add_argument("--readings", type=int, default=50000)
     ap.add_argument("--devices", type=int, default=100)
     ap.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT version of bridge and subscriber")
+    ap.add_argument("--stock-nagle", action="store_true",
+                    help="leave out the shipped set_tcp_nodelay (Mosquitto's default: Nagle's algorithm on)")
+    ap.add_argument("--profile", metavar="DIR", default="",
+                    help="profile the single bridge with py-spy (pip install py-spy; --idle, raw format) into DIR")
     args = ap.parse_args()
-    global PROTOCOL
-    PROTOCOL = args.protocol
+    global PROTOCOL, PROFILE
+    PROTOCOL, PROFILE = args.protocol, args.profile
     n = args.readings - args.readings % args.devices
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        conf = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
-        queue_lines = [ln for ln in conf.read_text().splitlines() if ln.startswith(("max_inflight", "max_queued"))]
+        queue_lines = shipped_broker_settings(nagle=args.stock_nagle)
         broker = Mosquitto(work / "mq", extra_config="\n".join(queue_lines) + "\nsys_interval 1\n")
         broker.start()
         influxd = Influxd(work / "influxd")
         influxd.start()
         try:
             gen = publish_backlog(broker, n, args.devices, 0, work)  # nobody subscribed: generator alone
-            print(f"MQTT {PROTOCOL}; shipped queue settings: {', '.join(queue_lines)}")
+            print(f"MQTT {PROTOCOL}; shipped broker settings: {', '.join(queue_lines)}")
             print(f"load generator alone (mosquitto_pub x{args.devices}, QoS 1): {gen:,.0f} msg/s")
             bare = bare_subscriber(broker, n, work, args.devices)
             print(f"bare paho subscriber (counts only):         {bare:,.0f} msg/s")
-            one, stored1, cpu1 = bridge_run(1, broker, influxd, n, args.devices, work, 10**6)
+            bare_g = bare_gmqtt(broker, n, work, args.devices)
+            print(f"bare gmqtt subscriber (counts only):        {bare_g:,.0f} msg/s  ({bare_g / bare:.2f} x paho)")
+            one, stored1, cpu1, busy1 = bridge_run(1, broker, influxd, n, args.devices, work, 10**6)
             print(f"bridge x1 (stored in influxd + republished): {one:,.0f} msg/s  "
-                  f"ratio to bare {one / bare:.2f}  stored {stored1}/{n}  cpu {cpu1 * 1e6:.0f} us/reading")
-            two, stored2, _ = bridge_run(2, broker, influxd, n, args.devices, work, 2 * 10**6)
+                  f"ratio to bare paho {one / bare:.2f}  stored {stored1}/{n}  cpu {cpu1 * 1e6:.0f} us/reading  "
+                  f"machine busy {busy1:.0%}")
+            two, stored2, cpu2, busy2 = bridge_run(2, broker, influxd, n, args.devices, work, 2 * 10**6)
             print(f"bridge x2 in a shared group:                {two:,.0f} msg/s  "
-                  f"ratio to x1 {two / one:.2f}  stored {stored2}/{n}")
+                  f"ratio to x1 {two / one:.2f}  stored {stored2}/{n}  cpu {cpu2 * 1e6:.0f} us/reading  "
+                  f"machine busy {busy2:.0%}")
             print(f"loss: {n - stored1} (x1), {n - stored2} (x2); broker dropped counter: {dropped(broker)}")
         finally:
             influxd.stop()

@@ -25,6 +25,16 @@ __all__ = ["RUNNING", "Influxd", "Mosquitto", "Service", "VictoriaMetrics", "fre
 RUNNING: set[int] = set()
 
 
+def shipped_broker_settings(*, nagle: bool = False) -> list[str]:
+    """The queue and TCP lines of deploy/mosquitto/mosquitto.conf, for a private broker in benchmarks.
+
+    ``nagle=True`` leaves out ``set_tcp_nodelay`` (Mosquitto's default: Nagle's algorithm on).
+    """
+    conf = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
+    wanted = ("max_inflight", "max_queued") + (() if nagle else ("set_tcp_nodelay",))
+    return [line for line in conf.read_text().splitlines() if line.startswith(wanted)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

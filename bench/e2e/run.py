@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bridge import bare_subscriber, dropped, metrics, publish_backlog  # noqa: E402
 from bench.rules.latency import RECEIVER, _read_arrivals, percentile  # noqa: E402
-from tests.services import Influxd, Mosquitto, free_port, wait_until  # noqa: E402
+from tests.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until  # noqa: E402
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 THRESHOLD = 100.0
@@ -345,8 +345,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-e2e-") as tmp:
         work = Path(tmp)
-        conf = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
-        queue = [ln for ln in conf.read_text().splitlines() if ln.startswith(("max_inflight", "max_queued"))]
+        queue = shipped_broker_settings()
         broker = Mosquitto(work / "mq", extra_config="\n".join(queue) + "\nsys_interval 1\n")
         influxd = Influxd(work / "influxd")
         receiver_port = free_port()
@@ -354,7 +353,7 @@ def main() -> None:
         receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(receiver_port), str(arrivals)])
         broker.start()
         influxd.start()
-        print(f"Mosquitto with the shipped queue settings ({', '.join(queue)}); influxd 1.x; "
+        print(f"Mosquitto with the shipped queue and TCP settings ({', '.join(queue)}); influxd 1.x; "
               f"{os.cpu_count()} CPUs; load average (1 min) {os.getloadavg()[0]:.2f}")
         try:
             if args.soak:
