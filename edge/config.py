@@ -21,7 +21,7 @@ from vigil.urls import BrokerUrl, UrlError, parse_broker_url
 
 from ._reader import Context, Reader
 from .errors import ConfigIssue, EdgeConfigError
-from .sensors import KINDS
+from .sensors import KINDS, kind_module
 from .sensors.simulated import Fault
 from .sensors.simulated import Options as SimulatedOptions
 
@@ -346,7 +346,7 @@ def _sensors(root: Reader) -> list[SensorConfig]:
         if r.ok and "type" not in r.data:
             r.error("type", f"is required: one of {', '.join(KINDS)}")
         kind = r.choice("type", tuple(KINDS), None)
-        module = KINDS.get(kind or "")
+        module = kind_module(kind) if kind is not None else None
         metric = r.text("metric", module.DEFAULT_METRIC if module else "value") or "value"
         try:
             if not metric[:1].isalpha() and metric[:1] != "_":
