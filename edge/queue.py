@@ -162,11 +162,10 @@ class ReadingQueue:
         with self._lock:
             try:
                 self._begin()
-                removed = 0
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    removed += self._db.execute(f"DELETE FROM readings WHERE id IN ({marks})", chunk).rowcount
+                # One statement for any number of ids: an ``IN (?,?,...)`` per batch size would keep
+                # a prepared statement per size in sqlite3's cache (measured: 1 MB after batches of
+                # 1 to 100 acknowledgements, as after an outage).
+                removed = self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i in ids]).rowcount
                 # Not committed here, even with sync: always: losing a removal in a crash only
                 # sends that reading again (the bridge drops it by its seq); the next reading's
                 # commit, or the group commit, carries it, and saves a write and an fsync.
