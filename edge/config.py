@@ -102,6 +102,8 @@ class SensorConfig:
 
 @dataclass(frozen=True)
 class HomeAssistantConfig:
+    """Home Assistant MQTT discovery: off by default, under ``prefix``."""
+
     enabled: bool = False
     prefix: str = "homeassistant"
 

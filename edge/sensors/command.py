@@ -21,6 +21,8 @@ MAX_OUTPUT = 65536
 
 @dataclass(frozen=True)
 class Options:
+    """The command (argv), its timeout, and how to find the number in what it prints."""
+
     argv: tuple[str, ...]
     timeout: float = 10.0
     scale: float = 1.0

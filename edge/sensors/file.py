@@ -19,6 +19,8 @@ DEFAULT_METRIC = "value"
 
 @dataclass(frozen=True)
 class Options:
+    """The file, and how to find the number in it."""
+
     path: str
     scale: float = 1.0
     pattern: Optional[re.Pattern[str]] = None

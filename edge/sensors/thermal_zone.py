@@ -20,6 +20,8 @@ DEFAULT_METRIC = "temperature"
 
 @dataclass(frozen=True)
 class Options:
+    """Which thermal zone, under which sysfs directory."""
+
     zone: int = 0
     base: str = DEFAULT_BASE
 

@@ -27,6 +27,8 @@ _T = re.compile(r"t=(-?\d+)\s*$")
 
 @dataclass(frozen=True)
 class Options:
+    """The 1-wire id, under which sysfs directory."""
+
     id: str
     base: str = DEFAULT_BASE
 
