@@ -152,7 +152,8 @@ def measure(args: argparse.Namespace, root: Path, url: str, work: Path, received
     env_text = " ".join(f"{k}={v}" for k, v in extra_env.items()) or "no unit environment"
     print(f"vigil edge footprint: {args.sensors} simulated sensors at 1 Hz, {wall1 - wall0:.0f} s measured "
           f"(after {wall0 - started:.0f} s of start-up), sync={args.sync}, {args.python}, {env_text}, {root}")
-    print(f"  peak RSS (VmHWM)        {peak_kb / 1024:.1f} MB   (RSS at the end {rss_kb / 1024:.1f} MB)")
+    # /proc gives kB of 1024 bytes: these are MiB (24.7 MiB is 25.9 MB).
+    print(f"  peak RSS (VmHWM)        {peak_kb / 1024:.1f} MiB   (RSS at the end {rss_kb / 1024:.1f} MiB)")
     print(f"  CPU share of one core   {share:.2f} %   ({cpu1 - cpu0:.2f} s CPU)")
     print(f"  readings delivered      {readings}")
     if readings:
