@@ -3,7 +3,15 @@
 Standard library, paho-mqtt and PyYAML only, so that it installs on a Pi Zero.
 """
 
+# ruff: noqa: E402  (the deferral below must come before the imports that load dataclasses)
 from __future__ import annotations
+
+from . import _deferred
+
+# dataclasses imports inspect only to write a docstring for a dataclass that has none; every
+# dataclass the agent uses has one, so inspect loads only if something really uses it (about
+# 0.6 MB of the agent's peak RSS, docs/edge.md). Before anything here imports dataclasses.
+_deferred.defer("inspect")
 
 from .agent import EdgeAgent
 from .clock import Clock, ManualClock, SystemClock

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
@@ -42,7 +43,21 @@ Run 'vigil COMMAND --help' for what a command does and its options.
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        # argparse would import shutil (and with it bz2 and lzma) for the terminal's width, even to
+        # add an argument: memory the edge agent carries all its life (docs/edge.md, Footprint).
+        if width is None:
+            columns = os.environ.get("COLUMNS", "")
+            if columns.isdigit():
+                width = int(columns)
+            else:
+                try:
+                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
+                except (OSError, ValueError):
+                    width = 80
+            width -= 2
+        super().__init__(prog, indent_increment, max_help_position, width)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
@@ -63,7 +78,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         # Import only the module of the command being run, so that ``vigil --help`` is quick
         # and a device with only the edge extra installed can run ``vigil edge``.
         if wanted != name:
-            sub.add_parser(name, help=help_text)
+            sub.add_parser(name, help=help_text, formatter_class=_Formatter)
             continue
         try:
             module = importlib.import_module(module_name)

@@ -29,6 +29,8 @@ class UrlError(ValueError):
 
 @dataclass(frozen=True)
 class BrokerUrl:
+    """A parsed ``--broker`` URL: where the broker is, whether over TLS, and the credentials."""
+
     host: str
     port: int
     tls: bool = False
@@ -44,6 +46,8 @@ class BrokerUrl:
 
 @dataclass(frozen=True)
 class StoreUrl:
+    """A parsed ``--store`` URL: the kind of store and where it is."""
+
     kind: str  # "sqlite" | "memory" | "influxdb1" | "influxdb2"
     path: str = ""
     host: str = ""
