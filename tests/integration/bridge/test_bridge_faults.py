@@ -41,6 +41,7 @@ def test_sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(
         killed_at = influx_count(influxd, influx_db)
         assert 0 < killed_at < 20_000
     finally:
+        bridge.stop()  # only if the assertions above failed before the kill
         publisher.join(120)
     bridge.start()
     try:
