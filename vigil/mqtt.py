@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 
 from .config import MqttSettings
 
-__all__ = ["Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack", "publish_all"]
+__all__ = ["Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack"]
 
 SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
 
@@ -96,7 +96,7 @@ def build_client(
         tls_insecure=settings.tls_insecure if broker.tls else None,
         queue_type=inbox.queue_type if inbox else None,
         # 0 = no limit in paho: with a limit, paho rescans every outgoing message on each PUBACK
-        # (O(n²) per batch); publish_all bounds what is in flight instead.
+        # (O(n²) per batch).
         max_inflight_messages=max_inflight,
         timeout=10,
         **kwargs,
@@ -114,62 +114,6 @@ def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
     if message.qos > 0:
         paho_client: paho.Client = client._client
         paho_client.ack(message.mid, message.qos)
-
-
-def _refusals(paho_client: paho.Client) -> dict[int, str]:
-    """mid -> reason of every PUBACK that refused a message (MQTT 5), recorded from now on."""
-    failed: Optional[dict[int, str]] = getattr(paho_client, "_vigil_refused", None)
-    if failed is None:
-        failed = {}
-        original = paho_client.on_publish
-
-        def on_publish(client: paho.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-            if reason_code is not None and getattr(reason_code, "is_failure", False):
-                failed[mid] = str(reason_code)
-            if original is not None:
-                original(client, userdata, mid, reason_code, properties)  # type: ignore[call-arg]
-
-        paho_client.on_publish = on_publish
-        paho_client._vigil_refused = failed  # type: ignore[attr-defined]
-    return failed
-
-
-async def publish_all(client: aiomqtt.Client, messages: list[tuple[str, bytes]], *, qos: int = 1,
-                      window: int = 500, timeout: float = 30.0) -> list[tuple[str, str]]:
-    """Publish many messages and return once the broker acknowledged all of them.
-
-    aiomqtt's ``publish`` awaits each message alone and keeps its pending calls in a way that
-    costs O(n) per call, so a batch of hundreds costs O(n²); this hands them to paho in windows
-    and waits for the window's acknowledgements together. Returns ``(topic, reason)`` of each
-    message the broker acknowledged with a refusal (MQTT 5: not authorized, quota exceeded...).
-    Raises MqttError when the connection drops or the broker does not acknowledge within ``timeout``.
-    """
-    paho_client: paho.Client = client._client
-    refused_by_mid = _refusals(paho_client)
-    refused: list[tuple[str, str]] = []
-    loop = asyncio.get_running_loop()
-    for start in range(0, len(messages), window):
-        chunk = messages[start:start + window]
-        infos = [paho_client.publish(topic, payload, qos) for topic, payload in chunk]
-        if any(i.rc != paho.MQTT_ERR_SUCCESS for i in infos):
-            raise aiomqtt.MqttError(f"could not publish: {paho.error_string(infos[0].rc)}")
-        deadline = loop.time() + timeout
-        pending = 0
-        while pending < len(infos):
-            if infos[pending].is_published():
-                pending += 1
-                continue
-            if not paho_client.is_connected():
-                raise aiomqtt.MqttError("disconnected while waiting for the broker's acknowledgements")
-            if loop.time() > deadline:
-                raise aiomqtt.MqttError(f"the broker did not acknowledge {len(infos) - pending} messages "
-                                        f"within {timeout:.0f}s")
-            await asyncio.sleep(0.0005)
-        for (topic, _), info in zip(chunk, infos):
-            reason = refused_by_mid.pop(info.mid, None)
-            if reason is not None:
-                refused.append((topic, reason))
-    return refused
 
 
 def backoff_delay(attempt: int, cap: float = 60.0) -> float:
