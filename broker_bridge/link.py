@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import ssl
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -41,14 +40,13 @@ from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
 
 from vigil.config import MqttSettings
+from vigil.mqtt import SESSION_EXPIRY, ssl_context
 
 __all__ = ["Delivery", "Link", "LinkError"]
 
 log = logging.getLogger(__name__)
 # gmqtt logs every connection loss with a traceback; the bridge says it in one line of its own.
 logging.getLogger("gmqtt").setLevel(logging.ERROR)
-
-SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps the bridge's session while it is away
 
 # MQTT 5 reason codes of a refused PUBACK or SUBACK (spec 3.4.2.1 / 3.9.3), by name as paho prints them.
 REASONS = {
@@ -80,17 +78,6 @@ class Delivery:
     qos: int
     retain: bool
     mid: Optional[int]
-
-
-def ssl_context(settings: MqttSettings) -> ssl.SSLContext:
-    """The TLS context of ``mqtts://`` (CA file, optional client certificate, ``tls_insecure``)."""
-    context = ssl.create_default_context(cafile=settings.ca_file)
-    if settings.cert_file:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
-    if settings.tls_insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class _Client(gmqtt.Client):  # type: ignore[misc]

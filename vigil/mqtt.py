@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 
 from .config import MqttSettings
 
-__all__ = ["Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack"]
+__all__ = ["SESSION_EXPIRY", "Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack", "ssl_context"]
 
 SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
 
@@ -71,12 +71,6 @@ def build_client(
             properties.SessionExpiryInterval = SESSION_EXPIRY
         if receive_maximum:
             properties.ReceiveMaximum = receive_maximum
-    tls_params = None
-    if broker.tls:
-        tls_params = aiomqtt.TLSParameters(
-            ca_certs=settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file,
-            cert_reqs=ssl.CERT_NONE if settings.tls_insecure else ssl.CERT_REQUIRED,
-        )
     kwargs: dict[str, Any] = {}
     if v5:
         kwargs["clean_start"] = not persistent
@@ -92,7 +86,7 @@ def build_client(
         will=will,
         keepalive=settings.keepalive,
         properties=properties,
-        tls_params=tls_params,
+        tls_context=ssl_context(settings) if broker.tls else None,
         tls_insecure=settings.tls_insecure if broker.tls else None,
         queue_type=inbox.queue_type if inbox else None,
         # 0 = no limit in paho: with a limit, paho rescans every outgoing message on each PUBACK
@@ -101,6 +95,18 @@ def build_client(
         timeout=10,
         **kwargs,
     )
+
+
+def ssl_context(settings: MqttSettings) -> ssl.SSLContext:
+    """The TLS context of ``mqtts://`` (CA file, optional client certificate, ``tls_insecure``),
+    for these clients and the bridge's (broker_bridge/link.py)."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if settings.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def enable_manual_ack(client: aiomqtt.Client) -> None:

@@ -1,16 +1,19 @@
 """The bridge's MQTT link (gmqtt) under the shipped Mosquitto configuration: TLS with the CA from
-make-certs.sh, its own user, and a wrong password said as such."""
+make-certs.sh, its own user, and a wrong password said as such; and the other server parts'
+aiomqtt clients over the same TLS (both take their context from vigil.mqtt.ssl_context)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import aiomqtt
 import pytest
 
 from broker_bridge.link import Link, LinkError
 from tests.integration.deploy.mqttclient import Session
 from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
 from vigil.config import MqttSettings
+from vigil.mqtt import build_client
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +47,19 @@ async def test_a_certificate_the_ca_did_not_sign_is_refused(prod_broker: Product
     settings = MqttSettings(url=f"mqtts://vigil-bridge:{PASSWORDS['vigil-bridge']}@127.0.0.1:{prod_broker.tls_port}")
     with pytest.raises(LinkError, match=r"cannot connect: .*(certificate|CERTIFICATE)"):
         await Link(settings, "vigil-bridge-ca-test").connect()
+
+
+async def test_the_rule_engine_client_over_tls_as_its_own_user(prod_broker: ProductionBroker) -> None:
+    tls = f"mqtts://vigil-alerting:{PASSWORDS['vigil-alerting']}@127.0.0.1:{prod_broker.tls_port}"
+    async with build_client(MqttSettings(url=tls, ca_file=str(prod_broker.ca_file)), "vigil-alerting-tls-test") as c:
+        await c.subscribe("vigil/events/#", qos=1)
+        device = Session(prod_broker.plain_port, "vigil-bridge", PASSWORDS["vigil-bridge"])
+        assert not device.connect().is_failure
+        assert not device.publish("vigil/events/pi-1/temperature", b'{"value": 4.5}').is_failure
+        device.close()
+        message = await asyncio.wait_for(c.messages.__anext__(), 10)
+        assert (message.topic.value, message.payload) == ("vigil/events/pi-1/temperature", b'{"value": 4.5}')
+    unsigned = MqttSettings(url=tls)  # no CA file: the test CA is not among the system's
+    with pytest.raises(aiomqtt.MqttError, match=r"(certificate|CERTIFICATE)"):
+        async with build_client(unsigned, "vigil-alerting-tls-test"):
+            pass
