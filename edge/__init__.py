@@ -3,15 +3,17 @@
 Standard library, paho-mqtt and PyYAML only, so that it installs on a Pi Zero.
 """
 
-# ruff: noqa: E402  (the deferral below must come before the imports that load dataclasses)
+# ruff: noqa: E402  (the deferrals below must come before the imports of paho and dataclasses)
 from __future__ import annotations
 
 from . import _deferred
 
-# dataclasses imports inspect only to write a docstring for a dataclass that has none; every
-# dataclass the agent uses has one, so inspect loads only if something really uses it (about
-# 0.6 MB of the agent's peak RSS, docs/edge.md). Before anything here imports dataclasses.
-_deferred.defer("inspect")
+# Modules imported for what the agent never does load only if used (docs/edge.md, Footprint):
+# paho's proxy and WebSocket helpers (1.3 and 0.7 MB of peak RSS), and inspect, which
+# dataclasses needs only to write a missing docstring (every dataclass here has one). Here, as
+# the package is imported before any of its modules.
+for _name in (*_deferred.PAHO_UNUSED, "inspect"):
+    _deferred.defer(_name)
 
 from .agent import EdgeAgent
 from .clock import Clock, ManualClock, SystemClock

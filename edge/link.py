@@ -13,21 +13,15 @@ import random
 import threading
 from typing import Any, Callable, Optional
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
 from vigil.topics import Topics
 
-from . import _deferred
 from .clock import Clock
 from .config import EdgeConfig
 from .forwarder import Forwarder
 from .payload import status_payload
-
-# Before paho is imported: the modules it imports but the agent never uses load only if used
-# (1.3 MB and 0.7 MB of the agent's peak RSS; see _deferred).
-for _name in _deferred.PAHO_UNUSED:
-    _deferred.defer(_name)
-
-import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion  # noqa: E402
 
 __all__ = ["Backoff", "MqttLink"]
 
