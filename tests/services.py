@@ -108,6 +108,41 @@ class Service:
         return self.proc is not None and self.proc.poll() is None
 
 
+class ChildProcess:
+    """A restartable child process (a part of Vigil) whose output is appended to ``log``."""
+
+    def __init__(self, argv: list[str], log: Path, cwd: Optional[Path] = None, grace: float = 15) -> None:
+        self.argv = argv
+        self.log = log
+        self.cwd = cwd
+        self.grace = grace
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.cwd)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL if it has not ended within ``grace`` seconds; nothing if it is not running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", "replace")
+
+
 class Mosquitto(Service):
     """A private Mosquitto: anonymous access by default, persistence in its own directory."""
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -17,7 +15,7 @@ from typing import Any, Callable, Optional
 import paho.mqtt.client as paho
 import pytest
 
-from tests.services import free_port
+from tests.services import ChildProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -125,37 +123,11 @@ def probe(mosquitto: Any) -> Iterator[MqttProbe]:
     p.close()
 
 
-class EngineProcess:
+class EngineProcess(ChildProcess):
     """``vigil alerting`` as a real child process."""
 
     def __init__(self, argv: list[str], log: Path) -> None:
-        self.argv = argv
-        self.log = log
-        self.proc: Optional[subprocess.Popen[bytes]] = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", *self.argv], stdout=f,
-                                         stderr=subprocess.STDOUT, cwd=ROOT)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def output(self) -> str:
-        return self.log.read_text("utf-8", "replace")
+        super().__init__([sys.executable, "-m", "vigil.cli", *argv], log, cwd=ROOT, grace=10)
 
 
 @pytest.fixture

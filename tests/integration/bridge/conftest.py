@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker_bridge.service import Bridge
 from broker_bridge.stores import Store
-from tests.services import Influxd, Mosquitto, free_port, wait_until
+from tests.services import ChildProcess, Influxd, Mosquitto, free_port, wait_until
 from vigil.config import VigilConfig, load_config
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
@@ -110,22 +108,19 @@ def reading(value: float, ts: float, seq: Optional[int] = None, unit: str = "°C
     return json.dumps(d).encode()
 
 
-class BridgeProcess:
+class BridgeProcess(ChildProcess):
     """`vigil bridge` as a real process, with its metrics port, for kill and restart tests."""
 
     def __init__(self, broker: Mosquitto, store_url: str, workdir: Path, client_id: str = "vigil-bridge",
                  extra: Optional[list[str]] = None) -> None:
-        self.argv = [VIGIL, "bridge", "--broker", broker.url, "--store", store_url, "--data-dir", str(workdir),
-                     "--client-id", client_id, *(extra or [])]
         self.metrics_port = free_port()
-        self.argv += ["--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
-        self.log = workdir / f"{client_id}.log"
+        argv = [VIGIL, "bridge", "--broker", broker.url, "--store", store_url, "--data-dir", str(workdir),
+                "--client-id", client_id, *(extra or []), "--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
         workdir.mkdir(parents=True, exist_ok=True)
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        super().__init__(argv, workdir / f"{client_id}.log")
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
+        super().start()
         assert wait_until(lambda: self.metric("vigil_bridge_received_total") is not None, 20), self.log.read_text()
         time.sleep(0.3)  # subscribed
 
@@ -140,22 +135,6 @@ class BridgeProcess:
         except OSError:
             return None
         return None
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
 
 
 def influx_count(influxd: Influxd, db: str, measurement: str = "temperature") -> int:
