@@ -25,15 +25,20 @@ rules:
 """
 
 
-def test_flapping_notifies_once_then_is_quiet_until_it_settles() -> None:
-    e, sink, clock = engine(HOT)
-    for _ in range(3):
+def flap(e: Engine, clock: ManualClock, rounds: int) -> None:
+    """Each round: hot for 60 s (firing), then cold (resolved): two changes of state, 80 s."""
+    for _ in range(rounds):
         feed(e, clock, 35.0)
         clock.advance(60)
         e.tick()
         clock.advance(10)
         feed(e, clock, 20.0)
         clock.advance(10)
+
+
+def test_flapping_notifies_once_then_is_quiet_until_it_settles() -> None:
+    e, sink, clock = engine(HOT)
+    flap(e, clock, 3)
     got = [t.state.value for t in sink.items]
     # firing, resolved, firing, then the 4th change within 10m is "flapping"
     assert got == ["firing", "resolved", "firing", "flapping"]
@@ -219,13 +224,7 @@ async def test_store_rule_pending_fires_on_a_later_run_at_its_due_time() -> None
 
 def test_an_alert_pending_when_flapping_settles_still_fires_after_its_for() -> None:
     e, sink, clock = engine(HOT)
-    for _ in range(2):
-        feed(e, clock, 35.0)
-        clock.advance(60)
-        e.tick()
-        clock.advance(10)
-        feed(e, clock, 20.0)
-        clock.advance(10)
+    flap(e, clock, 2)
     assert [t.state.value for t in sink.items] == ["firing", "resolved", "firing", "flapping"]
     clock.set(T0 + 150 + 600 - 30)
     feed(e, clock, 35.0)            # pending again, 30 s before the flapping settles
