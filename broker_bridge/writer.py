@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Sequence
 
 from vigil.event import Event
+from vigil.mqtt import backoff_delay
 
 from .metrics import Metrics
 from .spool import Spool
@@ -97,7 +97,7 @@ class StoreWriter:
                 await asyncio.to_thread(self.store.write, events)
             except StoreUnavailable as exc:
                 attempt += 1
-                delay = random.uniform(0, min(self.backoff_cap, 1.5**attempt))
+                delay = backoff_delay(attempt, self.backoff_cap)
                 log.debug("store still unavailable (%s); %d events wait; next try in %.1fs", exc,
                           self.spool.events, delay)
                 await asyncio.sleep(delay)

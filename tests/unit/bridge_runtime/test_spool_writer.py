@@ -77,6 +77,41 @@ class PickyStore(MemoryStore):
         super().write(events)
 
 
+async def test_a_store_down_for_thousands_of_retries_keeps_the_drain_alive(tmp_path: Path) -> None:
+    # Retry n waits up to min(cap, 1.5**n): the exponent must be bounded, or after ~1,750 retries
+    # (some 7 hours of outage at the default cap) 1.5**n overflows and the drain task dies.
+    tries = [0]
+
+    class DownStore(MemoryStore):
+        def write(self, events: Sequence[Event]) -> None:
+            tries[0] += 1
+            super().write(events)
+
+    store = DownStore()
+    store.available = False
+    spool = Spool(tmp_path / "s.db")
+    writer = StoreWriter(store, spool, Metrics(), backoff_cap=0.0)
+    await writer.write([ev(0)])
+    drain = asyncio.create_task(writer.drain())
+    try:
+        for _ in range(3000):
+            if tries[0] > 2000 or drain.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not drain.done(), drain.exception()
+        assert tries[0] > 2000
+        store.available = True
+        for _ in range(300):
+            if not writer.spooling:
+                break
+            await asyncio.sleep(0.01)
+        assert [p.value for p in store.query(S, 0, 2e9)] == [0.0]
+    finally:
+        drain.cancel()
+        await asyncio.gather(drain, return_exceptions=True)
+        spool.close()
+
+
 async def test_refused_events_are_isolated_and_the_rest_stored(tmp_path: Path) -> None:
     store = PickyStore()
     spool = Spool(tmp_path / "s.db")
