@@ -86,6 +86,7 @@ class DashboardSettings(BaseModel):
     max_batch: int = Field(10_000, ge=1, le=1_000_000)
     # How far a signed request's timestamp may be from the server's clock.
     signature_tolerance: Duration = 300.0
+    # Wrong passwords allowed per login_window, for each client address and for each user name.
     login_attempts: int = Field(5, ge=1, le=1000)
     login_window: Duration = 60.0
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, e.g. 127.0.0.1/32);
