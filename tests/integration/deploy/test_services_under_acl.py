@@ -190,7 +190,8 @@ def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
         engine_user.publish("vigil/alerts/warm/pi-1/t0/temperature", b"", retain=True)
     finally:
         engine_user.close()
-    watcher = Session(prod_broker.plain_port, "vigil-dashboard", PASSWORDS["vigil-dashboard"])
+    # An account is one client (use_username_as_clientid): the test watches as a second dashboard.
+    watcher = Session(prod_broker.plain_port, "vigil-dashboard-2", PASSWORDS["vigil-dashboard-2"])
     try:
         assert not watcher.connect().is_failure
         watcher.subscribe("vigil/#")
