@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -261,6 +262,52 @@ def test_bridge_rule_engine_and_dashboard_work_under_the_shipped_acl(
     assert "not authorised" not in log.lower(), log[-2000:]
     for name, service in services.items():
         assert "not authori" not in service.output().lower(), f"{name}: {service.output()[-2000:]}"
+
+
+
+def test_the_bridge_stores_every_reading_while_devices_ask_for_its_client_id(
+    tmp_path: Path, prod_broker: ProductionBroker,
+) -> None:
+    # The real bridge, as its unit starts it; pi-2 keeps logging in with client id "vigil-bridge"
+    # (over both listeners) while pi-1 publishes. Before use_username_as_clientid each login took
+    # the bridge's session and the readings queued in it were lost.
+    config = write_config(tmp_path, prod_broker, free_port())
+    bridge = VigilProcess(unit_command("bridge", config, f"mqtt://vigil-bridge@127.0.0.1:{prod_broker.plain_port}"),
+                          tmp_path / "bridge.log", cwd=tmp_path, env={"VIGIL_MQTT_PASSWORD": PASSWORDS["vigil-bridge"]})
+    device = Session(prod_broker.plain_port, "pi-1", PASSWORDS["pi-1"])
+    attackers: list[Session] = []
+    total, t0 = 200, int(time.time()) - 1000
+    try:
+        assert wait_until(lambda: "connected" in bridge.output(), timeout=30), bridge.output()[-2000:]
+        assert not device.connect().is_failure
+        for seq in range(total):
+            if seq % 20 == 0:
+                if attackers:  # its own session ends (after a takeover, the bridge's did)
+                    attackers[-1].close(end_session=True)
+                tls = seq % 40 == 0
+                attacker = Session(prod_broker.tls_port if tls else prod_broker.plain_port, "pi-2", PASSWORDS["pi-2"],
+                                   ca_file=prod_broker.ca_file if tls else None, client_id="vigil-bridge",
+                                   session_expiry=3600)
+                attackers.append(attacker)
+                assert not attacker.connect().is_failure
+            reading = {"value": 3.0, "ts": t0 + seq, "unit": "°C", "seq": seq}
+            assert not device.publish("vigil/readings/pi-1/takeover", json.dumps(reading).encode()).is_failure
+
+        def stored() -> int:
+            with sqlite3.connect(tmp_path / "vigil.db") as db:
+                return int(db.execute("SELECT count(*) FROM readings WHERE device = 'pi-1' AND sensor = 'takeover'"
+                                      ).fetchone()[0])
+
+        wait_until(lambda: stored() == total, timeout=30)
+        resumed = sum(a.session_present for a in attackers)
+        assert (stored(), resumed) == (total, 0), (
+            f"{total - stored()} of {total} readings lost, {resumed} of {len(attackers)} logins resumed the bridge's "
+            f"session; bridge: {bridge.output()[-1500:]}")
+        assert "lost the broker" not in bridge.output(), bridge.output()[-2000:]
+    finally:
+        for s in [device, *attackers]:
+            s.close(end_session=True)
+        bridge.stop()
 
 
 def _post(port: int, path: str, body: dict[str, object]) -> int:
