@@ -295,6 +295,7 @@ async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> N
 async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[str]] = None,
              say: Callable[[str], None] = print) -> None:
     """Run everything until cancelled."""
+    from alerting.notify.config import mask_apprise_url
     from alerting.service import serve as serve_alerting
     from broker_bridge.service import serve as serve_bridge
     from broker_bridge.stores import open_store
@@ -314,7 +315,7 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
             rules = _own_rules(data_dir, demo, receivers, say)
             state = {"state": str(data_dir / "demo-alerts.db")} if demo else {}
             updates["alerting"] = config.alerting.model_copy(update={"rules": str(rules), **state})
-            say(f"Notifications: to {', '.join(notify or [])}" if notify else
+            say(f"Notifications: to {', '.join(mask_apprise_url(u) for u in notify or [])}" if notify else
                 "Notifications: none to your phone yet; start with --notify 'ntfy://ntfy.sh/YOUR-TOPIC?priority=high' "
                 "(docs/one-box.md)")
             if notify:
