@@ -135,9 +135,9 @@ def check_store(settings: StoreSettings) -> Optional[Finding]:
     except StoreError as exc:
         reason = _reason(exc)
         hint = "check --store"
-        if "database not found" in reason or "not found" in reason:
-            hint = (f"create it (influx -execute 'CREATE DATABASE \"{url.database}\"') or name another in --store"
-                    if url.kind == "influxdb1" else "create the bucket, or name another in --store")
+        if "not found" in reason:
+            hint = (f"to create it: influx -execute 'CREATE DATABASE \"{url.database}\"'" if url.kind == "influxdb1"
+                    else "create the bucket (influx bucket create), or name another in --store")
         elif "401" in reason or "403" in reason or "auth" in reason.lower():
             hint = ("check the user and password (VIGIL_INFLUXDB_PASSWORD) or the token (VIGIL_INFLUXDB_TOKEN)")
         return Finding(f"the store {shown} refused: {reason}; {hint}")
