@@ -57,3 +57,19 @@ def test_init_notify_puts_the_url_in_the_rules(tmp_path: Path) -> None:
     assert _init(str(tmp_path), "--notify", "ntfy://ntfy.sh/abc?priority=high") == 0
     rules, _ = load_rules_path(tmp_path / "rules")
     assert [u.template for u in rules.notify.receivers["phone"]] == ["ntfy://ntfy.sh/abc?priority=high"]
+
+
+def test_rules_test_takes_a_folder_and_runs_the_tests_in_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from alerting.rules_cli import add_arguments as rules_arguments
+    from alerting.rules_cli import run as rules_run
+
+    parser = argparse.ArgumentParser()
+    rules_arguments(parser)
+    assert _init(str(tmp_path)) == 0
+    capsys.readouterr()
+    assert rules_run(parser.parse_args(["test", str(tmp_path / "rules")])) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 passed, 0 failed"
+    (tmp_path / "empty").mkdir()
+    assert rules_run(parser.parse_args(["test", str(tmp_path / "empty")])) == 3
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'empty'}: no rule tests in this folder (files named *_test.yaml or *.test.yaml)"]
