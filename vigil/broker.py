@@ -45,22 +45,27 @@ def shipped_config_path() -> Path:
 
 def managed_config(shipped: str, port: int, data: Path, *, host: str = "127.0.0.1") -> str:
     """The managed broker's mosquitto.conf: ``shipped``'s queue, TCP and persistence settings,
-    one anonymous listener on ``host:port`` (loopback), persistence and log in ``data``."""
+    one anonymous listener on ``host:port`` (loopback), persistence and log in ``data``, and the
+    listeners of the user's own in ``data/conf.d/*.conf`` (for devices on the network)."""
     kept = [line.strip() for line in shipped.splitlines()
             if line.strip() and not line.lstrip().startswith("#") and line.split()[0] in _KEPT]
     root = ["user root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     # Mosquitto run as root would switch to the "mosquitto" user, who cannot write the data directory.
+    extra = [f"include_dir {data / 'conf.d'}"] if (data / "conf.d").is_dir() else []
     return "\n".join([
         "# Written by `vigil up` at each start (edits here are lost): the settings of",
         "# deploy/mosquitto/mosquitto.conf that fit one box, one anonymous listener on loopback.",
-        "per_listener_settings false",
+        "# Listeners of your own (with passwords: for a Pi on the network) go in conf.d/*.conf.",
+        # each listener has its own security settings: anonymous on loopback, not on the user's
+        "per_listener_settings true",
         *root,
-        f"listener {port} {host}",
-        "allow_anonymous true",
         "persistence true",
         f"persistence_location {data}/",
         "log_dest stderr",
         *kept,
+        f"listener {port} {host}",
+        "allow_anonymous true",
+        *extra,
         "",
     ])
 
@@ -83,6 +88,12 @@ class ManagedMosquitto:
 
     def start(self, answers: Callable[[], bool], timeout: float = 15.0) -> None:
         """Write the configuration, start Mosquitto, wait until ``answers()``; BrokerError otherwise."""
+        self.spawn()
+        self.wait_ready(answers, timeout)
+
+    def spawn(self) -> None:
+        """Write the configuration and start Mosquitto (call it from a thread that lives as long as
+        this process, such as the event loop's: Linux stops the broker when that thread ends)."""
         binary = shutil.which("mosquitto", path=self.search_path)
         if binary is None:
             raise BrokerError(f"no MQTT broker answers at {self.host}:{self.port} and Mosquitto is not installed; "
@@ -100,6 +111,10 @@ class ManagedMosquitto:
             self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True,
                                          preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+    def wait_ready(self, answers: Callable[[], bool], timeout: float = 15.0) -> None:
+        """Wait until ``answers()``; BrokerError (and the broker stopped) when it does not come up."""
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

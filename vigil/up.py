@@ -143,7 +143,8 @@ async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncItera
                          "vigil up run Mosquitto on 127.0.0.1:1883")
     broker = ManagedMosquitto(Path(config.data_dir) / "mosquitto", b.port, host=b.host)
     try:
-        await asyncio.to_thread(broker.start, lambda: _answers(b.host, b.port))
+        broker.spawn()  # on the loop's thread: Linux stops the broker when that thread ends
+        await asyncio.to_thread(broker.wait_ready, lambda: _answers(b.host, b.port))
     except BrokerError as exc:
         raise SystemExit(f"vigil up: {exc}") from None
     say(f"MQTT broker: none answered at {b}, so Mosquitto runs there (MQTT 5, loopback only; its data and log in "

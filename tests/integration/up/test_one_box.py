@@ -125,3 +125,48 @@ def test_rules_written_by_vigil_up_are_written_once_and_edits_survive_every_star
     finally:
         assert up.stop() == 0, up.output[-2000:]
     assert rules.read_text() == edited
+
+
+def test_a_pi_comes_in_through_a_password_listener_of_the_users_own_in_conf_d(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from vigil.config import MqttSettings
+    from vigil.preflight import check_broker
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
+    data = tmp_path / "data"
+    (data / "mosquitto" / "conf.d").mkdir(parents=True)
+    passwd = data / "mosquitto" / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "pi-1", "pi-secret"], check=True)
+    pi_port = free_port()  # docs/one-box.md: "listener 1884" on every interface; loopback in a test
+    (data / "mosquitto" / "conf.d" / "pi.conf").write_text(
+        f"listener {pi_port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n")
+    up = _up(tmp_path, free_port(), free_port(), data)
+    edge = None
+    try:
+        assert up.read_until("Start an agent", 60), up.output
+        anonymous = asyncio.run(check_broker(MqttSettings(url=f"mqtt://127.0.0.1:{pi_port}"), "nobody",
+                                             persistent=False))
+        assert anonymous is not None and "refused anonymous clients" in str(anonymous)
+        edge = ChildProcess([VIGIL, "edge", "--broker", f"mqtt://pi-1:pi-secret@127.0.0.1:{pi_port}", "--device",
+                             "pi-1", "--simulate", "t0", "--interval", "1"], tmp_path / "edge.log", cwd=tmp_path)
+        edge.start()
+        assert wait_until(lambda: "pi-1" in _devices(data / "vigil.db"), 40), edge.output()[-3000:]
+    finally:
+        if edge is not None:
+            edge.stop()
+        assert up.stop() == 0, up.output[-2000:]
+
+
+def test_mosquitto_stops_when_vigil_up_is_killed(tmp_path: Path) -> None:
+    import signal
+
+    port = free_port()
+    up = _up(tmp_path, port, free_port(), tmp_path / "data")
+    try:
+        assert up.read_until("Start an agent", 60), up.output
+    finally:
+        up.stop(signal.SIGKILL)
+    assert wait_until(lambda: closed(port), 15), "the managed Mosquitto outlived vigil up"
