@@ -136,7 +136,9 @@ def check_store(settings: StoreSettings) -> Optional[Finding]:
         reason = _reason(exc)
         hint = "check --store"
         if "not found" in reason:
-            hint = (f"to create it: influx -execute 'CREATE DATABASE \"{url.database}\"'" if url.kind == "influxdb1"
+            user = f"-u {url.username} " if url.username else ""
+            hint = (f"to create it: curl {user}-XPOST {url.http_base}/query --data-urlencode "
+                    f"'q=CREATE DATABASE \"{url.database}\"'" if url.kind == "influxdb1"
                     else "create the bucket (influx bucket create), or name another in --store")
         elif "401" in reason or "403" in reason or "auth" in reason.lower():
             hint = ("check the user and password (VIGIL_INFLUXDB_PASSWORD) or the token (VIGIL_INFLUXDB_TOKEN)")

@@ -130,11 +130,18 @@ def _answers(host: str, port: int) -> bool:
 
 @asynccontextmanager
 async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncIterator[None]:
-    """The configured broker when it answers; otherwise a managed Mosquitto on that (loopback) address."""
+    """The configured broker when it answers (and lets us in); otherwise a managed Mosquitto on that
+    (loopback) address, started again should it stop."""
     from .broker import LOOPBACK, BrokerError, ManagedMosquitto
+    from .mqtt import installation_client_id
+    from .preflight import check_broker
 
     b = config.mqtt.broker()
     if await asyncio.to_thread(_answers, b.host, b.port):
+        finding = await check_broker(config.mqtt, installation_client_id("up-check", config.data_dir),
+                                     persistent=False)
+        if finding is not None and finding.fatal:
+            raise SystemExit(f"vigil up: {finding}")
         say(f"MQTT broker: using the one that answers at {b}")
         yield
         return
@@ -149,10 +156,34 @@ async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncItera
         raise SystemExit(f"vigil up: {exc}") from None
     say(f"MQTT broker: none answered at {b}, so Mosquitto runs there (MQTT 5, loopback only; its data and log in "
         f"{broker.data})")
+    keeper = asyncio.create_task(_keep_up(broker, lambda: _answers(b.host, b.port), say), name="up-broker-keeper")
     try:
         yield
     finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
         await asyncio.to_thread(broker.stop)
+
+
+async def _keep_up(broker: Any, answers: Callable[[], bool], say: Callable[[str], None]) -> None:
+    """Start the managed Mosquitto again when it stops on its own (a crash, a kill)."""
+    from .broker import BrokerError
+
+    while True:
+        await asyncio.sleep(1)
+        proc = broker.proc
+        if proc is None or proc.poll() is None:
+            continue
+        say(f"MQTT broker: Mosquitto stopped (exit status {proc.returncode}; {broker.last_log_line()}); "
+            "starting it again")
+        try:
+            broker.spawn()
+            await asyncio.to_thread(broker.wait_ready, answers)
+        except BrokerError as exc:
+            say(f"MQTT broker: {exc}; trying again in 10 s")
+            await asyncio.sleep(10)
+        else:
+            say("MQTT broker: Mosquitto is back")
 
 
 def _writes_rules(config: VigilConfig) -> bool:
@@ -276,21 +307,41 @@ async def _demo_agents(config: VigilConfig, data_dir: Path) -> AsyncIterator[Non
 
 
 async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> None:
-    """Print every alert state change on the console."""
-    from .mqtt import build_client, installation_client_id
+    """Print every alert state change on the console; through broker restarts (retained alerts
+    already shown are not shown again)."""
+    import aiomqtt
+
+    from .mqtt import backoff_delay, build_client, installation_client_id
 
     topics = config.mqtt.topics
-    async with build_client(config.mqtt, installation_client_id("up-console", config.data_dir)) as client:
-        await client.subscribe(topics.all_alerts, qos=1)
-        async for message in client.messages:
-            try:
-                t = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
-            except (ValueError, TypeError):
-                continue
-            if not isinstance(t, dict) or t.get("state") in (None, "ok"):
-                continue
-            say(f"ALERT {str(t.get('state')).upper()} [{t.get('severity')}] {t.get('rule')} "
-                f"{t.get('series')}: {t.get('message')}")
+    shown: dict[str, bytes] = {}
+    attempt = 0
+    while True:
+        try:
+            async with build_client(config.mqtt, installation_client_id("up-console", config.data_dir)) as client:
+                attempt = 0
+                await client.subscribe(topics.all_alerts, qos=1)
+                async for message in client.messages:
+                    payload = bytes(message.payload)  # type: ignore[arg-type,unused-ignore]
+                    if shown.get(str(message.topic)) == payload:
+                        continue
+                    shown[str(message.topic)] = payload
+                    _announce(payload, say)
+        except aiomqtt.MqttError as exc:
+            attempt += 1
+            log.debug("console lost the broker (%s)", exc)
+            await asyncio.sleep(backoff_delay(attempt, cap=10.0))
+
+
+def _announce(payload: bytes, say: Callable[[str], None]) -> None:
+    try:
+        t = json.loads(payload)
+    except (ValueError, TypeError):
+        return
+    if not isinstance(t, dict) or t.get("state") in (None, "ok"):
+        return
+    say(f"ALERT {str(t.get('state')).upper()} [{t.get('severity')}] {t.get('rule')} "
+        f"{t.get('series')}: {t.get('message')}")
 
 
 async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[str]] = None,

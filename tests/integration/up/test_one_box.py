@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from broker_bridge.stores.sqlite import SqliteStore
-from tests.services import ChildProcess, free_port, wait_until
+from tests.services import ChildProcess, Mosquitto, free_port, wait_until
 
 from .proc import VIGIL, Vigil, closed
 
@@ -170,3 +170,48 @@ def test_mosquitto_stops_when_vigil_up_is_killed(tmp_path: Path) -> None:
     finally:
         up.stop(signal.SIGKILL)
     assert wait_until(lambda: closed(port), 15), "the managed Mosquitto outlived vigil up"
+
+
+def test_a_managed_mosquitto_that_dies_is_started_again_and_readings_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
+    port, data = free_port(), tmp_path / "data"
+    up = _up(tmp_path, port, free_port(), data)
+    edge = ChildProcess([VIGIL, "edge", "--broker", f"mqtt://127.0.0.1:{port}", "--device", "pi-1", "--simulate",
+                         "t0", "--interval", "1"], tmp_path / "edge.log", cwd=tmp_path)
+    try:
+        assert up.read_until("Start an agent", 60), up.output
+        edge.start()
+        assert wait_until(lambda: "pi-1" in _devices(data / "vigil.db"), 40), edge.output()[-3000:]
+        mosquitto = int(subprocess.run(["pgrep", "-P", str(up.proc.pid), "mosquitto"], capture_output=True,
+                                       text=True, check=True).stdout.split()[0])
+        os.kill(mosquitto, signal.SIGKILL)
+        assert up.read_until("MQTT broker: Mosquitto is back", 30), up.output[-3000:]
+        assert "MQTT broker: Mosquitto stopped (exit status -9; " in up.output
+        with SqliteStore(data / "vigil.db") as s:
+            before = max(e.ts for e in s.latest(device="pi-1"))
+
+        def newer() -> bool:
+            with SqliteStore(data / "vigil.db") as s:
+                return max(e.ts for e in s.latest(device="pi-1")) > before + 2
+
+        assert wait_until(newer, 60), edge.output()[-3000:]
+    finally:
+        edge.stop()
+        assert up.stop() == 0, up.output[-3000:]
+
+
+def test_vigil_up_rides_out_a_restart_of_a_broker_of_its_own(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    up = _up(tmp_path, mosquitto.port, free_port(), tmp_path / "data")
+    try:
+        assert up.read_until("Start an agent", 60), up.output
+        mosquitto.restart()
+        assert up.read_until("connected", 30), up.output[-3000:]  # a service is back ...
+        assert not up.read_until("Traceback", 5), up.output[-3000:]  # ... and nothing died meanwhile
+        assert up.proc.poll() is None
+    finally:
+        assert up.stop() == 0, up.output[-3000:]

@@ -56,9 +56,20 @@ def test_a_missing_influxdb_database_is_named_with_how_to_create_it(
         tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd) -> None:
     out = _vigil(tmp_path, "bridge", "--broker", mosquitto.url, "--store", influxd.url("nosuchdb"))
     assert out.returncode == 3
+    create = (f"curl -XPOST http://127.0.0.1:{influxd.port}/query --data-urlencode "
+              "'q=CREATE DATABASE \"nosuchdb\"'")
     assert out.stderr.splitlines() == [
         f"vigil bridge: the store influxdb1://127.0.0.1:{influxd.port}/nosuchdb refused: database not found: "
-        "nosuchdb (create it, or fix the store URL); to create it: influx -execute 'CREATE DATABASE \"nosuchdb\"'"]
+        f"nosuchdb (create it, or fix the store URL); to create it: {create}"]
+    # the command it prints works as printed, and then the bridge starts
+    subprocess.run(["bash", "-c", create], check=True, capture_output=True, timeout=30)
+    bridge = Vigil(["bridge", "--broker", mosquitto.url, "--store", influxd.url("nosuchdb"), "--data-dir",
+                    str(tmp_path / "data")], tmp_path)
+    try:
+        assert bridge.read_until("storing into", 30), bridge.output
+        assert "vigil bridge:" not in bridge.output
+    finally:
+        assert bridge.stop() == 0, bridge.output
 
 
 def test_a_broker_and_store_not_up_yet_are_said_and_the_bridge_keeps_trying(tmp_path: Path) -> None:
@@ -76,3 +87,14 @@ def test_a_broker_and_store_not_up_yet_are_said_and_the_bridge_keeps_trying(tmp_
         assert bridge.read_until("reconnecting with backoff", 30), bridge.output  # waiting for them, as at boot
     finally:
         assert bridge.stop() == 0, bridge.output
+
+
+def test_vigil_up_on_a_broker_that_refuses_it_says_so_in_one_line(tmp_path: Path, locked_mosquitto: Mosquitto) -> None:
+    out = _vigil(tmp_path, "up", "--broker", f"mqtt://127.0.0.1:{locked_mosquitto.port}", "--listen",
+                 f"127.0.0.1:{free_port()}")
+    assert out.returncode == 1
+    assert out.stderr.splitlines()[-1] == (
+        f"vigil up: the MQTT broker at mqtt://127.0.0.1:{locked_mosquitto.port} refused anonymous clients (no "
+        "username given): [code:135] Not authorized; check mqtt.username and the password (VIGIL_MQTT_PASSWORD or "
+        "mqtt.password), or --broker mqtt://USER:PASS@HOST:PORT"), out.stderr
+    assert "Traceback" not in out.stderr
