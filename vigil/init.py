@@ -32,7 +32,7 @@ FILES = {
 }
 
 # Without --notify: the phone's ntfy topic comes from the environment, so no secret is in the file.
-PHONE_EXAMPLE = "ntfy://ntfy.sh/${NTFY_TOPIC}?priority=high"
+PHONE_EXAMPLE = "ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}?priority=high"
 
 
 def template(name: str) -> str:
@@ -57,7 +57,7 @@ def rules_text(receivers: str, *, notify: bool = True) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", nargs="?", default=".", help="where to write (default: here)")
     parser.add_argument("--notify", metavar="APPRISE_URL", action="append", default=[],
-                        help="the phone receiver's URL (default: ntfy.sh with the topic from $NTFY_TOPIC)")
+                        help="the phone receiver's URL (default: ntfy.sh, the topic from $VIGIL_NOTIFY_NTFY_TOPIC)")
 
 
 def write_starting_point(folder: Path, notify: Optional[list[str]] = None) -> tuple[list[Path], list[Path]]:
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for path in kept:
         print(f"kept  {path} (it exists; nothing in it was changed)")
-    env = "" if args.notify else "NTFY_TOPIC=your-secret-topic "
+    env = "" if args.notify else "VIGIL_NOTIFY_NTFY_TOPIC=your-secret-topic "
     print("next:" + ("" if folder.resolve() == Path.cwd().resolve() else f" cd {args.dir}, then") + "\n"
           "  vigil rules test rules/    the example rules pass their tests\n"
           f"  {env}vigil notify test rules/    a test message to your phone\n"

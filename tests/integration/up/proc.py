@@ -50,7 +50,7 @@ class Vigil:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60) -> int:
         """Ctrl-C (or ``sig``), wait, read the rest; the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

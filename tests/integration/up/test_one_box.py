@@ -111,11 +111,13 @@ def test_rules_written_by_vigil_up_are_written_once_and_edits_survive_every_star
     rules = tmp_path / "data" / "demo-rules" / "demo.yaml"
     edited = rules.read_text().replace("above: -15 ", "above: -12 ", 1) + "# my note\n"
     rules.write_text(edited)
-    # a start that fails (no broker answers at a non-loopback address) leaves the rules alone ...
-    out = subprocess.run([VIGIL, "up", "--demo", "--broker", "mqtt://192.0.2.1:1883", "--listen",
-                          f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "data")], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and "no MQTT broker answers at mqtt://192.0.2.1:1883" in out.stderr, out.stderr
+    # a start that fails (nothing answers at a TLS address, which vigil up does not run itself) leaves
+    # the rules alone ...
+    tls = f"mqtts://127.0.0.1:{free_port()}"
+    out = subprocess.run([VIGIL, "up", "--demo", "--broker", tls, "--listen", f"127.0.0.1:{free_port()}",
+                          "--data-dir", str(tmp_path / "data")], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0 and f"no MQTT broker answers at {tls}" in out.stderr, out.stderr
     assert rules.read_text() == edited
     # ... and so does one that runs
     up = _up(tmp_path, port, free_port(), tmp_path / "data", "--demo")

@@ -32,7 +32,8 @@ def test_init_writes_a_configuration_rules_with_passing_tests_and_an_edge_yaml(
     assert config.alerting.rules == "rules"
     rules, warnings = load_rules_path(site / "rules")
     assert [r.name for r in rules.rules] == ["freezer-warm", "sensor-silent"] and not warnings
-    assert [u.template for u in rules.notify.receivers["phone"]] == ["ntfy://ntfy.sh/${NTFY_TOPIC}?priority=high"]
+    assert [u.template for u in rules.notify.receivers["phone"]] == [
+        "ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}?priority=high"]
     report = run_test_file(site / "rules" / "rules_test.yaml")
     assert report.passed and not report.failures and not report.issues
     edge = load_edge_file(str(site / "edge.yaml"))
