@@ -142,7 +142,8 @@ async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncItera
                                      persistent=False)
         if finding is not None and finding.fatal:
             raise SystemExit(f"vigil up: {finding}")
-        say(f"MQTT broker: using the one that answers at {b}")
+        say(f"MQTT broker: using the one that answers at {b} (with its own queue and persistence settings; "
+            "docs/one-box.md)")
         yield
         return
     if b.tls or b.host not in LOOPBACK:
