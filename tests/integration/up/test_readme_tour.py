@@ -64,6 +64,7 @@ async def test_every_tour_command_of_the_readme_does_what_the_table_says(
     site.mkdir()
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where the edge keeps its queue
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))
     monkeypatch.delenv("VIGIL_NOTIFY_NTFY_TOPIC", raising=False)
     running: list[ChildProcess] = []
 
