@@ -230,13 +230,14 @@ def _check_rules(path: str) -> None:
     """The rules load, or every problem is printed with what to do, before anything starts."""
     from alerting.rules import RulesError, load_rules_path
 
+    if not Path(path).exists():
+        return  # the rule engine runs with none and says so; rules written later are reloaded
     try:
         load_rules_path(path)
     except RulesError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
-        hint = "vigil init writes example rules" if not Path(path).exists() else "vigil rules check " + path
-        raise SystemExit(f"vigil up: fix the rules above ({hint}), then start again") from None
+        raise SystemExit(f"vigil up: fix the rules above (vigil rules check {path}), then start again") from None
 
 
 def _client_ids(config: VigilConfig) -> VigilConfig:

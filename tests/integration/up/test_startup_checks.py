@@ -98,3 +98,17 @@ def test_vigil_up_on_a_broker_that_refuses_it_says_so_in_one_line(tmp_path: Path
         "username given): [code:135] Not authorized; check mqtt.username and the password (VIGIL_MQTT_PASSWORD or "
         "mqtt.password), or --broker mqtt://USER:PASS@HOST:PORT"), out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_vigil_up_with_broken_rules_lists_each_problem_and_starts_nothing(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "kitchen.yaml").write_text("rules:\n  - name: warm\n    match: {metric: temperature}\n"
+                                                     "    above: warm\n")
+    port = free_port()
+    out = _vigil(tmp_path, "up", "--broker", f"mqtt://127.0.0.1:{port}", "--listen", f"127.0.0.1:{free_port()}")
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith("rules/kitchen.yaml:4: rule 'warm': above:"), out.stderr
+    assert lines[-1] == "vigil up: fix the rules above (vigil rules check rules), then start again"
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "vigil-data" / "mosquitto").exists()  # no broker was started for nothing
