@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from broker_bridge.stores.sqlite import SqliteStore
-from tests.services import ChildProcess, Mosquitto, free_port, wait_until
+from tests.services import ChildProcess, free_port, wait_until
 
 from .proc import VIGIL, Vigil, closed
 
@@ -132,6 +132,7 @@ def test_rules_written_by_vigil_up_are_written_once_and_edits_survive_every_star
 def test_a_pi_comes_in_through_a_password_listener_of_the_users_own_in_conf_d(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
+    import signal
 
     from vigil.config import MqttSettings
     from vigil.preflight import check_broker
@@ -145,7 +146,8 @@ def test_a_pi_comes_in_through_a_password_listener_of_the_users_own_in_conf_d(
     pi_port = free_port()  # docs/one-box.md: "listener 1884" on every interface; loopback in a test
     (data / "mosquitto" / "conf.d" / "pi.conf").write_text(
         f"listener {pi_port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n")
-    up = _up(tmp_path, free_port(), free_port(), data)
+    broker_port = free_port()
+    up = _up(tmp_path, broker_port, free_port(), data)
     edge = None
     try:
         assert up.read_until("Start an agent", 60), up.output
@@ -159,19 +161,8 @@ def test_a_pi_comes_in_through_a_password_listener_of_the_users_own_in_conf_d(
     finally:
         if edge is not None:
             edge.stop()
-        assert up.stop() == 0, up.output[-2000:]
-
-
-def test_mosquitto_stops_when_vigil_up_is_killed(tmp_path: Path) -> None:
-    import signal
-
-    port = free_port()
-    up = _up(tmp_path, port, free_port(), tmp_path / "data")
-    try:
-        assert up.read_until("Start an agent", 60), up.output
-    finally:
-        up.stop(signal.SIGKILL)
-    assert wait_until(lambda: closed(port), 15), "the managed Mosquitto outlived vigil up"
+        up.stop(signal.SIGKILL)  # killed, not stopped: its Mosquitto must not outlive it
+    assert wait_until(lambda: closed(broker_port), 15), "the managed Mosquitto outlived vigil up"
 
 
 def test_a_managed_mosquitto_that_dies_is_started_again_and_readings_go_on(
@@ -204,16 +195,4 @@ def test_a_managed_mosquitto_that_dies_is_started_again_and_readings_go_on(
         assert wait_until(newer, 60), edge.output()[-3000:]
     finally:
         edge.stop()
-        assert up.stop() == 0, up.output[-3000:]
-
-
-def test_vigil_up_rides_out_a_restart_of_a_broker_of_its_own(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    up = _up(tmp_path, mosquitto.port, free_port(), tmp_path / "data")
-    try:
-        assert up.read_until("Start an agent", 60), up.output
-        mosquitto.restart()
-        assert up.read_until("connected", 30), up.output[-3000:]  # a service is back ...
-        assert not up.read_until("Traceback", 5), up.output[-3000:]  # ... and nothing died meanwhile
-        assert up.proc.poll() is None
-    finally:
         assert up.stop() == 0, up.output[-3000:]

@@ -42,7 +42,8 @@ def test_up_demo_with_its_own_mosquitto_fires_the_freezer_alert_and_stops_cleanl
     assert (tmp_path / "vigil-data" / "mosquitto" / "mosquitto.db").exists()
 
 
-def test_up_uses_a_broker_that_answers_and_readings_reach_the_store(tmp_path: Path, mosquitto: Mosquitto) -> None:
+def test_up_uses_a_broker_that_answers_readings_reach_the_store_and_it_rides_out_a_restart(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
     up, _ = _up_demo(tmp_path, mosquitto.url)
     try:
         assert up.read_until("Dashboard: http://127.0.0.1:", 60), up.output
@@ -56,6 +57,12 @@ def test_up_uses_a_broker_that_answers_and_readings_reach_the_store(tmp_path: Pa
                 return {e.device for e in s.latest()}
 
         assert wait_until(lambda: devices() == {"freezer", "greenhouse", "server-room"}, 30), devices()
+        # that broker restarts: vigil up rides it out (its console's alert printer had no reconnect and
+        # took vigil up down with an ExceptionGroup)
+        mosquitto.restart()
+        assert up.read_until("connected", 30), up.output[-3000:]
+        assert not up.read_until("Traceback", 5), up.output[-3000:]
+        assert up.proc.poll() is None
     finally:
         code = up.stop()
     assert code == 0, up.output[-3000:]
