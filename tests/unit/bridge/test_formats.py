@@ -236,7 +236,7 @@ BAD: list[tuple[str, str, bytes, str, str]] = [
     ("vigil: topic with too few levels", "vigil/readings/d", b'{"value":1,"ts":1699999999,"unit":"C"}',
      "topic", "does not fit"),
     ("vigil: deeply nested", "vigil/readings/d/s", b"[" * 50_000 + b"]" * 50_000, "too_large", "65536"),
-    ("vigil: nested too deeply under the bound", "vigil/readings/d/s", b"[" * 30_000, "json", "nested too deeply"),
+    ("vigil: nested too deeply under the bound", "vigil/readings/d/s", b"[" * 30_000, "json", "nested more than 32"),
     ("vigil: empty payload", "vigil/readings/d/s", b"", "json", "not JSON"),
     # --- hostile names ---
     ("name: 10 KB device", "vigil/readings/" + "d" * 10_240 + "/s", b'{"value":1,"ts":1699999999,"unit":"C"}',
