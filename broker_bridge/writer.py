@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -73,8 +74,18 @@ class StoreWriter:
         if refused:
             bad = {id(e) for e, _ in refused}
             events = [e for e in events if id(e) not in bad]
+        attempt = 0
+        while events:
+            try:
+                dropped = await asyncio.to_thread(self.spool.put, events)
+                break
+            except (OSError, sqlite3.Error) as exc:  # the disk is full or gone: wait, the messages stay unacknowledged
+                attempt += 1
+                if attempt == 1:
+                    log.error("cannot write to the spool %s (%s) while the store is down; the readings wait at the "
+                              "broker, retrying", self.spool.path, exc)
+                await asyncio.sleep(backoff_delay(attempt, self.backoff_cap))
         if events:
-            dropped = await asyncio.to_thread(self.spool.put, events)
             self.metrics.inc("spooled", len(events))
             if dropped:
                 self.metrics.inc("spool_dropped", dropped)
