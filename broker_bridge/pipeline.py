@@ -98,7 +98,11 @@ class DeadLetter:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = self.to_dict()
+        try:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape in a detail: escaped, never lost
+            return json.dumps(data, separators=(",", ":")).encode("ascii")
 
 
 @dataclass(slots=True)
@@ -276,7 +280,7 @@ class Pipeline:
             except Refusal as exc:
                 detail = exc.detail
                 if len(raws) > 1:  # say which of the message's readings it was
-                    detail = f"{str(raw.sensor)[:40]}/{str(raw.metric)[:40]}: {detail}"
+                    detail = f"{ascii(str(raw.sensor)[:40])[1:-1]}/{ascii(str(raw.metric)[:40])[1:-1]}: {detail}"
                 self._dead(out, name, exc.reason, detail, topic, payload, received)
                 continue
             except Exception as exc:
