@@ -11,13 +11,13 @@ The flow of one batch (three stages, each working on a different batch at the sa
 A message is acknowledged only after its events are durable and republished and its
 refusals dead-lettered, so a crash at any moment loses nothing: the broker delivers the
 unacknowledged messages again (persistent session), and the store's writes are idempotent.
+Batches form by themselves: whatever has arrived while the previous batch was parsed.
+The MQTT connection is broker_bridge/link.py (gmqtt: why is said there).
 
 No message can stop the bridge: a failure while handling one refuses that message (dead letter,
 reason ``internal``); a stage that fails all the same restarts the consumer, and a message that
 was in hand when the process died or the consumer failed is handled alone when it comes back,
 and dead-lettered as ``poison`` if it stops the bridge again (broker_bridge/poison.py).
-Batches form by themselves: whatever has arrived while the previous batch was parsed.
-The MQTT connection is broker_bridge/link.py (gmqtt: why is said there).
 """
 
 from __future__ import annotations
