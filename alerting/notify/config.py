@@ -3,8 +3,12 @@
 Example (top level of a rules file, beside ``rules:``)::
 
     receivers:
-      kitchen-staff: ["ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}",
-                      "mailto://${VIGIL_NOTIFY_SMTP_USER}:${VIGIL_NOTIFY_SMTP_PASS}@example.com"]
+      kitchen-staff:
+        urls: ["ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}",
+               "mailto://${VIGIL_NOTIFY_SMTP_USER}:${VIGIL_NOTIFY_SMTP_PASS}@example.com"]
+        fallback: [manager]   # a message still failing after 2m (or 5 attempts) goes to manager
+        after: 2m
+        attempts: 5
       manager: ["tgram://${VIGIL_NOTIFY_TELEGRAM_TOKEN}/12345"]
     routes:
       - match: {severity: critical}
@@ -12,7 +16,7 @@ Example (top level of a rules file, beside ``rules:``)::
         continue: true
       - match: {site: "kitchen-*"}
         receivers: [kitchen-staff]
-    grouping: {group_by: [rule], group_wait: 10s, group_interval: 1m, repeat_interval: 4h}
+    grouping: {group_by: [rule], group_wait: 5s, group_interval: 1m, repeat_interval: 4h}
     escalation:
       - {after: 15m, receivers: [manager], match: {severity: critical}}
     inhibit:
@@ -40,8 +44,17 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_serializer, model_validator
-from pydantic_core import core_schema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, core_schema
 
 from alerting.transition import Severity
 from vigil.configtypes import STRICT, Duration
@@ -50,6 +63,7 @@ __all__ = [
     "ENV_PREFIX",
     "Delivery",
     "EscalationStep",
+    "Fallback",
     "Grouping",
     "InhibitRule",
     "Match",
@@ -251,12 +265,17 @@ class Route(BaseModel):
 
 
 class Grouping(BaseModel):
-    """Alerts with equal ``group_by`` labels share one message per receiver."""
+    """Alerts with equal ``group_by`` labels share one message per receiver.
+
+    A newly firing alert is sent at most ``group_wait`` after it reaches the dispatcher, with whatever
+    else of its group is new by then; ``group_interval`` spaces out reminders and resolutions of alerts
+    already told (docs/notifications.md, "Grouping").
+    """
 
     model_config = STRICT
 
     group_by: list[str] = Field(default_factory=lambda: ["rule"])
-    group_wait: Duration = 10.0
+    group_wait: Duration = 5.0
     group_interval: Duration = 60.0
     repeat_interval: Duration = 4 * 3600.0
 
@@ -266,6 +285,34 @@ class Grouping(BaseModel):
         if v <= 0:
             raise ValueError("repeat_interval must be more than 0s")
         return v
+
+
+class Fallback(BaseModel):
+    """A receiver's message whose delivery keeps failing goes to ``fallback`` receivers instead.
+
+    It falls back once every URL of the receiver has failed to deliver it and the receiver has been failing
+    for ``after`` (2m when neither bound is given), or after ``attempts`` failed attempts, whichever comes
+    first. ``keep_trying`` also delivers it to the first receiver once that recovers.
+    """
+
+    model_config = STRICT
+
+    fallback: list[str] = Field(min_length=1)
+    after: Optional[Duration] = None
+    attempts: Optional[int] = Field(None, ge=1)
+    keep_trying: bool = False
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _one_name(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @property
+    def wait(self) -> Optional[float]:
+        """How long a receiver must have been failing before its messages fall back (None: attempts only)."""
+        if self.after is None and self.attempts is None:
+            return 120.0
+        return self.after
 
 
 class EscalationStep(BaseModel):
@@ -392,6 +439,8 @@ class NotifyConfig(BaseModel):
     model_config = STRICT
 
     receivers: dict[str, list[ReceiverUrl]] = Field(default_factory=dict)
+    # from the mapping form of a receiver ({urls: [...], fallback: [...], after: 2m}); see _receiver_forms
+    fallbacks: dict[str, Fallback] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     grouping: Grouping = Field(default_factory=Grouping)
     escalation: list[EscalationStep] = Field(default_factory=list)
@@ -406,6 +455,67 @@ class NotifyConfig(BaseModel):
         if isinstance(v, dict):
             return {k: [u] if isinstance(u, str) else u for k, u in v.items()}
         return v
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _receiver_forms(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> NotifyConfig:
+        """A receiver is a URL, a list of URLs, or ``{urls: [...], fallback: [...], after:, attempts:}``.
+
+        The options go to ``fallbacks`` and the URLs to ``receivers``; errors keep the paths the user wrote.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("receivers"), dict):
+            return _as_config(handler(data))
+        receivers: dict[Any, Any] = {}
+        fallbacks: dict[Any, Any] = dict(data.get("fallbacks") or {})
+        forms = set()
+        for name, value in data["receivers"].items():
+            if isinstance(value, dict):
+                forms.add(name)
+                options = dict(value)
+                if "urls" not in options:
+                    raise ValidationError.from_exception_data("NotifyConfig", [_error(
+                        ("receivers", name), value, "a receiver written as a mapping needs urls: [...], its apprise "
+                        "URLs, beside fallback:, after:, attempts: and keep_trying:")])
+                receivers[name] = options.pop("urls")
+                if options:
+                    fallbacks[name] = options
+            else:
+                receivers[name] = value
+        try:
+            config = _as_config(handler({**data, "receivers": receivers, "fallbacks": fallbacks}))
+        except ValidationError as exc:
+            raise _relocated(exc, forms) from None
+        problem = config._fallback_problem()
+        if problem:
+            raise ValidationError.from_exception_data("NotifyConfig", [problem])
+        return config
+
+    def _fallback_problem(self) -> Optional[InitErrorDetails]:
+        """An unknown fallback name or a cycle of fallbacks, as an error at the receiver's ``fallback:``."""
+        for name, spec in self.fallbacks.items():
+            loc: tuple[Union[str, int], ...] = ("receivers", name, "fallback")
+            unknown = self.unknown_receivers(spec.fallback)
+            if name not in self.receivers or unknown:
+                missing = name if name not in self.receivers else unknown[0]
+                known = ", ".join(sorted(self.receivers)) or "none are defined under receivers:"
+                return _error(loc, spec.fallback, f"unknown receiver {missing!r} (known: {known})")
+        for name in self.fallbacks:
+            cycle = self._fallback_cycle([name])
+            if cycle:
+                return _error(("receivers", name, "fallback"), self.fallbacks[name].fallback,
+                              f"fallback cycle {' -> '.join(cycle)}: a receiver's fallbacks must not lead back "
+                              "to it (a message that fails everywhere keeps retrying; it needs no loop)")
+        return None
+
+    def _fallback_cycle(self, path: list[str]) -> Optional[list[str]]:
+        spec = self.fallbacks.get(path[-1])
+        for nxt in spec.fallback if spec else ():
+            if nxt in path:
+                return [*path[path.index(nxt):], nxt]
+            found = self._fallback_cycle([*path, nxt])
+            if found:
+                return found
+        return None
 
     @model_validator(mode="after")
     def _known_receivers(self) -> NotifyConfig:
@@ -433,3 +543,32 @@ class NotifyConfig(BaseModel):
         source = os.environ if env is None else env
         names = {ref for urls in self.receivers.values() for u in urls for ref in _ENV_REF.findall(u.template)}
         return sorted(n for n in names if n not in source)
+
+
+def _as_config(value: Any) -> NotifyConfig:
+    assert isinstance(value, NotifyConfig)
+    return value
+
+
+def _error(loc: tuple[Union[str, int], ...], given: Any, message: str) -> InitErrorDetails:
+    return {"type": "value_error", "loc": loc, "input": given, "ctx": {"error": ValueError(message)}}
+
+
+def _relocated(exc: ValidationError, forms: set[Any]) -> ValidationError:
+    """``fallbacks.<name>.x`` back to ``receivers.<name>.x``, and a mapping form's URLs to ``...urls[i]``."""
+    details: list[InitErrorDetails] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if loc[:1] == ("fallbacks",) and len(loc) > 1:
+            loc = ("receivers", *loc[1:])
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(["urls", *Fallback.model_fields])
+                details.append(_error(loc, loc[-1], f"unknown key {loc[-1]!r} (a receiver's keys are {known})"))
+                continue
+        elif loc[:1] == ("receivers",) and len(loc) > 1 and loc[1] in forms:
+            loc = ("receivers", loc[1], "urls", *loc[2:])
+        detail: InitErrorDetails = {"type": err["type"], "loc": loc, "input": err["input"]}
+        if "ctx" in err:
+            detail["ctx"] = err["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(exc.title, details)
