@@ -382,10 +382,11 @@ class NotifyState:
         return found
 
     def failing(self, at_least: int) -> list[ReceiverFailure]:
+        # a message passed on to a fallback no longer waits, but its URL fails until it delivers something
         rows = self.conn.execute(
-            "SELECT receiver, url_masked, MAX(attempts), last_error, COUNT(*) FROM notify_deliveries"
-            " WHERE state IN ('pending', 'sending') AND attempts >= ? GROUP BY receiver, url_masked",
-            (at_least,))
+            "SELECT receiver, url_masked, MAX(attempts), last_error, SUM(state != 'fallen_back') FROM notify_deliveries"
+            " WHERE (state IN ('pending', 'sending') OR (state = 'fallen_back' AND url IN"
+            " (SELECT url FROM notify_channels))) AND attempts >= ? GROUP BY receiver, url_masked", (at_least,))
         return [ReceiverFailure(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), int(r[4])) for r in rows]
 
     def waiting_deliveries(self) -> int:

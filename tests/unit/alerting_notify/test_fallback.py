@@ -56,6 +56,9 @@ async def test_a_failing_receiver_falls_back_after_the_bound_once_saying_since_w
                                 "2026-05-28 20:27:10 UTC (2m, ")
         assert "last error: HTTP 503 from the test receiver" in first
         assert rest[0] == "freezer-1 is at -12.5 °C"
+        # the dashboard still lists staff as failing, with nothing waiting for it
+        [failing] = h.dispatcher.status().failing
+        assert (failing.receiver, failing.waiting) == ("staff", 0)
         # staff recovers: the message that went to the manager is not also sent to staff, nor again to the manager
         sender.failures[STAFF] = 0
         await run_until(h, 1200, 151)
@@ -65,6 +68,7 @@ async def test_a_failing_receiver_falls_back_after_the_bound_once_saying_since_w
         await run_until(h, 1240, 1201)
         assert to(h, STAFF) == ["[FIRING critical] freezer-warm freezer-2/t0/temperature"]
         assert len(to(h, MANAGER)) == 1
+        assert h.dispatcher.status().failing == ()  # failing until a message got through
     finally:
         h.close()
 
