@@ -128,8 +128,12 @@ class Figures:
         return max(self.waits.values()) if self.waits else float("nan")
 
     def __str__(self) -> str:
-        return (f"{len(self.waits)} of {len(self.waits) + len(self.missing)} freezers told: median {self.median:.1f} s,"
-                f" slowest {self.slowest:.1f} s, {self.messages} messages")
+        return (f"{len(self.waits)} of {len(self.waits) + len(self.missing)} freezers told: median "
+                f"{_seconds(self.median)}, slowest {_seconds(self.slowest)}, {self.messages} messages")
+
+
+def _seconds(x: float) -> str:
+    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.1f} s"
 
 
 def figures(freezers: Freezers, bodies: TimedBodies) -> Figures:
