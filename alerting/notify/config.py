@@ -54,10 +54,12 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, core_schema
+from pydantic_core import core_schema
 
 from alerting.transition import Severity
 from vigil.configtypes import STRICT, Duration
+
+from .receiver_options import Fallback, fallback_problem, relocated, split_receivers
 
 __all__ = [
     "ENV_PREFIX",
@@ -287,34 +289,6 @@ class Grouping(BaseModel):
         return v
 
 
-class Fallback(BaseModel):
-    """A receiver's message whose delivery keeps failing goes to ``fallback`` receivers instead.
-
-    It falls back once every URL of the receiver has failed to deliver it and the receiver has been failing
-    for ``after`` (2m when neither bound is given), or after ``attempts`` failed attempts, whichever comes
-    first. ``keep_trying`` also delivers it to the first receiver once that recovers.
-    """
-
-    model_config = STRICT
-
-    fallback: list[str] = Field(min_length=1)
-    after: Optional[Duration] = None
-    attempts: Optional[int] = Field(None, ge=1)
-    keep_trying: bool = False
-
-    @field_validator("fallback", mode="before")
-    @classmethod
-    def _one_name(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @property
-    def wait(self) -> Optional[float]:
-        """How long a receiver must have been failing before its messages fall back (None: attempts only)."""
-        if self.after is None and self.attempts is None:
-            return 120.0
-        return self.after
-
-
 class EscalationStep(BaseModel):
     """A firing alert that nobody acknowledged ``after`` this long is also sent to ``receivers``."""
 
@@ -465,57 +439,15 @@ class NotifyConfig(BaseModel):
         """
         if not isinstance(data, dict) or not isinstance(data.get("receivers"), dict):
             return _as_config(handler(data))
-        receivers: dict[Any, Any] = {}
-        fallbacks: dict[Any, Any] = dict(data.get("fallbacks") or {})
-        forms = set()
-        for name, value in data["receivers"].items():
-            if isinstance(value, dict):
-                forms.add(name)
-                options = dict(value)
-                if "urls" not in options:
-                    raise ValidationError.from_exception_data("NotifyConfig", [_error(
-                        ("receivers", name), value, "a receiver written as a mapping needs urls: [...], its apprise "
-                        "URLs, beside fallback:, after:, attempts: and keep_trying:")])
-                receivers[name] = options.pop("urls")
-                if options:
-                    fallbacks[name] = options
-            else:
-                receivers[name] = value
+        receivers, fallbacks, forms = split_receivers(data["receivers"], data.get("fallbacks"))
         try:
             config = _as_config(handler({**data, "receivers": receivers, "fallbacks": fallbacks}))
         except ValidationError as exc:
-            raise _relocated(exc, forms) from None
-        problem = config._fallback_problem()
+            raise relocated(exc, forms) from None
+        problem = fallback_problem(config.receivers, config.fallbacks)
         if problem:
             raise ValidationError.from_exception_data("NotifyConfig", [problem])
         return config
-
-    def _fallback_problem(self) -> Optional[InitErrorDetails]:
-        """An unknown fallback name or a cycle of fallbacks, as an error at the receiver's ``fallback:``."""
-        for name, spec in self.fallbacks.items():
-            loc: tuple[Union[str, int], ...] = ("receivers", name, "fallback")
-            unknown = self.unknown_receivers(spec.fallback)
-            if name not in self.receivers or unknown:
-                missing = name if name not in self.receivers else unknown[0]
-                known = ", ".join(sorted(self.receivers)) or "none are defined under receivers:"
-                return _error(loc, spec.fallback, f"unknown receiver {missing!r} (known: {known})")
-        for name in self.fallbacks:
-            cycle = self._fallback_cycle([name])
-            if cycle:
-                return _error(("receivers", name, "fallback"), self.fallbacks[name].fallback,
-                              f"fallback cycle {' -> '.join(cycle)}: a receiver's fallbacks must not lead back "
-                              "to it (a message that fails everywhere keeps retrying; it needs no loop)")
-        return None
-
-    def _fallback_cycle(self, path: list[str]) -> Optional[list[str]]:
-        spec = self.fallbacks.get(path[-1])
-        for nxt in spec.fallback if spec else ():
-            if nxt in path:
-                return [*path[path.index(nxt):], nxt]
-            found = self._fallback_cycle([*path, nxt])
-            if found:
-                return found
-        return None
 
     @model_validator(mode="after")
     def _known_receivers(self) -> NotifyConfig:
@@ -548,27 +480,3 @@ class NotifyConfig(BaseModel):
 def _as_config(value: Any) -> NotifyConfig:
     assert isinstance(value, NotifyConfig)
     return value
-
-
-def _error(loc: tuple[Union[str, int], ...], given: Any, message: str) -> InitErrorDetails:
-    return {"type": "value_error", "loc": loc, "input": given, "ctx": {"error": ValueError(message)}}
-
-
-def _relocated(exc: ValidationError, forms: set[Any]) -> ValidationError:
-    """``fallbacks.<name>.x`` back to ``receivers.<name>.x``, and a mapping form's URLs to ``...urls[i]``."""
-    details: list[InitErrorDetails] = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        if loc[:1] == ("fallbacks",) and len(loc) > 1:
-            loc = ("receivers", *loc[1:])
-            if err["type"] == "extra_forbidden":
-                known = ", ".join(["urls", *Fallback.model_fields])
-                details.append(_error(loc, loc[-1], f"unknown key {loc[-1]!r} (a receiver's keys are {known})"))
-                continue
-        elif loc[:1] == ("receivers",) and len(loc) > 1 and loc[1] in forms:
-            loc = ("receivers", loc[1], "urls", *loc[2:])
-        detail: InitErrorDetails = {"type": err["type"], "loc": loc, "input": err["input"]}
-        if "ctx" in err:
-            detail["ctx"] = err["ctx"]
-        details.append(detail)
-    return ValidationError.from_exception_data(exc.title, details)

@@ -17,7 +17,8 @@ import uuid
 
 from vigil.durations import format_duration
 
-from .config import Fallback, NotifyConfig
+from .config import NotifyConfig
+from .receiver_options import Fallback
 from .state import FailedMessage, NotifyState
 
 __all__ = ["fall_back"]
