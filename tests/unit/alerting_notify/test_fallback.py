@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,26 @@ def test_rules_check_refuses_a_fallback_cycle(tmp_path: Path, capsys: pytest.Cap
     assert main(["rules", "check", str(f)]) != 0
     err = capsys.readouterr().err
     assert f"{f}:2: receivers.staff.fallback: fallback cycle staff -> staff" in err
+
+
+async def test_a_state_file_from_before_fallbacks_is_upgraded_and_its_waiting_message_falls_back(
+        tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with sqlite3.connect(path) as old:  # notify_deliveries as the release before fallbacks wrote it
+        old.execute(
+            "CREATE TABLE notify_deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL,"
+            " url TEXT NOT NULL, url_masked TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,"
+            " severity TEXT NOT NULL, resolved INTEGER NOT NULL, keys TEXT NOT NULL, created REAL NOT NULL,"
+            " attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL,"
+            " state TEXT NOT NULL DEFAULT 'pending', last_error TEXT, sent_at REAL,"
+            " in_doubt INTEGER NOT NULL DEFAULT 0)")
+        old.execute("INSERT INTO notify_deliveries (receiver, url, url_masked, title, body, severity, resolved,"
+                    " keys, created, next_attempt) VALUES ('staff', ?, 'json://127.0.0.1:9/***', ?, 'b', 'critical',"
+                    " 0, '[]', ?, ?)", (STAFF, TITLE, START, START))
+    old.close()
+    h = Harness(path, fallback_config(attempts=1), sender=RecordingSender(failures={STAFF: DOWN}))
+    try:
+        await run_until(h, 2)
+        assert to(h, MANAGER) == [TITLE]
+    finally:
+        h.close()
