@@ -125,7 +125,9 @@ def _demo_rules(data_dir: Path, receivers: dict[str, list[str]]) -> Path:
     folder = data_dir / "demo-rules"
     folder.mkdir(parents=True, exist_ok=True)
     data = yaml.safe_load(resources.files("vigil").joinpath("demo/rules.yaml").read_text("utf-8"))
-    data["receivers"] = receivers
+    declared = data.get("receivers") or {}  # the demo file's receivers give their options (fallback:)
+    data["receivers"] = {name: {**declared[name], "urls": urls} if isinstance(declared.get(name), dict) else urls
+                         for name, urls in receivers.items()}
     data["grouping"] = {"group_wait": "1s"}
     for rule in data["rules"]:
         rule["notify"] = list(receivers)
