@@ -265,7 +265,7 @@ class Authenticator:
                 else:
                     log.info("user %r's password hash in %s is now argon2id", user.name, path)
             else:
-                log.warning("user %r logged in with an older password hash (scrypt) from the configuration; until "
+                log.warning("user %r logged in with an older or weaker password hash from the configuration; until "
                             "a restart the dashboard uses an argon2id one; replace dashboard.users[].password_hash "
                             "with the output of 'vigil dashboard --hash-password'", user.name)
             self._users[user.name] = user.model_copy(update={"password_hash": newer})
