@@ -28,7 +28,7 @@ _HASHES: dict[str, str] = {}
 
 
 def _hash(pw: str) -> str:
-    # scrypt is slow on purpose; hash each test password once per session.
+    # Password hashing is slow on purpose; hash each test password once per session.
     if pw not in _HASHES:
         _HASHES[pw] = hash_password(pw)
     return _HASHES[pw]
