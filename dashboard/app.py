@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from alerting.clock import Clock, SystemClock
@@ -170,6 +171,12 @@ def create_app(
         log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc,
                   exc_info=(type(exc), exc, exc.__traceback__))
         return _error(500, "internal error in the dashboard (a defect: its log says more)")
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException) -> Response:
+        # Starlette's own 404/405: the same {"error": ...} shape as every other refusal.
+        message = f"no such page or API route: {request.url.path[:200]}" if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, message, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
