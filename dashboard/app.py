@@ -176,7 +176,7 @@ def create_app(
     async def on_http(request: Request, exc: HTTPException) -> Response:
         # Starlette's own 404/405: the same {"error": ...} shape as every other refusal.
         message = f"no such page or API route: {request.url.path[:200]}" if exc.status_code == 404 else str(exc.detail)
-        return _error(exc.status_code, message, headers=exc.headers)
+        return _error(exc.status_code, message, headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
