@@ -11,7 +11,8 @@ DESCRIPTION = """\
 Work with alert rules before they go live.
 
   check PATH      validate a rules file or folder: every error with file:line and the rule's name,
-                  warnings for rules that can never match or never fire
+                  warnings for rules that can never match or never fire; receiver URLs may
+                  name only environment variables VIGIL_NOTIFY_* (${VIGIL_NOTIFY_SMTP_PASS})
   test FILE...    run rule unit tests written in YAML (input series, the alerts and notifications
                   expected at given times); prints a diff and exits 1 on a failure
   backtest PATH   replay stored history (--store, --from, --to) through the rules and print what
@@ -88,6 +89,9 @@ def _check(path: str, strict: bool) -> int:
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     receivers = len(rules.notify.receivers)
+    for name in rules.notify.missing_secrets():
+        # Not a warning: the check may run on another machine than the rule engine.
+        print(f"note: ${{{name}}} is not set here; the rule engine needs it in its environment", file=sys.stderr)
     print(f"{path}: {len(rules.rules)} rules, {receivers} receivers, {len(warnings)} warnings")
     return EXIT_FAILED if strict and warnings else 0
 

@@ -21,7 +21,17 @@ from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of
 from .feed import BrokerUnavailable
 from .ingest import IngestError, parse_contract_body, parse_format_body
-from .rules_view import check_rules, configured_quiet, mask_secrets, rules_files, unmask_secrets, write_rules_file
+from .rules_view import (
+    RulesUnavailable,
+    StalePlaceholder,
+    check_rules,
+    configured_quiet,
+    mask_result,
+    mask_secrets,
+    rules_files,
+    unmask_secrets,
+    write_rules_file,
+)
 
 __all__ = ["router"]
 
@@ -95,7 +105,9 @@ async def expire_silence(request: Request, who: Admin, sid: str) -> dict[str, An
 @router.get("/mute-windows", tags=["alerts"])
 async def mute_windows(request: Request, _: Reader) -> dict[str, list[dict[str, Any]]]:
     """Mute windows (quiet hours) and fixed silences from the rules files."""
-    return await asyncio.to_thread(configured_quiet, ctx_of(request).rules_path)
+    quiet = await asyncio.to_thread(configured_quiet, ctx_of(request).rules_path)
+    masked: dict[str, list[dict[str, Any]]] = mask_result(quiet, "")
+    return masked
 
 
 @router.get("/rules", tags=["rules"])
@@ -106,22 +118,41 @@ async def rules(request: Request, _: Reader) -> dict[str, Any]:
     out_files = []
     for name, path in files.items():
         text = path.read_text("utf-8", errors="replace")
-        try:
-            result = check_rules(text, name)
-        except Exception as exc:  # the loader is missing or broken: still show the file
-            result = {"ok": None, "issues": [str(exc)], "warnings": [], "rules": []}
-        out_files.append({"file": name, "text": mask_secrets(text), **result})
+        out_files.append({"file": name, "text": mask_secrets(text), **_checked(text, name, text)})
     counts: dict[str, dict[str, int]] = {}
     for a in ctx.live.alerts.values():
         c = counts.setdefault(a["rule"], {"pending": 0, "firing": 0})
         if a["state"] in c:
             c[a["state"]] += 1
     names = [r for f in out_files for r in f["rules"]]
-    for extra in counts:
+    for extra in map(mask_secrets, counts):
         if extra not in names:
             names.append(extra)
     return {"path": str(ctx.rules_path), "files": out_files,
             "rules": [{"name": n, **counts.get(n, {"pending": 0, "firing": 0})} for n in names]}
+
+
+def _checked(text: str, file: str, original: str) -> dict[str, Any]:
+    """check_rules, with no secret of ``original`` in what it says (it quotes values in its messages)."""
+    try:
+        result = check_rules(text, file)
+    except RulesUnavailable as exc:
+        result = {"ok": None, "issues": [str(exc)], "warnings": [], "rules": []}
+    except Exception as exc:  # a broken loader: still show the file, and say why
+        log.warning("checking %s failed: %s", file, type(exc).__name__)
+        result = {"ok": None, "issues": [f"the rules could not be checked: {type(exc).__name__}: {exc}"],
+                  "warnings": [], "rules": []}
+    masked: dict[str, Any] = mask_result(result, original)
+    return masked
+
+
+def _unmasked(text: str, target: Path) -> tuple[str, str]:
+    """The edited text with the file's URLs put back, and the file as it is on disk."""
+    original = target.read_text("utf-8", errors="replace")
+    try:
+        return unmask_secrets(text, original), original
+    except StalePlaceholder as exc:
+        raise ApiError(409, str(exc)) from None
 
 
 def _target(request: Request, file: str) -> Path:
@@ -134,9 +165,8 @@ def _target(request: Request, file: str) -> Path:
 @router.post("/rules/validate", tags=["rules"])
 async def validate_rules(request: Request, _: Reader, body: RulesBody) -> dict[str, Any]:
     """Check an edited rules file as ``vigil rules check`` would, without saving it."""
-    target = _target(request, body.file)
-    text = unmask_secrets(body.text, target.read_text("utf-8", errors="replace"))
-    return await asyncio.to_thread(check_rules, text, body.file)
+    text, original = _unmasked(body.text, _target(request, body.file))
+    return await asyncio.to_thread(_checked, text, body.file, original)
 
 
 @router.post("/rules/reload", tags=["rules"])
@@ -144,8 +174,8 @@ async def reload_rules(request: Request, who: Admin, body: RulesBody) -> dict[st
     """Save a rules file and ask the engine to reload; an invalid set is refused (422) and not saved."""
     ctx = ctx_of(request)
     target = _target(request, body.file)
-    text = unmask_secrets(body.text, target.read_text("utf-8", errors="replace"))
-    result = await asyncio.to_thread(check_rules, text, body.file)
+    text, original = _unmasked(body.text, target)
+    result = await asyncio.to_thread(_checked, text, body.file, original)
     if not result["ok"]:
         raise IngestError(422, "the rules have errors; nothing was saved", [{"error": i} for i in result["issues"]])
     await asyncio.to_thread(write_rules_file, target, text)

@@ -101,8 +101,9 @@ def create_app(
         feed = LiveFeed(config.mqtt, live, settings.client_id)
         publisher = feed
     rules_path = Path(settings.rules or config.alerting.rules)
+    auth = Authenticator(settings, clock, Path(config.data_dir) / "dashboard-auth.db")
     ctx = Context(config=config, settings=settings, store=store, live=live, publisher=publisher,
-                  auth=Authenticator(settings, clock), clock=clock, rules_path=rules_path,
+                  auth=auth, clock=clock, rules_path=rules_path,
                   pipeline=pipeline or _bridge_pipeline(config))
 
     @asynccontextmanager
@@ -117,6 +118,7 @@ def create_app(
                     task.cancel()
         if journal is not None:
             journal.close()
+        ctx.auth.close()
 
     # No Swagger UI (it loads from a CDN) and no anonymous schema: api.openapi serves it to callers.
     app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url=None, openapi_url=None, redoc_url=None,

@@ -13,14 +13,17 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 from typing import Optional
 
 from alerting.clock import Clock, SystemClock
 
+from .denylist import DenyList, DenyListFull
 from .passwords import generate_password, hash_password, verify_password
 from .settings import DashboardSettings, UserEntry
 
@@ -31,6 +34,7 @@ __all__ = [
     "LoginLimiter",
     "Principal",
     "ReplayGuard",
+    "client_address",
     "ensure_admin",
     "sign_request",
 ]
@@ -60,10 +64,15 @@ class Principal:
     role: str
     via: str
     csrf: Optional[str] = None
+    expires: Optional[float] = None
 
     def allows(self, role: str) -> bool:
         """Whether this caller may do what ``role`` may (admin may do everything)."""
         return self.role == role or self.role == "admin"
+
+    def csrf_matches(self, token: str) -> bool:
+        """Whether ``token`` is this session's CSRF token (compared in constant time)."""
+        return self.csrf is not None and hmac.compare_digest(token.encode(), self.csrf.encode())
 
 
 def _b64(data: bytes) -> str:
@@ -75,53 +84,121 @@ def _unb64(text: str) -> bytes:
 
 
 class LoginLimiter:
-    """At most ``attempts`` failed logins per ``window`` seconds for one key (client address, user)."""
+    """At most ``attempts`` logins that were not right per ``window`` seconds for one key (an address, a user).
 
-    def __init__(self, attempts: int, window: float, clock: Clock) -> None:
+    An attempt is counted *before* its password is checked (``reserve``) and given back when it
+    was right, so concurrent attempts cannot all pass the check while the hashes run.
+    """
+
+    def __init__(self, attempts: int, window: float, clock: Clock, max_keys: int = 100_000) -> None:
         self._attempts = attempts
         self._window = window
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._max_keys = max_keys
+        self._lock = threading.Lock()
+        # Least recently counted first, so eviction takes expired and then the oldest keys.
+        self._counts: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def retry_after(self, key: str) -> Optional[float]:
-        """Seconds until ``key`` may try again, or None when it may try now."""
-        now = self._clock.now()
-        q = self._failures.get(key)
-        if not q:
+    def _wait(self, key: str, now: float) -> Optional[float]:
+        q = self._counts.get(key)
+        if q is None:
             return None
         while q and q[0] <= now - self._window:
             q.popleft()
+        if not q:
+            del self._counts[key]
+            return None
         if len(q) < self._attempts:
             return None
         return max(0.1, q[0] + self._window - now)
 
-    def failed(self, key: str) -> None:
-        if len(self._failures) > 100_000:  # a flood of distinct keys must not grow memory forever
-            self._failures.clear()
-        self._failures.setdefault(key, deque()).append(self._clock.now())
+    def retry_after(self, key: str) -> Optional[float]:
+        """Seconds until ``key`` may try again, or None when it may try now."""
+        with self._lock:
+            return self._wait(key, self._clock.now())
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    def reserve(self, keys: tuple[str, ...]) -> Optional[float]:
+        """Count one attempt for every key, or none and return the seconds to wait when one is at its limit."""
+        with self._lock:
+            now = self._clock.now()
+            waits = [w for w in (self._wait(k, now) for k in keys) if w is not None]
+            if waits:
+                return max(waits)
+            for k in keys:
+                self._counts.setdefault(k, deque()).append(now)
+                self._counts.move_to_end(k)
+            self._evict(now)
+            return None
+
+    def succeeded(self, user_key: str, *others: str) -> None:
+        """The attempt was right: the user's count starts again; the others get their attempt back."""
+        with self._lock:
+            self._counts.pop(user_key, None)
+            for k in others:
+                q = self._counts.get(k)
+                if q:
+                    q.pop()
+                    if not q:
+                        del self._counts[k]
+
+    def _evict(self, now: float) -> None:
+        # Keys whose newest attempt is past the window count nothing; past the bound, the oldest go.
+        # (Clearing everything at the bound let a flood of names reset every user's count.)
+        while self._counts:
+            key, q = next(iter(self._counts.items()))
+            if q and q[-1] > now - self._window and len(self._counts) <= self._max_keys:
+                break
+            del self._counts[key]
+
+    def __len__(self) -> int:
+        return len(self._counts)
 
 
 class ReplayGuard:
-    """Remembers signatures seen within the tolerance window, so a captured request cannot be sent twice."""
+    """Remembers signatures seen within the tolerance window, so a captured request cannot be sent twice.
 
-    def __init__(self, tolerance: float, clock: Clock, limit: int = 200_000) -> None:
+    Kept in ``denylist``, which outlives a restart when it has a file.
+    """
+
+    def __init__(self, tolerance: float, clock: Clock, denylist: Optional[DenyList] = None) -> None:
         self._tolerance = tolerance
         self._clock = clock
-        self._limit = limit
-        self._seen: dict[str, float] = {}
+        self._seen = denylist if denylist is not None else DenyList(None, clock)
 
     def first_time(self, signature: str) -> bool:
-        now = self._clock.now()
-        if len(self._seen) >= self._limit:
-            self._seen = {s: exp for s, exp in self._seen.items() if exp > now}
-        exp = self._seen.get(signature)
-        if exp is not None and exp > now:
-            return False
-        self._seen[signature] = now + 2 * self._tolerance
-        return True
+        try:
+            return self._seen.add("signature", signature, self._clock.now() + 2 * self._tolerance)
+        except DenyListFull as exc:
+            raise AuthError(429, "too many signed requests within the signature tolerance; send fewer, or "
+                            "batch readings into one request", retry_after=exc.retry_after) from None
+
+
+def client_address(peer: str, forwarded_for: list[str], trusted: list[IPv4Network | IPv6Network]) -> str:
+    """The client's address: ``peer``, or when ``peer`` is a trusted proxy the right-most untrusted
+    address of X-Forwarded-For (the left part of that header is whatever the client wrote).
+    """
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for header in forwarded_for for h in header.split(",") if h.strip()]
+    last = peer
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            try:
+                return str(ip_address(hop))
+            except ValueError:  # not an address: the proxy that passed it on is the client we know
+                return last
+        last = hop
+    return last
+
+
+def _in(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in networks)
 
 
 def sign_request(secret: str, timestamp: int, path_and_query: str, body: bytes) -> str:
@@ -133,30 +210,38 @@ def sign_request(secret: str, timestamp: int, path_and_query: str, body: bytes) 
 class Authenticator:
     """Checks passwords, session cookies, tokens and signatures against the dashboard settings."""
 
-    def __init__(self, settings: DashboardSettings, clock: Optional[Clock] = None) -> None:
+    def __init__(self, settings: DashboardSettings, clock: Optional[Clock] = None,
+                 state_path: Optional[Path] = None) -> None:
+        """``state_path``: the SQLite file that keeps logouts and seen signatures over a restart."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         secret = settings.session_secret.get_secret_value() if settings.session_secret else None
         self._key = (secret or secrets.token_urlsafe(32)).encode()
         self._users = {u.name: u for u in settings.users}
         self.limiter = LoginLimiter(settings.login_attempts, settings.login_window, self.clock)
-        self.replays = ReplayGuard(settings.signature_tolerance, self.clock)
+        self.denylist = DenyList(state_path, self.clock)
+        self.replays = ReplayGuard(settings.signature_tolerance, self.clock, self.denylist)
+
+    def close(self) -> None:
+        self.denylist.close()
+
+    def client_address(self, peer: str, forwarded_for: list[str]) -> str:
+        """The address a login is counted against (X-Forwarded-For only from ``trusted_proxies``)."""
+        return client_address(peer, forwarded_for, self.settings.trusted_proxies)
 
     # People.
     def login(self, name: str, password: str, client: str) -> str:
         """A session cookie value for ``name``; AuthError 401 on a bad password, 429 when rate-limited."""
-        for key in (f"addr:{client}", f"user:{name}"):
-            wait = self.limiter.retry_after(key)
-            if wait is not None:
-                raise AuthError(429, "too many failed logins; try again later", retry_after=wait)
+        user_key, addr_key = f"user:{name}", f"addr:{client}"
+        wait = self.limiter.reserve((addr_key, user_key))  # before the hash: concurrent tries count too
+        if wait is not None:
+            raise AuthError(429, "too many failed logins; try again later", retry_after=wait)
         user: Optional[UserEntry] = self._users.get(name)
         ok = verify_password(password, user.password_hash if user else _DUMMY_HASH) and user is not None
         if not ok or user is None:
-            self.limiter.failed(f"addr:{client}")
-            self.limiter.failed(f"user:{name}")
             log.info("failed login for user %r from %s", name[:64], client)
             raise AuthError(401, "wrong user name or password")
-        self.limiter.succeeded(f"user:{name}")
+        self.limiter.succeeded(user_key, addr_key)
         log.info("user %r logged in from %s", name, client)
         payload = {"u": user.name, "r": user.role, "exp": self.clock.now() + self.settings.session_lifetime,
                    "c": secrets.token_urlsafe(18)}
@@ -179,7 +264,20 @@ class Authenticator:
             raise AuthError(401, "the session has expired; log in again")
         if user is None or user.role != role:
             raise AuthError(401, "this account has changed; log in again")
-        return Principal(name, role, "session", csrf)
+        if self.denylist.denied("session", csrf):
+            raise AuthError(401, "this session was logged out; log in again")
+        return Principal(name, role, "session", csrf, exp)
+
+    def logout(self, who: Principal) -> None:
+        """End ``who``'s session on the server: its cookie is refused from now on, also after a restart."""
+        if who.via != "session" or who.csrf is None:
+            return
+        try:
+            self.denylist.add("session", who.csrf, who.expires or self.clock.now() + self.settings.session_lifetime)
+        except DenyListFull as exc:
+            raise AuthError(503, "too many sessions were logged out recently; try again later",
+                            retry_after=exc.retry_after) from None
+        log.info("user %r logged out", who.name)
 
     # Machines.
     def token(self, value: str) -> Principal:

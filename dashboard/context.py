@@ -84,7 +84,7 @@ def authenticate(request: Request) -> Principal:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         # Cookies ride along on forged cross-site requests; the CSRF token does not.
         token = request.headers.get("x-csrf-token", "")
-        if not token or token != principal.csrf or not same_origin(request):
+        if not token or not principal.csrf_matches(token) or not same_origin(request):
             raise AuthError(403, "missing or wrong CSRF token; reload the page and try again")
     return principal
 

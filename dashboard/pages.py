@@ -100,7 +100,8 @@ async def login(request: Request) -> Response:
     name = (form.get("username") or [""])[0][:64]
     password = (form.get("password") or [""])[0][:256]
     nxt = _safe_next((form.get("next") or ["/"])[0])
-    client = request.client.host if request.client else "?"
+    client = ctx.auth.client_address(request.client.host if request.client else "?",
+                                     request.headers.getlist("x-forwarded-for"))
     if not same_origin(request):
         return _render("login.html", status=403, page="login", title="Log in", next="/",
                        error="log in from the dashboard's own page")
@@ -123,7 +124,8 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    authenticate(request)  # checks the CSRF token: a forged request cannot log someone out
+    # authenticate checks the CSRF token: a forged request cannot log someone out
+    ctx_of(request).auth.logout(authenticate(request))
     resp = Response(status_code=204)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any, Optional
 
 __all__ = [
     "RulesUnavailable",
+    "StalePlaceholder",
     "check_rules",
     "configured_quiet",
+    "mask_result",
     "mask_secrets",
     "rule_names",
     "rules_files",
@@ -20,8 +24,24 @@ __all__ = [
     "write_rules_file",
 ]
 
-# Notification URLs (apprise) carry tokens in the host and path, not only as a password.
-_URL = re.compile(r"\b([a-z][a-z0-9+.-]{1,15})://((?:\$\{[^}\s]*\}|[^\s\"'\]\[{},])+)")
+# Notification URLs (apprise) carry tokens in the user part, the host, the path and the query.
+# Schemes in any case: apprise reads Tgram:// as tgram://.
+_SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,31}://")
+_ENV_REF = re.compile(r"\$\{[^}\s]*\}")
+_HOST_ONLY = re.compile(r"[A-Za-z0-9.-]*(:\d{0,5})?")
+_SPLIT = re.compile(r"[/:@?&=#,;+\s'\"\[\]{}%]+")
+# Placeholders are keyed by a secret of this process, so that nobody can test guesses of a
+# short secret (a chat id, a topic) against them.
+_MASK_KEY = secrets.token_bytes(32)
+
+
+class StalePlaceholder(Exception):
+    """Edited text holds a ``hidden-...`` placeholder that the file on disk has no URL for."""
+
+    def __init__(self, placeholders: list[str]) -> None:
+        self.placeholders = placeholders
+        super().__init__(f"{placeholders[0]} no longer stands for a URL in the file (it changed on disk, or the "
+                         "dashboard restarted); reload the page and make your change again")
 
 
 class RulesUnavailable(Exception):
@@ -93,19 +113,122 @@ def configured_quiet(path: Path) -> dict[str, list[dict[str, Any]]]:
             "silences": [s.model_dump(mode="json") for s in getattr(notify, "silences", [])]}
 
 
-def _masked(match: re.Match[str]) -> str:
-    scheme, rest = match.group(1), match.group(2)
-    if "${" in rest:  # the secret comes from the environment: nothing to hide
-        return match.group(0)
-    return f"{scheme}://hidden-{hashlib.sha256(match.group(0).encode()).hexdigest()[:10]}"
+_PLACEHOLDER = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{1,31})://hidden-[0-9a-f]{16}")
+
+
+def _masked(url: str) -> str:
+    if ("${" in url and _only_references(url)) or _PLACEHOLDER.fullmatch(url):
+        return url  # every secret part comes from the environment, or it is hidden already
+    scheme = url.partition("://")[0]
+    digest = hmac.new(_MASK_KEY, url.encode(), hashlib.sha256).hexdigest()[:16]
+    return f"{scheme}://hidden-{digest}"
+
+
+def _only_references(url: str) -> bool:
+    """Whether ``url`` without its ``${VAR}`` references is only a host name and separators."""
+    rest = _ENV_REF.sub("", url.partition("://")[2])
+    userinfo, at, hostpath = rest.rpartition("@")
+    if at and userinfo.strip(":"):
+        return False
+    host, _, path = hostpath.partition("/")
+    return bool(_HOST_ONLY.fullmatch(host)) and not path.strip("/")
+
+
+def _url_spans(text: str) -> list[tuple[int, int]]:
+    """Where the URLs of ``text`` are: from the scheme to the end of the YAML scalar or the word."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while (m := _SCHEME.search(text, pos)) is not None:
+        start = m.start()
+        quote = text[start - 1] if start > 0 and text[start - 1] in "\"'" else ""
+        end = _scalar_end(text, m.end(), quote) if quote else _word_end(text, m.end())
+        spans.append((start, end))
+        pos = max(end, m.end())
+    return spans
+
+
+def _scalar_end(text: str, i: int, quote: str) -> int:
+    """The closing quote of a YAML scalar opened before ``i`` (a URL there may hold spaces, commas...)."""
+    while i < len(text):
+        c = text[i]
+        if quote == '"' and c == "\\":
+            i += 2
+            continue
+        if c == quote:
+            if quote == "'" and text[i + 1:i + 2] == "'":
+                i += 2
+                continue
+            return i
+        if c == "\n":
+            return i
+        i += 1
+    return i
+
+
+def _word_end(text: str, i: int) -> int:
+    """The end of an unquoted URL: the next space or quote; a trailing , ] } closes a flow collection."""
+    j = i
+    while j < len(text) and not text[j].isspace() and text[j] not in "\"'`<>":
+        j += 1
+    while j > i and text[j - 1] in ",]}":
+        j -= 1
+    return j
 
 
 def mask_secrets(text: str) -> str:
-    """``text`` with every literal URL after its scheme hidden (``tgram://hidden-1a2b...``)."""
-    return _URL.sub(_masked, text)
+    """``text`` with every URL after its scheme hidden (``tgram://hidden-1a2b...``), whatever its case.
+
+    A URL whose secrets all come from ``${VAR}`` references is shown as written.
+    """
+    out, last = [], 0
+    for start, end in _url_spans(text):
+        out += [text[last:start], _masked(text[start:end])]
+        last = end
+    return "".join(out) + text[last:]
 
 
 def unmask_secrets(text: str, original: str) -> str:
-    """Put back the URLs of ``original`` that ``text`` still shows hidden, so saving keeps them."""
-    restore = {_masked(m): m.group(0) for m in _URL.finditer(original)}
-    return _URL.sub(lambda m: restore.get(m.group(0), m.group(0)), text)
+    """Put back the URLs of ``original`` that ``text`` still shows hidden, so saving keeps them.
+
+    ApiError 409 when ``text`` holds a placeholder that ``original`` has no URL for (the file
+    changed on disk, or the dashboard restarted, since the page was loaded).
+    """
+    restore = {_masked(original[a:b]): original[a:b] for a, b in _url_spans(original)}
+    unknown = sorted({m.group(0) for m in _PLACEHOLDER.finditer(text)} - set(restore))
+    if unknown:
+        raise StalePlaceholder(unknown)
+    return _PLACEHOLDER.sub(lambda m: restore[m.group(0)], text)
+
+
+def mask_result(value: Any, original: str) -> Any:
+    """``value`` (a check result: messages, rule names) with no secret of ``original`` left in any string.
+
+    Error messages quote values, sometimes cut or re-quoted: every URL is masked again, and every
+    secret-looking part of the original's URLs (a token, a password, a path segment) is hidden too.
+    """
+    parts = sorted({p for a, b in _url_spans(original) for p in _secret_parts(original[a:b])}, key=len, reverse=True)
+
+    def clean(s: str) -> str:
+        s = mask_secrets(s)
+        for p in parts:
+            s = s.replace(p, "***")
+        return s
+
+    return _map_strings(value, clean)
+
+
+def _secret_parts(url: str) -> list[str]:
+    if "${" in url and _only_references(url):
+        return []
+    rest = url.partition("://")[2]
+    return [url, rest, *(p for p in _SPLIT.split(_ENV_REF.sub("", rest)) if len(p) >= 4)]
+
+
+def _map_strings(value: Any, fn: Any) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -85,8 +86,12 @@ class DashboardSettings(BaseModel):
     max_batch: int = Field(10_000, ge=1, le=1_000_000)
     # How far a signed request's timestamp may be from the server's clock.
     signature_tolerance: Duration = 300.0
+    # Wrong passwords allowed per login_window, for each client address and for each user name.
     login_attempts: int = Field(5, ge=1, le=1000)
     login_window: Duration = 60.0
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, e.g. 127.0.0.1/32);
+    # behind one, every login would otherwise come from the proxy's address and share one limit.
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=list)
     # Alert changes shown on the Alerts page; kept in <data_dir>/dashboard-alerts.db for this long.
     alert_history: int = Field(1000, ge=10, le=100_000)
     alert_history_days: Duration = 90 * 86400.0
@@ -97,6 +102,20 @@ class DashboardSettings(BaseModel):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL, such as https://vigil.example.org")
         return v
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, v: object) -> object:
+        if not isinstance(v, list):
+            raise ValueError("expected a list of addresses or networks, such as [127.0.0.1/32, \"::1\"]")
+        out = []
+        for item in v:
+            try:
+                out.append(ip_network(str(item), strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (such as 127.0.0.1 or 10.0.0.0/8)") \
+                    from None
+        return out
 
     @model_validator(mode="after")
     def _unique_names(self) -> DashboardSettings:

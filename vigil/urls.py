@@ -166,13 +166,24 @@ def parse_store_url(url: str, env: Optional[Mapping[str, str]] = None) -> StoreU
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for logs and errors."""
+    """The URL with any password, and the value of a query parameter that names a secret, replaced by ``***``."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
+    if parts.query:
+        query = "&".join(_mask_param(p) for p in parts.query.split("&"))
+        url = url.replace("?" + parts.query, "?" + query, 1)
     if parts.password is None:
         return url
     netloc = parts.netloc.rpartition("@")
     user = netloc[0].partition(":")[0]
     return url.replace(parts.netloc, f"{user}:***@{netloc[2]}", 1)
+
+
+_SECRET_PARAMS = ("token", "pass", "secret", "key", "auth")
+
+
+def _mask_param(param: str) -> str:
+    name, sep, value = param.partition("=")
+    return f"{name}=***" if sep and value and any(s in name.lower() for s in _SECRET_PARAMS) else param

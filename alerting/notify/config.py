@@ -3,8 +3,9 @@
 Example (top level of a rules file, beside ``rules:``)::
 
     receivers:
-      kitchen-staff: ["ntfy://ntfy.sh/${NTFY_TOPIC}", "mailto://${SMTP_USER}:${SMTP_PASS}@example.com"]
-      manager: ["tgram://${TELEGRAM_TOKEN}/12345"]
+      kitchen-staff: ["ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}",
+                      "mailto://${VIGIL_NOTIFY_SMTP_USER}:${VIGIL_NOTIFY_SMTP_PASS}@example.com"]
+      manager: ["tgram://${VIGIL_NOTIFY_TELEGRAM_TOKEN}/12345"]
     routes:
       - match: {severity: critical}
         receivers: [manager]
@@ -23,7 +24,10 @@ Example (top level of a rules file, beside ``rules:``)::
          start: "22:00", end: "07:00", allow_severity: [critical]}
 
 A ``match`` maps ``severity``, ``rule``, ``device``, ``sensor``, ``metric`` or any label name to a
-glob (or a list of globs, any of which may match). Secrets in receiver URLs come from ``${ENV_VAR}``.
+glob (or a list of globs, any of which may match). Secrets in receiver URLs come from
+``${VIGIL_NOTIFY_...}`` environment variables, and from no other: a receiver URL is sent to a
+service of the rules' author's choosing, so ``${VIGIL_MQTT_PASSWORD}`` there would hand the
+broker's password to anyone who may edit the rules.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from alerting.transition import Severity
 from vigil.configtypes import STRICT, Duration
 
 __all__ = [
+    "ENV_PREFIX",
     "Delivery",
     "EscalationStep",
     "Grouping",
@@ -53,12 +58,14 @@ __all__ = [
     "NotifyConfig",
     "ReceiverUrl",
     "Route",
+    "SecretNotAllowed",
     "StaticSilence",
     "matches",
 ]
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_PREFIX = "VIGIL_NOTIFY_"
 _PORT = r"(:(\d{1,5}|\$\{[A-Za-z_][A-Za-z0-9_]*\}))?"
 _HOSTLIKE = re.compile(rf"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]){_PORT}")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -75,6 +82,33 @@ class MissingSecret(KeyError):
         return f"environment variable {self.variable} is not set (named in a receiver URL)"
 
 
+class SecretNotAllowed(MissingSecret):
+    """A receiver URL names an environment variable outside ``VIGIL_NOTIFY_*``; it is never read."""
+
+    def __str__(self) -> str:
+        return not_allowed(self.variable)
+
+
+def not_allowed(*variables: str) -> str:
+    """What to do about ``${VAR}`` references in a receiver URL that are not VIGIL_NOTIFY_ names."""
+    refs = ", ".join(f"${{{v}}}" for v in variables)
+    head = f"{refs} {'is' if len(variables) == 1 else 'are'} not allowed in a receiver URL: only variables named " \
+        f"{ENV_PREFIX}*"
+    own = [v for v in variables if v.startswith("VIGIL_")]
+    if own:
+        what = "is one of Vigil's own settings and never goes" if len(own) == 1 else \
+            "are Vigil's own settings and never go"
+        return (f"{head}; {', '.join(own)} {what} to a receiver: give the receiver's secret a variable of its "
+                f"own, such as {ENV_PREFIX}{own[0][len('VIGIL_'):]}")
+    renamed = ", ".join(ENV_PREFIX + v for v in variables)
+    return f"{head}; rename {'it' if len(variables) == 1 else 'them'} to {renamed}"
+
+
+def allowed(variable: str) -> bool:
+    """Whether a receiver URL may name the environment variable ``variable``."""
+    return variable.startswith(ENV_PREFIX) and len(variable) > len(ENV_PREFIX)
+
+
 class ReceiverUrl:
     """An apprise URL as written (``${VAR}`` unresolved); its repr and str never show secrets."""
 
@@ -88,6 +122,8 @@ class ReceiverUrl:
         source = os.environ if env is None else env
 
         def sub(m: re.Match[str]) -> str:
+            if not allowed(m.group(1)):  # a URL stored before the rule, or made without validation
+                raise SecretNotAllowed(m.group(1))
             if m.group(1) not in source:
                 raise MissingSecret(m.group(1))
             return source[m.group(1)]
@@ -117,11 +153,15 @@ class ReceiverUrl:
             return value
         if not isinstance(value, str) or "://" not in value:
             raise ValueError("expected an apprise URL such as ntfy://ntfy.sh/my-topic or json://host:port/path")
-        for ref in _ENV_REF.findall(value):
+        refs = _ENV_REF.findall(value)
+        for ref in refs:
             if not _ENV_NAME.fullmatch(ref):
                 raise ValueError(f"${{{ref}}} is not an environment variable name (letters, digits, _)")
+        refused = [r for r in dict.fromkeys(refs) if not allowed(r)]
+        if refused:
+            raise ValueError(not_allowed(*refused))
         if "${" in _ENV_REF.sub("", value):
-            raise ValueError("an unclosed ${ in the URL; write ${VAR_NAME}")
+            raise ValueError("an unclosed ${ in the URL; write ${VIGIL_NOTIFY_NAME}")
         return cls(value)
 
     @classmethod

@@ -9,7 +9,9 @@
 # a username containing '/' as it is: a user named "pi/1" could publish on vigil/readings/pi/1,
 # which is device "pi", sensor "1". So a device's username must be a valid device name, the same
 # rule as topics: no '/', '+', '#', whitespace or control characters, no leading '$', at most
-# 128 bytes (and no ':', which the password file uses as its separator).
+# 128 bytes (and no ':', which the password file uses as its separator). Nor a service's account
+# name (add-service.sh): mosquitto.conf makes the username the client id, so a device named
+# like a service would be that service's session.
 set -eu
 
 if [ $# -ne 2 ]; then
@@ -30,7 +32,8 @@ case $device in
     *"#"*) refuse "it contains '#'" ;;
     *:*) refuse "it contains ':'" ;;
     '$'*) refuse "a leading '\$' is reserved for the broker" ;;
-    vigil-bridge | vigil-alerting | vigil-dashboard) refuse "it is the name of a Vigil service's user" ;;
+    vigil-bridge | vigil-bridge-* | vigil-alerting | vigil-alerting-* | vigil-dashboard | vigil-dashboard-*)
+        refuse "it is a Vigil service's account name (vigil-bridge, vigil-alerting, vigil-dashboard, or one of them followed by '-'; see add-service.sh)" ;;
 esac
 if [ "$(printf '%s' "$device" | wc -l)" -gt 0 ] || printf '%s' "$device" | LC_ALL=C grep -q '[[:space:][:cntrl:]]'; then
     refuse "it contains whitespace or a control character"

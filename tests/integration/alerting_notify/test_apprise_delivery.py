@@ -30,11 +30,11 @@ class Setup:
         self.path = path
         self.clock = ManualClock(START)
         self.config = NotifyConfig.model_validate({
-            "receivers": {"kitchen": ["json://127.0.0.1:${RECEIVER_PORT}/kitchen"]},
+            "receivers": {"kitchen": ["json://127.0.0.1:${VIGIL_NOTIFY_RECEIVER_PORT}/kitchen"]},
             "grouping": {"group_wait": "30s", "group_interval": "5m", **grouping},
             "delivery": {"retry_initial": "10s", "retry_max": "1m"},
         })
-        self.env = {"RECEIVER_PORT": str(receiver.port)}
+        self.env = {"VIGIL_NOTIFY_RECEIVER_PORT": str(receiver.port)}
         self.engine = sqlite3.connect(str(path))
         self.outbox = Outbox(self.engine)
         self.outbox.create_tables()
@@ -124,7 +124,7 @@ async def test_failing_receiver_shows_in_status_without_its_secret(tmp_path: Pat
         for second in range(30, 400, 10):
             await s.at(second)
         [failing] = s.dispatcher.status().failing
-        assert failing.receiver == "kitchen" and failing.url == "json://127.0.0.1:${RECEIVER_PORT}/***"
+        assert failing.receiver == "kitchen" and failing.url == "json://127.0.0.1:${VIGIL_NOTIFY_RECEIVER_PORT}/***"
         assert failing.attempts >= 3
         assert failing.last_error == "Failed to send JSON POST notification: Internal server error., error=500."
         assert receiver.received == []

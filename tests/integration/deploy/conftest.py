@@ -33,10 +33,19 @@ def prod_broker() -> Iterator[ProductionBroker]:
 
 @pytest.fixture
 def login(prod_broker: ProductionBroker) -> Iterator[object]:
-    """``login(user)`` -> a connected Session as that user (closed after the test)."""
+    """``login(user)`` -> a connected Session as that user (closed after the test).
+
+    The shipped configuration makes the username the client id, so an account is one client: a
+    second connection would replace the first. Logging in again as a user who is still
+    connected (without a will) returns that user's session.
+    """
     sessions: list[Session] = []
 
     def connect(user: str, *, will: tuple[str, bytes] | None = None) -> Session:
+        if will is None:
+            for open_session in sessions:
+                if open_session.username == user and open_session.will is None and not open_session.gone:
+                    return open_session
         s = Session(prod_broker.plain_port, user, PASSWORDS[user], will=will)
         sessions.append(s)
         reason = s.connect()

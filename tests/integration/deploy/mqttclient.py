@@ -28,6 +28,9 @@ class Session:
                  ca_file: Optional[Path] = None, will: Optional[tuple[str, bytes]] = None,
                  client_id: Optional[str] = None, session_expiry: int = 0) -> None:
         self.port = port
+        self.username = username
+        self.will = will
+        self.gone = False  # dropped or closed
         self.session_expiry = session_expiry
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
                                   protocol=mqtt.MQTTv5)
@@ -38,6 +41,7 @@ class Session:
         if will is not None:
             self.client.will_set(will[0], will[1], qos=1, retain=True)
         self.connack: Optional[ReasonCode] = None
+        self.session_present = False
         self.acks: dict[int, Any] = {}
         self.messages: list[mqtt.MQTTMessage] = []
         self.client.on_connect = self._on_connect
@@ -47,6 +51,7 @@ class Session:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         self.connack = reason
+        self.session_present = bool(flags.session_present)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
         self.acks[mid] = reason
@@ -107,18 +112,33 @@ class Session:
         deadline = time.monotonic() + seconds
         self._pump(lambda: time.monotonic() > deadline, seconds + 1.0, "nothing")
 
+    def alive(self) -> bool:
+        """Whether the connection is still up after receiving what has arrived."""
+        try:
+            self.pump_for(0.05)
+        except ConnectionError:
+            return False
+        return self.client.is_connected()
+
     def received_topics(self) -> list[str]:
         return [m.topic for m in self.messages]
 
     def drop(self) -> None:
         """Vanish without DISCONNECT (as a device losing power), so the broker sends the will."""
+        self.gone = True
         sock = self.client.socket()
         if sock is not None:
             sock.close()
 
-    def close(self) -> None:
+    def close(self, *, end_session: bool = False) -> None:
+        """Disconnect; ``end_session`` also ends a persistent session (expiry 0 in the DISCONNECT)."""
+        self.gone = True
         if self.client.is_connected():
-            self.client.disconnect()
+            properties = None
+            if end_session and self.session_expiry:
+                properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = 0
+            self.client.disconnect(properties=properties)
             self.client.loop(timeout=0.05)
         sock = self.client.socket()
         if sock is not None:

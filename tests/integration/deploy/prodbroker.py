@@ -20,6 +20,7 @@ DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "mosquitto"
 CONF = DEPLOY / "mosquitto.conf"
 ACL = DEPLOY / "vigil.acl"
 MAKE_CERTS = DEPLOY / "make-certs.sh"
+ADD_SERVICE = DEPLOY / "add-service.sh"
 
 # Every user of a production installation, with the password each test uses.
 PASSWORDS = {
@@ -31,6 +32,15 @@ PASSWORDS = {
     # Made with mosquitto_passwd directly, which add-device.sh would refuse (see test_mosquitto_acl).
     "pi/1": "slash-secret",
 }
+# A second bridge of the shared group, two rule-engine partitions and a second dashboard: accounts of their own, made
+# by add-service.sh (which also gives each its role's grants in the ACL), as docs/scaling.md says.
+INSTANCES = {
+    "vigil-bridge-2": "bridge-2-secret",
+    "vigil-alerting-0": "alerting-0-secret",
+    "vigil-alerting-1": "alerting-1-secret",
+    "vigil-dashboard-2": "dashboard-2-secret",  # the tests' own observer, beside a running dashboard
+}
+PASSWORDS.update(INSTANCES)
 
 
 @dataclass
@@ -102,11 +112,15 @@ def start_production_broker(workdir: Path) -> ProductionBroker:
     _as_in_production(workdir / "data", 0o750, owner="mosquitto")
     passwd = workdir / "passwd"
     passwd.touch(mode=0o600)
-    for user, password in PASSWORDS.items():
-        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True,
-                       capture_output=True)
-    _as_in_production(passwd, 0o640)
     shutil.copy(ACL, workdir / "vigil.acl")
+    for user, password in PASSWORDS.items():
+        if user in INSTANCES:
+            subprocess.run(["sh", str(ADD_SERVICE), str(passwd), str(workdir / "vigil.acl"), user], check=True,
+                           capture_output=True, env={**os.environ, "MOSQUITTO_SERVICE_PASSWORD": password})
+        else:
+            subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, password], check=True,
+                           capture_output=True)
+    _as_in_production(passwd, 0o640)
     _as_in_production(workdir / "vigil.acl", 0o644)
     subprocess.run(["sh", str(MAKE_CERTS), str(workdir / "certs"), "127.0.0.1"], check=True,
                    capture_output=True)

@@ -40,19 +40,19 @@ def test_defaults_are_usable() -> None:
 def test_secrets_never_show_in_repr_or_dump() -> None:
     cfg = NotifyConfig.model_validate({"receivers": {
         "a": ["tgram://123456789:AAEsecretTOKEN/987"], "b": "json://user:hunter2@hooks.example.com/x?token=abc123",
-        "c": ["ntfy://ntfy.sh/${NTFY_TOPIC}"]}})
+        "c": ["ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}"]}})
     shown = repr(cfg) + str(cfg.model_dump(mode="json"))
-    for secret in ("AAEsecretTOKEN", "hunter2", "abc123", "NTFY_TOPIC"):
+    for secret in ("AAEsecretTOKEN", "hunter2", "abc123", "VIGIL_NOTIFY_NTFY_TOPIC"):
         assert secret not in shown
     assert cfg.model_dump(mode="json")["receivers"] == {
         "a": ["tgram://***"], "b": ["json://hooks.example.com/***"], "c": ["ntfy://ntfy.sh/***"]}
 
 
 def test_env_substitution_and_missing_secrets() -> None:
-    cfg = NotifyConfig.model_validate({"receivers": {"a": "ntfy://ntfy.sh/${NTFY_TOPIC}"}})
-    assert cfg.missing_secrets({}) == ["NTFY_TOPIC"]
-    assert cfg.missing_secrets({"NTFY_TOPIC": "x"}) == []
-    assert cfg.receivers["a"][0].resolve({"NTFY_TOPIC": "freezers"}) == "ntfy://ntfy.sh/freezers"
+    cfg = NotifyConfig.model_validate({"receivers": {"a": "ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}"}})
+    assert cfg.missing_secrets({}) == ["VIGIL_NOTIFY_NTFY_TOPIC"]
+    assert cfg.missing_secrets({"VIGIL_NOTIFY_NTFY_TOPIC": "x"}) == []
+    assert cfg.receivers["a"][0].resolve({"VIGIL_NOTIFY_NTFY_TOPIC": "freezers"}) == "ntfy://ntfy.sh/freezers"
 
 
 def test_unquoted_yaml_times_are_read_as_clock_times() -> None:

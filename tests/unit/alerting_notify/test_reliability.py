@@ -184,15 +184,15 @@ async def test_huge_message_and_odd_names_are_sent_verbatim(h: Harness) -> None:
 
 async def test_secret_comes_from_the_environment_and_never_reaches_the_log(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
-    cfg = config(receivers={"staff": ["json://bot:${BOT_TOKEN}@127.0.0.1:9/hook"]})
+    cfg = config(receivers={"staff": ["json://bot:${VIGIL_NOTIFY_BOT_TOKEN}@127.0.0.1:9/hook"]})
     h = Harness(tmp_path / "a.db", cfg)
     try:
         h.enqueue(transition())
         await h.at(0)
         await h.at(30)
         assert h.sender.sent == []
-        assert "environment variable BOT_TOKEN is not set (named in a receiver URL)" in caplog.text
-        h.env["BOT_TOKEN"] = "s3cr3t-t0ken"  # set, and the service restarted
+        assert "environment variable VIGIL_NOTIFY_BOT_TOKEN is not set (named in a receiver URL)" in caplog.text
+        h.env["VIGIL_NOTIFY_BOT_TOKEN"] = "s3cr3t-t0ken"  # set, and the service restarted
         h.restart()
         await h.at(3600)
         assert h.sender.sent[0].urls == ("json://bot:s3cr3t-t0ken@127.0.0.1:9/hook",)

@@ -215,7 +215,7 @@ async def test_pages_carry_untrusted_names_as_text(harness: Harness) -> None:
 
 
 SECRET_RULES = GOOD_RULES + """receivers:
-  ops: ["tgram://123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs/987654", "ntfy://ntfy.sh/${NTFY_TOPIC}"]
+  ops: ["tgram://123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs/987654", "ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}"]
 """
 
 
@@ -225,7 +225,7 @@ async def test_notification_secrets_are_hidden_and_kept_on_save(harness: Harness
     csrf = await harness.login()
     shown = (await harness.client.get("/api/v1/rules")).json()["files"][0]["text"]
     assert "AAEhBOweik6ad9r" not in shown and "123456789" not in shown
-    assert "tgram://hidden-" in shown and "ntfy://ntfy.sh/${NTFY_TOPIC}" in shown
+    assert "tgram://hidden-" in shown and "ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}" in shown
     edited = shown.replace("above: -10", "above: -12")
     r = await harness.client.post("/api/v1/rules/reload", json={"file": "rules.yaml", "text": edited},
                                   headers={"X-CSRF-Token": csrf})

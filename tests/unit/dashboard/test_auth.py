@@ -212,3 +212,17 @@ def test_config_check_never_prints_dashboard_secrets(tmp_path: Path) -> None:
     for secret in ("secret-token-1234567890", "hmac-secret-1234567890", "sess-secret-xyz"):
         assert secret not in text
     assert "token: '**********'" in text
+
+
+async def test_logout_ends_the_session_on_the_server(harness: Harness) -> None:
+    csrf = await harness.login()
+    cookie = harness.client.cookies["vigil_session"]
+    assert (await harness.client.post("/logout")).status_code == 403, "a forged logout needs the CSRF token"
+    assert (await harness.client.post("/logout", headers={"X-CSRF-Token": csrf})).status_code == 204
+    harness.client.cookies.set("vigil_session", cookie)
+    r = await harness.client.get("/api/v1/latest")
+    assert r.status_code == 401 and "logged out" in r.json()["error"]
+    assert (await harness.client.get("/")).status_code == 303, "pages send the replayed cookie to the login"
+    harness.client.cookies.clear()
+    await harness.login()
+    assert (await harness.client.get("/api/v1/latest")).status_code == 200

@@ -51,7 +51,12 @@ def test_add_device_writes_a_hashed_password_for_a_valid_name(tmp_path: Path) ->
         ("pi\x1b[31m", "whitespace or a control character"),
         ("x" * 129, "longer than 128 bytes"),
         ("é" * 65, "longer than 128 bytes"),
-        ("vigil-bridge", "the name of a Vigil service's user"),
+        ("vigil-bridge", "a Vigil service's account name"),
+        ("vigil-alerting", "a Vigil service's account name"),
+        ("vigil-dashboard", "a Vigil service's account name"),
+        ("vigil-bridge-2", "a Vigil service's account name"),
+        ("vigil-alerting-0", "a Vigil service's account name"),
+        ("vigil-dashboard-host.lan", "a Vigil service's account name"),
     ],
 )
 @needs_passwd
@@ -102,3 +107,80 @@ def test_make_certs_refuses_what_is_not_a_host_name_or_address(tmp_path: Path, n
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "is not a host name or an IP address" in out.stderr
     assert not (tmp_path / "certs" / "server.crt").exists()
+
+
+ADD_SERVICE = DEPLOY / "add-service.sh"
+
+
+def add_service(passwd: Path, acl: Path, account: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MOSQUITTO_SERVICE_PASSWORD": "service-secret"}
+    return subprocess.run(["sh", str(ADD_SERVICE), str(passwd), str(acl), account], capture_output=True, text=True,
+                          env=env, timeout=30)
+
+
+def acl_blocks(acl: Path) -> dict[str, list[str]]:
+    """The topic lines of each `user` block."""
+    blocks: dict[str, list[str]] = {}
+    user = None
+    for line in acl.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["user"]:
+            user = words[1]
+            blocks.setdefault(user, [])
+        elif user is not None and words[:1] == ["topic"]:
+            blocks[user].append(line)
+    return blocks
+
+
+@needs_passwd
+def test_add_service_gives_an_instance_account_its_roles_grants_once(tmp_path: Path) -> None:
+    passwd, acl = tmp_path / "passwd", tmp_path / "vigil.acl"
+    # A format topic the administrator has granted to the bridge is granted to every bridge.
+    acl.write_text((DEPLOY / "vigil.acl").read_text().replace("#topic read zigbee2mqtt/#", "topic read zigbee2mqtt/#"))
+    for _ in range(2):
+        out = add_service(passwd, acl, "vigil-bridge-host2.lan")
+        assert out.returncode == 0, out.stderr
+        assert "VIGIL_BROKER=mqtt://vigil-bridge-host2.lan@" in out.stdout
+    blocks = acl_blocks(acl)
+    assert blocks["vigil-bridge-host2.lan"] == blocks["vigil-bridge"]
+    assert "topic read zigbee2mqtt/#" in blocks["vigil-bridge"]
+    assert acl.read_text().count("user vigil-bridge-host2.lan\n") == 1
+    out = add_service(passwd, acl, "vigil-alerting-0")
+    assert out.returncode == 0, out.stderr
+    assert acl_blocks(acl)["vigil-alerting-0"] == blocks["vigil-alerting"] != blocks["vigil-bridge"]
+    before = acl.read_text()
+    assert add_service(passwd, acl, "vigil-dashboard").returncode == 0  # its block is shipped
+    assert acl.read_text() == before
+    users = [line.partition(":")[0] for line in passwd.read_text().splitlines()]
+    assert users == ["vigil-bridge-host2.lan", "vigil-alerting-0", "vigil-dashboard"]
+    assert "service-secret" not in passwd.read_text()
+
+
+@pytest.mark.parametrize(
+    ("account", "reason"),
+    [
+        ("pi-1", "a service account is vigil-bridge"),
+        ("vigil-bridgex", "a service account is vigil-bridge"),
+        ("vigil-bridge-", "a service account is vigil-bridge"),
+        ("vigil-edge-1", "a service account is vigil-bridge"),
+        ("vigil-bridge-a/b", "only letters, digits"),
+        ("vigil-alerting-a b", "only letters, digits"),
+        ("vigil-alerting-0\n", "only letters, digits"),
+        ("vigil-dashboard-a:b", "only letters, digits"),
+        ("vigil-bridge-" + "x" * 120, "longer than 128 bytes"),
+    ],
+)
+@needs_passwd
+def test_add_service_refuses_what_is_not_a_service_account(tmp_path: Path, account: str, reason: str) -> None:
+    passwd, acl = tmp_path / "passwd", tmp_path / "vigil.acl"
+    shutil.copy(DEPLOY / "vigil.acl", acl)
+    passwd.write_text("")
+    out = add_service(passwd, acl, account)
+    assert out.returncode == 2 and "refusing account name" in out.stderr and reason in out.stderr, out.stderr
+    assert passwd.read_text() == "" and acl.read_text() == (DEPLOY / "vigil.acl").read_text()
+
+
+def test_add_service_without_an_acl_file_says_so(tmp_path: Path) -> None:
+    out = add_service(tmp_path / "passwd", tmp_path / "missing.acl", "vigil-bridge-2")
+    assert out.returncode == 2 and "no ACL file" in out.stderr
+    assert not (tmp_path / "passwd").exists()

@@ -98,11 +98,16 @@ def test_the_partitioned_template_gives_each_instance_its_share_client_id_and_st
     assert words[words.index("--client-id") + 1] == "vigil-alerting-%i"
     # A new N means new state files: an old file holds series its instance no longer owns.
     assert words[words.index("--state") + 1] == "/var/lib/vigil/alerts-%i-of-${VIGIL_ALERTING_INSTANCES}.db"
-    plain = {k: v for _, k, v in unit_lines("alerting") if k != "ExecStart"}
+    # Each instance its own MQTT account (the broker makes the username the client id), hence its
+    # own env file after the shared ones.
+    assert re.findall(r"^EnvironmentFile=(.+)$", text, flags=re.MULTILINE) == [
+        "-/etc/vigil/vigil.env", "/etc/vigil/alerting.env", "/etc/vigil/alerting-%i.env"]
+    assert "VIGIL_BROKER=mqtt://vigil-alerting-%i@127.0.0.1:1883" in text
+    plain = {k: v for _, k, v in unit_lines("alerting") if k not in ("ExecStart", "EnvironmentFile")}
     template = {}
     for raw in text.split("[Service]", 1)[1].splitlines():
         key, sep, value = raw.partition("=")
-        if sep and not raw.startswith(("#", " ")) and key != "ExecStart":
+        if sep and not raw.startswith(("#", " ")) and key not in ("ExecStart", "EnvironmentFile"):
             template[key] = value
     assert {k: template.get(k) for k in plain if k in template} == {k: plain[k] for k in plain if k in template}
     assert set(plain) - {"Description", "Documentation", "After", "Wants", "WantedBy"} <= set(template)
