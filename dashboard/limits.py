@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 # Real payloads (readings, zigbee2mqtt, alerts, silences) nest a handful of levels.
 MAX_DEPTH = 32
+# A body over the limit but under this is read and thrown away before the 413, so that a client
+# that writes its whole body before reading (most do) gets the answer instead of a reset connection.
+DRAIN_BYTES = 16 * 1024 * 1024
 # 2**64 has 20 digits; a longer integer is no reading, and past ~309 digits float() overflows.
 MAX_DIGITS = 40
 
@@ -113,7 +116,8 @@ class SafeJSONResponse(JSONResponse):
 class BodyLimit:
     """ASGI middleware: a request body larger than its path's limit gets 413 before the app sees any of it.
 
-    ``Content-Length`` is checked first; a body without it (chunked) is counted as it arrives. A body
+    ``Content-Length`` is checked first; a body without it (chunked) is counted as it arrives, and
+    nothing past the limit is kept (up to :data:`DRAIN_BYTES` is read and dropped first). A body
     that starts like JSON is also refused (400) when it nests deeper than :data:`MAX_DEPTH`, so no
     route parses one (FastAPI's own parser and the formats' parsers included).
     """
@@ -130,7 +134,12 @@ class BodyLimit:
             return
         limit = self.limit_for(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and not length.isdigit():
+            await self._refuse(send, 400, "Content-Length must be a number of bytes")
+            return
+        if length is not None and int(length) > limit:
+            if int(length) <= DRAIN_BYTES:
+                await _drain(receive, 0)
             await self._refuse(send, 413, _too_large(limit, scope))
             return
         chunks: list[bytes] = []
@@ -142,6 +151,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body", False):
+                    await _drain(receive, size)
                 await self._refuse(send, 413, _too_large(limit, scope))
                 return
             chunks.append(chunk)
@@ -167,6 +178,17 @@ class BodyLimit:
         self.refused(status)
         response = SafeJSONResponse({"error": message}, status_code=status, headers={"Connection": "close"})
         await response({"type": "http"}, _nothing, send)
+
+
+async def _drain(receive: Receive, size: int) -> None:
+    """Read and forget the rest of a refused body, up to DRAIN_BYTES in all; nothing of it is kept."""
+    while size <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _too_large(limit: int, scope: Scope) -> str:
