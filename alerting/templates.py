@@ -40,6 +40,9 @@ MAX_MESSAGE_CHARS = 4000
 MAX_VALUE = 100_000
 MAX_STEPS = 100_000
 MAX_SECONDS = 1.0
+# Filters and str methods whose numeric arguments are widths or counts of what they build.
+_WIDTH_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate", "slice", "batch"})
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 # A width or precision in a format string ("%300000000d", "{:>300000000}") builds a string that wide.
 _WIDE_FORMAT = re.compile(r"(?:%|\{[^{}]*:)[^a-zA-Z{}%]*?(\d{6,})")
 
@@ -125,8 +128,9 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _tick()
         value, rest = (args[skip], args[skip + 1:]) if len(args) > skip else (None, ())
-        _check_args(rest, kwargs)
-        if name == "format":
+        if name in _WIDTH_FILTERS:
+            _check_args(rest, kwargs)
+        elif name == "format":
             _check_format(value)
         elif name == "replace":
             _check_replace(value, rest)
@@ -184,10 +188,12 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         _tick()
         receiver = getattr(__obj, "__self__", None) or getattr(getattr(__obj, "__wrapped__", None), "__self__", None)
         if isinstance(receiver, str):  # str methods: ljust(n), center(n), zfill(n), format, replace...
-            _check_args(args, kwargs)
-            _check_format(receiver)
-            if getattr(__obj, "__name__", "") == "replace":
+            method = getattr(__obj, "__name__", "")
+            if method in _WIDTH_METHODS:
+                _check_args(args, kwargs)
+            elif method == "replace":
                 _check_replace(receiver, args)
+            _check_format(receiver)
         return _sized(super().call(__context, __obj, *args, **kwargs))
 
 

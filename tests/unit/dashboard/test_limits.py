@@ -190,3 +190,16 @@ async def test_template_bombs_are_refused_by_validation_for_a_read_only_token(ha
     # The engine's render never raises: a bomb gets the plain fallback message.
     ctx = render_context_example()
     assert "message template failed: TemplateLimit" in MessageTemplate("{{ 'x' * 300000000 }}").render(ctx)
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("{{ '{:.1f}'.format(value) }}", "123456.7"), ("{{ '%d'|format(since_ts) }}", "1700000000"),
+    ("{{ missing|default(1000000) }}", "1000000"), ("{{ since_ts|int + 5 }}", "1700000005"),
+    ("{{ '%8.2f' % value }}", "123456.70"), ("{{ labels.site|center(12) }}", "  kitchen   "),
+    ("{% for k, v in labels.items() %}{{ k }}={{ v }}{% endfor %}", "site=kitchen"),
+    ("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}", "x" * 3997 + "..."),
+])
+def test_ordinary_templates_are_not_refused_by_the_bounds(template: str, expected: str) -> None:
+    t = MessageTemplate(template)
+    t.check()
+    assert t.render({**render_context_example(), "value": 123456.7, "since_ts": 1700000000}) == expected
