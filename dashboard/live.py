@@ -142,10 +142,13 @@ class LiveState:
     def refused(self, topic: str, exc: BaseException) -> None:
         """Count a message that could not be applied; log it once per topic."""
         self.counters["bad_messages"] += 1
-        if topic in self._logged:
+        if topic in self._logged or len(self._logged) > _LOGGED_TOPICS:
             return
-        if len(self._logged) < _LOGGED_TOPICS:
-            self._logged.add(topic)
+        self._logged.add(topic)
+        if len(self._logged) > _LOGGED_TOPICS:  # a flood of topics: count them, stop logging
+            log.warning("bad messages on more than %d topics; no longer logging them (see "
+                        "vigil_dashboard_mqtt_bad_messages_total)", _LOGGED_TOPICS)
+            return
         expected = isinstance(exc, (ValueError, TypeError, KeyError, EventDecodeError))
         log.log(logging.WARNING if expected else logging.ERROR, "ignored a bad message on %s: %s: %s%s",
                 topic[:200], type(exc).__name__, str(exc)[:200],

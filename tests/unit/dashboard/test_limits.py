@@ -203,3 +203,13 @@ def test_ordinary_templates_are_not_refused_by_the_bounds(template: str, expecte
     t = MessageTemplate(template)
     t.check()
     assert t.render({**render_context_example(), "value": 123456.7, "since_ts": 1700000000}) == expected
+
+
+def test_bad_messages_on_a_flood_of_topics_are_counted_but_not_logged_for_ever(
+        caplog: pytest.LogCaptureFixture) -> None:
+    live = LiveState(Topics())
+    caplog.set_level(logging.WARNING, "dashboard.live")
+    for i in range(1500):
+        live.handle(f"vigil/status/evil-{i}", b'{"t": 1e999}', NOW)
+    assert live.counters["bad_messages"] == 1500
+    assert len(caplog.records) == 1001 and "no longer logging" in caplog.records[-1].getMessage()
