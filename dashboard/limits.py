@@ -15,19 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
-from itertools import accumulate
 from typing import Any, Callable, Optional
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MAX_DEPTH", "MAX_DIGITS", "BodyLimit", "JsonRefused", "SafeJSONResponse", "dumps", "loads", "nesting"]
+from vigil.jsonlimits import MAX_DEPTH, too_deep
+
+__all__ = ["MAX_DEPTH", "MAX_DIGITS", "BodyLimit", "JsonRefused", "SafeJSONResponse", "dumps", "loads"]
 
 log = logging.getLogger(__name__)
 
-# Real payloads (readings, zigbee2mqtt, alerts, silences) nest a handful of levels.
-MAX_DEPTH = 32
 # A body over the limit but under this is read and thrown away before the 413, so that a client
 # that writes its whole body before reading (most do) gets the answer instead of a reset connection.
 DRAIN_BYTES = 16 * 1024 * 1024
@@ -37,23 +35,6 @@ MAX_DIGITS = 40
 
 class JsonRefused(ValueError):
     """A JSON text we do not parse: larger than allowed, nested too deeply, or a number out of range."""
-
-
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_STEP = [0] * 256
-for _c in b"[{":
-    _STEP[_c] = 1
-for _c in b"]}":
-    _STEP[_c] = -1
-
-
-def nesting(data: bytes) -> int:
-    """How deeply the arrays and objects of a JSON text nest, without parsing it (strings skipped)."""
-    if data.count(b"[") + data.count(b"{") == 0:
-        return 0
-    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKET)
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def _finite_float(text: str) -> float:
@@ -78,9 +59,8 @@ def loads(data: bytes | str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
     raw = data.encode() if isinstance(data, str) else data
     if len(raw) > max_bytes:
         raise JsonRefused(f"the JSON is larger than {max_bytes:,} bytes")
-    depth = nesting(raw) if raw.count(b"[") + raw.count(b"{") > max_depth else 0
-    if depth > max_depth:
-        raise JsonRefused(f"the JSON nests {depth} levels deep; at most {max_depth} are accepted")
+    if too_deep(raw, max_depth):
+        raise JsonRefused(f"the JSON nests arrays or objects more than {max_depth} levels deep")
     try:
         return json.loads(raw, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
     except RecursionError:  # cannot happen after the depth check; kept so that it can never escape
@@ -160,7 +140,7 @@ class BodyLimit:
                 break
         body = b"".join(chunks)
         # Not only bodies that start with "{": a byte-order mark or UTF-16 would hide one from json.loads.
-        if body.count(b"[") + body.count(b"{") > MAX_DEPTH and nesting(body) > MAX_DEPTH:
+        if too_deep(body):
             await self._refuse(send, 400, f"the body nests arrays or objects more than {MAX_DEPTH} levels deep")
             return
         replayed = False

@@ -17,12 +17,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from broker_bridge.stores import open_store
 from dashboard.feed import LiveFeed
 from dashboard.live import LiveState
 from tests.integration.dashboard.conftest import TOKEN, Running, eventually, make_config, running_dashboard
 from tests.integration.dashboard.test_browser import browser, logged_in, publish, tile
 from tests.services import Mosquitto
+from tests.unit.dashboard.conftest import old_sqlite_store
 from vigil.event import Event
 
 pytestmark = pytest.mark.integration
@@ -59,10 +59,9 @@ def strict(text: str) -> object:
 @pytest.fixture
 async def hostile(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Running]:
     now = time.time()
-    store = open_store(f"sqlite:///{tmp_path}/vigil.db")
     # An older bridge stored Infinity among good readings.
-    store.write([Event("freezer", "t0", "temperature", math.inf if i == 30 else -18.0 + i / 100, now - 3600 + i * 60,
-                       "°C") for i in range(60)])
+    store = old_sqlite_store(tmp_path / "vigil.db", [math.inf if i == 30 else -18.0 + i / 100 for i in range(60)],
+                             now - 3600)
     for topic, payload in [*RETAINED, ("vigil/status/freezer", b'{"state": "online", "version": "1.0"}'),
                            ("vigil/alerts/freezer-warm/freezer/t0/temperature",
                             json.dumps({**GOOD_ALERT, "at": now, "since": now}).encode())]:
