@@ -121,6 +121,13 @@ def _check_replace(text: Any, args: tuple[Any, ...]) -> None:
             raise TemplateLimit(f"the template builds a value larger than {MAX_VALUE:,} characters (replace)")
 
 
+def _check_join(sep: str, items: Any) -> None:
+    if isinstance(items, Sized):
+        size = sum(len(str(v)) for v in items) if isinstance(items, (list, tuple)) else 0
+        if len(items) * len(sep) + size > MAX_VALUE:
+            raise TemplateLimit(f"the template builds a value larger than {MAX_VALUE:,} characters (join)")
+
+
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0  # context, environment...
 
@@ -134,11 +141,8 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             _check_format(value)
         elif name == "replace":
             _check_replace(value, rest)
-        elif name == "join" and isinstance(value, Sized):
-            sep = rest[0] if rest and isinstance(rest[0], str) else str(kwargs.get("d", ""))
-            items = sum(len(str(v)) for v in value) if isinstance(value, (list, tuple)) else 0
-            if len(value) * len(sep) + items > MAX_VALUE:
-                raise TemplateLimit(f"the template builds a value larger than {MAX_VALUE:,} characters (join)")
+        elif name == "join":
+            _check_join(rest[0] if rest and isinstance(rest[0], str) else str(kwargs.get("d", "")), value)
         return _sized(func(*args, **kwargs))
 
     return wrapper
@@ -193,6 +197,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 _check_args(args, kwargs)
             elif method == "replace":
                 _check_replace(receiver, args)
+            elif method == "join" and args:
+                _check_join(receiver, args[0])
             _check_format(receiver)
         return _sized(super().call(__context, __obj, *args, **kwargs))
 
