@@ -199,6 +199,11 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 _check_replace(receiver, args)
             elif method == "join" and args:
                 _check_join(receiver, args[0])
+            elif method == "translate" and args and isinstance(args[0], dict):
+                longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+                if len(receiver) * longest > MAX_VALUE:
+                    raise TemplateLimit(f"the template builds a value larger than {MAX_VALUE:,} characters "
+                                        "(translate)")
             _check_format(receiver)
         return _sized(super().call(__context, __obj, *args, **kwargs))
 
