@@ -92,7 +92,7 @@ def test_every_mistake_is_reported_with_its_line() -> None:
      "edge.yaml:2: mqtt.url: http://x: the scheme must be mqtt://"),
     ("device: pi\nmqtt: {ca_file: /nonexistent/ca.pem}\nsensors: [{name: a, type: simulated}]\n",
      "mqtt.ca_file: no such file: /nonexistent/ca.pem"),
-    ("device: pi\nmqtt: {protocol: 4}\nsensors: [{name: a, type: simulated}]\n", "expected one of 5, 3.1.1"),
+    ("device: pi\nmqtt: {protocol: 4}\nsensors: [{name: a, type: simulated}]\n", "expected one of auto, 5, 3.1.1"),
     ("device: pi\nbuffer: {sync: sometimes}\nsensors: [{name: a, type: simulated}]\n",
      "buffer.sync: expected one of always, batch, off"),
     ("device: pi\nbuffer: []\nsensors: [{name: a, type: simulated}]\n", "buffer: expected a mapping"),
