@@ -93,6 +93,7 @@ class Watchdog:
         self.fired_at = 0.0
         self.clear_since: Optional[float] = None
         self.last: Optional[Transition] = None
+        self.hold_until = float("-inf")
         if state is not None:
             self._restore(state)
 
@@ -252,7 +253,7 @@ class Watchdog:
             lines = "\n".join(f"- {p.sentence()}" for p in counting)
             return [self._emit(AlertState.FIRING, now, f"Vigil's pipeline has stalled:\n{lines}\n"
                                "Run 'vigil status' for the health of every part.", counting)]
-        if not self.firing:
+        if not self.firing or now < self.hold_until:
             return []
         if self.clear_since is None:
             self.clear_since = now
@@ -297,6 +298,12 @@ class Watchdog:
             return
         self.firing = row[0] == AlertState.FIRING.value
         self.fired_at = float(row[1])
+        if self.firing:
+            # what made it fire is seen anew after a restart and counts only after its bound again:
+            # until then, the alert is neither resolved nor sent again
+            s = self.settings
+            self.hold_until = self.clock.now() + max(s.no_events, s.bridge_offline, s.store_down, s.notify_failing,
+                                                     s.broker_down)
 
     def retained(self) -> Optional[bytes]:
         """The alert's last state, as published on its alerts topic."""

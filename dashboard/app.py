@@ -20,6 +20,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from alerting.clock import Clock, SystemClock
 from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
 from vigil.config import VigilConfig
+from vigil.health import HealthReporter
 
 from . import actions, api, pages
 from .auth import Authenticator, AuthError
@@ -78,12 +79,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
+            # its health (vigil/health.py), retained through the feed's own connection
+            health = tg.create_task(HealthReporter(config.mqtt.topics, "dashboard", settings.client_id, lambda: {
+                "problems": [] if feed.connected.is_set() else ["not connected to the broker: see its log"]},
+                ).run(lambda t, p: _published(feed, t, p)),
+                name="dashboard-health") if feed else None
             try:
                 yield
             finally:
                 live.close_all()
-                if task:
-                    task.cancel()
+                for t in (task, health):
+                    if t:
+                        t.cancel()
         if journal is not None:
             journal.close()
 
@@ -141,6 +148,11 @@ def create_app(
     app.include_router(actions.router)
     app.include_router(pages.router)
     return app
+
+
+async def _published(feed: LiveFeed, topic: str, payload: bytes) -> bool:
+    await feed.publish(topic, payload, qos=1, retain=True)
+    return True
 
 
 def _bridge_pipeline(config: VigilConfig) -> Optional[Callable[[str], Any]]:
