@@ -12,33 +12,35 @@ __all__ = ["AlertingSettings", "HeartbeatSettings", "WatchdogSettings"]
 
 
 class WatchdogSettings(BaseModel):
-    """When Vigil's own pipeline counts as stalled: the built-in alert ``vigil-pipeline`` (docs/production.md)."""
+    """When Vigil's own pipeline counts as stalled: the built-in alert `vigil-pipeline` (docs/production.md)."""
 
     model_config = STRICT
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Raise the pipeline alert (on partition 0 only when partitioned).")
     notify: list[str] = Field(default_factory=list, description=(
-        "receivers of the pipeline alert (routes matching rule: vigil-pipeline add more); with neither, it goes "
-        "to every receiver, since a pipeline alert nobody hears is the failure it exists to prevent"))
-    no_events: Duration = Field(300.0, description="no event from the bridge this long while a device reports online")
-    bridge_offline: Duration = Field(60.0, description="a bridge's health says offline (or stopped refreshing)")
-    store_down: Duration = Field(120.0, description="a bridge reports its store unreachable this long")
-    spool_events: int = Field(10_000, ge=1, description="events waiting in a bridge's disk spool")
-    lag: Duration = Field(300.0, description="a bridge's lag (receive time minus source time) past this")
+        "Receivers of the pipeline alert (routes matching `rule: vigil-pipeline` add more); with neither, it goes "
+        "to every receiver: a pipeline alert nobody hears is the failure it exists to prevent."))
+    no_events: Duration = Field(300.0, description="No event from the bridge this long while a device reports online.")
+    bridge_offline: Duration = Field(60.0, description=(
+        "A bridge's health says offline (its last will), or stopped refreshing, this long."))
+    store_down: Duration = Field(120.0, description="A bridge reports its store unreachable this long.")
+    spool_events: int = Field(10_000, ge=1, description="More events than this waiting in a bridge's disk spool.")
+    lag: Duration = Field(300.0, description=(
+        "A bridge further behind than this (receive time minus source time of its newest reading)."))
     notify_failing: Duration = Field(300.0, description=(
-        "a receiver failing (delivery.failing_after attempts) this long"))
-    broker_down: Duration = Field(60.0, description="the rule engine cannot reach the broker this long")
-    clear_after: Duration = Field(60.0, description="every problem gone this long before the alert resolves")
+        "A receiver failing (`delivery.failing_after` attempts in a row) this long."))
+    broker_down: Duration = Field(60.0, description="The rule engine cannot reach the broker this long.")
+    clear_after: Duration = Field(60.0, description="Every problem gone this long before the alert resolves.")
 
 
 class HeartbeatSettings(BaseModel):
-    """A dead man's switch: an HTTP GET to ``url`` every ``every`` while the pipeline is healthy."""
+    """A dead man's switch: an HTTP GET to `url` every `every` while the pipeline is healthy."""
 
     model_config = STRICT
 
-    url: Optional[str] = Field(None, description="a push URL (healthchecks.io, Uptime Kuma, ...); none: no heartbeat")
-    every: Duration = 60.0
-    timeout: Duration = 10.0
+    url: Optional[str] = Field(None, description="A push URL (healthchecks.io, Uptime Kuma, ...); none: no heartbeat.")
+    every: Duration = Field(60.0, description="How often to ping while the pipeline is healthy.")
+    timeout: Duration = Field(10.0, description="How long one ping may take.")
 
     @field_validator("url")
     @classmethod
@@ -68,7 +70,8 @@ class AlertingSettings(BaseModel):
     )
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
-    health_every: Duration = Field(10.0, description="how often the engine publishes its own health")
+    health_every: Duration = Field(10.0, description=(
+        "How often the engine publishes its own health (on changes at once)."))
 
     @field_validator("partition")
     @classmethod
