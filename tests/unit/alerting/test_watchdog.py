@@ -4,9 +4,6 @@ and it resolves once; its state survives a restart; the heartbeat pings only whi
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,8 @@ from alerting.notify.state import ReceiverFailure
 from alerting.settings import HeartbeatSettings, WatchdogSettings
 from alerting.state import StateDB
 from alerting.watchdog import RULE, SERIES, Watchdog
+from tests.integration.alerting.conftest import Pings
+from tests.integration.alerting.conftest import pings as pings  # the fixture
 from tests.services import free_port
 from vigil.health import PartHealth, parse_health
 from vigil.topics import Topics
@@ -190,40 +189,7 @@ def test_bad_health_documents_are_none(topic: str, payload: bytes) -> None:
     assert parse_health(Topics(), topic, payload) is None
 
 
-class _Pings:
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.paths: list[str] = []
-        pings = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                pings.paths.append(self.path)
-                self.send_response(pings.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="test-pings", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/ping/secret-uuid"
-
-
-@pytest.fixture
-def pings() -> Iterator[_Pings]:
-    p = _Pings()
-    yield p
-    p.server.shutdown()
-    p.server.server_close()
-    p.thread.join(5)
-
-
-async def test_heartbeat_pings_only_while_healthy(pings: _Pings, caplog: pytest.LogCaptureFixture) -> None:
+async def test_heartbeat_pings_only_while_healthy(pings: Pings, caplog: pytest.LogCaptureFixture) -> None:
     healthy = [True]
     hb = Heartbeat(HeartbeatSettings(url=pings.url, every=60, timeout=2), lambda: healthy[0], ManualClock(T0))
     assert await hb.ping()
