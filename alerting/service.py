@@ -29,6 +29,7 @@ from alerting.guard import Guard, guard_parts, refusal, supervised
 from alerting.notify.outbox import Outbox
 from alerting.notify.policy import receivers_for
 from alerting.partition import parse_partition
+from alerting.payloads import MAX_PAYLOAD, loads, parse_status
 from alerting.rules import RulesError, RuleSet, load_rules_path
 from alerting.state import AlertRecord, StateDB
 from alerting.storetrigger import store_snapshots, wants_store
@@ -48,42 +49,8 @@ __all__ = ["AlertService", "parse_status", "serve"]
 
 log = logging.getLogger(__name__)
 
-# Bounds what one payload may cost to parse; real events are a few hundred bytes.
-MAX_PAYLOAD = 64 * 1024
 FLUSH_SECONDS = 5.0
 TIMER_POLL = 1.0
-
-
-def parse_status(payload: bytes) -> Optional[bool]:
-    """``online``/``offline`` as text or JSON ({"status": ...} or {"state": ...}); None if neither."""
-    text = payload[:MAX_PAYLOAD].decode("utf-8", "replace").strip()
-    word = text.lower()
-    if text.startswith("{"):
-        try:
-            data = _loads(payload[:MAX_PAYLOAD])
-        except ValueError:
-            return None
-        if isinstance(data, dict):
-            word = str(data.get("status", data.get("state", ""))).lower()
-    if word in ("online", "on", "true", "1", "up"):
-        return True
-    if word in ("offline", "off", "false", "0", "down", "lost"):
-        return False
-    return None
-
-
-def _loads(payload: bytes) -> Any:
-    """JSON of a control or status message, bounded in depth (and by MAX_PAYLOAD in size); ValueError if not."""
-    if too_deep(payload):
-        raise ValueError("nested too deeply")
-    try:
-        return json.loads(payload, parse_constant=_no_constant)
-    except RecursionError as exc:  # too_deep's bound is far below the decoder's; kept as a second guard
-        raise ValueError("nested too deeply") from exc
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
 
 
 class AlertService:
@@ -185,7 +152,7 @@ class AlertService:
     def _ack(self, rest: str, payload: bytes) -> None:
         rule, _, series = rest.partition("/")
         try:
-            data = _loads(payload) if payload.strip() else {}
+            data = loads(payload) if payload.strip() else {}
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -214,7 +181,7 @@ class AlertService:
                 log.info("silence %s expired", mqtt_id)
             return
         try:
-            data = _loads(payload)
+            data = loads(payload)
             matchers = data["matchers"]
             until = float(data["until"])
             by = str(data.get("by") or "someone")[:100]

@@ -10,7 +10,7 @@ and asks it once a second which problems there are. A problem counts once it has
     bridge/<id>       a bridge's health says offline, or stopped refreshing   bridge_offline
     store/<id>        a bridge reports its store unreachable                  store_down
     spool/<id>        a bridge's spool holds more than spool_events           at once
-    lag/<id>          a bridge is more than ``lag`` behind the readings       at once
+    lag/<id>          a bridge is more than ``lag`` behind the readings       lag
     notify/<r>        receiver r keeps failing (delivery.failing_after tries)  notify_failing
     consumer          the engine cannot consume (a subscription refused)      at once
 
@@ -214,7 +214,8 @@ class Watchdog:
                                    "the store is down or slower than the readings; beyond bridge.spool_max_events "
                                    "the oldest are dropped"))
             if f"lag/{instance}" in self.onsets:
-                out.append(Problem(f"lag/{instance}", self.onsets[f"lag/{instance}"], 0.0,
+                # as long as it is large: an edge agent's backlog replayed after an outage is late, not a stall
+                out.append(Problem(f"lag/{instance}", self.onsets[f"lag/{instance}"], s.lag,
                                    f"the bridge {instance} is {h.number('lag_seconds') or 0:.0f} s behind the readings",
                                    "it cannot keep up (add a bridge: docs/scaling.md) or a device's clock is wrong"))
         return out + self._failing_problems()

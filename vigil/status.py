@@ -159,7 +159,7 @@ def _take(seen: _Seen, topics: Any, topic: str, payload: bytes) -> None:
         if h is not None:
             seen.health[(h.part, h.instance)] = h
     elif kind == "status" and payload:
-        from alerting.service import parse_status
+        from alerting.payloads import parse_status
 
         state = parse_status(payload)
         if state is not None:
