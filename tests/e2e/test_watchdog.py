@@ -16,7 +16,7 @@ from tests.integration.alerting.conftest import Receiver
 from tests.integration.alerting.conftest import receiver as receiver  # the fixture: the second receiver
 from tests.services import Influxd, Mosquitto, wait_until
 
-from .conftest import Chain, Hook, rules_yaml
+from .conftest import Chain, Dashboard, Hook, rules_yaml
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +56,15 @@ def _status(tmp_path: Path, broker: Mosquitto, influxd: Influxd) -> subprocess.C
 def test_bridge_killed_fires_once_and_resolves_once_and_vigil_status_says_so(
         tmp_path: Path, mosquitto: Mosquitto, private_influxd: Influxd, hook: Hook) -> None:
     chain = _chain(tmp_path, mosquitto, private_influxd, hook)
+    board = None
     try:
         _running(chain)
+        board = Dashboard(tmp_path / "dashboard", mosquitto, private_influxd.url("wd"))
         ok = _status(tmp_path, mosquitto, private_influxd)
+        assert ok.returncode == 0, ok.stdout
         assert "[ok]    bridge vigil-bridge-0" in ok.stdout and "[ok]    alerting vigil-alerting-0" in ok.stdout, \
             ok.stdout
+        assert "[ok]    dashboard vigil-dashboard" in ok.stdout, ok.stdout
         assert "[ok]    store" in ok.stdout and "1 online" in ok.stdout, ok.stdout
         chain.bridge.kill()
         assert wait_until(lambda: pipeline_states(hook) == ["FIRING"], 20), (hook.bodies, chain.engine.output()[-3000:])
@@ -76,6 +80,8 @@ def test_bridge_killed_fires_once_and_resolves_once_and_vigil_status_says_so(
         wait_until(lambda: False, 3)  # a second firing or resolve would come now
         assert pipeline_states(hook) == ["FIRING", "RESOLVED"]
     finally:
+        if board is not None:
+            board.stop()
         chain.close()
 
 
