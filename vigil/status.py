@@ -102,6 +102,13 @@ class _Seen:
 
 
 def _collect(config: VigilConfig, wait: float) -> _Seen:
+    seen = _listen(config, wait, config.mqtt.protocol == "5")
+    if "Unsupported protocol version" in seen.error:  # an MQTT 3.1.1 broker (vigil up's embedded one)
+        seen = _listen(config, wait, False)
+    return seen
+
+
+def _listen(config: VigilConfig, wait: float, v5: bool) -> _Seen:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -110,7 +117,6 @@ def _collect(config: VigilConfig, wait: float) -> _Seen:
     seen = _Seen()
     topics = config.mqtt.topics
     b = config.mqtt.broker()
-    v5 = config.mqtt.protocol == "5"
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"vigil-status-{time.time_ns() % 10**9}",
                          protocol=paho.MQTTv5 if v5 else paho.MQTTv311)
     if b.username:
