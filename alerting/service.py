@@ -357,7 +357,9 @@ class AlertService:
                     attempt = 0
                     for flt in (self.topics.all_events, self.topics.all_status, self.topics.all_acks,
                                 self.topics.all_silences, self.topics.all_health, self.topics.rules_reload):
-                        self.guard.subscription(flt, refusal(await client.subscribe(flt, qos=1)))
+                        # health is a state: its retained copy comes on every subscribe, so none need queue
+                        qos = 0 if flt == self.topics.all_health else 1
+                        self.guard.subscription(flt, refusal(await client.subscribe(flt, qos=qos)))
                     self.republish_all()
                     log.info("connected to the broker; watching %s", self.topics.all_events)
                     if self.watchdog is not None:
