@@ -8,6 +8,7 @@ import asyncio
 import logging
 import random
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Optional
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 # distinct (topic, reason) pairs logged; past it, refusals are only counted (a flood of distinct topics)
 _MAX_SAID = 1000
 NOTIFY_POLL = 5.0
+RESTART_NEWS = 600.0  # seconds a task's restart shows as a problem on the engine's health
 
 
 async def supervised(name: str, work: Callable[[], Awaitable[None]], restarts: Counter[str],
@@ -65,6 +67,7 @@ class Guard:
         self.firing = 0
         self.notify_failing = 0
         self._said: set[tuple[str, str]] = set()
+        self._restarts_seen: dict[str, tuple[int, float]] = {}
 
     def refuse(self, topic: str, reason: str, detail: str = "", exc: Optional[BaseException] = None) -> None:
         """Count a refused message; log it the first time its topic and reason come together."""
@@ -96,8 +99,13 @@ class Guard:
         """The engine's health document (see vigil/health.py): problems and counters."""
         problems = [f"the broker refused the subscription to {f} ({why}): grant the engine's account read access"
                     for f, why in sorted(self.subscriptions_refused.items())]
-        problems += [f"task {name} failed and was restarted {n} time(s): see the engine's log"
-                     for name, n in sorted(self.restarts.items())]
+        mono = time.monotonic()
+        for name, n in self.restarts.items():
+            if self._restarts_seen.get(name, (0, 0.0))[0] != n:
+                self._restarts_seen[name] = (n, mono)
+        # a restart is news for a while, not for ever: the counter in the document keeps the total
+        problems += [f"task {name} failed and was restarted ({n} time(s) in all): see the engine's log"
+                     for name, (n, at) in sorted(self._restarts_seen.items()) if mono - at < RESTART_NEWS]
         out: dict[str, Any] = {"events": self.events, "refused": dict(self.refused), "restarts": dict(self.restarts),
                                "alerts_firing": self.firing, "notify_failing": self.notify_failing}
         w = self.watchdog

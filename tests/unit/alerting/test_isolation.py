@@ -113,9 +113,13 @@ async def test_a_task_that_fails_is_started_again_and_counted() -> None:
         if len(runs) < 3:
             raise RuntimeError("boom")
 
-    restarts: Counter[str] = Counter()
+    service, _ = _service()
+    restarts = service.guard.restarts
     await asyncio.wait_for(supervised("t", work, restarts, cap=0.01), 10)
     assert len(runs) == 3 and restarts == Counter({"t": 2})
+    doc = service.guard.snapshot()
+    assert doc["restarts"] == {"t": 2}
+    assert doc["problems"] == ["task t failed and was restarted (2 time(s) in all): see the engine's log"]
 
 
 def test_a_refused_subscription_is_named() -> None:
