@@ -21,6 +21,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from alerting.clock import Clock, SystemClock
 from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
 from vigil.config import VigilConfig
+from vigil.health import HealthReporter
 from vigil.reading import ReadingError
 from vigil.topics import TopicError
 
@@ -110,12 +111,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
+            # its health (vigil/health.py), retained through the feed's own connection
+            health = tg.create_task(HealthReporter(config.mqtt.topics, "dashboard", settings.client_id, lambda: {
+                "problems": [] if feed.connected.is_set() else ["not connected to the broker: see its log"]},
+                ).run(lambda t, p: _published(feed, t, p)),
+                name="dashboard-health") if feed else None
             try:
                 yield
             finally:
                 live.close_all()
-                if task:
-                    task.cancel()
+                for t in (task, health):
+                    if t:
+                        t.cancel()
         if journal is not None:
             journal.close()
         ctx.auth.close()
@@ -192,6 +199,11 @@ def create_app(
     app.add_middleware(BodyLimit, limit_for=body_limit(settings),
                        refused=lambda status: ctx.counters.update({f"http_{status}": 1}))
     return app
+
+
+async def _published(feed: LiveFeed, topic: str, payload: bytes) -> bool:
+    await feed.publish(topic, payload, qos=1, retain=True)
+    return True
 
 
 def _bridge_pipeline(config: VigilConfig) -> Optional[Callable[[str], Any]]:
