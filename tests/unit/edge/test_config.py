@@ -88,6 +88,8 @@ def test_every_mistake_is_reported_with_its_line() -> None:
     ("device: pi\nsensors: [{name: a, type: simulated, metric: 'te mp'}]\n", "sensors[0].metric: expected letters"),
     ("device: pi\nsensors: [{name: a, type: simulated, heartbeat: 1m}]\n", "only means something with a deadband"),
     ("device: pi\nsensors: [{name: a, type: simulated, labels: {'bad-name': x}}]\n", "a label name is"),
+    ("device: pi\nsensors: [{name: a, type: simulated, labels: {room: \"kitch\\u200Ben\"}}]\n",
+     "sensors[0].labels.room: a label value must be visible text: it contains the invisible character U+200B"),
     ("device: pi\nmqtt: {url: 'http://x'}\nsensors: [{name: a, type: simulated}]\n",
      "edge.yaml:2: mqtt.url: http://x: the scheme must be mqtt://"),
     ("device: pi\nmqtt: {ca_file: /nonexistent/ca.pem}\nsensors: [{name: a, type: simulated}]\n",
