@@ -25,8 +25,9 @@ problem with what to do. The exit status is 1 when something is wrong (a FAIL li
 so a cron job or a monitoring agent can run it.
 
 It connects with the MQTT account of the configuration. On the shipped broker configuration the
-username is the client id: give vigil status an account of its own (read access to vigil/#), never
-a running service's, or it would take that service's session."""
+username is the client id: give vigil status an account of its own, never a running service's, or it
+would take that service's session (the shipped vigil.acl grants vigil-status what it reads:
+deploy/mosquitto/add-service.sh PASSWD ACL vigil-status)."""
 
 EPILOG = """\
 examples:
