@@ -22,6 +22,7 @@ _HELP = {
     "spooled": "events written to the disk spool because the store was down",
     "spool_dropped": "spooled events dropped because the spool was full",
     "spool_refused": "spooled events the store refused when written later",
+    "restarts": "consumers and background tasks restarted after a failure (the log says why)",
 }
 
 

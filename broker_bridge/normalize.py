@@ -4,7 +4,8 @@ sensor error values and implausible values and times refused.
 Refusal reasons added here (besides the formats' own)::
 
     name         a device, sensor, metric or label name that cannot be a topic level or a tag
-    value        the value is not a finite number
+    value        the value is not a finite number, or its magnitude is over MAX_ABS_VALUE (checked
+                 as sent and again after unit conversion: 1e305 kW is finite, in W it is not)
     unit         the unit does not convert to the metric's stored unit
     error_value  a value the source's sensor sends on failure (DS18B20: 85 °C, -127 °C)
     range        a value outside the metric's plausible range
@@ -21,8 +22,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Optional
 
-from vigil.event import Event
-from vigil.topics import TopicError, validate_segment
+from vigil.event import MAX_ABS_VALUE, Event
+from vigil.topics import TopicError, invisible_character, validate_segment
 
 from .formats import RawReading
 from .settings import BridgeSettings, SourceSettings
@@ -73,9 +74,13 @@ def _name_problem(value: str) -> Optional[str]:
         return "it is blank"
     if value != value.strip():
         return "it starts or ends with white space"
-    for ch in value:
-        if ord(ch) >= 0x80 and unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs", "Co", "Cn"):
-            return f"it contains the character U+{ord(ch):04X}"
+    problem = invisible_character(value)
+    if problem:
+        return problem
+    if not value.isascii():
+        for ch in value:
+            if unicodedata.category(ch) == "Cn":
+                return f"it contains the unassigned character U+{ord(ch):04X}"
     return None
 
 
@@ -143,10 +148,11 @@ class Normalizer:
         for key, value in raw:
             if not _LABEL.fullmatch(key) or key in _RESERVED:
                 raise Refusal("name", f"label {_shown(key)}: expected letters, digits and _, not a reserved name")
-            if type(value) is not str or len(value) > 128 or _name_problem(value) or any(
-                ord(c) < 0x20 or ord(c) == 0x7F for c in value
-            ):
-                raise Refusal("name", f"label {key}: value {_shown(value)} is not allowed")
+            if type(value) is not str or len(value) > 128:
+                raise Refusal("name", f"label {key}: value {_shown(value)} is not a string of at most 128 characters")
+            problem = _name_problem(value)
+            if problem:
+                raise Refusal("name", f"label {key}: value {_shown(value)} is not allowed: {problem}")
             merged[key] = value
         merged.update(rules.labels)
         merged.update(by_device)
@@ -166,33 +172,39 @@ class Normalizer:
         device = self.name(raw.device, "device")
         sensor = self.name(raw.sensor, "sensor")
         metric = self.metric(raw.metric)
-        value = raw.value
-        kind = type(value)
+        sent = raw.value
+        kind = type(sent)
         if kind is int:
             try:
-                value = float(value)  # type: ignore[arg-type]
+                value = float(sent)  # type: ignore[arg-type]
             except OverflowError:
-                raise Refusal("value", f"{metric}: {str(raw.value)[:20]}... is too large") from None
-        elif kind is not float:
-            raise Refusal("value", f"{metric}: expected a number, got {_shown(value)}")
-        if not math.isfinite(value):  # type: ignore[arg-type]
-            raise Refusal("value", f"{metric}: {value} is not a finite number")
+                raise Refusal("value", f"{metric}: {str(sent)[:20]}... is too large") from None
+        elif kind is float:
+            value = sent  # type: ignore[assignment]
+        else:
+            raise Refusal("value", f"{metric}: expected a number, got {_shown(sent)}")
+        if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN fails this too
+            raise Refusal("value", _out_of_bounds(metric, value, raw.unit or rules.unit))
         stored_unit = self._units.get(metric)
         unit = raw.unit or rules.unit
         if stored_unit is not None:
             if unit and unit != stored_unit:
                 try:
-                    value = converter(unit, stored_unit)(value)  # type: ignore[arg-type]
+                    value = converter(unit, stored_unit)(value)
                 except UnitError:
                     raise Refusal(
                         "unit", f"{metric}: unit {_shown(unit)} does not convert to {stored_unit!r}"
                     ) from None
+                except OverflowError:
+                    value = math.inf
+                # Finite as sent is not finite as stored: 1e305 kW is inf W. Checked after every conversion.
+                if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                    raise Refusal("value", _out_of_bounds(metric, sent, unit, value, stored_unit))
             unit = stored_unit
         else:
             unit = canonical_unit(unit) if unit else ""
-            if len(unit) > 16 or any(ord(c) < 0x20 for c in unit):
+            if len(unit) > 16 or invisible_character(unit):
                 raise Refusal("unit", f"{metric}: unit {_shown(unit)} is not a unit")
-        assert isinstance(value, float)
         errors = rules.error_values.get(metric)
         if errors:
             for bad in errors:
@@ -208,6 +220,8 @@ class Normalizer:
         from_source = ts is not None
         if ts is None:
             ts = received
+        elif not math.isfinite(ts):  # NaN would pass every comparison below
+            raise Refusal("ts", f"source time {ts!r} is not a finite number")
         elif ts > received + self._max_future:
             if not self._replace_ts:
                 raise Refusal("ts_future", f"source time {ts:.3f} is {ts - received:.0f} s ahead of receive time")
@@ -231,6 +245,14 @@ class Normalizer:
             received,
         )
         return event, from_source
+
+
+def _out_of_bounds(metric: str, sent: object, unit: object, converted: object = None, stored: str = "") -> str:
+    """The detail of a value refused for its magnitude, as sent and (if converted) as it would be stored."""
+    text = f"{metric}: {_shown(sent)} {unit or ''}".rstrip()
+    if converted is not None:
+        text += f" is {converted!r} {stored}"
+    return f"{text}: not a finite number within ±{MAX_ABS_VALUE:g}; check the device's value and unit"
 
 
 def _shown(value: object) -> str:

@@ -98,7 +98,11 @@ class DeadLetter:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = self.to_dict()
+        try:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape in a detail: escaped, never lost
+            return json.dumps(data, separators=(",", ":")).encode("ascii")
 
 
 @dataclass(slots=True)
@@ -167,6 +171,7 @@ class Pipeline:
         self._max_payload = settings.max_payload_bytes
         self._bound = settings.deadletter_payload_bytes
         self.counters = Counters()
+        self._said: set[tuple[str, str]] = set()
 
     @classmethod
     def for_format(cls, settings: BridgeSettings, topics: Topics, fmt: str) -> Pipeline:
@@ -220,6 +225,21 @@ class Pipeline:
         self.counters.refused[reason] += 1
         self.counters.refused_by_source[source] += 1
 
+    def refuse(self, topic: str, payload: bytes, received: float, reason: str, detail: str) -> Outcome:
+        """A whole message refused by the runtime (poison, an unforeseen failure): its dead letter."""
+        out = Outcome()
+        route = self._route(topic)
+        self._dead(out, route.rules.name if route else UNROUTED_SOURCE, reason, detail, topic, payload, received)
+        return out
+
+    def first_time(self, where: str, what: str) -> bool:
+        """Whether (``where``, ``what``) is new: a failure is logged once per topic or source and kind."""
+        key = (where[:200], what)
+        if key in self._said or len(self._said) >= 10_000:
+            return False
+        self._said.add(key)
+        return True
+
     def process(self, topic: str, payload: bytes, received: float, retained: bool = False) -> Outcome:
         """Events, dead letters and the duplicate count of one message; never raises."""
         out = Outcome()
@@ -245,7 +265,9 @@ class Pipeline:
             self._dead(out, name, exc.reason, exc.detail, topic, payload, received)
             return out
         except Exception as exc:  # a parser bug must cost one message, not the bridge
-            log.exception("format %s failed on a message from %s", route.settings.format, name)
+            if self.first_time(name, f"format {type(exc).__name__}"):
+                log.exception("format %s failed on a message from %s (dead-lettered, reason internal; said once "
+                              "per source and kind)", route.settings.format, name)
             self._dead(out, name, "internal", f"{type(exc).__name__} in format {route.settings.format}",
                        topic, payload, received)
             return out
@@ -258,11 +280,13 @@ class Pipeline:
             except Refusal as exc:
                 detail = exc.detail
                 if len(raws) > 1:  # say which of the message's readings it was
-                    detail = f"{str(raw.sensor)[:40]}/{str(raw.metric)[:40]}: {detail}"
+                    detail = f"{ascii(str(raw.sensor)[:40])[1:-1]}/{ascii(str(raw.metric)[:40])[1:-1]}: {detail}"
                 self._dead(out, name, exc.reason, detail, topic, payload, received)
                 continue
             except Exception as exc:
-                log.exception("normalizing a reading from %s failed", name)
+                if self.first_time(name, f"normalize {type(exc).__name__}"):
+                    log.exception("normalizing a reading from %s failed (dead-lettered, reason internal; said once "
+                                  "per source and kind)", name)
                 self._dead(out, name, "internal", f"{type(exc).__name__} in normalization", topic, payload,
                            received)
                 continue

@@ -13,6 +13,11 @@ refusals dead-lettered, so a crash at any moment loses nothing: the broker deliv
 unacknowledged messages again (persistent session), and the store's writes are idempotent.
 Batches form by themselves: whatever has arrived while the previous batch was parsed.
 The MQTT connection is broker_bridge/link.py (gmqtt: why is said there).
+
+No message can stop the bridge: a failure while handling one refuses that message (dead letter,
+reason ``internal``); a stage that fails all the same restarts the consumer, and a message that
+was in hand when the process died or the consumer failed is handled alone when it comes back,
+and dead-lettered as ``poison`` if it stops the bridge again (broker_bridge/poison.py).
 """
 
 from __future__ import annotations
@@ -21,18 +26,21 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from vigil.config import VigilConfig
 from vigil.event import Event
+from vigil.health import HealthReporter
 from vigil.mqtt import backoff_delay
 from vigil.urls import mask_url
 
 from .link import Delivery, Link, LinkError
 from .metrics import Metrics, serve_metrics
-from .pipeline import DeadLetter, Pipeline
+from .pipeline import DeadLetter, Outcome, Pipeline
+from .poison import POISON_DETAIL, PoisonGuard, fingerprint
 from .spool import Spool
 from .stores import Store, open_store
 from .writer import StoreWriter
@@ -49,6 +57,8 @@ class _Batch:
     deliveries: list[Delivery]
     events: list[Event] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    mark: int = 0  # the poison guard's record of the batch in hand
+    suspect: Optional[bytes] = None  # the fingerprint of a suspect handled (or dead-lettered) alone
 
 
 class Bridge:
@@ -64,29 +74,68 @@ class Bridge:
         self.pipeline = Pipeline(self.settings, self.topics)
         spool_path = spool_path or Path(self.settings.spool_path or Path(config.data_dir) / "bridge-spool.db")
         self.spool = Spool(spool_path, spool_max_events or self.settings.spool_max_events)
+        self.guard = PoisonGuard(spool_path)
         self.writer = StoreWriter(store, self.spool, self.metrics)
         self.metrics.gauge("spool_events", "events waiting in the disk spool", lambda: self.spool.events)
         self._link: Optional[Link] = None
         self.metrics.gauge("inbox_messages", "messages received and not yet taken into a batch",
                            lambda: self._link.waiting if self._link else 0)
         self.connected = asyncio.Event()
+        self.metrics.gauge("consuming", "1 while the bridge is subscribed and taking messages, else 0",
+                           lambda: int(self.connected.is_set()))
+        self.metrics.gauge("suspects", "messages in hand when the bridge last stopped, not yet back",
+                           lambda: len(self.guard.suspects))
         self._in_flight: deque[_Batch] = deque()  # processed, not yet acknowledged, oldest first
+        self._idle = asyncio.Event()  # set while nothing is in flight
+        self._alone: Optional[bytes] = None  # a suspect being handled with nothing else in hand
         self._refusal_said: set[tuple[str, str]] = set()
+        self.health = HealthReporter(self.topics, "bridge", self.settings.client_id, self._health)
 
     async def run(self, ready: Optional[asyncio.Event] = None) -> None:
         """Run until cancelled; ``ready`` is set once subscribed."""
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.writer.drain(), name="bridge-spool-drain")
-                tg.create_task(self._log_summary(), name="bridge-summary")
+                tg.create_task(self._supervised("bridge-spool-drain", self.writer.drain), name="bridge-spool-drain")
+                tg.create_task(self._supervised("bridge-summary", self._log_summary), name="bridge-summary")
+                tg.create_task(self._supervised("bridge-health", lambda: self.health.run(self._send_health)),
+                               name="bridge-health")
                 if hasattr(self.store, "prune"):
-                    tg.create_task(self._prune(), name="bridge-prune")
+                    tg.create_task(self._supervised("bridge-prune", self._prune), name="bridge-prune")
                 if self.settings.metrics_listen:
                     host, _, port = self.settings.metrics_listen.rpartition(":")
-                    tg.create_task(serve_metrics(self.metrics, host, int(port)), name="bridge-metrics")
+                    tg.create_task(self._supervised("bridge-metrics",
+                                                    lambda: serve_metrics(self.metrics, host, int(port))),
+                                   name="bridge-metrics")
                 tg.create_task(self._consume_forever(ready), name="bridge-consume")
         finally:
+            self._give_back()
+            self.guard.close()
             self.spool.close()
+
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a background task; when it fails, say so, count it and start it again with backoff."""
+        attempt = 0
+        while True:
+            try:
+                await run()
+                return
+            except Exception:
+                attempt += 1
+                self.metrics.inc("restarts")
+                log.exception("bridge task %s failed; restarting it", name)
+                await asyncio.sleep(backoff_delay(attempt))
+
+    def _give_back(self) -> None:
+        """The batches in flight go back to the broker unacknowledged (lost connection, clean stop)."""
+        # Batches cut short were remembered by the deduplicator but never acknowledged: the
+        # broker delivers them again, and they must then be stored and republished, not dropped.
+        for batch in self._in_flight:
+            self.pipeline.forget(batch.events)
+        self._in_flight.clear()
+        self.guard.release_all()
+        if self._alone is not None:
+            self.guard.back_to_suspect(self._alone)
+            self._alone = None
 
     async def _consume_forever(self, ready: Optional[asyncio.Event]) -> None:
         attempt = 0
@@ -97,7 +146,7 @@ class Bridge:
             # The broker sends at most receive_maximum unacknowledged messages (MQTT 5); the link stops
             # reading the socket past inbox_bound, for brokers that send more.
             link = self._link = Link(self.config.mqtt, self.settings.client_id, receive_maximum=limit * 2,
-                                     inbox_bound=limit * 4)
+                                     inbox_bound=limit * 4, will=self.health.will())
             try:
                 await link.connect()
                 try:
@@ -109,6 +158,7 @@ class Bridge:
                                  mask_url(self.store.name))
                     state, attempt = "connected", 0
                     self.connected.set()
+                    self.health.changed()
                     if ready is not None:
                         ready.set()
                     await self._consume(link)
@@ -116,17 +166,28 @@ class Bridge:
                     await link.close()
             except LinkError as exc:
                 self.connected.clear()
-                # Batches cut short were remembered by the deduplicator but never acknowledged: the
-                # broker delivers them again, and they must then be stored and republished, not dropped.
-                for batch in self._in_flight:
-                    self.pipeline.forget(batch.events)
-                self._in_flight.clear()
+                self._give_back()
                 attempt += 1
                 delay = backoff_delay(attempt)
                 if state != "disconnected":
                     log.warning("bridge lost the broker %s (%s); reconnecting with backoff", broker, exc)
                     state = "disconnected"
                 await asyncio.sleep(delay)
+            except Exception:
+                # A stage failed on something no one foresaw. The messages in hand become suspects, as
+                # after a crash: they come back, each is handled alone, and one that fails again is poison.
+                self.connected.clear()
+                for batch in self._in_flight:
+                    self.pipeline.forget(batch.events)
+                self._in_flight.clear()
+                self._alone = None
+                self.guard.recover()
+                self.metrics.inc("restarts")
+                log.exception("the bridge's consumer failed; it reconnects and handles the messages it had in "
+                              "hand one at a time")
+                attempt += 1
+                state = "failed"
+                await asyncio.sleep(backoff_delay(attempt))
 
     async def _consume(self, link: Link) -> None:
         """Three stages, each batch through them in order: while one batch is being stored, the
@@ -148,20 +209,62 @@ class Bridge:
                 await self._republish(link, batch)
                 link.ack(batch.deliveries)
                 self._in_flight.popleft()
+                if batch.mark:
+                    self.guard.release(batch.mark)
+                if batch.suspect is not None:
+                    self.guard.clear(batch.suspect)
+                if not self._in_flight:
+                    self._idle.set()
 
+        self._idle.set()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(store_stage(), name="bridge-store")
                 tg.create_task(publish_stage(), name="bridge-publish")
                 while True:
-                    batch = self.process(await link.next_batch(limit))
-                    self._in_flight.append(batch)
-                    await to_store.put(batch)
+                    await self._take(await link.next_batch(limit), to_store)
         except BaseExceptionGroup as group:  # noqa: F821 (Python 3.11, as the server parts are)
             lost = [e for e in group.exceptions if isinstance(e, LinkError)]
             if lost and len(lost) == len(group.exceptions):
                 raise lost[0] from None
             raise
+
+    async def _take(self, deliveries: list[Delivery], to_store: asyncio.Queue[_Batch]) -> None:
+        """Into the stages: suspects one at a time (poison dead-lettered unhandled), the rest as one batch."""
+        guard = self.guard
+        fps = [fingerprint(d.topic, d.payload) for d in deliveries]
+        if guard.suspects:
+            rest = []
+            for delivery, fp in zip(deliveries, fps):
+                verdict = guard.verdict(fp)
+                if verdict is None:
+                    rest.append((delivery, fp))
+                    continue
+                if verdict:
+                    batch = _Batch([delivery], suspect=fp)
+                    batch.dead = self.pipeline.refuse(delivery.topic, delivery.payload, time.time(), "poison",
+                                                      POISON_DETAIL).dead
+                    await self._send(batch, to_store)
+                    continue
+                await self._idle.wait()  # alone: nothing else in hand if the process dies now
+                guard.hold_alone(fp)
+                self._alone = fp
+                batch = self.process([delivery])
+                batch.suspect = fp
+                await self._send(batch, to_store)
+                await self._idle.wait()
+                self._alone = None
+            deliveries, fps = [d for d, _ in rest], [fp for _, fp in rest]
+        if deliveries:
+            mark = guard.hold(fps)
+            batch = self.process(deliveries)
+            batch.mark = mark
+            await self._send(batch, to_store)
+
+    async def _send(self, batch: _Batch, to_store: asyncio.Queue[_Batch]) -> None:
+        self._in_flight.append(batch)
+        self._idle.clear()
+        await to_store.put(batch)
 
     def process(self, deliveries: list[Delivery]) -> _Batch:
         """Formats, checks and duplicates of each message: the batch's events and dead letters."""
@@ -171,7 +274,10 @@ class Bridge:
         duplicates = 0
         for message in deliveries:
             # Each message its own receive time: readings without a source time must not share one.
-            outcome = process(message.topic, message.payload, time.time(), message.retain)
+            try:
+                outcome = process(message.topic, message.payload, time.time(), message.retain)
+            except Exception as exc:  # one message's failure refuses that message, never the batch
+                outcome = self._failed(message, exc)
             events.extend(outcome.events)
             dead.extend(outcome.dead)
             duplicates += outcome.duplicates
@@ -182,6 +288,14 @@ class Bridge:
         if events:
             self.metrics.lag_seconds = time.time() - max(e.ts for e in events)
         return batch
+
+    def _failed(self, message: Delivery, exc: Exception) -> Outcome:
+        kind = type(exc).__name__
+        if self.pipeline.first_time(message.topic, kind):
+            log.error("handling a message on %s failed (%s: %s); it is dead-lettered with reason internal and the "
+                      "bridge goes on (said once per topic and kind)", message.topic, kind, exc, exc_info=exc)
+        return self.pipeline.refuse(message.topic, message.payload, time.time(), "internal",
+                                    f"{kind} while handling the message: {exc}")
 
     async def _make_durable(self, batch: _Batch) -> None:
         """Store (or spool) the batch's events; those the store refuses become dead letters."""
@@ -211,6 +325,20 @@ class Bridge:
                               "readings are stored but the rule engine does not see them", topic, reason,
                               self.config.mqtt.broker().username or "(anonymous)")
         self.metrics.inc("republished", len(batch.events) - sum(1 for t, _ in refused_out if t.startswith(prefix)))
+
+    def _health(self) -> dict[str, Any]:
+        """The bridge's health document (vigil/health.py): what the watchdog and ``vigil status`` read."""
+        problems = [] if self.connected.is_set() else ["not connected to the broker: see the bridge's log"]
+        if self.writer.spooling:
+            problems.append("the store is unavailable: readings wait in the spool until it is back")
+        return {"problems": problems, "store_ok": not self.writer.spooling, "spool_events": self.spool.events,
+                "lag_seconds": round(self.metrics.lag_seconds, 3), "counters": dict(self.metrics.counts)}
+
+    async def _send_health(self, topic: str, payload: bytes) -> bool:
+        if self._link is None or not self.connected.is_set():
+            return False
+        self._link.publish_now(topic, payload, retain=True)
+        return True
 
     async def _prune(self) -> None:
         """Keep the embedded store within its retention window, a little at a time."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from vigil.configtypes import STRICT, Duration, HostPort
 
@@ -24,14 +25,28 @@ class UserEntry(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     password_hash: str
     role: Role = "read-only"
+    # The file this hash was read from, when not vigil.yaml (the generated admin's): a login that
+    # replaces an older hash writes the new one there.
+    _hash_file: Optional[Path] = PrivateAttr(default=None)
 
     @field_validator("password_hash")
     @classmethod
-    def _known_scheme(cls, v: str) -> str:
+    def _verifiable(cls, v: str) -> str:
+        """Only a hash a login can verify: argon2 or older scrypt within the memory a login may use."""
         from .passwords import check_hash_format
 
         check_hash_format(v)
         return v
+
+    @property
+    def hash_file(self) -> Optional[Path]:
+        return self._hash_file
+
+    def kept_in(self, path: Path) -> UserEntry:
+        """This user, with its hash kept in ``path`` instead of vigil.yaml."""
+        copy = self.model_copy()
+        copy._hash_file = path
+        return copy
 
 
 class TokenEntry(BaseModel):

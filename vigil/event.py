@@ -7,7 +7,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["METRIC_UNITS", "Event", "EventDecodeError", "SeriesKey"]
+from .jsonlimits import MAX_DEPTH, too_deep
+from .topics import TopicError, invisible_character, validate_segment
+
+__all__ = ["MAX_ABS_VALUE", "METRIC_UNITS", "Event", "EventDecodeError", "SeriesKey"]
+
+# The largest magnitude of a value, as sent and as stored. Far beyond any sensor; small enough that
+# sums and means over millions of stored values stay finite (1e305 kW is finite, in W it is not).
+MAX_ABS_VALUE = 1e18
+
+# An event is a few hundred bytes: names of at most 128 bytes, at most 32 labels of at most 128 characters.
+MAX_EVENT_BYTES = 64 * 1024
 
 # The one unit each metric is stored in (SI, or °C for temperature). The bridge converts to it.
 METRIC_UNITS: dict[str, str] = {
@@ -97,8 +107,13 @@ class Event:
     @classmethod
     def from_json(cls, payload: bytes | str) -> Event:
         """Decode an events-topic payload; EventDecodeError says what is wrong."""
+        raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+        if len(raw) > MAX_EVENT_BYTES:
+            raise EventDecodeError(f"{len(raw)} bytes; an event is at most {MAX_EVENT_BYTES}")
+        if too_deep(raw):
+            raise EventDecodeError(f"nested more than {MAX_DEPTH} levels deep")
         try:
-            data = json.loads(payload)
+            data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventDecodeError(f"not JSON: {exc}") from exc
         if not isinstance(data, dict):
@@ -126,6 +141,14 @@ class Event:
             raise EventDecodeError(f"missing field {exc.args[0]!r}") from exc
         except (TypeError, ValueError) as exc:
             raise EventDecodeError(str(exc)) from exc
-        if not (math.isfinite(event.value) and math.isfinite(event.ts)):
-            raise EventDecodeError("value and ts must be finite numbers")
+        try:
+            validate_segment(event.device, "device")
+            validate_segment(event.sensor, "sensor")
+            validate_segment(event.metric, "metric")
+        except TopicError as exc:
+            raise EventDecodeError(str(exc)) from exc
+        if invisible_character(event.unit) or any(invisible_character(v) for _, v in event.labels):
+            raise EventDecodeError("unit and label values must be visible text")
+        if not (-MAX_ABS_VALUE <= event.value <= MAX_ABS_VALUE and math.isfinite(event.ts)):
+            raise EventDecodeError(f"value and ts must be finite numbers (value within ±{MAX_ABS_VALUE:g})")
         return event

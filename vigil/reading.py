@@ -16,6 +16,9 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
+from .event import MAX_ABS_VALUE
+from .topics import invisible_character
+
 __all__ = ["Reading", "ReadingError", "parse_reading", "parse_ts", "reading_schema"]
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -66,6 +69,17 @@ class Reading(BaseModel):
     def _finite(cls, v: float) -> float:
         if isinstance(v, bool) or not math.isfinite(v):
             raise ValueError("value must be a finite number")
+        if not -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE:
+            raise ValueError(f"value must be within ±{MAX_ABS_VALUE:g}")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _visible(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, text in v.items():
+            problem = invisible_character(text)
+            if problem:
+                raise ValueError(f"labels.{key}: {problem}")
         return v
 
     @field_validator("ts", mode="before")

@@ -5,6 +5,7 @@
 ``<root>/events/<device>/<metric>``     a normalized event, published by the bridge
 ``<root>/deadletter/<source>``          what the bridge refused, with the reason
 ``<root>/alerts/<rule>/<series>``       an alert's state change, published by the rule engine
+``<root>/health/<part>/<instance>``     retained: a server part's own health (JSON), ``offline`` as its last will
 
 Control topics (what people do to alerts, from the dashboard, the command line or any client):
 
@@ -16,14 +17,17 @@ Control topics (what people do to alerts, from the dashboard, the command line o
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Optional
 
 __all__ = [
     "DEFAULT_ROOT",
+    "INVISIBLE_CATEGORIES",
     "MAX_SEGMENT_BYTES",
     "TopicError",
     "Topics",
+    "invisible_character",
     "validate_segment",
 ]
 
@@ -32,6 +36,11 @@ DEFAULT_ROOT = "vigil"
 # every stored point and every topic.
 MAX_SEGMENT_BYTES = 128
 _FORBIDDEN = {"+": "a '+' wildcard", "#": "a '#' wildcard", "/": "a '/'", "\x00": "a NUL character"}
+# Unicode categories of characters a reader cannot see, or that change how the text around them is
+# shown: control (Cc), format (Cf: bidi controls such as U+202E, zero-width U+200B-U+200D, U+2060,
+# U+FEFF...), private use (Co), surrogates (Cs), line and paragraph separators (Zl, Zp). A name
+# holding one can pass for another ("freezer" and "free\u200bzer") or display reversed.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 
 
 class TopicError(ValueError):
@@ -45,8 +54,31 @@ class TopicError(ValueError):
         super().__init__(f"{what} {shown!r} is not a valid topic segment: {reason}")
 
 
+def invisible_character(value: str) -> Optional[str]:
+    """Why ``value`` may not be a name shown to people: the first invisible or control character in it."""
+    if value.isascii():
+        for c in value:
+            if c < "\x20" or c == "\x7f":
+                return "it contains a control character"
+        return None
+    for c in value:
+        category = unicodedata.category(c)
+        if category in INVISIBLE_CATEGORIES:
+            if category == "Cc":
+                return f"it contains the control character U+{ord(c):04X}"
+            name = unicodedata.name(c, "")
+            return (f"it contains the invisible character U+{ord(c):04X}{f' ({name})' if name else ''}, which "
+                    "can disguise a name; use visible characters only")
+    return None
+
+
 def validate_segment(value: object, what: str = "name") -> str:
-    """Return ``value`` if it may stand as one topic level, else raise TopicError."""
+    """Return ``value`` if it may stand as one topic level, else raise TopicError.
+
+    Refused: empty, ``+ # /``, NUL, a leading ``$``, over MAX_SEGMENT_BYTES, and any character of
+    INVISIBLE_CATEGORIES (controls, bidi and zero-width format characters, private use, surrogates,
+    line and paragraph separators).
+    """
     if not isinstance(value, str):
         raise TopicError(what, repr(value), f"expected a string, got {type(value).__name__}")
     if not value:
@@ -54,12 +86,13 @@ def validate_segment(value: object, what: str = "name") -> str:
     for ch, name in _FORBIDDEN.items():
         if ch in value:
             raise TopicError(what, value, f"it contains {name}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise TopicError(what, value, "it contains a control character")
     if value.startswith("$"):
         raise TopicError(what, value, "a leading '$' is reserved for the broker")
-    if len(value.encode("utf-8")) > MAX_SEGMENT_BYTES:
+    if len(value) > MAX_SEGMENT_BYTES or len(value.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
         raise TopicError(what, value, f"it is longer than {MAX_SEGMENT_BYTES} bytes")
+    problem = invisible_character(value)
+    if problem:
+        raise TopicError(what, value, problem)
     return value
 
 
@@ -100,6 +133,9 @@ class Topics:
     def silence(self, silence_id: str) -> str:
         return f"{self.root}/silences/{validate_segment(silence_id, 'silence id')}"
 
+    def health(self, part: str, instance: str) -> str:
+        return f"{self.root}/health/{validate_segment(part, 'part')}/{validate_segment(instance, 'instance')}"
+
     @property
     def rules_reload(self) -> str:
         return f"{self.root}/control/rules/reload"
@@ -120,6 +156,10 @@ class Topics:
     @property
     def all_alerts(self) -> str:
         return f"{self.root}/alerts/#"
+
+    @property
+    def all_health(self) -> str:
+        return f"{self.root}/health/+/+"
 
     @property
     def all_acks(self) -> str:

@@ -217,7 +217,12 @@ def _own_rules(data_dir: Path, demo: bool, receivers: dict[str, list[str]], say:
     lines = ["# Written by vigil up at each start from --notify" + (" and the demo's console" if demo else "")
              + ": edits here are lost.", "# Receivers of your own go into another file of this folder."]
     if present:
-        lines += ["receivers:", *(receiver_line(n, urls) for n, urls in present.items()),
+        entries = [receiver_line(n, urls) for n, urls in present.items()]
+        if demo and PHONE in present:
+            # a second channel: what cannot reach the phone for 30 s is printed on the console instead
+            phone = receiver_line(PHONE, present[PHONE]).replace(": [", ":\n    urls: [", 1)
+            entries[list(present).index(PHONE)] = phone + "\n    fallback: [console]\n    after: 30s"
+        lines += ["receivers:", *entries,
                   "routes:  # alerts of rules without notify: go to all of them",
                   f"  - receivers: [{', '.join(present)}]"]
     else:

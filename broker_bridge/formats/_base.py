@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
+from vigil.jsonlimits import MAX_DEPTH, too_deep
 from vigil.reading import parse_ts
 
 if TYPE_CHECKING:
@@ -84,7 +85,10 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def load_json(payload: bytes) -> Any:
-    """Decode UTF-8 JSON strictly (no NaN/Infinity); FormatError ``encoding`` or ``json``."""
+    """Decode UTF-8 JSON strictly (no NaN/Infinity, at most MAX_DEPTH levels deep); FormatError
+    ``encoding`` or ``json``. Its size is bounded before any format runs (``bridge.max_payload_bytes``)."""
+    if too_deep(payload):
+        raise FormatError("json", f"payload is nested more than {MAX_DEPTH} levels deep")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -6,9 +6,11 @@ Checked by hand rather than through the pydantic ``Reading`` model because it is
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
+
+from vigil.event import MAX_ABS_VALUE
+from vigil.topics import invisible_character
 
 from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device, read_ts
 
@@ -49,8 +51,8 @@ class VigilJson:
         kind = type(value)
         if kind is not float and kind is not int:
             raise FormatError("value", f"value: expected a number, got {_shown(value)}")
-        if kind is float and not math.isfinite(value):
-            raise FormatError("value", "value must be a finite number")
+        if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN fails this too
+            raise FormatError("value", f"value must be a finite number within ±{MAX_ABS_VALUE:g}, got {_shown(value)}")
         if type(unit) is not str or not 1 <= len(unit) <= 16:
             raise _schema(f"unit: expected a string of 1-16 characters, got {_shown(unit)}")
         metric = data.get("metric", "temperature")
@@ -89,6 +91,9 @@ def _labels(labels: Any) -> tuple[tuple[str, str], ...]:
             raise _schema(f"labels: name {_shown(key)} must be letters, digits and _ (at most 64)")
         if type(text) is not str or len(text) > 128:
             raise _schema(f"labels.{key}: expected a string of at most 128 characters, got {_shown(text)}")
+        problem = invisible_character(text)
+        if problem:
+            raise _schema(f"labels.{key}: {problem}")
         out.append((key, text))
     return tuple(out)
 

@@ -6,12 +6,23 @@ from pathlib import Path
 
 from vigil.urls import StoreUrl, parse_store_url
 
-from ._base import AGGREGATES, Aggregate, Point, Store, StoreError, StoreRejected, StoreUnavailable
+from ._base import (
+    AGGREGATES,
+    Aggregate,
+    EventsRefused,
+    Point,
+    Store,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+    unstorable,
+)
 from .memory import MemoryStore
 
 __all__ = [
     "AGGREGATES",
     "Aggregate",
+    "EventsRefused",
     "MemoryStore",
     "Point",
     "Store",
@@ -19,6 +30,7 @@ __all__ = [
     "StoreRejected",
     "StoreUnavailable",
     "open_store",
+    "unstorable",
 ]
 
 

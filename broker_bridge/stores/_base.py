@@ -9,25 +9,35 @@ Exceptions::
     StoreError                 anything that went wrong talking to a store
     ├── StoreUnavailable       the store cannot be reached now; retry later (the bridge spools)
     └── StoreRejected          the store refused the request; retrying the same will not help
+        └── EventsRefused      some events of a batch cannot be stored (each with its reason);
+                               the others were stored
+
+Every store checks each event of a batch itself (:func:`storable`) before writing, whatever the
+caller checked: an event it cannot hold (a value that is not a finite number within ±1e18, a time
+outside 1677-2262) is refused alone and the rest of the batch is stored.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from vigil.event import Event, SeriesKey
+from vigil.event import MAX_ABS_VALUE, Event, SeriesKey
 
 __all__ = [
     "AGGREGATES",
     "Aggregate",
+    "EventsRefused",
     "Point",
     "Store",
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
+    "storable",
+    "unstorable",
 ]
 
 Aggregate = Literal["mean", "min", "max", "sum", "count"]
@@ -50,6 +60,53 @@ class StoreRejected(StoreError):
     """The store refused the request (bad data, bad query, no such database): do not retry as is."""
 
 
+class EventsRefused(StoreRejected):
+    """Some events of a batch cannot be stored (``refused``: each with its reason); the others were."""
+
+    def __init__(self, store: str, refused: list[tuple[Event, str]]) -> None:
+        self.refused = refused
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        super().__init__(store, f"refused {refused[0][0].series.id}: {refused[0][1]}{more}")
+
+
+# InfluxDB keeps nanoseconds since 1970 in a signed 64-bit integer: 1677-09-21 to 2262-04-11.
+_TS_LIMIT = 9_223_372_036.0
+
+
+def unstorable(event: Event) -> Optional[str]:
+    """Why no store can hold ``event`` (a sentence), or None."""
+    value = event.value
+    if type(value) is not float and type(value) is not int:
+        return f"value {value!r} is not a number"
+    if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+        return f"value {value!r} is not a finite number within ±{MAX_ABS_VALUE:g}"
+    if not -_TS_LIMIT < event.ts < _TS_LIMIT:
+        return f"time {event.ts!r} is not a finite time between 1677 and 2262"
+    return None
+
+
+@contextmanager
+def storable(store: str, events: Sequence[Event]) -> Iterator[Sequence[Event]]:
+    """The events of ``events`` a store can hold; EventsRefused on leaving names the others.
+
+    ``with storable(self.name, events) as good: <write good>``: when the write raises, that
+    exception goes on (the refused events are then refused again when the batch is retried).
+    """
+    refused = None
+    for event in events:
+        why = unstorable(event)
+        if why is not None:
+            if refused is None:
+                refused = []
+            refused.append((event, why))
+    if refused is None:
+        yield events
+        return
+    bad = {id(e) for e, _ in refused}
+    yield [e for e in events if id(e) not in bad]
+    raise EventsRefused(store, refused)
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
     """One value of a series at ``ts`` (epoch seconds); for buckets, ``ts`` is the bucket's start."""
@@ -65,7 +122,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write(self, events: Sequence[Event]) -> None:
-        """Store ``events``. Idempotent: the same series and timestamp overwrite."""
+        """Store ``events``. Idempotent: the same series and timestamp overwrite.
+
+        Events it cannot hold are refused alone (EventsRefused, after the others are stored).
+        """
 
     @abc.abstractmethod
     def query(

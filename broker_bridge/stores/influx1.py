@@ -13,7 +13,7 @@ import urllib3
 from vigil.event import Event, SeriesKey
 from vigil.urls import StoreUrl
 
-from ._base import Aggregate, Point, Store, StoreRejected, StoreUnavailable
+from ._base import Aggregate, Point, Store, StoreRejected, StoreUnavailable, storable
 from ._influxql import InfluxQLReader
 from ._lineproto import lines
 
@@ -48,8 +48,11 @@ class Influx1Store(Store):
         self._reader = InfluxQLReader(self.name, url.http_base, url.database, headers, self._http, timeout)
 
     def write(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
+        with storable(self.name, events) as good:
+            if good:
+                self._write_batch(good)
+
+    def _write_batch(self, events: Sequence[Event]) -> None:
         body = lines(events).encode("utf-8")
         try:
             resp = self._http.request(

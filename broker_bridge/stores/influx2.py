@@ -21,7 +21,7 @@ from influxdb_client.rest import ApiException
 from vigil.event import Event, SeriesKey
 from vigil.urls import StoreUrl
 
-from ._base import Aggregate, Point, Store, StoreRejected, StoreUnavailable
+from ._base import Aggregate, Point, Store, StoreRejected, StoreUnavailable, storable
 from ._influxql import InfluxQLReader
 from ._lineproto import lines
 from .influx1 import http_pool
@@ -53,8 +53,11 @@ class Influx2Store(Store):
         self._reader = InfluxQLReader(self.name, url.http_base, url.database, headers, self._http, timeout)
 
     def write(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
+        with storable(self.name, events) as good:
+            if good:
+                self._write_batch(good)
+
+    def _write_batch(self, events: Sequence[Event]) -> None:
         try:
             self._write.write(bucket=self._url.database, org=self._url.org, record=lines(events),
                               write_precision=WritePrecision.US)  # type: ignore[arg-type]

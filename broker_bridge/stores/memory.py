@@ -10,7 +10,7 @@ import numpy as np
 
 from vigil.event import Event, SeriesKey
 
-from ._base import Aggregate, Point, Store, StoreUnavailable, check_query
+from ._base import Aggregate, Point, Store, StoreUnavailable, check_query, storable
 
 __all__ = ["MemoryStore"]
 
@@ -34,8 +34,8 @@ class MemoryStore(Store):
 
     def write(self, events: Sequence[Event]) -> None:
         self._check()
-        with self._lock:
-            for e in events:
+        with storable(self.name, events) as good, self._lock:
+            for e in good:
                 self._series.setdefault(e.series, {})[e.ts_us] = e
             self.writes += 1
 

@@ -17,7 +17,7 @@ from typing import Optional
 
 from vigil.event import Event, SeriesKey
 
-from ._base import Aggregate, Point, Store, StoreUnavailable, check_query
+from ._base import Aggregate, Point, Store, StoreUnavailable, check_query, storable
 
 __all__ = ["SqliteStore"]
 
@@ -66,8 +66,11 @@ class SqliteStore(Store):
         return conn
 
     def write(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
+        with storable(self.name, events) as good:
+            if good:
+                self._write_batch(good)
+
+    def _write_batch(self, events: Sequence[Event]) -> None:
         rows = [(e.metric, e.device, e.sensor, e.ts_us, float(e.value)) for e in events]
         newest: dict[SeriesKey, Event] = {}
         for e in events:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import jsonschema
 import pytest
@@ -169,3 +170,73 @@ def test_schema_agrees_with_model_on_non_finite_values() -> None:
     # JSON itself cannot carry NaN; a Python caller handing the model one is refused too.
     with pytest.raises(ReadingError):
         parse_reading({"value": math.nan, "ts": 1, "unit": "C"})
+
+
+# Names a reader cannot tell apart or that display reversed: bidi controls, zero-width and other
+# invisible format characters, and the rest of Cc/Co/Cs/Zl/Zp.
+INVISIBLE = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
+             "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\U000e0001", "\u0085",
+             "\ue000", "\U000f0000", "\ud800", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
+def test_names_with_invisible_characters_are_refused_with_the_code_point(char: str) -> None:
+    with pytest.raises(TopicError) as err:
+        Topics().readings(f"free{char}zer", "t0")
+    assert f"U+{ord(char):04X}" in err.value.reason
+    assert "\\u" in str(err.value) or "\\U" in str(err.value) or "\\x" in str(err.value)  # shown escaped
+    with pytest.raises(ReadingError) as bad_label:
+        parse_reading({"value": 1, "ts": 1, "unit": "C", "labels": {"room": f"lab{char}"}})
+    assert "labels" in bad_label.value.detail
+    assert not VALIDATOR.is_valid({"value": 1, "ts": 1, "unit": "C", "labels": {"room": f"lab{char}"}})
+
+
+def _schema_refuses(pattern: str, text: str) -> bool:
+    return re.search(pattern, text) is None
+
+
+def test_schema_name_rule_and_code_agree_on_every_code_point() -> None:
+    """$defs.topicLevel and the label values' pattern refuse exactly the characters validate_segment does."""
+    import unicodedata
+
+    schema = reading_schema()
+    level = schema["$defs"]["topicLevel"]["pattern"]
+    label = schema["properties"]["labels"]["additionalProperties"]["pattern"]
+    refused_by_schema = {c for c in map(chr, range(0x110000)) if _schema_refuses(level, f"a{c}b")}
+    refused_by_code = set()
+    for c in map(chr, range(0x110000)):
+        try:
+            validate_segment(f"a{c}b")
+        except TopicError:
+            refused_by_code.add(c)
+    assert {c for c in map(chr, range(0x110000)) if _schema_refuses(label, f"a{c}b")} == refused_by_schema - set("+#/")
+    if unicodedata.unidata_version == "14.0.0":
+        assert refused_by_schema == refused_by_code
+    else:  # a newer Unicode may add format characters: regenerate the schema's class from INVISIBLE_CATEGORIES
+        assert refused_by_schema <= refused_by_code
+
+
+@pytest.mark.parametrize("name", ["café", "温度", "Ω-3", "freezer 🧊", "naïve_room"])
+def test_visible_unicode_names_stay_allowed(name: str) -> None:
+    assert validate_segment(name) == name
+    assert re.search(reading_schema()["$defs"]["topicLevel"]["pattern"], name)
+
+
+@pytest.mark.parametrize("value", [1e19, -1e19, 10**19])
+def test_values_beyond_the_bound_fail_schema_and_model_alike(value: float) -> None:
+    assert not VALIDATOR.is_valid({"value": value, "ts": 1, "unit": "C"})
+    with pytest.raises(ReadingError, match="value"):
+        parse_reading({"value": value, "ts": 1, "unit": "C"})
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"device":"d","sensor":"s","metric":"m","value":1,"ts":1,"labels":' + b'{"a":' * 40 + b"1" + b"}" * 41,
+    b'{"device":"d\\u202e","sensor":"s","metric":"m","value":1,"ts":1}',
+    b'{"device":"d","sensor":"s","metric":"m","value":1,"ts":1,"unit":"\\ud800"}',
+    b'{"device":"d","sensor":"s","metric":"m","value":1e300,"ts":1}',
+    b'{"device":"d","sensor":"s","metric":"m","value":1,"ts":1,"x":"' + b"y" * 70_000 + b'"}',
+])
+def test_hostile_events_are_refused_not_raised(raw: bytes) -> None:
+    with pytest.raises(EventDecodeError):
+        Event.from_json(raw)

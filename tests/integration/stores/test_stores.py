@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from broker_bridge.stores import MemoryStore, Point, Store, StoreRejected, StoreUnavailable, open_store
+from broker_bridge.stores import (
+    EventsRefused,
+    MemoryStore,
+    Point,
+    Store,
+    StoreRejected,
+    StoreUnavailable,
+    open_store,
+)
 from broker_bridge.stores.influx2 import Influx2Store
 from broker_bridge.stores.sqlite import SqliteStore
 from tests.services import Influxd, VictoriaMetrics
@@ -180,3 +188,35 @@ def test_sqlite_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreUnavailable, match="cannot open"):
         SqliteStore(blocker / "sub" / "v.db")
+
+
+BAD_EVENTS = [ev(float("inf"), T0 + 1), ev(float("nan"), T0 + 2), ev(1e300, T0 + 3), ev(-float("inf"), T0 + 4),
+              ev(1.0, 1e12), ev(1.0, float("nan"))]
+
+
+def _refuses_each_bad_event_alone(store: Store) -> None:
+    good = [ev(float(i), T0 + 10 + i) for i in range(5)]
+    batch = [good[0], *BAD_EVENTS[:3], good[1], good[2], *BAD_EVENTS[3:], good[3], good[4]]
+    with pytest.raises(EventsRefused) as err:
+        store.write(batch)
+    assert [e for e, _ in err.value.refused] == BAD_EVENTS
+    assert all("finite" in why for _, why in err.value.refused)
+    assert [p.value for p in store.query(SERIES, T0, T0 + 100)] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(EventsRefused):  # a batch of only bad events: nothing written, each refused
+        store.write(BAD_EVENTS[:1])
+    assert [e.value for e in store.latest()] == [4.0]
+
+
+def test_a_store_refuses_a_bad_event_alone_and_stores_the_rest(store: Store) -> None:
+    _refuses_each_bad_event_alone(store)
+
+
+def test_influx2_refuses_a_bad_event_alone_and_stores_the_rest(victoria_metrics: VictoriaMetrics) -> None:
+    url = parse_store_url(f"influxdb2://127.0.0.1:{victoria_metrics.port}/vigil?org=home",
+                          env={"VIGIL_INFLUXDB_TOKEN": "t0ken"})
+    good = [ev(float(i), T0 + 10 + i, device="bad-neighbours") for i in range(3)]
+    with Influx2Store(url) as s, pytest.raises(EventsRefused) as err:
+        s.write([good[0], *BAD_EVENTS, good[1], good[2]])
+    assert [e for e, _ in err.value.refused] == BAD_EVENTS
+    rows = victoria_metrics.export('{__name__="temperature_value",device="bad-neighbours"}')
+    assert [v for r in rows for v in r["values"]] == [0.0, 1.0, 2.0]

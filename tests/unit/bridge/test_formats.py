@@ -236,7 +236,7 @@ BAD: list[tuple[str, str, bytes, str, str]] = [
     ("vigil: topic with too few levels", "vigil/readings/d", b'{"value":1,"ts":1699999999,"unit":"C"}',
      "topic", "does not fit"),
     ("vigil: deeply nested", "vigil/readings/d/s", b"[" * 50_000 + b"]" * 50_000, "too_large", "65536"),
-    ("vigil: nested too deeply under the bound", "vigil/readings/d/s", b"[" * 30_000, "json", "nested too deeply"),
+    ("vigil: nested too deeply under the bound", "vigil/readings/d/s", b"[" * 30_000, "json", "nested more than 32"),
     ("vigil: empty payload", "vigil/readings/d/s", b"", "json", "not JSON"),
     # --- hostile names ---
     ("name: 10 KB device", "vigil/readings/" + "d" * 10_240 + "/s", b'{"value":1,"ts":1699999999,"unit":"C"}',
@@ -385,3 +385,21 @@ def test_scale_multiplies_numbers_and_numeric_strings_alike() -> None:
     out = p.process("deci/x", b'{"t": 215, "h": "400"}', NOW)
     assert [(e.metric, round(e.value, 6)) for e in out.events] == [("temperature", 21.5), ("humidity", 40.0)]
     assert [d.reason for d in p.process("deci/x", b'{"t": true}', NOW).dead] == ["value"]
+
+
+_DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
+_DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+
+
+@pytest.mark.parametrize(("topic", "payload"), [
+    *((t, p) for t in ("vigil/readings/d/s", "tele/d/SENSOR", "zigbee2mqtt/d", "home/r/d", "hass/d/state")
+      for p in (_DEEP_ARRAY, _DEEP_OBJECT)),
+    ("d/events/rpc", _DEEP_OBJECT),  # Shelly gen2 (its gen1 plain numbers do not start with "{")
+])
+def test_json_nested_100000_deep_is_refused_in_every_json_format_whatever_the_size_bound(
+        topic: str, payload: bytes) -> None:
+    from .conftest import make_pipeline
+
+    big = make_pipeline(max_payload_bytes=16 * 1024 * 1024)
+    reason, detail = one_dead(big.process(topic, payload, NOW))
+    assert (reason, detail) == ("json", "payload is nested more than 32 levels deep")

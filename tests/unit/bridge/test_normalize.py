@@ -164,3 +164,33 @@ def test_hostile_device_names_are_stored_intact_or_refused() -> None:
     for name in refused:
         out = p.process(f"vigil/readings/{name}/s", payload, NOW)
         assert (out.events, [d.reason for d in out.dead]) == ([], ["name"]), name
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "metric"),
+    [(1e305, "kW", "power"), (1e307, "psi", "pressure"), (1e306, "bar", "pressure"), (1e308, "kPa", "pressure"),
+     (1e307, "inHg", "pressure"), (1e306, "MWh", "energy"), (1e306, "kV", "voltage"), (1e17, "kW", "power"),
+     (-1e16, "kV", "voltage"), (10**300, "kW", "power")],
+)
+def test_values_finite_as_sent_but_not_after_conversion_are_refused(value: float, unit: str, metric: str) -> None:
+    with pytest.raises(Refusal) as err:
+        normalize(raw(value, unit, metric))
+    assert err.value.reason == "value"
+    assert "within ±1e+18" in err.value.detail and unit in err.value.detail
+
+
+@pytest.mark.parametrize("value", [1e19, -1e300, 10**400])
+def test_values_beyond_the_bound_are_refused_before_any_conversion(value: object) -> None:
+    with pytest.raises(Refusal) as err:
+        normalize(raw(value, "W", "power"))
+    assert err.value.reason == "value"
+
+
+def test_invisible_characters_in_names_labels_and_units_are_refused() -> None:
+    for kw in ({"device": "free\u200bzer"}, {"sensor": "t\u202e0"}, {"labels": (("room", "lab\u2066"),)}):
+        with pytest.raises(Refusal) as err:
+            normalize(raw(**kw))
+        assert err.value.reason == "name" and "U+" in err.value.detail
+    with pytest.raises(Refusal) as unit:
+        normalize(raw(1.0, "\ud800", "foo"))
+    assert unit.value.reason == "unit"

@@ -1,0 +1,119 @@
+"""Poison messages: a message that stopped the bridge is dead-lettered when it comes back, not handled again.
+
+A message is acknowledged only after it is stored, so a message whose handling kills the process
+(memory exhausted, a crash in a C library, a bug that takes the consumer down) comes back after
+the restart, and would kill it again: a crash loop, with every other device's readings waiting
+behind it. Queue systems cap the deliveries of such a message; MQTT has no such count, so the
+bridge keeps one itself, in its spool file:
+
+- before a batch is handled, the fingerprints of its messages (topic and payload, hashed) are
+  recorded as one row; the row is deleted once the batch is acknowledged (or given back to the
+  broker on a lost connection or a clean stop);
+- a row found at start (or after the consumer failed) means the process stopped while those
+  messages were in hand: they become *suspects*, and when they come back each is handled alone,
+  with nothing else in flight, marked before and cleared once acknowledged;
+- a suspect that stops the bridge again while handled alone is *poison*: on its next delivery it
+  is dead-lettered with reason ``poison`` and not handled.
+
+The rows are written without fsync (``synchronous=NORMAL``): they must outlive the process, which
+the operating system's cache does; after a power cut they may be lost, which costs only the
+detection of a poison message that happened to be in hand at that moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["POISON_DETAIL", "PoisonGuard", "fingerprint"]
+
+log = logging.getLogger(__name__)
+
+POISON_DETAIL = ("the bridge stopped twice while handling this message (poison): the process died or its consumer "
+                 "failed, the second time with this message alone in hand; it is dead-lettered instead of handled "
+                 "again so that the other messages go on")
+# Suspects that never come back (their session expired, or another bridge of a shared group took them).
+_SUSPECT_MAX_AGE = 7 * 86400.0
+_DIGEST = 16
+
+
+def fingerprint(topic: str, payload: bytes) -> bytes:
+    """What identifies a message across deliveries: its topic and payload, hashed."""
+    h = hashlib.blake2b(payload, digest_size=_DIGEST)
+    h.update(topic.encode("utf-8", "surrogatepass"))
+    return h.digest()
+
+
+class PoisonGuard:
+    """The marks of messages in hand, in the spool's SQLite file. Used from the event loop only."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS in_hand (id INTEGER PRIMARY KEY, fps BLOB NOT NULL)")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS suspects (fp BLOB PRIMARY KEY, alone INTEGER NOT NULL, "
+                           "since REAL NOT NULL)")
+        self._conn.execute("DELETE FROM suspects WHERE since < ?", (time.time() - _SUSPECT_MAX_AGE,))
+        self.suspects: dict[bytes, bool] = {}  # fingerprint -> was handled alone when the bridge stopped
+        self.recover()
+
+    def recover(self) -> int:
+        """After a stop with messages in hand: make them suspects; returns how many there are."""
+        now = time.time()
+        self._conn.execute("BEGIN IMMEDIATE")
+        for (fps,) in self._conn.execute("SELECT fps FROM in_hand").fetchall():
+            blob = bytes(fps)
+            self._conn.executemany("INSERT OR IGNORE INTO suspects VALUES (?, 0, ?)",
+                                   [(blob[i:i + _DIGEST], now) for i in range(0, len(blob), _DIGEST)])
+        self._conn.execute("DELETE FROM in_hand")
+        self._conn.execute("COMMIT")
+        self.suspects = {bytes(fp): bool(alone) for fp, alone in self._conn.execute("SELECT fp, alone FROM suspects")}
+        if self.suspects:
+            poison = sum(self.suspects.values())
+            log.warning("the bridge stopped with %d messages in hand; when they come back each is handled alone%s",
+                        len(self.suspects), f" ({poison} of them a second time: dead-lettered as poison)" if poison
+                        else "")
+        return len(self.suspects)
+
+    def hold(self, fps: list[bytes]) -> int:
+        """Record a batch's messages as in hand; returns the mark to :meth:`release`."""
+        cur = self._conn.execute("INSERT INTO in_hand (fps) VALUES (?)", (b"".join(fps),))
+        return int(cur.lastrowid or 0)
+
+    def release(self, mark: int) -> None:
+        """The batch is acknowledged (or given back to the broker): it was not poison."""
+        self._conn.execute("DELETE FROM in_hand WHERE id = ?", (mark,))
+
+    def release_all(self) -> None:
+        """Everything in hand goes back to the broker (lost connection, clean stop)."""
+        self._conn.execute("DELETE FROM in_hand")
+
+    def hold_alone(self, fp: bytes) -> None:
+        """A suspect is about to be handled with nothing else in hand."""
+        self._conn.execute("UPDATE suspects SET alone = 1 WHERE fp = ?", (fp,))
+        self.suspects[fp] = True
+
+    def back_to_suspect(self, fp: bytes) -> None:
+        """A suspect handled alone went back to the broker without stopping anything."""
+        self._conn.execute("UPDATE suspects SET alone = 0 WHERE fp = ?", (fp,))
+        if fp in self.suspects:
+            self.suspects[fp] = False
+
+    def clear(self, fp: bytes) -> None:
+        """A suspect was handled (or dead-lettered) and acknowledged."""
+        self._conn.execute("DELETE FROM suspects WHERE fp = ?", (fp,))
+        self.suspects.pop(fp, None)
+
+    def verdict(self, fp: bytes) -> Optional[bool]:
+        """None: not a suspect; False: a suspect, to handle alone; True: poison."""
+        return self.suspects.get(fp)
+
+    def close(self) -> None:
+        self._conn.close()
