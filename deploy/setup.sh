@@ -79,9 +79,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "    missing: ${missing[*]}; apt-get update, then apt-get install (apt shows its progress)"
   $SUDO apt-get update
-  # The Debian packages start their own services (mosquitto, influxdb); the tests and `vigil up`
-  # start private ones on ports of their own.
+  # The Debian packages start their own services (mosquitto, influxdb); the tests start private
+  # ones on ports of their own.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+  # Debian's mosquitto.service, just installed, would take 127.0.0.1:1883 with Mosquitto's default
+  # limits (20 in flight, 1,000 queued, then dropped), and `vigil up` would use it instead of the
+  # Mosquitto it runs itself with Vigil's settings (docs/one-box.md). A Mosquitto that was here
+  # before is the user's and left alone.
+  if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1; then
+    if $SUDO systemctl disable --now mosquitto >/dev/null 2>&1; then
+      echo "    stopped and disabled Debian's mosquitto.service: vigil up runs its own Mosquitto"
+      echo "    (for a system-wide broker instead, see docs/production.md: systemctl enable --now mosquitto)"
+    fi
+  fi
 else
   echo "    all installed"
 fi

@@ -180,8 +180,7 @@ def test_a_managed_mosquitto_that_dies_is_started_again_and_readings_go_on(
         assert up.read_until("Start an agent", 60), up.output
         edge.start()
         assert wait_until(lambda: "pi-1" in _devices(data / "vigil.db"), 40), edge.output()[-3000:]
-        mosquitto = int(subprocess.run(["pgrep", "-P", str(up.proc.pid), "mosquitto"], capture_output=True,
-                                       text=True, check=True).stdout.split()[0])
+        mosquitto = _child_named(up.proc.pid, "mosquitto")
         os.kill(mosquitto, signal.SIGKILL)
         assert up.read_until("MQTT broker: Mosquitto is back", 30), up.output[-3000:]
         assert "MQTT broker: Mosquitto stopped (exit status -9; " in up.output
@@ -196,3 +195,16 @@ def test_a_managed_mosquitto_that_dies_is_started_again_and_readings_go_on(
     finally:
         edge.stop()
         assert up.stop() == 0, up.output[-3000:]
+
+
+def _child_named(parent: int, name: str) -> int:
+    """The pid of ``parent``'s child process called ``name`` (from /proc: no procps needed)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, _, rest = stat.read_text().partition(" (")
+            comm, _, fields = rest.rpartition(") ")
+        except OSError:
+            continue
+        if comm == name and int(fields.split()[1]) == parent:
+            return int(pid)
+    raise AssertionError(f"no child process {name!r} of {parent}")
