@@ -1,27 +1,22 @@
 """MQTT 5 -> 3.1.1 by itself when the broker does not speak 5; an explicit protocol is used as given.
 
 The 3.1.1-only brokers: a real Mosquitto behind tests/integration/edge/mqtt311.py (which refuses
-or ignores an MQTT 5 CONNECT, as 3.1.1 brokers do), and amqtt itself, ``vigil up``'s embedded
-broker of the past, where it is installed.
+or ignores an MQTT 5 CONNECT, as 3.1.1 brokers do, amqtt among them). amqtt itself is no longer
+installed: `vigil up` runs a real Mosquitto (tests/integration/up/ runs its printed edge command).
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
 from tests.integration.edge.conftest import Agents, Recorder
 from tests.integration.edge.mqtt311 import Mqtt311Front
-from tests.services import RUNNING, Mosquitto, _tcp_open, free_port, wait_until
+from tests.services import Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -89,50 +84,3 @@ def test_an_mqtt_5_broker_gets_mqtt_5(
     agents.start(config(mosquitto.port, tmp_path))
     assert recorder.wait(lambda: len(recorder.on(T0)) >= 1)
     assert link_lines(caplog) == [f"connected to mqtt://127.0.0.1:{mosquitto.port} as vigil-edge-pi-1 (MQTT 5)"]
-
-
-AMQTT = textwrap.dedent("""
-    import asyncio, logging, sys
-    from amqtt.broker import Broker
-    logging.disable(logging.CRITICAL)
-
-    async def main():
-        broker = Broker({"listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:" + sys.argv[1]}},
-                         "sys_interval": 0, "auth": {"allow-anonymous": True}, "topic-check": {"enabled": False}})
-        await broker.start()
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-""")
-
-
-def test_the_command_vigil_up_printed_for_its_amqtt_broker_now_delivers(
-        agents: Agents, tmp_path: Path) -> None:
-    """The issue's case: amqtt (3.1.1 only) does not answer the edge's MQTT 5 CONNECT at all."""
-    pytest.importorskip("amqtt")
-    port = free_port()
-    broker = subprocess.Popen([sys.executable, "-c", AMQTT, str(port)], stderr=subprocess.DEVNULL)
-    RUNNING.add(broker.pid)
-    got: list[bytes] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="amqtt-recorder", protocol=mqtt.MQTTv311)
-    try:
-        assert wait_until(lambda: _tcp_open(port), 20), "amqtt did not start"
-        client.on_connect = lambda c, u, f, rc, p: c.subscribe(T0, qos=1)
-        client.on_message = lambda c, u, m: got.append(m.payload)
-        client.connect("127.0.0.1", port)
-        client.loop_start()
-        # As vigil up printed it, only faster, with the queue in this test's folder.
-        proc = agents.spawn(None, "--broker", f"mqtt://127.0.0.1:{port}", "--device", "pi-1", "--simulate", "t0",
-                            "--interval", "0.5")
-        assert wait_until(lambda: len(got) >= 2, 30), agents.log(0)
-        log = agents.log(0)
-        assert "(MQTT 3.1.1: the broker does not speak MQTT 5, " in log, log
-        assert "did not answer" not in log
-        proc.terminate()
-        assert proc.wait(15) == 0
-    finally:
-        client.loop_stop()
-        client.disconnect()
-        broker.kill()
-        broker.wait(10)
-        RUNNING.discard(broker.pid)
