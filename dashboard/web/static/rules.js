@@ -49,8 +49,8 @@
     function lines(bad) {
       const n = area.value.split("\n").length;
       const out = [];
-      for (let i = 1; i <= n; i++) out.push(bad.has(i) ? "▶" + i : String(i));
-      gutter.textContent = out.join("\n");
+      for (let i = 1; i <= n; i++) out.push(bad.has(i) ? el("span", { class: "bad" }, "▶" + i + "\n") : i + "\n");
+      gutter.replaceChildren(...out);
       gutter.scrollTop = area.scrollTop;
     }
     function goTo(line) {
@@ -94,8 +94,8 @@
         const reasons = e.problems.length ? e.problems.map((p) => p.error) : [e.message];
         show({ ok: false, issues: reasons, warnings: [], rules: [], issue_lines: reasons.map(lineOf) });
         saveState.replaceChildren(el("strong", { class: "error" }, "Not saved: "),
-          e.problems.length ? `${e.problems.length} problem(s) in the rules, listed below; the file on disk is unchanged.`
-            : e.message + " The file on disk is unchanged.");
+          (reasons.length === 1 ? reasons[0] : `${reasons.length} problems in the rules, listed below`)
+            + ". The file on disk is unchanged.");
       }
     }
     const lineOf = (msg) => { const m = /^[^:\n]*:(\d+):/.exec(msg); return m ? +m[1] : null; };
@@ -127,7 +127,7 @@
         ...FIELDS[r.kind].map(([name, label, hint]) => fieldInput(pre, name, label, v[name], hint)),
         fieldInput(pre, "for", "For (must hold this long before firing)", v.for, "e.g. 5m"),
         el("label", { for: pre + "-severity" }, "Severity", severity),
-        r.kind === "offline" ? el("label", { for: pre + "-offline", class: "check" }, offline, "Fire when the device is offline") : null);
+        ...(r.kind === "offline" ? [el("label", { for: pre + "-offline", class: "check" }, offline, "Fire when the device is offline")] : []));
     }
     function changedFields() {
       const r = current(), out = {};
@@ -148,7 +148,8 @@
         area.value = res.text;
         show(res);
         dirty();
-        formMsg.replaceChildren(`Changed ${Object.keys(change).join(", ")} of ${r.name} in the YAML below (not saved yet).`);
+        const what = Object.entries(change).map(([k, x]) => x === null ? `removed ${k}` : `${k} ${x}`).join(", ");
+        formMsg.replaceChildren(`Changed ${r.name}: ${what}. In the YAML below, not saved yet.`);
       } catch (e) {
         formMsg.replaceChildren(el("strong", { class: "error" }, "Not changed: "), e.message.replace(/^not changed: /, ""));
       }
@@ -246,8 +247,8 @@
           el("p", {}, el("button", { type: "submit" }, "Apply to YAML")), formMsg)),
       admin ? el("div", { class: "preview" }, el("h3", {}, "Preview before saving"),
         el("p", { class: "muted" }, "Replays the edited rule with the rule engine over the stored history; nothing is sent or saved."),
-        el("div", { class: "ranges", role: "group", "aria-label": "Preview range" }, rangeButtons,
-          el("button", { type: "button", onclick: preview }, "Preview")),
+        el("div", { class: "ranges" }, el("span", { role: "group", "aria-label": "Preview range", class: "ranges" }, rangeButtons),
+          el("button", { type: "button", class: "primary", onclick: preview }, "Preview")),
         summary, seriesSelect, chartBox,
         el("p", { class: "legend muted" }, el("span", { class: "swatch pending" }), " pending ",
           el("span", { class: "swatch firing" }), " firing; solid line: fire level, dashed: clear level"), periods) : null,
