@@ -89,7 +89,8 @@ class Link:
     """One connection of the bridge to the broker, from connect to loss or close."""
 
     def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool = True,
-                 receive_maximum: int = 1000, inbox_bound: int = 2000, timeout: float = 10.0) -> None:
+                 receive_maximum: int = 1000, inbox_bound: int = 2000, timeout: float = 10.0,
+                 will: Optional[tuple[str, bytes]] = None) -> None:
         self.settings = settings
         self.client_id = client_id
         self.timeout = timeout
@@ -110,7 +111,9 @@ class Link:
             properties["receive_maximum"] = receive_maximum
             if persistent:
                 properties["session_expiry_interval"] = SESSION_EXPIRY
-        client = _Client(client_id, clean_session=not persistent, optimistic_acknowledgement=True, **properties)
+        will_message = gmqtt.Message(will[0], will[1], qos=1, retain=True) if will else None  # the health topic's
+        client = _Client(client_id, clean_session=not persistent, optimistic_acknowledgement=True,
+                         will_message=will_message, **properties)
         self._client = client
         client.on_message = self._on_qos0
         client.on_disconnect = self._on_disconnect
@@ -277,6 +280,10 @@ class Link:
         values = self._client._package_handler._connack_properties.get("receive_maximum")
         broker_max = values[0] if values else 65535
         return max(1, min(wanted, broker_max - 2))
+
+    def publish_now(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """QoS 0, nothing awaited: for the periodic health document (vigil/health.py)."""
+        self._client.publish(topic, payload, qos=0, retain=retain)
 
     async def publish_all(self, messages: list[tuple[str, bytes]], *, window: int = 1000,
                           timeout: float = 30.0) -> list[tuple[str, str]]:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections import deque
@@ -17,6 +16,7 @@ from typing import Any, Optional
 from vigil.event import Event, EventDecodeError
 from vigil.topics import Topics
 
+from . import limits
 from .journal import AlertJournal
 
 __all__ = ["LiveState", "Subscription", "coalesce"]
@@ -24,6 +24,9 @@ __all__ = ["LiveState", "Subscription", "coalesce"]
 log = logging.getLogger(__name__)
 
 _MAX_JSON = 65_536
+_MAX_TEXT = 500
+# Topics whose bad messages were logged; one line per topic, not one per message.
+_LOGGED_TOPICS = 1000
 _STATES = ("ok", "pending", "firing", "resolved", "flapping")
 
 
@@ -49,9 +52,7 @@ def coalesce(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _loads(payload: bytes) -> Any:
-    if len(payload) > _MAX_JSON:
-        raise ValueError("payload too large")
-    return json.loads(payload, parse_constant=lambda name: None)
+    return limits.loads(payload, _MAX_JSON)
 
 
 def _finite(v: Any) -> Optional[float]:
@@ -75,6 +76,7 @@ class LiveState:
             self.history.extend(journal.query(limit=history))
         self.connected = False
         self.counters: dict[str, int] = {"messages": 0, "bad_messages": 0}
+        self._logged: set[str] = set()
         self._subs: set[Subscription] = set()
         self._root = topics.root + "/"
 
@@ -134,12 +136,29 @@ class LiveState:
                 self._ack(rest, payload, received)
             elif kind == "silences":
                 self._silence(rest, payload, received)
-        except (ValueError, TypeError, KeyError, EventDecodeError) as exc:
-            self.counters["bad_messages"] += 1
-            log.warning("ignored a bad message on %s: %s", topic[:200], str(exc)[:200])
+        except Exception as exc:  # one message, whatever is wrong with it, never stops the feed
+            self.refused(topic, exc)
+
+    def refused(self, topic: str, exc: BaseException) -> None:
+        """Count a message that could not be applied; log it once per topic."""
+        self.counters["bad_messages"] += 1
+        if topic in self._logged or len(self._logged) > _LOGGED_TOPICS:
+            return
+        self._logged.add(topic)
+        if len(self._logged) > _LOGGED_TOPICS:  # a flood of topics: count them, stop logging
+            log.warning("bad messages on more than %d topics; no longer logging them (see "
+                        "vigil_dashboard_mqtt_bad_messages_total)", _LOGGED_TOPICS)
+            return
+        expected = isinstance(exc, (ValueError, TypeError, KeyError, EventDecodeError))
+        log.log(logging.WARNING if expected else logging.ERROR, "ignored a bad message on %s: %s: %s%s",
+                topic[:200], type(exc).__name__, str(exc)[:200],
+                "" if expected else " (a defect: please report it)", exc_info=not expected)
 
     def _event(self, payload: bytes, received: float) -> None:
+        _loads(payload)  # the bounds (size, depth, numbers) before the decoder sees it
         event = Event.from_json(payload)
+        if not (math.isfinite(event.value) and math.isfinite(event.ts)):
+            raise ValueError("value and ts must be finite numbers")
         d = event.to_dict()
         d["series"] = event.series.id
         d["received"] = event.received or received
@@ -164,12 +183,15 @@ class LiveState:
         else:
             try:
                 data = _loads(payload)
+            except limits.JsonRefused:
+                raise  # hostile, not merely unreadable: refused like any bad message
             except ValueError:  # lenient: a device we cannot read is still a device
                 data = None
             if isinstance(data, dict):
                 s = str(data.get("state", data.get("status", ""))).lower()
                 state = s if s in ("online", "offline") else "unknown"
-                details = {str(k)[:64]: v for k, v in list(data.items())[:32]
+                details = {str(k)[:64]: v[:_MAX_TEXT] if isinstance(v, str) else v
+                           for k, v in list(data.items())[:32]
                            if isinstance(v, (str, int, float, bool)) and k != "state"}
         entry = {"device": device, "state": state, "since": received, "details": details}
         self.devices[device] = entry
@@ -193,8 +215,8 @@ class LiveState:
             "rule": str(data.get("rule", rule)),
             "series": str(data.get("series", series)),
             "state": state,
-            "previous": str(data.get("previous", "")),
-            "severity": str(data.get("severity", "warning")),
+            "previous": str(data.get("previous", ""))[:_MAX_TEXT],
+            "severity": str(data.get("severity", "warning"))[:_MAX_TEXT],
             "message": str(data.get("message", ""))[:2000],
             "at": _finite(data.get("at")) or received,
             "since": _finite(data.get("since")) or received,

@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("vigil.config_cli", "check a vigil.yaml and print the effective configuration"),
     "rules": ("alerting.rules_cli", "check, unit-test and backtest alert rules"),
     "notify": ("alerting.notify.cli", "try receivers, show notification delivery state"),
+    "status": ("vigil.status", "the health of every part in one screen, with what to do"),
 }
 
 EPILOG = """\
@@ -37,6 +38,7 @@ examples:
   vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0 --interval 1
   vigil bridge --broker mqtt://127.0.0.1:1883 --store influxdb1://127.0.0.1:8086/vigil
   vigil config check vigil.yaml
+  vigil status -c vigil.yaml          is every part healthy? (exit status 1 if not)
 
 Run 'vigil COMMAND --help' for what a command does and its options.
 """

@@ -26,7 +26,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
-XSS = "<script>alert(1)</script>"
+# No "/" in it: names with one are not topic segments and are refused before they reach a page.
+XSS = "<img src=x onerror=alert(1)>"
 
 
 def history(now: float) -> list[Event]:
@@ -188,13 +189,13 @@ async def test_a_device_named_with_html_shows_as_text(dashboard: Running, browse
     dialogs: list[str] = []
     page.on("dialog", lambda d: dialogs.append(d.message))
     scripts = await page.evaluate("() => document.scripts.length")
-    event = {"device": XSS, "sensor": "<b>s</b>", "metric": "temperature", "value": 1.5, "ts": time.time(),
-             "unit": "<i>°C</i>"}
+    event = {"device": XSS, "sensor": "<b>s", "metric": "temperature", "value": 1.5, "ts": time.time(),
+             "unit": "<i>°C"}
     await publish(mosquitto, "vigil/events/xss/temperature", json.dumps(event))
-    await page.wait_for_selector(".device strong:text-is('<script>alert(1)</script>')", timeout=3000)
-    assert await page.locator(f'.device[data-device="{XSS}"] .unit').text_content() == "<i>°C</i>"
+    await page.wait_for_selector(f".device strong:text-is('{XSS}')", timeout=3000)
+    assert await page.locator(f'.device[data-device="{XSS}"] .unit').text_content() == "<i>°C"
     assert await page.evaluate("() => document.scripts.length") == scripts
-    assert await page.locator(".device b, .device i").count() == 0
+    assert await page.locator(".device b, .device i, .device img").count() == 0
     await page.wait_for_timeout(200)
     assert dialogs == []
     await page.context.close()

@@ -1,0 +1,138 @@
+"""MQTT 5 -> 3.1.1 by itself when the broker does not speak 5; an explicit protocol is used as given.
+
+The 3.1.1-only brokers: a real Mosquitto behind tests/integration/edge/mqtt311.py (which refuses
+or ignores an MQTT 5 CONNECT, as 3.1.1 brokers do), and amqtt itself, ``vigil up``'s embedded
+broker of the past, where it is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
+from tests.integration.edge.conftest import Agents, Recorder
+from tests.integration.edge.mqtt311 import Mqtt311Front
+from tests.services import RUNNING, Mosquitto, _tcp_open, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+T0 = "vigil/readings/pi-1/t0"
+
+
+def config(port: int, tmp_path: Path, protocol: str = "auto", connect_timeout: float = 10.0) -> EdgeConfig:
+    return EdgeConfig("pi-1", (simulated_sensor("t0", interval=0.2),),
+                      MqttConfig(f"mqtt://127.0.0.1:{port}", protocol=protocol, reconnect_max=1.0,
+                                 connect_timeout=connect_timeout),
+                      BufferConfig(str(tmp_path / "q"), batch_interval=0.2))
+
+
+def link_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "edge.link" and r.levelno >= logging.INFO]
+
+
+@pytest.fixture(params=["refuse", "silent"])
+def front(request: pytest.FixtureRequest, mosquitto: Mosquitto) -> Iterator[Mqtt311Front]:
+    f = Mqtt311Front(mosquitto.port, request.param)
+    yield f
+    f.close()
+
+
+def test_the_edge_falls_back_to_311_says_so_once_and_delivers_everything(
+        front: Mqtt311Front, recorder: Recorder, agents: Agents, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edge")
+    agent = agents.start(config(front.port, tmp_path, connect_timeout=2.0))
+    assert recorder.wait(lambda: len(recorder.on(T0)) >= 5, 20), link_lines(caplog)
+    assert recorder.seqs(T0)[:5] == [0, 1, 2, 3, 4]
+    assert front.v5_connects == 1 and front.v311_connects == 1
+    why = ("it answered an MQTT 5 CONNECT with Unsupported protocol version" if front.on_v5 == "refuse"
+           else "no answer to an MQTT 5 CONNECT within 2s")
+    assert link_lines(caplog) == [
+        f"connected to mqtt://127.0.0.1:{front.port} as vigil-edge-pi-1 (MQTT 3.1.1: the broker does not speak "
+        f"MQTT 5, {why}; this agent stays with 3.1.1 until restarted; mqtt.protocol \"3.1.1\" skips the MQTT 5 try)"]
+    agent.stop()
+    agents.running.remove(agent)
+    assert agent.queue is not None and agent.queue.depth == 0
+
+
+def test_an_explicit_mqtt_5_is_honoured_and_the_refusal_says_what_to_set(
+        mosquitto: Mosquitto, agents: Agents, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edge")
+    front = Mqtt311Front(mosquitto.port, "refuse")
+    try:
+        agent = agents.start(config(front.port, tmp_path, protocol="5"))
+        assert wait_until(lambda: front.v5_connects >= 2, 10)  # it retried, with MQTT 5 again
+        assert front.v311_connects == 0 and not agent.connected
+        assert link_lines(caplog)[0] == (
+            f"the broker mqtt://127.0.0.1:{front.port} refused the connection: Unsupported protocol version (the "
+            "broker does not speak MQTT 5: set mqtt.protocol to \"auto\" or \"3.1.1\"); retrying with backoff up "
+            "to 1s")
+        agent.stop()
+        agents.running.remove(agent)
+    finally:
+        front.close()
+
+
+def test_an_mqtt_5_broker_gets_mqtt_5(
+        mosquitto: Mosquitto, recorder: Recorder, agents: Agents, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edge")
+    agents.start(config(mosquitto.port, tmp_path))
+    assert recorder.wait(lambda: len(recorder.on(T0)) >= 1)
+    assert link_lines(caplog) == [f"connected to mqtt://127.0.0.1:{mosquitto.port} as vigil-edge-pi-1 (MQTT 5)"]
+
+
+AMQTT = textwrap.dedent("""
+    import asyncio, logging, sys
+    from amqtt.broker import Broker
+    logging.disable(logging.CRITICAL)
+
+    async def main():
+        broker = Broker({"listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:" + sys.argv[1]}},
+                         "sys_interval": 0, "auth": {"allow-anonymous": True}, "topic-check": {"enabled": False}})
+        await broker.start()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+""")
+
+
+def test_the_command_vigil_up_printed_for_its_amqtt_broker_now_delivers(
+        agents: Agents, tmp_path: Path) -> None:
+    """The issue's case: amqtt (3.1.1 only) does not answer the edge's MQTT 5 CONNECT at all."""
+    pytest.importorskip("amqtt")
+    port = free_port()
+    broker = subprocess.Popen([sys.executable, "-c", AMQTT, str(port)], stderr=subprocess.DEVNULL)
+    RUNNING.add(broker.pid)
+    got: list[bytes] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="amqtt-recorder", protocol=mqtt.MQTTv311)
+    try:
+        assert wait_until(lambda: _tcp_open(port), 20), "amqtt did not start"
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe(T0, qos=1)
+        client.on_message = lambda c, u, m: got.append(m.payload)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        # As vigil up printed it, only faster, with the queue in this test's folder.
+        proc = agents.spawn(None, "--broker", f"mqtt://127.0.0.1:{port}", "--device", "pi-1", "--simulate", "t0",
+                            "--interval", "0.5")
+        assert wait_until(lambda: len(got) >= 2, 30), agents.log(0)
+        log = agents.log(0)
+        assert "(MQTT 3.1.1: the broker does not speak MQTT 5, " in log, log
+        assert "did not answer" not in log
+        proc.terminate()
+        assert proc.wait(15) == 0
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        broker.kill()
+        broker.wait(10)
+        RUNNING.discard(broker.pid)
