@@ -8,6 +8,7 @@ and no delivery, only a list that collects what it would have handed to delivery
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ __all__ = ["RANGES", "PreviewError", "preview_rule"]
 
 RANGES = {"24h": 86400.0, "7d": 7 * 86400.0}
 MAX_SERIES = 200  # a rule matching more series than this is previewed on none: narrow its match
+# One replay at a time (7 days of one series is about a second of CPU): others wait their turn.
+_REPLAYING = threading.Lock()
 
 
 class PreviewError(ValueError):
@@ -36,9 +39,10 @@ def preview_rule(text: str, file: str, rule: str, store: Store, start: float, en
         raise PreviewError(f"no rule named {rule!r} in {file}; known: {', '.join(r.name for r in ruleset.rules)}")
     if not chosen[0].spec.enabled:
         raise PreviewError(f"rule {rule!r} is disabled (enabled: false): it would do nothing")
-    t0 = time.perf_counter()
-    result = backtest(RuleSet(chosen, ruleset.notify, ruleset.files), store, start, end)
-    elapsed = time.perf_counter() - t0
+    with _REPLAYING:
+        t0 = time.perf_counter()
+        result = backtest(RuleSet(chosen, ruleset.notify, ruleset.files), store, start, end)
+        elapsed = time.perf_counter() - t0
     if result.series > MAX_SERIES:
         raise PreviewError(f"rule {rule!r} matches {result.series} series; the preview draws at most "
                            f"{MAX_SERIES}: narrow its match (device, sensor, labels) to preview it")

@@ -95,7 +95,7 @@ async def test_preview_refusals_say_why(harness: Harness, tmp_path: Path) -> Non
     url = "/api/v1/rules/preview"
     body = {"file": "rules.yaml", "text": RULES, "rule": "freezer-warm"}
     r = await harness.client.post(url, headers=h, json={**body, "range": "30d"})
-    assert r.status_code == 422 and r.json()["problems"][0]["where"] == "range"
+    assert r.status_code == 422 and r.json()["problems"][0]["where"] == "body.range"
     r = await harness.client.post(url, headers=h, json={**body, "rule": "nope"})
     assert r.status_code == 422 and "no rule named 'nope'" in r.json()["error"]
     r = await harness.client.post(url, headers=h, json={**body, "text": RULES.replace("-15", "lots")})
@@ -103,6 +103,9 @@ async def test_preview_refusals_say_why(harness: Harness, tmp_path: Path) -> Non
     assert SECRET not in r.text
     r = await harness.client.post(url, headers={**h, "Content-Type": "application/json"},
                                   content=b'{"file": "rules.yaml", "text": "' + b"x" * 1_200_000 + b'"}')
+    assert r.status_code == 422 and r.json()["problems"][0]["where"] == "body.text"
+    r = await harness.client.post(url, headers={**h, "Content-Type": "application/json"},
+                                  content=b'{"file": "rules.yaml", "text": "' + b"x" * 5_000_000 + b'"}')
     assert r.status_code == 413
     viewer = await harness.login("viewer", VIEWER_PW)
     r = await harness.client.post(url, headers={"X-CSRF-Token": viewer}, json=body)
