@@ -171,19 +171,28 @@ def _parent(rule: yaml.MappingNode, path: str) -> tuple[Optional[yaml.Node], str
     return (_lookup(rule, head) if head else rule), key
 
 
-def _last_end(node: yaml.Node) -> int:
-    """Where the last value inside ``node`` ends (a block mapping's own end mark lies past comments)."""
+def _last(node: yaml.Node) -> yaml.Node:
+    """The last value inside ``node`` (a block mapping's own end mark lies past the comments after it)."""
     while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style and node.value:
         last = node.value[-1]
         node = last[1] if isinstance(last, tuple) else last
-    return int(node.end_mark.index)
+    return node
 
 
-def _line_end(text: str, i: int) -> int:
-    """The start of the line after the one ``i`` is on; a block scalar's end mark lies past its blank lines."""
+def _end_of(text: str, node: yaml.Node) -> int:
+    """The start of the line after ``node``'s value.
+
+    A block scalar's end mark lies past the blank lines after it: those stay after the new line,
+    unless its header keeps them (``|+``), when they are part of the value.
+    """
+    last = _last(node)
+    i = int(last.end_mark.index)
     if not (i > 0 and text[i - 1] == "\n"):
         j = text.find("\n", i)
         return len(text) if j < 0 else j + 1
+    header = text[last.start_mark.index:text.find("\n", last.start_mark.index)]
+    if isinstance(last, yaml.ScalarNode) and "+" in header.split("#")[0]:
+        return i
     while i > 1:
         start = text.rfind("\n", 0, i - 1) + 1
         if text[start:i].strip():
@@ -202,7 +211,7 @@ def _insert(text: str, rule: yaml.MappingNode, path: str, value: str) -> str:
         close = int(parent.end_mark.index) - 1  # the closing brace
         sep = (" " if text[:close].rstrip().endswith(",") else ", ") if parent.value else ""
         return text[:close] + f"{sep}{key}: {value}" + text[close:]
-    at = _line_end(text, _last_end(parent))
+    at = _end_of(text, parent)
     column = int(parent.value[0][0].start_mark.column)
     line = " " * column + f"{key}: {value}\n"
     if at == len(text) and text and not text.endswith("\n"):
@@ -232,4 +241,4 @@ def _remove(text: str, rule: yaml.MappingNode, path: str) -> str:
     line_start = text.rfind("\n", 0, k.start_mark.index) + 1
     if text[line_start:k.start_mark.index].strip():
         raise EditError(f"{path} shares its line with another key; remove it in the raw editor")
-    return str(text[:line_start] + text[_line_end(text, _last_end(v)):])
+    return str(text[:line_start] + text[_end_of(text, v):])

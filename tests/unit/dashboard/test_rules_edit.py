@@ -98,3 +98,11 @@ def test_an_unknown_rule_or_a_broken_file_is_said() -> None:
         apply_edits("rules:\n  - name: [x\n", "x", {"for": "1m"})
     with pytest.raises(EditError, match="aliases"):
         apply_edits("a: &x 1\nrules:\n  - name: y\n    above: *x\n", "y", {"for": "1m"})
+
+
+def test_a_message_that_keeps_its_blank_lines_keeps_them() -> None:
+    text = "rules:\n  - name: x\n    above: 1\n    message: |+\n      hot\n\n\n  - name: y\n    above: 2\n"
+    out = apply_edits(text, "x", {"for": "1m"})
+    assert out == text.replace("      hot\n\n\n", "      hot\n\n\n    for: 1m\n")
+    folded = "rules:\n  - name: x\n    above: 1\n    message: >-\n      hot\n\n\n  - name: y\n    above: 2\n"
+    assert apply_edits(folded, "x", {"for": "1m"}) == folded.replace("      hot\n", "      hot\n    for: 1m\n")

@@ -120,3 +120,17 @@ def test_periods_close_at_the_next_transition_or_stay_open() -> None:
         {"state": "firing", "start": 20.0, "end": 30.0, "open": False},
         {"state": "pending", "start": 40.0, "end": 45.0, "open": False},
         {"state": "firing", "start": 50.0, "end": 99.0, "open": True}]
+
+
+async def test_a_viewer_using_the_form_sees_no_receiver_secret(harness: Harness, tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(RULES)
+    h = {"X-CSRF-Token": await harness.login("viewer", VIEWER_PW)}
+    shown = (await harness.client.get("/api/v1/rules")).json()["files"][0]["text"]
+    placeholder = shown.split('night: "', 1)[1].split('"', 1)[0]
+    # the placeholder moved into places that a check quotes back: a rule's name and a bad value
+    hostile = shown.replace("name: freezer-warm", f"name: {placeholder}").replace("above: -15", f"above: {placeholder}")
+    r = await harness.client.post("/api/v1/rules/edit", headers=h, json={
+        "file": "rules.yaml", "text": hostile, "rule": placeholder, "fields": {"for": "5m"}})
+    assert r.status_code == 200 and r.json()["ok"] is False
+    for part in (SECRET, SECRET.split("://")[1], "AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs", "123456789"):
+        assert part not in r.text
