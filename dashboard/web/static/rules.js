@@ -263,13 +263,26 @@
     return section;
   }
 
+  function pick(name) {
+    // The first file's form that has this rule shows it, and takes the focus.
+    for (const select of document.querySelectorAll("select[id$=-rule]")) {
+      if (![...select.options].some((o) => o.value === name)) continue;
+      select.value = name;
+      select.dispatchEvent(new Event("change"));
+      select.scrollIntoView({ block: "center" });
+      select.focus();
+      return;
+    }
+  }
+
   async function rulesPage() {
     const data = await api("/api/v1/rules");
     const kinds = {};
     for (const f of data.files) for (const r of f.forms || []) kinds[r.name] = KIND_NAMES[r.kind];
     $("#rule-list").replaceChildren(data.rules.length ? el("table", { class: "list" },
       el("thead", {}, el("tr", {}, el("th", {}, "Rule"), el("th", {}, "Kind"), el("th", {}, "Pending"), el("th", {}, "Firing"))),
-      el("tbody", {}, data.rules.map((r) => el("tr", {}, el("td", { "data-label": "Rule" }, r.name),
+      el("tbody", {}, data.rules.map((r) => el("tr", {}, el("td", { "data-label": "Rule" }, kinds[r.name]
+        ? el("button", { type: "button", class: "link", title: "Edit in the form", onclick: () => pick(r.name) }, r.name) : r.name),
         el("td", { "data-label": "Kind" }, kinds[r.name] || "–"), el("td", { "data-label": "Pending" }, r.pending),
         el("td", { class: r.firing ? "state-firing" : "", "data-label": "Firing" }, r.firing ? r.firing + " FIRING" : "0")))))
       : el("p", { class: "muted" }, `No rules found in ${data.path}.`));

@@ -145,7 +145,9 @@ FIRING_SHARE = """() => {
 async def test_a_preview_draws_the_fired_period_and_counts_the_notifications(
         dashboard: Running, browser: Browser, name: str, viewport: dict[str, int], dark: bool) -> None:
     page = await rules_page(browser, dashboard, viewport, dark)
-    await page.select_option("select[id$=-rule]", "freezer-warm")
+    await page.select_option("select[id$=-rule]", "greenhouse-silent")
+    await page.locator("#rule-list").get_by_role("button", name="freezer-warm").click()  # picks it in the form
+    assert await page.locator("select[id$=-rule]").input_value() == "freezer-warm"
     await page.get_by_label("For (must hold this long before firing)").fill("5m")
     await page.get_by_role("button", name="Apply to YAML").click()
     await page.wait_for_selector("text=Changed freezer-warm: for 5m.")
