@@ -386,8 +386,9 @@ document.addEventListener("DOMContentLoaded", () => {
   initTheme();
   const page = document.body.dataset.page;
   if (page === "login") return;
-  // A page with its own script (rules.js) adds itself to window.vigilPages before this runs.
-  const pages = { overview, sensor: sensorPage, alerts: alertsPage, silences: silencesPage, ...(window.vigilPages || {}) };
+  // rules.js is loaded only on its own page.
+  const pages = { overview, sensor: sensorPage, alerts: alertsPage, silences: silencesPage,
+    rules: typeof rulesPage === "function" ? rulesPage : null };
   connectLive();
   (pages[page] || (async () => {}))().then(() => { document.body.dataset.ready = "yes"; })
     .catch((e) => { $("#main").append(el("p", { class: "error", role: "alert" }, "Could not load: " + e.message)); });

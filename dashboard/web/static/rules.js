@@ -289,5 +289,5 @@
     $("#rule-files").replaceChildren(...data.files.map((f, i) => fileEditor(f, i)));
   }
 
-  window.vigilPages = Object.assign(window.vigilPages || {}, { rules: rulesPage });
+  window.rulesPage = rulesPage;  // app.js runs it once the page has loaded
 })();
