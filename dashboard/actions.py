@@ -160,8 +160,11 @@ def _target(request: Request, file: str) -> Path:
 async def validate_rules(request: Request, _: Reader, body: RulesBody) -> dict[str, Any]:
     """Check an edited rules file as ``vigil rules check`` would, without saving it."""
     text, original = _unmasked(body.text, _target(request, body.file))
-    result = await asyncio.to_thread(checked, text, body.file, original)
-    return {**result, "forms": rule_fields(body.text)}
+
+    def check() -> dict[str, Any]:  # a large file takes seconds to parse: off the event loop
+        return {**checked(text, body.file, original), "forms": rule_fields(body.text)}
+
+    return await asyncio.to_thread(check)
 
 
 @router.post("/rules/reload", tags=["rules"])
@@ -187,12 +190,15 @@ async def edit_rule(request: Request, _: Reader, body: EditBody) -> dict[str, An
     """
     target = _target(request, body.file)
     try:
-        edited = apply_edits(body.text, body.rule, body.fields)
+        edited = await asyncio.to_thread(apply_edits, body.text, body.rule, body.fields)
     except EditError as exc:
         raise ApiError(422, f"not changed: {exc}") from None
     text, original = _unmasked(edited, target)
-    result = await asyncio.to_thread(checked, text, body.file, original)
-    return {"text": edited, **result, "forms": rule_fields(edited)}
+
+    def check() -> dict[str, Any]:
+        return {"text": edited, **checked(text, body.file, original), "forms": rule_fields(edited)}
+
+    return await asyncio.to_thread(check)
 
 
 @router.post("/rules/preview", tags=["rules"])

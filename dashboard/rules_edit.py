@@ -26,7 +26,6 @@ FIELDS: dict[str, str] = {
 }
 _SEVERITIES = ("info", "warning", "critical")
 _PLAIN = re.compile(r"[0-9A-Za-z.+-]+")
-_MAX_NODES = 100_000
 
 
 class EditError(ValueError):
@@ -34,14 +33,16 @@ class EditError(ValueError):
 
 
 def _compose(text: str) -> yaml.MappingNode:
-    if "*" in text and any(isinstance(t, yaml.AliasToken) for t in yaml.scan(text, Loader=yaml.SafeLoader)):
-        raise EditError("the file uses YAML aliases (*name), which rules files do not accept; fix it in the editor")
     try:
+        if "*" in text and any(isinstance(t, yaml.AliasToken) for t in yaml.scan(text, Loader=yaml.SafeLoader)):
+            raise EditError("the file uses YAML aliases (*name), which rules files do not accept; fix it in the editor")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}: " if mark else ""
         raise EditError(f"{where}not valid YAML ({exc.problem}); fix it in the editor first") from None
+    except RecursionError:
+        raise EditError("the YAML is nested too deeply; fix it in the editor first") from None
     if not isinstance(node, yaml.MappingNode):
         raise EditError("the file is not a mapping with a 'rules:' list; fix it in the editor first")
     return node

@@ -98,6 +98,11 @@ def test_an_unknown_rule_or_a_broken_file_is_said() -> None:
         apply_edits("rules:\n  - name: [x\n", "x", {"for": "1m"})
     with pytest.raises(EditError, match="aliases"):
         apply_edits("a: &x 1\nrules:\n  - name: y\n    above: *x\n", "y", {"for": "1m"})
+    with pytest.raises(EditError, match="line 1: not valid YAML"):
+        apply_edits("a: *\n", "y", {"for": "1m"})
+    with pytest.raises(EditError, match="nested too deeply"):
+        apply_edits("a: " + "[" * 1200, "y", {"for": "1m"})
+    assert rule_fields("a: " + "[" * 1200) == []
 
 
 def test_a_message_that_keeps_its_blank_lines_keeps_them() -> None:
