@@ -141,12 +141,19 @@ async def rules(request: Request, _: Reader) -> dict[str, Any]:
 
 
 def _unmasked(text: str, target: Path) -> tuple[str, str]:
-    """The edited text with the file's URLs put back, and the file as it is on disk."""
-    original = target.read_text("utf-8", errors="replace")
+    """The edited text with the file's URLs put back, and the file as it is on disk.
+
+    A file whose every line ends in CRLF keeps them: the page (and a browser's textarea) has LF only.
+    """
+    raw = target.read_bytes()
+    original = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
     try:
-        return unmask_secrets(text, original), original
+        text = unmask_secrets(text, original)
     except StalePlaceholder as exc:
         raise ApiError(409, str(exc)) from None
+    if b"\r\n" in raw and raw.count(b"\r\n") == raw.count(b"\n") and "\r" not in text:
+        text = text.replace("\n", "\r\n")
+    return text, original
 
 
 def _target(request: Request, file: str) -> Path:

@@ -134,3 +134,15 @@ async def test_a_viewer_using_the_form_sees_no_receiver_secret(harness: Harness,
     assert r.status_code == 200 and r.json()["ok"] is False
     for part in (SECRET, SECRET.split("://")[1], "AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs", "123456789"):
         assert part not in r.text
+
+
+async def test_a_file_with_crlf_line_ends_keeps_them_when_saved_from_the_page(
+        harness: Harness, tmp_path: Path) -> None:
+    crlf = RULES.replace("\n", "\r\n").encode()
+    (tmp_path / "rules.yaml").write_bytes(crlf)
+    h = {"X-CSRF-Token": await harness.login()}
+    shown = (await harness.client.get("/api/v1/rules")).json()["files"][0]["text"]
+    edited = shown.replace("\r\n", "\n").replace("for: 30m", "for: 10m")  # what a textarea sends back
+    r = await harness.client.post("/api/v1/rules/reload", headers=h, json={"file": "rules.yaml", "text": edited})
+    assert r.status_code == 200, r.text
+    assert (tmp_path / "rules.yaml").read_bytes() == crlf.replace(b"for: 30m", b"for: 10m")
