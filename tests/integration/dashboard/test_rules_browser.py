@@ -167,6 +167,11 @@ async def test_a_preview_draws_the_fired_period_and_counts_the_notifications(
     assert rules_file(dashboard).read_text() == RULES, "a preview saves nothing"
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"dashboard-rules-preview-{name}.png"), full_page=True)
+    if name == "desktop":  # the same excursion, seen in a week
+        await page.get_by_role("button", name="Last 7 days").click()
+        await page.get_by_role("button", name="Preview", exact=True).click()
+        await summary.get_by_text(re.compile("^Over the last 7 days, ")).wait_for(timeout=15000)
+        assert "would have fired 1 time and sent 2 notifications" in (await summary.text_content() or "")
     await page.context.close()
 
 
