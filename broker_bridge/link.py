@@ -343,9 +343,12 @@ class Link:
         if self.lost.is_set():
             raise LinkError(self.why_lost or "disconnected while waiting for the broker's acknowledgements")
         self._acked.clear()
+        # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives together
+        # with the acknowledgement, and the bridge (and `vigil up`) then never stopped.
         try:
-            await asyncio.wait_for(self._acked.wait(), max(0.0, deadline - asyncio.get_running_loop().time()))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout_at(deadline):
+                await self._acked.wait()
+        except TimeoutError:
             raise LinkError(f"the broker did not acknowledge {len(self._waiting)} messages in time") from None
         if self.lost.is_set():
             raise LinkError(self.why_lost or "disconnected while waiting for the broker's acknowledgements")

@@ -21,6 +21,7 @@ EXIT_CONFIG = 3
 
 # name -> (module, one-line help). The module has ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("vigil.init", "write a commented vigil.yaml, example rules with a test, and an edge.yaml to edit"),
     "up": ("vigil.up", "run the bridge, the rule engine and the dashboard in one process"),
     "edge": ("edge.cli", "run the edge agent on a device: read sensors, publish readings"),
     "bridge": ("broker_bridge.cli", "normalize readings from MQTT, store them, republish events"),
@@ -35,6 +36,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 EPILOG = """\
 examples:
   vigil up --demo                     everything in one process, with simulated sensors
+  vigil init my-site                  a commented vigil.yaml, rules and edge.yaml to start from
   vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0 --interval 1
   vigil bridge --broker mqtt://127.0.0.1:1883 --store influxdb1://127.0.0.1:8086/vigil
   vigil config check vigil.yaml

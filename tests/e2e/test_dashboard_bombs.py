@@ -6,6 +6,7 @@ is refused while it renders, a rules file over the size bound is refused before 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,29 +79,35 @@ def test_an_anonymous_150_mb_body_is_refused_before_it_is_read(dashboard: Dashbo
     assert httpx.get(f"{dashboard.base}/api/v1/health", timeout=5).status_code == 200
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (not wall time: this machine is shared and its load varies)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _validate(d: Dashboard, text: str) -> tuple[int, float, httpx.Response]:
-    """POST a rules text to the validation route as the read-only token: (peak RSS growth, seconds, answer)."""
+    """POST a rules text to the validation route as the read-only token: (peak RSS growth, CPU seconds, answer)."""
 
     def send() -> httpx.Response:
         return httpx.post(f"{d.base}/api/v1/rules/validate", json={"file": "kitchen.yaml", "text": text},
                           headers={"Authorization": f"Bearer {READER_TOKEN}"}, timeout=120)
 
-    t0 = time.monotonic()
+    cpu0 = _cpu_seconds(d.proc.proc.pid)
     grown, r = _grown(d, send)
-    return grown, time.monotonic() - t0, r
+    return grown, _cpu_seconds(d.proc.proc.pid) - cpu0, r
 
 
 def test_a_template_bomb_in_validation_is_refused_quickly(dashboard: Dashboard) -> None:
     bomb = ("rules:\n  - name: bomb\n    match: {metric: temperature}\n    above: 1\n"
             "    message: \"{{ 'x' * 300000000 }}\"\n")
     grown, took, r = _validate(dashboard, bomb)
-    print(f"\npeak RSS grew by {grown / MB:.1f} MB, {took:.2f} s, for a template of 'x' * 300000000")
+    print(f"\npeak RSS grew by {grown / MB:.1f} MB, {took:.2f} s of CPU, for a template of 'x' * 300000000")
     assert r.status_code == 200, r.text[:300]
     body = r.json()
     assert body["ok"] is False
     assert any("message" in i and "larger than" in i for i in body["issues"]), body["issues"]
     assert grown < 50 * MB, f"the dashboard's peak RSS grew by {grown / MB:.0f} MB"
-    assert took < 5
+    assert took < 3, f"{took:.2f} s of the dashboard's CPU"  # 5.4 s wall, mostly CPU, before the bound
 
 
 def test_a_huge_rules_file_is_refused_by_its_size_before_it_is_parsed(dashboard: Dashboard) -> None:
@@ -108,8 +115,8 @@ def test_a_huge_rules_file_is_refused_by_its_size_before_it_is_parsed(dashboard:
     text = "rules:\n" + "".join(rule.format(i=i) for i in range(12_000))
     assert len(text) > 900_000
     _, took, r = _validate(dashboard, text)
-    print(f"\n{len(text) / 1000:.0f} KB rules file answered in {took:.2f} s")
+    print(f"\n{len(text) / 1000:.0f} KB rules file answered with {took:.2f} s of CPU")
     assert r.status_code == 200, r.text[:300]
     assert r.json()["ok"] is False
     assert any("larger than 512 KB" in i for i in r.json()["issues"]), r.json()["issues"]
-    assert took < 2
+    assert took < 3, f"{took:.2f} s of the dashboard's CPU"  # parsing it cost about 6 s of CPU
