@@ -100,6 +100,8 @@ def test_an_unknown_rule_or_a_broken_file_is_said() -> None:
         apply_edits("a: &x 1\nrules:\n  - name: y\n    above: *x\n", "y", {"for": "1m"})
     with pytest.raises(EditError, match="line 1: not valid YAML"):
         apply_edits("a: *\n", "y", {"for": "1m"})
+    with pytest.raises(EditError, match="larger than 512 KB"):
+        apply_edits("rules:\n" + "  - {name: x, above: 1}\n" * 30_000, "x", {"for": "1m"})
     with pytest.raises(EditError, match="nested too deeply"):
         apply_edits("a: " + "[" * 1200, "y", {"for": "1m"})
     assert rule_fields("a: " + "[" * 1200) == []
