@@ -25,6 +25,8 @@ _env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=sele
 STATIC_FILES: dict[str, tuple[Path, str]] = {
     "app.js": (_WEB / "static" / "app.js", "text/javascript"),
     "app.css": (_WEB / "static" / "app.css", "text/css"),
+    "rules.js": (_WEB / "static" / "rules.js", "text/javascript"),
+    "rules.css": (_WEB / "static" / "rules.css", "text/css"),
     "icon.svg": (_WEB / "static" / "icon.svg", "image/svg+xml"),
     "uplot.js": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.iife.min.js", "text/javascript"),
     "uplot.css": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.min.css", "text/css"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .files import replace_file
+from .rules_edit import rule_fields
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,15 @@ def check_rules(text: str, file: str) -> dict[str, Any]:
         issues = getattr(exc, "issues", None)
         if issues is None:
             raise
-        return {"ok": False, "issues": [str(i) for i in issues], "warnings": [], "rules": []}
-    return {"ok": True, "issues": [], "warnings": [str(w) for w in warnings], "rules": rule_names(ruleset)}
+        return {"ok": False, "issues": [str(i) for i in issues], "warnings": [], "rules": [],
+                "issue_lines": _lines(issues), "warning_lines": []}
+    return {"ok": True, "issues": [], "warnings": [str(w) for w in warnings], "rules": rule_names(ruleset),
+            "issue_lines": [], "warning_lines": _lines(warnings)}
+
+
+def _lines(issues: list[Any]) -> list[Optional[int]]:
+    """The line of each issue (None for the file as a whole), for the editor to mark."""
+    return [getattr(i, "line", None) for i in issues]
 
 
 def checked(text: str, file: str, original: str) -> dict[str, Any]:
@@ -126,7 +134,8 @@ def checked_files(path: Path) -> list[dict[str, Any]]:
             if hit is None or hit[0] != stamp:
                 # Read after the stat: a change in between is seen as another stamp next time.
                 text = file.read_text("utf-8", errors="replace")
-                hit = stamp, {"file": name, "text": mask_secrets(text), **checked(text, name, text)}
+                masked = mask_secrets(text)
+                hit = stamp, {"file": name, "text": masked, "forms": rule_fields(masked), **checked(text, name, text)}
                 _CHECKED[file] = hit
         out.append(hit[1])
     return out

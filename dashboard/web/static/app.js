@@ -352,31 +352,6 @@ async function alertsPage() {
   render();
 }
 
-/* Rules. */
-async function rulesPage() {
-  const data = await api("/api/v1/rules");
-  $("#rule-list").replaceChildren(data.rules.length ? el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", {}, "Rule"), el("th", {}, "Pending"), el("th", {}, "Firing"))),
-    el("tbody", {}, data.rules.map((r) => el("tr", {}, el("td", {}, r.name), el("td", {}, r.pending), el("td", { class: r.firing ? "state-firing" : "" }, r.firing)))))
-    : el("p", { class: "muted" }, `No rules found in ${data.path}.`));
-  const files = $("#rule-files");
-  for (const f of data.files) {
-    const area = el("textarea", { class: "yaml", spellcheck: "false", "aria-label": "Rules YAML of " + f.file });
-    area.value = f.text;
-    const out = el("ul", { class: "plain", role: "status" });
-    const show = (r) => out.replaceChildren(...(r.ok ? [el("li", { class: "okmsg" }, `OK: ${r.rules.length} rules`)] : []),
-      ...r.issues.map((i) => el("li", { class: "error" }, i)), ...r.warnings.map((w) => el("li", {}, "warning: " + w)));
-    const check = el("button", { type: "button", onclick: async () => {
-      try { show(await api("/api/v1/rules/validate", { method: "POST", body: { file: f.file, text: area.value } })); } catch (e) { show({ ok: false, issues: [e.message], warnings: [], rules: [] }); }
-    } }, "Check");
-    const save = isAdmin() ? el("button", { type: "button", onclick: async () => {
-      try { const r = await api("/api/v1/rules/reload", { method: "POST", body: { file: f.file, text: area.value } }); show(r); out.prepend(el("li", { class: "okmsg" }, "Saved; the rule engine was asked to reload.")); }
-      catch (e) { show({ ok: false, issues: e.problems.length ? e.problems.map((p) => p.error) : [e.message], warnings: [], rules: [] }); }
-    } }, "Save and reload") : null;
-    files.append(el("section", {}, el("h2", {}, f.file), area, el("p", {}, check, " ", save), out));
-    if (f.ok !== null) show(f);
-  }
-}
-
 /* Silences. */
 async function silencesPage() {
   async function render() {
@@ -411,7 +386,9 @@ document.addEventListener("DOMContentLoaded", () => {
   initTheme();
   const page = document.body.dataset.page;
   if (page === "login") return;
-  const pages = { overview, sensor: sensorPage, alerts: alertsPage, rules: rulesPage, silences: silencesPage };
+  // rules.js is loaded only on its own page.
+  const pages = { overview, sensor: sensorPage, alerts: alertsPage, silences: silencesPage,
+    rules: typeof rulesPage === "function" ? rulesPage : null };
   connectLive();
   (pages[page] || (async () => {}))().then(() => { document.body.dataset.ready = "yes"; })
     .catch((e) => { $("#main").append(el("p", { class: "error", role: "alert" }, "Could not load: " + e.message)); });

@@ -172,7 +172,8 @@ async def test_rules_check_reload_and_refusal(harness: Harness, tmp_path: Path) 
     csrf = await harness.login()
     h = {"X-CSRF-Token": csrf}
     r = await harness.client.post("/api/v1/rules/validate", json={"file": "rules.yaml", "text": GOOD_RULES}, headers=h)
-    assert r.json() == {"ok": True, "issues": [], "warnings": [], "rules": ["freezer-warm"]}
+    assert {k: r.json()[k] for k in ("ok", "issues", "warnings", "rules")} == {
+        "ok": True, "issues": [], "warnings": [], "rules": ["freezer-warm"]}
     bad = "rules:\n  - name: x\n    above: warm\n"
     r = await harness.client.post("/api/v1/rules/validate", json={"file": "rules.yaml", "text": bad}, headers=h)
     assert r.json()["ok"] is False and r.json()["issues"][0].startswith("rules.yaml:3:")
