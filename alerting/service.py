@@ -29,6 +29,7 @@ from broker_bridge.stores import Store, StoreError, open_store
 from vigil.config import VigilConfig
 from vigil.event import Event, EventDecodeError, SeriesKey
 from vigil.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
+from vigil.sitetime import site_zone
 from vigil.topics import TopicError, Topics
 
 __all__ = ["AlertService", "parse_status", "serve"]
@@ -373,7 +374,7 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
     try:
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
                         dashboard_url=config.dashboard.public_url)
-        dispatcher = make_dispatcher(state_path, rules, clock, sender)
+        dispatcher = make_dispatcher(state_path, rules, clock, sender, site_zone(config.dashboard.timezone))
         if dispatcher is not None and sender is None:
             await asyncio.to_thread(warm_apprise)
         service = AlertService(config, engine, rules_path=rules_path, dispatcher=dispatcher)

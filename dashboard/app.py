@@ -21,7 +21,7 @@ from alerting.clock import Clock, SystemClock
 from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
 from vigil.config import VigilConfig
 
-from . import actions, api, pages
+from . import actions, api, limits, pages
 from .auth import Authenticator, AuthError
 from .context import ApiError, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
@@ -141,6 +141,7 @@ def create_app(
 
     app.include_router(api.router)
     app.include_router(actions.router)
+    app.include_router(limits.router)
     app.include_router(pages.router)
     return app
 
