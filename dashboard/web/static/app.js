@@ -252,6 +252,10 @@ async function overview() {
     if (c.cond === "acknowledged") note = "by " + c.alert.acknowledged_by;
     else if (c.cond === "silenced") note = "until " + whenShort(c.silence.until);
     else if (c.cond === "stale") note = "no reading for " + span(Date.now() / 1000 - r.ts);
+    // Redraw a tile only when what it says changed (the 5-second tick would otherwise rebuild every tile).
+    const key = [c.cond, note, r.value, r.ts, lims.join(";"), f.name, f.where, r.unit].join("\u0001");
+    if (t._key === key) { const age = $(".age", t), text = ago(r.ts); if (age.textContent !== text) age.textContent = text; return; }
+    t._key = key;
     t.dataset.condition = c.cond;
     $(".tbody", t).replaceChildren(
       el("div", { class: "tline" }, condBadge(c.cond), note ? el("span", { class: "note" }, note) : null),
@@ -325,20 +329,36 @@ async function overview() {
 
   const restate = (sid) => { const t = tiles.get(sid); if (t) fillTile(t, sid); };
   const restateAll = () => { tiles.forEach((t, sid) => fillTile(t, sid)); summarize(); };
+  // Readings are applied once per animation frame: at hundreds a second, a tile is drawn once, not per reading.
+  const dirty = new Set();
+  let frame = 0, grown = false;
+  function flush() {
+    frame = 0;
+    if (grown) { grown = false; dirty.clear(); render(); return; }
+    let changed = false;
+    for (const sid of dirty) {
+      const t = tiles.get(sid);
+      if (!t) continue;
+      const before = t.dataset.condition;
+      fillTile(t, sid);
+      changed = changed || t.dataset.condition !== before;
+      // A sparkline point is a 6-minute mean: add one when the next is due, not for every reading.
+      const c = charts.get(sid), r = bySeries.get(sid);
+      if (c) { const [xs, ys] = c.data; const step = xs.length > 1 ? xs[1] - xs[0] : 0;
+        if (r.ts >= xs[xs.length - 1] + step) c.setData([[...xs, r.ts], [...ys, r.value]]); }
+    }
+    dirty.clear();
+    if (changed) summarize();
+  }
   const onEvent = (e) => {
     const known = bySeries.get(e.series);
     if (known && known.ts > e.ts) return;
     bySeries.set(e.series, { ...known, ...e, state: known ? known.state : "ok" });
     if (!deviceInfo.has(e.device)) deviceInfo.set(e.device, { device: e.device, state: "unknown", sensors: [], labels: e.labels || {} });
     const d = deviceInfo.get(e.device);
-    if (!d.sensors.includes(e.series)) { d.sensors.push(e.series); render(); return; }
-    const t = tiles.get(e.series);
-    if (!t) return;
-    const before = t.dataset.condition;
-    fillTile(t, e.series);
-    if (t.dataset.condition !== before) summarize();
-    const c = charts.get(e.series);
-    if (c) { const [xs, ys] = c.data; if (e.ts > xs[xs.length - 1]) c.setData([[...xs, e.ts], [...ys, e.value]]); }
+    if (!d.sensors.includes(e.series)) { d.sensors.push(e.series); grown = true; }
+    dirty.add(e.series);
+    if (!frame) frame = requestAnimationFrame(flush);
   };
   on("event", onEvent);
   on("status", (s) => {
