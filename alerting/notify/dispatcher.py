@@ -243,7 +243,7 @@ class Dispatcher:
             keys, self._touched = self._touched, set()
             self._reconcile(now, keys)
         self._flush(now)
-        self._fallback_at = fall_back(self._state, self._config, now)
+        self._fallback_at = fall_back(self._state, self._config, now, self._zone)
 
     def _ingest(self, now: float) -> None:
         while batch := self._state.outbox_batch(self._outbox_seq):

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import random
 import zoneinfo
 from pathlib import Path
 
 import pytest
 
 from alerting.clock import ManualClock
+from alerting.notify import RecordingSender
 from alerting.notify.dispatcher import Dispatcher
 from alerting.notify.message import Item, Kind, render
 from alerting.transition import AlertState
 
-from .harness import START, config, transition
+from .harness import START, Harness, config, transition
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 
@@ -38,3 +40,24 @@ def test_the_silence_log_line_has_no_raw_epoch(tmp_path: Path, caplog: pytest.Lo
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("silence "))
     assert "until 2026-05-28 23:26:40 CEST: defrosting" in line
     assert str(int(START)) not in line
+
+
+class BerlinHarness(Harness):
+    def new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.path, self.config, self.sender, self.clock, env=self.env, rng=random.Random(7),
+                          zone=BERLIN)
+
+
+async def test_a_fallback_says_since_when_in_the_site_zone(tmp_path: Path) -> None:
+    staff, manager = "json://127.0.0.1:9/staff", "json://127.0.0.1:9/manager"
+    cfg = config(receivers={"staff": {"urls": [staff], "fallback": ["manager"], "after": "2m"}, "manager": [manager]})
+    h = BerlinHarness(tmp_path / "a.db", cfg, sender=RecordingSender(failures={staff: 10**9}))
+    try:
+        h.enqueue(transition())
+        for second in range(151):
+            await h.at(second)
+        [m] = h.sender.sent
+        assert "has failed since 2026-05-28 22:27:10 CEST (2m, " in m.body.splitlines()[0]
+        assert "Firing since 2026-05-28 22:26:40 CEST" in m.body
+    finally:
+        h.close()
