@@ -43,6 +43,7 @@ from vigil.event import Event, EventDecodeError, SeriesKey
 from vigil.health import HealthReporter, offline_payload, parse_health
 from vigil.jsonlimits import too_deep
 from vigil.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
+from vigil.sitetime import site_zone
 from vigil.topics import TopicError, Topics
 
 __all__ = ["AlertService", "parse_status", "serve"]
@@ -451,7 +452,7 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
     try:
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
                         dashboard_url=config.dashboard.public_url)
-        dispatcher = make_dispatcher(state_path, rules, clock, sender)
+        dispatcher = make_dispatcher(state_path, rules, clock, sender, site_zone(config.dashboard.timezone))
         if dispatcher is not None and sender is None:
             await asyncio.to_thread(warm_apprise)
         service = AlertService(config, engine, rules_path=rules_path, dispatcher=dispatcher)

@@ -25,7 +25,7 @@ from vigil.health import HealthReporter
 from vigil.reading import ReadingError
 from vigil.topics import TopicError
 
-from . import actions, api, pages
+from . import actions, api, pages, thresholds
 from .auth import Authenticator, AuthError
 from .context import ApiError, BadRequest, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
@@ -194,6 +194,7 @@ def create_app(
 
     app.include_router(api.router)
     app.include_router(actions.router)
+    app.include_router(thresholds.router)
     app.include_router(pages.router)
     # Outermost: a body over the limit is refused before any route, parser or authentication sees it.
     app.add_middleware(BodyLimit, limit_for=body_limit(settings),

@@ -229,10 +229,15 @@ class LiveState:
             if extra in data and isinstance(data[extra], (str, int, float, bool)):
                 alert[extra] = data[extra]
         prior = self.alerts.get(key)
-        if prior and "acknowledged_by" not in alert and prior.get("since") == alert["since"]:
+        if prior and prior.get("since") == alert["since"]:
+            # The engine publishes who acknowledged, not when: keep the time the dashboard saw it.
             for k in ("acknowledged_by", "acknowledged_at", "ack_comment"):
-                if k in prior:
+                if k in prior and (k not in alert or k == "acknowledged_at"):
                     alert[k] = prior[k]
+        if "acknowledged_by" in alert and "acknowledged_at" not in alert and self.journal is not None:
+            known = self.journal.ack_of(key, alert["since"])  # after a restart of the dashboard
+            if known is not None:
+                alert["acknowledged_at"] = known["at"]
         self.alerts[key] = alert
         changed = prior is None or prior["state"] != state or prior.get("at") != alert["at"]
         # After a restart the retained states come again: the journal knows they are not new.
@@ -248,9 +253,12 @@ class LiveState:
         if alert is None:
             return
         alert["acknowledged_by"] = str(data.get("by", "?"))[:64]
-        alert["acknowledged_at"] = received
+        alert["acknowledged_at"] = _finite(data.get("at")) or received
         if data.get("comment"):
             alert["ack_comment"] = str(data["comment"])[:500]
+        if self.journal is not None:
+            self.journal.add_ack(rest, alert["since"], alert["acknowledged_by"], alert["acknowledged_at"],
+                                 str(alert.get("ack_comment", "")))
         self._emit("alert", alert)
 
     def _silence(self, sid: str, payload: bytes, received: float) -> None:

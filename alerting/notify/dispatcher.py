@@ -9,6 +9,7 @@ recorded; the send itself, and its crash window, belong to :mod:`alerting.notify
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import math
@@ -22,6 +23,7 @@ from typing import Any, Optional, Union
 
 from alerting.clock import Clock
 from alerting.transition import AlertState, Transition
+from vigil.sitetime import format_time
 
 from .config import Match, NotifyConfig, matches
 from .courier import Courier
@@ -81,6 +83,7 @@ class Dispatcher:
         rng: Optional[random.Random] = None,
         poll_interval: float = 0.25,
         max_concurrent: int = 8,
+        zone: Optional[dt.tzinfo] = None,
     ) -> None:
         if callable(state):
             conn = state()
@@ -90,6 +93,7 @@ class Dispatcher:
         self._state = NotifyState(conn)
         self._config = config
         self._clock = clock
+        self._zone = zone  # the site's time zone for the times in messages and logs (None: the server's)
         self._poll = poll_interval
         self._wake = asyncio.Event()
         self._courier = Courier(self._state, sender, clock, self._wake.set, env=env, rng=rng,
@@ -155,7 +159,7 @@ class Dispatcher:
                                 str(comment)[:1000])
         with self._state.transaction():
             self._state.put_silence(silence, static=False)
-        log.info("silence %s by %s until %s: %s", silence.id, by, until, comment)
+        log.info("silence %s by %s until %s: %s", silence.id, by, format_time(until, self._zone), comment)
         self._changed()
         return silence.id
 
@@ -239,7 +243,7 @@ class Dispatcher:
             keys, self._touched = self._touched, set()
             self._reconcile(now, keys)
         self._flush(now)
-        self._fallback_at = fall_back(self._state, self._config, now)
+        self._fallback_at = fall_back(self._state, self._config, now, self._zone)
 
     def _ingest(self, now: float) -> None:
         while batch := self._state.outbox_batch(self._outbox_seq):
@@ -391,7 +395,7 @@ class Dispatcher:
         if not urls:
             log.error("receiver %r is no longer configured; %d alert(s) not sent to it", receiver, len(keep))
             return
-        message = render(keep, now)
+        message = render(keep, now, self._zone)
         keys = list(dict.fromkeys(i.transition.key for i in keep))
         message_id = uuid.uuid4().hex
         for url in urls:

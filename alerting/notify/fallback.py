@@ -16,6 +16,7 @@ import math
 import uuid
 
 from vigil.durations import format_duration
+from vigil.sitetime import format_time
 
 from .config import NotifyConfig
 from .receiver_options import Fallback
@@ -26,8 +27,11 @@ __all__ = ["fall_back"]
 log = logging.getLogger(__name__)
 
 
-def fall_back(state: NotifyState, config: NotifyConfig, now: float) -> float:
-    """Pass on every failing message that is due; returns when the next one is due (``inf``: none waits)."""
+def fall_back(state: NotifyState, config: NotifyConfig, now: float, zone: dt.tzinfo | None = None) -> float:
+    """Pass on every failing message that is due; returns when the next one is due (``inf``: none waits).
+
+    Times in the note and the log are in ``zone`` (the site's; default the server's), named.
+    """
     if not config.fallbacks:
         return math.inf
     failed = state.failed_messages(list(config.fallbacks))
@@ -41,7 +45,7 @@ def fall_back(state: NotifyState, config: NotifyConfig, now: float) -> float:
             if due > now:
                 next_at = min(next_at, due)
             else:
-                _pass_on(state, config, spec, m, now)
+                _pass_on(state, config, spec, m, now, zone)
     return next_at
 
 
@@ -52,8 +56,9 @@ def _due(spec: Fallback, m: FailedMessage, now: float) -> float:
     return due
 
 
-def _pass_on(state: NotifyState, config: NotifyConfig, spec: Fallback, m: FailedMessage, now: float) -> None:
-    since = dt.datetime.fromtimestamp(m.failing_since, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _pass_on(state: NotifyState, config: NotifyConfig, spec: Fallback, m: FailedMessage, now: float,
+             zone: dt.tzinfo | None) -> None:
+    since = format_time(m.failing_since, zone)
     note = (f"(Sent to you because {m.receiver} ({m.url_masked}) has failed since {since} "
             f"({format_duration(max(0.0, now - m.failing_since))}, {m.attempts} attempt(s) for this message; "
             f"last error: {m.last_error[:200]}).)\n")

@@ -34,7 +34,7 @@
     const area = el("textarea", { class: "yaml", spellcheck: "false", wrap: "off", "aria-label": "Rules YAML of " + f.file });
     area.value = f.text;
     const gutter = el("pre", { class: "gutter", "aria-hidden": "true" });
-    const issues = el("ul", { class: "plain issues", role: "status" });
+    const issues = el("ul", { class: "plain issues", "aria-live": "polite" });
     const saveState = el("p", { class: "savestate", role: "status", "aria-live": "polite" });
     const ruleSelect = el("select", { id: pre + "-rule" });
     const kind = el("span", { class: "kind" });
