@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from vigil.backoff import backoff_delay
 from vigil.config import VigilConfig
 from vigil.event import Event
-from vigil.mqtt import backoff_delay
 from vigil.urls import mask_url
 
 from .link import Delivery, Link, LinkError
