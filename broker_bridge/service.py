@@ -31,14 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from vigil import metrics
+from vigil.backoff import backoff_delay
 from vigil.config import VigilConfig
 from vigil.event import Event
 from vigil.health import HealthReporter
-from vigil.mqtt import backoff_delay
 from vigil.urls import mask_url
 
 from .link import Delivery, Link, LinkError
-from .metrics import Metrics, serve_metrics
+from .metrics import Metrics
 from .pipeline import DeadLetter, Outcome, Pipeline
 from .poison import POISON_DETAIL, PoisonGuard, fingerprint
 from .spool import Spool
@@ -94,19 +95,22 @@ class Bridge:
     async def run(self, ready: Optional[asyncio.Event] = None) -> None:
         """Run until cancelled; ``ready`` is set once subscribed."""
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._supervised("bridge-spool-drain", self.writer.drain), name="bridge-spool-drain")
-                tg.create_task(self._supervised("bridge-summary", self._log_summary), name="bridge-summary")
-                tg.create_task(self._supervised("bridge-health", lambda: self.health.run(self._send_health)),
-                               name="bridge-health")
-                if hasattr(self.store, "prune"):
-                    tg.create_task(self._supervised("bridge-prune", self._prune), name="bridge-prune")
-                if self.settings.metrics_listen:
-                    host, _, port = self.settings.metrics_listen.rpartition(":")
-                    tg.create_task(self._supervised("bridge-metrics",
-                                                    lambda: serve_metrics(self.metrics, host, int(port))),
-                                   name="bridge-metrics")
-                tg.create_task(self._consume_forever(ready), name="bridge-consume")
+            # on the process's one registry: served here, and by the dashboard under `vigil up`
+            with metrics.registered(self.metrics):
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._supervised("bridge-spool-drain", self.writer.drain),
+                                   name="bridge-spool-drain")
+                    tg.create_task(self._supervised("bridge-summary", self._log_summary), name="bridge-summary")
+                    tg.create_task(self._supervised("bridge-health", lambda: self.health.run(self._send_health)),
+                                   name="bridge-health")
+                    if hasattr(self.store, "prune"):
+                        tg.create_task(self._supervised("bridge-prune", self._prune), name="bridge-prune")
+                    if self.settings.metrics_listen:
+                        host, _, port = self.settings.metrics_listen.rpartition(":")
+                        tg.create_task(self._supervised("bridge-metrics",
+                                                        lambda: metrics.serve(host.strip("[]"), int(port))),
+                                       name="bridge-metrics")
+                    tg.create_task(self._consume_forever(ready), name="bridge-consume")
         finally:
             self._give_back()
             self.guard.close()
