@@ -19,8 +19,7 @@ from vigil.topics import validate_segment
 
 from .context import BadRequest, Context, Reader, ctx_of
 from .limits import SafeJSONResponse as JSONResponse
-from .limits import dumps
-from .live import coalesce
+from .live import sse
 
 __all__ = ["choose_bucket", "router"]
 
@@ -270,33 +269,33 @@ async def silences(request: Request, _: Reader) -> list[dict[str, Any]]:
 
 @router.get("/live", tags=["readings"])
 async def live(request: Request, _: Reader) -> StreamingResponse:
-    """Server-sent events: a snapshot, then every change (event, status, alert, silence, broker)."""
+    """Server-sent events: a snapshot, then the changed latest values once per tick (``events``, a list),
+    and every other change (status, alert, silence, broker) at once."""
     ctx = ctx_of(request)
     sub = ctx.live.subscribe()
 
-    async def stream() -> AsyncIterator[str]:
+    async def stream() -> AsyncIterator[bytes]:
         try:
-            yield f"event: snapshot\ndata: {dumps(ctx.live.snapshot())}\n\n"
+            yield sse("snapshot", ctx.live.snapshot())
             while True:
                 if sub.overflowed:
-                    yield "event: resync\ndata: {}\n\n"
+                    yield b"event: resync\ndata: {}\n\n"
                     return
                 try:
                     item = await asyncio.wait_for(sub.queue.get(), timeout=15)
                 except asyncio.TimeoutError:
-                    yield ": keep-alive\n\n"
+                    yield b": keep-alive\n\n"
                     continue
                 if item is None:
                     return
-                # Take whatever else is queued, keeping only the newest value of each series,
-                # so a burst of readings costs the browser one update per tile.
+                # The same bytes every browser gets, encoded once; whatever else is queued goes in the same write.
                 batch = [item]
                 while not sub.queue.empty():
                     more = sub.queue.get_nowait()
                     if more is None:
                         return
                     batch.append(more)
-                yield "".join(f"event: {b['type']}\ndata: {dumps(b['data'])}\n\n" for b in coalesce(batch))
+                yield b"".join(batch)
         finally:
             ctx.live.unsubscribe(sub)
 

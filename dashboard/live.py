@@ -19,7 +19,7 @@ from vigil.topics import Topics
 from . import limits
 from .journal import AlertJournal
 
-__all__ = ["LiveState", "Subscription", "coalesce"]
+__all__ = ["TICK", "LiveState", "Subscription", "sse"]
 
 log = logging.getLogger(__name__)
 
@@ -28,27 +28,32 @@ _MAX_TEXT = 500
 # Topics whose bad messages were logged; one line per topic, not one per message.
 _LOGGED_TOPICS = 1000
 _STATES = ("ok", "pending", "firing", "resolved", "flapping")
+# Seconds between two updates of the latest values sent to browsers: a browser's cost follows this
+# and the number of series that changed, not the rate of readings. Other changes go at once.
+TICK = 0.25
 
 
 class Subscription:
-    """One browser's bounded queue of updates; a browser too slow to keep up gets a resync."""
+    """One browser's bounded queue of ready-to-send SSE text; a browser too slow to keep up gets a resync.
+
+    The items are the same bytes objects for every subscriber: :class:`LiveState` encodes each
+    message once, whatever the number of browsers.
+    """
 
     def __init__(self, size: int = 1000) -> None:
-        self.queue: asyncio.Queue[Optional[dict[str, Any]]] = asyncio.Queue(maxsize=size)
+        self.queue: asyncio.Queue[Optional[bytes]] = asyncio.Queue(maxsize=size)
         self.overflowed = False
 
-    def put(self, item: Optional[dict[str, Any]]) -> None:
+    def put(self, item: Optional[bytes]) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed = True
 
 
-def coalesce(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``batch`` in order, with only the newest ``event`` of each series (other kinds all kept)."""
-    newest = {item["data"]["series"]: i for i, item in enumerate(batch) if item["type"] == "event"}
-    return [item for i, item in enumerate(batch)
-            if item["type"] != "event" or newest.get(item["data"]["series"]) == i]
+def sse(kind: str, data: Any) -> bytes:
+    """One server-sent event, encoded (NaN and Infinity written as null)."""
+    return f"event: {kind}\ndata: {limits.dumps(data)}\n\n".encode()
 
 
 def _loads(payload: bytes) -> Any:
@@ -64,7 +69,8 @@ def _finite(v: Any) -> Optional[float]:
 class LiveState:
     """The dashboard's picture of the present, with every change broadcast to subscribers."""
 
-    def __init__(self, topics: Topics, history: int = 1000, journal: Optional[AlertJournal] = None) -> None:
+    def __init__(self, topics: Topics, history: int = 1000, journal: Optional[AlertJournal] = None,
+                 tick: float = TICK) -> None:
         self.topics = topics
         self.journal = journal
         self.latest: dict[str, dict[str, Any]] = {}
@@ -79,30 +85,63 @@ class LiveState:
         self._logged: set[str] = set()
         self._subs: set[Subscription] = set()
         self._root = topics.root + "/"
+        self.tick = tick
+        # Latest values changed since the last tick, kept only while someone watches.
+        self._changed: dict[str, dict[str, Any]] = {}
+        self._ticker: Optional[asyncio.Task[None]] = None
 
     # Subscribers.
     def subscribe(self) -> Subscription:
+        """A new browser's queue; the ticker runs while there is at least one."""
         sub = Subscription()
         self._subs.add(sub)
+        if self._ticker is None or self._ticker.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (a test driving flush() itself)
+                return sub
+            self._ticker = loop.create_task(self._tick_loop(), name="dashboard-live-tick")
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
+        if not self._subs:
+            self._changed.clear()
 
     def close_all(self) -> None:
         """End every subscriber's stream (the server is stopping)."""
         for sub in list(self._subs):
             sub.put(None)
         self._subs.clear()
+        self._changed.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     @property
     def subscribers(self) -> int:
         return len(self._subs)
 
-    def _emit(self, kind: str, data: Any) -> None:
-        item = {"type": kind, "data": data}
+    async def _tick_loop(self) -> None:
+        while self._subs:
+            await asyncio.sleep(self.tick)
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the latest value of every series changed since the last flush: one message for all of them."""
+        if self._changed:
+            self._send(sse("events", list(self._changed.values())))
+            self._changed.clear()
+
+    def _send(self, chunk: bytes) -> None:
         for sub in list(self._subs):
-            sub.put(item)
+            sub.put(chunk)
+
+    def _emit(self, kind: str, data: Any) -> None:
+        """A change that goes out at once (after the values it may follow from), encoded once for everyone."""
+        if self._subs:
+            self.flush()
+            self._send(sse(kind, data))
 
     def set_connected(self, connected: bool) -> None:
         if connected != self.connected:
@@ -149,24 +188,26 @@ class LiveState:
             log.warning("bad messages on more than %d topics; no longer logging them (see "
                         "vigil_dashboard_mqtt_bad_messages_total)", _LOGGED_TOPICS)
             return
-        expected = isinstance(exc, (ValueError, TypeError, KeyError, EventDecodeError))
+        expected = isinstance(exc, (ValueError, TypeError, KeyError, OverflowError, EventDecodeError))
         log.log(logging.WARNING if expected else logging.ERROR, "ignored a bad message on %s: %s: %s%s",
                 topic[:200], type(exc).__name__, str(exc)[:200],
                 "" if expected else " (a defect: please report it)", exc_info=not expected)
 
     def _event(self, payload: bytes, received: float) -> None:
-        _loads(payload)  # the bounds (size, depth, numbers) before the decoder sees it
+        # One parse: Event.from_json bounds the size and depth and checks the names, value and ts;
+        # what it leaves unchecked and a page shows (received, seq) is checked here.
         event = Event.from_json(payload)
-        if not (math.isfinite(event.value) and math.isfinite(event.ts)):
-            raise ValueError("value and ts must be finite numbers")
+        if not (math.isfinite(event.received) and (event.seq is None or abs(event.seq) < 2**63)):
+            raise ValueError("received must be a finite number and seq a 64-bit integer")
         d = event.to_dict()
-        d["series"] = event.series.id
+        d["series"] = sid = event.series.id
         d["received"] = event.received or received
-        old = self.latest.get(d["series"])
+        old = self.latest.get(sid)
         if old is not None and old["ts"] > event.ts:
             return  # a late, older reading does not replace the current value
-        self.latest[d["series"]] = d
-        self._emit("event", d)
+        self.latest[sid] = d
+        if self._subs:  # browsers get it on the next tick, coalesced with the other changes
+            self._changed[sid] = d
 
     def _status(self, device: str, payload: bytes, received: float) -> None:
         if "/" in device or not device:

@@ -183,6 +183,12 @@ function connectLive() {
     (live.handlers[type] || []).forEach((fn) => fn(data));
   };
   ["event", "status", "alert", "alert_cleared", "silence", "silence_cleared"].forEach((t) => src.addEventListener(t, dispatch(t)));
+  // Latest values come coalesced, once per tick: a list of the series changed since the last one.
+  src.addEventListener("events", (ev) => {
+    let list = [];
+    try { list = JSON.parse(ev.data); } catch (e) { return; }
+    list.forEach((e) => (live.handlers.event || []).forEach((fn) => fn(e)));
+  });
   src.addEventListener("snapshot", (ev) => {
     live.streamUp = true;
     const data = JSON.parse(ev.data);
