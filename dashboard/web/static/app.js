@@ -277,9 +277,15 @@ async function overview() {
     if (c.cond === "acknowledged") note = "by " + c.alert.acknowledged_by;
     else if (c.cond === "silenced") note = "until " + whenShort(c.silence.until);
     else if (c.cond === "stale") note = "no reading for " + span(Date.now() / 1000 - r.ts);
-    // Redraw a tile only when what it says changed (the 5-second tick would otherwise rebuild every tile).
-    const key = [c.cond, note, r.value, r.ts, lims.join(";"), f.name, f.where, r.unit].join("\u0001");
-    if (t._key === key) { const age = $(".age", t), text = ago(r.ts); if (age.textContent !== text) age.textContent = text; return; }
+    // Rebuild a tile only when what it says changed; a new reading changes two texts (hundreds a second arrive).
+    const key = [c.cond, note, lims.join(";"), f.name, f.where, r.unit].join("\u0001");
+    if (t._key === key) {
+      const value = $(".value", t), text = fmtValue(r.value, r.labels), age = $(".age", t), when = ago(r.ts);
+      if (value.textContent !== text) value.textContent = text;
+      if (age.textContent !== when) age.textContent = when;
+      if (age.dataset.ts !== String(r.ts)) age.dataset.ts = r.ts;
+      return;
+    }
     t._key = key;
     t.dataset.condition = c.cond;
     $(".tbody", t).replaceChildren(
