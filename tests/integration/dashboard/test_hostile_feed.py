@@ -20,13 +20,12 @@ from playwright.async_api import Browser
 from dashboard.feed import LiveFeed
 from dashboard.live import LiveState
 from tests.integration.dashboard.conftest import TOKEN, Running, eventually, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import browser, logged_in, publish, tile
+from tests.integration.dashboard.test_browser import logged_in, publish, tile
 from tests.services import Mosquitto
 from tests.unit.dashboard.conftest import old_sqlite_store
 from vigil.event import Event
 
 pytestmark = pytest.mark.integration
-__all__ = ["browser"]  # the Chromium fixture of test_browser, shared
 
 # Under the 64 KB a live-state message may have, so that it reaches the JSON parser.
 DEEP = b"[" * 20_000 + b"]" * 20_000

@@ -20,7 +20,7 @@ from playwright.async_api import Browser
 from broker_bridge.stores import MemoryStore
 from dashboard.live import LiveState
 from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import browser, dashboard, logged_in, tile  # noqa: F401 (fixtures)
+from tests.integration.dashboard.test_browser import dashboard, logged_in, tile  # noqa: F401 (fixture)
 from tests.services import Mosquitto
 from vigil.event import Event
 from vigil.topics import Topics
@@ -150,7 +150,7 @@ async def pub_alert(mosquitto: Mosquitto, series: str, state: str) -> None:
         await pub.publish(f"vigil/alerts/hot/{series}", alert_body(series, state, time.time()), qos=1)
 
 
-async def test_a_page_shows_an_alert_long_before_the_next_tick(slow_tick: Running, browser: Browser,  # noqa: F811
+async def test_a_page_shows_an_alert_long_before_the_next_tick(slow_tick: Running, browser: Browser,
                                                                mosquitto: Mosquitto) -> None:
     now = time.time()
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
