@@ -135,8 +135,8 @@ async def test_the_page_works_in_chromium_among_hostile_retained_messages(
     assert await page.locator(".device[data-device=freezer] .badge").text_content() == "online"
     await publish(mosquitto, "vigil/status/evil-live-inf", b'{"state": "online", "t": 1e999}')
     await publish(mosquitto, "vigil/events/freezer/temperature",
-                  Event("freezer", "t0", "temperature", -4.25, time.time(), "°C").to_json())
-    await page.wait_for_function("sel => document.querySelector(sel).textContent === '-4.25'",
+                  Event("freezer", "t0", "temperature", -4.5, time.time(), "°C").to_json())
+    await page.wait_for_function("sel => document.querySelector(sel).textContent === '-4.5'",
                                  arg=tile("freezer/t0/temperature") + " .value", timeout=5000)
     await page.click(tile("freezer/t0/temperature"))
     await page.wait_for_selector("body[data-page=sensor][data-ready=yes]")
