@@ -20,13 +20,12 @@ from playwright.async_api import Browser
 from dashboard.feed import LiveFeed
 from dashboard.live import LiveState
 from tests.integration.dashboard.conftest import TOKEN, Running, eventually, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import browser, logged_in, publish, tile
+from tests.integration.dashboard.test_browser import logged_in, publish, tile
 from tests.services import Mosquitto
 from tests.unit.dashboard.conftest import old_sqlite_store
 from vigil.event import Event
 
 pytestmark = pytest.mark.integration
-__all__ = ["browser"]  # the Chromium fixture of test_browser, shared
 
 # Under the 64 KB a live-state message may have, so that it reaches the JSON parser.
 DEEP = b"[" * 20_000 + b"]" * 20_000
@@ -136,8 +135,8 @@ async def test_the_page_works_in_chromium_among_hostile_retained_messages(
     assert await page.locator(".device[data-device=freezer] .badge").text_content() == "online"
     await publish(mosquitto, "vigil/status/evil-live-inf", b'{"state": "online", "t": 1e999}')
     await publish(mosquitto, "vigil/events/freezer/temperature",
-                  Event("freezer", "t0", "temperature", -4.25, time.time(), "°C").to_json())
-    await page.wait_for_function("sel => document.querySelector(sel).textContent === '-4.25'",
+                  Event("freezer", "t0", "temperature", -4.5, time.time(), "°C").to_json())
+    await page.wait_for_function("sel => document.querySelector(sel).textContent === '-4.5'",
                                  arg=tile("freezer/t0/temperature") + " .value", timeout=5000)
     await page.click(tile("freezer/t0/temperature"))
     await page.wait_for_selector("body[data-page=sensor][data-ready=yes]")

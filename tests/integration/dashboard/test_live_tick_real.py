@@ -20,7 +20,7 @@ from playwright.async_api import Browser
 from broker_bridge.stores import MemoryStore
 from dashboard.live import LiveState
 from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import browser, dashboard, logged_in, tile  # noqa: F401 (fixtures)
+from tests.integration.dashboard.test_browser import dashboard, logged_in, tile  # noqa: F401 (fixture)
 from tests.services import Mosquitto
 from vigil.event import Event
 from vigil.topics import Topics
@@ -132,15 +132,15 @@ async def test_tiles_show_every_latest_value_and_alerts_at_once(dashboard: Runni
             device, sensor = series[i % 2].split("/")[:2]
             await pub.publish(f"vigil/events/{device}/temperature", event(device, sensor, 1.0 + i / 4, now + i),
                               qos=1)
-    for sid, shown in zip(series, ("10.5", "10.75")):
+    for sid, shown in zip(series, ("10.5", "10.8")):  # shown at the sensor's precision, one decimal
         await page.wait_for_function("([sel, v]) => document.querySelector(sel).textContent === v",
                                      arg=[tile(sid) + " .value", shown], timeout=5000)
     sel = tile("greenhouse/air/temperature")
     await pub_alert(mosquitto, "greenhouse/air/temperature", "firing")
-    await page.wait_for_function(f"() => document.querySelector('{sel}').classList.contains('firing')",
+    await page.wait_for_function(f"() => document.querySelector('{sel}').dataset.condition === 'firing'",
                                  timeout=5000)
     await pub_alert(mosquitto, "greenhouse/air/temperature", "resolved")
-    await page.wait_for_function(f"() => !document.querySelector('{sel}').classList.contains('firing')",
+    await page.wait_for_function(f"() => document.querySelector('{sel}').dataset.condition !== 'firing'",
                                  timeout=5000)
     await page.context.close()
 
@@ -150,7 +150,7 @@ async def pub_alert(mosquitto: Mosquitto, series: str, state: str) -> None:
         await pub.publish(f"vigil/alerts/hot/{series}", alert_body(series, state, time.time()), qos=1)
 
 
-async def test_a_page_shows_an_alert_long_before_the_next_tick(slow_tick: Running, browser: Browser,  # noqa: F811
+async def test_a_page_shows_an_alert_long_before_the_next_tick(slow_tick: Running, browser: Browser,
                                                                mosquitto: Mosquitto) -> None:
     now = time.time()
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
@@ -164,7 +164,7 @@ async def test_a_page_shows_an_alert_long_before_the_next_tick(slow_tick: Runnin
         await pub.publish("vigil/events/room/temperature", event("room", "s0", 35.5, now + 1), qos=1)
         await pub.publish("vigil/alerts/hot/room/s0/temperature", alert_body("room/s0/temperature", "firing", now),
                           qos=1)
-    await page.wait_for_function(f"() => document.querySelector('{sel}').classList.contains('firing')",
+    await page.wait_for_function(f"() => document.querySelector('{sel}').dataset.condition === 'firing'",
                                  timeout=5000)
     # The alert and the value that made it fire, both well before the 3 s tick.
     assert await page.locator(sel + " .value").text_content() == "35.5"

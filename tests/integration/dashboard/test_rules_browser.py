@@ -19,12 +19,11 @@ from playwright.async_api import Browser, Page
 
 from broker_bridge.stores import open_store
 from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import ARTIFACTS, DESKTOP, PHONE, browser, logged_in
+from tests.integration.dashboard.test_browser import ARTIFACTS, DESKTOP, PHONE, logged_in
 from tests.services import Mosquitto
 from vigil.event import Event
 
 pytestmark = pytest.mark.integration
-__all__ = ["browser"]  # the Chromium fixture of test_browser, used here as it is
 
 SECRET = "tgram://123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs/-100123"
 RULES = f"""# Kitchen rules. This comment, the order and the spacing must survive an edit.
