@@ -22,7 +22,14 @@ def warm_apprise() -> None:
 
 
 def make_dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any, zone: Any = None) -> Any:
-    """The notification Dispatcher (alerting.notify), or None when this install has none yet."""
+    """The notification Dispatcher (alerting.notify), or None when this install has none yet.
+
+    ``zone`` is the site's time zone: for the dispatcher's messages and, through
+    :func:`alerting.templates.use_zone`, for the times the rules' message templates write.
+    """
+    from alerting.templates import use_zone
+
+    use_zone(zone)
     try:
         from alerting.notify.dispatcher import Dispatcher
     except ImportError:

@@ -65,8 +65,11 @@ class Replay:
                 break
             self.clock.set(max(due, self.clock.now()))
             self.transitions += self.engine.tick()
-        self.clock.set(t)
-        self.transitions += self.engine.tick()
+        else:  # the guard ran out: whatever is still due fires at t
+            self.clock.set(t)
+            self.transitions += self.engine.tick()
+            return
+        self.clock.set(t)  # nothing is due by t: a tick here would do nothing (one per replayed reading)
 
     def feed(self, item: Input) -> None:
         self.advance(item.ts)

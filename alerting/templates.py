@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Sized
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import tzinfo
 from typing import Any, Callable, Optional
 
 from jinja2 import Template, TemplateSyntaxError, Undefined, nodes
@@ -26,12 +26,13 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from vigil.durations import format_duration
+from vigil.sitetime import format_time, format_value, precision_of
 
-__all__ = ["DEFAULT_MESSAGE", "MessageTemplate", "TemplateProblem", "render_context_example"]
+__all__ = ["DEFAULT_MESSAGE", "MessageTemplate", "TemplateProblem", "render_context_example", "use_zone"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MESSAGE = "{{ rule }}: {{ series }} is {{ state }}{% if value is not none %} ({{ value | round(2) }}" \
+DEFAULT_MESSAGE = "{{ rule }}: {{ series }} is {{ state }}{% if value is not none %} ({{ value_text }}" \
     "{{ unit }}){% endif %} since {{ since }}"
 
 # Large outputs would travel in every notification and retained MQTT message.
@@ -56,11 +57,28 @@ class TemplateProblem(ValueError):
         super().__init__(reason)
 
 
+# The site's time zone for every time a message shows (``since``, ``at``, the ``time`` filter); None: the server's.
+# One per process, set where the process learns it (alerting.delivery, the dashboard's start), as the engine
+# renders messages deep inside its evaluation and has no zone of its own.
+_ZONE: Optional[tzinfo] = None
+
+
+def use_zone(zone: Optional[tzinfo]) -> None:
+    """Write the times of every message rendered from now on in ``zone`` (None: the server's zone)."""
+    global _ZONE
+    _ZONE = zone
+
+
 def _fmt_time(ts: Any) -> str:
-    try:
-        return datetime.fromtimestamp(float(ts), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return str(ts)
+    """``2026-12-02 21:39:04 CET``: the site's zone, named (vigil.sitetime.format_time)."""
+    return format_time(ts, _ZONE)
+
+
+def _value_text(value: Any, labels: Any) -> str:
+    """``-11.913`` -> ``-11.9``: the reading at its sensor's precision, as the dashboard and notifications show it."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "" if value is None else str(value)
+    return format_value(float(value), precision_of(labels if isinstance(labels, dict) else {}))
 
 
 def _fmt_duration(seconds: Any) -> str:
@@ -247,6 +265,7 @@ def render_context_example() -> dict[str, Any]:
         "sensor": "t0",
         "metric": "temperature",
         "value": -12.34,
+        "value_text": "-12.3",
         "unit": "°C",
         "state": "firing",
         "previous": "pending",
@@ -283,6 +302,8 @@ class MessageTemplate:
 
     def render(self, context: dict[str, Any]) -> str:
         """The message; on a failure, a plain message that says the template failed."""
+        if "value_text" not in context:  # ``value`` stays a number for comparisons and filters
+            context = {**context, "value_text": _value_text(context.get("value"), context.get("labels"))}
         try:
             text = _render(self._template, context)
         except Exception as exc:  # a message must go out even when its template breaks

@@ -19,10 +19,12 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from alerting.clock import Clock, SystemClock
+from alerting.templates import use_zone
 from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
 from vigil.config import VigilConfig
 from vigil.health import HealthReporter
 from vigil.reading import ReadingError
+from vigil.sitetime import site_zone
 from vigil.topics import TopicError
 
 from . import actions, api, pages, thresholds
@@ -93,6 +95,7 @@ def create_app(
     """
     settings = settings or config.dashboard
     clock = clock or SystemClock()
+    use_zone(site_zone(settings.zone_name))  # the preview's messages, as the engine's, in the site's zone
     journal = None
     if live is None:
         journal = AlertJournal(Path(config.data_dir) / "dashboard-alerts.db", settings.alert_history_days / 86400)

@@ -41,7 +41,7 @@ def preview_rule(text: str, file: str, rule: str, store: Store, start: float, en
         raise PreviewError(f"rule {rule!r} is disabled (enabled: false): it would do nothing")
     with _REPLAYING:
         t0 = time.perf_counter()
-        result = backtest(RuleSet(chosen, ruleset.notify, ruleset.files), store, start, end)
+        result = backtest(RuleSet(chosen, ruleset.notify, ruleset.files), store, start, end, max_series=MAX_SERIES)
         elapsed = time.perf_counter() - t0
     if result.series > MAX_SERIES:
         raise PreviewError(f"rule {rule!r} matches {result.series} series; the preview draws at most "

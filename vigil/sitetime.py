@@ -6,10 +6,11 @@ import datetime as dt
 import math
 import os
 import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["check_zone", "format_time", "format_value", "server_zone_name", "site_zone"]
+__all__ = ["check_zone", "format_time", "format_value", "precision_of", "server_zone_name", "site_zone"]
 
 
 def check_zone(name: str) -> str:
@@ -65,3 +66,9 @@ def format_value(value: float, digits: int = 1) -> str:
         return str(int(value))
     text = f"{value:.{max(0, digits)}f}"
     return text.lstrip("-") if float(text) == 0 else text
+
+
+def precision_of(labels: Mapping[str, str]) -> int:
+    """Decimals a reading is shown with: the series' ``precision`` label (0 to 6), else one."""
+    text = str(labels.get("precision", ""))
+    return int(text) if text.isdigit() and int(text) <= 6 else 1

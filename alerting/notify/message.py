@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from alerting.transition import Severity, Transition
 from vigil.durations import format_duration
-from vigil.sitetime import format_time, format_value
+from vigil.sitetime import format_time, format_value, precision_of
 
 __all__ = ["Item", "Kind", "Message", "render"]
 
@@ -51,12 +51,6 @@ class Message:
     resolved: bool
 
 
-def _precision(t: Transition) -> int:
-    """Decimals a reading is shown with: the series' ``precision`` label, else one."""
-    text = dict(t.labels).get("precision", "")
-    return int(text) if text.isdigit() and int(text) <= 6 else 1
-
-
 def _headline(item: Item) -> str:
     t = item.transition
     return f"[{_WORD[item.kind]} {t.severity.value}] {t.rule} {t.series}"
@@ -74,7 +68,7 @@ def _details(item: Item, now: float, zone: dt.tzinfo | None) -> list[str]:
                      f"from {_when(item.fired_at)} to {_when(t.at)}.")
         return lines
     if t.value is not None:
-        lines.append(f"Value: {format_value(t.value, _precision(t))}")
+        lines.append(f"Value: {format_value(t.value, precision_of(dict(t.labels)))}")
     lines.append(f"Firing since {_when(item.fired_at)} ({format_duration(max(0.0, now - item.fired_at))}).")
     if item.kind is Kind.REPEAT:
         lines.append("Still firing and not acknowledged.")

@@ -51,6 +51,25 @@ function timeEl(ts, short) {
   return ts ? el("time", { datetime: new Date(ts * 1000).toISOString(), title: short ? when(ts) : null }, short ? whenShort(ts) : when(ts)) : "–";
 }
 
+/* The From/To inputs hold wall-clock times of the site's zone, not the browser's: "2026-12-02T21:39" <-> epoch s. */
+const wallFmt = new Intl.DateTimeFormat("en-US", { timeZone: TZ, hourCycle: "h23", year: "numeric", month: "2-digit",
+  day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+function wallMs(ms) {  /* the site's wall clock at ms, read as if it were UTC */
+  const p = Object.fromEntries(wallFmt.formatToParts(new Date(ms)).map((x) => [x.type, +x.value]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour % 24, p.minute, p.second);
+}
+function siteInput(ts) {
+  return new Date(wallMs(Math.floor(ts / 60) * 60000)).toISOString().slice(0, 16);
+}
+function fromSiteInput(text) {
+  const m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d))?$/.exec(text || "");
+  if (!m) return null;
+  const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+  let t = wall - (wallMs(wall) - wall);       /* first guess with the offset at that instant */
+  t = wall - (wallMs(t) - t);                  /* again with the offset at the guess (across a DST change) */
+  return t / 1000;
+}
+
 /* Values at the sensor's precision: its `precision` label, else one decimal (whole numbers stay whole). */
 function fmtValue(v, labels) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
@@ -258,9 +277,15 @@ async function overview() {
     if (c.cond === "acknowledged") note = "by " + c.alert.acknowledged_by;
     else if (c.cond === "silenced") note = "until " + whenShort(c.silence.until);
     else if (c.cond === "stale") note = "no reading for " + span(Date.now() / 1000 - r.ts);
-    // Redraw a tile only when what it says changed (the 5-second tick would otherwise rebuild every tile).
-    const key = [c.cond, note, r.value, r.ts, lims.join(";"), f.name, f.where, r.unit].join("\u0001");
-    if (t._key === key) { const age = $(".age", t), text = ago(r.ts); if (age.textContent !== text) age.textContent = text; return; }
+    // Rebuild a tile only when what it says changed; a new reading changes two texts (hundreds a second arrive).
+    const key = [c.cond, note, lims.join(";"), f.name, f.where, r.unit].join("\u0001");
+    if (t._key === key) {
+      const value = $(".value", t), text = fmtValue(r.value, r.labels), age = $(".age", t), when = ago(r.ts);
+      if (value.textContent !== text) value.textContent = text;
+      if (age.textContent !== when) age.textContent = when;
+      if (age.dataset.ts !== String(r.ts)) age.dataset.ts = r.ts;
+      return;
+    }
     t._key = key;
     t.dataset.condition = c.cond;
     $(".tbody", t).replaceChildren(

@@ -86,6 +86,7 @@ async function sensorPage() {
       return load({ start: fitted.start.toFixed(3), end: (Date.now() / 1000).toFixed(3), fit: true });
     }
     $("#range-note").textContent = params.fit ? `Showing since the first reading (${span(h.end - h.start)}).` : "";
+    $("#from").value = siteInput(h.start); $("#to").value = siteInput(h.end);  // what is shown, in the site's zone
     const xs = h.points.map((p) => p[0]);
     const mins = new Map(h.min.map((p) => [p[0], p[1]])), maxs = new Map(h.max.map((p) => [p[0], p[1]]));
     const data = [xs, h.points.map((p) => p[1]), xs.map((x) => mins.get(x) ?? null), xs.map((x) => maxs.get(x) ?? null)];
@@ -140,9 +141,11 @@ async function sensorPage() {
   }
 
   document.querySelectorAll("[data-range]").forEach((btn) => btn.addEventListener("click", () => load({ range: btn.dataset.range })));
+  $("#range-zone").textContent = TZ ? `(${TZ})` : "(the browser's time zone)";
   $("#custom").addEventListener("click", () => {
-    const a = Date.parse($("#from").value), z = Date.parse($("#to").value);
-    if (a && z && z > a) load({ start: a / 1000, end: z / 1000 });
+    const a = fromSiteInput($("#from").value), z = fromSiteInput($("#to").value);
+    if (a && z && z > a) load({ start: a, end: z });
+    else $("#range-note").textContent = "Choose a From time before the To time.";
   });
   on("event", (e) => {
     if (!chart || !following || e.series !== sid) return;

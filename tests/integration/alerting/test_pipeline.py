@@ -139,7 +139,7 @@ rules:
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0] == ("backtest 2023-11-14 22:13:20 UTC .. 2023-11-14 23:13:20 UTC: 2 series, 40 points, "
+    assert lines[0] == ("backtest 2023-11-14 22:13:20 UTC .. 2023-11-14 23:13:20 UTC: 1 series, 20 points, "
                         "1 rules (nothing is sent)")
     assert lines[1:] == [
         "2023-11-14 22:23:20 UTC  FIRING    freezer-warm freezer-1/t0/temperature: freezer-1 at -10.0",

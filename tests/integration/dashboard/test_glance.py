@@ -17,6 +17,7 @@ import aiomqtt
 import pytest
 from playwright.async_api import Browser, Page
 
+from alerting.templates import MessageTemplate
 from broker_bridge.stores import Store, open_store
 from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
 from tests.integration.dashboard.test_browser import ARTIFACTS, CANVAS_INK, DESKTOP, PHONE, logged_in, tile
@@ -35,7 +36,7 @@ rules:
     clear_below: -16
     for: 5m
     severity: critical
-    message: "{{ labels.name }} is at {{ value }} °C: is the door open?"
+    message: "{{ labels.name }} is at {{ value_text }} °C: is the door open?"
   - {name: fridge-range, match: {device: fridge, metric: temperature}, above: 8, below: 2}
   - {name: quiet, match: {metric: temperature}, nodata: 10m}
 """
@@ -65,7 +66,9 @@ def firing(series: str, now: float, value: float) -> dict[str, Any]:
     name = "Freezer 1" if series == F1 else "Freezer 3"
     return {"id": "x" + series[:8], "rule": "freezer-warm", "series": series, "state": "firing", "previous": "pending",
             "at": now - 600, "since": now - 900, "severity": "critical", "value": value,
-            "message": f"{name} is at {value} °C: is the door open?",
+            # the message as the engine renders it from the rule's template
+            "message": MessageTemplate("{{ labels.name }} is at {{ value_text }} °C: is the door open?").render(
+                {"labels": {"name": name}, "value": value}),
             "labels": {"name": name, "room": "Kitchen", "device": series.split("/")[0], "sensor": "t0",
                        "metric": "temperature"}}
 
