@@ -2,8 +2,11 @@
 
 Subscribes (QoS 1, persistent session) to ``<root>/events/#``, ``<root>/status/+``, ``<root>/ack/#``
 and ``<root>/control/rules/reload``. A message is acknowledged to the broker only after the engine
-committed what it caused, so a crash loses no event. Every state change is published retained on
-``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run on their schedule against the store.
+committed what it caused, "last heard" included (one commit per drained batch), so a crash loses no
+event and no time a series was heard. After a connect, timers wait until the backlog the broker kept
+is taken in (``alerting.catchup``); while the broker is away they do not fire at all. Every state
+change is published retained on ``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run
+on their schedule against the store.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, Optional
 
 import aiomqtt
 
+from alerting.catchup import CatchUp
 from alerting.clock import Clock, SystemClock
 from alerting.delivery import make_dispatcher, warm_apprise
 from alerting.engine import Engine, notifiable
@@ -73,6 +77,7 @@ class AlertService:
         self.rejected = 0
         self.silences: dict[str, str] = {}  # MQTT silence id -> the dispatcher's id
         self.client: Optional[aiomqtt.Client] = None
+        self.catchup = CatchUp(self.topics.root, config.alerting.client_id, self._caught_up)
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -241,9 +246,21 @@ class AlertService:
 
     # -- loops -----------------------------------------------------------------------------------
 
+    def _caught_up(self, blind: bool) -> None:
+        """The backlog is in; if the engine could not hear meanwhile, silence counts from now."""
+        if blind:
+            self.engine.resume(self.engine.clock.now())
+
+    def _commit_then_ack(self, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
+        """Durable before acknowledged: what the batch changed (last heard too) is committed first."""
+        self.engine.flush()
+        for message in messages:
+            ack(client, message)
+
     async def timers(self, clock: Clock) -> None:
-        """Fire timers on time, also when no message arrives."""
+        """Fire timers on time, also when no message arrives; never before the backlog is in."""
         while True:
+            await self.catchup.ready()
             due = self.engine.next_due()
             now = clock.now()
             wait = TIMER_POLL if due is None else min(TIMER_POLL, max(0.0, due - now))
@@ -306,12 +323,14 @@ class AlertService:
             inbox = Inbox()
             client = build_client(settings, client_id, persistent=True, max_inflight=100, inbox=inbox)
             enable_manual_ack(client)
+            self.catchup.watch_session(client)
             try:
                 async with client:
                     attempt = 0
                     for flt in (self.topics.all_events, self.topics.all_status, self.topics.all_acks,
                                 self.topics.all_silences, self.topics.rules_reload):
                         await client.subscribe(flt, qos=1)
+                    await self.catchup.begin(client)
                     self.republish_all()
                     log.info("connected to the broker; watching %s", self.topics.all_events)
                     if ready is not None:
@@ -321,14 +340,17 @@ class AlertService:
                         async for first in client.messages:
                             # what is already waiting is handled in one go, then delivery and timers
                             # get their turn (a queue that is never empty would never make us wait)
-                            for message in [first, *inbox.drain(50)]:
+                            batch = [first, *inbox.drain(50)]
+                            for message in batch:
                                 payload = message.payload if isinstance(message.payload, bytes) else \
                                     str(message.payload or "").encode()
-                                self.handle(message.topic.value, payload)
-                                ack(client, message)
+                                if not self.catchup.take(message.topic.value, payload):
+                                    self.handle(message.topic.value, payload)
+                            self._commit_then_ack(client, batch)
                             await asyncio.sleep(0)
                     finally:
                         self.client = None
+                        self.catchup.lost()
             except aiomqtt.MqttError as exc:
                 attempt += 1
                 delay = backoff_delay(attempt)
