@@ -9,8 +9,9 @@ marker topic), the backlog counts as taken in once no message arrived for :data:
 after :data:`MAX_WAIT` at the latest.
 
 When the engine could not hear its input (it lost the broker while running, or the broker no longer
-had its session), being caught up also calls :meth:`Engine.resume`: silence is counted from then on,
-so a broker outage raises no no-data alert for every sensor.
+had its session), the connect calls ``on_resumed`` (the service calls :meth:`Engine.resume`) before
+the backlog is taken in: silence is counted from then on, so a broker outage raises no no-data alert
+for every sensor.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ MAX_WAIT = 30.0
 class CatchUp:
     """The engine's catch-up state for one MQTT client id; ``live`` is set when timers may fire."""
 
-    def __init__(self, root: str, client_id: str, on_live: Callable[[bool], None]) -> None:
+    def __init__(self, root: str, client_id: str, on_resumed: Callable[[], None]) -> None:
         self.topic = f"{root}/control/catchup/{client_id}"
-        self.on_live = on_live
+        self.on_resumed = on_resumed
         self.live = asyncio.Event()
         self.token = ""
         self.blind = False  # input was lost while running: the broker kept nothing for us meanwhile
@@ -62,6 +63,10 @@ class CatchUp:
         self.token = secrets.token_hex(8)
         if self.session_present is False:
             self.blind = True
+        if self.blind:
+            log.info("input was lost (broker away, or it kept no session for us): silence counts from now")
+            self.on_resumed()
+            self.blind = False
         try:
             await client.subscribe(self.topic, qos=1)
             await client.publish(self.topic, self.token.encode(), qos=1)
@@ -82,6 +87,7 @@ class CatchUp:
         """The connection is gone: timers wait, and what happens meanwhile is not heard."""
         if self.token:  # connected before: until the next catch-up, nothing is heard
             self.blind = True
+        self.token = ""  # no catch-up can end before the next connect
         self.live.clear()
 
     async def ready(self) -> None:
@@ -101,8 +107,5 @@ class CatchUp:
                     pass
 
     def _caught_up(self, why: str) -> None:
-        blind, self.blind = self.blind, False
-        log.info("caught up with the backlog (%s, %.1fs); timers fire%s", why, time.monotonic() - self._started,
-                 "; silence counts from now (input was lost)" if blind else "")
+        log.info("caught up with the backlog (%s, %.1fs); timers fire", why, time.monotonic() - self._started)
         self.live.set()
-        self.on_live(blind)

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import heapq
 import logging
+import math
 from collections.abc import Iterable
 from typing import Optional, Protocol
 
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: a change the engine learns of more than this many seconds after it happened is told as late
 LATE_AFTER = 10.0
+#: after the engine could not hear, silence counts from the first event that comes back (the bridge
+#: publishes again), or from this many seconds after the reconnect if none comes
+RESUME_WAIT = 60.0
 
 OK, PENDING, FIRING, RESOLVED, FLAPPING = (
     AlertState.OK, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING)
@@ -89,6 +93,7 @@ class Engine:
         self.start_transitions: list[Transition] = []
         #: when input came back after the engine could not hear it (None: it always could)
         self.resumed: Optional[float] = None
+        self._resume_by: Optional[float] = None  # waiting for the first event, at the latest until then
         if state is not None:
             self._restore(state)
         self._declare()
@@ -100,6 +105,8 @@ class Engine:
         """Evaluate the rules that watch the event's series."""
         sid = event.series.id
         at = min(event.ts, self.clock.now())
+        if self._resume_by is not None:
+            self._resumed_at(self.clock.now())
         self._run_timers(at, inclusive=False)
         data = self._series_for(sid, event.device, event.sensor, event.metric, dict(event.labels))
         data.unit = event.unit
@@ -127,18 +134,29 @@ class Engine:
 
     def tick(self) -> list[Transition]:
         """Evaluate every timer due by now, each at its own due time."""
+        if self._resume_by is not None and self.clock.now() >= self._resume_by:
+            self._resumed_at(self._resume_by)
         self._run_timers(self.clock.now(), inclusive=True)
         return self._commit()
 
     def resume(self, at: float) -> None:
-        """Input is back (and caught up) at ``at`` after the engine could not hear it.
+        """The engine could not hear its input until ``at`` (the broker was away, or kept nothing).
 
-        Silence is then counted from ``at`` for alerts not already active: a series that does not
-        report within its no-data period after ``at`` fires (its message still tells when it was
-        last heard); one that reports does not. So an outage of the broker raises no alert for
-        every sensor. Timers due meanwhile find the condition not holding and move to the new time.
+        Silence of alerts not already active then counts from when input is back: the first event
+        after ``at`` (the bridge publishes again), or ``at + RESUME_WAIT`` if none comes. A series
+        that does not report within its no-data period after that fires (its message still tells
+        how long since it was last heard); one that reports does not. So an outage of the broker
+        raises no alert for every sensor. Until then no no-data timer fires.
         """
-        self.resumed = at if self.resumed is None else max(self.resumed, at)
+        self.resumed = math.inf
+        self._resume_by = at + RESUME_WAIT
+
+    def _resumed_at(self, at: float) -> None:
+        self.resumed, self._resume_by = at, None
+        for (rule, sid), due in list(self._scheduled.items()):
+            if due == math.inf:
+                del self._scheduled[(rule, sid)]
+                self._schedule(rule, sid, at)
 
     def _run_timers(self, until: float, inclusive: bool) -> None:
         """Evaluate the timers due before ``until`` (or at it, when ``inclusive``), each at its due time."""

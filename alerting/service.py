@@ -77,7 +77,7 @@ class AlertService:
         self.rejected = 0
         self.silences: dict[str, str] = {}  # MQTT silence id -> the dispatcher's id
         self.client: Optional[aiomqtt.Client] = None
-        self.catchup = CatchUp(self.topics.root, config.alerting.client_id, self._caught_up)
+        self.catchup = CatchUp(self.topics.root, config.alerting.client_id, self._resumed)
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -246,10 +246,9 @@ class AlertService:
 
     # -- loops -----------------------------------------------------------------------------------
 
-    def _caught_up(self, blind: bool) -> None:
-        """The backlog is in; if the engine could not hear meanwhile, silence counts from now."""
-        if blind:
-            self.engine.resume(self.engine.clock.now())
+    def _resumed(self) -> None:
+        """Input is back after the engine could not hear it: silence counts from now."""
+        self.engine.resume(self.engine.clock.now())
 
     def _commit_then_ack(self, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
         """Durable before acknowledged: what the batch changed (last heard too) is committed first."""

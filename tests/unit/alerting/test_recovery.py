@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alerting.backtest import backtest
 from alerting.clock import ManualClock
-from alerting.engine import Engine
+from alerting.engine import RESUME_WAIT, Engine
 from alerting.rules import load_rules_text
 from alerting.ruletest import START, run_test_file
 from alerting.state import StateDB
@@ -104,11 +104,28 @@ def test_after_the_engine_could_not_hear_silence_counts_from_when_input_came_bac
     e.tick()
     clock.set(T0 + 41)
     e.on_event(ev(1.0, T0 + 41, "a"))  # a reports again after the outage; b does not
-    clock.set(T0 + 48.5)
+    clock.set(T0 + 45)
+    e.on_event(ev(1.0, T0 + 45, "a"))
+    clock.set(T0 + 49.5)
     e.tick()
     got = [(t.state.value, t.series, t.at, t.value) for t in sink.items[1:]]
-    assert got == [("firing", "b/t0/temperature", T0 + 48, 38.0)]  # once, saying how long since heard
+    # once, a no-data period after the first event came back, saying how long since b was heard
+    assert got == [("firing", "b/t0/temperature", T0 + 49, 39.0)]
     assert e.alerts["silent/gone/t0/temperature"].state.value == "firing"  # still firing, not resolved
+
+
+def test_after_the_engine_could_not_hear_and_no_event_comes_back_silence_counts_from_the_longest_wait() -> None:
+    e, sink, clock = engine(SILENT)
+    e.on_event(ev(1.0, T0, "a"))
+    clock.set(T0 + 5)
+    e.resume(T0 + 5)  # the bridge does not publish again (the pipeline's own alert tells of that)
+    clock.set(T0 + 5 + RESUME_WAIT)
+    e.tick()
+    assert sink.items == []
+    clock.set(T0 + 5 + RESUME_WAIT + 8)
+    e.tick()
+    assert [(t.state.value, t.at, t.value) for t in sink.items] == [
+        ("firing", T0 + 5 + RESUME_WAIT + 8, 5 + RESUME_WAIT + 8)]
 
 
 RULES = """
