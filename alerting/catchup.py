@@ -101,10 +101,8 @@ class CatchUp:
                             "timers fire from now on", MAX_WAIT, self.topic)
                 self._caught_up("the longest wait")
             else:
-                try:
-                    await asyncio.wait_for(self.live.wait(), 0.1)
-                except TimeoutError:
-                    pass
+                # a plain sleep: asyncio.wait_for on Python 3.11 can swallow a cancellation
+                await asyncio.sleep(0.05)
 
     def _caught_up(self, why: str) -> None:
         log.info("caught up with the backlog (%s, %.1fs); timers fire", why, time.monotonic() - self._started)
