@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from vigil.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
+if TYPE_CHECKING:
+    from vigil.config import VigilConfig
+from vigil.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
 
 DESCRIPTION = """\
 Run the rule engine: consume normalized events (vigil/events/#) and device status (vigil/status/+),
@@ -46,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from alerting.service import serve
     from alerting.state import StateError
 
+    # The store only for rules over stored history (source: store), which read it.
+    if not check_at_start(config, "alerting", config.alerting.client_id, store=_reads_store(config)):
+        return 3
     try:
         return run_until_signal(serve(config))
     except RulesError as exc:
@@ -56,3 +62,14 @@ def run(args: argparse.Namespace) -> int:
     except StateError as exc:
         print(exc, file=sys.stderr)
         return 3
+
+
+def _reads_store(config: VigilConfig) -> bool:
+    """Do the rules read the store (source: store)? Unreadable rules: no, serve() reports them."""
+    from alerting.rules import RulesError, load_rules_path
+
+    try:
+        rules, _ = load_rules_path(config.alerting.rules)
+    except RulesError:
+        return False
+    return any(rule.spec.source == "store" for rule in rules.rules)

@@ -21,7 +21,7 @@ def warm_apprise() -> None:
     apprise.Apprise().add("json://127.0.0.1/")
 
 
-def make_dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any) -> Any:
+def make_dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any, zone: Any = None) -> Any:
     """The notification Dispatcher (alerting.notify), or None when this install has none yet."""
     try:
         from alerting.notify.dispatcher import Dispatcher
@@ -41,4 +41,4 @@ def make_dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any) 
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
         return conn
 
-    return Dispatcher(connect, rules.notify, sender, clock)
+    return Dispatcher(connect, rules.notify, sender, clock, zone=zone)

@@ -308,7 +308,8 @@ class Engine:
             holds = was
         value = c.condition.value(ctx)
         if value is not None:
-            rec.value = value
+            # an aggregate or rate of extreme (finite) readings can overflow: no JSON may carry inf or NaN
+            rec.value = value if math.isfinite(value) else None
         before = (rec.state, rec.underlying, rec.pending_since, rec.clear_since)
         self._step(c, rec, ctx, holds, at)
         self._settle_flapping(c, rec, ctx, at)

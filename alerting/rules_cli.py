@@ -13,8 +13,9 @@ Work with alert rules before they go live.
   check PATH      validate a rules file or folder: every error with file:line and the rule's name,
                   warnings for rules that can never match or never fire; receiver URLs may
                   name only environment variables VIGIL_NOTIFY_* (${VIGIL_NOTIFY_SMTP_PASS})
-  test FILE...    run rule unit tests written in YAML (input series, the alerts and notifications
-                  expected at given times); prints a diff and exits 1 on a failure
+  test PATH...    run rule unit tests written in YAML (input series, the alerts and notifications
+                  expected at given times; a folder: its *_test.yaml and *.test.yaml files); prints
+                  a diff and exits 1 on a failure
   backtest PATH   replay stored history (--store, --from, --to) through the rules and print what
                   would have fired and when; sends nothing"""
 
@@ -36,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("path", metavar="PATH", help="a rules file or a folder of *.yaml files")
     check.add_argument("--strict", action="store_true", help="treat warnings as errors")
     test = sub.add_parser("test", help="run rule unit tests written in YAML")
-    test.add_argument("files", metavar="FILE", nargs="+", help="rule test files")
+    test.add_argument("files", metavar="PATH", nargs="+",
+                      help="rule test files, or folders holding *_test.yaml / *.test.yaml files")
     bt = sub.add_parser("backtest", help="replay stored history through the rules; sends nothing")
     bt.add_argument("path", metavar="PATH", help="a rules file or a folder of *.yaml files")
     bt.add_argument("--store", metavar="URL", required=True, help="the store to read history from")
@@ -100,7 +102,19 @@ def _test(files: list[str]) -> int:
     from alerting.ruletest import run_test_file
 
     failed = invalid = passed = 0
-    for f in files:
+    found: list[str] = []
+    for path in files:
+        if Path(path).is_dir():
+            tests = sorted(str(p) for p in Path(path).iterdir() if p.is_file() and p.suffix in (".yaml", ".yml")
+                           and p.stem.endswith(("_test", ".test")))
+            if not tests:
+                print(f"error: {path}: no rule tests in this folder (files named *_test.yaml or *.test.yaml)",
+                      file=sys.stderr)
+                invalid += 1
+            found += tests
+        else:
+            found.append(path)
+    for f in found:
         report = run_test_file(f)
         for issue in report.issues:
             print(f"error: {issue}", file=sys.stderr)

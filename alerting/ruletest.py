@@ -43,6 +43,7 @@ from vigil.event import Event
 __all__ = ["TestFailure", "TestReport", "parse_values", "run_test_file"]
 
 START = 1_700_000_000.0
+_MAX_VALUES = 1_000_000
 _EXPAND = re.compile(r"^([-+]?[\d.]+(?:e[-+]?\d+)?)(?:([-+])([\d.]+(?:e[-+]?\d+)?))?x(\d+)$")
 
 
@@ -56,19 +57,27 @@ def parse_values(text: str) -> list[Union[float, str, None]]:
             out.append(token)
         elif (m := _EXPAND.match(token)) is not None:
             start, sign, step, count = m.groups()
+            # The bound is checked before the list grows: 1x20000000 used to take 320 MB first.
+            n = int(count) + (step is not None) if len(count) <= 7 else _MAX_VALUES + 1
+            _check_bound(len(out) + n)
             if step is None:
-                out += [float(start)] * int(count)
+                out += [float(start)] * n
             else:
                 d = float(step) if sign == "+" else -float(step)
-                out += [float(start) + d * i for i in range(int(count) + 1)]
+                out += [float(start) + d * i for i in range(n)]
         else:
             try:
                 out.append(float(token))
             except ValueError:
                 raise ValueError(f"cannot read value {token!r}: write numbers, VxN, A+BxN or _") from None
-    if len(out) > 1_000_000:
-        raise ValueError("more than 1,000,000 values in one input series")
+        _check_bound(len(out))
     return out
+
+
+def _check_bound(n: int) -> None:
+    if n > _MAX_VALUES:
+        raise ValueError(f"more than {_MAX_VALUES:,} values in one input series; shorten the test, or use a "
+                         "longer interval")
 
 
 class InputSeries(BaseModel):

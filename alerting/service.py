@@ -1,12 +1,17 @@
 """``vigil alerting`` at run time: MQTT in, rules evaluated, alert states out, delivery started.
 
-Subscribes (QoS 1, persistent session) to ``<root>/events/#``, ``<root>/status/+``, ``<root>/ack/#``
-and ``<root>/control/rules/reload``. A message is acknowledged to the broker only after the engine
-committed what it caused, "last heard" included (one commit per drained batch), so a crash loses no
-event and no time a series was heard. After a connect, timers wait until the backlog the broker kept
-is taken in (``alerting.catchup``); while the broker is away they do not fire at all. Every state
-change is published retained on ``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run
-on their schedule against the store.
+Subscribes (QoS 1, persistent session) to ``<root>/events/#``, ``<root>/status/+``, ``<root>/ack/#``,
+``<root>/silences/+``, ``<root>/health/+/+`` and ``<root>/control/rules/reload``. A message is
+acknowledged to the broker only after the engine committed what it caused, "last heard" included
+(one commit per drained batch), so a crash loses no event and no time a series was heard. After a
+connect, timers wait until the backlog the broker kept is taken in (``alerting.catchup``); while the
+broker is away they do not fire at all. Every state change is published retained on
+``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run on their schedule against the store.
+
+No single message can stop the engine: one that cannot be handled is refused (counted by reason,
+logged once per topic and reason) and acknowledged, and the loop goes on; a task that fails is
+started again (alerting/guard.py). The engine publishes its own health on
+``<root>/health/alerting/<client id>`` and runs the pipeline watchdog (alerting/watchdog.py).
 """
 
 from __future__ import annotations
@@ -23,44 +28,33 @@ from alerting.catchup import CatchUp
 from alerting.clock import Clock, SystemClock
 from alerting.delivery import make_dispatcher, warm_apprise
 from alerting.engine import Engine, notifiable
+from alerting.guard import Guard, guard_parts, refusal, supervised
 from alerting.notify.outbox import Outbox
+from alerting.notify.policy import receivers_for
 from alerting.partition import parse_partition
+from alerting.payloads import MAX_PAYLOAD, loads, parse_status
 from alerting.rules import RulesError, RuleSet, load_rules_path
 from alerting.state import AlertRecord, StateDB
 from alerting.storetrigger import store_snapshots, wants_store
-from alerting.transition import Transition
+from alerting.transition import AlertState, Transition
+from alerting.watchdog import RULE as PIPELINE_RULE
+from alerting.watchdog import SERIES as PIPELINE_SERIES
+from alerting.watchdog import Watchdog
 from broker_bridge.stores import Store, StoreError, open_store
 from vigil.config import VigilConfig
 from vigil.event import Event, EventDecodeError, SeriesKey
+from vigil.health import HealthReporter, offline_payload, parse_health
+from vigil.jsonlimits import too_deep
 from vigil.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
+from vigil.sitetime import site_zone
 from vigil.topics import TopicError, Topics
 
 __all__ = ["AlertService", "parse_status", "serve"]
 
 log = logging.getLogger(__name__)
 
-# Bounds what one payload may cost to parse; real events are a few hundred bytes.
-MAX_PAYLOAD = 64 * 1024
 FLUSH_SECONDS = 5.0
 TIMER_POLL = 1.0
-
-
-def parse_status(payload: bytes) -> Optional[bool]:
-    """``online``/``offline`` as text or JSON ({"status": ...} or {"state": ...}); None if neither."""
-    text = payload[:MAX_PAYLOAD].decode("utf-8", "replace").strip()
-    word = text.lower()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        if isinstance(data, dict):
-            word = str(data.get("status", data.get("state", ""))).lower()
-    if word in ("online", "on", "true", "1", "up"):
-        return True
-    if word in ("offline", "off", "false", "0", "down", "lost"):
-        return False
-    return None
 
 
 class AlertService:
@@ -78,6 +72,23 @@ class AlertService:
         self.silences: dict[str, str] = {}  # MQTT silence id -> the dispatcher's id
         self.client: Optional[aiomqtt.Client] = None
         self.catchup = CatchUp(self.topics.root, config.alerting.client_id, self._resumed)
+        self.guard = Guard(engine.clock)
+        self.notify_config: Any = None  # the rules' NotifyConfig, for the pipeline alert's receivers
+        self.health = HealthReporter(self.topics, "alerting", config.alerting.client_id, self.guard.snapshot,
+                                     every=config.alerting.health_every)
+
+    @property
+    def watchdog(self) -> Optional[Watchdog]:
+        return self.guard.watchdog
+
+    def pipeline_receivers(self, names: list[str]) -> list[str]:
+        """The pipeline alert's receivers: ``watchdog.notify``, or every receiver when no route names one."""
+        cfg = self.notify_config
+        if cfg is None or names:
+            return names
+        labels = {"rule": PIPELINE_RULE, "series": PIPELINE_SERIES, "severity": "critical", "device": "vigil",
+                  "sensor": "watchdog", "metric": "pipeline"}
+        return [] if receivers_for(cfg, labels, ()) else list(cfg.receivers)
 
     # -- messages --------------------------------------------------------------------------------
 
@@ -85,9 +96,13 @@ class AlertService:
         """One message from the broker; never raises (a bad message is logged and skipped)."""
         try:
             self._handle(topic, payload)
-        except Exception:  # one bad message must not stop the engine
+        except Exception as exc:  # one bad message must not stop the engine
             self.rejected += 1
-            log.exception("could not handle a message on %s", topic[:200])
+            self.guard.refuse(topic, f"failed: {type(exc).__name__}", str(exc), exc)
+
+    def _refuse(self, topic: str, reason: str, detail: str = "") -> None:
+        self.rejected += 1
+        self.guard.refuse(topic, reason, detail)
 
     def _handle(self, topic: str, payload: bytes) -> None:
         root = self.topics.root + "/"
@@ -95,23 +110,31 @@ class AlertService:
             return
         kind, _, rest = topic[len(root):].partition("/")
         if len(payload) > MAX_PAYLOAD:
-            self.rejected += 1
-            log.warning("ignoring a %d-byte message on %s (limit %d)", len(payload), topic[:200], MAX_PAYLOAD)
+            self._refuse(topic, "too large", f"{len(payload)} bytes, the limit is {MAX_PAYLOAD}")
             return
         if kind == "events":
+            if too_deep(payload):
+                self._refuse(topic, "nested too deeply")
+                return
             try:
                 event = Event.from_json(payload)
-            except EventDecodeError as exc:
-                self.rejected += 1
-                log.warning("ignoring a bad event on %s: %s", topic[:200], exc)
+            except (EventDecodeError, ArithmeticError) as exc:
+                self._refuse(topic, "not an event", str(exc))
                 return
+            self.guard.events += 1
+            if self.watchdog is not None:
+                self.watchdog.saw_event()
             self._publish(self.engine.on_event(event))
         elif kind == "status":
             online = parse_status(payload)
             if online is None or "/" in rest or not rest:
-                log.warning("ignoring a status message on %s: expected online or offline", topic[:200])
+                self._refuse(topic, "not a status", "expected online or offline")
                 return
+            if self.watchdog is not None:
+                self.watchdog.saw_status(rest, online)
             self._publish(self.engine.on_status(rest, online))
+        elif kind == "health":
+            self._health(topic, payload)
         elif kind == "ack":
             self._ack(rest, payload)
         elif kind == "silences":
@@ -119,10 +142,22 @@ class AlertService:
         elif topic == self.topics.rules_reload:
             self.reload()
 
+    def _health(self, topic: str, payload: bytes) -> None:
+        part, _, instance = topic[len(self.topics.root) + len("/health/"):].partition("/")
+        if not payload:
+            if self.watchdog is not None:
+                self.watchdog.forget_part(part, instance)
+            return
+        h = parse_health(self.topics, topic, payload)
+        if h is None:
+            self._refuse(topic, "not a health document")
+        elif self.watchdog is not None:
+            self.watchdog.saw_health(h)
+
     def _ack(self, rest: str, payload: bytes) -> None:
         rule, _, series = rest.partition("/")
         try:
-            data = json.loads(payload) if payload.strip() else {}
+            data = loads(payload) if payload.strip() else {}
         except ValueError:
             data = None
         if not isinstance(data, dict):
@@ -151,14 +186,14 @@ class AlertService:
                 log.info("silence %s expired", mqtt_id)
             return
         try:
-            data = json.loads(payload)
+            data = loads(payload)
             matchers = data["matchers"]
             until = float(data["until"])
             by = str(data.get("by") or "someone")[:100]
             comment = str(data.get("comment") or "")[:1000]
             if not isinstance(matchers, dict):
                 raise TypeError("matchers must be a mapping")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
             log.warning("ignoring silence %s: expected {\"matchers\": {...}, \"until\": ts}: %s", mqtt_id[:100], exc)
             return
         if until <= self.engine.clock.now() or mqtt_id in self.silences:
@@ -190,6 +225,7 @@ class AlertService:
         for key in dropped:
             rule, _, series = key.partition("/")
             self._enqueue(self._alert_topic(rule, series), b"")
+        self.notify_config = rules.notify
         if self.dispatcher is not None and hasattr(self.dispatcher, "reload"):
             self.dispatcher.reload(rules.notify)
         log.info("rules reloaded: %d rules", len(rules.rules))
@@ -234,6 +270,14 @@ class AlertService:
         self.engine.removed_on_start = []
         for rec in self.engine.active():
             self._publish_record(rec)
+        retained = self.watchdog.retained() if self.watchdog is not None else None
+        if retained is not None:
+            self._enqueue(self._alert_topic(PIPELINE_RULE, PIPELINE_SERIES), retained)
+
+    def firing_count(self) -> int:
+        """Alerts firing now (the pipeline alert included), for the engine's health."""
+        n = sum(1 for r in self.engine.alerts.values() if r.state in (AlertState.FIRING, AlertState.FLAPPING))
+        return n + (1 if self.watchdog is not None and self.watchdog.firing else 0)
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
         if not topic:
@@ -317,44 +361,81 @@ class AlertService:
         """Connect, subscribe, handle messages and publish states; reconnect with backoff."""
         settings = self.config.mqtt
         client_id = self.config.alerting.client_id
+        will_topic, will_payload = self.health.will()
         attempt = 0
         while True:
             inbox = Inbox()
-            client = build_client(settings, client_id, persistent=True, max_inflight=100, inbox=inbox)
+            client = build_client(settings, client_id, persistent=True, max_inflight=100, inbox=inbox,
+                                  will=aiomqtt.Will(will_topic, will_payload, qos=1, retain=True))
             enable_manual_ack(client)
             self.catchup.watch_session(client)
             try:
                 async with client:
                     attempt = 0
                     for flt in (self.topics.all_events, self.topics.all_status, self.topics.all_acks,
-                                self.topics.all_silences, self.topics.rules_reload):
-                        await client.subscribe(flt, qos=1)
+                                self.topics.all_silences, self.topics.all_health, self.topics.rules_reload):
+                        # health is a state: its retained copy comes on every subscribe, so none need queue
+                        qos = 0 if flt == self.topics.all_health else 1
+                        self.guard.subscription(flt, refusal(await client.subscribe(flt, qos=qos)))
                     await self.catchup.begin(client)
                     self.republish_all()
                     log.info("connected to the broker; watching %s", self.topics.all_events)
+                    if self.watchdog is not None:
+                        self.watchdog.broker(True)
+                    self.health.changed()
                     if ready is not None:
                         ready.set()
                     self.client = client
                     try:
-                        async for first in client.messages:
-                            # what is already waiting is handled in one go, then delivery and timers
-                            # get their turn (a queue that is never empty would never make us wait)
-                            batch = [first, *inbox.drain(50)]
-                            for message in batch:
-                                payload = message.payload if isinstance(message.payload, bytes) else \
-                                    str(message.payload or "").encode()
-                                if not self.catchup.take(message.topic.value, payload):
-                                    self.handle(message.topic.value, payload)
-                            self._commit_then_ack(client, batch)
-                            await asyncio.sleep(0)
+                        await self._consume(client, inbox)
+                    except asyncio.CancelledError:
+                        await self._say_stopped(client)
+                        raise
                     finally:
                         self.client = None
                         self.catchup.lost()
             except aiomqtt.MqttError as exc:
+                if self.watchdog is not None:
+                    self.watchdog.broker(False)
                 attempt += 1
                 delay = backoff_delay(attempt)
                 log.warning("no connection to the broker (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
+
+    async def _consume(self, client: aiomqtt.Client, inbox: Inbox) -> None:
+        async for first in client.messages:
+            # what is already waiting is handled in one go, then delivery and timers
+            # get their turn (a queue that is never empty would never make us wait)
+            done: list[aiomqtt.Message] = []
+            try:
+                for message in [first, *inbox.drain(50)]:
+                    try:
+                        payload = message.payload if isinstance(message.payload, bytes) else \
+                            str(message.payload or "").encode()
+                        if not self.catchup.take(message.topic.value, payload):
+                            self.handle(message.topic.value, payload)
+                    finally:
+                        done.append(message)  # handled or refused: never delivered again
+            finally:
+                self._commit_then_ack(client, done)
+            await asyncio.sleep(0)
+
+    async def _say_stopped(self, client: aiomqtt.Client) -> None:
+        """A clean stop sends no last will: say offline ourselves, briefly."""
+        part, instance = "alerting", self.config.alerting.client_id
+        try:
+            await asyncio.wait_for(client.publish(self.health.topic, offline_payload(part, instance, "stopped"),
+                                                  qos=1, retain=True), 2)
+        except (aiomqtt.MqttError, TimeoutError):
+            pass
+
+    async def send_health(self, topic: str, payload: bytes) -> bool:
+        """The health reporter's sender: retained, on the engine's own connection."""
+        client = self.client
+        if client is None:
+            return False
+        await client.publish(topic, payload, qos=1, retain=True, timeout=5)
+        return True
 
     async def publisher(self) -> None:
         """Publish alert states (retained), in order; while the broker is away they wait."""
@@ -394,23 +475,32 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
     try:
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
                         dashboard_url=config.dashboard.public_url)
-        dispatcher = make_dispatcher(state_path, rules, clock, sender)
+        dispatcher = make_dispatcher(state_path, rules, clock, sender, site_zone(config.dashboard.timezone))
         if dispatcher is not None and sender is None:
             await asyncio.to_thread(warm_apprise)
         service = AlertService(config, engine, rules_path=rules_path, dispatcher=dispatcher)
+        guard_parts(service, db, rules, clock)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), rules_path,
                  state_path, len(engine.active()))
+        restarts = service.guard.restarts
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(service.mqtt(ready), name="alerting-mqtt")
-            tg.create_task(service.publisher(), name="alerting-publish")
-            tg.create_task(service.timers(clock), name="alerting-timers")
-            tg.create_task(service.flusher(clock), name="alerting-flush")
+            def task(name: str, work: Any) -> None:
+                tg.create_task(supervised(name, work, restarts), name=name)
+
+            task("alerting-mqtt", lambda: service.mqtt(ready))
+            task("alerting-publish", service.publisher)
+            task("alerting-timers", lambda: service.timers(clock))
+            task("alerting-flush", lambda: service.flusher(clock))
+            task("alerting-health", lambda: service.health.run(service.send_health))
+            task("alerting-watch", lambda: service.guard.watch(service._publish, service.firing_count))
+            if service.guard.heartbeat is not None:
+                task("alerting-heartbeat", service.guard.heartbeat.run)
             if store is not None and engine.index.store_rules:
-                tg.create_task(service.store_rules(store, clock), name="alerting-store-rules")
+                task("alerting-store-rules", lambda: service.store_rules(store, clock))
             if store is not None:
                 tg.create_task(service.seed_windows(store, clock), name="alerting-seed-windows")
             if dispatcher is not None:
-                tg.create_task(dispatcher.run(), name="alerting-dispatcher")
+                task("alerting-dispatcher", dispatcher.run)
     finally:
         try:
             if "engine" in locals():

@@ -2,11 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from pydantic import BaseModel, Field, field_validator
 
-from vigil.configtypes import STRICT
+from vigil.configtypes import STRICT, Duration
 
-__all__ = ["AlertingSettings"]
+__all__ = ["AlertingSettings", "HeartbeatSettings", "WatchdogSettings"]
+
+
+class WatchdogSettings(BaseModel):
+    """When Vigil's own pipeline counts as stalled: the built-in alert `vigil-pipeline` (docs/production.md)."""
+
+    model_config = STRICT
+
+    enabled: bool = Field(True, description="Raise the pipeline alert (on partition 0 only when partitioned).")
+    notify: list[str] = Field(default_factory=list, description=(
+        "Receivers of the pipeline alert (routes matching `rule: vigil-pipeline` add more); with neither, it goes "
+        "to every receiver: a pipeline alert nobody hears is the failure it exists to prevent."))
+    no_events: Duration = Field(300.0, description="No event from the bridge this long while a device reports online.")
+    bridge_offline: Duration = Field(60.0, description=(
+        "A bridge's health says offline (its last will), or stopped refreshing, this long."))
+    store_down: Duration = Field(120.0, description="A bridge reports its store unreachable this long.")
+    spool_events: int = Field(10_000, ge=1, description="More events than this waiting in a bridge's disk spool.")
+    lag: Duration = Field(300.0, description=(
+        "A bridge further behind than this (receive time minus source time of its newest reading)."))
+    notify_failing: Duration = Field(300.0, description=(
+        "A receiver failing (`delivery.failing_after` attempts in a row) this long."))
+    broker_down: Duration = Field(60.0, description="The rule engine cannot reach the broker this long.")
+    clear_after: Duration = Field(60.0, description="Every problem gone this long before the alert resolves.")
+
+
+class HeartbeatSettings(BaseModel):
+    """A dead man's switch: an HTTP GET to `url` every `every` while the pipeline is healthy."""
+
+    model_config = STRICT
+
+    url: Optional[str] = Field(None, description="A push URL (healthchecks.io, Uptime Kuma, ...); none: no heartbeat.")
+    every: Duration = Field(60.0, description="How often to ping while the pipeline is healthy.")
+    timeout: Duration = Field(10.0, description="How long one ping may take.")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, such as https://hc-ping.com/<uuid>")
+        return v
+
+    @field_validator("every", "timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("expected a duration above 0s")
+        return v
 
 
 class AlertingSettings(BaseModel):
@@ -20,6 +68,10 @@ class AlertingSettings(BaseModel):
         description="I/N: this instance evaluates the series with crc32(series) % N == I (run N instances, "
         "each with its own client_id and state file, to spread the rule engine).",
     )
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
+    heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    health_every: Duration = Field(10.0, description=(
+        "How often the engine publishes its own health (on changes at once)."))
 
     @field_validator("partition")
     @classmethod

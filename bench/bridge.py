@@ -18,6 +18,11 @@ influxd and the bridges share them).
 
 The broker gets the shipped deploy/mosquitto/mosquitto.conf's queue settings and
 ``set_tcp_nodelay``; ``--stock-nagle`` leaves the latter out (Mosquitto's default).
+
+``--compare DIR`` measures another checkout's bridge against this one, in the same run, on the same
+servers: ``--rounds`` single-bridge runs of each, alternating (DIR's code through PYTHONPATH), then
+the Vigil JSON format alone in this process (DIR's broker_bridge/formats/vigil_json.py against
+this one's, interleaved rounds, paired ratio). For DIR, e.g. ``git worktree add --detach /tmp/old main``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -175,9 +181,13 @@ def forget_session(broker: Mosquitto, client_id: str) -> None:
     c.loop_stop()
 
 
-def metrics(port: int) -> dict[str, float]:
+COMPARED = ""  # --compare: the bridge runs from this checkout when set through bridge_run(other=True)
+
+
+def metrics(port: int, only: str = "") -> dict[str, float]:
     out = {}
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+    query = f"?name[]={only}" if only else ""  # prometheus-client collects that metric's collector alone
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics{query}", timeout=5) as r:
         for line in r.read().decode().splitlines():
             if line and not line.startswith("#") and "{" not in line:
                 k, v = line.split()
@@ -186,7 +196,7 @@ def metrics(port: int) -> dict[str, float]:
 
 
 def start_bridges(k: int, broker: Mosquitto, store: str, workdir: Path, group: str | None,
-                  settle: bool = True) -> list[tuple]:
+                  settle: bool = True, other: bool = False) -> list[tuple]:
     bridges = []
     for i in range(k):
         port = free_port()
@@ -198,7 +208,8 @@ def start_bridges(k: int, broker: Mosquitto, store: str, workdir: Path, group: s
         conf.write_text(f'mqtt:\n  protocol: "{PROTOCOL}"\n')
         argv += ["-c", str(conf)]
         log = (workdir / f"bridge{i}.log").open("ab")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "PYTHONPATH": COMPARED} if other else None
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         assert wait_until(lambda port=port: _up(port), 20), f"bridge {i} did not start"
         bridges.append((p, port))
     if settle:
@@ -222,14 +233,14 @@ def stop(bridges: list[tuple]) -> None:
 
 
 def bridge_run(k: int, broker: Mosquitto, influxd: Influxd, n: int, devices: int, workdir: Path,
-               seq0: int) -> tuple[float, int, float]:
-    """k bridges drain a backlog of n readings; returns (msgs/s, stored count, cpu seconds per reading)."""
+               seq0: int, other: bool = False) -> tuple[float, int, float, float]:
+    """k bridges drain a backlog of n readings; returns (msgs/s, stored count, cpu seconds per reading, busy)."""
     db = influxd.create_database(f"bench{k}_{seq0}")
     group = "bench" if k > 1 else None
-    bridges = start_bridges(k, broker, influxd.url(db), workdir, group)
+    bridges = start_bridges(k, broker, influxd.url(db), workdir, group, other=other)
     stop(bridges)  # sessions exist now; readings queue while the bridges are away
     publish_backlog(broker, n, devices, seq0, workdir)
-    bridges = start_bridges(k, broker, influxd.url(db), workdir, group, settle=False)
+    bridges = start_bridges(k, broker, influxd.url(db), workdir, group, settle=False, other=other)
     spy = None
     if PROFILE and k == 1:  # py-spy writes its profile when the bridge exits
         out = Path(PROFILE).resolve() / f"bridge-{PROTOCOL}-{time.time():.0f}.txt"
@@ -240,11 +251,12 @@ def bridge_run(k: int, broker: Mosquitto, influxd: Influxd, n: int, devices: int
     samples = []
     deadline = time.perf_counter() + 600
     while time.perf_counter() < deadline:
-        done = sum(metrics(port).get("vigil_bridge_republished_total", 0) for _, port in bridges)
+        done = sum(metrics(port, "vigil_bridge_republished_total").get("vigil_bridge_republished_total", 0)
+                   for _, port in bridges)
         samples.append((time.perf_counter(), done, sum(_cpu(p.pid) for p, _ in bridges), _machine()))
         if done >= n:
             break
-        time.sleep(0.005)
+        time.sleep(0.02)  # each scrape costs the bridge 0.3-0.9 ms of CPU: at 5 ms it was 5-10 % of its CPU
     if samples[0][1] >= n // 10:
         print(f"  (bridge x{k} had taken {samples[0][1]:.0f} before the first sample: timed from there)")
     t0, c0, cpu0, m0 = next(x for x in samples if x[1] >= n // 10)
@@ -282,6 +294,60 @@ def dropped(broker: Mosquitto) -> int:
     return int(out.stdout.strip() or 0)
 
 
+def compare(broker: Mosquitto, influxd: Influxd, n: int, devices: int, work: Path, rounds: int) -> None:
+    """--compare: single-bridge runs of DIR's code and this one's, alternating; then the format alone."""
+    rates: dict[str, list[float]] = {"compared": [], "this": []}
+    for r in range(rounds):
+        for other in ((True, False) if r % 2 == 0 else (False, True)):
+            rate, stored, cpu, busy = bridge_run(1, broker, influxd, n, devices, work, (3 + 2 * r + other) * 10**6,
+                                                 other=other)
+            name = "compared" if other else "this"
+            rates[name].append(rate)
+            print(f"round {r + 1} {name:8s} bridge x1: {rate:,.0f} msg/s  stored {stored}/{n}  "
+                  f"cpu {cpu * 1e6:.0f} us/reading  machine busy {busy:.0%}")
+    old, new = statistics.median(rates["compared"]), statistics.median(rates["this"])
+    print(f"median bridge x1: {COMPARED} {old:,.0f} msg/s, this checkout {new:,.0f} msg/s ({new / old:.2f} x)")
+    compare_format()
+
+
+def compare_format(rounds: int = 200, size: int = 500) -> None:
+    """The Vigil JSON format alone: DIR's module against this one's, in this process, interleaved rounds."""
+    import importlib.util
+
+    from broker_bridge.formats.vigil_json import VigilJson
+    from broker_bridge.settings import SourceSettings
+
+    spec = importlib.util.spec_from_file_location("broker_bridge.formats._compared_vigil_json",
+                                                  Path(COMPARED) / "broker_bridge/formats/vigil_json.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source, fields = SourceSettings(name="vigil", format="vigil_json"), {"device": "d", "sensor": "s"}
+    good = [json.dumps({"value": 20 + i / 10, "ts": 1.7e9 + i, "unit": "°C", "seq": i}).encode() for i in range(size)]
+    bad = [b'{"value":"21.5","ts":1700000000,"unit":"C"}'] * size
+
+    def timed(fmt: object, payloads: list[bytes]) -> float:
+        started = time.perf_counter()
+        for payload in payloads:
+            try:
+                fmt.parse("vigil/readings/d/s", payload, source, fields)  # type: ignore[attr-defined]
+            except ValueError:
+                pass
+        return (time.perf_counter() - started) / len(payloads) * 1e6
+
+    for what, payloads in (("a good reading", good), ("a refused reading", bad)):
+        pairs = []
+        for r in range(rounds):
+            first, second = (module.VigilJson(), VigilJson()) if r % 2 else (VigilJson(), module.VigilJson())
+            a, b = timed(first, payloads), timed(second, payloads)
+            pairs.append((a, b) if r % 2 else (b, a))
+        old = statistics.median(p[0] for p in pairs)
+        new = statistics.median(p[1] for p in pairs)
+        ratio = statistics.median(p[1] / p[0] for p in pairs)
+        print(f"vigil_json format, {what}: compared {old:.2f} us, this {new:.2f} us (median of {rounds} "
+              f"interleaved rounds); this/compared paired {ratio:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--readings", type=int, default=50000)
@@ -289,11 +355,14 @@ def main() -> None:
     ap.add_argument("--protocol", choices=["5", "3.1.1"], default="5", help="MQTT version of bridge and subscriber")
     ap.add_argument("--stock-nagle", action="store_true",
                     help="leave out the shipped set_tcp_nodelay (Mosquitto's default: Nagle's algorithm on)")
+    ap.add_argument("--compare", metavar="DIR", default="",
+                    help="also run the bridge of the checkout DIR, alternating with this one's (see above)")
+    ap.add_argument("--rounds", type=int, default=3, help="with --compare: single-bridge runs of each")
     ap.add_argument("--profile", metavar="DIR", default="",
                     help="profile the single bridge with py-spy (pip install py-spy; --idle, raw format) into DIR")
     args = ap.parse_args()
-    global PROTOCOL, PROFILE
-    PROTOCOL, PROFILE = args.protocol, args.profile
+    global PROTOCOL, PROFILE, COMPARED
+    PROTOCOL, PROFILE, COMPARED = args.protocol, args.profile, str(Path(args.compare).resolve()) if args.compare else ""
     n = args.readings - args.readings % args.devices
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -310,6 +379,9 @@ def main() -> None:
             print(f"bare paho subscriber (counts only):         {bare:,.0f} msg/s")
             bare_g = bare_gmqtt(broker, n, work, args.devices)
             print(f"bare gmqtt subscriber (counts only):        {bare_g:,.0f} msg/s  ({bare_g / bare:.2f} x paho)")
+            if COMPARED:
+                compare(broker, influxd, n, args.devices, work, args.rounds)
+                return
             one, stored1, cpu1, busy1 = bridge_run(1, broker, influxd, n, args.devices, work, 10**6)
             print(f"bridge x1 (stored in influxd + republished): {one:,.0f} msg/s  "
                   f"ratio to bare paho {one / bare:.2f}  stored {stored1}/{n}  cpu {cpu1 * 1e6:.0f} us/reading  "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vigil.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
+from vigil.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
 
 DESCRIPTION = """\
 Run the bridge: subscribe to readings (Vigil's own JSON and the sources in the configuration:
@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         "bridge.client_id": (args.client_id, "--client-id"),
         "data_dir": (args.data_dir, "--data-dir"),
     })
+    if not check_at_start(config, "bridge", config.bridge.client_id):
+        return 3
     from .service import serve
 
     return run_until_signal(serve(config))

@@ -89,7 +89,8 @@ class Link:
     """One connection of the bridge to the broker, from connect to loss or close."""
 
     def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool = True,
-                 receive_maximum: int = 1000, inbox_bound: int = 2000, timeout: float = 10.0) -> None:
+                 receive_maximum: int = 1000, inbox_bound: int = 2000, timeout: float = 10.0,
+                 will: Optional[tuple[str, bytes]] = None) -> None:
         self.settings = settings
         self.client_id = client_id
         self.timeout = timeout
@@ -110,7 +111,9 @@ class Link:
             properties["receive_maximum"] = receive_maximum
             if persistent:
                 properties["session_expiry_interval"] = SESSION_EXPIRY
-        client = _Client(client_id, clean_session=not persistent, optimistic_acknowledgement=True, **properties)
+        will_message = gmqtt.Message(will[0], will[1], qos=1, retain=True) if will else None  # the health topic's
+        client = _Client(client_id, clean_session=not persistent, optimistic_acknowledgement=True,
+                         will_message=will_message, **properties)
         self._client = client
         client.on_message = self._on_qos0
         client.on_disconnect = self._on_disconnect
@@ -278,6 +281,10 @@ class Link:
         broker_max = values[0] if values else 65535
         return max(1, min(wanted, broker_max - 2))
 
+    def publish_now(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """QoS 0, nothing awaited: for the periodic health document (vigil/health.py)."""
+        self._client.publish(topic, payload, qos=0, retain=retain)
+
     async def publish_all(self, messages: list[tuple[str, bytes]], *, window: int = 1000,
                           timeout: float = 30.0) -> list[tuple[str, str]]:
         """Publish at QoS 1 and return once the broker acknowledged every one.
@@ -336,9 +343,12 @@ class Link:
         if self.lost.is_set():
             raise LinkError(self.why_lost or "disconnected while waiting for the broker's acknowledgements")
         self._acked.clear()
+        # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives together
+        # with the acknowledgement, and the bridge (and `vigil up`) then never stopped.
         try:
-            await asyncio.wait_for(self._acked.wait(), max(0.0, deadline - asyncio.get_running_loop().time()))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout_at(deadline):
+                await self._acked.wait()
+        except TimeoutError:
             raise LinkError(f"the broker did not acknowledge {len(self._waiting)} messages in time") from None
         if self.lost.is_set():
             raise LinkError(self.why_lost or "disconnected while waiting for the broker's acknowledgements")

@@ -1,15 +1,20 @@
-"""The bridge's counters, in Prometheus text format on an HTTP port and as a log line a minute."""
+"""The bridge's counters: a prometheus-client collector (served by vigil.metrics) and a log line a minute.
+
+The counts live here as plain numbers, changed on the event loop; ``collect`` reads them when a
+scrape asks (from the server's thread), so counting costs nothing between scrapes.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections import Counter
-from typing import Callable, Optional
+from collections.abc import Iterator
+from typing import Callable
 
-__all__ = ["Metrics", "serve_metrics"]
+from prometheus_client import generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-log = logging.getLogger(__name__)
+__all__ = ["Metrics"]
 
 _HELP = {
     "received": "MQTT messages received",
@@ -26,8 +31,8 @@ _HELP = {
 }
 
 
-class Metrics:
-    """Counters plus gauges read from callbacks; ``render()`` gives Prometheus text."""
+class Metrics(Collector):
+    """Counters plus gauges read from callbacks, as ``vigil_bridge_*`` metrics."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
@@ -51,28 +56,26 @@ class Metrics:
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         self.gauges[name] = (help_text, read)
 
-    def render(self) -> str:
-        out = []
+    def collect(self) -> Iterator[Metric]:
         for name, help_text in _HELP.items():
-            metric = f"vigil_bridge_{name}_total"
-            out.append(f"# HELP {metric} {help_text}\n# TYPE {metric} counter")
             if name == "refused":
-                for reason, n in sorted(self.refused.items()):
-                    out.append(f'{metric}{{reason="{_label(reason)}"}} {n}')
+                refused = CounterMetricFamily("vigil_bridge_refused", help_text, labels=["reason"])
+                for reason, n in sorted(dict(self.refused).items()):  # a copy: the event loop may add a reason
+                    refused.add_metric([reason], n)
+                yield refused
             else:
-                out.append(f"{metric} {self.counts[name]}")
-        out.append("# HELP vigil_bridge_store_seconds_total time spent in store writes\n"
-                   f"# TYPE vigil_bridge_store_seconds_total counter\nvigil_bridge_store_seconds_total "
-                   f"{self.store_seconds:.6f}")
-        out.append("# HELP vigil_bridge_store_batches_total store write calls\n"
-                   f"# TYPE vigil_bridge_store_batches_total counter\nvigil_bridge_store_batches_total "
-                   f"{self.store_batches}")
-        out.append("# HELP vigil_bridge_lag_seconds receive time minus source time of the last batch's newest reading"
-                   f"\n# TYPE vigil_bridge_lag_seconds gauge\nvigil_bridge_lag_seconds {self.lag_seconds:.3f}")
-        for name, (help_text, read) in self.gauges.items():
-            out.append(f"# HELP vigil_bridge_{name} {help_text}\n# TYPE vigil_bridge_{name} gauge\n"
-                       f"vigil_bridge_{name} {read()}")
-        return "\n".join(out) + "\n"
+                yield CounterMetricFamily(f"vigil_bridge_{name}", help_text, value=self.counts[name])
+        yield CounterMetricFamily("vigil_bridge_store_seconds", "time spent in store writes", value=self.store_seconds)
+        yield CounterMetricFamily("vigil_bridge_store_batches", "store write calls", value=self.store_batches)
+        yield GaugeMetricFamily("vigil_bridge_lag_seconds",
+                                "receive time minus source time of the last batch's newest reading",
+                                value=self.lag_seconds)
+        for name, (help_text, read) in list(self.gauges.items()):
+            yield GaugeMetricFamily(f"vigil_bridge_{name}", help_text, value=read())
+
+    def render(self) -> str:
+        """These metrics alone, in Prometheus text."""
+        return generate_latest(self).decode()
 
     def summary(self) -> str:
         c = self.counts
@@ -80,36 +83,3 @@ class Metrics:
         avg = (self.store_seconds / self.store_batches * 1000) if self.store_batches else 0.0
         return (f"received {c['received']}, stored {c['stored']}, refused {refused}, duplicates {c['duplicates']}, "
                 f"spooled {c['spooled']}, spool dropped {c['spool_dropped']}, store write {avg:.1f} ms avg")
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-async def serve_metrics(metrics: Metrics, host: str, port: int, started: Optional[asyncio.Event] = None) -> None:
-    """A minimal HTTP server: GET /metrics gives the Prometheus text; runs until cancelled."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.split()
-            if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
-                body, status = metrics.render().encode(), "200 OK"
-            else:
-                body, status = b"not found: try GET /metrics\n", "404 Not Found"
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, host, port)
-    log.info("metrics on http://%s:%d/metrics", host, port)
-    if started is not None:
-        started.set()
-    async with server:
-        await server.serve_forever()

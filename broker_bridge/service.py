@@ -29,15 +29,17 @@ from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
+from vigil import metrics
+from vigil.backoff import backoff_delay
 from vigil.config import VigilConfig
 from vigil.event import Event
-from vigil.mqtt import backoff_delay
+from vigil.health import HealthReporter
 from vigil.urls import mask_url
 
 from .link import Delivery, Link, LinkError
-from .metrics import Metrics, serve_metrics
+from .metrics import Metrics
 from .pipeline import DeadLetter, Outcome, Pipeline
 from .poison import POISON_DETAIL, PoisonGuard, fingerprint
 from .spool import Spool
@@ -88,21 +90,27 @@ class Bridge:
         self._idle = asyncio.Event()  # set while nothing is in flight
         self._alone: Optional[bytes] = None  # a suspect being handled with nothing else in hand
         self._refusal_said: set[tuple[str, str]] = set()
+        self.health = HealthReporter(self.topics, "bridge", self.settings.client_id, self._health)
 
     async def run(self, ready: Optional[asyncio.Event] = None) -> None:
         """Run until cancelled; ``ready`` is set once subscribed."""
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._supervised("bridge-spool-drain", self.writer.drain), name="bridge-spool-drain")
-                tg.create_task(self._supervised("bridge-summary", self._log_summary), name="bridge-summary")
-                if hasattr(self.store, "prune"):
-                    tg.create_task(self._supervised("bridge-prune", self._prune), name="bridge-prune")
-                if self.settings.metrics_listen:
-                    host, _, port = self.settings.metrics_listen.rpartition(":")
-                    tg.create_task(self._supervised("bridge-metrics",
-                                                    lambda: serve_metrics(self.metrics, host, int(port))),
-                                   name="bridge-metrics")
-                tg.create_task(self._consume_forever(ready), name="bridge-consume")
+            # on the process's one registry: served here, and by the dashboard under `vigil up`
+            with metrics.registered(self.metrics):
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._supervised("bridge-spool-drain", self.writer.drain),
+                                   name="bridge-spool-drain")
+                    tg.create_task(self._supervised("bridge-summary", self._log_summary), name="bridge-summary")
+                    tg.create_task(self._supervised("bridge-health", lambda: self.health.run(self._send_health)),
+                                   name="bridge-health")
+                    if hasattr(self.store, "prune"):
+                        tg.create_task(self._supervised("bridge-prune", self._prune), name="bridge-prune")
+                    if self.settings.metrics_listen:
+                        host, _, port = self.settings.metrics_listen.rpartition(":")
+                        tg.create_task(self._supervised("bridge-metrics",
+                                                        lambda: metrics.serve(host.strip("[]"), int(port))),
+                                       name="bridge-metrics")
+                    tg.create_task(self._consume_forever(ready), name="bridge-consume")
         finally:
             self._give_back()
             self.guard.close()
@@ -142,7 +150,7 @@ class Bridge:
             # The broker sends at most receive_maximum unacknowledged messages (MQTT 5); the link stops
             # reading the socket past inbox_bound, for brokers that send more.
             link = self._link = Link(self.config.mqtt, self.settings.client_id, receive_maximum=limit * 2,
-                                     inbox_bound=limit * 4)
+                                     inbox_bound=limit * 4, will=self.health.will())
             try:
                 await link.connect()
                 try:
@@ -154,6 +162,7 @@ class Bridge:
                                  mask_url(self.store.name))
                     state, attempt = "connected", 0
                     self.connected.set()
+                    self.health.changed()
                     if ready is not None:
                         ready.set()
                     await self._consume(link)
@@ -320,6 +329,20 @@ class Bridge:
                               "readings are stored but the rule engine does not see them", topic, reason,
                               self.config.mqtt.broker().username or "(anonymous)")
         self.metrics.inc("republished", len(batch.events) - sum(1 for t, _ in refused_out if t.startswith(prefix)))
+
+    def _health(self) -> dict[str, Any]:
+        """The bridge's health document (vigil/health.py): what the watchdog and ``vigil status`` read."""
+        problems = [] if self.connected.is_set() else ["not connected to the broker: see the bridge's log"]
+        if self.writer.spooling:
+            problems.append("the store is unavailable: readings wait in the spool until it is back")
+        return {"problems": problems, "store_ok": not self.writer.spooling, "spool_events": self.spool.events,
+                "lag_seconds": round(self.metrics.lag_seconds, 3), "counters": dict(self.metrics.counts)}
+
+    async def _send_health(self, topic: str, payload: bytes) -> bool:
+        if self._link is None or not self.connected.is_set():
+            return False
+        self._link.publish_now(topic, payload, retain=True)
+        return True
 
     async def _prune(self) -> None:
         """Keep the embedded store within its retention window, a little at a time."""

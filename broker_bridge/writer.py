@@ -17,8 +17,8 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
+from vigil.backoff import backoff_delay
 from vigil.event import Event
-from vigil.mqtt import backoff_delay
 
 from .metrics import Metrics
 from .spool import Spool

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import AsyncIterator
 from typing import Any, Optional
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from broker_bridge.stores import Point, StoreError
 from broker_bridge.stores._base import check_query
@@ -18,13 +17,17 @@ from vigil.event import Event, SeriesKey
 from vigil.reading import parse_ts
 from vigil.topics import validate_segment
 
-from .context import Context, Reader, ctx_of
-from .live import coalesce
+from .context import BadRequest, Context, Reader, ctx_of
+from .limits import SafeJSONResponse as JSONResponse
+from .live import sse
 
 __all__ = ["choose_bucket", "router"]
 
 router = APIRouter(prefix="/api/v1")
 
+# Times a query may name: from the epoch to the end of year 9999 (stores and datetime stop there).
+_LATEST_TS = 253_402_300_799.0
+_MAX_BUCKET = 366 * 86400.0
 _NICE = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 
 
@@ -87,6 +90,8 @@ async def metrics(request: Request, _: Reader) -> PlainTextResponse:
         f"vigil_dashboard_mqtt_messages_total {ctx.live.counters['messages']}",
         "# TYPE vigil_dashboard_mqtt_bad_messages_total counter",
         f"vigil_dashboard_mqtt_bad_messages_total {ctx.live.counters['bad_messages']}",
+        "# TYPE vigil_dashboard_feed_restarts_total counter",
+        f"vigil_dashboard_feed_restarts_total {getattr(ctx.publisher, 'restarts', 0)}",
         "# TYPE vigil_dashboard_series gauge",
         f"vigil_dashboard_series {len(ctx.live.latest)}",
         "# TYPE vigil_dashboard_alerts gauge",
@@ -126,14 +131,31 @@ async def devices(request: Request, _: Reader) -> list[dict[str, Any]]:
 
 
 def _time_range(now: float, range_: Optional[str], start: Optional[str], end: Optional[str]) -> tuple[float, float]:
-    def ts(text: str) -> float:
-        return parse_ts(float(text)) if text.replace(".", "", 1).isdigit() else parse_ts(text)
+    def ts(text: str, what: str) -> float:
+        try:
+            value = parse_ts(float(text)) if text.replace(".", "", 1).isdigit() else parse_ts(text)
+        except ValueError as exc:
+            raise BadRequest(f"{what}: {exc}") from None
+        if not value <= _LATEST_TS:
+            raise BadRequest(f"{what}: {text[:40]!r} is after the year 9999")
+        return value
 
-    t1 = ts(end) if end else now
-    t0 = ts(start) if start else t1 - parse_duration(range_ or "24h")
+    t1 = ts(end, "end") if end else now
+    if start:
+        t0 = ts(start, "start")
+    else:
+        try:
+            t0 = t1 - parse_duration(range_ or "24h")
+        except ValueError as exc:
+            raise BadRequest(f"range: {exc}") from None
     if not t1 > t0:
-        raise ValueError("end must be after start")
-    return t0, t1
+        raise BadRequest("end must be after start")
+    return max(t0, 0.0), t1
+
+
+def _finite_points(points: list[Point]) -> list[list[float]]:
+    # A store written by an older bridge may hold Infinity; such a point cannot be drawn or sent as JSON.
+    return [[p.ts, p.value] for p in points if math.isfinite(p.value)]
 
 
 @router.get("/history", tags=["readings"])
@@ -146,7 +168,7 @@ async def history(
     range: Optional[str] = Query(None, description="e.g. 1h, 24h, 7d, 30d (default 24h)"),
     start: Optional[str] = Query(None, description="epoch seconds or RFC 3339"),
     end: Optional[str] = Query(None, description="epoch seconds or RFC 3339 (default now)"),
-    bucket: Optional[float] = Query(None, gt=0, description="seconds; default: fits `points`"),
+    bucket: Optional[float] = Query(None, description="seconds; default: fits `points`"),
     points: int = Query(800, ge=10, le=10_000),
     aggregate: str = "mean",
 ) -> JSONResponse:
@@ -155,13 +177,18 @@ async def history(
     for value, what in ((device, "device"), (sensor, "sensor"), (metric, "metric")):
         validate_segment(value, what)
     t0, t1 = _time_range(ctx.clock.now(), range, start, end)
+    if bucket is not None and not (math.isfinite(bucket) and 0 < bucket <= _MAX_BUCKET):
+        raise BadRequest(f"bucket: expected a number of seconds above 0 and at most {_MAX_BUCKET:.0f}, got {bucket}")
     b = bucket or choose_bucket(t1 - t0, points)
     key = SeriesKey(metric, device, sensor)
 
     def run(agg: str) -> list[Point]:
         return ctx.store.query(key, t0, t1, b, agg)  # type: ignore[arg-type]
 
-    check_query(t0, t1, b, aggregate)
+    try:
+        check_query(t0, t1, b, aggregate)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
     def run_all() -> list[list[Point]]:
         # One thread, one after another: the stores serialize reads anyway, and four threads
@@ -169,10 +196,11 @@ async def history(
         return [run(a) for a in (aggregate, "min", "max", "count")]
 
     main, lo, hi, count = await asyncio.to_thread(run_all)
-    n = int(sum(p.value for p in count))
+    main = [p for p in main if math.isfinite(p.value)]
+    counts = {p.ts: p.value for p in count}
+    n = int(sum(counts.get(p.ts, 0) for p in main)) if aggregate == "mean" else int(sum(counts.values()))
     mean_total = None
     if n and aggregate == "mean":
-        counts = {p.ts: p.value for p in count}
         mean_total = sum(p.value * counts.get(p.ts, 0) for p in main) / n
     sid = key.id
     alerts = [a for a in [*ctx.live.history, *ctx.live.alerts.values()]
@@ -181,11 +209,11 @@ async def history(
     return JSONResponse({
         "series": sid, "device": device, "sensor": sensor, "metric": metric,
         "start": t0, "end": t1, "bucket": b, "aggregate": aggregate,
-        "points": [[p.ts, p.value] for p in main],
-        "min": [[p.ts, p.value] for p in lo],
-        "max": [[p.ts, p.value] for p in hi],
-        "stats": {"count": n, "min": min((p.value for p in lo), default=None),
-                  "max": max((p.value for p in hi), default=None), "mean": mean_total},
+        "points": _finite_points(main),
+        "min": _finite_points(lo),
+        "max": _finite_points(hi),
+        "stats": {"count": n, "min": min((p.value for p in lo if math.isfinite(p.value)), default=None),
+                  "max": max((p.value for p in hi if math.isfinite(p.value)), default=None), "mean": mean_total},
         "alerts": sorted({(a["at"], a["state"], a["rule"]): {"at": a["at"], "state": a["state"], "rule": a["rule"]}
                           for a in alerts}.values(), key=lambda a: a["at"]),
     })
@@ -205,7 +233,7 @@ async def sparklines(request: Request, _: Reader, hours: float = Query(6, gt=0, 
         out = {}
         for r in rows:
             pts = ctx.store.query(SeriesKey(r["metric"], r["device"], r["sensor"]), t0, t1, b, "mean")
-            out[r["series"]] = [[p.ts, round(p.value, 4)] for p in pts]
+            out[r["series"]] = [[p.ts, round(p.value, 4)] for p in pts if math.isfinite(p.value)]
         return out
 
     return JSONResponse(await asyncio.to_thread(run))
@@ -241,33 +269,33 @@ async def silences(request: Request, _: Reader) -> list[dict[str, Any]]:
 
 @router.get("/live", tags=["readings"])
 async def live(request: Request, _: Reader) -> StreamingResponse:
-    """Server-sent events: a snapshot, then every change (event, status, alert, silence, broker)."""
+    """Server-sent events: a snapshot, then the changed latest values once per tick (``events``, a list),
+    and every other change (status, alert, silence, broker) at once."""
     ctx = ctx_of(request)
     sub = ctx.live.subscribe()
 
-    async def stream() -> AsyncIterator[str]:
+    async def stream() -> AsyncIterator[bytes]:
         try:
-            yield f"event: snapshot\ndata: {json.dumps(ctx.live.snapshot())}\n\n"
+            yield sse("snapshot", ctx.live.snapshot())
             while True:
                 if sub.overflowed:
-                    yield "event: resync\ndata: {}\n\n"
+                    yield b"event: resync\ndata: {}\n\n"
                     return
                 try:
                     item = await asyncio.wait_for(sub.queue.get(), timeout=15)
                 except asyncio.TimeoutError:
-                    yield ": keep-alive\n\n"
+                    yield b": keep-alive\n\n"
                     continue
                 if item is None:
                     return
-                # Take whatever else is queued, keeping only the newest value of each series,
-                # so a burst of readings costs the browser one update per tile.
+                # The same bytes every browser gets, encoded once; whatever else is queued goes in the same write.
                 batch = [item]
                 while not sub.queue.empty():
                     more = sub.queue.get_nowait()
                     if more is None:
                         return
                     batch.append(more)
-                yield "".join(f"event: {b['type']}\ndata: {json.dumps(b['data'])}\n\n" for b in coalesce(batch))
+                yield b"".join(batch)
         finally:
             ctx.live.unsubscribe(sub)
 

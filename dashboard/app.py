@@ -14,18 +14,23 @@ from typing import Any, Callable, Optional
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
 from alerting.clock import Clock, SystemClock
 from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
 from vigil.config import VigilConfig
+from vigil.health import HealthReporter
+from vigil.reading import ReadingError
+from vigil.topics import TopicError
 
-from . import actions, api, pages
+from . import actions, api, pages, thresholds
 from .auth import Authenticator, AuthError
-from .context import ApiError, Context
+from .context import ApiError, BadRequest, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
 from .journal import AlertJournal
+from .limits import BodyLimit, JsonRefused, SafeJSONResponse
 from .live import LiveState
 from .settings import DashboardSettings
 
@@ -33,16 +38,43 @@ __all__ = ["create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
+# A ValueError raised by these modules is their verdict on the caller's input; from anywhere else, a defect.
+_INPUT_CHECKERS = frozenset({"dashboard.actions", "dashboard.api", "dashboard.ingest", "dashboard.pages",
+                             "vigil.durations", "vigil.reading", "vigil.topics"})
+# The Rules page sends a whole rules file (up to alerting.rules' size bound) as one JSON string.
+_RULES_BODY = 4 * 1024 * 1024
+
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
 def _error(status: int, message: str, problems: Optional[list[dict[str, Any]]] = None,
-           headers: Optional[dict[str, str]] = None) -> JSONResponse:
+           headers: Optional[dict[str, str]] = None) -> SafeJSONResponse:
     body: dict[str, Any] = {"error": message}
     if problems:
         body["problems"] = problems
-    return JSONResponse(body, status_code=status, headers=headers)
+    return SafeJSONResponse(body, status_code=status, headers=headers)
+
+
+def _caller_mistake(exc: ValueError) -> bool:
+    """Whether a ValueError that reached the HTTP layer says the request was wrong (else it is our defect)."""
+    if isinstance(exc, (TopicError, ReadingError, JsonRefused)):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_globals.get("__name__") in _INPUT_CHECKERS
+
+
+def body_limit(settings: DashboardSettings) -> Callable[[str], int]:
+    """The largest body each path takes: the Rules page's files, or ``max_body_bytes``."""
+
+    def limit(path: str) -> int:
+        if path.startswith("/api/v1/rules/"):
+            return max(settings.max_body_bytes, _RULES_BODY)
+        return settings.max_body_bytes
+
+    return limit
 
 
 def create_app(
@@ -79,18 +111,25 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
+            # its health (vigil/health.py), retained through the feed's own connection
+            health = tg.create_task(HealthReporter(config.mqtt.topics, "dashboard", settings.client_id, lambda: {
+                "problems": [] if feed.connected.is_set() else ["not connected to the broker: see its log"]},
+                ).run(lambda t, p: _published(feed, t, p)),
+                name="dashboard-health") if feed else None
             try:
                 yield
             finally:
                 live.close_all()
-                if task:
-                    task.cancel()
+                for t in (task, health):
+                    if t:
+                        t.cancel()
         if journal is not None:
             journal.close()
         ctx.auth.close()
 
     # No Swagger UI (it loads from a CDN) and no anonymous schema: api.openapi serves it to callers.
-    app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url=None, openapi_url=None, redoc_url=None)
+    app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url=None, openapi_url=None, redoc_url=None,
+                  default_response_class=SafeJSONResponse)
     app.state.ctx = ctx
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
 
@@ -131,8 +170,22 @@ def create_app(
 
     @app.exception_handler(ValueError)
     async def on_value(request: Request, exc: ValueError) -> Response:
-        # TopicError and the store's argument checks: the caller's mistake, said in a sentence.
-        return _error(422, str(exc))
+        if _caller_mistake(exc):
+            return _error(422, str(exc))
+        return await on_defect(request, exc)
+
+    @app.exception_handler(Exception)
+    async def on_defect(request: Request, exc: Exception) -> Response:
+        ctx.counters["internal_errors"] += 1
+        log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return _error(500, "internal error in the dashboard (a defect: its log says more)")
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException) -> Response:
+        # Starlette's own 404/405: the same {"error": ...} shape as every other refusal.
+        message = f"no such page or API route: {request.url.path[:200]}" if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, message, headers=dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -141,8 +194,17 @@ def create_app(
 
     app.include_router(api.router)
     app.include_router(actions.router)
+    app.include_router(thresholds.router)
     app.include_router(pages.router)
+    # Outermost: a body over the limit is refused before any route, parser or authentication sees it.
+    app.add_middleware(BodyLimit, limit_for=body_limit(settings),
+                       refused=lambda status: ctx.counters.update({f"http_{status}": 1}))
     return app
+
+
+async def _published(feed: LiveFeed, topic: str, payload: bytes) -> bool:
+    await feed.publish(topic, payload, qos=1, retain=True)
+    return True
 
 
 def _bridge_pipeline(config: VigilConfig) -> Optional[Callable[[str], Any]]:
@@ -153,7 +215,10 @@ def _bridge_pipeline(config: VigilConfig) -> Optional[Callable[[str], Any]]:
         return None
 
     def make(fmt: str) -> Any:
-        return Pipeline.for_format(config.bridge, config.mqtt.topics, fmt)
+        try:
+            return Pipeline.for_format(config.bridge, config.mqtt.topics, fmt)
+        except ValueError as exc:  # an unknown format: the caller named it
+            raise BadRequest(str(exc)) from None
 
     return make
 

@@ -14,7 +14,6 @@ import json
 import logging
 import secrets
 import threading
-import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -24,7 +23,8 @@ from typing import Optional
 from alerting.clock import Clock, SystemClock
 
 from .denylist import DenyList, DenyListFull
-from .passwords import generate_password, hash_password, verify_password
+from .files import replace_file
+from .passwords import generate_password, hash_password, verify_and_update
 from .settings import DashboardSettings, UserEntry
 
 __all__ = [
@@ -218,6 +218,7 @@ class Authenticator:
         secret = settings.session_secret.get_secret_value() if settings.session_secret else None
         self._key = (secret or secrets.token_urlsafe(32)).encode()
         self._users = {u.name: u for u in settings.users}
+        self._upgrade_lock = threading.Lock()
         self.limiter = LoginLimiter(settings.login_attempts, settings.login_window, self.clock)
         self.denylist = DenyList(state_path, self.clock)
         self.replays = ReplayGuard(settings.signature_tolerance, self.clock, self.denylist)
@@ -237,16 +238,37 @@ class Authenticator:
         if wait is not None:
             raise AuthError(429, "too many failed logins; try again later", retry_after=wait)
         user: Optional[UserEntry] = self._users.get(name)
-        ok = verify_password(password, user.password_hash if user else _DUMMY_HASH) and user is not None
+        ok, newer = verify_and_update(password, user.password_hash if user else _DUMMY_HASH)
         if not ok or user is None:
             log.info("failed login for user %r from %s", name[:64], client)
             raise AuthError(401, "wrong user name or password")
         self.limiter.succeeded(user_key, addr_key)
+        if newer is not None:
+            self._upgrade(user, newer)
         log.info("user %r logged in from %s", name, client)
         payload = {"u": user.name, "r": user.role, "exp": self.clock.now() + self.settings.session_lifetime,
                    "c": secrets.token_urlsafe(18)}
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return f"{body}.{_b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())}"
+
+    def _upgrade(self, user: UserEntry, newer: str) -> None:
+        """Keep ``newer`` (argon2id) instead of an older hash that just proved the password right."""
+        with self._upgrade_lock:
+            if self._users.get(user.name) is not user:
+                return  # a concurrent login did it already
+            path = user.hash_file
+            if path is not None:
+                try:
+                    replace_file(path, newer + "\n")
+                except OSError as exc:
+                    log.warning("cannot write user %r's new password hash to %s: %s", user.name, path, exc)
+                else:
+                    log.info("user %r's password hash in %s is now argon2id", user.name, path)
+            else:
+                log.warning("user %r logged in with an older or weaker password hash from the configuration; until "
+                            "a restart the dashboard uses an argon2id one; replace dashboard.users[].password_hash "
+                            "with the output of 'vigil dashboard --hash-password'", user.name)
+            self._users[user.name] = user.model_copy(update={"password_hash": newer})
 
     def session(self, cookie: str) -> Principal:
         """The person a session cookie belongs to; AuthError 401 when it is forged, expired or revoked."""
@@ -311,7 +333,8 @@ def ensure_admin(settings: DashboardSettings, data_dir: str | Path) -> tuple[Das
     """Settings with at least one admin; makes one with a random password when none is configured.
 
     The first time, the password is returned (to print once) and only its hash is written to
-    ``<data_dir>/dashboard-admin.hash`` (mode 0600); later calls read the hash and return None.
+    ``<data_dir>/dashboard-admin.hash`` (mode 0600, fsynced); later calls read the hash and return
+    None. A login that replaces an older hash writes the new one to the same file.
     """
     if any(u.role == "admin" for u in settings.users):
         return settings, None
@@ -323,10 +346,7 @@ def ensure_admin(settings: DashboardSettings, data_dir: str | Path) -> tuple[Das
         password = generate_password()
         stored = hash_password(password)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{int(time.time() * 1000)}")
-        tmp.write_text(stored + "\n", "utf-8")
-        tmp.chmod(0o600)
-        tmp.replace(path)
-    admin = UserEntry(name="admin", password_hash=stored, role="admin")
+        replace_file(path, stored + "\n", new_mode=0o600)
+    admin = UserEntry(name="admin", password_hash=stored, role="admin").kept_in(path)
     users = [u for u in settings.users if u.name != "admin"] + [admin]
     return settings.model_copy(update={"users": users}), password

@@ -6,7 +6,7 @@ import argparse
 import getpass
 import sys
 
-from vigil.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
+from vigil.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
 
 DESCRIPTION = """\
 Serve the web dashboard (live values, history, alerts, rules, silences) and the HTTP API under
@@ -52,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
         return _hash_password()
     setup_logging(args.verbose)
     config = config_from_args(args, {"dashboard.listen": (args.listen, "--listen")})
+    from vigil.preflight import check_port
+
+    busy = check_port(config.dashboard.listen, "the dashboard", "--listen")
+    if busy is not None:
+        print(f"vigil dashboard: {busy}", file=sys.stderr)
+        return 1
+    if not check_at_start(config, "dashboard", f"{config.dashboard.client_id}-check", persistent=False):
+        return 3
     from .app import serve
     from .auth import ensure_admin
 

@@ -19,7 +19,7 @@ from .feed import Publisher
 from .live import LiveState
 from .settings import DashboardSettings
 
-__all__ = ["Admin", "ApiError", "Context", "Reader", "authenticate", "ctx_of", "require", "same_origin"]
+__all__ = ["Admin", "ApiError", "BadRequest", "Context", "Reader", "authenticate", "ctx_of", "require", "same_origin"]
 
 
 class ApiError(Exception):
@@ -30,6 +30,13 @@ class ApiError(Exception):
         self.message = message
         self.problems = problems or []
         super().__init__(message)
+
+
+class BadRequest(ApiError):
+    """The caller's mistake in a query or body (422 unless said otherwise), never a defect of ours."""
+
+    def __init__(self, message: str, problems: Optional[list[dict[str, Any]]] = None, status: int = 422) -> None:
+        super().__init__(status, message, problems)
 
 
 @dataclass

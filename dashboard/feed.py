@@ -49,37 +49,49 @@ class LiveFeed:
         self._client: Optional[aiomqtt.Client] = None
         self._timeout = publish_timeout
         self.connected = asyncio.Event()
+        self.restarts = 0
 
     def _make_client(self) -> aiomqtt.Client:
         # A fresh id each time: two dashboards (or a restart racing the old session) never kick each other.
         return build_client(self._mqtt, f"{self._client_id}-{random.randrange(16**6):06x}")
 
     async def run(self) -> None:
-        """Follow the bus until cancelled."""
-        t = self._state.topics
+        """Follow the bus until cancelled; whatever ends a connection, the next one is tried after a backoff."""
         attempt = 0
         while True:
             try:
-                async with self._make_client() as client:
-                    for flt in (t.all_events, t.all_status, t.all_alerts, t.all_acks, t.all_silences):
-                        await client.subscribe(flt, qos=1)
-                    self._client = client
-                    self.connected.set()
-                    self._state.set_connected(True)
-                    attempt = 0
-                    log.info("dashboard connected to %s", self._broker)
-                    async for message in client.messages:
-                        payload = message.payload
-                        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-                        self._state.handle(message.topic.value, data, time.time())
+                await self._follow()
             except aiomqtt.MqttError as exc:
                 log.warning("dashboard lost the broker %s: %s", self._broker, exc)
+            except Exception:  # a defect must not leave the dashboard blind until a restart
+                self.restarts += 1
+                log.exception("the dashboard's MQTT feed failed; reconnecting")
             finally:
+                if self.connected.is_set():
+                    attempt = 0  # it was connected: the next try is the first of a new outage
                 self._client = None
                 self.connected.clear()
                 self._state.set_connected(False)
             attempt += 1
             await asyncio.sleep(backoff_delay(attempt, cap=30.0))
+
+    async def _follow(self) -> None:
+        t = self._state.topics
+        async with self._make_client() as client:
+            for flt in (t.all_events, t.all_status, t.all_alerts, t.all_acks, t.all_silences):
+                await client.subscribe(flt, qos=1)
+            self._client = client
+            self.connected.set()
+            self._state.set_connected(True)
+            log.info("dashboard connected to %s", self._broker)
+            async for message in client.messages:
+                topic = message.topic.value
+                try:
+                    payload = message.payload
+                    data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+                    self._state.handle(topic, data, time.time())
+                except Exception as exc:  # handle() refuses bad messages itself; this is the last guard
+                    self._state.refused(topic, exc)
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         client = self._client

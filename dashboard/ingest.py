@@ -16,11 +16,15 @@ from typing import Any, Optional
 from vigil.reading import Reading, ReadingError, parse_reading
 from vigil.topics import TopicError, Topics, validate_segment
 
+from . import limits
 from .context import ApiError
 
 __all__ = ["IngestError", "Outgoing", "parse_contract_body", "parse_format_body"]
 
 log = logging.getLogger(__name__)
+
+# Bodies are bounded before they get here (dashboard.max_body_bytes); this is the setting's own ceiling.
+_MAX_BODY = 64 * 1024 * 1024
 
 
 class IngestError(ApiError):
@@ -44,10 +48,6 @@ def _contract_payload(reading: Reading) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sensor: Optional[str],
                         max_batch: int, pipeline: Optional[Any] = None, received: float = 0.0) -> list[Outgoing]:
     """Readings in the contract's JSON: one object or an array; each may name its own device/sensor.
@@ -57,9 +57,12 @@ def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sens
     All or nothing: one bad reading refuses the whole body, so a client can simply retry it fixed.
     """
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        body.decode("utf-8")
+        data = limits.loads(body, _MAX_BODY)
     except UnicodeDecodeError as exc:
         raise IngestError(422, f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except limits.JsonRefused as exc:
+        raise IngestError(422, f"the body is refused: {exc}") from exc
     except ValueError as exc:
         raise IngestError(422, f"the body is not JSON: {exc}") from exc
     items = data if isinstance(data, list) else [data]

@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS alert_history (
     PRIMARY KEY (key, state, at)
 );
 CREATE INDEX IF NOT EXISTS alert_history_at ON alert_history (at);
+CREATE TABLE IF NOT EXISTS alert_acks (
+    key TEXT NOT NULL, since REAL NOT NULL, by TEXT NOT NULL, at REAL NOT NULL, comment TEXT NOT NULL,
+    PRIMARY KEY (key, since)
+);
 """
 
 
@@ -67,10 +71,23 @@ class AlertJournal:
             rows = self._db.execute(sql, [*args, limit]).fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def add_ack(self, key: str, since: float, by: str, at: float, comment: str) -> None:
+        """Remember when an alert's firing (from ``since``) was acknowledged: the engine publishes who, not when."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO alert_acks VALUES (?, ?, ?, ?, ?)", (key, since, by, at, comment))
+
+    def ack_of(self, key: str, since: float) -> Optional[dict[str, Any]]:
+        """The acknowledgement recorded for this firing, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT by, at, comment FROM alert_acks WHERE key = ? AND since = ?",
+                                   (key, since)).fetchone()
+        return None if row is None else {"by": row[0], "at": row[1], "comment": row[2]}
+
     def prune(self, now: Optional[float] = None) -> None:
         cutoff = (now if now is not None else time.time()) - self._keep
         with self._lock:
             self._db.execute("DELETE FROM alert_history WHERE at < ?", (cutoff,))
+            self._db.execute("DELETE FROM alert_acks WHERE at < ?", (cutoff,))
 
     def close(self) -> None:
         with self._lock:

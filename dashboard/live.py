@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections import deque
@@ -17,41 +16,48 @@ from typing import Any, Optional
 from vigil.event import Event, EventDecodeError
 from vigil.topics import Topics
 
+from . import limits
 from .journal import AlertJournal
 
-__all__ = ["LiveState", "Subscription", "coalesce"]
+__all__ = ["TICK", "LiveState", "Subscription", "sse"]
 
 log = logging.getLogger(__name__)
 
 _MAX_JSON = 65_536
+_MAX_TEXT = 500
+# Topics whose bad messages were logged; one line per topic, not one per message.
+_LOGGED_TOPICS = 1000
 _STATES = ("ok", "pending", "firing", "resolved", "flapping")
+# Seconds between two updates of the latest values sent to browsers: a browser's cost follows this
+# and the number of series that changed, not the rate of readings. Other changes go at once.
+TICK = 0.25
 
 
 class Subscription:
-    """One browser's bounded queue of updates; a browser too slow to keep up gets a resync."""
+    """One browser's bounded queue of ready-to-send SSE text; a browser too slow to keep up gets a resync.
+
+    The items are the same bytes objects for every subscriber: :class:`LiveState` encodes each
+    message once, whatever the number of browsers.
+    """
 
     def __init__(self, size: int = 1000) -> None:
-        self.queue: asyncio.Queue[Optional[dict[str, Any]]] = asyncio.Queue(maxsize=size)
+        self.queue: asyncio.Queue[Optional[bytes]] = asyncio.Queue(maxsize=size)
         self.overflowed = False
 
-    def put(self, item: Optional[dict[str, Any]]) -> None:
+    def put(self, item: Optional[bytes]) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed = True
 
 
-def coalesce(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``batch`` in order, with only the newest ``event`` of each series (other kinds all kept)."""
-    newest = {item["data"]["series"]: i for i, item in enumerate(batch) if item["type"] == "event"}
-    return [item for i, item in enumerate(batch)
-            if item["type"] != "event" or newest.get(item["data"]["series"]) == i]
+def sse(kind: str, data: Any) -> bytes:
+    """One server-sent event, encoded (NaN and Infinity written as null)."""
+    return f"event: {kind}\ndata: {limits.dumps(data)}\n\n".encode()
 
 
 def _loads(payload: bytes) -> Any:
-    if len(payload) > _MAX_JSON:
-        raise ValueError("payload too large")
-    return json.loads(payload, parse_constant=lambda name: None)
+    return limits.loads(payload, _MAX_JSON)
 
 
 def _finite(v: Any) -> Optional[float]:
@@ -63,7 +69,8 @@ def _finite(v: Any) -> Optional[float]:
 class LiveState:
     """The dashboard's picture of the present, with every change broadcast to subscribers."""
 
-    def __init__(self, topics: Topics, history: int = 1000, journal: Optional[AlertJournal] = None) -> None:
+    def __init__(self, topics: Topics, history: int = 1000, journal: Optional[AlertJournal] = None,
+                 tick: float = TICK) -> None:
         self.topics = topics
         self.journal = journal
         self.latest: dict[str, dict[str, Any]] = {}
@@ -75,32 +82,66 @@ class LiveState:
             self.history.extend(journal.query(limit=history))
         self.connected = False
         self.counters: dict[str, int] = {"messages": 0, "bad_messages": 0}
+        self._logged: set[str] = set()
         self._subs: set[Subscription] = set()
         self._root = topics.root + "/"
+        self.tick = tick
+        # Latest values changed since the last tick, kept only while someone watches.
+        self._changed: dict[str, dict[str, Any]] = {}
+        self._ticker: Optional[asyncio.Task[None]] = None
 
     # Subscribers.
     def subscribe(self) -> Subscription:
+        """A new browser's queue; the ticker runs while there is at least one."""
         sub = Subscription()
         self._subs.add(sub)
+        if self._ticker is None or self._ticker.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (a test driving flush() itself)
+                return sub
+            self._ticker = loop.create_task(self._tick_loop(), name="dashboard-live-tick")
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
+        if not self._subs:
+            self._changed.clear()
 
     def close_all(self) -> None:
         """End every subscriber's stream (the server is stopping)."""
         for sub in list(self._subs):
             sub.put(None)
         self._subs.clear()
+        self._changed.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     @property
     def subscribers(self) -> int:
         return len(self._subs)
 
-    def _emit(self, kind: str, data: Any) -> None:
-        item = {"type": kind, "data": data}
+    async def _tick_loop(self) -> None:
+        while self._subs:
+            await asyncio.sleep(self.tick)
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the latest value of every series changed since the last flush: one message for all of them."""
+        if self._changed:
+            self._send(sse("events", list(self._changed.values())))
+            self._changed.clear()
+
+    def _send(self, chunk: bytes) -> None:
         for sub in list(self._subs):
-            sub.put(item)
+            sub.put(chunk)
+
+    def _emit(self, kind: str, data: Any) -> None:
+        """A change that goes out at once (after the values it may follow from), encoded once for everyone."""
+        if self._subs:
+            self.flush()
+            self._send(sse(kind, data))
 
     def set_connected(self, connected: bool) -> None:
         if connected != self.connected:
@@ -134,20 +175,39 @@ class LiveState:
                 self._ack(rest, payload, received)
             elif kind == "silences":
                 self._silence(rest, payload, received)
-        except (ValueError, TypeError, KeyError, EventDecodeError) as exc:
-            self.counters["bad_messages"] += 1
-            log.warning("ignored a bad message on %s: %s", topic[:200], str(exc)[:200])
+        except Exception as exc:  # one message, whatever is wrong with it, never stops the feed
+            self.refused(topic, exc)
+
+    def refused(self, topic: str, exc: BaseException) -> None:
+        """Count a message that could not be applied; log it once per topic."""
+        self.counters["bad_messages"] += 1
+        if topic in self._logged or len(self._logged) > _LOGGED_TOPICS:
+            return
+        self._logged.add(topic)
+        if len(self._logged) > _LOGGED_TOPICS:  # a flood of topics: count them, stop logging
+            log.warning("bad messages on more than %d topics; no longer logging them (see "
+                        "vigil_dashboard_mqtt_bad_messages_total)", _LOGGED_TOPICS)
+            return
+        expected = isinstance(exc, (ValueError, TypeError, KeyError, OverflowError, EventDecodeError))
+        log.log(logging.WARNING if expected else logging.ERROR, "ignored a bad message on %s: %s: %s%s",
+                topic[:200], type(exc).__name__, str(exc)[:200],
+                "" if expected else " (a defect: please report it)", exc_info=not expected)
 
     def _event(self, payload: bytes, received: float) -> None:
+        # One parse: Event.from_json bounds the size and depth and checks the names, value and ts;
+        # what it leaves unchecked and a page shows (received, seq) is checked here.
         event = Event.from_json(payload)
+        if not (math.isfinite(event.received) and (event.seq is None or abs(event.seq) < 2**63)):
+            raise ValueError("received must be a finite number and seq a 64-bit integer")
         d = event.to_dict()
-        d["series"] = event.series.id
+        d["series"] = sid = event.series.id
         d["received"] = event.received or received
-        old = self.latest.get(d["series"])
+        old = self.latest.get(sid)
         if old is not None and old["ts"] > event.ts:
             return  # a late, older reading does not replace the current value
-        self.latest[d["series"]] = d
-        self._emit("event", d)
+        self.latest[sid] = d
+        if self._subs:  # browsers get it on the next tick, coalesced with the other changes
+            self._changed[sid] = d
 
     def _status(self, device: str, payload: bytes, received: float) -> None:
         if "/" in device or not device:
@@ -164,12 +224,15 @@ class LiveState:
         else:
             try:
                 data = _loads(payload)
+            except limits.JsonRefused:
+                raise  # hostile, not merely unreadable: refused like any bad message
             except ValueError:  # lenient: a device we cannot read is still a device
                 data = None
             if isinstance(data, dict):
                 s = str(data.get("state", data.get("status", ""))).lower()
                 state = s if s in ("online", "offline") else "unknown"
-                details = {str(k)[:64]: v for k, v in list(data.items())[:32]
+                details = {str(k)[:64]: v[:_MAX_TEXT] if isinstance(v, str) else v
+                           for k, v in list(data.items())[:32]
                            if isinstance(v, (str, int, float, bool)) and k != "state"}
         entry = {"device": device, "state": state, "since": received, "details": details}
         self.devices[device] = entry
@@ -193,8 +256,8 @@ class LiveState:
             "rule": str(data.get("rule", rule)),
             "series": str(data.get("series", series)),
             "state": state,
-            "previous": str(data.get("previous", "")),
-            "severity": str(data.get("severity", "warning")),
+            "previous": str(data.get("previous", ""))[:_MAX_TEXT],
+            "severity": str(data.get("severity", "warning"))[:_MAX_TEXT],
             "message": str(data.get("message", ""))[:2000],
             "at": _finite(data.get("at")) or received,
             "since": _finite(data.get("since")) or received,
@@ -207,10 +270,15 @@ class LiveState:
             if extra in data and isinstance(data[extra], (str, int, float, bool)):
                 alert[extra] = data[extra]
         prior = self.alerts.get(key)
-        if prior and "acknowledged_by" not in alert and prior.get("since") == alert["since"]:
+        if prior and prior.get("since") == alert["since"]:
+            # The engine publishes who acknowledged, not when: keep the time the dashboard saw it.
             for k in ("acknowledged_by", "acknowledged_at", "ack_comment"):
-                if k in prior:
+                if k in prior and (k not in alert or k == "acknowledged_at"):
                     alert[k] = prior[k]
+        if "acknowledged_by" in alert and "acknowledged_at" not in alert and self.journal is not None:
+            known = self.journal.ack_of(key, alert["since"])  # after a restart of the dashboard
+            if known is not None:
+                alert["acknowledged_at"] = known["at"]
         self.alerts[key] = alert
         changed = prior is None or prior["state"] != state or prior.get("at") != alert["at"]
         # After a restart the retained states come again: the journal knows they are not new.
@@ -226,9 +294,12 @@ class LiveState:
         if alert is None:
             return
         alert["acknowledged_by"] = str(data.get("by", "?"))[:64]
-        alert["acknowledged_at"] = received
+        alert["acknowledged_at"] = _finite(data.get("at")) or received
         if data.get("comment"):
             alert["ack_comment"] = str(data["comment"])[:500]
+        if self.journal is not None:
+            self.journal.add_ack(rest, alert["since"], alert["acknowledged_by"], alert["acknowledged_at"],
+                                 str(alert.get("ack_comment", "")))
         self._emit("alert", alert)
 
     def _silence(self, sid: str, payload: bytes, received: float) -> None:

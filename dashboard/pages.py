@@ -24,7 +24,11 @@ _env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=sele
 # name -> (file, media type). Only these are served: no path from a request reaches the disk.
 STATIC_FILES: dict[str, tuple[Path, str]] = {
     "app.js": (_WEB / "static" / "app.js", "text/javascript"),
+    "sensor.js": (_WEB / "static" / "sensor.js", "text/javascript"),
+    "alerts.js": (_WEB / "static" / "alerts.js", "text/javascript"),
     "app.css": (_WEB / "static" / "app.css", "text/css"),
+    "rules.js": (_WEB / "static" / "rules.js", "text/javascript"),
+    "rules.css": (_WEB / "static" / "rules.css", "text/css"),
     "icon.svg": (_WEB / "static" / "icon.svg", "image/svg+xml"),
     "uplot.js": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.iife.min.js", "text/javascript"),
     "uplot.css": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.min.css", "text/css"),
@@ -41,7 +45,8 @@ def _page(request: Request, name: str, title: str, **values: Any) -> Response:
     if not who.allows("read-only"):
         raise AuthError(403, f"{who.name} may not view pages")
     return _render(f"{name}.html", page=name, title=title, user=who.name, admin=who.role == "admin",
-                   csrf=who.csrf or "", vendor_ok=STATIC_FILES["uplot.js"][0].exists(), **values)
+                   csrf=who.csrf or "", vendor_ok=STATIC_FILES["uplot.js"][0].exists(),
+                   timezone=ctx_of(request).settings.zone_name, **values)
 
 
 @router.get("/static/{name}")

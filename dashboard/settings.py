@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from vigil.configtypes import STRICT, Duration, HostPort
+from vigil.sitetime import check_zone, server_zone_name
 
 __all__ = ["ROLES", "DashboardSettings", "HmacKey", "Role", "TokenEntry", "UserEntry"]
 
@@ -24,14 +26,28 @@ class UserEntry(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     password_hash: str
     role: Role = "read-only"
+    # The file this hash was read from, when not vigil.yaml (the generated admin's): a login that
+    # replaces an older hash writes the new one there.
+    _hash_file: Optional[Path] = PrivateAttr(default=None)
 
     @field_validator("password_hash")
     @classmethod
-    def _known_scheme(cls, v: str) -> str:
+    def _verifiable(cls, v: str) -> str:
+        """Only a hash a login can verify: argon2 or older scrypt within the memory a login may use."""
         from .passwords import check_hash_format
 
         check_hash_format(v)
         return v
+
+    @property
+    def hash_file(self) -> Optional[Path]:
+        return self._hash_file
+
+    def kept_in(self, path: Path) -> UserEntry:
+        """This user, with its hash kept in ``path`` instead of vigil.yaml."""
+        copy = self.model_copy()
+        copy._hash_file = path
+        return copy
 
 
 class TokenEntry(BaseModel):
@@ -95,6 +111,12 @@ class DashboardSettings(BaseModel):
     # Alert changes shown on the Alerts page; kept in <data_dir>/dashboard-alerts.db for this long.
     alert_history: int = Field(1000, ge=10, le=100_000)
     alert_history_days: Duration = 90 * 86400.0
+    # The site's IANA time zone (e.g. Europe/Berlin) for every time the dashboard and notifications show;
+    # default: the server's. The browser's locale decides the order of day, month and year.
+    timezone: Optional[str] = None
+    # A tile says "stale" when its newest reading is older than this (a matching nodata rule's
+    # `after` wins): the sensor has gone quiet although the device may still say it is online.
+    stale_after: Duration = 900.0
 
     @field_validator("public_url")
     @classmethod
@@ -102,6 +124,11 @@ class DashboardSettings(BaseModel):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL, such as https://vigil.example.org")
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else check_zone(v)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -125,6 +152,11 @@ class DashboardSettings(BaseModel):
             if dup:
                 raise ValueError(f"{what}: the name {dup[0]!r} is given more than once")
         return self
+
+    @property
+    def zone_name(self) -> str:
+        """The IANA name of the site's time zone (the setting, or the server's)."""
+        return self.timezone or server_zone_name()
 
     @property
     def secure_cookies(self) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Optional, TypeVar, Union
 
 from vigil._yaml import Positions, line_of
 from vigil.durations import parse_duration
-from vigil.topics import TopicError, validate_segment
+from vigil.topics import TopicError, invisible_character, validate_segment
 
 from .errors import ConfigIssue
 
@@ -147,6 +147,9 @@ class Reader:
                              "(starting with a letter or _), at most 64 characters")
             elif isinstance(text, bool) or not isinstance(text, (str, int, float)) or len(str(text)) > 128:
                 self.ctx.add((*self.path, key, name), "a label value is a string of at most 128 characters")
+            elif (hidden := invisible_character(str(text))) is not None:
+                # the bridge refuses such a value (vigil/topics.py): say so here, not in a dead letter
+                self.ctx.add((*self.path, key, name), f"a label value must be visible text: {hidden}")
             else:
                 out[name] = str(text)
         if len(out) > 16:

@@ -13,7 +13,7 @@ from .config import EdgeConfig
 from .forwarder import Forwarder
 from .homeassistant import discovery_messages
 from .link import MqttLink
-from .queue import ReadingQueue
+from .queue import MEMORY, ReadingQueue, default_directory
 from .sampler import Sampler
 from .sensors import Sensor, build_sensor
 
@@ -46,8 +46,9 @@ class EdgeAgent:
             raise RuntimeError("the agent is already running")
         c = self.config
         b = c.buffer
-        self.queue = ReadingQueue(b.path, max_readings=b.max_readings, max_age=b.max_age, sync=b.sync,
-                                  batch_interval=b.batch_interval, clock=self.clock)
+        self.queue = ReadingQueue(b.path or default_directory(self.env), max_readings=b.max_readings,
+                                  max_age=b.max_age, sync=b.sync, batch_interval=b.batch_interval, clock=self.clock,
+                                  owner=f"device {c.device}")
         sensors = self._sensors or {s.name: build_sensor(s.kind, s.name, s.options, self.clock) for s in c.sensors}
         self.sampler = Sampler(c, sensors, self.queue, self.clock)
         self.forwarder = Forwarder(self.queue, self.clock, b.max_inflight, b.drain_rate, b.live_first)
@@ -55,8 +56,17 @@ class EdgeAgent:
                              lambda: discovery_messages(c), self.env)
         self._stop.clear()
         self._stop_sampling.clear()
-        log.info("vigil edge %s: device %s, %d sensors, queue %s (sync %s)", __version__, c.device,
-                 len(c.sensors), self.queue.path, b.sync)
+        q = self.queue
+        if q.in_memory:
+            log.warning("vigil edge %s: device %s, %d sensors, queue in memory (%s): readings not sent by the "
+                        "time the agent stops are lost; leave out --queue :memory: to keep them on disk",
+                        __version__, c.device, len(c.sensors), MEMORY)
+        else:
+            log.info("vigil edge %s: device %s, %d sensors, queue %s (on disk, sync %s)", __version__, c.device,
+                     len(c.sensors), q.path, b.sync)
+            if q.depth:
+                log.info("%s in %s (left from the last run); they are sent when the broker answers",
+                         _waiting(q.depth), q.path)
         self._threads = [
             threading.Thread(target=self._guard, args=(self._sample_loop,), name=f"vigil-edge-sampler-{c.device}"),
             threading.Thread(target=self._guard, args=(self.link.run,), name=f"vigil-edge-link-{c.device}"),
@@ -75,6 +85,7 @@ class EdgeAgent:
             thread.join()
         self._threads = []
         if self.queue is not None:
+            self._say_what_is_left(self.queue)
             self.queue.close()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -105,6 +116,18 @@ class EdgeAgent:
             body["rejected"] = self.forwarder.rejected
         return body
 
+    @staticmethod
+    def _say_what_is_left(q: ReadingQueue) -> None:
+        """On stop: how many readings the broker has not acknowledged, and where they are."""
+        if q.in_memory:
+            if q.depth:
+                log.warning("%d reading%s not sent and lost: the queue was in memory (%s)", q.depth,
+                            "" if q.depth == 1 else "s", MEMORY)
+        elif q.depth:
+            log.info("%s in %s; they are sent when the broker answers", _waiting(q.depth), q.path)
+        else:
+            log.info("every reading was sent; the queue %s is empty", q.path)
+
     def _fingerprint(self) -> tuple[int, ...]:
         assert self.queue is not None and self.sampler is not None
         return (self.queue.dropped, self.sampler.errors_total)
@@ -128,3 +151,7 @@ class EdgeAgent:
             self.failure = exc
             self._stop_sampling.set()
             self._stop.set()
+
+
+def _waiting(n: int) -> str:
+    return "1 reading waits" if n == 1 else f"{n} readings wait"

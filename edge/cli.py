@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,9 +15,10 @@ from vigil.topics import Topics
 
 from .agent import EdgeAgent
 from .clock import SystemClock
-from .config import EdgeConfig, load_edge_file
+from .config import PROTOCOLS, EdgeConfig, load_edge_file
 from .errors import EdgeConfigError, QueueError, SensorError
 from .payload import build_payload
+from .queue import ReadingQueue, default_directory
 from .sensors import build_sensor
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "run"]
@@ -28,7 +30,12 @@ DESCRIPTION = """\
 Run the Vigil edge agent on a device: read sensors (1-wire, SoC temperature, a command, a
 file, or simulated), queue every reading on disk, and publish it to the MQTT broker as
 <root>/readings/<device>/<sensor>. Readings taken while the broker is unreachable are
-delivered, in order, when it is back.
+delivered, in order, when it is back, even after a restart.
+
+The queue (queue.db) is in --queue DIR, else in $STATE_DIRECTORY (the systemd unit's
+/var/lib/vigil-edge), else in $XDG_STATE_HOME/vigil-edge, else in ~/.local/state/vigil-edge.
+On stop the agent says how many readings are still queued there. For you, here:
+  {default}
 
 Configuration: -c FILE is a standalone edge.yaml (the keys of vigil.yaml's edge: section), or a
 whole vigil.yaml, whose edge: section is read (its mqtt: section is the default broker). Flags
@@ -36,7 +43,8 @@ override the file."""
 
 EPILOG = """\
 examples:
-  vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0 --interval 1 --buffer /var/lib/vigil-edge
+  vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0 --interval 1
+  vigil edge --broker mqtt://127.0.0.1:1883 --device pi-2 --simulate t0 --queue /tmp/pi-2   a second agent here
   vigil edge -c /etc/vigil/edge.yaml
   vigil edge -c /etc/vigil/edge.yaml --once        read each sensor once, print, exit (check the wiring)
   VIGIL_MQTT_PASSWORD=secret vigil edge -c edge.yaml --broker mqtts://pi-1@broker.lan:8883
@@ -44,13 +52,19 @@ examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Where the queue is for the person reading --help, with their environment.
+    parser.description = DESCRIPTION.format(default=os.path.join(default_directory(), ReadingQueue.FILE_NAME))
     parser.add_argument("-c", "--config", metavar="FILE", help="edge.yaml, or a vigil.yaml with an edge: section")
     parser.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://... for TLS")
     parser.add_argument("--device", metavar="NAME", help="this device's name in topics (default: the host name)")
     parser.add_argument("--simulate", metavar="NAME", action="append",
                         help="add a simulated sensor NAME (repeat, or a,b,c) for demos and tests")
     parser.add_argument("--interval", metavar="DURATION", help="default sampling interval (e.g. 1, 10s, 5m)")
-    parser.add_argument("--buffer", metavar="DIR", help="directory of the on-disk queue (e.g. /var/lib/vigil-edge)")
+    parser.add_argument("--queue", "--buffer", dest="queue", metavar="DIR",
+                        help="directory of the on-disk queue (default: see above); :memory: keeps it in memory "
+                             "only, and what is not sent is lost on stop")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="MQTT version (default: auto, MQTT 5, or 3.1.1 when the broker does not speak 5)")
     parser.add_argument("--once", action="store_true", help="read each sensor once, print the readings and exit")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                         help="how much to log (default: info)")
@@ -62,7 +76,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "--broker": (("mqtt", "url"), args.broker),
         "--device": (("device",), args.device),
         "--interval": (("interval",), args.interval),
-        "--buffer": (("buffer", "path"), args.buffer),
+        "--queue": (("buffer", "path"), args.queue),
+        "--protocol": (("mqtt", "protocol"), args.protocol),
         "--simulate": ((), simulate),
     }
 

@@ -26,6 +26,7 @@ from .sensors.simulated import Fault
 from .sensors.simulated import Options as SimulatedOptions
 
 __all__ = [
+    "PROTOCOLS",
     "SYNC_MODES",
     "BufferConfig",
     "EdgeConfig",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 SYNC_MODES = ("always", "batch", "off")
+PROTOCOLS = ("auto", "5", "3.1.1")
 Path = tuple[Union[str, int], ...]
 
 
@@ -51,7 +53,7 @@ class MqttConfig:
     password: Optional[str] = field(default=None, repr=False)
     root: str = DEFAULT_ROOT
     client_id: Optional[str] = None
-    protocol: str = "5"
+    protocol: str = "auto"  # "auto": MQTT 5, or 3.1.1 when the broker does not speak 5; "5"; "3.1.1"
     keepalive: int = 30
     ca_file: Optional[str] = None
     cert_file: Optional[str] = None
@@ -59,6 +61,7 @@ class MqttConfig:
     tls_insecure: bool = False
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
+    connect_timeout: float = 10.0
 
     def broker(self, env: Optional[dict[str, str]] = None) -> BrokerUrl:
         """The broker address with credentials from the file, the URL or VIGIL_MQTT_PASSWORD."""
@@ -75,7 +78,9 @@ class MqttConfig:
 class BufferConfig:
     """The store-and-forward queue: where, how big, how durable, how fast it drains."""
 
-    path: Optional[str] = None  # a directory; None keeps the queue in memory (demos only)
+    # A directory for queue.db; None: the default state directory (edge.queue.default_directory);
+    # ":memory:" keeps the queue in memory (demos and tests: what is not sent is lost on stop).
+    path: Optional[str] = None
     max_readings: int = 100_000
     max_age: float = 7 * 86400.0
     sync: str = "batch"
@@ -287,7 +292,7 @@ def _mqtt(r: Reader) -> Optional[MqttConfig]:
     except TopicError as exc:
         r.error("root", str(exc))
     client_id = r.text("client_id")
-    protocol = r.choice("protocol", ("5", "3.1.1"), "5") or "5"
+    protocol = r.choice("protocol", PROTOCOLS, "auto") or "auto"
     keepalive = r.integer("keepalive", 30, minimum=5, maximum=3600)
     files: dict[str, Optional[str]] = {}
     for key in ("ca_file", "cert_file", "key_file"):
@@ -301,13 +306,17 @@ def _mqtt(r: Reader) -> Optional[MqttConfig]:
     reconnect_max = r.duration("reconnect_max", 60.0, minimum=0.1) or 60.0
     if reconnect_max < reconnect_min:
         r.error("reconnect_max", f"must be at least reconnect_min ({reconnect_min:g}s)")
+    connect_timeout = r.duration("connect_timeout", 10.0, minimum=0.5) or 10.0
     r.finish()
     return MqttConfig(url, username, password, root, client_id, protocol, keepalive, files["ca_file"],
-                      files["cert_file"], files["key_file"], tls_insecure, reconnect_min, reconnect_max)
+                      files["cert_file"], files["key_file"], tls_insecure, reconnect_min, reconnect_max,
+                      connect_timeout)
 
 
 def _buffer(r: Reader) -> Optional[BufferConfig]:
     path = r.text("path")
+    if path is not None and not path.strip():
+        r.error("path", "is empty: give a directory, or :memory: to keep the queue in memory (lost on stop)")
     max_readings = r.integer("max_readings", 100_000, minimum=10, maximum=100_000_000)
     max_age = r.duration("max_age", 7 * 86400.0, minimum=1.0) or 7 * 86400.0
     sync = r.choice("sync", SYNC_MODES, "batch") or "batch"

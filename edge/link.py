@@ -4,6 +4,11 @@ It connects (TLS, MQTT 5 or 3.1.1, username/password), publishes the retained bi
 keeps a retained last will on ``<root>/status/<device>``, hands the forwarder a publish
 function, and reconnects with jittered exponential backoff. It logs one line per change of
 state (connected, lost, unreachable, refused), not one per attempt.
+
+With ``protocol: auto`` (the default) it tries MQTT 5 and, when the broker refuses it
+(CONNACK "unsupported protocol version", which a 3.1.1 broker sends as return code 1) or
+closes or does not answer the CONNECT, tries 3.1.1 at once; once 3.1.1 connected it stays
+with it, and the "connected" line says why. An explicit "5" or "3.1.1" is used as given.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ __all__ = ["Backoff", "MqttLink"]
 log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.1
-CONNECT_TIMEOUT = 10.0
+# CONNACK reason codes: MQTT 5's "Unsupported protocol version" (paho also reports a 3.1.1
+# broker's return code 1 so) and 3.1.1's return code 1 itself.
+UNSUPPORTED_PROTOCOL = (0x84, 1)
 # A status update for a change (drops, errors) goes out at most this often.
 STATUS_MIN_GAP = 2.0
 
@@ -76,37 +83,50 @@ class MqttLink:
         self._connack: Optional[Any] = None
         self._disconnect_reason: Optional[str] = None
         self._bad_acks: set[str] = set()
+        # The version this connection attempt speaks: auto starts with 5.
+        self.protocol = "3.1.1" if config.mqtt.protocol == "3.1.1" else "5"
+        self._fallback_why: Optional[str] = None   # why 3.1.1 is being tried, until it connected
+        self._fallback_kept = False
 
     # -- the thread ---------------------------------------------------------------------
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self._session()
+            if self._session():
+                continue  # MQTT 5 was not spoken there: 3.1.1 at once
             if self.stop.is_set():
                 break
             self.stop.wait(self.backoff.next())
 
-    def _session(self) -> None:
+    def _session(self) -> bool:
+        """One connection, from CONNECT to its end; True to try again at once with MQTT 3.1.1."""
         client = self._client()
         self._connack = None
         self._disconnect_reason = None
         try:
-            kwargs: dict[str, Any] = {"clean_start": True} if self.config.mqtt.protocol == "5" else {}
+            kwargs: dict[str, Any] = {"clean_start": True} if self.protocol == "5" else {}
             client.connect(self.broker.host, self.broker.port, self.config.mqtt.keepalive, **kwargs)
         except (OSError, ValueError) as exc:
             self._change("unreachable", logging.WARNING, "cannot reach the broker %s: %s; readings are "
                          "buffered, retrying with backoff up to %gs", self.broker, exc, self.config.mqtt.reconnect_max)
             self._close(client)
-            return
-        deadline = self.clock.monotonic() + CONNECT_TIMEOUT
+            self._fallback_failed()
+            return False
+        deadline = self.clock.monotonic() + self.config.mqtt.connect_timeout
         while self._connack is None and not self.stop.is_set() and self.clock.monotonic() < deadline:
             if client.loop(LOOP_TIMEOUT) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
         if self._connack is None or self._connack.is_failure:
+            if self._try_311(self._connack):
+                self._close(client)
+                return True
+            self._fallback_failed()
             if self._connack is not None:
                 why = str(self._connack)
                 hint = (" (check mqtt.username and mqtt.password or VIGIL_MQTT_PASSWORD)"
-                        if self._connack.value in (4, 5, 0x86, 0x87) else "")
+                        if self._connack.value in (4, 5, 0x86, 0x87) else
+                        ' (the broker does not speak MQTT 5: set mqtt.protocol to "auto" or "3.1.1")'
+                        if self._connack.value in UNSUPPORTED_PROTOCOL else "")
                 self._change(f"refused:{why}", logging.ERROR, "the broker %s refused the connection: %s%s; "
                              "retrying with backoff up to %gs", self.broker, why, hint, self.config.mqtt.reconnect_max)
             elif not self.stop.is_set():
@@ -114,14 +134,42 @@ class MqttLink:
                              "(%s); retrying with backoff up to %gs", self.broker,
                              self._disconnect_reason or "timeout", self.config.mqtt.reconnect_max)
             self._close(client)
-            return
+            return False
         self._online(client)
+        return False
+
+    def _try_311(self, connack: Optional[Any]) -> bool:
+        """With protocol auto: after MQTT 5 was refused as a version, or got no answer, try 3.1.1."""
+        if self.config.mqtt.protocol != "auto" or self.protocol != "5" or self.stop.is_set():
+            return False
+        if connack is None:
+            why = (f"it closed the connection ({self._disconnect_reason})" if self._disconnect_reason
+                   else f"no answer to an MQTT 5 CONNECT within {self.config.mqtt.connect_timeout:g}s")
+        elif connack.value in UNSUPPORTED_PROTOCOL:
+            why = f"it answered an MQTT 5 CONNECT with {connack}"
+        else:
+            return False
+        log.debug("the broker %s: %s; trying MQTT 3.1.1", self.broker, why)
+        self.protocol, self._fallback_why = "3.1.1", why
+        return True
+
+    def _fallback_failed(self) -> None:
+        """3.1.1 did not connect either: the next attempt starts with MQTT 5 again."""
+        if self._fallback_why is not None and not self._fallback_kept:
+            self.protocol, self._fallback_why = "5", None
 
     def _online(self, client: mqtt.Client) -> None:
         self.backoff.reset()
         self.connects += 1
-        self._change("connected", logging.INFO, "connected to %s as %s (MQTT %s)", self.broker,
-                     self.config.client_id, self.config.mqtt.protocol)
+        if self._fallback_why is not None and not self._fallback_kept:
+            self._fallback_kept = True
+            # One line that says it all: the version, why, and how to choose.
+            self._change("connected", logging.WARNING, "connected to %s as %s (MQTT 3.1.1: the broker does not "
+                         "speak MQTT 5, %s; this agent stays with 3.1.1 until restarted; mqtt.protocol \"3.1.1\" "
+                         "skips the MQTT 5 try)", self.broker, self.config.client_id, self._fallback_why)
+        else:
+            self._change("connected", logging.INFO, "connected to %s as %s (MQTT %s)", self.broker,
+                         self.config.client_id, self.protocol)
         self.connected.set()
         self.forwarder.connected()
         self._publish_status(client, "online")
@@ -176,14 +224,14 @@ class MqttLink:
 
     def _client(self) -> mqtt.Client:
         m = self.config.mqtt
-        v5 = m.protocol == "5"
+        v5 = self.protocol == "5"
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.config.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
             clean_session=None if v5 else True,
         )
-        client.connect_timeout = CONNECT_TIMEOUT
+        client.connect_timeout = m.connect_timeout
         client.max_inflight_messages_set(self.forwarder.max_inflight)
         client.max_queued_messages_set(0)
         if self.broker.username:

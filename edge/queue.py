@@ -11,21 +11,28 @@ an SD card:
 - ``off``: like batch, but SQLite never fsyncs (the OS writes when it likes).
 
 The queue is bounded by count and age; when full it drops the oldest and counts the drops.
+
+Where it lives (``default_directory``): the systemd unit's ``StateDirectory=`` (``$STATE_DIRECTORY``,
+``/var/lib/vigil-edge``), else ``$XDG_STATE_HOME/vigil-edge``, else ``~/.local/state/vigil-edge``.
+``:memory:`` keeps it in memory, for demos and tests only: what was not sent is lost on stop. One
+agent at a time uses a directory (a lock file), so two never send each other's readings.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .clock import Clock, SystemClock
 from .errors import QueueError
 
-__all__ = ["QueuedReading", "ReadingQueue"]
+__all__ = ["MEMORY", "QueuedReading", "ReadingQueue", "default_directory"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,21 @@ CREATE TABLE IF NOT EXISTS seq (sensor TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 _SYNCHRONOUS = {"always": "FULL", "batch": "NORMAL", "off": "OFF"}
+MEMORY = ":memory:"
+
+
+def default_directory(env: Optional[Mapping[str, str]] = None) -> str:
+    """Where the queue lives unless configured: systemd's state directory, else the XDG one."""
+    env = os.environ if env is None else env
+    systemd = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return systemd
+    xdg = env.get("XDG_STATE_HOME", "")
+    # The XDG spec: a relative path is invalid and must be ignored.
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, "vigil-edge")
+    home = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".local", "state", "vigil-edge")
 
 
 @dataclass(frozen=True)
@@ -60,18 +82,24 @@ class ReadingQueue:
     """A bounded, ordered, durable queue of readings; thread-safe."""
 
     FILE_NAME = "queue.db"
+    LOCK_NAME = "queue.lock"
 
-    def __init__(self, directory: Optional[str], *, max_readings: int = 100_000, max_age: float = 7 * 86400.0,
-                 sync: str = "batch", batch_interval: float = 2.0, clock: Optional[Clock] = None) -> None:
+    def __init__(self, directory: str, *, max_readings: int = 100_000, max_age: float = 7 * 86400.0,
+                 sync: str = "batch", batch_interval: float = 2.0, clock: Optional[Clock] = None,
+                 owner: str = "") -> None:
+        """``directory`` holds queue.db, or is MEMORY; ``owner`` names this agent to a second one."""
         self.clock = clock or SystemClock()
         self.max_readings = max_readings
         self.max_age = max_age
         self.sync = sync
         self.batch_interval = batch_interval
-        self.path = os.path.join(directory, self.FILE_NAME) if directory else ":memory:"
+        self.in_memory = directory == MEMORY
+        self.path = MEMORY if self.in_memory else os.path.join(directory, self.FILE_NAME)
+        self._lock_fd: Optional[int] = None
         try:
-            if directory:
+            if not self.in_memory:
                 os.makedirs(directory, exist_ok=True)
+                self._lock_fd = _take_lock(os.path.join(directory, self.LOCK_NAME), owner, self.path)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             # Small pages: a commit rewrites whole pages, and rows here are ~150 bytes; measured,
             # 1 KiB pages halve the bytes written per reading against the default 4 KiB.
@@ -87,6 +115,7 @@ class ReadingQueue:
             found = self._db.execute("SELECT value FROM meta WHERE key='dropped'").fetchone()
             self._dropped = int(found[0]) if found else 0
         except (OSError, sqlite3.Error) as exc:
+            self._release()
             raise QueueError(self.path, f"cannot open: {exc}") from exc
         self._lock = threading.Lock()
         self._in_tx = False
@@ -202,6 +231,12 @@ class ReadingQueue:
                 self._db.close()
             except sqlite3.Error as exc:
                 log.error("reading queue %s: cannot close cleanly: %s", self.path, exc)
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
     # -- internals ----------------------------------------------------------------------
 
@@ -235,3 +270,21 @@ class ReadingQueue:
         if self._dropped - count < (self._dropped // 100) * 100 or self._dropped == count:
             log.warning("reading queue %s: %s: dropped the oldest %d, %d dropped so far",
                         self.path, why, count, self._dropped)
+
+
+def _take_lock(path: str, owner: str, queue: str) -> int:
+    """Lock the queue's directory for this agent; a second agent gets an error naming the first."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise QueueError(queue, f"in use by another vigil edge ({holder}); give this one a queue of its own "
+                                "with --queue DIR (buffer.path)") from None
+    except OSError:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{owner or 'vigil edge'}, pid {os.getpid()}\n".encode())
+    return fd

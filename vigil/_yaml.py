@@ -13,9 +13,9 @@ from typing import Any, Optional, Union
 
 import yaml
 
-__all__ = ["Positions", "YamlError", "line_of", "load_yaml"]
+__all__ = ["MAX_NODES", "Positions", "YamlError", "line_of", "load_yaml"]
 
-_MAX_NODES = 100_000
+MAX_NODES = 100_000
 Path = tuple[Union[str, int], ...]
 Positions = dict[Path, int]
 
@@ -45,10 +45,36 @@ class YamlError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-def load_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
-    """Parse ``text`` into plain Python data and the line of every path in it."""
+class _NodeLimit(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def _counting_loader(max_nodes: int) -> type[yaml.SafeLoader]:
+    """A SafeLoader that stops composing after ``max_nodes`` nodes (so a huge file costs little)."""
+
+    class Loader(yaml.SafeLoader):
+        _left = max_nodes
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self._left -= 1
+            if self._left < 0:
+                raise _NodeLimit(self.peek_event().start_mark.line + 1)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+
+    return Loader
+
+
+def _too_many(max_nodes: int) -> str:
+    return f"more than {max_nodes:,} values (the limit of this file); split it into several files"
+
+
+def load_yaml(text: str, file: str = "<string>", max_nodes: int = MAX_NODES) -> tuple[Any, Positions]:
+    """Parse ``text`` into plain Python data and the line of every path in it; at most ``max_nodes`` values."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_counting_loader(max_nodes))
+    except _NodeLimit as exc:
+        raise YamlError(file, exc.line, _too_many(max_nodes)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -63,7 +89,7 @@ def load_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     positions: Positions = {}
     if node is None:
         return None, positions
-    budget = [_MAX_NODES]
+    budget = [max_nodes, max_nodes]  # left, limit
     try:
         data = _build(node, (), positions, file, budget)
     except RecursionError:
@@ -76,7 +102,7 @@ def _build(node: yaml.Node, path: Path, positions: Positions, file: str, budget:
     budget[0] -= 1
     if budget[0] < 0:
         raise YamlError(file, node.start_mark.line + 1,
-                        f"more than {_MAX_NODES:,} values once aliases are expanded; write the values out")
+                        f"more than {budget[1]:,} values once aliases are expanded; write the values out")
     positions.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}

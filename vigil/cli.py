@@ -21,6 +21,7 @@ EXIT_CONFIG = 3
 
 # name -> (module, one-line help). The module has ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("vigil.init", "write a commented vigil.yaml, example rules with a test, and an edge.yaml to edit"),
     "up": ("vigil.up", "run the bridge, the rule engine and the dashboard in one process"),
     "edge": ("edge.cli", "run the edge agent on a device: read sensors, publish readings"),
     "bridge": ("broker_bridge.cli", "normalize readings from MQTT, store them, republish events"),
@@ -29,14 +30,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("vigil.config_cli", "check a vigil.yaml and print the effective configuration"),
     "rules": ("alerting.rules_cli", "check, unit-test and backtest alert rules"),
     "notify": ("alerting.notify.cli", "try receivers, show notification delivery state"),
+    "status": ("vigil.status", "the health of every part in one screen, with what to do"),
 }
 
 EPILOG = """\
 examples:
   vigil up --demo                     everything in one process, with simulated sensors
+  vigil init my-site                  a commented vigil.yaml, rules and edge.yaml to start from
   vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0 --interval 1
   vigil bridge --broker mqtt://127.0.0.1:1883 --store influxdb1://127.0.0.1:8086/vigil
   vigil config check vigil.yaml
+  vigil status -c vigil.yaml          is every part healthy? (exit status 1 if not)
 
 Run 'vigil COMMAND --help' for what a command does and its options.
 """

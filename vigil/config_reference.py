@@ -67,7 +67,8 @@ entry of the mapping `a.b`.
 # comment in the model wins). A test fails when an entry here names a key that does not exist.
 FALLBACK: dict[str, str] = {
     "data_dir": "Folder for what the services keep on disk: the bridge's spool, the dashboard's "
-    "first admin password hash.",
+    "first admin password hash; the SQLite store and the alert state unless `store.url` and "
+    "`alerting.state` name others; with `vigil up`, the rules it writes and its Mosquitto's data.",
     "mqtt.url": "The broker, as `mqtt://[user:pass@]host[:port]` or `mqtts://...` for TLS "
     "(default `mqtt://127.0.0.1:1883`). Give either `url` or `host`/`port`.",
     "mqtt.host": "The broker's host name or address, when `url` is not given.",

@@ -12,8 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
+import socket
 import ssl
+from pathlib import Path
 from typing import Any, Optional
 
 import aiomqtt
@@ -23,7 +26,16 @@ from paho.mqtt.properties import Properties
 
 from .config import MqttSettings
 
-__all__ = ["SESSION_EXPIRY", "Inbox", "ack", "backoff_delay", "build_client", "enable_manual_ack", "ssl_context"]
+__all__ = [
+    "SESSION_EXPIRY",
+    "Inbox",
+    "ack",
+    "backoff_delay",
+    "build_client",
+    "enable_manual_ack",
+    "installation_client_id",
+    "ssl_context",
+]
 
 SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
 
@@ -125,3 +137,11 @@ def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
 def backoff_delay(attempt: int, cap: float = 60.0) -> float:
     """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...): jittered, capped."""
     return random.uniform(0, min(cap, 1.5 ** min(attempt, 20)))
+
+
+def installation_client_id(part: str, data_dir: str | Path) -> str:
+    """``vigil-<part>-<8 hex>``: stable for one installation (this host and the data directory's
+    absolute path), different for a second one, so two of them on one broker never take each
+    other's session."""
+    where = f"{socket.gethostname()}\0{Path(data_dir).resolve()}"
+    return f"vigil-{part}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"

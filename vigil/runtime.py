@@ -12,7 +12,14 @@ from typing import Any, Optional
 
 from .config import ConfigError, VigilConfig, load_config
 
-__all__ = ["add_common_arguments", "config_from_args", "run_until_signal", "setup_logging"]
+__all__ = [
+    "add_common_arguments",
+    "check_at_start",
+    "config_from_args",
+    "run_until_signal",
+    "setup_logging",
+    "under_data_dir",
+]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
@@ -33,12 +40,38 @@ def config_from_args(args: argparse.Namespace, extra: Optional[dict[str, tuple[A
     }
     overrides.update(extra or {})
     try:
-        return load_config(getattr(args, "config", None), overrides=overrides)
+        return under_data_dir(load_config(getattr(args, "config", None), overrides=overrides))
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         print("fix the configuration above, then start again (vigil config check FILE checks a file)", file=sys.stderr)
         raise SystemExit(3) from None
+
+
+def under_data_dir(config: VigilConfig) -> VigilConfig:
+    """The embedded store and the alert state in ``data_dir``, unless the configuration names them."""
+    data = config.data_dir.rstrip("/") or "/"
+    updates: dict[str, Any] = {}
+    if "url" not in config.store.model_fields_set:
+        updates["store"] = config.store.model_copy(update={"url": f"sqlite:///{data}/vigil.db"})
+    if "state" not in config.alerting.model_fields_set:
+        updates["alerting"] = config.alerting.model_copy(update={"state": f"{data}/alerts.db"})
+    return config.model_copy(update=updates)
+
+
+def check_at_start(config: VigilConfig, part: str, client_id: str, *, persistent: bool = True,
+                   store: bool = True) -> bool:
+    """The broker (and the store) answer as configured; each problem in one line on stderr.
+    False when one cannot be fixed by waiting (the caller exits with status 3)."""
+    from .preflight import check_broker, check_store
+
+    findings = [asyncio.run(check_broker(config.mqtt, client_id, persistent=persistent))]
+    if store:
+        findings.append(check_store(config.store))
+    for finding in findings:
+        if finding is not None:
+            print(f"vigil {part}: {finding}", file=sys.stderr, flush=True)
+    return not any(f is not None and f.fatal for f in findings)
 
 
 def setup_logging(verbose: int = 0) -> None:

@@ -5,6 +5,7 @@
 ``<root>/events/<device>/<metric>``     a normalized event, published by the bridge
 ``<root>/deadletter/<source>``          what the bridge refused, with the reason
 ``<root>/alerts/<rule>/<series>``       an alert's state change, published by the rule engine
+``<root>/health/<part>/<instance>``     retained: a server part's own health (JSON), ``offline`` as its last will
 
 Control topics (what people do to alerts, from the dashboard, the command line or any client):
 
@@ -132,6 +133,9 @@ class Topics:
     def silence(self, silence_id: str) -> str:
         return f"{self.root}/silences/{validate_segment(silence_id, 'silence id')}"
 
+    def health(self, part: str, instance: str) -> str:
+        return f"{self.root}/health/{validate_segment(part, 'part')}/{validate_segment(instance, 'instance')}"
+
     @property
     def rules_reload(self) -> str:
         return f"{self.root}/control/rules/reload"
@@ -152,6 +156,10 @@ class Topics:
     @property
     def all_alerts(self) -> str:
         return f"{self.root}/alerts/#"
+
+    @property
+    def all_health(self) -> str:
+        return f"{self.root}/health/+/+"
 
     @property
     def all_acks(self) -> str:

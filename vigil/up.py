@@ -1,22 +1,25 @@
 """``vigil up``: the bridge, the rule engine and the dashboard in one process, on one event loop.
 
-With no broker answering at the configured address, an embedded one (amqtt, MQTT 3.1.1) is
-started there; with no store configured, a SQLite file in the data directory. ``--demo`` adds
-three simulated devices and example rules, and leaves the freezer's door open after a while.
+With no broker answering at the configured address, a managed Mosquitto (vigil/broker.py) runs
+there; with no store configured, a SQLite file in the data directory, which holds everything
+``vigil up`` writes. ``--demo`` adds three simulated devices and example rules, and leaves the
+freezer's door open after a while. Files a user may edit (the rules) are written once, never again.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import logging
+import os
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 from .config import VigilConfig
 from .runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
@@ -24,15 +27,19 @@ from .runtime import add_common_arguments, config_from_args, run_until_signal, s
 DESCRIPTION = """\
 Run Vigil in one process: the bridge (readings into the store), the rule engine (alerts and
 notifications) and the dashboard. It uses the MQTT broker at the configured address when one
-answers there, and otherwise starts an embedded one; the store is a SQLite file under the data
-directory unless you name another. --demo adds simulated devices and example rules, so that an
-alert fires within about a minute."""
+answers there, and otherwise runs Mosquitto there itself (loopback only, its data in the data
+directory). Everything Vigil writes goes into the data directory: the store (a SQLite file unless
+you name another), alert state, the rules it writes for you (once: your edits are kept) and the
+broker's data. --demo adds simulated devices and example rules, so that an alert fires within
+about a minute."""
 
 EPILOG = """\
 examples:
   vigil up --demo                                   try it: simulated devices, an alert within a minute
-  vigil up --demo --notify 'ntfy://ntfy.sh/my-topic'  ... and the alert on your phone (any apprise URL)
-  vigil up -c vigil.yaml                            your own configuration, rules and devices
+  vigil up --notify 'ntfy://ntfy.sh/MY-SECRET-TOPIC?priority=high'
+                                                    alerts on your phone (any apprise URL; then check it
+                                                    with: vigil notify test vigil-data/rules)
+  vigil up -c vigil.yaml                            your own settings and rules (vigil init writes them)
   vigil up --broker mqtt://192.168.1.10:1883 --listen 0.0.0.0:8080
 
 Stop it with Ctrl-C.
@@ -41,15 +48,18 @@ Stop it with Ctrl-C.
 log = logging.getLogger("vigil.up")
 
 DEMO_DEVICES = ("freezer", "greenhouse", "server-room")
+PHONE = "phone"  # the receiver --notify fills
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--listen", metavar="HOST:PORT", help="where the dashboard listens (default 127.0.0.1:8080)")
-    parser.add_argument("--data-dir", metavar="DIR", help="state, embedded store and demo files (default vigil-data)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="everything Vigil writes: store, alert state, its rules, broker data (default vigil-data)")
     parser.add_argument("--demo", action="store_true", help="add simulated devices and example rules")
     parser.add_argument("--notify", metavar="APPRISE_URL", action="append", default=[],
-                        help="with --demo: also send the demo's alerts here (e.g. ntfy://ntfy.sh/TOPIC); repeatable")
+                        help="send alerts here too, e.g. 'ntfy://ntfy.sh/TOPIC?priority=high' (repeatable; for the "
+                        "rules vigil up writes: your own rules name their receivers)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,11 +68,56 @@ def run(args: argparse.Namespace) -> int:
         "dashboard.listen": (args.listen, "--listen"),
         "data_dir": (args.data_dir, "--data-dir"),
     })
-    if args.notify and not args.demo:
-        print("--notify goes with --demo; for your own rules, name receivers in the rules file "
-              "(docs/notifications.md)", file=sys.stderr)
+    problem = startup_problem(config)
+    if problem:
+        print(f"vigil up: {problem}", file=sys.stderr)
+        return 1
+    if args.notify and not (args.demo or _writes_rules(config)):
+        print(f"vigil up: --notify is for the rules vigil up writes; your rules in {config.alerting.rules} name "
+              f"their own receivers: put the URL under receivers: there (docs/notifications.md)", file=sys.stderr)
         return 2
-    return run_until_signal(up(config, demo=args.demo, notify=args.notify))
+    try:
+        with _one_instance(Path(config.data_dir)):
+            return run_until_signal(up(config, demo=args.demo, notify=args.notify))
+    except _Busy as exc:
+        print(f"vigil up: {exc}", file=sys.stderr)
+        return 1
+
+
+def startup_problem(config: VigilConfig) -> Optional[str]:
+    """The first port that cannot be listened on, as one line naming the flag; before anything is written."""
+    from .preflight import check_port
+
+    finding = check_port(config.dashboard.listen, "the dashboard", "--listen")
+    if finding is None and config.bridge.metrics_listen:
+        finding = check_port(config.bridge.metrics_listen, "the bridge's metrics", "bridge.metrics_listen in")
+    return str(finding) if finding else None
+
+
+class _Busy(RuntimeError):
+    pass
+
+
+@contextmanager
+def _one_instance(data_dir: Path) -> Iterator[None]:
+    """Hold <data-dir>/vigil-up.lock: a second vigil up on the same data directory is refused."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock: IO[str] = (data_dir / "vigil-up.lock").open("a+")
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid = lock.read().strip() or "?"
+            raise _Busy(f"another vigil up (pid {pid}) is running with the data directory {data_dir}; stop it, "
+                        "or give this one its own --data-dir and --listen") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+    finally:
+        lock.close()
 
 
 def _answers(host: str, port: int) -> bool:
@@ -74,64 +129,133 @@ def _answers(host: str, port: int) -> bool:
 
 
 @asynccontextmanager
-async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncIterator[VigilConfig]:
-    """The configured broker when it answers; otherwise an embedded amqtt broker on that address."""
+async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncIterator[None]:
+    """The configured broker when it answers (and lets us in); otherwise a managed Mosquitto on that
+    (loopback) address, started again should it stop."""
+    from .broker import LOOPBACK, BrokerError, ManagedMosquitto
+    from .mqtt import installation_client_id
+    from .preflight import check_broker
+
     b = config.mqtt.broker()
     if await asyncio.to_thread(_answers, b.host, b.port):
-        say(f"MQTT broker: using the one that answers at {b}")
-        yield config
+        finding = await check_broker(config.mqtt, installation_client_id("up-check", config.data_dir),
+                                     persistent=False)
+        if finding is not None and finding.fatal:
+            raise SystemExit(f"vigil up: {finding}")
+        say(f"MQTT broker: using the one that answers at {b} (with its own queue and persistence settings; "
+            "docs/one-box.md)")
+        yield
         return
-    if b.tls or b.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0"):
-        raise SystemExit(f"vigil up: no MQTT broker answers at {b}; start it, or run without --broker to get an "
-                         "embedded one on 127.0.0.1:1883")
-    from amqtt.broker import Broker
-
-    amqtt_config: dict[str, Any] = {
-        "listeners": {"default": {"type": "tcp", "bind": f"{b.host}:{b.port}", "max_connections": 200}},
-        "sys_interval": 0,
-        "auth": {"allow-anonymous": True},
-        "topic-check": {"enabled": False},
-    }
-    for noisy in ("amqtt", "transitions", "passlib"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-        logging.getLogger(noisy).addFilter(_one_line)
-    broker = Broker(amqtt_config)
-    await broker.start()
-    say(f"MQTT broker: none answered at {b}, so an embedded one runs there for now (MQTT 3.1.1; it gives "
-        "up on a message nobody acknowledges within 5 s, so for anything beyond a demo use Mosquitto: "
-        "docs/production.md)")
+    if b.tls or b.host not in LOOPBACK:
+        raise SystemExit(f"vigil up: no MQTT broker answers at {b}; start it, or leave out --broker to have "
+                         "vigil up run Mosquitto on 127.0.0.1:1883")
+    broker = ManagedMosquitto(Path(config.data_dir) / "mosquitto", b.port, host=b.host)
     try:
-        yield config.model_copy(update={"mqtt": config.mqtt.model_copy(update={"protocol": "3.1.1"})})
+        broker.spawn()  # on the loop's thread: Linux stops the broker when that thread ends
+        await asyncio.to_thread(broker.wait_ready, lambda: _answers(b.host, b.port))
+    except BrokerError as exc:
+        raise SystemExit(f"vigil up: {exc}") from None
+    say(f"MQTT broker: none answered at {b}, so Mosquitto runs there (MQTT 5, loopback only; its data and log in "
+        f"{broker.data})")
+    keeper = asyncio.create_task(_keep_up(broker, lambda: _answers(b.host, b.port), say), name="up-broker-keeper")
+    try:
+        yield
     finally:
-        await broker.shutdown()
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        await asyncio.to_thread(broker.stop)
 
 
-def _one_line(record: logging.LogRecord) -> bool:
-    """The embedded broker's errors as one line each, without its tracebacks."""
-    if record.exc_info and record.exc_info[1] is not None:
-        record.msg = f"embedded broker: {record.exc_info[1]}"
-        record.args = ()
-        record.exc_info = None
-        record.exc_text = None
-    return True
+async def _keep_up(broker: Any, answers: Callable[[], bool], say: Callable[[str], None]) -> None:
+    """Start the managed Mosquitto again when it stops on its own (a crash, a kill)."""
+    from .broker import BrokerError
+
+    while True:
+        await asyncio.sleep(1)
+        proc = broker.proc
+        if proc is None or proc.poll() is None:
+            continue
+        say(f"MQTT broker: Mosquitto stopped (exit status {proc.returncode}; {broker.last_log_line()}); "
+            "starting it again")
+        try:
+            broker.spawn()
+            await asyncio.to_thread(broker.wait_ready, answers)
+        except BrokerError as exc:
+            say(f"MQTT broker: {exc}; trying again in 10 s")
+            await asyncio.sleep(10)
+        else:
+            say("MQTT broker: Mosquitto is back")
 
 
-def _demo_rules(data_dir: Path, receivers: dict[str, list[str]]) -> Path:
-    """Write the demo rules, every rule notifying ``receivers``, into the data directory."""
+def _writes_rules(config: VigilConfig) -> bool:
+    """vigil up writes its own rules when the configuration names none and ./rules does not exist."""
+    return "rules" not in config.alerting.model_fields_set and not Path(config.alerting.rules).exists()
+
+
+def _own_rules(data_dir: Path, demo: bool, receivers: dict[str, list[str]], say: Callable[[str], None]) -> Path:
+    """The rules folder vigil up writes in the data directory: the rules once (kept from then on, with
+    the user's edits), and receivers.yaml, which renders this start's receivers, at each start."""
     from importlib import resources
 
-    import yaml
+    from .init import receiver_line, rules_text
 
-    folder = data_dir / "demo-rules"
+    folder = data_dir / ("demo-rules" if demo else "rules")
     folder.mkdir(parents=True, exist_ok=True)
-    data = yaml.safe_load(resources.files("vigil").joinpath("demo/rules.yaml").read_text("utf-8"))
-    data["receivers"] = receivers
-    data["grouping"] = {"group_wait": "1s"}
-    for rule in data["rules"]:
-        rule["notify"] = list(receivers)
-    text = "# written by vigil up --demo (from vigil/demo/rules.yaml)\n"
-    (folder / "demo.yaml").write_text(text + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
+    rules = folder / ("demo.yaml" if demo else "rules.yaml")
+    if rules.exists():
+        say(f"Rules: {rules} (kept as it is: edit it, or delete it to have it written again)")
+    else:
+        if demo:
+            text = resources.files("vigil").joinpath("demo/rules.yaml").read_text("utf-8")
+        else:
+            text = rules_text("# Receivers: receivers.yaml beside this file holds --notify's (written at each start);\n"
+                              "# name your own here, and a rule's notify: [NAME] sends it there.", notify=False)
+        with rules.open("x", encoding="utf-8") as f:  # "x": never replace a file made meanwhile
+            f.write(text)
+        say(f"Rules: wrote {rules}; edit it, it is yours (docs/rules.md)")
+    present = {name: urls for name, urls in receivers.items() if urls}
+    lines = ["# Written by vigil up at each start from --notify" + (" and the demo's console" if demo else "")
+             + ": edits here are lost.", "# Receivers of your own go into another file of this folder."]
+    if present:
+        entries = [receiver_line(n, urls) for n, urls in present.items()]
+        if demo and PHONE in present:
+            # a second channel: what cannot reach the phone for 30 s is printed on the console instead
+            phone = receiver_line(PHONE, present[PHONE]).replace(": [", ":\n    urls: [", 1)
+            entries[list(present).index(PHONE)] = phone + "\n    fallback: [console]\n    after: 30s"
+        lines += ["receivers:", *entries,
+                  "routes:  # alerts of rules without notify: go to all of them",
+                  f"  - receivers: [{', '.join(present)}]"]
+    else:
+        lines.append("receivers: {}")
+    (folder / "receivers.yaml").write_text("\n".join(lines) + "\n", "utf-8")
     return folder
+
+
+def _check_rules(path: str) -> None:
+    """The rules load, or every problem is printed with what to do, before anything starts."""
+    from alerting.rules import RulesError, load_rules_path
+
+    if not Path(path).exists():
+        return  # the rule engine runs with none and says so; rules written later are reloaded
+    try:
+        load_rules_path(path)
+    except RulesError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        raise SystemExit(f"vigil up: fix the rules above (vigil rules check {path}), then start again") from None
+
+
+def _client_ids(config: VigilConfig) -> VigilConfig:
+    """Each part's client id from this installation, unless the configuration names one: a second
+    vigil up (another data directory, another machine) on the same broker never takes this one's session."""
+    from .mqtt import installation_client_id
+
+    updates: dict[str, Any] = {}
+    for part in ("bridge", "alerting", "dashboard"):
+        settings = getattr(config, part)
+        if "client_id" not in settings.model_fields_set:
+            updates[part] = settings.model_copy(update={"client_id": installation_client_id(part, config.data_dir)})
+    return config.model_copy(update=updates)
 
 
 async def _console_receiver(say: Callable[[str], None], started: asyncio.Future[int]) -> None:
@@ -190,26 +314,47 @@ async def _demo_agents(config: VigilConfig, data_dir: Path) -> AsyncIterator[Non
 
 
 async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> None:
-    """Print every alert state change on the console."""
-    from .mqtt import build_client
+    """Print every alert state change on the console; through broker restarts (retained alerts
+    already shown are not shown again)."""
+    import aiomqtt
+
+    from .mqtt import backoff_delay, build_client, installation_client_id
 
     topics = config.mqtt.topics
-    async with build_client(config.mqtt, f"vigil-up-console-{id(config) % 100000}") as client:
-        await client.subscribe(topics.all_alerts, qos=1)
-        async for message in client.messages:
-            try:
-                t = json.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
-            except (ValueError, TypeError):
-                continue
-            if not isinstance(t, dict) or t.get("state") in (None, "ok"):
-                continue
-            say(f"ALERT {str(t.get('state')).upper()} [{t.get('severity')}] {t.get('rule')} "
-                f"{t.get('series')}: {t.get('message')}")
+    shown: dict[str, bytes] = {}
+    attempt = 0
+    while True:
+        try:
+            async with build_client(config.mqtt, installation_client_id("up-console", config.data_dir)) as client:
+                attempt = 0
+                await client.subscribe(topics.all_alerts, qos=1)
+                async for message in client.messages:
+                    payload = bytes(message.payload)  # type: ignore[arg-type,unused-ignore]
+                    if shown.get(str(message.topic)) == payload:
+                        continue
+                    shown[str(message.topic)] = payload
+                    _announce(payload, say)
+        except aiomqtt.MqttError as exc:
+            attempt += 1
+            log.debug("console lost the broker (%s)", exc)
+            await asyncio.sleep(backoff_delay(attempt, cap=10.0))
+
+
+def _announce(payload: bytes, say: Callable[[str], None]) -> None:
+    try:
+        t = json.loads(payload)
+    except (ValueError, TypeError):
+        return
+    if not isinstance(t, dict) or t.get("state") in (None, "ok"):
+        return
+    say(f"ALERT {str(t.get('state')).upper()} [{t.get('severity')}] {t.get('rule')} "
+        f"{t.get('series')}: {t.get('message')}")
 
 
 async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[str]] = None,
              say: Callable[[str], None] = print) -> None:
     """Run everything until cancelled."""
+    from alerting.notify.config import mask_apprise_url
     from alerting.service import serve as serve_alerting
     from broker_bridge.service import serve as serve_bridge
     from broker_bridge.stores import open_store
@@ -218,52 +363,73 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
 
     data_dir = Path(config.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    config = _client_ids(config)
     updates: dict[str, Any] = {}
     console_port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     console = asyncio.create_task(_console_receiver(say, console_port), name="up-console-receiver") if demo else None
-    if demo:
-        receivers = {"console": [f"json://127.0.0.1:{await console_port}/notify"]}
-        if notify:
-            receivers["you"] = list(notify)
-        rules = _demo_rules(data_dir, receivers)
-        updates["alerting"] = config.alerting.model_copy(update={"rules": str(rules),
-                                                                 "state": str(data_dir / "demo-alerts.db")})
-    elif not Path(config.alerting.rules).exists():
-        say(f"Rules: none yet at {config.alerting.rules!r}; write some (docs/rules.md), then restart")
-    dashboard_settings, password = ensure_admin(config.dashboard, data_dir)
-    updates["dashboard"] = dashboard_settings.model_copy(update={"rules": dashboard_settings.rules
-                                                                 or (updates.get("alerting") or config.alerting).rules})
-    config = config.model_copy(update=updates)
-    store = open_store(config.store.store_url(), retention=config.store.retention)
-    say(f"Store: {store.name}")
     try:
-        async with _broker(config, say) as config:
-            ready = {name: asyncio.Event() for name in ("bridge", "alerting", "dashboard")}
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(serve_bridge(config, store=store, ready=ready["bridge"]), name="up-bridge")
-                tg.create_task(serve_alerting(config, store=store, ready=ready["alerting"]), name="up-alerting")
-                tg.create_task(serve_dashboard(config, store=store, ready=ready["dashboard"]), name="up-dashboard")
-                tg.create_task(_announce_alerts(config, say), name="up-console")
-                await asyncio.gather(*(e.wait() for e in ready.values()))
-                host, _, port = config.dashboard.listen.rpartition(":")
-                shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-                say(f"Dashboard: http://{shown}:{port}/")
-                if password:
-                    say(f"  log in as 'admin' with the password {password}  (shown once; its hash is kept in "
-                        f"{data_dir}/dashboard-admin.hash)")
-                else:
-                    say("  log in with a user from the configuration (or the admin password shown the first time)")
-                if demo:
-                    say("Demo: a freezer, a greenhouse and a server room publish every 2 s; in about a minute the "
-                        "freezer's door is left open and 'freezer-warm' fires. Ctrl-C stops everything.")
-                    async with _demo_agents(config, data_dir):
-                        await asyncio.Event().wait()
-                else:
-                    b = config.mqtt.broker()
-                    say("Waiting for readings. Start an agent on a device with:\n"
-                        f"  vigil edge --broker mqtt://{b.host}:{b.port} --device pi-1 --simulate t0 --interval 5")
+        if demo or _writes_rules(config):
+            receivers = {"console": [f"json://127.0.0.1:{await console_port}/notify"]} if demo else {}
+            receivers[PHONE] = list(notify or [])
+            rules = _own_rules(data_dir, demo, receivers, say)
+            state = {"state": str(data_dir / "demo-alerts.db")} if demo else {}
+            updates["alerting"] = config.alerting.model_copy(update={"rules": str(rules), **state})
+            say(f"Notifications: to {', '.join(mask_apprise_url(u) for u in notify or [])}" if notify else
+                "Notifications: none to your phone yet; start with --notify 'ntfy://ntfy.sh/YOUR-TOPIC?priority=high' "
+                "(docs/one-box.md)")
+            if notify:
+                say(f"  check it now, with vigil up running or not: vigil notify test {rules} --receiver {PHONE}")
+        _check_rules((updates.get("alerting") or config.alerting).rules)
+        dashboard_settings, password = ensure_admin(config.dashboard, data_dir)
+        updates["dashboard"] = dashboard_settings.model_copy(
+            update={"rules": dashboard_settings.rules or (updates.get("alerting") or config.alerting).rules})
+        config = config.model_copy(update=updates)
+        store = open_store(config.store.store_url(), retention=config.store.retention)
+        say(f"Store: {store.name}")
+        try:
+            async with _broker(config, say):
+                await _serve(config, store, password, demo, say,
+                             serve_bridge=serve_bridge, serve_alerting=serve_alerting, serve_dashboard=serve_dashboard)
+        finally:
+            store.close()
     finally:
-        store.close()
         if console is not None:
             console.cancel()
             await asyncio.gather(console, return_exceptions=True)
+
+
+async def _serve(config: VigilConfig, store: Any, password: Optional[str], demo: bool, say: Callable[[str], None],
+                 **serve: Callable[..., Any]) -> None:
+    data_dir = Path(config.data_dir)
+    ready = {name: asyncio.Event() for name in ("bridge", "alerting", "dashboard")}
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(serve["serve_bridge"](config, store=store, ready=ready["bridge"]), name="up-bridge")
+        tg.create_task(serve["serve_alerting"](config, store=store, ready=ready["alerting"]), name="up-alerting")
+        tg.create_task(serve["serve_dashboard"](config, store=store, ready=ready["dashboard"]), name="up-dashboard")
+        tg.create_task(_announce_alerts(config, say), name="up-console")
+        await asyncio.gather(*(e.wait() for e in ready.values()))
+        host, _, port = config.dashboard.listen.rpartition(":")
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        say(f"Dashboard: http://{shown}:{port}/")
+        if password:
+            say(f"  log in as 'admin' with the password {password}  (shown once; its hash is kept in "
+                f"{data_dir}/dashboard-admin.hash)")
+        else:
+            say("  log in with a user from the configuration (or the admin password shown the first time)")
+        if demo:
+            say("Demo: a freezer, a greenhouse and a server room publish every 2 s; in about a minute the "
+                "freezer's door is left open and 'freezer-warm' fires. Ctrl-C stops everything.")
+            async with _demo_agents(config, data_dir):
+                await asyncio.Event().wait()
+        else:
+            say("Waiting for readings. Start an agent (here, or on a device that reaches this broker) with:\n"
+                f"  {edge_command(config)}")
+
+
+def edge_command(config: VigilConfig) -> str:
+    """The ``vigil edge`` command that reaches this broker, as printed for the user to run."""
+    b = config.mqtt.broker()
+    scheme = "mqtts" if b.tls else "mqtt"
+    user = f"{b.username}@" if b.username else ""
+    env = "VIGIL_MQTT_PASSWORD=... " if b.password else ""
+    return f"{env}vigil edge --broker {scheme}://{user}{b.host}:{b.port} --device pi-1 --simulate t0 --interval 5"

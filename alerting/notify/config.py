@@ -3,8 +3,12 @@
 Example (top level of a rules file, beside ``rules:``)::
 
     receivers:
-      kitchen-staff: ["ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}",
-                      "mailto://${VIGIL_NOTIFY_SMTP_USER}:${VIGIL_NOTIFY_SMTP_PASS}@example.com"]
+      kitchen-staff:
+        urls: ["ntfy://ntfy.sh/${VIGIL_NOTIFY_NTFY_TOPIC}",
+               "mailto://${VIGIL_NOTIFY_SMTP_USER}:${VIGIL_NOTIFY_SMTP_PASS}@example.com"]
+        fallback: [manager]   # a message still failing after 2m (or 5 attempts) goes to manager
+        after: 2m
+        attempts: 5
       manager: ["tgram://${VIGIL_NOTIFY_TELEGRAM_TOKEN}/12345"]
     routes:
       - match: {severity: critical}
@@ -12,7 +16,7 @@ Example (top level of a rules file, beside ``rules:``)::
         continue: true
       - match: {site: "kitchen-*"}
         receivers: [kitchen-staff]
-    grouping: {group_by: [rule], group_wait: 10s, group_interval: 1m, repeat_interval: 4h}
+    grouping: {group_by: [rule], group_wait: 5s, group_interval: 1m, repeat_interval: 4h}
     escalation:
       - {after: 15m, receivers: [manager], match: {severity: critical}}
     inhibit:
@@ -40,16 +44,28 @@ import zoneinfo
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_serializer, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import core_schema
 
 from alerting.transition import Severity
 from vigil.configtypes import STRICT, Duration
 
+from .receiver_options import Fallback, fallback_problem, relocated, split_receivers
+
 __all__ = [
     "ENV_PREFIX",
     "Delivery",
     "EscalationStep",
+    "Fallback",
     "Grouping",
     "InhibitRule",
     "Match",
@@ -251,12 +267,17 @@ class Route(BaseModel):
 
 
 class Grouping(BaseModel):
-    """Alerts with equal ``group_by`` labels share one message per receiver."""
+    """Alerts with equal ``group_by`` labels share one message per receiver.
+
+    A newly firing alert is sent at most ``group_wait`` after it reaches the dispatcher, with whatever
+    else of its group is new by then; ``group_interval`` spaces out reminders and resolutions of alerts
+    already told (docs/notifications.md, "Grouping").
+    """
 
     model_config = STRICT
 
     group_by: list[str] = Field(default_factory=lambda: ["rule"])
-    group_wait: Duration = 10.0
+    group_wait: Duration = 5.0
     group_interval: Duration = 60.0
     repeat_interval: Duration = 4 * 3600.0
 
@@ -392,6 +413,8 @@ class NotifyConfig(BaseModel):
     model_config = STRICT
 
     receivers: dict[str, list[ReceiverUrl]] = Field(default_factory=dict)
+    # from the mapping form of a receiver ({urls: [...], fallback: [...], after: 2m}); see _receiver_forms
+    fallbacks: dict[str, Fallback] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     grouping: Grouping = Field(default_factory=Grouping)
     escalation: list[EscalationStep] = Field(default_factory=list)
@@ -406,6 +429,25 @@ class NotifyConfig(BaseModel):
         if isinstance(v, dict):
             return {k: [u] if isinstance(u, str) else u for k, u in v.items()}
         return v
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _receiver_forms(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> NotifyConfig:
+        """A receiver is a URL, a list of URLs, or ``{urls: [...], fallback: [...], after:, attempts:}``.
+
+        The options go to ``fallbacks`` and the URLs to ``receivers``; errors keep the paths the user wrote.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("receivers"), dict):
+            return _as_config(handler(data))
+        receivers, fallbacks, forms = split_receivers(data["receivers"], data.get("fallbacks"))
+        try:
+            config = _as_config(handler({**data, "receivers": receivers, "fallbacks": fallbacks}))
+        except ValidationError as exc:
+            raise relocated(exc, forms) from None
+        problem = fallback_problem(config.receivers, config.fallbacks)
+        if problem:
+            raise ValidationError.from_exception_data("NotifyConfig", [problem])
+        return config
 
     @model_validator(mode="after")
     def _known_receivers(self) -> NotifyConfig:
@@ -433,3 +475,8 @@ class NotifyConfig(BaseModel):
         source = os.environ if env is None else env
         names = {ref for urls in self.receivers.values() for u in urls for ref in _ENV_REF.findall(u.template)}
         return sorted(n for n in names if n not in source)
+
+
+def _as_config(value: Any) -> NotifyConfig:
+    assert isinstance(value, NotifyConfig)
+    return value

@@ -18,6 +18,7 @@ from typing import Optional
 
 from alerting.clock import Clock
 from alerting.transition import Severity
+from vigil.backoff import backoff_delay
 
 from .config import Delivery, MissingSecret, ReceiverUrl
 from .sender import Sender, SendResult
@@ -118,10 +119,10 @@ class Courier:
 
     def _failed(self, d: DeliveryRow, error: str, cfg: Delivery) -> None:
         attempts = d.attempts + 1
-        base = min(cfg.retry_max, cfg.retry_initial * 2 ** min(attempts - 1, 30))
-        delay = base / 2 + self._rng.uniform(0, base / 2)
+        delay = backoff_delay(attempts, cfg.retry_max, first=cfg.retry_initial, rng=self._rng)
+        now = self._clock.now()
         with self._state.transaction():
-            self._state.mark_failed(d.id, error, self._clock.now() + delay, attempts)
+            self._state.mark_failed(d.id, error, now + delay, attempts, now)
         # an error when a receiver starts to count as failing, and every tenth attempt after that
         keeps_failing = attempts >= cfg.failing_after and (attempts - cfg.failing_after) % 10 == 0
         log.log(logging.ERROR if keeps_failing else logging.WARNING,

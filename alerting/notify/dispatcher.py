@@ -9,6 +9,7 @@ recorded; the send itself, and its crash window, belong to :mod:`alerting.notify
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import math
@@ -22,9 +23,11 @@ from typing import Any, Optional, Union
 
 from alerting.clock import Clock
 from alerting.transition import AlertState, Transition
+from vigil.sitetime import format_time
 
 from .config import Match, NotifyConfig, matches
 from .courier import Courier
+from .fallback import fall_back
 from .message import Item, Kind, render
 from .policy import ActiveSilence, alert_labels, group_key, mute_end, receivers_for, suppression
 from .sender import Sender
@@ -35,6 +38,8 @@ __all__ = ["AlertStatus", "Dispatcher", "NotifyStatus"]
 log = logging.getLogger(__name__)
 
 _KEEP_HISTORY = 7 * 86400.0
+# what a receiver has not heard yet: sent within group_wait, whatever its group's last message was
+_NEWS = (Kind.FIRING, Kind.ESCALATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Dispatcher:
         rng: Optional[random.Random] = None,
         poll_interval: float = 0.25,
         max_concurrent: int = 8,
+        zone: Optional[dt.tzinfo] = None,
     ) -> None:
         if callable(state):
             conn = state()
@@ -87,6 +93,7 @@ class Dispatcher:
         self._state = NotifyState(conn)
         self._config = config
         self._clock = clock
+        self._zone = zone  # the site's time zone for the times in messages and logs (None: the server's)
         self._poll = poll_interval
         self._wake = asyncio.Event()
         self._courier = Courier(self._state, sender, clock, self._wake.set, env=env, rng=rng,
@@ -101,6 +108,7 @@ class Dispatcher:
         self._sources: dict[str, dict[str, str]] = {}
         self._prune_at = 0.0
         self._outbox_seq = 0  # the last outbox entry taken: polling it is one primary-key range query
+        self._fallback_at = math.inf  # when a failing message is next due to go to its receiver's fallbacks
         with self._state.transaction():
             self._sync_static_silences()
 
@@ -151,7 +159,7 @@ class Dispatcher:
                                 str(comment)[:1000])
         with self._state.transaction():
             self._state.put_silence(silence, static=False)
-        log.info("silence %s by %s until %s: %s", silence.id, by, until, comment)
+        log.info("silence %s by %s until %s: %s", silence.id, by, format_time(until, self._zone), comment)
         self._changed()
         return silence.id
 
@@ -235,6 +243,7 @@ class Dispatcher:
             keys, self._touched = self._touched, set()
             self._reconcile(now, keys)
         self._flush(now)
+        self._fallback_at = fall_back(self._state, self._config, now, self._zone)
 
     def _ingest(self, now: float) -> None:
         while batch := self._state.outbox_batch(self._outbox_seq):
@@ -294,10 +303,21 @@ class Dispatcher:
             self._state.delete_alert(t.key)
 
     def _queue(self, receiver: str, labels: Mapping[str, str], item: Item, now: float) -> None:
+        """Put ``item`` in its group's next message: news within ``group_wait``, updates by ``group_interval``.
+
+        An alert the receiver has not been told about (firing, escalated to it) never waits for
+        ``group_interval``: it joins a message already due within ``group_wait``, or is due ``group_wait`` from
+        now, so a burst in one group makes at most one message per ``group_wait``. Reminders, flapping and
+        resolutions of alerts already told wait for ``group_interval`` after the group's last message (and
+        ride along with any message the group sends before that).
+        """
         gk = group_key(self._config, labels)
+        g = self._config.grouping
         due = self._state.group_due(receiver, gk)
-        if due is None:
-            g = self._config.grouping
+        if item.kind in _NEWS:
+            if due is None or due > now + g.group_wait:
+                due = now + g.group_wait
+        elif due is None:
             last = self._state.last_sent(receiver, gk)
             due = now + g.group_wait if last is None or last + g.group_interval <= now else last + g.group_interval
         self._state.add_pending(receiver, gk, item, due)
@@ -383,11 +403,12 @@ class Dispatcher:
         if not urls:
             log.error("receiver %r is no longer configured; %d alert(s) not sent to it", receiver, len(keep))
             return
-        message = render(keep, now)
+        message = render(keep, now, self._zone)
         keys = list(dict.fromkeys(i.transition.key for i in keep))
+        message_id = uuid.uuid4().hex
         for url in urls:
             self._state.add_delivery(receiver, url.template, url.masked, message.title, message.body,
-                                     message.severity.value, message.resolved, keys, now)
+                                     message.severity.value, message.resolved, keys, now, message_id)
         for item in keep:
             if item.kind is not Kind.RESOLVED:
                 self._state.set_told(item.transition.key, receiver, now)
@@ -395,7 +416,7 @@ class Dispatcher:
         self._state.set_last_sent(receiver, gk, now)
 
     def _next_due(self, now: float) -> float:
-        candidates = [now + self._poll, self._reconcile_at]
+        candidates = [now + self._poll, self._reconcile_at, self._fallback_at]
         for value in (self._state.next_pending_due(), self._state.next_delivery_after(now)):
             if value is not None:
                 candidates.append(value)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from alerting.transition import Severity, Transition
 from vigil.durations import format_duration
+from vigil.sitetime import format_time, format_value
 
 __all__ = ["Item", "Kind", "Message", "render"]
 
@@ -50,8 +51,10 @@ class Message:
     resolved: bool
 
 
-def _when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _precision(t: Transition) -> int:
+    """Decimals a reading is shown with: the series' ``precision`` label, else one."""
+    text = dict(t.labels).get("precision", "")
+    return int(text) if text.isdigit() and int(text) <= 6 else 1
 
 
 def _headline(item: Item) -> str:
@@ -59,15 +62,19 @@ def _headline(item: Item) -> str:
     return f"[{_WORD[item.kind]} {t.severity.value}] {t.rule} {t.series}"
 
 
-def _details(item: Item, now: float) -> list[str]:
+def _details(item: Item, now: float, zone: dt.tzinfo | None) -> list[str]:
     t = item.transition
+
+    def _when(ts: float) -> str:
+        return format_time(ts, zone)
+
     lines = [t.message] if t.message else []
     if item.kind is Kind.RESOLVED:
         lines.append(f"Fired for {format_duration(max(0.0, t.at - item.fired_at))}, "
                      f"from {_when(item.fired_at)} to {_when(t.at)}.")
         return lines
     if t.value is not None:
-        lines.append(f"Value: {t.value:g}")
+        lines.append(f"Value: {format_value(t.value, _precision(t))}")
     lines.append(f"Firing since {_when(item.fired_at)} ({format_duration(max(0.0, now - item.fired_at))}).")
     if item.kind is Kind.REPEAT:
         lines.append("Still firing and not acknowledged.")
@@ -78,20 +85,20 @@ def _details(item: Item, now: float) -> list[str]:
     return lines
 
 
-def render(items: Sequence[Item], now: float) -> Message:
-    """One message for one or more items of the same group."""
+def render(items: Sequence[Item], now: float, zone: dt.tzinfo | None = None) -> Message:
+    """One message for one or more items of the same group; times in ``zone`` (default: the server's), named."""
     if not items:
         raise ValueError("nothing to render")
     severity = max((i.transition.severity for i in items), key=_RANK.__getitem__)
     resolved = all(i.kind is Kind.RESOLVED for i in items)
     if len(items) == 1:
-        return Message(_headline(items[0]), "\n".join(_details(items[0], now)), severity, resolved)
+        return Message(_headline(items[0]), "\n".join(_details(items[0], now, zone)), severity, resolved)
     counts = Counter(_WORD[i.kind] for i in items)
     summary = ", ".join(f"{word} {n}" for word, n in counts.items())
     rules = list(dict.fromkeys(i.transition.rule for i in items))
     title = f"[{summary}] {', '.join(rules[:3])}{' ...' if len(rules) > 3 else ''} ({len(items)} alerts)"
     blocks = []
     for item in items:
-        detail = "\n".join(f"  {line}" for line in _details(item, now))
+        detail = "\n".join(f"  {line}" for line in _details(item, now, zone))
         blocks.append(f"- {_headline(item)}\n{detail}" if detail else f"- {_headline(item)}")
     return Message(title, "\n".join(blocks), severity, resolved)

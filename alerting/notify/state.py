@@ -17,7 +17,10 @@ from .message import Item, Kind
 from .outbox import OUTBOX_TABLE, Outbox
 from .policy import ActiveSilence
 
-__all__ = ["AlertRow", "DeliveryRow", "NotifyState", "PendingRow", "ReceiverFailure"]
+__all__ = ["AlertRow", "DeliveryRow", "FailedMessage", "NotifyState", "PendingRow", "ReceiverFailure"]
+
+# columns added after the first release: a state file from before gets them on start
+_ADDED_COLUMNS = {"message": "TEXT", "fell_back": "INTEGER NOT NULL DEFAULT 0"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_alerts (
@@ -41,9 +44,14 @@ CREATE TABLE IF NOT EXISTS notify_deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT, receiver TEXT NOT NULL, url TEXT NOT NULL, url_masked TEXT NOT NULL,
     title TEXT NOT NULL, body TEXT NOT NULL, severity TEXT NOT NULL, resolved INTEGER NOT NULL,
     keys TEXT NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending', last_error TEXT, sent_at REAL, in_doubt INTEGER NOT NULL DEFAULT 0
+    state TEXT NOT NULL DEFAULT 'pending', last_error TEXT, sent_at REAL, in_doubt INTEGER NOT NULL DEFAULT 0,
+    message TEXT, fell_back INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS notify_deliveries_state ON notify_deliveries (state, next_attempt);
+CREATE INDEX IF NOT EXISTS notify_deliveries_message ON notify_deliveries (message);
+CREATE TABLE IF NOT EXISTS notify_channels (
+    url TEXT PRIMARY KEY, failing_since REAL NOT NULL, last_error TEXT
+);
 CREATE TABLE IF NOT EXISTS notify_silences (
     id TEXT PRIMARY KEY, match TEXT NOT NULL, starts REAL NOT NULL, ends REAL NOT NULL,
     by TEXT NOT NULL, comment TEXT NOT NULL, static INTEGER NOT NULL DEFAULT 0
@@ -87,6 +95,23 @@ class DeliveryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedMessage:
+    """A message none of whose URLs delivered it yet, with at least one failed attempt: a fallback candidate."""
+
+    message: str
+    receiver: str
+    url_masked: str
+    title: str
+    body: str
+    severity: str
+    resolved: bool
+    keys: str
+    attempts: int
+    failing_since: float
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiverFailure:
     """A receiver URL whose messages keep failing: its last error and how many messages wait for it."""
 
@@ -112,6 +137,11 @@ class NotifyState:
         conn.execute("PRAGMA synchronous = NORMAL")
         with self.transaction():
             Outbox(conn).create_tables()
+            columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(notify_deliveries)")}
+            if columns:
+                for name, kind in _ADDED_COLUMNS.items():
+                    if name not in columns:
+                        conn.execute(f"ALTER TABLE notify_deliveries ADD COLUMN {name} {kind}")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -244,11 +274,12 @@ class NotifyState:
 
     # deliveries: one row per URL, sent at most once
     def add_delivery(self, receiver: str, url: str, url_masked: str, title: str, body: str, severity: str,
-                     resolved: bool, keys: list[str], now: float) -> None:
+                     resolved: bool, keys: list[str], now: float, message: Optional[str] = None) -> None:
+        """One URL's copy of a message; the copies of one message share ``message`` (an id)."""
         self.conn.execute(
             "INSERT INTO notify_deliveries (receiver, url, url_masked, title, body, severity, resolved, keys,"
-            " created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (receiver, url, url_masked, title, body, severity, int(resolved), json.dumps(keys), now, now))
+            " created, next_attempt, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (receiver, url, url_masked, title, body, severity, int(resolved), json.dumps(keys), now, now, message))
 
     def due_deliveries(self, now: float, limit: int = 100) -> list[DeliveryRow]:
         rows = self.conn.execute(
@@ -270,11 +301,48 @@ class NotifyState:
     def mark_sent(self, delivery_id: int, at: float) -> None:
         self.conn.execute("UPDATE notify_deliveries SET state = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
                           (at, delivery_id))
+        self.conn.execute("DELETE FROM notify_channels WHERE url = (SELECT url FROM notify_deliveries WHERE id = ?)",
+                          (delivery_id,))
 
-    def mark_failed(self, delivery_id: int, error: str, retry_at: float, attempts: int) -> None:
+    def mark_failed(self, delivery_id: int, error: str, retry_at: float, attempts: int, now: float) -> None:
+        """A failed attempt: retried at ``retry_at``; its URL counts as failing since its first failure."""
         self.conn.execute(
             "UPDATE notify_deliveries SET state = 'pending', last_error = ?, next_attempt = ?, attempts = ?"
             " WHERE id = ?", (error, retry_at, attempts, delivery_id))
+        self.conn.execute(
+            "INSERT INTO notify_channels (url, failing_since, last_error)"
+            " SELECT url, ?, ? FROM notify_deliveries WHERE id = ?"
+            " ON CONFLICT (url) DO UPDATE SET last_error = excluded.last_error", (now, error, delivery_id))
+
+    def failed_messages(self, receivers: list[str]) -> list[FailedMessage]:
+        """Messages to ``receivers`` that failed, are not being sent, and that no URL delivered nor passed on."""
+        if not receivers:
+            return []
+        marks = ",".join("?" * len(receivers))
+        rows = self.conn.execute(
+            "SELECT COALESCE(d.message, 'id:' || d.id), d.receiver, d.url_masked, d.title, d.body, d.severity,"
+            " d.resolved, d.keys, d.attempts, c.failing_since, COALESCE(c.last_error, d.last_error, '')"
+            " FROM notify_deliveries d JOIN notify_channels c ON c.url = d.url"
+            f" WHERE d.state = 'pending' AND d.attempts > 0 AND d.fell_back = 0 AND d.receiver IN ({marks})"
+            " AND NOT EXISTS (SELECT 1 FROM notify_deliveries s WHERE s.message = d.message"
+            "                 AND s.state IN ('sent', 'sending'))"
+            " ORDER BY d.id", receivers).fetchall()
+        out: dict[str, FailedMessage] = {}
+        for r in rows:
+            m = FailedMessage(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), bool(r[6]),
+                              str(r[7]), int(r[8]), float(r[9]), str(r[10]))
+            prior = out.get(m.message)
+            # a message is passed on once; its failing URL that failed first says since when
+            if prior is None or m.failing_since < prior.failing_since:
+                out[m.message] = m
+        return list(out.values())
+
+    def mark_fell_back(self, message: str, keep_trying: bool) -> None:
+        """The message went to the fallbacks: never again; its first receiver stops trying unless ``keep_trying``."""
+        where = "id = ?" if message.startswith("id:") else "message = ?"
+        key: Any = int(message[3:]) if message.startswith("id:") else message
+        state = "state" if keep_trying else "CASE WHEN state = 'pending' THEN 'fallen_back' ELSE state END"
+        self.conn.execute(f"UPDATE notify_deliveries SET fell_back = 1, state = {state} WHERE {where}", (key,))
 
     def retarget(self, receivers: dict[str, list[str]]) -> list[tuple[DeliveryRow, list[str]]]:
         """Waiting messages whose URL a reload removed go to the receiver's new URLs (or are dropped)."""
@@ -295,8 +363,9 @@ class NotifyState:
             for url in targets:
                 self.conn.execute(
                     "INSERT INTO notify_deliveries (receiver, url, url_masked, title, body, severity, resolved, keys,"
-                    " created, next_attempt) SELECT receiver, ?, ?, title, body, severity, resolved, keys, created,"
-                    " created FROM notify_deliveries WHERE id = ?", (url, mask_apprise_url(url), d.id))
+                    " created, next_attempt, message) SELECT receiver, ?, ?, title, body, severity, resolved, keys,"
+                    " created, created, message FROM notify_deliveries WHERE id = ?",
+                    (url, mask_apprise_url(url), d.id))
             self.conn.execute("UPDATE notify_deliveries SET state = 'dropped' WHERE id = ?", (d.id,))
             moved.append((d, targets))
         return moved
@@ -313,10 +382,11 @@ class NotifyState:
         return found
 
     def failing(self, at_least: int) -> list[ReceiverFailure]:
+        # a message passed on to a fallback no longer waits, but its URL fails until it delivers something
         rows = self.conn.execute(
-            "SELECT receiver, url_masked, MAX(attempts), last_error, COUNT(*) FROM notify_deliveries"
-            " WHERE state IN ('pending', 'sending') AND attempts >= ? GROUP BY receiver, url_masked",
-            (at_least,))
+            "SELECT receiver, url_masked, MAX(attempts), last_error, SUM(state != 'fallen_back') FROM notify_deliveries"
+            " WHERE (state IN ('pending', 'sending') OR (state = 'fallen_back' AND url IN"
+            " (SELECT url FROM notify_channels))) AND attempts >= ? GROUP BY receiver, url_masked", (at_least,))
         return [ReceiverFailure(str(r[0]), str(r[1]), int(r[2]), str(r[3] or ""), int(r[4])) for r in rows]
 
     def waiting_deliveries(self) -> int:
@@ -324,7 +394,7 @@ class NotifyState:
             "SELECT COUNT(*) FROM notify_deliveries WHERE state IN ('pending', 'sending')").fetchone()[0])
 
     def prune_sent(self, before: float) -> None:
-        self.conn.execute("DELETE FROM notify_deliveries WHERE state IN ('sent', 'in_doubt', 'dropped')"
+        self.conn.execute("DELETE FROM notify_deliveries WHERE state IN ('sent', 'in_doubt', 'dropped', 'fallen_back')"
                           " AND created < ?", (before,))
         self.conn.execute("DELETE FROM notify_groups WHERE last_sent < ?", (before,))
 

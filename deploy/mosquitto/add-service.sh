@@ -19,7 +19,7 @@
 set -eu
 
 if [ $# -ne 3 ]; then
-    echo "usage: $0 PASSWORD_FILE ACL_FILE ACCOUNT   (ACCOUNT: vigil-bridge, vigil-alerting or vigil-dashboard[-SUFFIX])" >&2
+    echo "usage: $0 PASSWORD_FILE ACL_FILE ACCOUNT   (ACCOUNT: vigil-bridge, vigil-alerting, vigil-dashboard or vigil-status[-SUFFIX])" >&2
     exit 2
 fi
 file=$1
@@ -34,7 +34,8 @@ case $account in
     vigil-bridge | vigil-bridge-?*) role=vigil-bridge ;;
     vigil-alerting | vigil-alerting-?*) role=vigil-alerting ;;
     vigil-dashboard | vigil-dashboard-?*) role=vigil-dashboard ;;
-    *) refuse "a service account is vigil-bridge, vigil-alerting or vigil-dashboard, optionally followed by '-' and a suffix" ;;
+    vigil-status | vigil-status-?*) role=vigil-status ;;
+    *) refuse "a service account is vigil-bridge, vigil-alerting, vigil-dashboard or vigil-status, optionally followed by '-' and a suffix" ;;
 esac
 suffix=${account#"$role"}
 case $suffix in

@@ -38,11 +38,28 @@ async function api(path, opts) {
   return data;
 }
 
-function fmtValue(v) {
-  if (v === null || v === undefined) return "–";
-  const a = Math.abs(v);
-  return a >= 1000 ? v.toFixed(0) : a >= 100 ? v.toFixed(1) : v.toFixed(2).replace(/\.?0+$/, "") || "0";
+/* One time format: the site's zone (data-tz, the dashboard.timezone setting) in the browser's locale, zone named. */
+const TZ = document.body.dataset.tz || undefined;
+const dateFmt = new Intl.DateTimeFormat(undefined, { timeZone: TZ, year: "numeric", month: "short", day: "numeric",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+const when = (ts) => ts ? dateFmt.format(new Date(ts * 1000)) : "–";
+const shortFmt = new Intl.DateTimeFormat(undefined, { timeZone: TZ, hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+const dayFmt = new Intl.DateTimeFormat(undefined, { timeZone: TZ, month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+/* Within the next or last 20 hours the time of day is enough; further away the day too. */
+const whenShort = (ts) => !ts ? "–" : (Math.abs(ts - Date.now() / 1000) < 72000 ? shortFmt : dayFmt).format(new Date(ts * 1000));
+function timeEl(ts, short) {
+  return ts ? el("time", { datetime: new Date(ts * 1000).toISOString(), title: short ? when(ts) : null }, short ? whenShort(ts) : when(ts)) : "–";
 }
+
+/* Values at the sensor's precision: its `precision` label, else one decimal (whole numbers stay whole). */
+function fmtValue(v, labels) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+  const p = labels && /^[0-6]$/.test(labels.precision || "") ? +labels.precision : 1;
+  if (Number.isInteger(v)) return String(v);
+  const t = v.toFixed(p);
+  return +t === 0 ? t.replace("-", "") : t;
+}
+const withUnit = (v, unit, labels) => fmtValue(v, labels) + (unit && v !== null && v !== undefined ? " " + unit : "");
 function ago(ts) {
   if (!ts) return "never";
   const s = Math.max(0, Date.now() / 1000 - ts);
@@ -51,9 +68,74 @@ function ago(ts) {
   if (s < 86400) return Math.round(s / 3600) + " h ago";
   return Math.round(s / 86400) + " d ago";
 }
-const when = (ts) => ts ? new Date(ts * 1000).toLocaleString() : "–";
+function span(seconds) {
+  const s = Math.round(seconds);
+  if (s < 120) return s + " s";
+  if (s < 7200) return Math.round(s / 60) + " min";
+  if (s < 172800) return Math.round(s / 3600) + " h";
+  return Math.round(s / 86400) + " d";
+}
 const sensorHref = (r) => "/sensor/" + [r.device, r.sensor, r.metric].map(encodeURIComponent).join("/");
 const cssVar = (n) => getComputedStyle(document.documentElement).getPropertyValue(n).trim();
+/* A person's name for a series: labels `name` and `room` when the device sends them. */
+function friendly(r) {
+  const l = r.labels || {};
+  return { name: l.name || (r.sensor + " · " + r.metric), where: [l.room, l.name ? r.sensor + " · " + r.metric : null].filter(Boolean).join(" · ") };
+}
+/* What a rule holds a series to, in words: "above -15 °C", "outside 2–8 °C", "avg 10 min above 5 °C". */
+function limitText(lim, unit, labels) {
+  const v = (x) => withUnit(x, unit, labels);
+  let t = lim.above !== null && lim.below !== null ? `outside ${fmtValue(lim.below, labels)}–${v(lim.above)}`
+    : lim.above !== null ? `above ${v(lim.above)}` : `below ${v(lim.below)}`;
+  if (lim.kind === "aggregate") t = `${lim.fn} ${span(lim.window)} ${t}`;
+  return t + (lim.for ? ` for ${span(lim.for)}` : "");
+}
+
+/* Icons beside the words (never instead of them: colour and shape are never the only signal). */
+const ICONS = {
+  ok: "M4 10.5l4 4 8-9",
+  pending: "M10 3a7 7 0 1 0 0 14a7 7 0 1 0 0-14M10 6v4.5l3 2",
+  firing: "M10 2.5L18 17H2zM10 8v4.5M10 14.5v.5",
+  acknowledged: "M10 3a7 7 0 1 0 0 14a7 7 0 1 0 0-14M6.5 10.5l2.5 2.5 4.5-5",
+  silenced: "M5 14h10l-1.5-2V9a3.5 3.5 0 0 0-7 0v3zM8.5 16.5h3M3 3l14 14",
+  offline: "M10 3a7 7 0 1 0 0 14a7 7 0 1 0 0-14M5 5l10 10",
+  stale: "M6 3h8M6 17h8M7 3c0 4 6 4 6 7s-6 3-6 7M13 3c0 4-6 4-6 7s6 3 6 7",
+  unknown: "M10 3a7 7 0 1 0 0 14a7 7 0 1 0 0-14M8 8a2 2 0 1 1 2.5 2c-.5.3-.5.8-.5 1.5M10 14v.5",
+};
+function icon(kind) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 20 20"); svg.setAttribute("class", "icon"); svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[kind] || ICONS.unknown);
+  svg.append(path);
+  return svg;
+}
+const WORDS = { ok: "OK", pending: "Pending", firing: "FIRING", flapping: "FLAPPING", acknowledged: "Acknowledged",
+  silenced: "Silenced", offline: "Offline", stale: "Stale", unknown: "Unknown", resolved: "Resolved" };
+const condBadge = (cond) => el("span", { class: "cond cond-" + cond }, icon(cond === "flapping" ? "firing" : cond === "resolved" ? "ok" : cond), WORDS[cond] || cond);
+
+/* Silences as the engine applies them: every matcher a glob on the alert's labels, rule, series and severity. */
+function globRe(g) {
+  let re = "";
+  for (let i = 0; i < g.length; i++) {
+    const c = g[i];
+    if (c === "*") re += ".*";
+    else if (c === "?") re += ".";
+    else if (c === "[" && g.indexOf("]", i + 2) > 0) { const j = g.indexOf("]", i + 2); re += "[" + g.slice(i + 1, j).replace(/^!/, "^").replace(/\\/g, "\\\\") + "]"; i = j; }
+    else re += c.replace(/[.+^${}()|[\]\\\/]/g, "\\$&");
+  }
+  return new RegExp("^" + re + "$");
+}
+function alertLabels(a) {
+  const [device, sensor, metric] = (a.series || "").split("/");
+  return { device, sensor, metric, ...(a.labels || {}), rule: a.rule, series: a.series, severity: a.severity };
+}
+function silenceOf(a, silences) {
+  const labels = alertLabels(a), now = Date.now() / 1000;
+  return silences.find((s) => (!s.until || s.until > now) && Object.entries(s.matchers || {}).every(([k, g]) =>
+    labels[k] !== undefined && globRe(String(g)).test(String(labels[k])))) || null;
+}
 
 /* Theme: follows the system unless the person chose; the choice is remembered. */
 function initTheme() {
@@ -101,6 +183,12 @@ function connectLive() {
     (live.handlers[type] || []).forEach((fn) => fn(data));
   };
   ["event", "status", "alert", "alert_cleared", "silence", "silence_cleared"].forEach((t) => src.addEventListener(t, dispatch(t)));
+  // Latest values come coalesced, once per tick: a list of the series changed since the last one.
+  src.addEventListener("events", (ev) => {
+    let list = [];
+    try { list = JSON.parse(ev.data); } catch (e) { return; }
+    list.forEach((e) => (live.handlers.event || []).forEach((fn) => fn(e)));
+  });
   src.addEventListener("snapshot", (ev) => {
     live.streamUp = true;
     const data = JSON.parse(ev.data);
@@ -127,23 +215,78 @@ function sparkline(target, points) {
   return new uPlot(opts, [points.map((p) => p[0]), points.map((p) => p[1])], target);
 }
 
-/* Overview. */
+/* Overview: a summary line, then each sensor's condition in words and an icon, value, limit and age. */
 async function overview() {
   // Tiles first; the sparklines (one store query per series) follow when they come.
   const sparkReq = api("/api/v1/sparklines?hours=6&points=60").catch(() => ({}));
+  const limitsReq = api("/api/v1/limits").catch(() => ({ series: {}, stale_after: 900 }));
   const [rows, devices] = await Promise.all([api("/api/v1/latest"), api("/api/v1/devices")]);
-  let sparks = {};
+  let sparks = {}, limits = { series: {}, stale_after: 900 };
   const bySeries = new Map(rows.map((r) => [r.series, r]));
   const deviceInfo = new Map(devices.map((d) => [d.device, d]));
   const tiles = new Map();
   const charts = new Map();
   const alertsNow = {};
+  let silences = [];
   let haveAlerts = false;
-  const stateOf = (sid) => {
-    if (!haveAlerts) return (bySeries.get(sid) || {}).state || "ok";
-    const states = Object.values(alertsNow).filter((a) => a.series === sid).map((a) => a.state);
-    return ["firing", "flapping", "pending"].find((x) => states.includes(x)) || "ok";
-  };
+
+  function conditionOf(sid) {
+    const r = bySeries.get(sid) || {};
+    const d = deviceInfo.get(r.device);
+    const mine = haveAlerts ? Object.values(alertsNow).filter((a) => a.series === sid)
+      : (r.state && r.state !== "ok" ? [{ state: r.state, series: sid, rule: "" }] : []);
+    const firing = mine.find((a) => a.state === "firing" || a.state === "flapping");
+    if (firing) {
+      const sil = silenceOf(firing, silences);
+      if (sil) return { cond: "silenced", alert: firing, silence: sil };
+      if (firing.acknowledged_by) return { cond: "acknowledged", alert: firing };
+      return { cond: firing.state, alert: firing };
+    }
+    const pending = mine.find((a) => a.state === "pending");
+    if (pending) return { cond: "pending", alert: pending };
+    if (d && d.state === "offline") return { cond: "offline" };
+    const lim = limits.series[sid];
+    const staleAfter = lim ? lim.stale_after : limits.stale_after;
+    if (r.ts && Date.now() / 1000 - r.ts > staleAfter) return { cond: "stale", after: staleAfter };
+    return { cond: "ok" };
+  }
+
+  function fillTile(t, sid) {
+    const r = bySeries.get(sid), c = conditionOf(sid), f = friendly(r);
+    const lims = ((limits.series[sid] || {}).limits || []).map((l) => limitText(l, r.unit, r.labels));
+    let note = "";
+    if (c.cond === "acknowledged") note = "by " + c.alert.acknowledged_by;
+    else if (c.cond === "silenced") note = "until " + whenShort(c.silence.until);
+    else if (c.cond === "stale") note = "no reading for " + span(Date.now() / 1000 - r.ts);
+    // Redraw a tile only when what it says changed (the 5-second tick would otherwise rebuild every tile).
+    const key = [c.cond, note, r.value, r.ts, lims.join(";"), f.name, f.where, r.unit].join("\u0001");
+    if (t._key === key) { const age = $(".age", t), text = ago(r.ts); if (age.textContent !== text) age.textContent = text; return; }
+    t._key = key;
+    t.dataset.condition = c.cond;
+    $(".tbody", t).replaceChildren(
+      el("div", { class: "tline" }, condBadge(c.cond), note ? el("span", { class: "note" }, note) : null),
+      el("div", { class: "name" }, f.name), f.where ? el("div", { class: "where" }, f.where) : null,
+      el("div", { class: "reading" }, el("span", { class: "value" }, fmtValue(r.value, r.labels)), " ", el("span", { class: "unit" }, r.unit || "")),
+      el("div", { class: "limit" }, lims.length ? "Limit: " + lims.join("; ") : "No limit set"),
+      el("div", { class: "age", "data-ts": r.ts }, ago(r.ts)));
+  }
+
+  function summarize() {
+    const by = {};
+    for (const sid of bySeries.keys()) {
+      const c = conditionOf(sid);
+      const group = ["acknowledged", "silenced", "flapping"].includes(c.cond) ? "firing" : c.cond;
+      const f = friendly(bySeries.get(sid)).name + (group !== c.cond ? ` (${WORDS[c.cond].toLowerCase()})` : "");
+      (by[group] = by[group] || []).push(f);
+    }
+    const out = $("#summary");
+    const bad = ["firing", "pending", "offline", "stale"].filter((k) => by[k]);
+    const text = !bad.length ? `All ${bySeries.size} sensors OK`
+      : bad.map((k) => `${by[k].length} ${k === "firing" ? "firing" : WORDS[k].toLowerCase()}: ${by[k].slice(0, 6).join(", ")}${by[k].length > 6 ? ` and ${by[k].length - 6} more` : ""}`).join(" · ");
+    const worst = bad[0] || "ok";
+    if (out.textContent !== text) out.replaceChildren(icon(worst), text);
+    out.className = "summary cond-" + worst;
+  }
 
   function render() {
     const groups = new Map();
@@ -157,25 +300,25 @@ async function overview() {
     tiles.clear();
     charts.forEach((c) => c.destroy()); charts.clear();
     for (const [g, devs] of [...groups.entries()].sort()) {
-      const sec = el("section", { class: "group" }, el("h2", {}, g));
+      const cards = el("div", { class: "devices" });
+      const sec = el("section", { class: "group", "aria-label": g }, el("h2", {}, g), cards);
       for (const d of devs.sort((a, b) => a.device.localeCompare(b.device))) {
         const state = d.state || "unknown";
-        const card = el("article", { class: "device", "data-device": d.device },
+        const card = el("article", { class: "device", "data-device": d.device, "aria-label": "Device " + d.device },
           el("header", {}, el("strong", {}, d.device), el("span", { class: "badge " + state, "data-role": "status" }, state)));
         const grid = el("div", { class: "tiles" });
         for (const sid of d.sensors) {
-          const r = bySeries.get(sid);
-          if (!r) continue;
-          const t = el("a", { class: "tile " + stateOf(sid), href: sensorHref(r), "data-series": sid },
-            el("div", { class: "name" }, r.sensor + " · " + r.metric),
-            el("div", {}, el("span", { class: "value" }, fmtValue(r.value)), el("span", { class: "unit" }, r.unit || "")),
-            el("div", { class: "age", "data-ts": r.ts }, ago(r.ts)),
-            el("div", { class: "spark" }));
+          if (!bySeries.has(sid)) continue;
+          const t = el("a", { class: "tile", href: sensorHref(bySeries.get(sid)), "data-series": sid },
+            el("div", { class: "tbody" }), el("div", { class: "spark", "aria-hidden": "true" }));
+          fillTile(t, sid);
           grid.append(t);
           tiles.set(sid, t);
         }
         card.append(grid);
-        sec.append(card);
+        // A card as wide as its tiles (up to four a row), so that one-sensor devices share a row.
+        card.style.flexBasis = (Math.min(4, Math.max(1, grid.children.length)) * 212 + 26) + "px";
+        cards.append(card);
       }
       root.append(sec);
     }
@@ -183,26 +326,45 @@ async function overview() {
       const pts = sparks[sid] || [];
       if (pts.length > 1) charts.set(sid, sparkline($(".spark", t), pts));
     }
-    const firing = [...bySeries.keys()].filter((sid) => stateOf(sid) === "firing").length;
-    $("#summary").textContent = `${bySeries.size} sensors on ${deviceInfo.size} devices` + (firing ? `, ${firing} firing` : "");
+    summarize();
   }
   render();
+  limitsReq.then((got) => { limits = got; tiles.forEach((t, sid) => fillTile(t, sid)); summarize(); document.body.dataset.limits = "yes"; });
   sparkReq.then((got) => { sparks = got; render(); document.body.dataset.sparklines = "yes"; });
   window.addEventListener("themechange", render);
 
+  const restate = (sid) => { const t = tiles.get(sid); if (t) fillTile(t, sid); };
+  const restateAll = () => { tiles.forEach((t, sid) => fillTile(t, sid)); summarize(); };
+  // Readings are applied once per animation frame: at hundreds a second, a tile is drawn once, not per reading.
+  const dirty = new Set();
+  let frame = 0, grown = false;
+  function flush() {
+    frame = 0;
+    if (grown) { grown = false; dirty.clear(); render(); return; }
+    let changed = false;
+    for (const sid of dirty) {
+      const t = tiles.get(sid);
+      if (!t) continue;
+      const before = t.dataset.condition;
+      fillTile(t, sid);
+      changed = changed || t.dataset.condition !== before;
+      // A sparkline point is a 6-minute mean: add one when the next is due, not for every reading.
+      const c = charts.get(sid), r = bySeries.get(sid);
+      if (c) { const [xs, ys] = c.data; const step = xs.length > 1 ? xs[1] - xs[0] : 0;
+        if (r.ts >= xs[xs.length - 1] + step) c.setData([[...xs, r.ts], [...ys, r.value]]); }
+    }
+    dirty.clear();
+    if (changed) summarize();
+  }
   const onEvent = (e) => {
     const known = bySeries.get(e.series);
     if (known && known.ts > e.ts) return;
     bySeries.set(e.series, { ...known, ...e, state: known ? known.state : "ok" });
     if (!deviceInfo.has(e.device)) deviceInfo.set(e.device, { device: e.device, state: "unknown", sensors: [], labels: e.labels || {} });
     const d = deviceInfo.get(e.device);
-    if (!d.sensors.includes(e.series)) { d.sensors.push(e.series); render(); return; }
-    const t = tiles.get(e.series);
-    if (!t) return;
-    $(".value", t).textContent = fmtValue(e.value);
-    const age = $(".age", t); age.dataset.ts = e.ts; age.textContent = ago(e.ts);
-    const c = charts.get(e.series);
-    if (c) { const [xs, ys] = c.data; if (e.ts > xs[xs.length - 1]) c.setData([[...xs, e.ts], [...ys, e.value]]); }
+    if (!d.sensors.includes(e.series)) { d.sensors.push(e.series); grown = true; }
+    dirty.add(e.series);
+    if (!frame) frame = requestAnimationFrame(flush);
   };
   on("event", onEvent);
   on("status", (s) => {
@@ -212,169 +374,22 @@ async function overview() {
     for (const card of document.querySelectorAll(".device")) {
       if (card.dataset.device === s.device) { const b = $('[data-role="status"]', card); b.textContent = s.state; b.className = "badge " + s.state; }
     }
+    d.sensors.forEach(restate); summarize();
   });
-  const restate = (series) => { const t = tiles.get(series); if (t) t.className = "tile " + stateOf(series); };
   on("snapshot", (snap) => {
     haveAlerts = true;
     for (const k of Object.keys(alertsNow)) delete alertsNow[k];
     snap.alerts.forEach((a) => { alertsNow[a.key] = a; });
-    tiles.forEach((_, sid) => restate(sid));
+    silences = snap.silences || [];
     snap.latest.forEach(onEvent);
+    restateAll();
   });
-  on("alert", (a) => { alertsNow[a.key] = a; restate(a.series); });
-  on("alert_cleared", (a) => { const old = alertsNow[a.key]; delete alertsNow[a.key]; if (old) restate(old.series); });
-  setInterval(() => document.querySelectorAll(".age[data-ts]").forEach((n) => { n.textContent = ago(+n.dataset.ts); }), 5000);
-}
-
-/* Sensor detail. */
-async function sensorPage() {
-  const b = document.body.dataset;
-  const q = `device=${encodeURIComponent(b.device)}&sensor=${encodeURIComponent(b.sensor)}&metric=${encodeURIComponent(b.metric)}`;
-  let chart = null, following = true, current = { range: "24h" };
-  const target = $("#chart");
-
-  function markAlerts(u, alerts) {
-    // Alert changes as vertical lines, drawn with uPlot's own hook and scales.
-    const ctx = u.ctx;
-    for (const a of alerts) {
-      const x = u.valToPos(a.at, "x", true);
-      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
-      ctx.save();
-      ctx.strokeStyle = a.state === "firing" ? cssVar("--firing") : a.state === "pending" ? cssVar("--pending") : cssVar("--ok");
-      ctx.setLineDash([4, 3]); ctx.lineWidth = 1.5 * devicePixelRatio;
-      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-      ctx.restore();
-    }
-  }
-
-  async function load(params) {
-    current = params;
-    document.querySelectorAll("[data-range]").forEach((x) => x.setAttribute("aria-pressed", String(x.dataset.range === params.range)));
-    const extra = params.range ? `&range=${params.range}` : `&start=${params.start}&end=${params.end}`;
-    following = !!params.range;
-    const h = await api(`/api/v1/history?${q}${extra}&points=${Math.min(2000, Math.max(200, target.clientWidth))}`);
-    const xs = h.points.map((p) => p[0]);
-    const mins = new Map(h.min.map((p) => [p[0], p[1]])), maxs = new Map(h.max.map((p) => [p[0], p[1]]));
-    const data = [xs, h.points.map((p) => p[1]), xs.map((x) => mins.get(x) ?? null), xs.map((x) => maxs.get(x) ?? null)];
-    const s = h.stats;
-    $("#stats").replaceChildren(
-      el("dt", {}, "min"), el("dd", {}, fmtValue(s.min)), el("dt", {}, "max"), el("dd", {}, fmtValue(s.max)),
-      el("dt", {}, "mean"), el("dd", {}, fmtValue(s.mean)), el("dt", {}, "readings"), el("dd", {}, s.count),
-      el("dt", {}, "resolution"), el("dd", {}, h.bucket + " s"));
-    $("#series-alerts").replaceChildren(...(h.alerts.length ? h.alerts.map((a) =>
-      el("li", {}, el("span", { class: "state-" + a.state }, a.state), " ", a.rule, " · ", when(a.at)))
-      : [el("li", { class: "muted" }, "none in this range")]));
-    if (chart) chart.destroy();
-    if (!window.uPlot) { target.textContent = "The chart library is not installed."; return; }
-    const accent = cssVar("--accent"), muted = cssVar("--muted"), grid = cssVar("--line");
-    const axis = { stroke: muted, grid: { stroke: grid }, ticks: { stroke: grid } };
-    chart = new uPlot({
-      width: target.clientWidth - 12, height: 320,
-      scales: { x: { time: true, min: h.start, max: h.end } },
-      axes: [axis, { ...axis, size: 60 }],
-      series: [{}, { label: "mean", stroke: accent, width: 2, points: { show: false } },
-        { label: "min", stroke: muted, width: 1, dash: [3, 3], points: { show: false } },
-        { label: "max", stroke: muted, width: 1, dash: [3, 3], points: { show: false } }],
-      cursor: { drag: { x: true, y: false } },
-      hooks: {
-        draw: [(u) => markAlerts(u, h.alerts)],
-        setSelect: [(u) => {
-          if (u.select.width < 5) return;
-          const a = u.posToVal(u.select.left, "x"), z = u.posToVal(u.select.left + u.select.width, "x");
-          u.setSelect({ width: 0, height: 0 }, false);
-          load({ start: a.toFixed(3), end: z.toFixed(3) });
-        }],
-      },
-    }, data, target);
-    chart.over.addEventListener("dblclick", () => load({ range: "24h" }));
-  }
-
-  document.querySelectorAll("[data-range]").forEach((btn) => btn.addEventListener("click", () => load({ range: btn.dataset.range })));
-  $("#custom").addEventListener("click", () => {
-    const f = Date.parse($("#from").value), t = Date.parse($("#to").value);
-    if (f && t && t > f) load({ start: f / 1000, end: t / 1000 });
-  });
-  on("event", (e) => {
-    if (!chart || !following || e.device !== b.device || e.sensor !== b.sensor || e.metric !== b.metric) return;
-    const [xs, m, lo, hi] = chart.data;
-    chart.setData([[...xs, e.ts], [...m, e.value], [...lo, e.value], [...hi, e.value]], false);
-    chart.setScale("x", { min: chart.scales.x.min + (e.ts - xs[xs.length - 1] || 0), max: e.ts });
-  });
-  window.addEventListener("themechange", () => load(current));
-  await load({ range: "24h" });
-}
-
-/* Alerts. */
-async function alertsPage() {
-  let data = await api("/api/v1/alerts?limit=1000");
-  const filters = $("#filters");
-
-  function actions(a) {
-    if (!isAdmin()) return "";
-    const ack = a.acknowledged_by ? null : el("button", { type: "button", onclick: async (ev) => {
-      ev.target.disabled = true;
-      try { await api(`/api/v1/alerts/${encodeURIComponent(a.rule)}/${a.series.split("/").map(encodeURIComponent).join("/")}/ack`, { method: "POST", body: { comment: "" } }); }
-      catch (e) { ev.target.disabled = false; alert(e.message); }
-    } }, "Acknowledge");
-    const sil = el("button", { type: "button", onclick: async (ev) => {
-      const d = prompt("Silence this alert for how long? (e.g. 1h, 30m, 1d)", "1h");
-      if (!d) return;
-      try { await api("/api/v1/silences", { method: "POST", body: { matchers: { rule: a.rule, series: a.series }, duration: d, comment: "" } }); ev.target.textContent = "Silenced"; }
-      catch (e) { alert(e.message); }
-    } }, "Silence…");
-    return el("span", {}, ack, " ", sil);
-  }
-  function table(rows, withActions) {
-    if (!rows.length) return el("p", { class: "muted" }, "None.");
-    return el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", {}, "State"), el("th", {}, "Rule"), el("th", {}, "Series"),
-      el("th", { class: "hide-phone" }, "Severity"), el("th", {}, "Since"), el("th", { class: "hide-phone" }, "Message"),
-      el("th", {}, withActions ? "Acknowledged" : "At"), withActions ? el("th", {}, "") : null)),
-      el("tbody", {}, rows.map((a) => el("tr", { "data-key": a.key },
-        el("td", { class: "state-" + a.state, "data-label": "State" }, a.state), el("td", { "data-label": "Rule" }, a.rule),
-        el("td", { "data-label": "Series" }, a.series),
-        el("td", { class: "hide-phone" }, a.severity), el("td", { "data-label": "Since" }, when(a.since)),
-        el("td", { class: "hide-phone" }, a.message),
-        el("td", { class: "ack", "data-label": withActions ? "Acknowledged" : "At" }, withActions ? (a.acknowledged_by ? `acknowledged by ${a.acknowledged_by}` + (a.acknowledged_at ? " · " + when(a.acknowledged_at) : "") : "no") : when(a.at)),
-        withActions ? el("td", {}, actions(a)) : null))));
-  }
-  function render() {
-    const f = new FormData(filters);
-    const text = (f.get("text") || "").toLowerCase();
-    const keep = (a) => (!f.get("state") || a.state === f.get("state")) && (!f.get("severity") || a.severity === f.get("severity"))
-      && (!text || (a.rule + " " + a.series).toLowerCase().includes(text));
-    $("#current").replaceChildren(table(data.current, true));
-    $("#history").replaceChildren(table(data.history.filter(keep), false));
-  }
-  filters.addEventListener("input", render);
-  filters.addEventListener("submit", (e) => e.preventDefault());
-  const refresh = async () => { data = await api("/api/v1/alerts?limit=1000"); render(); };
-  on("alert", refresh); on("alert_cleared", refresh);
-  render();
-}
-
-/* Rules. */
-async function rulesPage() {
-  const data = await api("/api/v1/rules");
-  $("#rule-list").replaceChildren(data.rules.length ? el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", {}, "Rule"), el("th", {}, "Pending"), el("th", {}, "Firing"))),
-    el("tbody", {}, data.rules.map((r) => el("tr", {}, el("td", {}, r.name), el("td", {}, r.pending), el("td", { class: r.firing ? "state-firing" : "" }, r.firing)))))
-    : el("p", { class: "muted" }, `No rules found in ${data.path}.`));
-  const files = $("#rule-files");
-  for (const f of data.files) {
-    const area = el("textarea", { class: "yaml", spellcheck: "false", "aria-label": "Rules YAML of " + f.file });
-    area.value = f.text;
-    const out = el("ul", { class: "plain", role: "status" });
-    const show = (r) => out.replaceChildren(...(r.ok ? [el("li", { class: "okmsg" }, `OK: ${r.rules.length} rules`)] : []),
-      ...r.issues.map((i) => el("li", { class: "error" }, i)), ...r.warnings.map((w) => el("li", {}, "warning: " + w)));
-    const check = el("button", { type: "button", onclick: async () => {
-      try { show(await api("/api/v1/rules/validate", { method: "POST", body: { file: f.file, text: area.value } })); } catch (e) { show({ ok: false, issues: [e.message], warnings: [], rules: [] }); }
-    } }, "Check");
-    const save = isAdmin() ? el("button", { type: "button", onclick: async () => {
-      try { const r = await api("/api/v1/rules/reload", { method: "POST", body: { file: f.file, text: area.value } }); show(r); out.prepend(el("li", { class: "okmsg" }, "Saved; the rule engine was asked to reload.")); }
-      catch (e) { show({ ok: false, issues: e.problems.length ? e.problems.map((p) => p.error) : [e.message], warnings: [], rules: [] }); }
-    } }, "Save and reload") : null;
-    files.append(el("section", {}, el("h2", {}, f.file), area, el("p", {}, check, " ", save), out));
-    if (f.ok !== null) show(f);
-  }
+  on("alert", (a) => { alertsNow[a.key] = a; restate(a.series); summarize(); });
+  on("alert_cleared", (a) => { const old = alertsNow[a.key]; delete alertsNow[a.key]; if (old) { restate(old.series); summarize(); } });
+  on("silence", (x) => { silences = [...silences.filter((y) => y.id !== x.id), x]; restateAll(); });
+  on("silence_cleared", (x) => { silences = silences.filter((y) => y.id !== x.id); restateAll(); });
+  // Ages tick, a silence runs out, a quiet sensor turns stale: look again every few seconds.
+  setInterval(restateAll, 5000);
 }
 
 /* Silences. */
@@ -384,7 +399,7 @@ async function silencesPage() {
     $("#silence-list").replaceChildren(list.length ? el("table", { class: "list" }, el("thead", {}, el("tr", {}, el("th", {}, "Matchers"), el("th", {}, "Until"),
       el("th", {}, "By"), el("th", { class: "hide-phone" }, "Comment"), el("th", {}, ""))),
       el("tbody", {}, list.map((s) => el("tr", {}, el("td", {}, Object.entries(s.matchers).map(([k, v]) => k + "=" + v).join(", ")),
-        el("td", {}, when(s.until)), el("td", {}, s.by), el("td", { class: "hide-phone" }, s.comment),
+        el("td", {}, timeEl(s.until)), el("td", {}, s.by), el("td", { class: "hide-phone" }, s.comment),
         el("td", {}, isAdmin() ? el("button", { type: "button", onclick: async () => { await api("/api/v1/silences/" + encodeURIComponent(s.id), { method: "DELETE" }); } }, "Expire") : "")))))
       : el("p", { class: "muted" }, "No silences."));
   }
@@ -411,7 +426,10 @@ document.addEventListener("DOMContentLoaded", () => {
   initTheme();
   const page = document.body.dataset.page;
   if (page === "login") return;
-  const pages = { overview, sensor: sensorPage, alerts: alertsPage, rules: rulesPage, silences: silencesPage };
+  // sensor.js, alerts.js and rules.js are loaded only on their own pages.
+  const pages = { overview, silences: silencesPage,
+    sensor: typeof sensorPage === "function" ? sensorPage : null, alerts: typeof alertsPage === "function" ? alertsPage : null,
+    rules: typeof rulesPage === "function" ? rulesPage : null };
   connectLive();
   (pages[page] || (async () => {}))().then(() => { document.body.dataset.ready = "yes"; })
     .catch((e) => { $("#main").append(el("p", { class: "error", role: "alert" }, "Could not load: " + e.message)); });

@@ -82,6 +82,41 @@ def receiver() -> Iterator[Receiver]:
     r.thread.join(5)
 
 
+class Pings:
+    """An HTTP server on 127.0.0.1 that counts GETs (a heartbeat's push URL) and answers ``status``."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.paths: list[str] = []
+        pings = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                pings.paths.append(self.path)
+                self.send_response(pings.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="test-pings", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/ping/secret-uuid"
+
+
+@pytest.fixture
+def pings() -> Iterator[Pings]:
+    p = Pings()
+    yield p
+    p.server.shutdown()
+    p.server.server_close()
+    p.thread.join(5)
+
+
 class MqttProbe:
     """A paho client that records retained alert states and publishes test events."""
 

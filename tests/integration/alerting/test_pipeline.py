@@ -76,7 +76,7 @@ rules:
         assert receiver.attempts == 4
         assert [b["title"] for b in receiver.bodies] == [
             "[FIRING critical] freezer-warm freezer-{{ 7*7 }}/t0/temperature"]
-        assert receiver.bodies[0]["message"].startswith("freezer-{{ 7*7 }} is at -3.0 °C\nValue: -3.04\n")
+        assert receiver.bodies[0]["message"].startswith("freezer-{{ 7*7 }} is at -3.0 °C\nValue: -3.0\n")
         key = "freezer-warm/freezer-{{ 7*7 }}/t0/temperature"
         await asyncio.to_thread(probe.raw, "vigil/ack/" + key, json.dumps({"by": "ana", "comment": "defrosting"}))
         acked = await until(lambda: [b for b in probe.alerts.get(key, []) if b.get("acknowledged_by") == "ana"],

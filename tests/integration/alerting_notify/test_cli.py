@@ -20,7 +20,7 @@ from .conftest import Receiver
 RULES = """\
 receivers:
   kitchen: ["json://127.0.0.1:{port}/kitchen"]
-  night: ["json://127.0.0.1:{port}/${{NIGHT_TOKEN}}"]
+  night: ["json://127.0.0.1:{port}/${{VIGIL_NOTIFY_NIGHT_TOKEN}}"]
 rules:
   - name: freezer-warm
     match: {{metric: temperature}}
@@ -38,19 +38,19 @@ def _args(*argv: str) -> argparse.Namespace:
 async def test_test_sends_to_each_receiver_and_reports_each_url(
         tmp_path: Path, receiver: Receiver, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NIGHT_TOKEN", raising=False)
+    monkeypatch.delenv("VIGIL_NOTIFY_NIGHT_TOKEN", raising=False)
     (tmp_path / "rules.yaml").write_text(RULES.format(port=receiver.port))
     code = await asyncio.to_thread(run, _args("test", str(tmp_path / "rules.yaml")))
     out = capsys.readouterr().out.splitlines()
     assert code == 1
     assert out == [
         f"ok    kitchen  json://127.0.0.1:{receiver.port}/***",
-        f"FAIL  night  json://127.0.0.1:{receiver.port}/***: environment variable NIGHT_TOKEN is not set "
+        f"FAIL  night  json://127.0.0.1:{receiver.port}/***: environment variable VIGIL_NOTIFY_NIGHT_TOKEN is not set "
         "(named in a receiver URL)",
     ]
     assert [(m["path"], m["title"]) for m in receiver.received] == [
         ("/kitchen", "[TEST info] Vigil notification test")]
-    monkeypatch.setenv("NIGHT_TOKEN", "tok-123")
+    monkeypatch.setenv("VIGIL_NOTIFY_NIGHT_TOKEN", "tok-123")
     code = await asyncio.to_thread(run, _args("test", str(tmp_path / "rules.yaml"), "--receiver", "night"))
     assert code == 0
     assert receiver.received[-1]["path"] == "/tok-123"

@@ -13,6 +13,7 @@ from typing import Any
 import aiomqtt
 import httpx
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from broker_bridge.stores import Store, open_store
 from dashboard.app import serve
@@ -20,6 +21,9 @@ from dashboard.passwords import hash_password
 from tests.services import Influxd, Mosquitto, free_port
 from vigil.config import VigilConfig
 
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
 ADMIN_PW = "integration admin pw"
 TOKEN = "integration-ingest-token-1"
 HMAC_SECRET = "integration-hmac-secret-1"
@@ -121,3 +125,14 @@ async def listener(mosquitto: Mosquitto, topic_filter: str) -> AsyncIterator[lis
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium, driven by Playwright."""
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()

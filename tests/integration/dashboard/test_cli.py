@@ -83,4 +83,7 @@ def test_an_address_in_use_is_a_clear_error(tmp_path: Path) -> None:
         port = s.getsockname()[1]
         out = subprocess.run([*VIGIL, "dashboard", "--store", f"sqlite:///{tmp_path}/v.db", "--listen",
                               f"127.0.0.1:{port}"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
-    assert out.returncode == 1 and f"cannot serve on 127.0.0.1:{port}" in out.stderr
+    assert out.returncode == 1 and out.stderr.splitlines() == [
+        f"vigil dashboard: port {port} (the dashboard) is already in use, perhaps by another Vigil; stop that, or "
+        "choose another port with --listen 127.0.0.1:PORT"]
+    assert not (tmp_path / "vigil-data").exists()  # checked before anything is written

@@ -116,9 +116,11 @@ class Agents:
             args = ("-c", str(path), *args)
         log = (self.tmp_path / f"edge-{len(self.procs)}.log").open("ab")
         paths = os.pathsep.join(p for p in (pythonpath, str(ROOT)) if p)
+        # Its default queue directory (no --queue) in this test's folder, never the home directory's.
+        env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
+        env.update(PYTHONPATH=paths, XDG_STATE_HOME=str(self.tmp_path / "state"))
         proc = subprocess.Popen([python, "-m", "vigil.cli", "edge", *args],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONPATH": paths})
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         self.procs.append(proc)
         return proc

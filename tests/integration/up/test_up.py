@@ -2,101 +2,52 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from tests.services import Mosquitto, free_port, wait_until
 
-VIGIL = str(Path(sys.executable).with_name("vigil"))
+from .proc import VIGIL, Vigil, closed
 
 
-def _run_up(tmp_path: Path, broker_url: str) -> tuple[subprocess.Popen[str], list[str], int]:
+def _up_demo(tmp_path: Path, broker_url: str) -> tuple[Vigil, int]:
     listen = free_port()
-    proc = subprocess.Popen(
-        [VIGIL, "up", "--demo", "--broker", broker_url, "--listen", f"127.0.0.1:{listen}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    return proc, [], listen
+    return Vigil(["up", "--demo", "--broker", broker_url, "--listen", f"127.0.0.1:{listen}"], tmp_path), listen
 
 
-def _read_until(proc: subprocess.Popen[str], lines: list[str], needle: str, timeout: float) -> bool:
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line:
-            lines.append(line.rstrip("\n"))
-            if needle in line:
-                return True
-        elif proc.poll() is not None:
-            return False
-        else:
-            time.sleep(0.05)
-    return False
-
-
-def _stop(proc: subprocess.Popen[str], lines: list[str]) -> int:
-    proc.send_signal(signal.SIGINT)
+def test_up_demo_with_its_own_mosquitto_fires_the_freezer_alert_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()  # nothing answers there: vigil up runs Mosquitto there
+    up, listen = _up_demo(tmp_path, f"mqtt://127.0.0.1:{port}")
     try:
-        code = proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), True)
-    lines.extend(proc.stdout.read().splitlines())
-    return code
-
-
-def test_up_demo_with_embedded_broker_fires_the_freezer_alert_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()  # nothing answers there: vigil up starts its embedded broker
-    proc, lines, listen = _run_up(tmp_path, f"mqtt://127.0.0.1:{port}")
-    try:
-        assert _read_until(proc, lines, "log in as 'admin' with the password", 60), "\n".join(lines)
-        assert any("an embedded one runs there" in ln for ln in lines), "\n".join(lines)
-        assert any(f"Dashboard: http://127.0.0.1:{listen}/" in ln for ln in lines), "\n".join(lines)
-        password_line = next(ln for ln in lines if "log in as 'admin' with the password" in ln)
+        assert up.read_until("log in as 'admin' with the password", 60), up.output
+        assert f"none answered at mqtt://127.0.0.1:{port}, so Mosquitto runs there (MQTT 5" in up.output
+        assert f"Dashboard: http://127.0.0.1:{listen}/" in up.output
+        password_line = up.line_with("log in as 'admin' with the password")
         assert len(password_line.split("password ")[1].split()[0]) >= 12
         with urllib.request.urlopen(f"http://127.0.0.1:{listen}/api/v1/health", timeout=5) as r:
             assert r.status == 200
-        assert _read_until(proc, lines, "ALERT FIRING [critical] freezer-warm freezer/t0/temperature", 150), \
-            "\n".join(lines[-40:])
-        fired = next(ln for ln in lines if "ALERT FIRING" in ln)
-        assert "is the door open?" in fired
+        assert up.read_until("ALERT FIRING [critical] freezer-warm freezer/t0/temperature", 150), up.output[-4000:]
+        assert "is the door open?" in up.line_with("ALERT FIRING")
         # and the notification itself went out through apprise, to the demo's console receiver
-        assert _read_until(proc, lines, "NOTIFICATION (what your phone would show): [FIRING critical] freezer-warm "
-                                        "freezer/t0/temperature", 30), "\n".join(lines[-20:])
+        assert up.read_until("NOTIFICATION (what your phone would show): [FIRING critical] freezer-warm "
+                             "freezer/t0/temperature", 30), up.output[-2000:]
         assert (tmp_path / "vigil-data" / "vigil.db").exists()
     finally:
-        code = _stop(proc, lines)
-    assert code == 0, "\n".join(lines[-30:])
-    assert not any("Traceback" in ln for ln in lines), "\n".join(lines)
-    # the embedded broker is gone with it
-    assert wait_until(lambda: _closed(port), 5)
+        code = up.stop()
+    assert code == 0, up.output[-3000:]
+    assert "Traceback" not in up.output, up.output
+    # Mosquitto is gone with it, and saved its persistence file in the data directory
+    assert wait_until(lambda: closed(port), 5)
+    assert (tmp_path / "vigil-data" / "mosquitto" / "mosquitto.db").exists()
 
 
-def _closed(port: int) -> bool:
-    import socket
-
+def test_up_uses_a_broker_that_answers_readings_reach_the_store_and_it_rides_out_a_restart(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    up, _ = _up_demo(tmp_path, mosquitto.url)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return False
-    except OSError:
-        return True
-
-
-def test_up_uses_a_broker_that_answers_and_readings_reach_the_store(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    proc, lines, _ = _run_up(tmp_path, mosquitto.url)
-    try:
-        assert _read_until(proc, lines, "Dashboard: http://127.0.0.1:", 60), "\n".join(lines)
-        assert any(f"using the one that answers at {mosquitto.url}" in ln for ln in lines), "\n".join(lines)
+        assert up.read_until("Dashboard: http://127.0.0.1:", 60), up.output
+        assert f"using the one that answers at {mosquitto.url}" in up.output
         from broker_bridge.stores.sqlite import SqliteStore
 
         db = tmp_path / "vigil-data" / "vigil.db"
@@ -106,13 +57,23 @@ def test_up_uses_a_broker_that_answers_and_readings_reach_the_store(tmp_path: Pa
                 return {e.device for e in s.latest()}
 
         assert wait_until(lambda: devices() == {"freezer", "greenhouse", "server-room"}, 30), devices()
+        # that broker restarts: vigil up rides it out (its console's alert printer had no reconnect and
+        # took vigil up down with an ExceptionGroup)
+        mosquitto.restart()
+        assert up.read_until("connected", 30), up.output[-3000:]
+        assert not up.read_until("Traceback", 5), up.output[-3000:]
+        assert up.proc.poll() is None
     finally:
-        code = _stop(proc, lines)
-    assert code == 0, "\n".join(lines[-30:])
+        code = up.stop()
+    assert code == 0, up.output[-3000:]
+    assert not (tmp_path / "vigil-data" / "mosquitto").exists()
 
 
-def test_up_refuses_notify_without_demo(tmp_path: Path) -> None:
-    out = subprocess.run([VIGIL, "up", "--notify", "json://127.0.0.1:9/x"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=60)
+def test_up_refuses_notify_when_the_rules_are_the_users(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    out = subprocess.run([VIGIL, "up", "--notify", "json://127.0.0.1:9/x", "--listen", f"127.0.0.1:{free_port()}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "--notify goes with --demo" in out.stderr
+    assert out.stderr.startswith("vigil up: --notify is for the rules vigil up writes; your rules in rules name "
+                                 "their own receivers"), out.stderr
+    assert not (tmp_path / "vigil-data").exists()

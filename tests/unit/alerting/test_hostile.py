@@ -148,8 +148,8 @@ def test_rules_text_with_an_alias_bomb_or_too_large_is_refused_quickly() -> None
     with pytest.raises(RulesError) as info:
         load_rules_text(bomb + "rules: []\n", "bomb.yaml")
     assert str(info.value) == "bomb.yaml:2: YAML aliases (*name) are not accepted in rules files; write the value out"
-    with pytest.raises(RulesError, match=r"larger than 5 MB"):
-        load_rules_text("rules: []\n" + "#" * 5_000_001, "big.yaml")
+    with pytest.raises(RulesError, match=r"larger than 512 KB"):
+        load_rules_text("rules: []\n" + "#" * 524_288, "big.yaml")
     with pytest.raises(RulesError, match=r"nested too deeply"):
         load_rules_text("rules: " + "[" * 50_000 + "]" * 50_000, "deep.yaml")
     rules, _ = load_rules_text('rules: [{name: x, match: {device: "freezer-*"}, above: 1}]', "ok.yaml")

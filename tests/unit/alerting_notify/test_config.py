@@ -26,14 +26,15 @@ def test_the_documented_example_is_valid() -> None:
     cfg = NotifyConfig.model_validate(data)
     assert list(cfg.receivers) == ["kitchen-staff", "manager"]
     assert cfg.routes[0].continue_ and cfg.routes[0].match.globs == {"severity": ("critical",)}
-    assert cfg.grouping.group_wait == 10 and cfg.grouping.repeat_interval == 4 * 3600
+    assert cfg.fallbacks["kitchen-staff"].fallback == ["manager"] and cfg.fallbacks["kitchen-staff"].attempts == 5
+    assert cfg.grouping.group_wait == 5 and cfg.grouping.repeat_interval == 4 * 3600
     assert cfg.escalation[0].after == 900
     assert [w.weekdays for w in cfg.mute_windows] == [["mon", "tue", "wed", "thu", "fri"]]
 
 
 def test_defaults_are_usable() -> None:
     cfg = NotifyConfig()
-    assert (cfg.grouping.group_by, cfg.grouping.group_wait, cfg.grouping.group_interval) == (["rule"], 10, 60)
+    assert (cfg.grouping.group_by, cfg.grouping.group_wait, cfg.grouping.group_interval) == (["rule"], 5, 60)
     assert cfg.delivery.in_doubt == "resend"
 
 

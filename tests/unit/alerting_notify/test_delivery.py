@@ -65,12 +65,12 @@ async def test_alerts_in_one_group_arrive_in_one_message_listing_each(h: Harness
     assert m.title == "[FIRING 3] freezer-warm (3 alerts)"
     headlines = [line for line in m.body.splitlines() if line.startswith("- ")]
     assert headlines == [f"- [FIRING critical] freezer-warm freezer-{i}/t0/temperature" for i in range(3)]
-    # a fourth alert of the same group waits for group_interval (5m after the first message)
+    # a fourth alert of the same group is news: it waits group_wait (30s), not group_interval (5m)
     h.enqueue(transition(series="freezer-9/t0/temperature", at=START + 60))
     await h.at(60)
-    await h.at(329)
+    await h.at(89)
     assert len(h.sender.sent) == 1
-    await h.at(330)
+    await h.at(90)
     assert h.titles()[1] == "[FIRING critical] freezer-warm freezer-9/t0/temperature"
 
 

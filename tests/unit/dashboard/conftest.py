@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from alerting.clock import ManualClock
-from broker_bridge.stores import MemoryStore
+from broker_bridge.stores import MemoryStore, Store, open_store
 from dashboard.app import create_app
 from dashboard.feed import BrokerUnavailable
 from dashboard.live import LiveState
@@ -28,7 +29,7 @@ _HASHES: dict[str, str] = {}
 
 
 def _hash(pw: str) -> str:
-    # scrypt is slow on purpose; hash each test password once per session.
+    # Password hashing is slow on purpose; hash each test password once per session.
     if pw not in _HASHES:
         _HASHES[pw] = hash_password(pw)
     return _HASHES[pw]
@@ -94,3 +95,15 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Harness(client, store, publisher, live, clock, config)
+
+
+def old_sqlite_store(path: Path, values: list[float], start: float, step: float = 60.0,
+                     device: str = "freezer", sensor: str = "t0") -> Store:
+    """A SQLite store file as an older bridge left it: readings written with SQL, Infinity among them."""
+    store = open_store(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO readings VALUES ('temperature', ?, ?, ?, ?)",
+                       [(device, sensor, round((start + i * step) * 1e6), v) for i, v in enumerate(values)])
+        db.execute("INSERT OR REPLACE INTO latest VALUES ('temperature', ?, ?, ?, ?, '°C', '{}')",
+                   (device, sensor, round((start + (len(values) - 1) * step) * 1e6), values[-1]))
+    return store

@@ -164,7 +164,7 @@ async def test_tokens_have_their_role(harness: Harness) -> None:
 
 def test_password_hashes_verify_and_differ() -> None:
     a, b = hash_password("s3cret-pass"), hash_password("s3cret-pass")
-    assert a != b and a.startswith("scrypt$")
+    assert a != b and a.startswith("$argon2id$")
     assert verify_password("s3cret-pass", a) and not verify_password("s3cret-pasS", a)
     assert not verify_password("x", "scrypt$garbage")
 

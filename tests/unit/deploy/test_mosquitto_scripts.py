@@ -57,6 +57,7 @@ def test_add_device_writes_a_hashed_password_for_a_valid_name(tmp_path: Path) ->
         ("vigil-bridge-2", "a Vigil service's account name"),
         ("vigil-alerting-0", "a Vigil service's account name"),
         ("vigil-dashboard-host.lan", "a Vigil service's account name"),
+        ("vigil-status", "a Vigil service's account name"),
     ],
 )
 @needs_passwd
@@ -150,9 +151,11 @@ def test_add_service_gives_an_instance_account_its_roles_grants_once(tmp_path: P
     assert acl_blocks(acl)["vigil-alerting-0"] == blocks["vigil-alerting"] != blocks["vigil-bridge"]
     before = acl.read_text()
     assert add_service(passwd, acl, "vigil-dashboard").returncode == 0  # its block is shipped
+    assert add_service(passwd, acl, "vigil-status").returncode == 0  # so is vigil status's, read-only
     assert acl.read_text() == before
+    assert not any(line.startswith("topic write") for line in acl_blocks(acl)["vigil-status"])
     users = [line.partition(":")[0] for line in passwd.read_text().splitlines()]
-    assert users == ["vigil-bridge-host2.lan", "vigil-alerting-0", "vigil-dashboard"]
+    assert users == ["vigil-bridge-host2.lan", "vigil-alerting-0", "vigil-dashboard", "vigil-status"]
     assert "service-secret" not in passwd.read_text()
 
 

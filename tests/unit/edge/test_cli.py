@@ -51,3 +51,30 @@ def test_help_shows_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
         main(["edge", "--help"])
     assert info.value.code == 0
     assert "vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0" in capsys.readouterr().out
+
+
+def test_help_says_where_the_queue_is_for_this_user(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    with pytest.raises(SystemExit):
+        main(["edge", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"For you, here: {tmp_path}/vigil-edge/queue.db" in out
+    assert "else in $STATE_DIRECTORY (the systemd unit's /var/lib/vigil-edge)" in out
+    assert ":memory: keeps it in memory only, and what is not sent is lost on stop" in out
+
+
+def test_a_second_agent_on_the_same_queue_is_refused_before_connecting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.queue import ReadingQueue
+
+    held = ReadingQueue(str(tmp_path), owner="device pi-1")
+    try:
+        code = main(["edge", "--queue", str(tmp_path), "--device", "pi-2", "--simulate", "t0",
+                     "--broker", "mqtt://127.0.0.1:1"])
+    finally:
+        held.close()
+    assert code == 3
+    assert "vigil edge: reading queue " + str(tmp_path / "queue.db") + ": in use by another vigil edge (device pi-1" \
+        in capsys.readouterr().err

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_edge_file
+from edge.queue import default_directory
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy" / "edge"
@@ -44,7 +45,7 @@ def test_the_unit_is_hardened_by_systemds_own_measure(tmp_path: Path) -> None:
 def test_the_unit_runs_as_its_own_user_with_a_state_directory_and_restarts_on_failure() -> None:
     text = (DEPLOY / "vigil-edge.service").read_text()
     for line in ("User=vigil-edge", "StateDirectory=vigil-edge", "Restart=on-failure", "RestartPreventExitStatus=3",
-                 f"ExecStart={INSTALLED_VIGIL} edge -c /etc/vigil/edge.yaml --buffer /var/lib/vigil-edge"):
+                 f"ExecStart={INSTALLED_VIGIL} edge -c /etc/vigil/edge.yaml"):
         assert line in text.splitlines(), line
     users = (DEPLOY / "vigil-edge.sysusers.conf").read_text()
     assert "m vigil-edge gpio" in users and "m vigil-edge i2c" in users
@@ -53,4 +54,7 @@ def test_the_unit_runs_as_its_own_user_with_a_state_directory_and_restarts_on_fa
 def test_the_sample_edge_yaml_is_valid_as_shipped() -> None:
     config = load_edge_file(str(DEPLOY / "edge.yaml"))
     assert config.device == "pi-1" and [s.name for s in config.sensors] == ["freezer", "soc"]
-    assert config.buffer.path == "/var/lib/vigil-edge" and config.buffer.sync == "batch"
+    assert config.buffer.sync == "batch" and config.mqtt.protocol == "auto"
+    # No path: the queue goes where the unit's StateDirectory= is, which systemd passes to the agent.
+    assert config.buffer.path is None
+    assert default_directory({"STATE_DIRECTORY": "/var/lib/vigil-edge", "HOME": "/"}) == "/var/lib/vigil-edge"

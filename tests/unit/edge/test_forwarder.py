@@ -7,7 +7,7 @@ from typing import Optional
 
 from edge.clock import ManualClock
 from edge.forwarder import Forwarder
-from edge.queue import ReadingQueue
+from edge.queue import MEMORY, ReadingQueue
 
 
 class Broker:
@@ -33,7 +33,7 @@ def put(q: ReadingQueue, sensor: str) -> None:
 def setup(max_inflight: int = 100, drain_rate: float = 10.0,
           live_first: bool = False) -> tuple[ReadingQueue, Forwarder, Broker, ManualClock]:
     clock = ManualClock()
-    q = ReadingQueue(None, sync="always", clock=clock)
+    q = ReadingQueue(MEMORY, sync="always", clock=clock)
     return q, Forwarder(q, clock, max_inflight, drain_rate, live_first), Broker(), clock
 
 

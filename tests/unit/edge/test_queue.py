@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from edge.clock import ManualClock
-from edge.queue import ReadingQueue
+from edge.errors import QueueError
+from edge.queue import MEMORY, ReadingQueue, default_directory
 
 
 def put(q: ReadingQueue, sensor: str = "t0", ts: float = 1_700_000_000.0) -> int:
@@ -69,17 +73,13 @@ def test_readings_older_than_max_age_are_dropped_and_counted(tmp_path: Path) -> 
 
 
 def test_an_in_memory_queue_works_for_demos() -> None:
-    q = ReadingQueue(None, sync="always")
+    q = ReadingQueue(MEMORY, sync="always")
     put(q)
     assert q.path == ":memory:" and [r.seq for r in q.fetch(0, 10**9, 10)] == [0]
     q.close()
 
 
 def test_an_unwritable_directory_is_a_queue_error(tmp_path: Path) -> None:
-    import pytest
-
-    from edge.errors import QueueError
-
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(QueueError, match="cannot open"):
@@ -98,3 +98,25 @@ def test_a_removal_rides_on_the_next_commit_and_a_crash_before_it_only_resends(t
     assert other.execute("SELECT seq FROM readings").fetchall() == [(1,)]
     other.close()
     q.close()
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"STATE_DIRECTORY": "/var/lib/vigil-edge", "XDG_STATE_HOME": "/x", "HOME": "/home/pi"}, "/var/lib/vigil-edge"),
+    ({"STATE_DIRECTORY": "/var/lib/vigil-edge:/var/lib/other", "HOME": "/home/pi"}, "/var/lib/vigil-edge"),
+    ({"XDG_STATE_HOME": "/srv/state", "HOME": "/home/pi"}, "/srv/state/vigil-edge"),
+    ({"XDG_STATE_HOME": "relative/state", "HOME": "/home/pi"}, "/home/pi/.local/state/vigil-edge"),
+    ({"STATE_DIRECTORY": "", "HOME": "/home/pi"}, "/home/pi/.local/state/vigil-edge"),
+])
+def test_the_default_directory_is_systemds_then_xdgs_state_directory(env: dict[str, str], expected: str) -> None:
+    assert default_directory(env) == expected
+
+
+def test_one_agent_at_a_time_uses_a_queue_and_the_second_is_told_which_holds_it(tmp_path: Path) -> None:
+    first = ReadingQueue(str(tmp_path), sync="always", owner="device pi-1")
+    with pytest.raises(QueueError) as info:
+        ReadingQueue(str(tmp_path), owner="device pi-2")
+    assert str(info.value) == (f"reading queue {tmp_path}/queue.db: in use by another vigil edge (device pi-1, pid "
+                               f"{os.getpid()}); give this one a queue of its own with --queue DIR (buffer.path)")
+    first.close()
+    again = ReadingQueue(str(tmp_path), owner="device pi-2")
+    again.close()

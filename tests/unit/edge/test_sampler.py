@@ -10,7 +10,7 @@ import pytest
 from edge.clock import ManualClock
 from edge.config import EdgeConfig, SensorConfig, simulated_sensor
 from edge.errors import SensorError
-from edge.queue import ReadingQueue
+from edge.queue import MEMORY, ReadingQueue
 from edge.sampler import Sampler
 from edge.sensors import Sensor
 
@@ -38,7 +38,7 @@ def published(q: ReadingQueue) -> list[tuple[str, float, int]]:
 
 def run(config: EdgeConfig, sensors: dict[str, Sensor], seconds: int) -> tuple[Sampler, ReadingQueue]:
     clock = ManualClock()
-    q = ReadingQueue(None, sync="always", clock=clock)
+    q = ReadingQueue(MEMORY, sync="always", clock=clock)
     sampler = Sampler(config, sensors, q, clock)
     for _ in range(seconds):
         sampler.tick()

@@ -1,0 +1,144 @@
+"""The overview of a large site in Chromium: 500 sensors on 100 devices (issue 14's speed targets).
+
+Prints, for a cold page load after logging in: first contentful paint, the time until every tile is
+drawn with its condition (``data-ready``), until the limits and the sparklines are in, and the bytes
+transferred (HTML, CSS, JS, chart library, API calls). Then it publishes ``--rate`` readings a second
+for ``--seconds`` and reports the browser's frame gaps (a gap over 50 ms is a dropped frame or more).
+
+    .venv/bin/python bench/dashboard/overview.py
+    .venv/bin/python bench/dashboard/overview.py --devices 100 --per-device 5 --rate 500 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import aiomqtt  # noqa: E402
+from playwright.async_api import async_playwright  # noqa: E402
+
+from bench.dashboard.run import ARGS, PASSWORD, config  # noqa: E402
+from broker_bridge.stores import open_store  # noqa: E402
+from dashboard.app import serve  # noqa: E402
+from tests.services import Mosquitto  # noqa: E402
+from vigil.event import Event  # noqa: E402
+
+RULES = """\
+rules:
+  - {name: cold-chain, match: {metric: temperature}, above: 8, clear_below: 7, for: 5m, severity: critical}
+  - {name: quiet, match: {metric: temperature}, nodata: 10m}
+"""
+
+
+def event(d: int, s: int, value: float, ts: float) -> Event:
+    return Event(f"dev-{d:03}", f"t{s}", "temperature", value, ts, "°C",
+                 labels=(("name", f"Fridge {d}.{s}"), ("room", f"Room {d % 12}"), ("site", f"Site {d % 4}")))
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--per-device", type=int, default=5)
+    ap.add_argument("--rate", type=int, default=500, help="readings a second during the live phase")
+    ap.add_argument("--seconds", type=float, default=10)
+    args = ap.parse_args()
+    n = args.devices * args.per_device
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        (tmp / "rules.yaml").write_text(RULES)
+        broker = Mosquitto(tmp / "mosquitto")
+        broker.start()
+        store = open_store(f"sqlite:///{tmp}/vigil.db")
+        now = time.time()
+        store.write([event(dv, s, 4 + math.sin(i / 30 + dv), now - 6 * 3600 + i * 60)
+                     for dv in range(args.devices) for s in range(args.per_device) for i in range(360)])
+        print(f"filled: {n} sensors on {args.devices} devices, 6 h at 1/min ({n * 360:,} points)")
+        cfg = config(broker, tmp)
+        ready = asyncio.Event()
+        task = asyncio.create_task(serve(cfg, store=store, ready=ready), name="bench-dashboard")
+        try:
+            await asyncio.wait_for(ready.wait(), 15)
+            base = f"http://{cfg.dashboard.listen}"
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+                page = await ctx.new_page()
+                await page.goto(base + "/login")
+                await page.fill("input[name=username]", "admin")
+                await page.fill("input[name=password]", PASSWORD)
+                await page.click("button[type=submit]")
+                await page.wait_for_selector("body[data-ready=yes]", timeout=60_000)
+                # A second, cold-cache visit of the overview, timed from its navigation start.
+                page2 = await browser.new_page(viewport={"width": 1280, "height": 900},
+                                               storage_state=await ctx.storage_state())
+                await page2.evaluate("() => 0")
+                await page.context.close()
+                cdp = await page2.context.new_cdp_session(page2)
+                await cdp.send("Network.enable")
+                await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+                await page2.add_init_script("""(() => {
+                  const mark = (name) => new MutationObserver((_, o) => {
+                    if (document.body && document.body.dataset[name] === 'yes') {
+                      window['t_' + name] = performance.now(); o.disconnect(); }
+                  });
+                  document.addEventListener('DOMContentLoaded', () => ['ready', 'limits', 'sparklines'].forEach((k) =>
+                    mark(k).observe(document.body, { attributes: true })));
+                })()""")
+                await page2.goto(base + "/")
+                await page2.wait_for_selector("body[data-sparklines=yes][data-limits=yes]", timeout=120_000)
+                f = await page2.evaluate("""() => ({
+                  fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
+                  ready: window.t_ready, limits: window.t_limits, sparklines: window.t_sparklines,
+                  tiles: document.querySelectorAll('a.tile').length,
+                  bytes: [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+                    .reduce((a, e) => a + e.encodedBodySize, 0),
+                  raw: [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+                    .reduce((a, e) => a + e.decodedBodySize, 0)})""")
+                print(f"overview, {f['tiles']} tiles: first contentful paint {f['fcp']:.0f} ms, tiles drawn "
+                      f"{f['ready']:.0f} ms, limits {f['limits']:.0f} ms, sparklines {f['sparklines']:.0f} ms after "
+                      f"navigation start; {f['bytes'] / 1024:.1f} KB transferred ({f['raw'] / 1024:.1f} KB before "
+                      "gzip); targets: first paint < 1 s, < 300 KB")
+                await page2.evaluate("""() => { window.gaps = []; let last = performance.now();
+                  const tick = (t) => {
+                    window.gaps.push(t - last); last = t; if (!window.stopFrames) requestAnimationFrame(tick); };
+                  requestAnimationFrame(tick); }""")
+                sent = 0
+                async with aiomqtt.Client("127.0.0.1", broker.port, max_queued_outgoing_messages=100_000) as c:
+                    t0 = time.perf_counter()
+                    while time.perf_counter() - t0 < args.seconds:
+                        batch = []
+                        for _ in range(args.rate // 10):
+                            k = sent % n
+                            ev = event(k // args.per_device, k % args.per_device, 4 + (sent % 50) / 10, time.time())
+                            batch.append(c.publish(f"vigil/events/{ev.device}/temperature", ev.to_json(), qos=0))
+                            sent += 1
+                        await asyncio.gather(*batch)
+                        await asyncio.sleep(max(0.0, 0.1 - (time.perf_counter() - t0) % 0.1))
+                    took = time.perf_counter() - t0
+                await page2.wait_for_timeout(500)
+                gaps = await page2.evaluate("() => { window.stopFrames = true; return window.gaps.slice(1); }")
+                long_gaps = [g for g in gaps if g > 50]
+                print(f"live: {sent} readings in {took:.1f} s ({sent / took:.0f}/s); {len(gaps)} frames, median gap "
+                      f"{statistics.median(gaps):.1f} ms, p99 {sorted(gaps)[int(0.99 * len(gaps))]:.1f} ms, "
+                      f"max {max(gaps):.0f} ms; {len(long_gaps)} gaps over 50 ms")
+                await browser.close()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            store.close()
+            broker.stop()
+    print(json.dumps({"ok": True}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,139 @@
+/* Vigil dashboard: the alerts page. The value now beside the value at firing; who acknowledged and who silenced,
+   from the engine's retained state (so both survive reloads and restarts); dialogs to acknowledge and silence.
+   Uses app.js's helpers. */
+"use strict";
+
+const alertPath = (a) => `${encodeURIComponent(a.rule)}/${a.series.split("/").map(encodeURIComponent).join("/")}`;
+
+/* One <dialog> with a form: resolves when the person submits and `act` succeeds, or cancels. */
+function runDialog(dialog, what, act, update) {
+  const form = $("form", dialog), err = $('[data-role="error"]', dialog);
+  $('[data-role="what"]', dialog).textContent = what;
+  form.reset();
+  err.textContent = "";
+  if (update) { form.oninput = update; update(); }
+  form.onsubmit = async (ev) => {
+    if (!ev.submitter || ev.submitter.value !== "ok") return;  // Cancel closes the dialog
+    ev.preventDefault();
+    try { await act(new FormData(form)); dialog.close("done"); }
+    catch (e) { err.textContent = "Not done: " + e.message; }
+  };
+  dialog.showModal();
+}
+
+function silenceMatchers(a, scope) {
+  return scope === "device" ? { device: a.series.split("/")[0] } : { rule: a.rule, series: a.series };
+}
+function durationOf(f) {
+  return f.get("duration") === "custom" ? String(f.get("custom") || "").trim() : f.get("duration");
+}
+
+async function alertsPage() {
+  let data = await api("/api/v1/alerts?limit=1000");
+  let latest = new Map((await api("/api/v1/latest").catch(() => [])).map((r) => [r.series, r]));
+  let silences = await api("/api/v1/silences").catch(() => []);
+  const filters = $("#filters");
+  $("#zone").textContent = "Times in " + (TZ || "the browser's time zone") + ".";
+
+  function ackAction(a) {
+    return el("button", { type: "button", "data-action": "ack", onclick: () => runDialog($("#ack-dialog"), `${a.rule} on ${a.series}`,
+      (f) => api(`/api/v1/alerts/${alertPath(a)}/ack`, { method: "POST", body: { comment: String(f.get("comment") || "") } })) },
+    "Acknowledge…");
+  }
+  function silenceAction(a) {
+    const dialog = $("#silence-dialog");
+    const update = () => {
+      const f = new FormData($("form", dialog));
+      $('[data-role="matchers"]', dialog).replaceChildren(...Object.entries(silenceMatchers(a, f.get("scope")))
+        .map(([k, v]) => el("li", {}, el("code", {}, `${k} = ${v}`))));
+      const d = durationOf(f), m = /^(\d+)(m|h|d)$/.exec(d || "");
+      $('[data-role="until"]', dialog).textContent = m ? "until " + when(Date.now() / 1000 + +m[1] * { m: 60, h: 3600, d: 86400 }[m[2]]) : "";
+    };
+    return el("button", { type: "button", "data-action": "silence", onclick: () => runDialog(dialog, `${a.rule} on ${a.series}`, (f) => {
+      const duration = durationOf(f);
+      if (!duration) throw new Error("choose how long, or write a duration such as 2h30m");
+      return api("/api/v1/silences", { method: "POST", body: { matchers: silenceMatchers(a, f.get("scope")), duration, comment: String(f.get("comment") || "") } });
+    }, update) }, "Silence…");
+  }
+
+  function handled(a) {
+    const out = [];
+    if (a.acknowledged_by) {
+      out.push(el("div", { class: "ack" }, condBadge("acknowledged"), ` by ${a.acknowledged_by}`,
+        a.acknowledged_at ? [", ", timeEl(a.acknowledged_at, true)] : "", a.ack_comment ? el("div", { class: "comment" }, `“${a.ack_comment}”`) : null));
+    }
+    const s = silenceOf(a, silences);
+    if (s) out.push(el("div", { class: "silenced" }, condBadge("silenced"), " until ", timeEl(s.until, true), s.by ? ` by ${s.by}` : "",
+      s.comment ? el("div", { class: "comment" }, `“${s.comment}”`) : null));
+    return out.length ? out : el("span", { class: "muted" }, "not yet");
+  }
+  function valueCell(a) {
+    const r = latest.get(a.series) || {};
+    return [el("div", { class: "nowrap" }, "now ", el("strong", { class: "now" }, withUnit(r.value, r.unit, r.labels))),
+      el("div", { class: "muted nowrap" }, "at firing ", withUnit(a.value, r.unit, r.labels))];
+  }
+  function sensorCell(a) {
+    const r = latest.get(a.series);
+    const name = r ? friendly(r).name : a.series;
+    return r ? [el("a", { href: sensorHref(r) }, name), el("div", { class: "muted small" }, a.series)] : a.series;
+  }
+  function condOf(a) {
+    if (a.state !== "firing" && a.state !== "flapping") return a.state;
+    return silenceOf(a, silences) ? "silenced" : a.acknowledged_by ? "acknowledged" : a.state;
+  }
+
+  function currentTable(rows) {
+    if (!rows.length) return el("p", { class: "muted" }, "None: every rule is satisfied.");
+    return el("table", { class: "list" }, el("thead", {}, el("tr", {}, ["State", "Sensor", "Rule", "Severity", "Value", "Since", "Message",
+      "Acknowledged / silenced", isAdmin() ? "Actions" : null].filter(Boolean).map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((a) => el("tr", { "data-key": a.key },
+      el("td", { "data-label": "State" }, condBadge(condOf(a))), el("td", { "data-label": "Sensor" }, sensorCell(a)),
+      el("td", { "data-label": "Rule" }, a.rule), el("td", { "data-label": "Severity", class: "sev-" + a.severity }, a.severity),
+      el("td", { "data-label": "Value" }, valueCell(a)), el("td", { "data-label": "Since" }, timeEl(a.since, true)),
+      el("td", { "data-label": "Message", class: "message" }, a.message), el("td", { "data-label": "Handled", class: "handled" }, handled(a)),
+      isAdmin() ? el("td", { class: "actions" }, a.acknowledged_by || a.state === "pending" ? null : ackAction(a), silenceOf(a, silences) ? null : silenceAction(a)) : null))));
+  }
+  function historyTable(rows) {
+    if (!rows.length) return el("p", { class: "muted" }, "None.");
+    return el("table", { class: "list" }, el("thead", {}, el("tr", {}, ["State", "Rule", "Series", "Severity", "Value", "At", "Message"]
+      .map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, rows.map((a) => { const r = latest.get(a.series) || {};
+      return el("tr", {}, el("td", { "data-label": "State" }, condBadge(a.state)), el("td", { "data-label": "Rule" }, a.rule),
+        el("td", { "data-label": "Series" }, a.series), el("td", { "data-label": "Severity", class: "sev-" + a.severity }, a.severity),
+        el("td", { "data-label": "Value" }, withUnit(a.value, r.unit, r.labels)), el("td", { "data-label": "At" }, timeEl(a.at)),
+        el("td", { "data-label": "Message", class: "message" }, a.message)); })));
+  }
+  function render() {
+    const f = new FormData(filters);
+    const text = (f.get("text") || "").toLowerCase();
+    const keep = (a) => (!f.get("state") || a.state === f.get("state")) && (!f.get("severity") || a.severity === f.get("severity"))
+      && (!text || (a.rule + " " + a.series).toLowerCase().includes(text));
+    // Keep focus where it was when the rows are drawn again (a keyboard user must not be thrown to the top).
+    const focused = document.activeElement && document.activeElement.closest("tr[data-key]");
+    const key = focused && focused.dataset.key, action = key && document.activeElement.dataset.action;
+    $("#current").replaceChildren(currentTable(data.current));
+    $("#history").replaceChildren(historyTable(data.history.filter(keep)));
+    if (key) { const again = $(`tr[data-key="${CSS.escape(key)}"] [data-action="${action}"]`) || $(`tr[data-key="${CSS.escape(key)}"] button`); if (again) again.focus(); }
+  }
+  filters.addEventListener("input", render);
+  filters.addEventListener("submit", (e) => e.preventDefault());
+  let pending = null;
+  const refresh = () => {
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      [data, silences] = await Promise.all([api("/api/v1/alerts?limit=1000"), api("/api/v1/silences").catch(() => silences)]);
+      render();
+    }, 100);
+  };
+  on("alert", refresh); on("alert_cleared", refresh); on("silence", refresh); on("silence_cleared", refresh);
+  on("event", (e) => {
+    const known = latest.get(e.series);
+    if (known && known.ts > e.ts) return;
+    latest.set(e.series, { ...known, ...e });
+    for (const tr of document.querySelectorAll("#current tr[data-key]")) {
+      const a = data.current.find((x) => x.key === tr.dataset.key);
+      if (a && a.series === e.series) { const n = $(".now", tr); if (n) n.textContent = withUnit(e.value, e.unit, e.labels); }
+    }
+  });
+  render();
+}
