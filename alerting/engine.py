@@ -5,9 +5,14 @@ States: ok -> pending (condition holds, ``for`` not yet over) -> firing -> resol
 Every change becomes a :class:`~alerting.transition.Transition`; those worth a notification are
 enqueued in the outbox in the same SQLite transaction that stores the new state.
 
-Times are the engine clock's. A change caused by a timer (``for`` elapsed, silence too long,
-``keep_firing_for`` over) happens at the timer's due time, also when the engine evaluates it later
-(after a restart), so a replay yields the same transition ids.
+Times are source times: a reading is evaluated at its own ``ts`` (never later than the engine
+clock, so a device clock running ahead cannot freeze a series, and never before the alert's last
+change), after every timer due before it; "last heard" is the latest such time. A change caused by
+a timer (``for`` elapsed, silence too long, ``keep_firing_for`` over) happens at the timer's due
+time, also when the engine evaluates it later (after a restart or a catch-up), so a replay yields
+the same transition ids. A change learned more than :data:`LATE_AFTER` seconds after it happened is
+marked late (``reported``) and its message says so. After the engine could not hear its input (see
+:meth:`Engine.resume`), silence is counted from when input came back, for one no-data period.
 """
 
 from __future__ import annotations
@@ -30,9 +35,15 @@ from alerting.templates import _fmt_duration, _fmt_time
 from alerting.transition import AlertState, Transition
 from vigil.event import Event
 
-__all__ = ["Engine", "TransitionSink", "notifiable", "transition_id"]
+__all__ = ["LATE_AFTER", "Engine", "TransitionSink", "notifiable", "transition_id"]
 
 log = logging.getLogger(__name__)
+
+#: a change the engine learns of more than this many seconds after it happened is told as late
+LATE_AFTER = 10.0
+#: after the engine could not hear, silence counts from the first event that comes back (the bridge
+#: publishes again), or from this many seconds after the reconnect if none comes
+RESUME_WAIT = 60.0
 
 OK, PENDING, FIRING, RESOLVED, FLAPPING = (
     AlertState.OK, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING)
@@ -80,6 +91,9 @@ class Engine:
         #: alerts whose rule was gone at start (their retained MQTT states are to be cleared)
         self.removed_on_start: list[str] = []
         self.start_transitions: list[Transition] = []
+        #: when input came back after the engine could not hear it (None: it always could)
+        self.resumed: Optional[float] = None
+        self._resume_by: Optional[float] = None  # waiting for the first event, at the latest until then
         if state is not None:
             self._restore(state)
         self._declare()
@@ -90,7 +104,10 @@ class Engine:
     def on_event(self, event: Event) -> list[Transition]:
         """Evaluate the rules that watch the event's series."""
         sid = event.series.id
-        at = self.clock.now()
+        at = min(event.ts, self.clock.now())
+        if self._resume_by is not None:
+            self._resumed_at(self.clock.now())
+        self._run_timers(at, inclusive=False)
         data = self._series_for(sid, event.device, event.sensor, event.metric, dict(event.labels))
         data.unit = event.unit
         data.add(event.ts, event.value, at)
@@ -117,8 +134,33 @@ class Engine:
 
     def tick(self) -> list[Transition]:
         """Evaluate every timer due by now, each at its own due time."""
-        now = self.clock.now()
-        while self._heap and self._heap[0][0] <= now:
+        if self._resume_by is not None and self.clock.now() >= self._resume_by:
+            self._resumed_at(self._resume_by)
+        self._run_timers(self.clock.now(), inclusive=True)
+        return self._commit()
+
+    def resume(self, at: float) -> None:
+        """The engine could not hear its input until ``at`` (the broker was away, or kept nothing).
+
+        Silence of alerts not already active then counts from when input is back: the first event
+        after ``at`` (the bridge publishes again), or ``at + RESUME_WAIT`` if none comes. A series
+        that does not report within its no-data period after that fires (its message still tells
+        how long since it was last heard); one that reports does not. So an outage of the broker
+        raises no alert for every sensor. Until then no no-data timer fires.
+        """
+        self.resumed = math.inf
+        self._resume_by = at + RESUME_WAIT
+
+    def _resumed_at(self, at: float) -> None:
+        self.resumed, self._resume_by = at, None
+        for (rule, sid), due in list(self._scheduled.items()):
+            if due == math.inf:
+                del self._scheduled[(rule, sid)]
+                self._schedule(rule, sid, at)
+
+    def _run_timers(self, until: float, inclusive: bool) -> None:
+        """Evaluate the timers due before ``until`` (or at it, when ``inclusive``), each at its due time."""
+        while self._heap and (self._heap[0][0] < until or (inclusive and self._heap[0][0] == until)):
             due, rule, sid = heapq.heappop(self._heap)
             if self._scheduled.get((rule, sid)) != due:
                 continue  # superseded by an earlier check
@@ -126,7 +168,6 @@ class Engine:
             c = self.index.get(rule)
             if c is not None:
                 self._evaluate(c, sid, due)
-        return self._commit()
 
     def next_due(self) -> Optional[float]:
         """When the next timer is due (None: no timer)."""
@@ -198,8 +239,9 @@ class Engine:
         return len(old)
 
     def flush(self) -> None:
-        """Persist when series were last heard (the service calls this every few seconds)."""
-        self._commit(force=True)
+        """Persist when series were last heard (the service calls this before acknowledging a batch)."""
+        if self._dirty_series or self._dirty_alerts or self._out:
+            self._commit(force=True)
 
     def active(self) -> list[AlertRecord]:
         """Alerts not ok, for the dashboard and the startup republish."""
@@ -254,8 +296,11 @@ class Engine:
         rec = self.alerts.get(key)
         if rec is None:
             rec = AlertRecord(c.name, sid, state_since=at)
+        else:
+            # a late reading cannot change the past: an alert's state moves forward in time only
+            at = max(at, rec.state_since, rec.pending_since or at, rec.clear_since or at)
         scratch = self.scratch.setdefault(key, {})
-        ctx = Ctx(at, data, self._lookup, scratch)
+        ctx = Ctx(at, data, self._lookup, scratch, self.resumed)
         spec = c.rule.spec
         was = rec.underlying in (PENDING, FIRING) and rec.clear_since is None
         holds = c.condition.check(ctx, was)
@@ -373,11 +418,16 @@ class Engine:
         annotations = dict(spec.annotations)
         if link:
             annotations["link"] = link
+        message = c.rule.template.render(context)
+        now = self.clock.now()
+        reported = now if now - at > LATE_AFTER else None
+        if reported is not None:
+            message += f" (reported late: it happened at {_fmt_time(at)}, Vigil learned of it at {_fmt_time(now)})"
         t = Transition(
             id=transition_id(c.name, rec.series, state, at), rule=c.name, series=rec.series, state=state,
-            previous=previous, at=at, severity=spec.severity, message=c.rule.template.render(context),
+            previous=previous, at=at, severity=spec.severity, message=message,
             since=since, value=rec.value, labels=tuple(sorted(labels.items())), notify=spec.receivers,
-            annotations=tuple(sorted(annotations.items())))
+            annotations=tuple(sorted(annotations.items())), reported=reported)
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)

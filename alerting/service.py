@@ -2,9 +2,11 @@
 
 Subscribes (QoS 1, persistent session) to ``<root>/events/#``, ``<root>/status/+``, ``<root>/ack/#``,
 ``<root>/silences/+``, ``<root>/health/+/+`` and ``<root>/control/rules/reload``. A message is
-acknowledged to the broker only after the engine committed what it caused, so a crash loses no event.
-Every state change is published retained on ``<root>/alerts/<rule>/<series>``; rules with
-``source: store`` run on their schedule against the store.
+acknowledged to the broker only after the engine committed what it caused, "last heard" included
+(one commit per drained batch), so a crash loses no event and no time a series was heard. After a
+connect, timers wait until the backlog the broker kept is taken in (``alerting.catchup``); while the
+broker is away they do not fire at all. Every state change is published retained on
+``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run on their schedule against the store.
 
 No single message can stop the engine: one that cannot be handled is refused (counted by reason,
 logged once per topic and reason) and acknowledged, and the loop goes on; a task that fails is
@@ -22,6 +24,7 @@ from typing import Any, Optional
 
 import aiomqtt
 
+from alerting.catchup import CatchUp
 from alerting.clock import Clock, SystemClock
 from alerting.delivery import make_dispatcher, warm_apprise
 from alerting.engine import Engine, notifiable
@@ -68,6 +71,7 @@ class AlertService:
         self.rejected = 0
         self.silences: dict[str, str] = {}  # MQTT silence id -> the dispatcher's id
         self.client: Optional[aiomqtt.Client] = None
+        self.catchup = CatchUp(self.topics.root, config.alerting.client_id, self._resumed)
         self.guard = Guard(engine.clock)
         self.notify_config: Any = None  # the rules' NotifyConfig, for the pipeline alert's receivers
         self.health = HealthReporter(self.topics, "alerting", config.alerting.client_id, self.guard.snapshot,
@@ -286,9 +290,20 @@ class AlertService:
 
     # -- loops -----------------------------------------------------------------------------------
 
+    def _resumed(self) -> None:
+        """Input is back after the engine could not hear it: silence counts from now."""
+        self.engine.resume(self.engine.clock.now())
+
+    def _commit_then_ack(self, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
+        """Durable before acknowledged: what the batch changed (last heard too) is committed first."""
+        self.engine.flush()
+        for message in messages:
+            ack(client, message)
+
     async def timers(self, clock: Clock) -> None:
-        """Fire timers on time, also when no message arrives."""
+        """Fire timers on time, also when no message arrives; never before the backlog is in."""
         while True:
+            await self.catchup.ready()
             due = self.engine.next_due()
             now = clock.now()
             wait = TIMER_POLL if due is None else min(TIMER_POLL, max(0.0, due - now))
@@ -353,6 +368,7 @@ class AlertService:
             client = build_client(settings, client_id, persistent=True, max_inflight=100, inbox=inbox,
                                   will=aiomqtt.Will(will_topic, will_payload, qos=1, retain=True))
             enable_manual_ack(client)
+            self.catchup.watch_session(client)
             try:
                 async with client:
                     attempt = 0
@@ -361,6 +377,7 @@ class AlertService:
                         # health is a state: its retained copy comes on every subscribe, so none need queue
                         qos = 0 if flt == self.topics.all_health else 1
                         self.guard.subscription(flt, refusal(await client.subscribe(flt, qos=qos)))
+                    await self.catchup.begin(client)
                     self.republish_all()
                     log.info("connected to the broker; watching %s", self.topics.all_events)
                     if self.watchdog is not None:
@@ -376,6 +393,7 @@ class AlertService:
                         raise
                     finally:
                         self.client = None
+                        self.catchup.lost()
             except aiomqtt.MqttError as exc:
                 if self.watchdog is not None:
                     self.watchdog.broker(False)
@@ -388,13 +406,18 @@ class AlertService:
         async for first in client.messages:
             # what is already waiting is handled in one go, then delivery and timers
             # get their turn (a queue that is never empty would never make us wait)
-            for message in [first, *inbox.drain(50)]:
-                try:
-                    payload = message.payload if isinstance(message.payload, bytes) else \
-                        str(message.payload or "").encode()
-                    self.handle(message.topic.value, payload)
-                finally:
-                    ack(client, message)  # handled or refused: never delivered again
+            done: list[aiomqtt.Message] = []
+            try:
+                for message in [first, *inbox.drain(50)]:
+                    try:
+                        payload = message.payload if isinstance(message.payload, bytes) else \
+                            str(message.payload or "").encode()
+                        if not self.catchup.take(message.topic.value, payload):
+                            self.handle(message.topic.value, payload)
+                    finally:
+                        done.append(message)  # handled or refused: never delivered again
+            finally:
+                self._commit_then_ack(client, done)
             await asyncio.sleep(0)
 
     async def _say_stopped(self, client: aiomqtt.Client) -> None:

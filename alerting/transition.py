@@ -37,6 +37,8 @@ class Transition:
     ``key`` identifies the alert (rule + series); ``id`` identifies this transition and is
     what delivery deduplicates on. ``message`` is already rendered from the rule's template.
     ``notify`` names the rule's receivers (routes may add more by severity and labels).
+    ``reported`` is set when the engine learned of the change well after ``at`` (late readings,
+    a catch-up after an outage): when it did.
     """
 
     id: str
@@ -52,6 +54,7 @@ class Transition:
     labels: tuple[tuple[str, str], ...] = ()
     notify: tuple[str, ...] = ()
     annotations: tuple[tuple[str, str], ...] = field(default=())
+    reported: Optional[float] = None
 
     @property
     def key(self) -> str:
@@ -83,4 +86,5 @@ class Transition:
             labels=tuple(sorted(d.get("labels", {}).items())),
             notify=tuple(d.get("notify", ())),
             annotations=tuple(sorted(d.get("annotations", {}).items())),
+            reported=None if d.get("reported") is None else float(d["reported"]),
         )

@@ -71,12 +71,16 @@ class SeriesData:
 
 @dataclass(slots=True)
 class Ctx:
-    """An evaluation: the alert's series, the time, other series by id, and per-alert scratch state."""
+    """An evaluation: the alert's series, the time, other series by id, and per-alert scratch state.
+
+    ``resumed``: when the engine's input came back after it could not hear it (None: always could).
+    """
 
     at: float
     series: SeriesData
     lookup: Callable[[str], Optional[SeriesData]]
     scratch: dict[str, Any] = field(default_factory=dict)
+    resumed: Optional[float] = None
 
 
 class Condition(abc.ABC):

@@ -28,7 +28,7 @@ class OnSeries(Condition):
 
     def _ctx(self, ctx: Ctx) -> Optional[Ctx]:
         data = ctx.lookup(self.series)
-        return None if data is None else Ctx(ctx.at, data, ctx.lookup, ctx.scratch)
+        return None if data is None else Ctx(ctx.at, data, ctx.lookup, ctx.scratch, ctx.resumed)
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         sub = self._ctx(ctx)

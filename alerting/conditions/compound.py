@@ -24,7 +24,7 @@ class Compound(Condition):
             key = f"child{i}"
             held = bool(ctx.scratch.get(key, False))
             sub = ctx.scratch.setdefault(f"scratch{i}", {})
-            answer = child.check(Ctx(ctx.at, ctx.series, ctx.lookup, sub), held)
+            answer = child.check(Ctx(ctx.at, ctx.series, ctx.lookup, sub, ctx.resumed), held)
             if answer is not None:
                 ctx.scratch[key] = answer
             answers.append(answer)

@@ -289,8 +289,16 @@ class Dispatcher:
             for receiver in receivers_for(self._config, labels, t.notify):
                 self._queue(receiver, labels, Item(Kind.FLAPPING, t, current.fired_at if current else t.at), now)
         elif current is not None:  # resolved, or back to ok / pending after firing or flapping
+            told = set(self._state.told(t.key))
             self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "flapping"))
-            for receiver in self._state.told(t.key):
+            if t.reported is not None and current.state == AlertState.FIRING.value:
+                # learned late (an edge agent's backlog): an excursion already over is still told, its
+                # firing and its end together, to whoever has not heard of it yet
+                for receiver in receivers_for(self._config, labels, t.notify):
+                    if receiver not in told:
+                        self._queue(receiver, labels, Item(Kind.FIRING, current.transition, current.fired_at), now)
+                        told.add(receiver)
+            for receiver in sorted(told):
                 self._queue(receiver, labels, Item(Kind.RESOLVED, t, current.fired_at), now)
             self._state.delete_alert(t.key)
 

@@ -43,6 +43,8 @@ PUBLISH = [
     ("vigil-alerting", "vigil/alerts/freezer-warm/pi-1/t0/temperature", True),
     ("vigil-alerting", "vigil/events/pi-1/temperature", False),
     ("vigil-alerting", "vigil/readings/pi-1/t0", False),
+    ("vigil-alerting", "vigil/control/catchup/vigil-alerting", True),
+    ("pi-1", "vigil/control/catchup/vigil-alerting", False),
     ("vigil-dashboard", "vigil/ack/freezer-warm/pi-1/t0/temperature", True),
     ("vigil-dashboard", "vigil/silences/s1", True),
     ("vigil-dashboard", "vigil/control/rules/reload", True),
@@ -77,6 +79,9 @@ READ = [
     ("vigil-alerting", "vigil/deadletter/#", "vigil-bridge", "vigil/deadletter/readings", False),
     ("vigil-dashboard", "vigil/#", "vigil-bridge", "vigil/deadletter/readings", True),
     ("vigil-dashboard", "vigil/#", "pi-2", "vigil/readings/pi-2/t0", True),
+    # the rule engine's catch-up marker comes back to it
+    ("vigil-alerting", "vigil/control/catchup/vigil-alerting", "vigil-alerting",
+     "vigil/control/catchup/vigil-alerting", True),
 ]
 
 

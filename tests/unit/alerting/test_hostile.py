@@ -117,6 +117,7 @@ async def test_the_service_timer_loop_fires_a_pending_alert_with_no_new_message(
     service = AlertService(VigilConfig(), Engine(rules, sink=sink, clock=clock))
     service.handle("vigil/events/d/temperature", json.dumps(
         {"device": "d", "sensor": "s", "metric": "temperature", "value": 35, "ts": T0}).encode())
+    service.catchup.live.set()  # connected, and the backlog is in: timers may fire
     task = asyncio.create_task(service.timers(clock))
     try:
         for _ in range(5):
