@@ -29,6 +29,7 @@ from alerting.clock import Clock, SystemClock
 from alerting.delivery import make_dispatcher, warm_apprise
 from alerting.engine import Engine, notifiable
 from alerting.guard import Guard, guard_parts, refusal, supervised
+from alerting.inhand import InHand, in_hand_path
 from alerting.notify.outbox import Outbox
 from alerting.notify.policy import receivers_for
 from alerting.partition import parse_partition
@@ -61,7 +62,7 @@ class AlertService:
     """The engine behind MQTT: turns messages into engine calls, and transitions into publishes."""
 
     def __init__(self, config: VigilConfig, engine: Engine, *, rules_path: Optional[str] = None,
-                 dispatcher: Any = None) -> None:
+                 dispatcher: Any = None, in_hand: str | Path = ":memory:") -> None:
         self.config = config
         self.topics: Topics = config.mqtt.topics
         self.engine = engine
@@ -73,6 +74,7 @@ class AlertService:
         self.client: Optional[aiomqtt.Client] = None
         self.catchup = CatchUp(self.topics.root, config.alerting.client_id, self._resumed)
         self.guard = Guard(engine.clock)
+        self.in_hand = InHand(in_hand, self.guard.refuse)
         self.notify_config: Any = None  # the rules' NotifyConfig, for the pipeline alert's receivers
         self.health = HealthReporter(self.topics, "alerting", config.alerting.client_id, self.guard.snapshot,
                                      every=config.alerting.health_every)
@@ -403,21 +405,19 @@ class AlertService:
                 await asyncio.sleep(delay)
 
     async def _consume(self, client: aiomqtt.Client, inbox: Inbox) -> None:
+        def done(messages: list[aiomqtt.Message]) -> None:
+            self._commit_then_ack(client, messages)  # handled or refused: never delivered again
+
+        def handle(topic: str, payload: bytes) -> None:
+            if not self.catchup.take(topic, payload):  # our own catch-up marker is not an event
+                self.handle(topic, payload)
+
         async for first in client.messages:
             # what is already waiting is handled in one go, then delivery and timers
-            # get their turn (a queue that is never empty would never make us wait)
-            done: list[aiomqtt.Message] = []
-            try:
-                for message in [first, *inbox.drain(50)]:
-                    try:
-                        payload = message.payload if isinstance(message.payload, bytes) else \
-                            str(message.payload or "").encode()
-                        if not self.catchup.take(message.topic.value, payload):
-                            self.handle(message.topic.value, payload)
-                    finally:
-                        done.append(message)  # handled or refused: never delivered again
-            finally:
-                self._commit_then_ack(client, done)
+            # get their turn (a queue that is never empty would never make us wait);
+            # marked in hand meanwhile, so that a message that kills the engine is refused
+            # when it comes back (alerting/inhand.py)
+            self.in_hand.consume([first, *inbox.drain(50)], handle, done)
             await asyncio.sleep(0)
 
     async def _say_stopped(self, client: aiomqtt.Client) -> None:
@@ -478,7 +478,8 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
         dispatcher = make_dispatcher(state_path, rules, clock, sender, site_zone(config.dashboard.timezone))
         if dispatcher is not None and sender is None:
             await asyncio.to_thread(warm_apprise)
-        service = AlertService(config, engine, rules_path=rules_path, dispatcher=dispatcher)
+        service = AlertService(config, engine, rules_path=rules_path, dispatcher=dispatcher,
+                               in_hand=in_hand_path(state_path))
         guard_parts(service, db, rules, clock)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), rules_path,
                  state_path, len(engine.active()))
@@ -507,6 +508,8 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
                 engine.flush()
             if "dispatcher" in locals() and dispatcher is not None:
                 dispatcher.close()
+            if "service" in locals():
+                service.in_hand.close()
         finally:
             db.close()
             if own_store and store is not None:

@@ -17,7 +17,7 @@ The MQTT connection is broker_bridge/link.py (gmqtt: why is said there).
 No message can stop the bridge: a failure while handling one refuses that message (dead letter,
 reason ``internal``); a stage that fails all the same restarts the consumer, and a message that
 was in hand when the process died or the consumer failed is handled alone when it comes back,
-and dead-lettered as ``poison`` if it stops the bridge again (broker_bridge/poison.py).
+and dead-lettered as ``poison`` if it stops the bridge again (vigil/poison.py).
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from vigil.backoff import backoff_delay
 from vigil.config import VigilConfig
 from vigil.event import Event
 from vigil.health import HealthReporter
+from vigil.poison import PoisonGuard, fingerprint
 from vigil.urls import mask_url
 
 from .link import Delivery, Link, LinkError
 from .metrics import Metrics
 from .pipeline import DeadLetter, Outcome, Pipeline
-from .poison import POISON_DETAIL, PoisonGuard, fingerprint
 from .spool import Spool
 from .stores import Store, open_store
 from .writer import StoreWriter
@@ -49,6 +49,10 @@ from .writer import StoreWriter
 __all__ = ["Bridge", "serve"]
 
 log = logging.getLogger(__name__)
+
+POISON_DETAIL = ("the bridge stopped twice while handling this message (poison): the process died or its consumer "
+                 "failed, the second time with this message alone in hand; it is dead-lettered instead of handled "
+                 "again so that the other messages go on")
 
 
 @dataclass(slots=True)

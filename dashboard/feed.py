@@ -1,5 +1,10 @@
 """The dashboard's one MQTT connection: follows the bus into :class:`LiveState` and publishes actions.
 
+The connection carries the dashboard's last will: ``{"state":"offline"}`` retained on its health
+topic (``<root>/health/dashboard/<client id>``, where dashboard/app.py publishes its health), so a
+dashboard that dies is seen offline at once by ``vigil status`` and the watchdog, not only as stale
+a few minutes later; on a clean stop it says so itself.
+
 Exceptions::
 
     BrokerUnavailable     not connected to the broker now, or it did not acknowledge in time
@@ -16,6 +21,7 @@ from typing import Optional, Protocol
 import aiomqtt
 
 from vigil.config import MqttSettings
+from vigil.health import offline_payload
 from vigil.mqtt import backoff_delay, build_client
 
 from .live import LiveState
@@ -50,10 +56,12 @@ class LiveFeed:
         self._timeout = publish_timeout
         self.connected = asyncio.Event()
         self.restarts = 0
+        self.health_topic = state.topics.health("dashboard", client_id)
 
     def _make_client(self) -> aiomqtt.Client:
         # A fresh id each time: two dashboards (or a restart racing the old session) never kick each other.
-        return build_client(self._mqtt, f"{self._client_id}-{random.randrange(16**6):06x}")
+        will = aiomqtt.Will(self.health_topic, offline_payload("dashboard", self._client_id), qos=1, retain=True)
+        return build_client(self._mqtt, f"{self._client_id}-{random.randrange(16**6):06x}", will=will)
 
     async def run(self) -> None:
         """Follow the bus until cancelled; whatever ends a connection, the next one is tried after a backoff."""
@@ -84,14 +92,26 @@ class LiveFeed:
             self.connected.set()
             self._state.set_connected(True)
             log.info("dashboard connected to %s", self._broker)
-            async for message in client.messages:
-                topic = message.topic.value
-                try:
-                    payload = message.payload
-                    data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-                    self._state.handle(topic, data, time.time())
-                except Exception as exc:  # handle() refuses bad messages itself; this is the last guard
-                    self._state.refused(topic, exc)
+            try:
+                async for message in client.messages:
+                    topic = message.topic.value
+                    try:
+                        payload = message.payload
+                        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+                        self._state.handle(topic, data, time.time())
+                    except Exception as exc:  # handle() refuses bad messages itself; this is the last guard
+                        self._state.refused(topic, exc)
+            except asyncio.CancelledError:
+                await self._say_stopped(client)
+                raise
+
+    async def _say_stopped(self, client: aiomqtt.Client) -> None:
+        """A clean stop sends no last will: say offline ourselves, briefly."""
+        try:
+            await asyncio.wait_for(client.publish(self.health_topic, offline_payload(
+                "dashboard", self._client_id, "stopped"), qos=1, retain=True), 2)
+        except (aiomqtt.MqttError, TimeoutError):
+            pass
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         client = self._client

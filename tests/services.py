@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -257,6 +258,18 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0, interval: float
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+def sqlite_says(path: Path, query: str, *args: object) -> Callable[[], bool]:
+    """A check for :func:`wait_until`: whether ``query``'s first value is true in a SQLite file another
+    process writes (a poison guard's marks); false while the file cannot be read."""
+    def check() -> bool:
+        try:
+            with sqlite3.connect(path, timeout=1) as conn:
+                return bool(conn.execute(query, args).fetchone()[0])
+        except sqlite3.Error:
+            return False
+    return check
 
 
 def child_pids() -> set[int]:

@@ -15,13 +15,13 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from broker_bridge.poison import fingerprint
 from tests.integration.bridge.conftest import BridgeProcess, Recorder, publish_many
-from tests.services import Influxd, Mosquitto, wait_until
+from tests.services import Influxd, Mosquitto, sqlite_says, wait_until
+from vigil.poison import fingerprint
 
 SOURCES = """
 bridge:
@@ -207,16 +207,6 @@ def test_hostile_corpus_is_dead_lettered_with_reasons_and_every_good_reading_sto
         bridge.stop()
 
 
-def _in_hand(spool: Path, query: str, args: tuple[Any, ...] = ()) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with sqlite3.connect(spool, timeout=1) as conn:
-                return bool(conn.execute(query, args).fetchone()[0])
-        except sqlite3.Error:
-            return False
-    return check
-
-
 def test_a_message_in_hand_when_the_bridge_was_killed_twice_is_dead_lettered_as_poison(
         mosquitto: Mosquitto, stored: Stored, tmp_path: Path) -> None:
     # A 16 MB line-protocol message of 240,000 readings takes the bridge seconds to parse: long
@@ -236,12 +226,12 @@ def test_a_message_in_hand_when_the_bridge_was_killed_twice_is_dead_lettered_as_
     publisher.start()
     try:
         # 1: killed while the heavy message is in hand within a batch
-        assert wait_until(_in_hand(spool, "SELECT count(*) FROM in_hand WHERE instr(fps, ?) > 0", (fp,)), 60)
+        assert wait_until(sqlite_says(spool, "SELECT count(*) FROM in_hand WHERE instr(fps, ?) > 0", fp), 60)
         bridge.kill()
         publisher.join(60)
         # 2: it comes back as a suspect, handled alone; killed again while it is
         bridge.start()
-        assert wait_until(_in_hand(spool, "SELECT count(*) FROM suspects WHERE fp = ? AND alone = 1", (fp,)), 60)
+        assert wait_until(sqlite_says(spool, "SELECT count(*) FROM suspects WHERE fp = ? AND alone = 1", fp), 60)
         bridge.kill()
         # 3: poison: dead-lettered, not handled a third time
         bridge.start()
@@ -256,7 +246,7 @@ def test_a_message_in_hand_when_the_bridge_was_killed_twice_is_dead_lettered_as_
         assert (letter["topic"], letter["reason"], letter["size"]) == ("telegraf/heavy", "poison", len(heavy[1]))
         assert "stopped twice while handling this message" in letter["detail"]
         assert bridge.metric("vigil_bridge_suspects") == 0
-        assert _in_hand(spool, "SELECT count(*) = 0 FROM suspects")()
+        assert sqlite_says(spool, "SELECT count(*) = 0 FROM suspects")()
         assert bridge.proc is not None and bridge.proc.poll() is None
     finally:
         publisher.join(60)

@@ -1,10 +1,11 @@
-"""Poison messages: a message that stopped the bridge is dead-lettered when it comes back, not handled again.
+"""Poison messages: a message that stopped a consumer is refused when it comes back, not handled again.
 
-A message is acknowledged only after it is stored, so a message whose handling kills the process
-(memory exhausted, a crash in a C library, a bug that takes the consumer down) comes back after
-the restart, and would kill it again: a crash loop, with every other device's readings waiting
-behind it. Queue systems cap the deliveries of such a message; MQTT has no such count, so the
-bridge keeps one itself, in its spool file:
+The bridge and the rule engine acknowledge a message only after what it caused is durable, so a
+message whose handling kills the process (memory exhausted, a crash in a C library, a bug that
+takes the consumer down) comes back after the restart, and would kill it again: a crash loop, with
+every other message waiting behind it. Queue systems cap the deliveries of such a message; MQTT
+has no such count, so each consumer keeps one itself, in a SQLite file of its own (the bridge's
+spool file; a file beside the engine's state file):
 
 - before a batch is handled, the fingerprints of its messages (topic and payload, hashed) are
   recorded as one row; the row is deleted once the batch is acknowledged (or given back to the
@@ -12,8 +13,9 @@ bridge keeps one itself, in its spool file:
 - a row found at start (or after the consumer failed) means the process stopped while those
   messages were in hand: they become *suspects*, and when they come back each is handled alone,
   with nothing else in flight, marked before and cleared once acknowledged;
-- a suspect that stops the bridge again while handled alone is *poison*: on its next delivery it
-  is dead-lettered with reason ``poison`` and not handled.
+- a suspect that stops the process again while handled alone is *poison*: on its next delivery it
+  is refused and not handled (the bridge dead-letters it with reason ``poison``; the engine, which
+  has no dead-letter topic, logs it, counts it on its health and acknowledges it).
 
 The rows are written without fsync (``synchronous=NORMAL``): they must outlive the process, which
 the operating system's cache does; after a power cut they may be lost, which costs only the
@@ -29,14 +31,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["POISON_DETAIL", "PoisonGuard", "fingerprint"]
+__all__ = ["PoisonGuard", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
-POISON_DETAIL = ("the bridge stopped twice while handling this message (poison): the process died or its consumer "
-                 "failed, the second time with this message alone in hand; it is dead-lettered instead of handled "
-                 "again so that the other messages go on")
-# Suspects that never come back (their session expired, or another bridge of a shared group took them).
+# Suspects that never come back (their session expired, or another consumer of a shared group took them).
 _SUSPECT_MAX_AGE = 7 * 86400.0
 _DIGEST = 16
 
@@ -49,10 +48,13 @@ def fingerprint(topic: str, payload: bytes) -> bytes:
 
 
 class PoisonGuard:
-    """The marks of messages in hand, in the spool's SQLite file. Used from the event loop only."""
+    """The marks of messages in hand, in a SQLite file (``:memory:`` for none). Used from one thread only.
 
-    def __init__(self, path: str | Path) -> None:
+    ``part`` and ``fate`` word the warning at start: "the <part> stopped ...", "... <fate>"."""
+
+    def __init__(self, path: str | Path, part: str = "bridge", fate: str = "dead-lettered as poison") -> None:
         self.path = Path(path)
+        self.part, self.fate = part, fate
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -61,7 +63,7 @@ class PoisonGuard:
         self._conn.execute("CREATE TABLE IF NOT EXISTS suspects (fp BLOB PRIMARY KEY, alone INTEGER NOT NULL, "
                            "since REAL NOT NULL)")
         self._conn.execute("DELETE FROM suspects WHERE since < ?", (time.time() - _SUSPECT_MAX_AGE,))
-        self.suspects: dict[bytes, bool] = {}  # fingerprint -> was handled alone when the bridge stopped
+        self.suspects: dict[bytes, bool] = {}  # fingerprint -> was handled alone when the process stopped
         self.recover()
 
     def recover(self) -> int:
@@ -77,8 +79,8 @@ class PoisonGuard:
         self.suspects = {bytes(fp): bool(alone) for fp, alone in self._conn.execute("SELECT fp, alone FROM suspects")}
         if self.suspects:
             poison = sum(self.suspects.values())
-            log.warning("the bridge stopped with %d messages in hand; when they come back each is handled alone%s",
-                        len(self.suspects), f" ({poison} of them a second time: dead-lettered as poison)" if poison
+            log.warning("the %s stopped with %d messages in hand; when they come back each is handled alone%s",
+                        self.part, len(self.suspects), f" ({poison} of them a second time: {self.fate})" if poison
                         else "")
         return len(self.suspects)
 

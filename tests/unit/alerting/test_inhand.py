@@ -1,0 +1,89 @@
+"""The engine's poison guard around its batches: marked in hand, suspects alone and in order, poison refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from alerting.inhand import InHand, in_hand_path
+
+Msg = tuple[str, bytes]
+
+
+class Died(BaseException):
+    """The process dying in the middle of a message (nothing runs after it in the loop)."""
+
+
+class Loop:
+    def __init__(self, path: Path, kill: bytes = b"") -> None:
+        self.refused: list[tuple[str, str]] = []
+        self.handled: list[bytes] = []
+        self.acked: list[list[bytes]] = []
+        self.kill = kill
+        self.in_hand = InHand(path, lambda topic, reason, detail: self.refused.append((topic, reason)),
+                              key=lambda m: m)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        if payload == self.kill:
+            raise Died()
+        self.handled.append(payload)
+
+    def run(self, batch: list[Msg]) -> None:
+        self.in_hand.consume(batch, self.handle, lambda ms: self.acked.append([p for _, p in ms]))
+
+
+def batch(*payloads: bytes) -> list[Msg]:
+    return [("vigil/events/d/temperature", p) for p in payloads]
+
+
+def rows(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_a_batch_is_marked_while_in_hand_and_acknowledged_in_one_go(tmp_path: Path) -> None:
+    path = in_hand_path(tmp_path / "alerts.db")
+    assert path == tmp_path / "alerts.poison.db"
+    loop = Loop(path)
+    seen: list[int] = []
+    loop.in_hand.consume(batch(b"a", b"b"), lambda t, p: seen.append(rows(path, "in_hand")), lambda ms: None)
+    assert seen == [1, 1] and rows(path, "in_hand") == 0
+    loop.run(batch(b"c", b"d"))
+    assert (loop.handled, loop.acked, loop.refused) == ([b"c", b"d"], [[b"c", b"d"]], [])
+
+
+def test_a_message_that_kills_the_engine_twice_is_refused_and_the_rest_handled_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.poison.db"
+    first = Loop(path, kill=b"x")
+    with pytest.raises(Died):  # 1: dies with the batch in hand
+        first.run(batch(b"a", b"x", b"b"))
+    second = Loop(path, kill=b"x")
+    assert second.in_hand.suspects == 3
+    with pytest.raises(Died):  # 2: redelivered; the suspects alone, in order; dies again on x alone
+        second.run(batch(b"n", b"a", b"x", b"b"))
+    assert (second.handled, second.acked) == ([b"n", b"a"], [[b"n"], [b"a"]])
+    third = Loop(path, kill=b"x")  # 3: x is poison: refused, acknowledged, not handled
+    third.run(batch(b"x", b"b", b"m", b"k"))
+    assert third.handled == [b"b", b"m", b"k"]
+    assert third.acked == [[b"x"], [b"b"], [b"m", b"k"]]
+    assert third.refused == [("vigil/events/d/temperature", "poison")]
+    assert third.in_hand.suspects == 0 and rows(path, "suspects") == 0 and rows(path, "in_hand") == 0
+    fourth = Loop(path)  # nothing left over: a later identical message is handled again
+    fourth.run(batch(b"x"))
+    assert (fourth.handled, fourth.refused) == ([b"x"], [])
+
+
+def test_a_failure_in_the_loop_makes_what_was_in_hand_suspect(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.poison.db"
+    loop = Loop(path)
+
+    def failing_ack(messages: list[Msg]) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        loop.in_hand.consume(batch(b"a", b"b"), loop.handle, failing_ack)
+    assert loop.in_hand.suspects == 2 and rows(path, "in_hand") == 0
+    loop.run(batch(b"a", b"b"))
+    assert loop.acked == [[b"a"], [b"b"]] and loop.in_hand.suspects == 0
