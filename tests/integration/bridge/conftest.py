@@ -99,6 +99,8 @@ def publish_many(broker: Mosquitto, messages: list[tuple[str, bytes]], retain: b
         info.wait_for_publish(30)
     c.loop_stop()
     c.disconnect()
+    unacked = [m for m, info in zip(messages, infos) if not info.is_published()]
+    assert not unacked, f"the broker acknowledged {len(messages) - len(unacked)} of {len(messages)}: {unacked[:3]!r}"
 
 
 def reading(value: float, ts: float, seq: Optional[int] = None, unit: str = "°C") -> bytes:
