@@ -17,18 +17,43 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest, make_wsgi_app
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    PROCESS_COLLECTOR,
+    REGISTRY,
+    ProcessCollector,
+    generate_latest,
+    make_wsgi_app,
+)
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = ["REGISTRY", "exposition", "registered", "serve", "wsgi_app"]
 
 log = logging.getLogger(__name__)
+
+
+
+class BootClockProcessCollector(ProcessCollector):
+    """prometheus-client's process metrics, with the boot time taken from the clocks, not /proc/stat.
+
+    The systemd units set ProcSubset=pid, which hides /proc/stat: the stock collector then finds no
+    boot time and gives no process metric at all. Everything else it reads is under /proc/self.
+    """
+
+    def _boot_time(self) -> float:
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+# prometheus-client made its own at import (reading /proc/stat, which may be hidden): ours instead
+REGISTRY.unregister(PROCESS_COLLECTOR)
+BootClockProcessCollector(registry=REGISTRY)
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -115,9 +115,11 @@ def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
             refused = sorted(used - allowed_by_unit(service) - only_as_root)
             assert not refused, f"vigil-{service}.service's SystemCallFilter refuses what it uses: {refused}"
             # ProcSubset=pid leaves only the processes' own directories in /proc. glibc's malloc
-            # reads overcommit_memory when it gives memory back, and assumes the default without it.
+            # reads overcommit_memory when it gives memory back, and assumes the default without it;
+            # prometheus-client reads /proc/stat once at import for a collector that vigil.metrics
+            # replaces by one that needs no /proc/stat (tests/unit/test_process_metrics.py).
             hidden = sorted(p for p in proc_paths if not re.match(r"/proc/(self|thread-self|\d+)(/|$)", p)
-                            and p != "/proc/sys/vm/overcommit_memory")
+                            and p not in ("/proc/sys/vm/overcommit_memory", "/proc/stat"))
             assert not hidden, f"vigil-{service} reads what ProcSubset=pid hides: {hidden}"
             # ProtectSystem=strict and ProtectHome=yes: writable are only the state directory
             # (here the test's directory, under /tmp), the rules (dashboard) and a private /tmp.
