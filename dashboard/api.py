@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any, Optional
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from broker_bridge.stores import Point, StoreError
 from broker_bridge.stores._base import check_query
+from vigil import metrics as vigil_metrics
 from vigil.durations import parse_duration
 from vigil.event import Event, SeriesKey
 from vigil.reading import parse_ts
@@ -78,31 +79,14 @@ async def openapi(request: Request, _: Reader) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["status"], response_class=PlainTextResponse)
-async def metrics(request: Request, _: Reader) -> PlainTextResponse:
-    """Prometheus metrics of the dashboard process."""
-    ctx = ctx_of(request)
-    lines = [
-        "# TYPE vigil_dashboard_broker_connected gauge",
-        f"vigil_dashboard_broker_connected {int(ctx.live.connected)}",
-        "# TYPE vigil_dashboard_live_subscribers gauge",
-        f"vigil_dashboard_live_subscribers {ctx.live.subscribers}",
-        "# TYPE vigil_dashboard_mqtt_messages_total counter",
-        f"vigil_dashboard_mqtt_messages_total {ctx.live.counters['messages']}",
-        "# TYPE vigil_dashboard_mqtt_bad_messages_total counter",
-        f"vigil_dashboard_mqtt_bad_messages_total {ctx.live.counters['bad_messages']}",
-        "# TYPE vigil_dashboard_feed_restarts_total counter",
-        f"vigil_dashboard_feed_restarts_total {getattr(ctx.publisher, 'restarts', 0)}",
-        "# TYPE vigil_dashboard_series gauge",
-        f"vigil_dashboard_series {len(ctx.live.latest)}",
-        "# TYPE vigil_dashboard_alerts gauge",
-    ]
-    for state in ("pending", "firing"):
-        n = sum(1 for a in ctx.live.alerts.values() if a["state"] == state)
-        lines.append(f'vigil_dashboard_alerts{{state="{state}"}} {n}')
-    lines.append("# TYPE vigil_dashboard_events_total counter")
-    for name, value in sorted(ctx.counters.items()):
-        lines.append(f'vigil_dashboard_events_total{{event="{name}"}} {value}')
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+@router.head("/metrics", include_in_schema=False)
+async def metrics(request: Request, _: Reader) -> Response:
+    """Prometheus metrics of this process: the dashboard's (``vigil_dashboard_*``), the process's, and under
+    ``vigil up`` the bridge's and the rule engine's."""
+    body, content_type = await asyncio.to_thread(vigil_metrics.exposition)  # a scrape is not the loop's work
+    if request.method == "HEAD":
+        return Response(b"", media_type=content_type, headers={"Content-Length": str(len(body))})
+    return Response(body, media_type=content_type)
 
 
 @router.get("/latest", tags=["readings"])
