@@ -91,6 +91,8 @@ def startup_problem(config: VigilConfig) -> Optional[str]:
     finding = check_port(config.dashboard.listen, "the dashboard", "--listen")
     if finding is None and config.bridge.metrics_listen:
         finding = check_port(config.bridge.metrics_listen, "the bridge's metrics", "bridge.metrics_listen in")
+    if finding is None and config.alerting.metrics_listen:
+        finding = check_port(config.alerting.metrics_listen, "the rule engine's metrics", "alerting.metrics_listen in")
     return str(finding) if finding else None
 
 

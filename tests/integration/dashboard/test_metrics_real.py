@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from broker_bridge.stores import open_store
 from dashboard.settings import TokenEntry
 from tests.integration.dashboard.conftest import make_config, running_dashboard
-from tests.services import Mosquitto
+from tests.services import Mosquitto, raw_http
 
 SCRAPER = "scraper-token-0123456789"
 DASHBOARD_METRICS = ["vigil_dashboard_broker_connected", "vigil_dashboard_live_subscribers",
@@ -21,23 +20,6 @@ DASHBOARD_METRICS = ["vigil_dashboard_broker_connected", "vigil_dashboard_live_s
                      "vigil_dashboard_feed_restarts_total", "vigil_dashboard_series", "vigil_dashboard_alerts",
                      "vigil_dashboard_events_total"]
 PROCESS_METRICS = ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"]
-
-
-def raw(address: str, request: bytes) -> bytes:
-    """Send ``request`` as it is and read the answer until the server closes the connection."""
-    host, _, port = address.rpartition(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        try:
-            s.sendall(request)
-        except ConnectionError:  # the server may answer and close before it has read everything
-            pass
-        answer = b""
-        try:
-            while chunk := s.recv(65536):
-                answer += chunk
-        except ConnectionResetError:
-            pass
-    return answer
 
 
 async def test_get_head_and_an_overlong_request_line(mosquitto: Mosquitto, tmp_path: Path,
@@ -59,14 +41,14 @@ async def test_get_head_and_an_overlong_request_line(mosquitto: Mosquitto, tmp_p
             assert 'vigil_dashboard_events_total{event="http_200"}' in r.text
             assert (await c.get("/api/v1/metrics")).status_code == 401  # still behind a reader's credentials
 
-            address = config.dashboard.listen
+            port = int(config.dashboard.listen.rpartition(":")[2])
             request = b"HEAD /api/v1/metrics HTTP/1.1\r\nHost: x\r\n" + auth + b"Connection: close\r\n\r\n"
-            head, _, body = (await asyncio.to_thread(raw, address, request)).partition(b"\r\n\r\n")
+            head, _, body = (await asyncio.to_thread(raw_http, port, request)).partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200"), head
             headers = dict(h.lower().split(b": ", 1) for h in head.split(b"\r\n")[1:])
             assert int(headers[b"content-length"]) > 1000 and body == b""
 
-            answer = await asyncio.to_thread(raw, address, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await asyncio.to_thread(raw_http, port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
             assert answer == b"" or answer.split(b" ", 2)[1].startswith(b"4"), answer[:200]
             assert (await c.get("/api/v1/health")).status_code == 200  # and it serves on
     finally:
