@@ -320,7 +320,8 @@ async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> N
     already shown are not shown again)."""
     import aiomqtt
 
-    from .mqtt import backoff_delay, build_client, installation_client_id
+    from .backoff import backoff_delay
+    from .mqtt import build_client, installation_client_id
 
     topics = config.mqtt.topics
     shown: dict[str, bytes] = {}
