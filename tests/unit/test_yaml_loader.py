@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.rules.throughput import rules_text
+from bench.yaml_load import rules_text
 from vigil import _yaml
 from vigil._yaml import YamlError, load_yaml
 
@@ -70,7 +70,7 @@ def both(text: str, **kw: int) -> tuple[object, object]:
 pytestmark = pytest.mark.skipif(not _yaml.HAVE_LIBYAML, reason="this PyYAML has no libyaml")
 
 
-@pytest.mark.parametrize("text", [MIXED, rules_text(300, True), *(p.read_text() for p in sorted(
+@pytest.mark.parametrize("text", [MIXED, rules_text(300), *(p.read_text() for p in sorted(
     [*ROOT.glob("vigil/demo/**/*.yaml"), *ROOT.glob("deploy/**/*.yaml")]))])
 def test_the_same_data_and_lines_both_ways(text: str) -> None:
     fast, slow = both(text)
