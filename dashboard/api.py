@@ -10,7 +10,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from broker_bridge.stores import Point, StoreError
+from broker_bridge.stores import AGGREGATES, Point, StoreError
 from broker_bridge.stores._base import check_query
 from vigil import metrics as vigil_metrics
 from vigil.durations import parse_duration
@@ -21,6 +21,7 @@ from vigil.topics import validate_segment
 from .context import BadRequest, Context, Reader, ctx_of
 from .limits import SafeJSONResponse as JSONResponse
 from .live import sse
+from .openapi_schema import NAME_RULE, RFC3339, TOPIC_LEVEL
 
 __all__ = ["choose_bucket", "router"]
 
@@ -29,6 +30,10 @@ router = APIRouter(prefix="/api/v1")
 # Times a query may name: from the epoch to the end of year 9999 (stores and datetime stop there).
 _LATEST_TS = 253_402_300_799.0
 _MAX_BUCKET = 366 * 86400.0
+# What the OpenAPI document states of the query (the checks below, and their messages, stay the code's own):
+# epoch seconds of at most 11 digits (before the year 9999) or RFC 3339 (a day that exists in its month).
+_TIME = rf"^\d{{1,11}}(\.\d{{1,9}})?$|{RFC3339}"
+_DURATION = r"^([1-9]\d{0,5}(ms|s|m|h|d|w)){1,4}$"
 _NICE = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 
 
@@ -146,15 +151,19 @@ def _finite_points(points: list[Point]) -> list[list[float]]:
 async def history(
     request: Request,
     _: Reader,
-    device: str,
-    sensor: str,
-    metric: str = "temperature",
-    range: Optional[str] = Query(None, description="e.g. 1h, 24h, 7d, 30d (default 24h)"),
-    start: Optional[str] = Query(None, description="epoch seconds or RFC 3339"),
-    end: Optional[str] = Query(None, description="epoch seconds or RFC 3339 (default now)"),
-    bucket: Optional[float] = Query(None, description="seconds; default: fits `points`"),
+    device: str = Query(description=f"a topic level: {NAME_RULE}", json_schema_extra=TOPIC_LEVEL),
+    sensor: str = Query(description=f"a topic level: {NAME_RULE}", json_schema_extra=TOPIC_LEVEL),
+    metric: str = Query("temperature", description=f"a topic level: {NAME_RULE}", json_schema_extra=TOPIC_LEVEL),
+    range: Optional[str] = Query(None, description="e.g. 1h, 24h, 7d, 30d (default 24h); above 0",
+                                 json_schema_extra={"pattern": _DURATION}),
+    start: Optional[str] = Query(None, description="epoch seconds or RFC 3339, before `end`",
+                                 json_schema_extra={"pattern": _TIME}),
+    end: Optional[str] = Query(None, description="epoch seconds or RFC 3339 (default now), after `start`",
+                               json_schema_extra={"pattern": _TIME}),
+    bucket: Optional[float] = Query(None, description="seconds; default: fits `points`; at most 1,000,000 buckets "
+                                    "in the range", json_schema_extra={"exclusiveMinimum": 0, "maximum": _MAX_BUCKET}),
     points: int = Query(800, ge=10, le=10_000),
-    aggregate: str = "mean",
+    aggregate: str = Query("mean", json_schema_extra={"enum": list(AGGREGATES)}),
 ) -> JSONResponse:
     """One series over a time range, downsampled by the store into time buckets, with min/max and alerts."""
     ctx = ctx_of(request)
