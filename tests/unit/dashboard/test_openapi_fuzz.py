@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.core import NotSet
 
 from tests.unit.dashboard.conftest import INGEST_TOKEN, VIEWER_TOKEN, Harness
 
@@ -55,10 +56,10 @@ async def test_what_the_document_calls_valid_is_accepted(harness: Harness, path:
     refused, sent = [], 0
     for case in generated(operation, 300):
         query = {k: v for k, v in (case.query or {}).items() if k not in ("format", "topic")}
-        if not valid(query, case.body):
+        if not valid(query, None if isinstance(case.body, NotSet) else case.body):
             continue
         sent += 1
-        body = None if case.body is None or method == "GET" else json.dumps(case.body).encode()
+        body = None if isinstance(case.body, NotSet) or method == "GET" else json.dumps(case.body).encode()
         r = await harness.client.request(method, path, params=query, content=body, headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         if 400 <= r.status_code < 500 and r.status_code not in (401, 403, 413) \
