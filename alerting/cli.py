@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partition", metavar="I/N",
                         help="evaluate only the series with crc32(series) %% N == I (run N instances)")
     parser.add_argument("--client-id", metavar="ID", help="MQTT client id (fixed: the broker keeps its session)")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve the engine's metrics on this address")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         "alerting.state": (args.state, "--state"),
         "alerting.partition": (args.partition, "--partition"),
         "alerting.client_id": (args.client_id, "--client-id"),
+        "alerting.metrics_listen": (args.metrics_listen, "--metrics-listen"),
     })
     from alerting.rules import RulesError
     from alerting.service import serve

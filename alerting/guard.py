@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sqlite3
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from alerting.rules import RuleSet
 from alerting.state import StateDB
 from alerting.transition import Transition
 from alerting.watchdog import Watchdog
+from vigil.backoff import backoff_delay
 
 if TYPE_CHECKING:
     from alerting.service import AlertService
@@ -37,7 +37,7 @@ RESTART_NEWS = 600.0  # seconds a task's restart shows as a problem on the engin
 async def supervised(name: str, work: Callable[[], Awaitable[None]], restarts: Counter[str],
                      cap: float = 30.0) -> None:
     """Run ``work`` until cancelled; if it fails, log it, count it in ``restarts`` and start it again
-    with jittered, capped backoff, so one failure never takes the whole engine down."""
+    with the one backoff formula (vigil/backoff.py), so one failure never takes the whole engine down."""
     attempt = 0
     while True:
         try:
@@ -46,7 +46,7 @@ async def supervised(name: str, work: Callable[[], Awaitable[None]], restarts: C
         except Exception:
             attempt += 1
             restarts[name] += 1
-            delay = random.uniform(0.5, min(cap, 2.0 ** min(attempt, 10)))
+            delay = backoff_delay(attempt, cap)
             log.exception("task %s failed (%d time(s)); starting it again in %.1fs", name, attempt, delay)
             await asyncio.sleep(delay)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from alerting.notify.config import NotifyConfig
 from alerting.rulespec import ConditionSpec, RuleSpec
 from alerting.templates import DEFAULT_MESSAGE, MessageTemplate, TemplateProblem
-from vigil._yaml import Positions, YamlError, line_of, load_yaml
+from vigil._yaml import HAVE_LIBYAML, Positions, YamlError, line_of, load_yaml
 from vigil.config import ConfigIssue, describe_errors
 from vigil.event import METRIC_UNITS
 
@@ -116,7 +116,8 @@ def refuse_hostile_yaml(text: str, max_chars: int = MAX_RULES_FILE_CHARS) -> Opt
     if "*" not in text:
         return None
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        # libyaml's scanner where there is one: 0.15 s for a 512 KB file, 1.1 s in Python
+        for token in yaml.scan(text, Loader=yaml.CSafeLoader if HAVE_LIBYAML else yaml.SafeLoader):
             if isinstance(token, yaml.AliasToken):
                 return (token.start_mark.line + 1,
                         "YAML aliases (*name) are not accepted in rules files; write the value out")

@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
 import aiomqtt
 
+from alerting import metrics as alerting_metrics
 from alerting.catchup import CatchUp
 from alerting.clock import Clock, SystemClock
 from alerting.delivery import make_dispatcher, warm_apprise
@@ -70,6 +72,7 @@ class AlertService:
         self.dispatcher = dispatcher
         self.outgoing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
         self.rejected = 0
+        self.transitions: Counter[str] = Counter()  # published, by the state entered (alerting/metrics.py)
         self.silences: dict[str, str] = {}  # MQTT silence id -> the dispatcher's id
         self.client: Optional[aiomqtt.Client] = None
         self.catchup = CatchUp(self.topics.root, config.alerting.client_id, self._resumed)
@@ -240,6 +243,7 @@ class AlertService:
             self.dispatcher.wake()
         for t in transitions:
             log.info("%s %s -> %s: %s", t.key, t.previous.value, t.state.value, t.message)
+            self.transitions[t.state.value] += 1
             rec = self.engine.alerts.get(t.key)
             if rec is not None and rec.last_transition == t.to_json():
                 self._publish_record(rec)
@@ -490,6 +494,7 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
 
             task("alerting-mqtt", lambda: service.mqtt(ready))
             task("alerting-publish", service.publisher)
+            task("alerting-metrics", lambda: alerting_metrics.run(service, state_path, settings.metrics_listen))
             task("alerting-timers", lambda: service.timers(clock))
             task("alerting-flush", lambda: service.flusher(clock))
             task("alerting-health", lambda: service.health.run(service.send_health))

@@ -6,7 +6,7 @@ from typing import Optional
 
 from pydantic import BaseModel, Field, field_validator
 
-from vigil.configtypes import STRICT, Duration
+from vigil.configtypes import STRICT, Duration, HostPort
 
 __all__ = ["AlertingSettings", "HeartbeatSettings", "WatchdogSettings"]
 
@@ -72,6 +72,9 @@ class AlertingSettings(BaseModel):
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     health_every: Duration = Field(10.0, description=(
         "How often the engine publishes its own health (on changes at once)."))
+    metrics_listen: Optional[HostPort] = Field(None, description=(
+        "Serve the rule engine's metrics (Prometheus text, vigil_alerting_*) on this address; none: not served "
+        "on a port of its own (under `vigil up` the dashboard's /api/v1/metrics shows them)."))
 
     @field_validator("partition")
     @classmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from vigil.event import Event
-from vigil.topics import Topics
+from vigil.topics import Topics, levels_match
 
 from .dedup import Deduplicator
 from .formats import FORMATS, Format, FormatError
@@ -137,13 +137,7 @@ class _Route:
 
     def takes(self, parts: list[str]) -> bool:
         """Whether the split topic ``parts`` fits this route's subscription filter."""
-        levels = self.levels
-        for i, level in enumerate(levels):
-            if level == "#":
-                return True
-            if i >= len(parts) or (level != "+" and level != parts[i]):
-                return False
-        return len(levels) == len(parts)
+        return levels_match(self.levels, parts)
 
 
 class Pipeline:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-__all__ = ["PatternError", "TopicPattern", "filter_matches", "filters_overlap"]
+__all__ = ["PatternError", "TopicPattern", "filters_overlap"]
 
 _CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
 
@@ -81,22 +81,6 @@ class TopicPattern:
 
     def __repr__(self) -> str:
         return f"TopicPattern({self.text!r})"
-
-
-def filter_matches(topic_filter: str, topic: str) -> bool:
-    """Whether an MQTT subscription filter matches a topic name."""
-    if topic.startswith("$") and not topic_filter.startswith("$"):
-        return False
-    f = topic_filter.split("/")
-    t = topic.split("/")
-    for i, level in enumerate(f):
-        if level == "#":
-            return True
-        if i >= len(t):
-            return False
-        if level != "+" and level != t[i]:
-            return False
-    return len(f) == len(t)
 
 
 def filters_overlap(a: str, b: str) -> bool:

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.durations import parse_duration
@@ -21,6 +21,7 @@ from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of
 from .feed import BrokerUnavailable
 from .ingest import IngestError, parse_contract_body, parse_format_body
+from .openapi_schema import NAME_RULE, READINGS_BODY, TOPIC_LEVEL
 from .rules_edit import EditError, apply_edits, rule_fields
 from .rules_view import (
     StalePlaceholder,
@@ -262,9 +263,16 @@ def _ingest_principal(request: Request, body: bytes) -> Principal:
     return ctx.auth.token(value.strip())
 
 
-@router.post("/readings", tags=["ingest"], status_code=202)
-async def ingest(request: Request, device: Optional[str] = None, sensor: Optional[str] = None,
-                 format: Optional[str] = None, topic: Optional[str] = None) -> dict[str, Any]:
+@router.post("/readings", tags=["ingest"], status_code=202, openapi_extra=READINGS_BODY)
+async def ingest(request: Request,
+                 device: Optional[str] = Query(None, description=f"when the readings do not name it: {NAME_RULE}",
+                                               json_schema_extra=TOPIC_LEVEL),
+                 sensor: Optional[str] = Query(None, description=f"when the readings do not name it: {NAME_RULE}",
+                                               json_schema_extra=TOPIC_LEVEL),
+                 format: Optional[str] = Query(None, description="one of the bridge's formats (default: the "
+                                               "contract's JSON)"),
+                 topic: Optional[str] = Query(None, description="with `format`: the MQTT topic the device would "
+                                              "have used")) -> dict[str, Any]:
     """Readings from things that cannot speak MQTT, published on ``<root>/readings/...`` once the broker has them.
 
     The body is the contract's JSON (one reading or an array; device and sensor from the query or

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any, Optional
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from broker_bridge.stores import Point, StoreError
+from broker_bridge.stores import AGGREGATES, Point, StoreError
 from broker_bridge.stores._base import check_query
+from vigil import metrics as vigil_metrics
 from vigil.durations import parse_duration
 from vigil.event import Event, SeriesKey
 from vigil.reading import parse_ts
@@ -20,6 +21,7 @@ from vigil.topics import validate_segment
 from .context import BadRequest, Context, Reader, ctx_of
 from .limits import SafeJSONResponse as JSONResponse
 from .live import sse
+from .openapi_schema import NAME_RULE, RFC3339, TOPIC_LEVEL
 
 __all__ = ["choose_bucket", "router"]
 
@@ -28,6 +30,10 @@ router = APIRouter(prefix="/api/v1")
 # Times a query may name: from the epoch to the end of year 9999 (stores and datetime stop there).
 _LATEST_TS = 253_402_300_799.0
 _MAX_BUCKET = 366 * 86400.0
+# What the OpenAPI document states of the query (the checks below, and their messages, stay the code's own):
+# epoch seconds of at most 11 digits (before the year 9999) or RFC 3339 (a day that exists in its month).
+_TIME = rf"^\d{{1,11}}(\.\d{{1,9}})?$|{RFC3339}"
+_DURATION = r"^([1-9]\d{0,5}(ms|s|m|h|d|w)){1,4}$"
 _NICE = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800)
 
 
@@ -78,31 +84,14 @@ async def openapi(request: Request, _: Reader) -> JSONResponse:
 
 
 @router.get("/metrics", tags=["status"], response_class=PlainTextResponse)
-async def metrics(request: Request, _: Reader) -> PlainTextResponse:
-    """Prometheus metrics of the dashboard process."""
-    ctx = ctx_of(request)
-    lines = [
-        "# TYPE vigil_dashboard_broker_connected gauge",
-        f"vigil_dashboard_broker_connected {int(ctx.live.connected)}",
-        "# TYPE vigil_dashboard_live_subscribers gauge",
-        f"vigil_dashboard_live_subscribers {ctx.live.subscribers}",
-        "# TYPE vigil_dashboard_mqtt_messages_total counter",
-        f"vigil_dashboard_mqtt_messages_total {ctx.live.counters['messages']}",
-        "# TYPE vigil_dashboard_mqtt_bad_messages_total counter",
-        f"vigil_dashboard_mqtt_bad_messages_total {ctx.live.counters['bad_messages']}",
-        "# TYPE vigil_dashboard_feed_restarts_total counter",
-        f"vigil_dashboard_feed_restarts_total {getattr(ctx.publisher, 'restarts', 0)}",
-        "# TYPE vigil_dashboard_series gauge",
-        f"vigil_dashboard_series {len(ctx.live.latest)}",
-        "# TYPE vigil_dashboard_alerts gauge",
-    ]
-    for state in ("pending", "firing"):
-        n = sum(1 for a in ctx.live.alerts.values() if a["state"] == state)
-        lines.append(f'vigil_dashboard_alerts{{state="{state}"}} {n}')
-    lines.append("# TYPE vigil_dashboard_events_total counter")
-    for name, value in sorted(ctx.counters.items()):
-        lines.append(f'vigil_dashboard_events_total{{event="{name}"}} {value}')
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+@router.head("/metrics", include_in_schema=False)
+async def metrics(request: Request, _: Reader) -> Response:
+    """Prometheus metrics of this process: the dashboard's (``vigil_dashboard_*``), the process's, and under
+    ``vigil up`` the bridge's and the rule engine's."""
+    body, content_type = await asyncio.to_thread(vigil_metrics.exposition)  # a scrape is not the loop's work
+    if request.method == "HEAD":
+        return Response(b"", media_type=content_type, headers={"Content-Length": str(len(body))})
+    return Response(body, media_type=content_type)
 
 
 @router.get("/latest", tags=["readings"])
@@ -162,15 +151,19 @@ def _finite_points(points: list[Point]) -> list[list[float]]:
 async def history(
     request: Request,
     _: Reader,
-    device: str,
-    sensor: str,
-    metric: str = "temperature",
-    range: Optional[str] = Query(None, description="e.g. 1h, 24h, 7d, 30d (default 24h)"),
-    start: Optional[str] = Query(None, description="epoch seconds or RFC 3339"),
-    end: Optional[str] = Query(None, description="epoch seconds or RFC 3339 (default now)"),
-    bucket: Optional[float] = Query(None, description="seconds; default: fits `points`"),
+    device: str = Query(description=f"a topic level: {NAME_RULE}", json_schema_extra=TOPIC_LEVEL),
+    sensor: str = Query(description=f"a topic level: {NAME_RULE}", json_schema_extra=TOPIC_LEVEL),
+    metric: str = Query("temperature", description=f"a topic level: {NAME_RULE}", json_schema_extra=TOPIC_LEVEL),
+    range: Optional[str] = Query(None, description="e.g. 1h, 24h, 7d, 30d (default 24h); above 0",
+                                 json_schema_extra={"pattern": _DURATION}),
+    start: Optional[str] = Query(None, description="epoch seconds or RFC 3339, before `end`",
+                                 json_schema_extra={"pattern": _TIME}),
+    end: Optional[str] = Query(None, description="epoch seconds or RFC 3339 (default now), after `start`",
+                               json_schema_extra={"pattern": _TIME}),
+    bucket: Optional[float] = Query(None, description="seconds; default: fits `points`; at most 1,000,000 buckets "
+                                    "in the range", json_schema_extra={"exclusiveMinimum": 0, "maximum": _MAX_BUCKET}),
     points: int = Query(800, ge=10, le=10_000),
-    aggregate: str = "mean",
+    aggregate: str = Query("mean", json_schema_extra={"enum": list(AGGREGATES)}),
 ) -> JSONResponse:
     """One series over a time range, downsampled by the store into time buckets, with min/max and alerts."""
     ctx = ctx_of(request)

@@ -21,6 +21,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from alerting.clock import Clock, SystemClock
 from alerting.templates import use_zone
 from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
+from vigil import metrics as vigil_metrics
 from vigil.config import VigilConfig
 from vigil.health import HealthReporter
 from vigil.reading import ReadingError
@@ -34,6 +35,7 @@ from .feed import BrokerUnavailable, LiveFeed, Publisher
 from .journal import AlertJournal
 from .limits import BodyLimit, JsonRefused, SafeJSONResponse
 from .live import LiveState
+from .metrics import DashboardMetrics
 from .settings import DashboardSettings
 
 __all__ = ["create_app", "serve"]
@@ -112,20 +114,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
-            # its health (vigil/health.py), retained through the feed's own connection
-            health = tg.create_task(HealthReporter(config.mqtt.topics, "dashboard", settings.client_id, lambda: {
-                "problems": [] if feed.connected.is_set() else ["not connected to the broker: see its log"]},
-                ).run(lambda t, p: _published(feed, t, p)),
-                name="dashboard-health") if feed else None
-            try:
-                yield
-            finally:
-                live.close_all()
-                for t in (task, health):
-                    if t:
-                        t.cancel()
+        # the dashboard's metrics on the process's registry while the app runs (GET /api/v1/metrics)
+        with vigil_metrics.registered(DashboardMetrics(ctx)):
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
+                # its health (vigil/health.py), retained through the feed's own connection
+                health = tg.create_task(HealthReporter(config.mqtt.topics, "dashboard", settings.client_id, lambda: {
+                    "problems": [] if feed.connected.is_set() else ["not connected to the broker: see its log"]},
+                    ).run(lambda t, p: _published(feed, t, p)),
+                    name="dashboard-health") if feed else None
+                try:
+                    yield
+                finally:
+                    live.close_all()
+                    for t in (task, health):
+                        if t:
+                            t.cancel()
         if journal is not None:
             journal.close()
         ctx.auth.close()

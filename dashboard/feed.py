@@ -20,9 +20,10 @@ from typing import Optional, Protocol
 
 import aiomqtt
 
+from vigil.backoff import backoff_delay
 from vigil.config import MqttSettings
 from vigil.health import offline_payload
-from vigil.mqtt import backoff_delay, build_client
+from vigil.mqtt import build_client
 
 from .live import LiveState
 

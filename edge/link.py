@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
+from vigil.backoff import backoff_delay
 from vigil.topics import Topics
 
 from .clock import Clock
@@ -41,7 +42,7 @@ STATUS_MIN_GAP = 2.0
 
 
 class Backoff:
-    """Exponential delays with jitter up to a cap: ``uniform(d/2, d)``, ``d = min(cap, first * 2**n)``."""
+    """Successive delays of the one backoff formula (vigil/backoff.py): doubling from ``first``, capped, jittered."""
 
     def __init__(self, first: float, cap: float, rng: Optional[random.Random] = None) -> None:
         self.first = first
@@ -50,9 +51,8 @@ class Backoff:
         self.attempt = 0
 
     def next(self) -> float:
-        top = min(self.cap, self.first * 2 ** min(self.attempt, 30))
         self.attempt += 1
-        return self.rng.uniform(top / 2, top)
+        return backoff_delay(self.attempt, self.cap, first=self.first, rng=self.rng)
 
     def reset(self) -> None:
         self.attempt = 0

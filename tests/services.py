@@ -249,6 +249,22 @@ class VictoriaMetrics(Service):
             return [json.loads(line) for line in r.read().splitlines() if line.strip()]
 
 
+def raw_http(port: int, request: bytes, host: str = "127.0.0.1") -> bytes:
+    """Send ``request`` as it is to a loopback HTTP server and read the answer until it closes the connection."""
+    with socket.create_connection((host, port), timeout=10) as s:
+        try:
+            s.sendall(request)
+        except ConnectionError:  # the server may answer and close before it has read everything
+            pass
+        answer = b""
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer
+
+
 def wait_until(check: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
     """Poll ``check`` until it is true or ``timeout`` passes; returns its last answer."""
     deadline = time.monotonic() + timeout

@@ -23,15 +23,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Optional
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    PROCESS_COLLECTOR,
-    REGISTRY,
-    ProcessCollector,
-    generate_latest,
-    make_wsgi_app,
-)
-from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client import PROCESS_COLLECTOR, REGISTRY, ProcessCollector, generate_latest, make_wsgi_app
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
 from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = ["REGISTRY", "exposition", "registered", "serve", "wsgi_app"]
@@ -70,8 +63,9 @@ def registered(collector: Collector, registry: CollectorRegistry = REGISTRY) -> 
 
 
 def exposition(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
-    """The Prometheus text of ``registry`` and its content type."""
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    """The Prometheus text of ``registry`` and its content type (text format 0.0.4, as :func:`serve` answers
+    a scraper that asks for nothing else)."""
+    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
 def wsgi_app(registry: CollectorRegistry = REGISTRY) -> WsgiApp:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
 import socket
 import ssl
 from pathlib import Path
@@ -24,6 +23,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from .backoff import backoff_delay  # re-exported: the clients' reconnects wait by the one formula
 from .config import MqttSettings
 
 __all__ = [
@@ -132,11 +132,6 @@ def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
     if message.qos > 0:
         paho_client: paho.Client = client._client
         paho_client.ack(message.mid, message.qos)
-
-
-def backoff_delay(attempt: int, cap: float = 60.0) -> float:
-    """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...): jittered, capped."""
-    return random.uniform(0, min(cap, 1.5 ** min(attempt, 20)))
 
 
 def installation_client_id(part: str, data_dir: str | Path) -> str:

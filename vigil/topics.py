@@ -18,18 +18,12 @@ Control topics (what people do to alerts, from the dashboard, the command line o
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = [
-    "DEFAULT_ROOT",
-    "INVISIBLE_CATEGORIES",
-    "MAX_SEGMENT_BYTES",
-    "TopicError",
-    "Topics",
-    "invisible_character",
-    "validate_segment",
-]
+__all__ = ["DEFAULT_ROOT", "INVISIBLE_CATEGORIES", "MAX_SEGMENT_BYTES", "TopicError", "Topics", "filter_matches",
+           "invisible_character", "levels_match", "validate_segment"]
 
 DEFAULT_ROOT = "vigil"
 # Long enough for any real device id, short enough that a hostile name cannot bloat
@@ -94,6 +88,25 @@ def validate_segment(value: object, what: str = "name") -> str:
     if problem:
         raise TopicError(what, value, problem)
     return value
+
+
+def levels_match(filter_levels: Sequence[str], topic_levels: Sequence[str]) -> bool:
+    """Whether an MQTT subscription filter matches a topic name, both split at '/' (a hot path splits once).
+
+    A filter that starts with a wildcard does not match a topic that starts with '$' (MQTT 5, 4.7.2)."""
+    if topic_levels and topic_levels[0][:1] == "$" and filter_levels[0][:1] != "$":
+        return False
+    for i, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if i >= len(topic_levels) or (level != "+" and level != topic_levels[i]):
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """Whether an MQTT subscription filter matches a topic name (the one matcher: bridge, tests, bench)."""
+    return levels_match(topic_filter.split("/"), topic.split("/"))
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ def startup_problem(config: VigilConfig) -> Optional[str]:
     finding = check_port(config.dashboard.listen, "the dashboard", "--listen")
     if finding is None and config.bridge.metrics_listen:
         finding = check_port(config.bridge.metrics_listen, "the bridge's metrics", "bridge.metrics_listen in")
+    if finding is None and config.alerting.metrics_listen:
+        finding = check_port(config.alerting.metrics_listen, "the rule engine's metrics", "alerting.metrics_listen in")
     return str(finding) if finding else None
 
 
@@ -318,7 +320,8 @@ async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> N
     already shown are not shown again)."""
     import aiomqtt
 
-    from .mqtt import backoff_delay, build_client, installation_client_id
+    from .backoff import backoff_delay
+    from .mqtt import build_client, installation_client_id
 
     topics = config.mqtt.topics
     shown: dict[str, bytes] = {}

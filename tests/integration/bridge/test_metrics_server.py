@@ -3,35 +3,18 @@ an over-long request line, and the bridge working on through all of it."""
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 from pathlib import Path
 
 from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
-from tests.services import Mosquitto, wait_until
+from tests.services import Mosquitto, raw_http, wait_until
 
 BRIDGE_METRICS = ["vigil_bridge_received_total", "vigil_bridge_stored_total", "vigil_bridge_republished_total",
                   "vigil_bridge_refused_total", "vigil_bridge_restarts_total", "vigil_bridge_store_seconds_total",
                   "vigil_bridge_store_batches_total", "vigil_bridge_lag_seconds", "vigil_bridge_spool_events",
                   "vigil_bridge_inbox_messages", "vigil_bridge_consuming", "vigil_bridge_suspects"]
 PROCESS_METRICS = ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"]
-
-
-def raw(port: int, request: bytes) -> bytes:
-    """Send ``request`` as it is and read the answer until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        try:
-            s.sendall(request)
-        except ConnectionError:  # the server may answer and close before it has read everything
-            pass
-        answer = b""
-        try:
-            while chunk := s.recv(65536):
-                answer += chunk
-        except ConnectionResetError:
-            pass
-    return answer
 
 
 def test_get_head_and_an_overlong_request_line(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -47,16 +30,16 @@ def test_get_head_and_an_overlong_request_line(mosquitto: Mosquitto, tmp_path: P
         assert bridge.metric("vigil_bridge_consuming") == 1
         assert (bridge.metric("process_open_fds") or 0) > 3
 
-        head, _, body = raw(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").partition(
+        head, _, body = raw_http(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").partition(
             b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
         assert int(dict(h.split(b": ", 1) for h in head.split(b"\r\n")[1:])[b"Content-Length"]) > 1000
         assert body == b""
 
-        answer = raw(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = raw_http(port, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert answer == b"" or answer.split(b" ", 2)[1].startswith(b"4"), answer[:200]
-        assert raw(port, b"GET /other HTTP/1.0\r\n\r\n").split(b" ", 2)[1] == b"404"
-        assert raw(port, b"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n").split(b" ", 2)[1] == b"405"
+        assert raw_http(port, b"GET /other HTTP/1.0\r\n\r\n").split(b" ", 2)[1] == b"404"
+        assert raw_http(port, b"POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n").split(b" ", 2)[1] == b"405"
 
         # the bridge works on, and so does its metrics server
         publish_many(mosquitto, [("vigil/readings/pi-1/t0", reading(21.5, time.time() - 5, seq=1)),

@@ -103,7 +103,7 @@ async def test_retained_and_live_hostile_messages_leave_the_dashboard_working(
             raise AssertionError(f"the last good reading never showed: {latest}")
         assert (await c.get("/api/v1/health")).status_code == 200
         metrics = (await c.get("/api/v1/metrics")).text
-        bad = next(int(line.split()[-1]) for line in metrics.splitlines()
+        bad = next(int(float(line.split()[-1])) for line in metrics.splitlines()
                    if line.startswith("vigil_dashboard_mqtt_bad_messages_total"))
         assert bad >= len(RETAINED) + len(LIVE) - 1, metrics
         for path in ("/api/v1/devices", "/api/v1/alerts", "/api/v1/silences", "/api/v1/sparklines"):

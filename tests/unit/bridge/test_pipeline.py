@@ -150,3 +150,10 @@ def test_a_parser_bug_costs_one_message_not_the_bridge(caplog: pytest.LogCapture
     assert [d.reason for d in out.dead] == ["internal"]
     assert "KeyError" in caplog.text
     assert len(p.process("vigil/readings/d/s", GOOD, NOW).events) == 1
+
+
+def test_a_source_on_a_wildcard_first_filter_does_not_take_broker_topics() -> None:
+    # routed by the core's one matcher (vigil.topics.levels_match); a "$" topic is the broker's, never a source's
+    p = make_pipeline(sources=[{"name": "any", "format": "plain", "topic": "+/{device}/{sensor}"}])
+    assert [d.source for d in p.process("$SYS/broker/uptime", b"1", NOW).dead] == ["unrouted"]
+    assert [(e.device, e.source) for e in p.process("site/freezer/t0", b"21.5", NOW).events] == [("freezer", "any")]

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from broker_bridge.settings import BridgeSettings
-from broker_bridge.topic_pattern import PatternError, TopicPattern, filter_matches, filters_overlap
+from broker_bridge.topic_pattern import PatternError, TopicPattern, filters_overlap
 from vigil.config import ConfigError, dump_config, load_config
+from vigil.topics import filter_matches
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:

@@ -92,8 +92,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     clock = ManualClock(NOW)
     live = LiveState(config.mqtt.topics)
     app = create_app(config, store=store, publisher=publisher, live=live, clock=clock)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    transport = httpx.ASGITransport(app=app)  # which runs no lifespan: run it here, as uvicorn does
+    async with app.router.lifespan_context(app), \
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Harness(client, store, publisher, live, clock, config)
 
 

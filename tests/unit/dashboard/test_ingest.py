@@ -163,7 +163,7 @@ async def test_unknown_format_is_a_clear_422(harness: Harness) -> None:
 async def test_counted_in_metrics(harness: Harness) -> None:
     await post(harness, '{"value": 1, "ts": 1700000000, "unit": "C"}')
     r = await harness.client.get("/api/v1/metrics", headers={"Authorization": f"Bearer {VIEWER_TOKEN}"})
-    assert 'vigil_dashboard_events_total{event="ingested"} 1' in r.text
+    assert 'vigil_dashboard_events_total{event="ingested"} 1.0' in r.text.splitlines()
 
 
 
