@@ -151,6 +151,13 @@ class Engine:
         self.resumed = math.inf
         self._resume_by = at + RESUME_WAIT
 
+    def hold(self) -> None:
+        """The engine's input is known to be missing (the bridge stopped or went silent, said by the
+        watchdog): no-data waits until the first event comes back, however long that takes, and then
+        counts from it as after :meth:`resume`. Vigil's own silence is not the sensors'."""
+        self.resumed = math.inf
+        self._resume_by = math.inf
+
     def _resumed_at(self, at: float) -> None:
         self.resumed, self._resume_by = at, None
         for (rule, sid), due in list(self._scheduled.items()):

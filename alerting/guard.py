@@ -121,9 +121,12 @@ class Guard:
         out["problems"] = problems
         return out
 
-    async def watch(self, publish: Callable[[list[Transition]], None], alerts: Callable[[], int]) -> None:
-        """Once a second: receivers failing (every few seconds), the watchdog's judgement, published."""
+    async def watch(self, publish: Callable[[list[Transition]], None], alerts: Callable[[], int],
+                    input_missing: Optional[Callable[[bool], None]] = None) -> None:
+        """Once a second: receivers failing (every few seconds), the watchdog's judgement, published;
+        ``input_missing(True/False)`` when the watchdog starts or stops knowing the input is missing."""
         polled = float("-inf")
+        missing = False
         while True:
             now = self.clock.now()
             self.firing = alerts()
@@ -139,6 +142,9 @@ class Guard:
                         self.watchdog.receivers_failing(rows)
             if self.watchdog is not None:
                 publish(self.watchdog.evaluate())
+                if input_missing is not None and self.watchdog.input_stalled != missing:
+                    missing = not missing
+                    input_missing(missing)
             await self.clock.sleep(1.0)
 
 

@@ -300,6 +300,15 @@ class AlertService:
         """Input is back after the engine could not hear it: silence counts from now."""
         self.engine.resume(self.engine.clock.now())
 
+    def _input_missing(self, missing: bool) -> None:
+        """The watchdog knows the input is missing (bridge stopped or silent): hold no-data; when it
+        no longer does, silence counts from then, as after a broker outage."""
+        if missing:
+            log.warning("the pipeline's input is missing: no-data conditions wait until events come back")
+            self.engine.hold()
+        else:
+            self._resumed()
+
     def _commit_then_ack(self, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
         """Durable before acknowledged: what the batch changed (last heard too) is committed first."""
         self.engine.flush()
@@ -498,7 +507,8 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, clock: Op
             task("alerting-timers", lambda: service.timers(clock))
             task("alerting-flush", lambda: service.flusher(clock))
             task("alerting-health", lambda: service.health.run(service.send_health))
-            task("alerting-watch", lambda: service.guard.watch(service._publish, service.firing_count))
+            task("alerting-watch", lambda: service.guard.watch(service._publish, service.firing_count,
+                                                               service._input_missing))
             if service.guard.heartbeat is not None:
                 task("alerting-heartbeat", service.guard.heartbeat.run)
             if store is not None and engine.index.store_rules:

@@ -123,3 +123,33 @@ def test_receiver_broken_the_pipeline_alert_goes_to_the_working_one_once_and_res
         assert pipeline_states(receiver) == ["FIRING", "RESOLVED"] and pipeline_states(hook) == []
     finally:
         chain.close()
+
+
+def test_a_stopped_bridge_raises_the_pipeline_alert_and_no_per_sensor_no_data(
+        tmp_path: Path, mosquitto: Mosquitto, private_influxd: Influxd, hook: Hook) -> None:
+    """Vigil's own silence is not the sensors' (issue 19): with the bridge away longer than a no-data
+    period while the device keeps sending, one pipeline alert, and no 'has sent nothing' for cold-1,
+    neither during the outage nor when the bridge is back; a sensor that really stops still fires."""
+    rules = rules_yaml(hook.url) + (
+        "  - name: silent\n    match: {metric: temperature}\n    nodata: 6s\n    notify: ops\n"
+        "    message: \"{{ device }} has sent nothing for {{ value | duration }}\"\n")
+    chain = _chain(tmp_path, mosquitto, private_influxd, hook, rules=rules)
+
+    def silent() -> list[str]:
+        return [str(b.get("title", "")) for b in list(hook.bodies) if "silent" in str(b.get("title", ""))]
+
+    try:
+        _running(chain)
+        chain.bridge.kill()
+        assert wait_until(lambda: pipeline_states(hook) == ["FIRING"], 20), (hook.bodies, chain.engine.output()[-3000:])
+        wait_until(lambda: False, 12)  # twice the no-data period with no event reaching the engine
+        assert silent() == [], (silent(), chain.engine.output()[-3000:])
+        chain.bridge.start()
+        assert wait_until(lambda: pipeline_states(hook) == ["FIRING", "RESOLVED"], 30), chain.engine.output()[-3000:]
+        wait_until(lambda: False, 8)  # events flow again: cold-1 is heard, nothing fires
+        assert silent() == [], (silent(), chain.engine.output()[-3000:])
+        chain.kill_edge("cold-1")  # now the sensor really stops: its no-data alert fires, once
+        assert wait_until(lambda: len(silent()) == 1, 30), (hook.bodies, chain.engine.output()[-3000:])
+        assert "FIRING" in silent()[0], silent()
+    finally:
+        chain.close()

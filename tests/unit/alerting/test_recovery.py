@@ -220,3 +220,26 @@ def test_rules_test_and_backtest_agree_with_the_live_engine_through_restarts_and
         f"    input_series:\n{inputs}    notifications:\n{expected}")
     report = run_test_file(tmp_path / "recorded.test.yaml")
     assert report.ok, (report.failures, report.issues)
+
+
+def test_while_the_input_is_known_missing_no_data_waits_for_the_first_event_back() -> None:
+    """The watchdog says the bridge stopped: however long that lasts, no per-sensor no-data fires;
+    after the first event back, a sensor that is still silent fires once, a no-data period later."""
+    e, sink, clock = engine(SILENT)
+    for i in range(3):
+        clock.set(T0 + i)
+        e.on_event(ev(1.0, T0 + i, "a"))
+        e.on_event(ev(1.0, T0 + i, "b"))
+    clock.set(T0 + 3)
+    e.hold()  # the bridge is gone (the pipeline's own alert tells of that)
+    for t in (10, 100, 1000):  # far past RESUME_WAIT too: it does not end a hold
+        clock.set(T0 + t)
+        e.tick()
+    assert sink.items == []
+    clock.set(T0 + 1001)
+    e.on_event(ev(1.0, T0 + 1001, "a"))  # the bridge is back; a reports, b does not
+    for t in range(1002, 1012):
+        clock.set(T0 + t)
+        e.on_event(ev(1.0, T0 + t, "a"))
+        e.tick()
+    assert [(t.state.value, t.series, t.at) for t in sink.items] == [("firing", "b/t0/temperature", T0 + 1009)]
