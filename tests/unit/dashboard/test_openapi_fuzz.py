@@ -16,12 +16,12 @@ from schemathesis.core import NotSet
 from tests.unit.dashboard.conftest import INGEST_TOKEN, VIEWER_TOKEN, Harness
 
 # What a request may still be refused for, though each field is as the document says: relations between
-# fields (said in their descriptions: start before end, a device and sensor named somewhere, a unit that
-# converts to the metric's, a source time near the time it is received) and what JSON Schema cannot say
-# (UTF-8 bytes of a name, a real calendar day, code points unassigned in the bridge's Unicode version, and
-# an integer written 0.0: JSON Schema's "integer" takes it, the contract's model does not).
+# fields (said in their descriptions: start before end, a device and sensor named somewhere, a unit the
+# bridge knows that converts to the metric's, a source time near the time it is received) and what JSON
+# Schema cannot say (UTF-8 bytes of a name, a real calendar day, code points unassigned in the bridge's
+# Unicode version, and an integer written 0.0: JSON Schema's "integer" takes it, the contract's model does not).
 ACROSS_FIELDS = ("must be after", "more than 1,000,000 buckets", "longer than 128 bytes", "day is out of range",
-                 "name the device and sensor", "does not convert to", "unassigned character",
+                 "name the device and sensor", "does not convert to", "is not a unit", "unassigned character",
                  "ts_past:", "ts_future:", "seq: expected an integer")
 
 
