@@ -21,7 +21,7 @@ import yaml
 
 from tests.integration.edge.conftest import ROOT, Recorder
 from tests.integration.edge.test_security import broker_with, make_pki
-from tests.services import Mosquitto, free_port
+from tests.services import Mosquitto, _tcp_open, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +86,8 @@ def test_the_agent_process_publishes_over_tls_with_a_client_certificate(tmp_path
     broker = broker_with(tmp_path, f"allow_anonymous true\ncafile {pki}/ca.pem\ncertfile {pki}/server.pem\n"
                                    f"keyfile {pki}/server.key\nrequire_certificate true\n"
                                    f"listener {plain} 127.0.0.1\n")
+    # the broker is ready when its first listener answers; the second may open a moment later
+    assert wait_until(lambda: _tcp_open(plain), 10), broker.log.read_text(errors="replace")[-2000:]
     recorder = Recorder(SimpleNamespace(port=plain))  # type: ignore[arg-type]
     try:
         report, log = run_agent(tmp_path, recorder, {
