@@ -10,8 +10,8 @@ from alerting.index import RuleIndex
 from alerting.replay import Replay, events_ruleset
 from alerting.rules import RuleSet
 from alerting.transition import Transition
-from broker_bridge.stores import Store
-from vigil.event import Event
+from vigil.core.event import Event
+from vigil.core.stores import Store
 
 __all__ = ["BacktestResult", "backtest", "watched_series"]
 

@@ -6,8 +6,8 @@ import logging
 import sqlite3
 from typing import Any
 
-from alerting.clock import Clock
 from alerting.rules import RuleSet
+from vigil.core.clock import Clock
 
 __all__ = ["make_dispatcher", "warm_apprise"]
 

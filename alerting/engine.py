@@ -25,7 +25,6 @@ import math
 from collections.abc import Iterable
 from typing import Optional, Protocol
 
-from alerting.clock import Clock, SystemClock
 from alerting.conditions import Ctx, SeriesData
 from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_series_id
 from alerting.index import CompiledRule, RuleIndex, owns
@@ -33,7 +32,8 @@ from alerting.rules import RuleSet
 from alerting.state import AlertRecord, StateDB
 from alerting.templates import _fmt_duration, _fmt_time
 from alerting.transition import AlertState, Transition
-from vigil.event import Event
+from vigil.core.clock import Clock, SystemClock
+from vigil.core.event import Event
 
 __all__ = ["LATE_AFTER", "Engine", "TransitionSink", "notifiable", "transition_id"]
 

@@ -12,14 +12,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Optional
 
-from alerting.clock import Clock
 from alerting.heartbeat import Heartbeat
 from alerting.notify.outbox import Outbox
 from alerting.rules import RuleSet
 from alerting.state import StateDB
 from alerting.transition import Transition
 from alerting.watchdog import Watchdog
-from vigil.backoff import backoff_delay
+from vigil.core.backoff import backoff_delay
+from vigil.core.clock import Clock
 
 if TYPE_CHECKING:
     from alerting.service import AlertService
@@ -37,7 +37,7 @@ RESTART_NEWS = 600.0  # seconds a task's restart shows as a problem on the engin
 async def supervised(name: str, work: Callable[[], Awaitable[None]], restarts: Counter[str],
                      cap: float = 30.0) -> None:
     """Run ``work`` until cancelled; if it fails, log it, count it in ``restarts`` and start it again
-    with the one backoff formula (vigil/backoff.py), so one failure never takes the whole engine down."""
+    with the one backoff formula (vigil/core/backoff.py), so one failure never takes the whole engine down."""
     attempt = 0
     while True:
         try:
@@ -96,7 +96,7 @@ class Guard:
             self.watchdog.cannot_consume(topic_filter, refused)
 
     def snapshot(self) -> dict[str, Any]:
-        """The engine's health document (see vigil/health.py): problems and counters."""
+        """The engine's health document (see vigil/core/health.py): problems and counters."""
         problems = [f"the broker refused the subscription to {f} ({why}): grant the engine's account read access"
                     for f, why in sorted(self.subscriptions_refused.items())]
         mono = time.monotonic()

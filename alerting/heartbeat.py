@@ -14,8 +14,8 @@ import urllib.request
 from typing import Callable
 from urllib.parse import urlsplit
 
-from alerting.clock import Clock
 from alerting.settings import HeartbeatSettings
+from vigil.core.clock import Clock
 
 __all__ = ["Heartbeat"]
 

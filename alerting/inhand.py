@@ -2,7 +2,7 @@
 
 The engine handles what the broker delivered in drained batches and acknowledges a batch once what
 it caused is committed (alerting/service.py). :class:`InHand` wraps that loop with the marks of
-vigil/poison.py, kept in a SQLite file beside the state file (``alerts.db`` -> ``alerts.poison.db``):
+vigil/core/poison.py, kept in a SQLite file beside the state file (``alerts.db`` -> ``alerts.poison.db``):
 
 - a batch is marked in hand (one row, its messages' fingerprints) before it is handled, and the
   mark is deleted once the batch is acknowledged;
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from vigil.poison import PoisonGuard, fingerprint
+from vigil.core.poison import PoisonGuard, fingerprint
 
 __all__ = ["POISON_DETAIL", "InHand", "in_hand_path"]
 

@@ -1,6 +1,6 @@
 """The rule engine's metrics (``vigil_alerting_*``) as a prometheus-client collector, and the task that
 shows them: on the process's registry while the engine runs, served on ``alerting.metrics_listen``
-(vigil.metrics.serve) when it is set, and under ``vigil up`` by the dashboard's ``/api/v1/metrics`` too.
+(vigil.core.metrics.serve) when it is set, and under ``vigil up`` by the dashboard's ``/api/v1/metrics`` too.
 
 The counts are the engine's own (alerting/guard.py, the service's transitions), read when a scrape asks;
 the outbox and the deliveries are counted in the state file on a read-only connection of the scrape's own.
@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from alerting.notify.outbox import OUTBOX_TABLE
-from vigil import metrics
+from vigil.core import metrics
 
 if TYPE_CHECKING:
     from alerting.service import AlertService

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from vigil.jsonlimits import too_deep
+from vigil.core.jsonlimits import too_deep
 
 __all__ = ["MAX_PAYLOAD", "loads", "parse_status"]
 

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from alerting.clock import ManualClock
 from alerting.engine import Engine, notifiable
 from alerting.rules import RuleSet
 from alerting.transition import Transition
-from vigil.event import Event
+from vigil.core.clock import ManualClock
+from vigil.core.event import Event
 
 __all__ = ["Replay", "Status", "events_ruleset"]
 

@@ -21,9 +21,9 @@ from pydantic import BaseModel, ValidationError
 from alerting.notify.config import NotifyConfig
 from alerting.rulespec import ConditionSpec, RuleSpec
 from alerting.templates import DEFAULT_MESSAGE, MessageTemplate, TemplateProblem
-from vigil._yaml import HAVE_LIBYAML, Positions, YamlError, line_of, load_yaml
-from vigil.config import ConfigIssue, describe_errors
-from vigil.event import METRIC_UNITS
+from vigil.app.config import ConfigIssue, describe_errors
+from vigil.core._yaml import HAVE_LIBYAML, Positions, YamlError, line_of, load_yaml
+from vigil.core.event import METRIC_UNITS
 
 __all__ = ["Rule", "RuleSet", "RulesBounds", "RulesError", "load_rules_path", "load_rules_text"]
 

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_time(text: str, now: float) -> float:
     """RFC 3339, a date, epoch seconds, ``now`` or ``-2h`` (that long ago); ValueError otherwise."""
-    from vigil.durations import parse_duration
+    from vigil.core.durations import parse_duration
 
     t = text.strip()
     if t == "now":
@@ -137,8 +137,8 @@ def _backtest(path: str, store_url: str, start_text: str, end_text: str) -> int:
     from alerting.backtest import backtest
     from alerting.rules import RulesError, load_rules_path
     from alerting.templates import _fmt_time
-    from broker_bridge.stores import StoreError, open_store
-    from vigil.urls import UrlError, mask_url, parse_store_url
+    from vigil.core.stores import StoreError, open_store
+    from vigil.core.urls import UrlError, mask_url, parse_store_url
 
     now = time.time()
     try:

@@ -8,7 +8,7 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from alerting.transition import Severity
-from vigil.configtypes import STRICT, Duration
+from vigil.core.configtypes import STRICT, Duration
 
 __all__ = [
     "AggregateSpec",

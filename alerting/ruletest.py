@@ -34,11 +34,11 @@ from pydantic import BaseModel, Field, ValidationError
 from alerting.replay import Replay, Status
 from alerting.rules import Rule, RulesError, RuleSet, load_rules_path, refuse_hostile_yaml
 from alerting.transition import AlertState
-from vigil._yaml import YamlError, load_yaml
-from vigil.config import ConfigIssue, describe_errors
-from vigil.configtypes import STRICT, Duration
-from vigil.durations import format_duration
-from vigil.event import Event
+from vigil.app.config import ConfigIssue, describe_errors
+from vigil.core._yaml import YamlError, load_yaml
+from vigil.core.configtypes import STRICT, Duration
+from vigil.core.durations import format_duration
+from vigil.core.event import Event
 
 __all__ = ["TestFailure", "TestReport", "parse_values", "run_test_file"]
 

@@ -27,7 +27,6 @@ import aiomqtt
 
 from alerting import metrics as alerting_metrics
 from alerting.catchup import CatchUp
-from alerting.clock import Clock, SystemClock
 from alerting.delivery import make_dispatcher, warm_apprise
 from alerting.engine import Engine, notifiable
 from alerting.guard import Guard, guard_parts, refusal, supervised
@@ -43,14 +42,15 @@ from alerting.transition import AlertState, Transition
 from alerting.watchdog import RULE as PIPELINE_RULE
 from alerting.watchdog import SERIES as PIPELINE_SERIES
 from alerting.watchdog import Watchdog
-from broker_bridge.stores import Store, StoreError, open_store
-from vigil.config import VigilConfig
-from vigil.event import Event, EventDecodeError, SeriesKey
-from vigil.health import HealthReporter, offline_payload, parse_health
-from vigil.jsonlimits import too_deep
-from vigil.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
-from vigil.sitetime import site_zone
-from vigil.topics import TopicError, Topics
+from vigil.app.config import VigilConfig
+from vigil.core.clock import Clock, SystemClock
+from vigil.core.event import Event, EventDecodeError, SeriesKey
+from vigil.core.health import HealthReporter, offline_payload, parse_health
+from vigil.core.jsonlimits import too_deep
+from vigil.core.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
+from vigil.core.sitetime import site_zone
+from vigil.core.stores import Store, StoreError, open_store
+from vigil.core.topics import TopicError, Topics
 
 __all__ = ["AlertService", "parse_status", "serve"]
 

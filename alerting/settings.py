@@ -6,7 +6,7 @@ from typing import Optional
 
 from pydantic import BaseModel, Field, field_validator
 
-from vigil.configtypes import STRICT, Duration, HostPort
+from vigil.core.configtypes import STRICT, Duration, HostPort
 
 __all__ = ["AlertingSettings", "HeartbeatSettings", "WatchdogSettings"]
 

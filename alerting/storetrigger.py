@@ -8,9 +8,9 @@ from alerting.conditions import SeriesData, build_condition
 from alerting.index import CompiledRule
 from alerting.partition import owns
 from alerting.rules import RuleSet
-from broker_bridge.stores import Store
-from vigil.config import VigilConfig
-from vigil.event import SeriesKey
+from vigil.app.config import VigilConfig
+from vigil.core.event import SeriesKey
+from vigil.core.stores import Store
 
 __all__ = ["store_snapshots", "wants_store"]
 

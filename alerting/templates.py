@@ -25,8 +25,8 @@ from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from vigil.durations import format_duration
-from vigil.sitetime import format_time, format_value, precision_of
+from vigil.core.durations import format_duration
+from vigil.core.sitetime import format_time, format_value, precision_of
 
 __all__ = ["DEFAULT_MESSAGE", "MessageTemplate", "TemplateProblem", "render_context_example", "use_zone"]
 
@@ -70,7 +70,7 @@ def use_zone(zone: Optional[tzinfo]) -> None:
 
 
 def _fmt_time(ts: Any) -> str:
-    """``2026-12-02 21:39:04 CET``: the site's zone, named (vigil.sitetime.format_time)."""
+    """``2026-12-02 21:39:04 CET``: the site's zone, named (vigil.core.sitetime.format_time)."""
     return format_time(ts, _ZONE)
 
 

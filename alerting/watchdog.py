@@ -31,14 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from alerting.clock import Clock
 from alerting.engine import TransitionSink, transition_id
 from alerting.notify.state import ReceiverFailure
 from alerting.settings import WatchdogSettings
 from alerting.state import StateDB
 from alerting.templates import _fmt_duration, _fmt_time
 from alerting.transition import AlertState, Severity, Transition
-from vigil.health import STALE_AFTER, PartHealth
+from vigil.core.clock import Clock
+from vigil.core.health import STALE_AFTER, PartHealth
 
 __all__ = ["RULE", "SERIES", "Problem", "Watchdog"]
 

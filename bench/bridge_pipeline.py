@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from broker_bridge.dedup import Deduplicator
 from broker_bridge.pipeline import Pipeline
 from broker_bridge.settings import BridgeSettings
-from vigil.event import Event
-from vigil.topics import Topics
+from vigil.core.event import Event
+from vigil.core.topics import Topics
 
 SOURCES = [
     {"name": "shelly", "format": "plain", "topic": "shellies/{device}/ext_temperature/{sensor}",

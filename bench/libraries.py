@@ -23,9 +23,9 @@ import aiomqtt  # noqa: E402
 import paho.mqtt.client as paho  # noqa: E402
 from influxdb_client import Point, WritePrecision  # noqa: E402
 
-from broker_bridge.stores._lineproto import line  # noqa: E402
-from vigil.event import Event  # noqa: E402
-from vigil.topics import filter_matches  # noqa: E402
+from vigil.core.event import Event  # noqa: E402
+from vigil.core.stores._lineproto import line  # noqa: E402
+from vigil.core.topics import filter_matches  # noqa: E402
 
 EVENT = Event("freezer-1", "t0", "temperature", -18.5, 1_700_000_000.123456, "°C", labels=(("site", "kitchen"),))
 CASES = [("vigil/+/freezer-1/#", "vigil/readings/freezer-1/t0"), ("a/b/c", "a/b/d"), ("#", "$SYS/broker/uptime")]

@@ -1,4 +1,4 @@
-"""Time YAML loading: vigil._yaml.load_yaml with libyaml's composer against the pure-Python one, and the
+"""Time YAML loading: vigil.core._yaml.load_yaml with libyaml's composer against the pure-Python one, and the
 whole rules loader (alerting.rules.load_rules_text), on the largest rules file the loader accepts (512 KB,
 at most 30,000 values), 1,000 and 100 rules, and a vigil.yaml-sized file.
 
@@ -54,11 +54,11 @@ def main() -> None:
     args = ap.parse_args()
     sys.path.insert(0, str(args.root.resolve()))
     from alerting import rules as rules_mod
-    from vigil import _yaml
+    from vigil.core import _yaml
 
     files = {"rules, largest allowed": largest_rules(rules_mod.MAX_RULES_FILE_CHARS, rules_mod.MAX_RULES_NODES),
              "rules, 1,000": rules_text(1000), "rules, 100": rules_text(100),
-             "vigil.yaml (demo)": (HERE / "vigil/demo/init/vigil.yaml").read_text()}
+             "vigil.yaml (demo)": (HERE / "vigil/app/demo/init/vigil.yaml").read_text()}
     loaders: dict[str, Callable[[str], Any]] = {"load_yaml": _yaml.load_yaml}
     if getattr(_yaml, "HAVE_LIBYAML", False):
         loaders["load_yaml, pure Python"] = lambda text: _yaml.load_yaml(text, fast=False)

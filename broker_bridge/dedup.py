@@ -17,7 +17,7 @@ from __future__ import annotations
 from array import array
 from collections import OrderedDict
 
-from vigil.event import Event
+from vigil.core.event import Event
 
 __all__ = ["Deduplicator"]
 

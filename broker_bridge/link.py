@@ -39,8 +39,8 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
 
-from vigil.config import MqttSettings
-from vigil.mqtt import SESSION_EXPIRY, ssl_context
+from vigil.core.mqtt import SESSION_EXPIRY, ssl_context
+from vigil.core.settings import MqttSettings
 
 __all__ = ["Delivery", "Link", "LinkError"]
 
@@ -282,7 +282,7 @@ class Link:
         return max(1, min(wanted, broker_max - 2))
 
     def publish_now(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """QoS 0, nothing awaited: for the periodic health document (vigil/health.py)."""
+        """QoS 0, nothing awaited: for the periodic health document (vigil/core/health.py)."""
         self._client.publish(topic, payload, qos=0, retain=retain)
 
     async def publish_all(self, messages: list[tuple[str, bytes]], *, window: int = 1000,

@@ -1,4 +1,4 @@
-"""The bridge's counters: a prometheus-client collector (served by vigil.metrics) and a log line a minute.
+"""The bridge's counters: a prometheus-client collector (served by vigil.core.metrics) and a log line a minute.
 
 The counts live here as plain numbers, changed on the event loop; ``collect`` reads them when a
 scrape asks (from the server's thread), so counting costs nothing between scrapes.

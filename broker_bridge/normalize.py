@@ -22,8 +22,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Optional
 
-from vigil.event import MAX_ABS_VALUE, Event
-from vigil.topics import TopicError, invisible_character, validate_segment
+from vigil.core.event import MAX_ABS_VALUE, Event
+from vigil.core.topics import TopicError, invisible_character, validate_segment
 
 from .formats import RawReading
 from .settings import BridgeSettings, SourceSettings

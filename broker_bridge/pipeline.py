@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from vigil.event import Event
-from vigil.topics import Topics, levels_match
+from vigil.core.event import Event
+from vigil.core.topics import Topics, levels_match
 
 from .dedup import Deduplicator
 from .formats import FORMATS, Format, FormatError

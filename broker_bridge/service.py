@@ -17,7 +17,7 @@ The MQTT connection is broker_bridge/link.py (gmqtt: why is said there).
 No message can stop the bridge: a failure while handling one refuses that message (dead letter,
 reason ``internal``); a stage that fails all the same restarts the consumer, and a message that
 was in hand when the process died or the consumer failed is handled alone when it comes back,
-and dead-lettered as ``poison`` if it stops the bridge again (vigil/poison.py).
+and dead-lettered as ``poison`` if it stops the bridge again (vigil/core/poison.py).
 """
 
 from __future__ import annotations
@@ -31,19 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from vigil import metrics
-from vigil.backoff import backoff_delay
-from vigil.config import VigilConfig
-from vigil.event import Event
-from vigil.health import HealthReporter
-from vigil.poison import PoisonGuard, fingerprint
-from vigil.urls import mask_url
+from vigil.app.config import VigilConfig
+from vigil.core import metrics
+from vigil.core.backoff import backoff_delay
+from vigil.core.event import Event
+from vigil.core.health import HealthReporter
+from vigil.core.poison import PoisonGuard, fingerprint
+from vigil.core.stores import Store, open_store
+from vigil.core.urls import mask_url
 
 from .link import Delivery, Link, LinkError
 from .metrics import Metrics
 from .pipeline import DeadLetter, Outcome, Pipeline
 from .spool import Spool
-from .stores import Store, open_store
 from .writer import StoreWriter
 
 __all__ = ["Bridge", "serve"]
@@ -335,7 +335,7 @@ class Bridge:
         self.metrics.inc("republished", len(batch.events) - sum(1 for t, _ in refused_out if t.startswith(prefix)))
 
     def _health(self) -> dict[str, Any]:
-        """The bridge's health document (vigil/health.py): what the watchdog and ``vigil status`` read."""
+        """The bridge's health document (vigil/core/health.py): what the watchdog and ``vigil status`` read."""
         problems = [] if self.connected.is_set() else ["not connected to the broker: see the bridge's log"]
         if self.writer.spooling:
             problems.append("the store is unavailable: readings wait in the spool until it is back")

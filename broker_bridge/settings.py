@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from vigil.configtypes import STRICT, Duration, HostPort, TopicName
-from vigil.event import METRIC_UNITS
+from vigil.core.configtypes import STRICT, Duration, HostPort, TopicName
+from vigil.core.event import METRIC_UNITS
 
 from .topic_pattern import PatternError, TopicPattern, filters_overlap
 from .units import DEFAULT_RANGES, UNIT_ALIASES, dimension_of
@@ -56,7 +56,7 @@ _FORMAT_OPTIONS: dict[str, frozenset[str]] = {
 }
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _RESERVED_LABELS = frozenset({"device", "sensor", "metric", "value", "time", "_field", "_measurement"})
-# Metrics the formats produce beyond vigil.event.METRIC_UNITS, stored in one unit too.
+# Metrics the formats produce beyond vigil.core.event.METRIC_UNITS, stored in one unit too.
 _MORE_UNITS = {"dew_point": "°C", "device_temperature": "°C", "soil_moisture": "%"}
 _DEFAULT_ALIASES = {
     "temp": "temperature",

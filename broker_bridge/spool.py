@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from vigil.event import Event
+from vigil.core.event import Event
 
 __all__ = ["Spool"]
 

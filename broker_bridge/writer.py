@@ -17,12 +17,12 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from vigil.backoff import backoff_delay
-from vigil.event import Event
+from vigil.core.backoff import backoff_delay
+from vigil.core.event import Event
+from vigil.core.stores import EventsRefused, Store, StoreRejected, StoreUnavailable, unstorable
 
 from .metrics import Metrics
 from .spool import Spool
-from .stores import EventsRefused, Store, StoreRejected, StoreUnavailable, unstorable
 
 __all__ = ["StoreWriter"]
 

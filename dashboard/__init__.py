@@ -1,6 +1,6 @@
 """The web dashboard and HTTP API: live values, history, alerts, rules, and readings posted over HTTP.
 
-Public names (imported lazily, so ``vigil.config`` can read ``dashboard.settings`` without FastAPI)::
+Public names (imported lazily, so ``vigil.app.config`` can read ``dashboard.settings`` without FastAPI)::
 
     create_app(config, *, store, ...) -> FastAPI     the application
     serve(config, *, store=None, ready=None)         run it with uvicorn in the current event loop

@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.durations import parse_duration
+from vigil.core.durations import parse_duration
 
 from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of

@@ -10,13 +10,13 @@ from typing import Any, Optional
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from broker_bridge.stores import AGGREGATES, Point, StoreError
-from broker_bridge.stores._base import check_query
-from vigil import metrics as vigil_metrics
-from vigil.durations import parse_duration
-from vigil.event import Event, SeriesKey
-from vigil.reading import parse_ts
-from vigil.topics import validate_segment
+from vigil.core import metrics as vigil_metrics
+from vigil.core.durations import parse_duration
+from vigil.core.event import Event, SeriesKey
+from vigil.core.reading import parse_ts
+from vigil.core.stores import AGGREGATES, Point, StoreError
+from vigil.core.stores._base import check_query
+from vigil.core.topics import validate_segment
 
 from .context import BadRequest, Context, Reader, ctx_of
 from .limits import SafeJSONResponse as JSONResponse

@@ -18,15 +18,15 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
-from alerting.clock import Clock, SystemClock
 from alerting.templates import use_zone
-from broker_bridge.stores import Store, StoreRejected, StoreUnavailable, open_store
-from vigil import metrics as vigil_metrics
-from vigil.config import VigilConfig
-from vigil.health import HealthReporter
-from vigil.reading import ReadingError
-from vigil.sitetime import site_zone
-from vigil.topics import TopicError
+from vigil.app.config import VigilConfig
+from vigil.core import metrics as vigil_metrics
+from vigil.core.clock import Clock, SystemClock
+from vigil.core.health import HealthReporter
+from vigil.core.reading import ReadingError
+from vigil.core.sitetime import site_zone
+from vigil.core.stores import Store, StoreRejected, StoreUnavailable, open_store
+from vigil.core.topics import TopicError
 
 from . import actions, api, pages, thresholds
 from .auth import Authenticator, AuthError
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # A ValueError raised by these modules is their verdict on the caller's input; from anywhere else, a defect.
 _INPUT_CHECKERS = frozenset({"dashboard.actions", "dashboard.api", "dashboard.ingest", "dashboard.pages",
-                             "vigil.durations", "vigil.reading", "vigil.topics"})
+                             "vigil.core.durations", "vigil.core.reading", "vigil.core.topics"})
 # The Rules page sends a whole rules file (up to alerting.rules' size bound) as one JSON string.
 _RULES_BODY = 4 * 1024 * 1024
 
@@ -118,7 +118,7 @@ def create_app(
         with vigil_metrics.registered(DashboardMetrics(ctx)):
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
-                # its health (vigil/health.py), retained through the feed's own connection
+                # its health (vigil/core/health.py), retained through the feed's own connection
                 health = tg.create_task(HealthReporter(config.mqtt.topics, "dashboard", settings.client_id, lambda: {
                     "problems": [] if feed.connected.is_set() else ["not connected to the broker: see its log"]},
                     ).run(lambda t, p: _published(feed, t, p)),

@@ -20,7 +20,7 @@ from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 from typing import Optional
 
-from alerting.clock import Clock, SystemClock
+from vigil.core.clock import Clock, SystemClock
 
 from .denylist import DenyList, DenyListFull
 from .files import replace_file

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Optional
 
 from fastapi import Depends, Request
 
-from alerting.clock import Clock
-from broker_bridge.stores import Store
-from vigil.config import VigilConfig
+from vigil.app.config import VigilConfig
+from vigil.core.clock import Clock
+from vigil.core.stores import Store
 
 from .auth import SESSION_COOKIE, Authenticator, AuthError, Principal
 from .feed import Publisher

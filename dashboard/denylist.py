@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from alerting.clock import Clock
+from vigil.core.clock import Clock
 
 __all__ = ["DenyList", "DenyListFull"]
 

@@ -20,10 +20,10 @@ from typing import Optional, Protocol
 
 import aiomqtt
 
-from vigil.backoff import backoff_delay
-from vigil.config import MqttSettings
-from vigil.health import offline_payload
-from vigil.mqtt import build_client
+from vigil.core.backoff import backoff_delay
+from vigil.core.health import offline_payload
+from vigil.core.mqtt import build_client
+from vigil.core.settings import MqttSettings
 
 from .live import LiveState
 

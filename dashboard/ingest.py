@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from vigil.reading import Reading, ReadingError, parse_reading
-from vigil.topics import TopicError, Topics, validate_segment
+from vigil.core.reading import Reading, ReadingError, parse_reading
+from vigil.core.topics import TopicError, Topics, validate_segment
 
 from . import limits
 from .context import ApiError

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigil.jsonlimits import MAX_DEPTH, too_deep
+from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 
 __all__ = ["MAX_DEPTH", "MAX_DIGITS", "BodyLimit", "JsonRefused", "SafeJSONResponse", "dumps", "loads"]
 

@@ -13,8 +13,8 @@ import math
 from collections import deque
 from typing import Any, Optional
 
-from vigil.event import Event, EventDecodeError
-from vigil.topics import Topics
+from vigil.core.event import Event, EventDecodeError
+from vigil.core.topics import Topics
 
 from . import limits
 from .journal import AlertJournal

@@ -1,7 +1,7 @@
 """The dashboard's metrics as a prometheus-client collector (``vigil_dashboard_*``), read when a scrape asks.
 
 Registered on the process's registry for the app's lifetime (dashboard/app.py); ``GET /api/v1/metrics``
-serves that registry through :func:`vigil.metrics.exposition`, so process metrics come along, and under
+serves that registry through :func:`vigil.core.metrics.exposition`, so process metrics come along, and under
 ``vigil up`` the bridge's and the rule engine's too.
 """
 

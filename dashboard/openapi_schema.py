@@ -1,7 +1,7 @@
 """What the OpenAPI document says of the API's inputs, from the contract's JSON Schema, so that a request
 the document calls valid is one the API takes (tests/unit/dashboard/test_openapi_fuzz.py holds them together).
 
-The checks themselves stay the code's (vigil.topics.validate_segment, vigil.reading.Reading), with their
+The checks themselves stay the code's (vigil.core.topics.validate_segment, vigil.core.reading.Reading), with their
 messages; these are their published form.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vigil.reading import reading_schema
+from vigil.core.reading import reading_schema
 
 __all__ = ["NAME_RULE", "READINGS_BODY", "RFC3339", "TOPIC_LEVEL"]
 
@@ -28,7 +28,7 @@ _TS = {**_CONTRACT["properties"]["ts"], "oneOf": [
 
 _READING: dict[str, Any] = {
     "type": "object",
-    "description": "A reading as the contract defines it (vigil/schema/reading.schema.json), with its device and "
+    "description": "A reading as the contract defines it (vigil/core/schema/reading.schema.json), with its device and "
                    "sensor when the query does not name them (one or the other must). The unit must convert to the "
                    "metric's stored unit (°C for temperature, % for humidity, ...: docs/bridge.md), and the source "
                    "time be near the time it is received (the bridge's bounds on a reading's age and lead), "

@@ -14,7 +14,7 @@ from typing import Any
 
 from alerting.backtest import backtest
 from alerting.rules import RuleSet, load_rules_text
-from broker_bridge.stores import Store
+from vigil.core.stores import Store
 
 __all__ = ["RANGES", "PreviewError", "preview_rule"]
 

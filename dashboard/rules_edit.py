@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import yaml
 
-from vigil.durations import parse_duration
+from vigil.core.durations import parse_duration
 
 __all__ = ["FIELDS", "EditError", "apply_edits", "rule_fields"]
 

@@ -8,8 +8,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from vigil.configtypes import STRICT, Duration, HostPort
-from vigil.sitetime import check_zone, server_zone_name
+from vigil.core.configtypes import STRICT, Duration, HostPort
+from vigil.core.sitetime import check_zone, server_zone_name
 
 __all__ = ["ROLES", "DashboardSettings", "HmacKey", "Role", "TokenEntry", "UserEntry"]
 

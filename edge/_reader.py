@@ -7,9 +7,9 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional, TypeVar, Union
 
-from vigil._yaml import Positions, line_of
-from vigil.durations import parse_duration
-from vigil.topics import TopicError, invisible_character, validate_segment
+from vigil.core._yaml import Positions, line_of
+from vigil.core.durations import parse_duration
+from vigil.core.topics import TopicError, invisible_character, validate_segment
 
 from .errors import ConfigIssue
 
@@ -148,7 +148,7 @@ class Reader:
             elif isinstance(text, bool) or not isinstance(text, (str, int, float)) or len(str(text)) > 128:
                 self.ctx.add((*self.path, key, name), "a label value is a string of at most 128 characters")
             elif (hidden := invisible_character(str(text))) is not None:
-                # the bridge refuses such a value (vigil/topics.py): say so here, not in a dead letter
+                # the bridge refuses such a value (vigil/core/topics.py): say so here, not in a dead letter
                 self.ctx.add((*self.path, key, name), f"a label value must be visible text: {hidden}")
             else:
                 out[name] = str(text)

@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any, Optional
 
-from vigil.topics import Topics
+from vigil.core.topics import Topics
 
 from .agent import EdgeAgent
 from .clock import SystemClock

@@ -15,9 +15,9 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from vigil._yaml import Positions, YamlError, load_yaml
-from vigil.topics import DEFAULT_ROOT, TopicError, Topics, validate_segment
-from vigil.urls import BrokerUrl, UrlError, parse_broker_url
+from vigil.core._yaml import Positions, YamlError, load_yaml
+from vigil.core.topics import DEFAULT_ROOT, TopicError, Topics, validate_segment
+from vigil.core.urls import BrokerUrl, UrlError, parse_broker_url
 
 from ._reader import Context, Reader
 from .errors import ConfigIssue, EdgeConfigError

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # One shape for configuration problems everywhere: the foundation's (standard library + PyYAML only).
-from vigil._yaml import ConfigIssue
+from vigil.core._yaml import ConfigIssue
 
 __all__ = ["ConfigIssue", "EdgeConfigError", "EdgeError", "QueueError", "SensorError"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from vigil import __version__
-from vigil.topics import Topics
+from vigil.core.topics import Topics
 
 from .config import EdgeConfig
 from .payload import status_payload

@@ -21,8 +21,8 @@ from typing import Any, Callable, Optional
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from vigil.backoff import backoff_delay
-from vigil.topics import Topics
+from vigil.core.backoff import backoff_delay
+from vigil.core.topics import Topics
 
 from .clock import Clock
 from .config import EdgeConfig
@@ -42,7 +42,7 @@ STATUS_MIN_GAP = 2.0
 
 
 class Backoff:
-    """Successive delays of the one backoff formula (vigil/backoff.py): doubling from ``first``, capped, jittered."""
+    """Successive delays of the one backoff formula (vigil.core.backoff): doubling from ``first``, capped, jittered."""
 
     def __init__(self, first: float, cap: float, rng: Optional[random.Random] = None) -> None:
         self.first = first

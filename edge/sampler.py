@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
-from vigil.topics import Topics
+from vigil.core.topics import Topics
 
 from .clock import Clock
 from .config import EdgeConfig, SensorConfig

@@ -9,5 +9,7 @@ echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> mypy (strict)"
 .venv/bin/mypy
+echo "==> import layers"
+.venv/bin/lint-imports
 echo "==> pytest"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -57,7 +57,7 @@ from pydantic import (
 from pydantic_core import core_schema
 
 from alerting.transition import Severity
-from vigil.configtypes import STRICT, Duration
+from vigil.core.configtypes import STRICT, Duration
 
 from .receiver_options import Fallback, fallback_problem, relocated, split_receivers
 

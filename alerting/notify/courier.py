@@ -16,9 +16,9 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Optional
 
-from alerting.clock import Clock
 from alerting.transition import Severity
-from vigil.backoff import backoff_delay
+from vigil.core.backoff import backoff_delay
+from vigil.core.clock import Clock
 
 from .config import Delivery, MissingSecret, ReceiverUrl
 from .sender import Sender, SendResult

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from alerting.clock import Clock
 from alerting.transition import AlertState, Transition
-from vigil.sitetime import format_time
+from vigil.core.clock import Clock
+from vigil.core.sitetime import format_time
 
 from .config import Match, NotifyConfig, matches
 from .courier import Courier

@@ -15,8 +15,8 @@ import logging
 import math
 import uuid
 
-from vigil.durations import format_duration
-from vigil.sitetime import format_time
+from vigil.core.durations import format_duration
+from vigil.core.sitetime import format_time
 
 from .config import NotifyConfig
 from .receiver_options import Fallback

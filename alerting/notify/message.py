@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alerting.transition import Severity, Transition
-from vigil.durations import format_duration
-from vigil.sitetime import format_time, format_value, precision_of
+from vigil.core.durations import format_duration
+from vigil.core.sitetime import format_time, format_value, precision_of
 
 __all__ = ["Item", "Kind", "Message", "render"]
 

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_core import InitErrorDetails
 
-from vigil.configtypes import STRICT, Duration
+from vigil.core.configtypes import STRICT, Duration
 
 __all__ = ["Fallback", "fallback_problem", "relocated", "split_receivers"]
 

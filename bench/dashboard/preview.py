@@ -21,9 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from broker_bridge.stores import Store, open_store  # noqa: E402
 from dashboard.preview import preview_rule  # noqa: E402
-from vigil.event import Event  # noqa: E402
+from vigil.core.event import Event  # noqa: E402
+from vigil.core.stores import Store, open_store  # noqa: E402
 
 RULES = """rules:
   - name: freezer-warm

@@ -30,12 +30,12 @@ import aiomqtt  # noqa: E402
 import httpx  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
-from broker_bridge.stores import Store, open_store  # noqa: E402
 from dashboard.app import serve  # noqa: E402
 from dashboard.passwords import hash_password  # noqa: E402
 from tests.services import Influxd, Mosquitto, free_port  # noqa: E402
-from vigil.config import VigilConfig  # noqa: E402
-from vigil.event import Event  # noqa: E402
+from vigil.app.config import VigilConfig  # noqa: E402
+from vigil.core.event import Event  # noqa: E402
+from vigil.core.stores import Store, open_store  # noqa: E402
 
 PASSWORD = "bench password"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -41,7 +41,7 @@ from tests.services import Influxd, Mosquitto, free_port, shipped_broker_setting
 
 TOKEN = "bench-watch-token-0123456789"
 PARTS = ("bridge", "alerting", "dashboard")
-RUN_VIGIL = "import sys; from vigil.cli import main; sys.exit(main())"
+RUN_VIGIL = "import sys; from vigil.app.cli import main; sys.exit(main())"
 
 
 class Load:

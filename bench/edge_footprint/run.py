@@ -132,7 +132,7 @@ def measure(args: argparse.Namespace, root: Path, url: str, work: Path, received
         f"sensors:\n{sensors}")
     started = time.monotonic()
     pythonpath = os.pathsep.join(p for p in (args.pythonpath, str(root)) if p)
-    agent = subprocess.Popen([args.python, "-m", "vigil.cli", "edge", "-c", str(work / "edge.yaml"),
+    agent = subprocess.Popen([args.python, "-m", "vigil.app.cli", "edge", "-c", str(work / "edge.yaml"),
                               "--log-level", "warning"], cwd=root,
                              env={**os.environ, **extra_env, "PYTHONPATH": pythonpath})
     time.sleep(5)  # let imports and the first connect finish before measuring the steady state

@@ -70,7 +70,7 @@ rules:
     (tmp / "vigil.yaml").write_text(f'mqtt: {{url: "{broker.url}", protocol: "{args.protocol}"}}\n')
     log = (tmp / "engine.log").open("wb")
     prof = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    engine = subprocess.Popen([sys.executable, *prof, "-m", "vigil.cli", "alerting", "-c", str(tmp / "vigil.yaml"),
+    engine = subprocess.Popen([sys.executable, *prof, "-m", "vigil.app.cli", "alerting", "-c", str(tmp / "vigil.yaml"),
                                "--rules", str(rules), "--state", str(tmp / "alerts.db")],
                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
@@ -82,7 +82,7 @@ rules:
         bridge = None
         if args.via_bridge:
             blog = (tmp / "bridge.log").open("wb")
-            bridge = subprocess.Popen([sys.executable, "-m", "vigil.cli", "bridge", "-c", str(tmp / "vigil.yaml"),
+            bridge = subprocess.Popen([sys.executable, "-m", "vigil.app.cli", "bridge", "-c", str(tmp / "vigil.yaml"),
                                        "--store", f"sqlite:///{tmp}/vigil.db", "--data-dir", str(tmp / "data")],
                                       stdout=blog, stderr=subprocess.STDOUT, cwd=ROOT)
             time.sleep(3)

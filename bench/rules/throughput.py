@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from alerting.clock import ManualClock  # noqa: E402
 from alerting.engine import Engine  # noqa: E402
 from alerting.notify.outbox import Outbox  # noqa: E402
 from alerting.rules import RulesBounds, load_rules_text  # noqa: E402
 from alerting.state import StateDB  # noqa: E402
-from vigil.event import Event  # noqa: E402
+from vigil.core.clock import ManualClock  # noqa: E402
+from vigil.core.event import Event  # noqa: E402
 
 METRICS = ["temperature", "humidity", "pressure", "battery", "voltage", "current", "power", "energy",
            "illuminance", "co2"]

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
-from vigil.jsonlimits import MAX_DEPTH, too_deep
-from vigil.reading import parse_ts
+from vigil.core.jsonlimits import MAX_DEPTH, too_deep
+from vigil.core.reading import parse_ts
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings

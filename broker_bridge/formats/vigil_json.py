@@ -1,13 +1,13 @@
-"""Vigil's own reading JSON (the contract, ``vigil/schema/reading.schema.json``) on ``readings/{device}/{sensor}``.
+"""Vigil's own reading JSON (the contract, ``vigil/core/schema/reading.schema.json``) on ``readings/{device}/{sensor}``.
 
-Checked by the contract's own model, :class:`vigil.reading.Reading`, straight from the bytes
+Checked by the contract's own model, :class:`vigil.core.reading.Reading`, straight from the bytes
 (pydantic's JSON parser; 10 % faster than the hand-written check it replaced, paired medians of
 interleaved rounds). A message it refuses that may not be JSON at all (or holds NaN or Infinity,
 which pydantic's parser takes) is read again the slow way, ``json.loads`` then the model, so that
 ``encoding`` and ``json`` are said exactly as every other format says them. Otherwise the dead
 letter names the first fault in the order a reader looks: the object's shape, a missing field,
 ``value`` (reason ``value``), unit, metric, seq, labels (``schema``), the time last (``ts``); its
-words are the contract's own (:func:`vigil.reading.fault`).
+words are the contract's own (:func:`vigil.core.reading.fault`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from vigil.jsonlimits import MAX_DEPTH, too_deep
-from vigil.reading import Reading, fault
+from vigil.core.jsonlimits import MAX_DEPTH, too_deep
+from vigil.core.reading import Reading, fault
 
 from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _status(broker: Mosquitto, store: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "vigil.cli", "status", "--broker", broker.url, "--store", store,
+    out = subprocess.run([sys.executable, "-m", "vigil.app.cli", "status", "--broker", broker.url, "--store", store,
                           "--wait", "1"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     return out.stdout
 

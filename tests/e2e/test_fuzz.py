@@ -29,7 +29,7 @@ from tests.services import Influxd, Mosquitto, free_port, wait_until
 from tests.unit.bridge.conftest import SOURCES
 from tests.unit.bridge.test_fuzz import TOPICS as UNIT_TOPICS
 from tests.unit.bridge.test_fuzz import payloads as unit_payloads
-from vigil.config import ConfigError, load_config
+from vigil.app.config import ConfigError, load_config
 
 from .conftest import INGEST_TOKEN, READER_TOKEN, Dashboard, PersistentRecorder, influx_counts
 

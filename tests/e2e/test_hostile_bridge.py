@@ -21,7 +21,7 @@ import pytest
 
 from tests.integration.bridge.conftest import BridgeProcess, Recorder, publish_many
 from tests.services import Influxd, Mosquitto, sqlite_says, wait_until
-from vigil.poison import fingerprint
+from vigil.core.poison import fingerprint
 
 SOURCES = """
 bridge:

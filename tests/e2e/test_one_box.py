@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from broker_bridge.stores.sqlite import SqliteStore
 from tests.integration.up.proc import VIGIL, Vigil
 from tests.services import ChildProcess, free_port, wait_until
-from vigil.event import SeriesKey
+from vigil.core.event import SeriesKey
+from vigil.core.stores.sqlite import SqliteStore
 
 SERIES = SeriesKey("temperature", "pi-1", "t0")
 

@@ -48,7 +48,7 @@ def pipeline_states(receiver: Receiver) -> list[str]:
 
 
 def _status(tmp_path: Path, broker: Mosquitto, influxd: Influxd) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vigil.cli", "status", "--broker", broker.url, "--store",
+    return subprocess.run([sys.executable, "-m", "vigil.app.cli", "status", "--broker", broker.url, "--store",
                            influxd.url("wd"), "--wait", "1"], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2])
 

@@ -6,7 +6,7 @@ import random
 import subprocess
 import sys
 
-from vigil.backoff import backoff_delay
+from vigil.core.backoff import backoff_delay
 
 
 def test_delays_double_with_jitter_up_to_the_cap() -> None:
@@ -34,14 +34,14 @@ def test_the_courier_waits_by_the_formula() -> None:
 
 
 def test_the_formula_needs_neither_paho_nor_aiomqtt() -> None:
-    code = "import sys, vigil.backoff; print(sorted(m for m in sys.modules if 'mqtt' in m or m == 'pydantic'))"
+    code = "import sys, vigil.core.backoff; print(sorted(m for m in sys.modules if 'mqtt' in m or m == 'pydantic'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
 
 
 def test_the_edge_and_the_mqtt_clients_wait_by_the_formula() -> None:
     from edge.link import Backoff
-    from vigil import mqtt
+    from vigil.core import mqtt
 
     a, b = random.Random(5), random.Random(5)
     edge = Backoff(2.0, 120.0, a)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from vigil.cli import main
-from vigil.config import ConfigError, dump_config, load_config
-from vigil.durations import format_duration, parse_duration
-from vigil.urls import UrlError, parse_broker_url, parse_store_url
+from vigil.app.cli import main
+from vigil.app.config import ConfigError, dump_config, load_config
+from vigil.core.durations import format_duration, parse_duration
+from vigil.core.urls import UrlError, parse_broker_url, parse_store_url
 
 
 def write(tmp_path: Path, text: str) -> Path:

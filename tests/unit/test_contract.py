@@ -9,9 +9,9 @@ import re
 import jsonschema
 import pytest
 
-from vigil.event import Event, EventDecodeError
-from vigil.reading import Reading, ReadingError, parse_reading, reading_schema
-from vigil.topics import MAX_SEGMENT_BYTES, TopicError, Topics, validate_segment
+from vigil.core.event import Event, EventDecodeError
+from vigil.core.reading import Reading, ReadingError, parse_reading, reading_schema
+from vigil.core.topics import MAX_SEGMENT_BYTES, TopicError, Topics, validate_segment
 
 VALIDATOR = jsonschema.Draft202012Validator(reading_schema(), format_checker=jsonschema.FormatChecker())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vigil.poison import PoisonGuard, fingerprint
+from vigil.core.poison import PoisonGuard, fingerprint
 
 A, B, C = (fingerprint(f"vigil/readings/d/{s}", b"21.5") for s in "abc")
 

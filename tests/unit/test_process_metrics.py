@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prometheus_client import ProcessCollector
 
-from vigil.metrics import BootClockProcessCollector
+from vigil.core.metrics import BootClockProcessCollector
 
 
 def _pid_only_proc(tmp_path: Path) -> str:

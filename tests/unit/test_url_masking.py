@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vigil.urls import UrlError, mask_url, parse_store_url
+from vigil.core.urls import UrlError, mask_url, parse_store_url
 
 
 @pytest.mark.parametrize(("url", "secret"), [

@@ -1,4 +1,4 @@
-"""vigil._yaml composes with libyaml where PyYAML has it: the same data, the same line of every key, and the
+"""vigil.core._yaml composes with libyaml where PyYAML has it: the same data, the same line of every key, and the
 same error with the same line as the pure-Python composer; without libyaml it still loads."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from bench.yaml_load import rules_text
-from vigil import _yaml
-from vigil._yaml import YamlError, load_yaml
+from vigil.core import _yaml
+from vigil.core._yaml import YamlError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ pytestmark = pytest.mark.skipif(not _yaml.HAVE_LIBYAML, reason="this PyYAML has 
 
 
 @pytest.mark.parametrize("text", [MIXED, rules_text(300), *(p.read_text() for p in sorted(
-    [*ROOT.glob("vigil/demo/**/*.yaml"), *ROOT.glob("deploy/**/*.yaml")]))])
+    [*ROOT.glob("vigil/app/demo/**/*.yaml"), *ROOT.glob("deploy/**/*.yaml")]))])
 def test_the_same_data_and_lines_both_ways(text: str) -> None:
     fast, slow = both(text)
     assert fast == slow  # the data and every key's line; or (compose.yaml's merge keys) the same refusal

@@ -162,7 +162,7 @@ class EngineProcess(ChildProcess):
     """``vigil alerting`` as a real child process."""
 
     def __init__(self, argv: list[str], log: Path) -> None:
-        super().__init__([sys.executable, "-m", "vigil.cli", *argv], log, cwd=ROOT, grace=10)
+        super().__init__([sys.executable, "-m", "vigil.app.cli", *argv], log, cwd=ROOT, grace=10)
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from alerting.service import serve
-from broker_bridge.stores import open_store
-from vigil.cli import main
-from vigil.config import load_config
-from vigil.event import Event
+from vigil.app.cli import main
+from vigil.app.config import load_config
+from vigil.core.event import Event
+from vigil.core.stores import open_store
 
 from .conftest import MqttProbe, Receiver
 

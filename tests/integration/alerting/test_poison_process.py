@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.services import Mosquitto, sqlite_says
-from vigil.poison import fingerprint
+from vigil.core.poison import fingerprint
 
 from .conftest import EngineProcess, MqttProbe, Receiver, wait_for
 

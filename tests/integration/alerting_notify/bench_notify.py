@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from alerting.clock import SystemClock
 from alerting.notify import AppriseSender, Dispatcher, NotifyConfig, Outbox, RecordingSender
 from alerting.transition import AlertState, Severity, Transition
+from vigil.core.clock import SystemClock
 
 
 def _t(i: int) -> Transition:

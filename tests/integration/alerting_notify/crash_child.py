@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from alerting.clock import SystemClock
 from alerting.notify import AppriseSender, Dispatcher, NotifyConfig
+from vigil.core.clock import SystemClock
 
 
 async def main(state: str, port: int) -> None:

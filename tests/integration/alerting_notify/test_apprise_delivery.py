@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from alerting.clock import ManualClock
 from alerting.notify import AppriseSender, Dispatcher, NotifyConfig, Outbox
 from alerting.transition import AlertState, Severity, Transition
+from vigil.core.clock import ManualClock
 
 from .conftest import Receiver
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from alerting.clock import ManualClock
 from alerting.notify import Dispatcher, NotifyConfig, Outbox, RecordingSender
 from alerting.notify.cli import add_arguments, run
 from alerting.transition import AlertState, Severity, Transition
+from vigil.core.clock import ManualClock
 
 from .conftest import Receiver
 

@@ -9,9 +9,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from alerting.clock import SystemClock
 from alerting.notify import Dispatcher, NotifyConfig, Outbox, RecordingSender
 from alerting.transition import AlertState, Severity, Transition
+from vigil.core.clock import SystemClock
 
 
 def _engine(path: Path, series: int, rounds: int) -> None:

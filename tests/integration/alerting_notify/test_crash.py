@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from alerting.clock import SystemClock
 from alerting.notify import AppriseSender, Dispatcher, NotifyConfig, Outbox
 from alerting.transition import AlertState, Severity, Transition
+from vigil.core.clock import SystemClock
 
 from .conftest import Receiver
 

@@ -17,9 +17,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker_bridge.service import Bridge
-from broker_bridge.stores import Store
 from tests.services import ChildProcess, Influxd, Mosquitto, free_port, wait_until
-from vigil.config import VigilConfig, load_config
+from vigil.app.config import VigilConfig, load_config
+from vigil.core.stores import Store
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 

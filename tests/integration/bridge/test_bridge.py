@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from broker_bridge.stores import open_store
 from tests.integration.bridge.conftest import make_config, publish_many, reading, running_bridge
 from tests.services import Influxd, Mosquitto
-from vigil.event import SeriesKey
+from vigil.core.event import SeriesKey
+from vigil.core.stores import open_store
 
 
 async def wait_for(check: Any, timeout: float = 10.0) -> bool:

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from broker_bridge.stores import open_store
 from tests.integration.bridge.conftest import (
     BridgeProcess,
     influx_count,
@@ -20,7 +19,8 @@ from tests.integration.bridge.conftest import (
 )
 from tests.integration.bridge.test_bridge import wait_for
 from tests.services import Influxd, Mosquitto, wait_until
-from vigil.event import SeriesKey
+from vigil.core.event import SeriesKey
+from vigil.core.stores import open_store
 
 
 def readings(n: int, devices: int, t0: float) -> list[tuple[str, bytes]]:

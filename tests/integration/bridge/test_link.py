@@ -11,7 +11,7 @@ import pytest
 from broker_bridge.link import Delivery, Link, LinkError
 from tests.integration.bridge.conftest import publish_many
 from tests.services import Mosquitto, free_port
-from vigil.config import MqttSettings
+from vigil.core.settings import MqttSettings
 
 pytestmark = pytest.mark.integration
 

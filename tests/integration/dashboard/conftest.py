@@ -15,11 +15,11 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from broker_bridge.stores import Store, open_store
 from dashboard.app import serve
 from dashboard.passwords import hash_password
 from tests.services import Influxd, Mosquitto, free_port
-from vigil.config import VigilConfig
+from vigil.app.config import VigilConfig
+from vigil.core.stores import Store, open_store
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

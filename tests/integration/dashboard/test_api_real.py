@@ -10,7 +10,6 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from broker_bridge.stores import Store
 from dashboard.auth import sign_request
 from tests.integration.dashboard.conftest import (
     HMAC_SECRET,
@@ -21,7 +20,8 @@ from tests.integration.dashboard.conftest import (
     running_dashboard,
 )
 from tests.services import Mosquitto
-from vigil.event import Event
+from vigil.core.event import Event
+from vigil.core.stores import Store
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ async def test_history_of_a_week_is_downsampled_by_the_store(mosquitto: Mosquitt
 
 async def test_ingest_reaches_the_broker_and_errors_do_not(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = make_config(mosquitto, "memory://", tmp_path)
-    from broker_bridge.stores import MemoryStore
+    from vigil.core.stores import MemoryStore
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with running_dashboard(config, MemoryStore()) as run, run.client() as c, \
@@ -106,7 +106,7 @@ async def test_ingest_reaches_the_broker_and_errors_do_not(mosquitto: Mosquitto,
 
 
 async def test_ack_and_silence_go_over_mqtt(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from broker_bridge.stores import MemoryStore
+    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     async with running_dashboard(config, MemoryStore()) as run, run.client() as c:
@@ -144,7 +144,7 @@ async def test_ack_and_silence_go_over_mqtt(mosquitto: Mosquitto, tmp_path: Path
 
 
 async def test_broker_outage_is_reported_and_survived(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from broker_bridge.stores import MemoryStore
+    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -169,7 +169,7 @@ async def test_broker_outage_is_reported_and_survived(mosquitto: Mosquitto, tmp_
 
 
 async def test_server_sent_events_carry_a_publish(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from broker_bridge.stores import MemoryStore
+    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     async with running_dashboard(config, MemoryStore()) as run, run.client() as c:
@@ -197,7 +197,7 @@ async def test_server_sent_events_carry_a_publish(mosquitto: Mosquitto, tmp_path
 
 
 async def test_signed_ingest_is_published_once_and_a_replay_is_refused(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from broker_bridge.stores import MemoryStore
+    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     path = "/api/v1/readings?device=plc&sensor=tank"

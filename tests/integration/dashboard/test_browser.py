@@ -14,10 +14,10 @@ import pytest
 from playwright.async_api import Browser, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from broker_bridge.stores import open_store
 from tests.integration.dashboard.conftest import ADMIN_PW, Running, make_config, running_dashboard
 from tests.services import Mosquitto
-from vigil.event import Event
+from vigil.core.event import Event
+from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from tests.services import Mosquitto, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
-VIGIL = [sys.executable, "-m", "vigil.cli"]
+VIGIL = [sys.executable, "-m", "vigil.app.cli"]
 
 
 def test_hash_password_from_a_pipe() -> None:

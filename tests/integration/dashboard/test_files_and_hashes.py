@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker_bridge.stores import Store
 from dashboard.auth import ensure_admin
 from tests.integration.dashboard.conftest import ADMIN_PW, make_config, running_dashboard
 from tests.services import Mosquitto
 from tests.unit.dashboard.test_passwords import scrypt_hash
-from vigil.config import load_config
+from vigil.app.config import load_config
+from vigil.core.stores import Store
 
 pytestmark = pytest.mark.integration
 SQLITE = pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # the store plays no part here
@@ -118,7 +118,7 @@ async def test_health_answers_while_the_rules_are_checked(mosquitto: Mosquitto, 
 
 
 def test_hash_password_writes_argon2id_that_the_config_accepts(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "vigil.cli", "dashboard", "--hash-password"],
+    out = subprocess.run([sys.executable, "-m", "vigil.app.cli", "dashboard", "--hash-password"],
                          input="a long password\n", capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     stored = out.stdout.strip()

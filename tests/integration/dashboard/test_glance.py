@@ -18,12 +18,12 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from alerting.templates import MessageTemplate
-from broker_bridge.stores import Store, open_store
 from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
 from tests.integration.dashboard.test_browser import ARTIFACTS, CANVAS_INK, DESKTOP, PHONE, logged_in, tile
 from tests.services import Mosquitto
-from vigil.config import VigilConfig
-from vigil.event import Event
+from vigil.app.config import VigilConfig
+from vigil.core.event import Event
+from vigil.core.stores import Store, open_store
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ import aiomqtt
 import pytest
 from playwright.async_api import Browser
 
-from broker_bridge.stores import open_store
 from tests.integration.dashboard.conftest import make_config, running_dashboard
 from tests.integration.dashboard.test_browser import logged_in
 from tests.services import Mosquitto
-from vigil.event import Event
+from vigil.core.event import Event
+from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
 

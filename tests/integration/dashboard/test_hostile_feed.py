@@ -23,7 +23,7 @@ from tests.integration.dashboard.conftest import TOKEN, Running, eventually, mak
 from tests.integration.dashboard.test_browser import logged_in, publish, tile
 from tests.services import Mosquitto
 from tests.unit.dashboard.conftest import old_sqlite_store
-from vigil.event import Event
+from vigil.core.event import Event
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from broker_bridge.stores import Store
 from dashboard import actions, api, pages
 from tests.integration.dashboard.conftest import TOKEN, Running, make_config, running_dashboard
 from tests.services import Mosquitto
+from vigil.core.stores import Store
 
 pytestmark = pytest.mark.integration
 

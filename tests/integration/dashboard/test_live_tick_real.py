@@ -17,13 +17,13 @@ import httpx
 import pytest
 from playwright.async_api import Browser
 
-from broker_bridge.stores import MemoryStore
 from dashboard.live import LiveState
 from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
 from tests.integration.dashboard.test_browser import dashboard, logged_in, tile  # noqa: F401 (fixture)
 from tests.services import Mosquitto
-from vigil.event import Event
-from vigil.topics import Topics
+from vigil.core.event import Event
+from vigil.core.stores import MemoryStore
+from vigil.core.topics import Topics
 
 pytestmark = pytest.mark.integration
 

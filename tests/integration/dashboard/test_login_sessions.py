@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker_bridge.stores import Store, open_store
 from dashboard.auth import SESSION_COOKIE, sign_request
 from tests.integration.dashboard.conftest import ADMIN_PW, HMAC_SECRET, make_config, running_dashboard
 from tests.services import Mosquitto
-from vigil.config import VigilConfig
+from vigil.app.config import VigilConfig
+from vigil.core.stores import Store, open_store
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from broker_bridge.stores import open_store
 from dashboard.settings import TokenEntry
 from tests.integration.dashboard.conftest import make_config, running_dashboard
 from tests.services import Mosquitto, raw_http
+from vigil.core.stores import open_store
 
 SCRAPER = "scraper-token-0123456789"
 DASHBOARD_METRICS = ["vigil_dashboard_broker_connected", "vigil_dashboard_live_subscribers",

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page
 
-from broker_bridge.stores import open_store
 from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
 from tests.integration.dashboard.test_browser import ARTIFACTS, DESKTOP, PHONE, logged_in
 from tests.services import Mosquitto
-from vigil.event import Event
+from vigil.core.event import Event
+from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -189,7 +189,7 @@ async def test_the_preview_says_what_vigil_rules_backtest_says(dashboard: Runnin
     only = tmp_path / "only.yaml"  # the edited rule alone, with its receivers, as the preview replays it
     only.write_text(edited.split("  - {name: freezer-offline")[0])
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    out = subprocess.run([sys.executable, "-c", "from vigil.cli import main; raise SystemExit(main())", "rules",
+    out = subprocess.run([sys.executable, "-c", "from vigil.app.cli import main; raise SystemExit(main())", "rules",
                           "backtest", str(only), "--store", f"sqlite:///{tmp_path}/vigil.db",
                           "--from", repr(p["start"]), "--to", repr(p["end"])],
                          capture_output=True, text=True, timeout=60, env=env)

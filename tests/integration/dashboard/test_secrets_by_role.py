@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker_bridge.stores import open_store
 from dashboard.passwords import hash_password
 from dashboard.settings import TokenEntry, UserEntry
 from tests.integration.dashboard.conftest import TOKEN, Running, make_config, running_dashboard
 from tests.services import Mosquitto
+from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import pytest
 
 from alerting.state import AlertRecord, StateDB
 from alerting.transition import AlertState
-from broker_bridge.stores import open_store
 from tests.services import Influxd, wait_until
-from vigil.event import Event, SeriesKey
+from vigil.core.event import Event, SeriesKey
+from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
 

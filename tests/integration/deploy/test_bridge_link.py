@@ -1,6 +1,6 @@
 """The bridge's MQTT link (gmqtt) under the shipped Mosquitto configuration: TLS with the CA from
 make-certs.sh, its own user, and a wrong password said as such; and the other server parts'
-aiomqtt clients over the same TLS (both take their context from vigil.mqtt.ssl_context)."""
+aiomqtt clients over the same TLS (both take their context from vigil.core.mqtt.ssl_context)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from broker_bridge.link import Link, LinkError
 from tests.integration.deploy.mqttclient import Session
 from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
-from vigil.config import MqttSettings
-from vigil.mqtt import build_client
+from vigil.core.mqtt import build_client
+from vigil.core.settings import MqttSettings
 
 pytestmark = pytest.mark.integration
 

@@ -119,7 +119,7 @@ class Agents:
         # Its default queue directory (no --queue) in this test's folder, never the home directory's.
         env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
         env.update(PYTHONPATH=paths, XDG_STATE_HOME=str(self.tmp_path / "state"))
-        proc = subprocess.Popen([python, "-m", "vigil.cli", "edge", *args],
+        proc = subprocess.Popen([python, "-m", "vigil.app.cli", "edge", *args],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         self.procs.append(proc)

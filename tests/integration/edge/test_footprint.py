@@ -40,13 +40,13 @@ SCRIPT = textwrap.dedent("""
                        "ssl": "_ssl" in sys.modules}, f)
 
     atexit.register(report)
-    from vigil.cli import main
+    from vigil.app.cli import main
     sys.exit(main(sys.argv[2:]))
 """)
 
 
 # What paho imports and never uses stays unrun; inspect (dataclasses' docstrings) too; argparse's
-# terminal width does not bring in shutil, bz2 and lzma (vigil/cli.py).
+# terminal width does not bring in shutil, bz2 and lzma (vigil/app/cli.py).
 LEAN = {"deferred": {"urllib.request": True, "hashlib": True, "inspect": True}, "loaded": [], "ssl": True}
 
 

@@ -14,7 +14,7 @@ import yaml
 from edge import BufferConfig, EdgeConfig, Fault, HomeAssistantConfig, MqttConfig, simulated_sensor
 from tests.integration.edge.conftest import Agents, Recorder, retained
 from tests.services import Mosquitto
-from vigil.reading import parse_reading, reading_schema
+from vigil.core.reading import parse_reading, reading_schema
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from broker_bridge.stores import (
+from tests.services import Influxd, VictoriaMetrics
+from vigil.core.event import Event, SeriesKey
+from vigil.core.stores import (
     EventsRefused,
     MemoryStore,
     Point,
@@ -16,11 +18,9 @@ from broker_bridge.stores import (
     StoreUnavailable,
     open_store,
 )
-from broker_bridge.stores.influx2 import Influx2Store
-from broker_bridge.stores.sqlite import SqliteStore
-from tests.services import Influxd, VictoriaMetrics
-from vigil.event import Event, SeriesKey
-from vigil.urls import parse_store_url
+from vigil.core.stores.influx2 import Influx2Store
+from vigil.core.stores.sqlite import SqliteStore
+from vigil.core.urls import parse_store_url
 
 T0 = 1_700_002_800.0  # a whole hour, so 60 and 120 s buckets start at T0
 HOSTILE_NAMES = ["a b", "a,b", "a=b", '"q"', "x\ny", "Ω", "it's", "back\\slash\\", "100%", "tab\there"]
@@ -146,7 +146,7 @@ def test_influx2_writes_through_influxdb_client(victoria_metrics: VictoriaMetric
     with Influx2Store(url) as s:
         s.write([ev(20.0 + i, T0 + i, device=n, sensor="t0", site="north") for i, n in enumerate(names)])
     rows = victoria_metrics.export('{__name__="temperature_value"}')
-    from broker_bridge.stores._lineproto import decode_name
+    from vigil.core.stores._lineproto import decode_name
 
     got = {decode_name(r["metric"]["device"]): (r["values"], r["timestamps"], r["metric"]["site"]) for r in rows}
     assert set(got) == set(names)

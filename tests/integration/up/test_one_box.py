@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from broker_bridge.stores.sqlite import SqliteStore
 from tests.services import ChildProcess, free_port, wait_until
+from vigil.core.stores.sqlite import SqliteStore
 
 from .proc import VIGIL, Vigil, closed
 
@@ -134,8 +134,8 @@ def test_a_pi_comes_in_through_a_password_listener_of_the_users_own_in_conf_d(
     import asyncio
     import signal
 
-    from vigil.config import MqttSettings
-    from vigil.preflight import check_broker
+    from vigil.app.preflight import check_broker
+    from vigil.core.settings import MqttSettings
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "home" / "state"))

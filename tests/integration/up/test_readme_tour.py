@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from broker_bridge.stores.sqlite import SqliteStore
 from tests.services import ChildProcess, Influxd, free_port, wait_until
+from vigil.core.stores.sqlite import SqliteStore
 
 from .conftest import Receiver
 from .proc import closed

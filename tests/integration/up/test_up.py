@@ -48,7 +48,7 @@ def test_up_uses_a_broker_that_answers_readings_reach_the_store_and_it_rides_out
     try:
         assert up.read_until("Dashboard: http://127.0.0.1:", 60), up.output
         assert f"using the one that answers at {mosquitto.url}" in up.output
-        from broker_bridge.stores.sqlite import SqliteStore
+        from vigil.core.stores.sqlite import SqliteStore
 
         db = tmp_path / "vigil-data" / "vigil.db"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import textwrap
 from typing import Optional
 
-from alerting.clock import ManualClock
 from alerting.engine import Engine
 from alerting.rules import load_rules_text
 from alerting.state import StateDB
 from alerting.transition import Transition
-from vigil.event import Event
+from vigil.core.clock import ManualClock
+from vigil.core.event import Event
 
 T0 = 1_700_000_000.0
 

@@ -6,8 +6,8 @@ import textwrap
 
 from alerting.backtest import backtest
 from alerting.rules import load_rules_text
-from broker_bridge.stores import open_store
-from vigil.event import Event
+from vigil.core.event import Event
+from vigil.core.stores import open_store
 
 T0 = 1_700_000_000.0
 RULES = textwrap.dedent("""

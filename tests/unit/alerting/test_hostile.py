@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from alerting.clock import ManualClock
 from alerting.engine import Engine
 from alerting.rules import RulesError, load_rules_text
 from alerting.service import AlertService, parse_status
 from alerting.templates import MessageTemplate, TemplateProblem
-from vigil.config import VigilConfig
+from vigil.app.config import VigilConfig
+from vigil.core.clock import ManualClock
 
 from .helpers import T0, Recorder, engine, ev, feed
 

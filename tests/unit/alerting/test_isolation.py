@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from alerting.clock import ManualClock
 from alerting.engine import Engine
 from alerting.guard import refusal, supervised
 from alerting.rules import load_rules_text
 from alerting.service import AlertService
-from vigil.config import VigilConfig
+from vigil.app.config import VigilConfig
+from vigil.core.clock import ManualClock
 
 from .helpers import T0, Recorder, engine, ev
 

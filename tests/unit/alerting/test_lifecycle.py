@@ -6,13 +6,13 @@ import sqlite3
 import textwrap
 from pathlib import Path
 
-from alerting.clock import ManualClock
 from alerting.engine import Engine
 from alerting.notify.outbox import Outbox
 from alerting.partition import owns, parse_partition
 from alerting.rules import load_rules_text
 from alerting.state import StateDB
 from alerting.transition import AlertState
+from vigil.core.clock import ManualClock
 
 from .helpers import T0, Recorder, engine, feed
 
@@ -168,9 +168,9 @@ def test_nodata_after_restart_counts_from_the_last_reading_before_it(tmp_path: P
 
 async def test_windows_are_refilled_from_the_store_after_a_restart(tmp_path: Path) -> None:
     from alerting.service import AlertService
-    from broker_bridge.stores import MemoryStore
-    from vigil.config import VigilConfig
-    from vigil.event import Event
+    from vigil.app.config import VigilConfig
+    from vigil.core.event import Event
+    from vigil.core.stores import MemoryStore
 
     path = tmp_path / "alerts.db"
     clock = ManualClock(T0 - 700)
@@ -196,8 +196,8 @@ async def test_windows_are_refilled_from_the_store_after_a_restart(tmp_path: Pat
 
 async def test_store_rule_pending_fires_on_a_later_run_at_its_due_time() -> None:
     from alerting.storetrigger import store_snapshots
-    from broker_bridge.stores import MemoryStore
-    from vigil.event import Event
+    from vigil.core.event import Event
+    from vigil.core.stores import MemoryStore
 
     e, _sink, clock = engine("""
     rules:

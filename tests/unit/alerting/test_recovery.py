@@ -7,14 +7,14 @@ import textwrap
 from pathlib import Path
 
 from alerting.backtest import backtest
-from alerting.clock import ManualClock
 from alerting.engine import RESUME_WAIT, Engine
 from alerting.rules import load_rules_text
 from alerting.ruletest import START, run_test_file
 from alerting.state import StateDB
 from alerting.transition import Transition
-from broker_bridge.stores import open_store
-from vigil.event import Event
+from vigil.core.clock import ManualClock
+from vigil.core.event import Event
+from vigil.core.stores import open_store
 
 from .helpers import T0, Recorder, engine, ev
 

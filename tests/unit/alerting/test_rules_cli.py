@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.cli import main
+from vigil.app.cli import main
 
 DATA = Path(__file__).parent / "data"
 
@@ -188,8 +188,8 @@ def test_rules_test_bad_file_is_an_error_with_a_line(tmp_path: Path, capsys: pyt
 
 
 def test_backtest_on_sqlite_history_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from broker_bridge.stores import open_store
-    from vigil.event import Event
+    from vigil.core.event import Event
+    from vigil.core.stores import open_store
 
     db = tmp_path / "vigil.db"
     store = open_store(f"sqlite:///{db}", retention=10 * 365 * 86400.0)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from alerting.clock import ManualClock
 from alerting.heartbeat import Heartbeat
 from alerting.notify.outbox import OUTBOX_TABLE, Outbox
 from alerting.notify.state import ReceiverFailure
@@ -19,8 +18,9 @@ from alerting.watchdog import RULE, SERIES, Watchdog
 from tests.integration.alerting.conftest import Pings
 from tests.integration.alerting.conftest import pings as pings  # the fixture
 from tests.services import free_port
-from vigil.health import PartHealth, parse_health
-from vigil.topics import Topics
+from vigil.core.clock import ManualClock
+from vigil.core.health import PartHealth, parse_health
+from vigil.core.topics import Topics
 
 from .helpers import T0, Recorder
 

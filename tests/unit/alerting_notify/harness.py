@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Optional
 
-from alerting.clock import ManualClock
 from alerting.notify import Dispatcher, NotifyConfig, Outbox, RecordingSender
 from alerting.transition import AlertState, Severity, Transition
+from vigil.core.clock import ManualClock
 
 START = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
 _ids = itertools.count(1)

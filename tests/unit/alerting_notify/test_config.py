@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from alerting.notify import NotifyConfig
 from alerting.notify.config import __doc__ as CONFIG_DOC
-from vigil._yaml import load_yaml
-from vigil.config import describe_errors
+from vigil.app.config import describe_errors
+from vigil.core._yaml import load_yaml
 
 
 def errors(data: dict[str, Any]) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alerting.notify import MissingSecret, NotifyConfig, ReceiverUrl
-from vigil.cli import main
+from vigil.app.cli import main
 
 ENV = {"VIGIL_MQTT_PASSWORD": "broker-pw", "VIGIL_INFLUXDB_TOKEN": "influx-token", "SMTP_PASS": "smtp-pw",
        "VIGIL_NOTIFY_SMTP_PASS": "notify-pw"}

@@ -12,9 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.notify import NotifyConfig, RecordingSender
-from vigil._yaml import load_yaml
-from vigil.cli import main
-from vigil.config import describe_errors
+from vigil.app.cli import main
+from vigil.app.config import describe_errors
+from vigil.core._yaml import load_yaml
 
 from .harness import START, Harness, config, transition
 

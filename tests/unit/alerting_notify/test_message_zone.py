@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from alerting.clock import ManualClock
 from alerting.notify import RecordingSender
 from alerting.notify.dispatcher import Dispatcher
 from alerting.notify.message import Item, Kind, render
 from alerting.transition import AlertState
+from vigil.core.clock import ManualClock
 
 from .harness import START, Harness, config, transition
 

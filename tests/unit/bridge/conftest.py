@@ -8,7 +8,7 @@ import pytest
 
 from broker_bridge.pipeline import Outcome, Pipeline
 from broker_bridge.settings import BridgeSettings
-from vigil.topics import Topics
+from vigil.core.topics import Topics
 
 # 2023-11-14T22:13:20Z: the receive time of every message in these tests.
 NOW = 1_700_000_000.0

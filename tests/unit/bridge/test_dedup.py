@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from broker_bridge.dedup import Deduplicator
-from vigil.event import Event
+from vigil.core.event import Event
 
 from .conftest import NOW, make_pipeline
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker_bridge.pipeline import Pipeline
-from vigil.topics import validate_segment
+from vigil.core.topics import validate_segment
 
 from .conftest import NOW, make_pipeline
 

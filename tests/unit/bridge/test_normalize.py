@@ -10,7 +10,7 @@ from broker_bridge.formats import RawReading
 from broker_bridge.normalize import Normalizer, Refusal, SourceRules
 from broker_bridge.settings import BridgeSettings, SourceSettings
 from broker_bridge.units import UnitError, converter
-from vigil.event import Event
+from vigil.core.event import Event
 
 from .conftest import NOW, make_pipeline
 

@@ -12,8 +12,8 @@ import pytest
 from broker_bridge.formats import RawReading
 from broker_bridge.pipeline import DeadLetter, Pipeline
 from broker_bridge.settings import BridgeSettings, SourceSettings
-from vigil.event import Event
-from vigil.topics import Topics
+from vigil.core.event import Event
+from vigil.core.topics import Topics
 
 from .conftest import NOW, make_pipeline
 
@@ -153,7 +153,7 @@ def test_a_parser_bug_costs_one_message_not_the_bridge(caplog: pytest.LogCapture
 
 
 def test_a_source_on_a_wildcard_first_filter_does_not_take_broker_topics() -> None:
-    # routed by the core's one matcher (vigil.topics.levels_match); a "$" topic is the broker's, never a source's
+    # routed by the core's one matcher (vigil.core.topics.levels_match); a "$" topic is the broker's, never a source's
     p = make_pipeline(sources=[{"name": "any", "format": "plain", "topic": "+/{device}/{sensor}"}])
     assert [d.source for d in p.process("$SYS/broker/uptime", b"1", NOW).dead] == ["unrouted"]
     assert [(e.device, e.source) for e in p.process("site/freezer/t0", b"21.5", NOW).events] == [("freezer", "any")]

@@ -8,8 +8,8 @@ import pytest
 
 from broker_bridge.settings import BridgeSettings
 from broker_bridge.topic_pattern import PatternError, TopicPattern, filters_overlap
-from vigil.config import ConfigError, dump_config, load_config
-from vigil.topics import filter_matches
+from vigil.app.config import ConfigError, dump_config, load_config
+from vigil.core.topics import filter_matches
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:

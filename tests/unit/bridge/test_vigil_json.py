@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from broker_bridge.formats import FORMATS, FormatError
 from broker_bridge.settings import SourceSettings
-from vigil.reading import ReadingError, parse_reading, reading_schema
+from vigil.core.reading import ReadingError, parse_reading, reading_schema
 
 SOURCE = SourceSettings(name="vigil", format="vigil_json")
 FIELDS = {"device": "d", "sensor": "s"}

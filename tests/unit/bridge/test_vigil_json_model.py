@@ -15,7 +15,7 @@ from broker_bridge.formats.vigil_json import _checked_slowly
 from broker_bridge.settings import SourceSettings
 from tests.unit.bridge.conftest import NOW, make_pipeline
 from tests.unit.bridge.test_vigil_json import readings
-from vigil.reading import ReadingError, parse_reading
+from vigil.core.reading import ReadingError, parse_reading
 
 SOURCE = SourceSettings(name="vigil", format="vigil_json")
 FIELDS = {"device": "d", "sensor": "s"}

@@ -10,9 +10,9 @@ import pytest
 
 from broker_bridge.metrics import Metrics
 from broker_bridge.spool import Spool
-from broker_bridge.stores import MemoryStore, Point, StoreRejected
 from broker_bridge.writer import StoreWriter
-from vigil.event import Event, SeriesKey
+from vigil.core.event import Event, SeriesKey
+from vigil.core.stores import MemoryStore, Point, StoreRejected
 
 S = SeriesKey("temperature", "freezer", "t0")
 

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from alerting.clock import ManualClock
-from broker_bridge.stores import MemoryStore, Store, open_store
 from dashboard.app import create_app
 from dashboard.feed import BrokerUnavailable
 from dashboard.live import LiveState
 from dashboard.passwords import hash_password
-from vigil.config import VigilConfig
+from vigil.app.config import VigilConfig
+from vigil.core.clock import ManualClock
+from vigil.core.stores import MemoryStore, Store, open_store
 
 NOW = 1_700_000_000.0
 ADMIN_PW = "correct horse battery"

@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker_bridge.stores import MemoryStore, StoreUnavailable
 from dashboard.api import choose_bucket
 from dashboard.app import create_app
 from dashboard.live import LiveState
 from tests.unit.dashboard.conftest import NOW, Harness, RecordingPublisher, make_config
-from vigil.event import Event
-from vigil.topics import Topics
+from vigil.core.event import Event
+from vigil.core.stores import MemoryStore, StoreUnavailable
+from vigil.core.topics import Topics
 
 
 def ev(value: float, ts: float, device: str = "freezer", sensor: str = "t0", **kw: object) -> Event:

@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker_bridge.stores import MemoryStore
 from dashboard.app import create_app
 from dashboard.auth import ensure_admin
 from dashboard.passwords import hash_password, verify_password
@@ -23,7 +22,8 @@ from tests.unit.dashboard.conftest import (
     RecordingPublisher,
     make_config,
 )
-from vigil.config import ConfigError, load_config
+from vigil.app.config import ConfigError, load_config
+from vigil.core.stores import MemoryStore
 
 READ_ROUTES = ["/api/v1/openapi.json", "/api/v1/live", "/api/v1/mute-windows", "/api/v1/latest",
                "/api/v1/devices", "/api/v1/alerts", "/api/v1/silences", "/api/v1/rules", "/api/v1/metrics",
@@ -203,7 +203,7 @@ async def test_secrets_never_show_in_pages_or_api(harness: Harness) -> None:
 
 
 def test_config_check_never_prints_dashboard_secrets(tmp_path: Path) -> None:
-    from vigil.config import dump_config
+    from vigil.app.config import dump_config
 
     f = tmp_path / "vigil.yaml"
     f.write_text("dashboard:\n  tokens: [{name: t, token: secret-token-1234567890}]\n"

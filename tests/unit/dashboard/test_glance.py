@@ -12,7 +12,7 @@ from dashboard.journal import AlertJournal
 from dashboard.live import LiveState
 from dashboard.settings import DashboardSettings
 from dashboard.thresholds import limits_for, rule_limits
-from vigil.topics import Topics
+from vigil.core.topics import Topics
 
 NOW = time.time() - 3600  # the journal prunes by the real clock when it opens
 TOPIC = "vigil/alerts/hot/freezer/t0/temperature"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dashboard.journal import AlertJournal
 from dashboard.live import LiveState
-from vigil.topics import Topics
+from vigil.core.topics import Topics
 
 NOW = time.time() - 3600  # the journal prunes by the real clock when it opens
 

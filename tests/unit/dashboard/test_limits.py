@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from alerting.templates import MessageTemplate, render_context_example
-from broker_bridge.stores import MemoryStore
 from dashboard.limits import MAX_DEPTH, JsonRefused, dumps, loads
 from dashboard.live import LiveState
 from tests.unit.dashboard.conftest import INGEST_TOKEN, NOW, VIEWER_TOKEN, Harness, old_sqlite_store
-from vigil.event import Event
-from vigil.topics import Topics
+from vigil.core.event import Event
+from vigil.core.stores import MemoryStore
+from vigil.core.topics import Topics
 
 DEEP = b'{"state": "online", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 GOOD_EVENT = Event("freezer", "t0", "temperature", -18.5, NOW, "°C").to_json()

@@ -8,8 +8,8 @@ from typing import Any
 
 from dashboard.live import LiveState, Subscription
 from tests.unit.dashboard.conftest import NOW
-from vigil.event import Event
-from vigil.topics import Topics
+from vigil.core.event import Event
+from vigil.core.topics import Topics
 
 TOPIC = "vigil/events/freezer/temperature"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from alerting.clock import ManualClock
 from dashboard.auth import AuthError, LoginLimiter, ReplayGuard, client_address
 from dashboard.denylist import DenyList, DenyListFull
 from tests.unit.dashboard.conftest import NOW, Harness
-from vigil.config import ConfigError, load_config
+from vigil.app.config import ConfigError, load_config
+from vigil.core.clock import ManualClock
 
 
 def test_a_flood_of_names_does_not_reset_a_locked_user() -> None:

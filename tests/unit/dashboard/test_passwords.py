@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.passwords import MAX_MEMORY, check_hash_format, hash_password, verify_and_update, verify_password
-from vigil.config import ConfigError, load_config
+from vigil.app.config import ConfigError, load_config
 
 PW = "correct horse battery"
 

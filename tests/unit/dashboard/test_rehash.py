@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from alerting.clock import ManualClock
 from dashboard.auth import Authenticator, AuthError, ensure_admin
 from dashboard.passwords import verify_password
 from dashboard.settings import DashboardSettings, UserEntry
 from tests.unit.dashboard.conftest import NOW
 from tests.unit.dashboard.test_passwords import PW, scrypt_hash
+from vigil.core.clock import ManualClock
 
 
 def test_the_generated_admins_scrypt_hash_becomes_argon2id_in_its_file(tmp_path: Path) -> None:

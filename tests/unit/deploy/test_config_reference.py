@@ -9,20 +9,20 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from vigil.config import VigilConfig
-from vigil.config_reference import FALLBACK, iter_keys, markdown_table, render
-from vigil.configtypes import STRICT, Duration, Port
+from vigil.app.config import VigilConfig
+from vigil.app.config_reference import FALLBACK, iter_keys, markdown_table, render
+from vigil.core.configtypes import STRICT, Duration, Port
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "configuration.md"
 
 
 def test_committed_reference_is_what_the_code_generates() -> None:
-    out = subprocess.run([sys.executable, "-m", "vigil.config_reference"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "vigil.app.config_reference"], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout == DOC.read_text(encoding="utf-8"), (
         "docs/configuration.md is out of date: run "
-        "`.venv/bin/python -m vigil.config_reference > docs/configuration.md` and commit it"
+        "`.venv/bin/python -m vigil.app.config_reference > docs/configuration.md` and commit it"
     )
 
 

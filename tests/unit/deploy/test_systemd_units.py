@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vigil.config import load_config
+from vigil.app.config import load_config
 
 ROOT = Path(__file__).resolve().parents[3]
 SYSTEMD = ROOT / "deploy" / "systemd"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.cli import main
+from vigil.app.cli import main
 
 W1_GOOD = "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n"
 

@@ -9,7 +9,7 @@ import pytest
 from edge.config import EdgeConfig, load_edge_file, parse_edge_section, simulated_sensor
 from edge.errors import EdgeConfigError
 from edge.sensors.simulated import Fault
-from vigil._yaml import load_yaml
+from vigil.core._yaml import load_yaml
 
 GOOD = """\
 device: pi-1
@@ -132,7 +132,7 @@ def test_files_flags_and_a_whole_vigil_yaml(tmp_path: Path) -> None:
 
 
 def test_vigil_config_check_reports_edge_mistakes_with_lines(tmp_path: Path) -> None:
-    from vigil.config import ConfigError, load_config
+    from vigil.app.config import ConfigError, load_config
 
     path = tmp_path / "vigil.yaml"
     path.write_text("edge:\n  device: pi\n  sensors:\n    - name: a\n      type: w1\n      id: nope\n")

@@ -16,7 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 PY39 = Path("/root/.pyenv/versions/3.9.18/bin/python")
 FORBIDDEN = ["pydantic", "aiomqtt", "fastapi", "influxdb_client", "apprise", "numpy", "broker_bridge",
-             "alerting", "dashboard", "vigil.config", "vigil.reading", "vigil.event", "uvicorn", "starlette"]
+             "alerting", "dashboard", "vigil.app.config",
+             "vigil.core.reading", "vigil.core.event", "uvicorn", "starlette"]
 
 SCRIPT = textwrap.dedent("""
     import importlib, pkgutil, sys
@@ -33,7 +34,7 @@ SCRIPT = textwrap.dedent("""
     import edge
     for info in pkgutil.walk_packages(edge.__path__, "edge."):
         importlib.import_module(info.name)
-    from vigil.cli import main
+    from vigil.app.cli import main
     try:
         main(["edge", "--help"])
     except SystemExit as exc:

@@ -1,4 +1,4 @@
-"""The edge's payload builder holds to the shipped JSON Schema and to vigil.reading."""
+"""The edge's payload builder holds to the shipped JSON Schema and to vigil.core.reading."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.payload import build_payload
-from vigil.reading import parse_reading, reading_schema
+from vigil.core.reading import parse_reading, reading_schema
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,63}", fullmatch=True)
 validator = jsonschema.Draft202012Validator(reading_schema())

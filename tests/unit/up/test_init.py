@@ -10,8 +10,8 @@ import pytest
 from alerting.rules import load_rules_path
 from alerting.ruletest import run_test_file
 from edge.config import load_edge_file
-from vigil.config import load_config
-from vigil.init import add_arguments, run
+from vigil.app.config import load_config
+from vigil.app.init import add_arguments, run
 
 
 def _init(*argv: str) -> int:

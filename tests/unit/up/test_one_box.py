@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from vigil.broker import BrokerError, ManagedMosquitto, managed_config, shipped_config_path
-from vigil.config import load_config
-from vigil.mqtt import installation_client_id
-from vigil.preflight import check_port
-from vigil.runtime import under_data_dir
+from vigil.app.broker import BrokerError, ManagedMosquitto, managed_config, shipped_config_path
+from vigil.app.config import load_config
+from vigil.app.preflight import check_port
+from vigil.app.runtime import under_data_dir
+from vigil.core.mqtt import installation_client_id
 
 SHIPPED = shipped_config_path().read_text("utf-8")
 

@@ -1,0 +1,77 @@
+"""``vigil alerting``: evaluate alert rules on events and send notifications."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vigil.app.config import VigilConfig
+from vigil.app.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
+
+DESCRIPTION = """\
+Run the rule engine: consume normalized events (vigil/events/#) and device status (vigil/status/+),
+evaluate the alert rules, publish every alert's state retained on vigil/alerts/<rule>/<series>, and
+send notifications through apprise. Pending timers, firing alerts and notifications waiting to go
+out live in the state file, so a restart neither loses nor repeats an alert. Rules with
+'source: store' run on a schedule against the store (--store). Publish anything to
+vigil/control/rules/reload to reload the rules files; acknowledge an alert by publishing
+{"by": "...", "comment": "..."} to vigil/ack/<rule>/<series>."""
+
+EPILOG = """\
+examples:
+  vigil alerting --broker mqtt://127.0.0.1:1883 --rules rules/ --state /var/lib/vigil/alerts.db
+  vigil alerting -c /etc/vigil/vigil.yaml
+  vigil alerting -c vigil.yaml --partition 0/2 --client-id vigil-alerting-0 --state alerts-0.db
+  vigil rules check rules/            # check the rules before starting
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--rules", metavar="PATH", help="a rules file or a folder of *.yaml rules files")
+    parser.add_argument("--state", metavar="PATH", help="the SQLite file that keeps alert state across restarts")
+    parser.add_argument("--partition", metavar="I/N",
+                        help="evaluate only the series with crc32(series) %% N == I (run N instances)")
+    parser.add_argument("--client-id", metavar="ID", help="MQTT client id (fixed: the broker keeps its session)")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve the engine's metrics on this address")
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose)
+    config = config_from_args(args, {
+        "alerting.rules": (args.rules, "--rules"),
+        "alerting.state": (args.state, "--state"),
+        "alerting.partition": (args.partition, "--partition"),
+        "alerting.client_id": (args.client_id, "--client-id"),
+        "alerting.metrics_listen": (args.metrics_listen, "--metrics-listen"),
+    })
+    from alerting.rules import RulesError
+    from alerting.service import serve
+    from alerting.state import StateError
+
+    # The store only for rules over stored history (source: store), which read it.
+    if not check_at_start(config, "alerting", config.alerting.client_id, store=_reads_store(config)):
+        return 3
+    try:
+        return run_until_signal(serve(config))
+    except RulesError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print("fix the rules above (vigil rules check PATH), then start again", file=sys.stderr)
+        return 3
+    except StateError as exc:
+        print(exc, file=sys.stderr)
+        return 3
+
+
+def _reads_store(config: VigilConfig) -> bool:
+    """Do the rules read the store (source: store)? Unreadable rules: no, serve() reports them."""
+    from alerting.rules import RulesError, load_rules_path
+
+    try:
+        rules, _ = load_rules_path(config.alerting.rules)
+    except RulesError:
+        return False
+    return any(rule.spec.source == "store" for rule in rules.rules)

@@ -1,0 +1,154 @@
+"""The normalized event: what the bridge stores and publishes on ``<root>/events/<device>/<metric>``."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.core.jsonlimits import MAX_DEPTH, too_deep
+from vigil.core.topics import TopicError, invisible_character, validate_segment
+
+__all__ = ["MAX_ABS_VALUE", "METRIC_UNITS", "Event", "EventDecodeError", "SeriesKey"]
+
+# The largest magnitude of a value, as sent and as stored. Far beyond any sensor; small enough that
+# sums and means over millions of stored values stay finite (1e305 kW is finite, in W it is not).
+MAX_ABS_VALUE = 1e18
+
+# An event is a few hundred bytes: names of at most 128 bytes, at most 32 labels of at most 128 characters.
+MAX_EVENT_BYTES = 64 * 1024
+
+# The one unit each metric is stored in (SI, or °C for temperature). The bridge converts to it.
+METRIC_UNITS: dict[str, str] = {
+    "temperature": "°C",
+    "humidity": "%",
+    "pressure": "hPa",
+    "battery": "%",
+    "voltage": "V",
+    "current": "A",
+    "power": "W",
+    "energy": "kWh",
+    "illuminance": "lx",
+    "co2": "ppm",
+    "linkquality": "lqi",
+}
+
+
+class EventDecodeError(ValueError):
+    """An events-topic payload is not a normalized event."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """One stored series: measurement ``metric`` with tags ``device`` and ``sensor``."""
+
+    metric: str
+    device: str
+    sensor: str
+
+    @property
+    def id(self) -> str:
+        """``device/sensor/metric``: the series part of an alert topic."""
+        return f"{self.device}/{self.sensor}/{self.metric}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated, normalized reading. ``ts`` is the source time in epoch seconds."""
+
+    device: str
+    sensor: str
+    metric: str
+    value: float
+    ts: float
+    unit: str = ""
+    seq: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    source: str = "vigil"
+    received: float = field(default=0.0, compare=False)
+
+    @property
+    def series(self) -> SeriesKey:
+        return SeriesKey(self.metric, self.device, self.sensor)
+
+    @property
+    def ts_us(self) -> int:
+        """Source time in whole microseconds: the stored precision and the idempotency key."""
+        return round(self.ts * 1_000_000)
+
+    def label(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.labels:
+            if k == key:
+                return v
+        return default
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "device": self.device,
+            "sensor": self.sensor,
+            "metric": self.metric,
+            "value": self.value,
+            "ts": self.ts,
+            "unit": self.unit,
+            "source": self.source,
+        }
+        if self.seq is not None:
+            out["seq"] = self.seq
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.received:
+            out["received"] = self.received
+        return out
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Event:
+        """Decode an events-topic payload; EventDecodeError says what is wrong."""
+        raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+        if len(raw) > MAX_EVENT_BYTES:
+            raise EventDecodeError(f"{len(raw)} bytes; an event is at most {MAX_EVENT_BYTES}")
+        if too_deep(raw):
+            raise EventDecodeError(f"nested more than {MAX_DEPTH} levels deep")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventDecodeError(f"not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise EventDecodeError("expected a JSON object")
+        try:
+            value = float(data["value"])
+            ts = float(data["ts"])
+            labels = data.get("labels") or {}
+            if not isinstance(labels, dict):
+                raise EventDecodeError("labels: expected an object")
+            seq = data.get("seq")
+            event = cls(
+                device=str(data["device"]),
+                sensor=str(data["sensor"]),
+                metric=str(data["metric"]),
+                value=value,
+                ts=ts,
+                unit=str(data.get("unit", "")),
+                seq=int(seq) if seq is not None else None,
+                labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                source=str(data.get("source", "vigil")),
+                received=float(data.get("received", 0.0)),
+            )
+        except KeyError as exc:
+            raise EventDecodeError(f"missing field {exc.args[0]!r}") from exc
+        except (TypeError, ValueError) as exc:
+            raise EventDecodeError(str(exc)) from exc
+        try:
+            validate_segment(event.device, "device")
+            validate_segment(event.sensor, "sensor")
+            validate_segment(event.metric, "metric")
+        except TopicError as exc:
+            raise EventDecodeError(str(exc)) from exc
+        if invisible_character(event.unit) or any(invisible_character(v) for _, v in event.labels):
+            raise EventDecodeError("unit and label values must be visible text")
+        if not (-MAX_ABS_VALUE <= event.value <= MAX_ABS_VALUE and math.isfinite(event.ts)):
+            raise EventDecodeError(f"value and ts must be finite numbers (value within ±{MAX_ABS_VALUE:g})")
+        return event

@@ -1,0 +1,142 @@
+"""aiomqtt clients for the server parts, built from the ``mqtt:`` settings.
+
+- ``persistent=True`` gives a session the broker keeps while the client is away (MQTT 5:
+  clean start off and a session expiry; 3.1.1: clean session off), so QoS 1 messages wait.
+- Manual acknowledgement: aiomqtt 2.x has no public switch for paho 2's ``manual_ack`` yet
+  (aiomqtt issue #345); :func:`enable_manual_ack` and :func:`ack` are the one place where we
+  reach the paho client under it.
+- :class:`Inbox` lets a consumer take every message already received in one go, instead of
+  one ``await`` per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import ssl
+from pathlib import Path
+from typing import Any, Optional
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from vigil.core.backoff import backoff_delay  # re-exported: the clients' reconnects wait by the one formula
+from vigil.core.settings import MqttSettings
+
+__all__ = [
+    "SESSION_EXPIRY",
+    "Inbox",
+    "ack",
+    "backoff_delay",
+    "build_client",
+    "enable_manual_ack",
+    "installation_client_id",
+    "ssl_context",
+]
+
+SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
+
+
+class Inbox:
+    """A queue factory for aiomqtt that remembers the queue it made, for batch draining."""
+
+    def __init__(self) -> None:
+        self.queue: Optional[asyncio.Queue[aiomqtt.Message]] = None
+        inbox = self
+
+        class _Queue(asyncio.Queue):  # type: ignore[type-arg]
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                inbox.queue = self
+
+        self.queue_type = _Queue
+
+    def drain(self, limit: int) -> list[aiomqtt.Message]:
+        """Up to ``limit`` messages that are already waiting, without waiting."""
+        out: list[aiomqtt.Message] = []
+        q = self.queue
+        while q is not None and len(out) < limit and not q.empty():
+            out.append(q.get_nowait())
+        return out
+
+
+def build_client(
+    settings: MqttSettings,
+    client_id: str,
+    *,
+    persistent: bool = False,
+    will: Optional[aiomqtt.Will] = None,
+    receive_maximum: Optional[int] = None,
+    inbox: Optional[Inbox] = None,
+    max_inflight: int = 0,
+) -> aiomqtt.Client:
+    """An aiomqtt client for the configured broker (not yet connected)."""
+    broker = settings.broker()
+    v5 = settings.protocol == "5"
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if persistent:
+            properties.SessionExpiryInterval = SESSION_EXPIRY
+        if receive_maximum:
+            properties.ReceiveMaximum = receive_maximum
+    kwargs: dict[str, Any] = {}
+    if v5:
+        kwargs["clean_start"] = not persistent
+    else:
+        kwargs["clean_session"] = not persistent
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=broker.password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        will=will,
+        keepalive=settings.keepalive,
+        properties=properties,
+        tls_context=ssl_context(settings) if broker.tls else None,
+        tls_insecure=settings.tls_insecure if broker.tls else None,
+        queue_type=inbox.queue_type if inbox else None,
+        # 0 = no limit in paho: with a limit, paho rescans every outgoing message on each PUBACK
+        # (O(n²) per batch).
+        max_inflight_messages=max_inflight,
+        timeout=10,
+        **kwargs,
+    )
+
+
+def ssl_context(settings: MqttSettings) -> ssl.SSLContext:
+    """The TLS context of ``mqtts://`` (CA file, optional client certificate, ``tls_insecure``),
+    for these clients and the bridge's (broker_bridge/link.py)."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if settings.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def enable_manual_ack(client: aiomqtt.Client) -> None:
+    """From now on, QoS 1 messages are acknowledged only by :func:`ack` (call before connecting)."""
+    paho_client: paho.Client = client._client
+    paho_client.manual_ack_set(True)
+
+
+def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """Send the PUBACK for ``message`` (QoS 0 messages need none)."""
+    if message.qos > 0:
+        paho_client: paho.Client = client._client
+        paho_client.ack(message.mid, message.qos)
+
+
+def installation_client_id(part: str, data_dir: str | Path) -> str:
+    """``vigil-<part>-<8 hex>``: stable for one installation (this host and the data directory's
+    absolute path), different for a second one, so two of them on one broker never take each
+    other's session."""
+    where = f"{socket.gethostname()}\0{Path(data_dir).resolve()}"
+    return f"vigil-{part}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"

@@ -1,0 +1,78 @@
+"""The settings sections every server part shares: how to reach the broker (``mqtt:``) and the store
+(``store:``). The assembled vigil.yaml is :class:`vigil.app.config.VigilConfig`."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+from vigil.core.configtypes import STRICT, BrokerUrlText, Duration, Port, StoreUrlText
+from vigil.core.topics import Topics
+from vigil.core.urls import BrokerUrl, StoreUrl, parse_broker_url, parse_store_url
+
+__all__ = ["MqttSettings", "StoreSettings"]
+
+
+class MqttSettings(BaseModel):
+    """How every server part reaches the broker."""
+
+    model_config = STRICT
+
+    url: Optional[BrokerUrlText] = None
+    host: Optional[str] = None
+    port: Optional[Port] = None
+    tls: bool = False
+    username: Optional[str] = None
+    password: Optional[SecretStr] = None
+    root: str = "vigil"
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    tls_insecure: bool = False
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive: int = Field(30, ge=5, le=3600)
+
+    @model_validator(mode="after")
+    def _one_address(self) -> MqttSettings:
+        if self.url and (self.host or self.port):
+            raise ValueError("give either url or host/port, not both")
+        Topics(self.root)
+        return self
+
+    def broker(self, env: Optional[dict[str, str]] = None) -> BrokerUrl:
+        """The effective broker address and credentials."""
+        env = dict(os.environ) if env is None else env
+        if self.url:
+            b = parse_broker_url(self.url, env)
+        else:
+            scheme = "mqtts" if self.tls else "mqtt"
+            port = f":{self.port}" if self.port else ""
+            b = parse_broker_url(f"{scheme}://{self.host or '127.0.0.1'}{port}", env)
+        username = self.username or b.username
+        password = self.password.get_secret_value() if self.password else b.password
+        return BrokerUrl(b.host, b.port, b.tls, username, password)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.root)
+
+
+class StoreSettings(BaseModel):
+    """Where events are stored (the system of record)."""
+
+    model_config = STRICT
+
+    url: StoreUrlText = "sqlite:///vigil-data/vigil.db"
+    token: Optional[SecretStr] = None
+    password: Optional[SecretStr] = None
+    retention: Duration = 30 * 86400.0
+    labels: list[str] = Field(default_factory=list, description="labels stored as InfluxDB tags")
+
+    def store_url(self, env: Optional[dict[str, str]] = None) -> StoreUrl:
+        env = dict(os.environ) if env is None else env
+        u = parse_store_url(self.url, env)
+        token = self.token.get_secret_value() if self.token else u.token
+        password = self.password.get_secret_value() if self.password else u.password
+        return StoreUrl(**{**u.__dict__, "token": token, "password": password})
