@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _hash_password() -> int:
-    from .passwords import hash_password
+    from dashboard.passwords import hash_password
 
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not check_at_start(config, "dashboard", f"{config.dashboard.client_id}-check", persistent=False):
         return 3
-    from .app import serve
-    from .auth import ensure_admin
+    from dashboard.app import serve
+    from dashboard.auth import ensure_admin
 
     settings, password = ensure_admin(config.dashboard, config.data_dir)
     if password:
