@@ -16,7 +16,6 @@ for _name in (*_deferred.PAHO_UNUSED, "inspect"):
     _deferred.defer(_name)
 
 from .agent import EdgeAgent
-from .clock import Clock, ManualClock, SystemClock
 from .config import (
     BufferConfig,
     EdgeConfig,
@@ -32,19 +31,16 @@ from .sensors import Fault
 
 __all__ = [
     "BufferConfig",
-    "Clock",
     "EdgeAgent",
     "EdgeConfig",
     "EdgeConfigError",
     "EdgeError",
     "Fault",
     "HomeAssistantConfig",
-    "ManualClock",
     "MqttConfig",
     "QueueError",
     "SensorConfig",
     "SensorError",
-    "SystemClock",
     "load_edge_file",
     "parse_edge_section",
     "simulated_sensor",

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .clock import Clock, SystemClock
+from vigil.core.clock import Clock, SystemClock
+
 from .errors import QueueError
 
 __all__ = ["MEMORY", "QueuedReading", "ReadingQueue", "default_directory"]
@@ -153,7 +154,7 @@ class ReadingQueue:
         """Group-commit when the batch interval has passed, and drop readings older than max_age."""
         with self._lock:
             try:
-                cutoff = self.clock.time() - self.max_age
+                cutoff = self.clock.now() - self.max_age
                 # Rows are in time order nearly always; look at the oldest before scanning.
                 oldest = self._db.execute("SELECT ts FROM readings ORDER BY id LIMIT 1").fetchone()
                 if oldest is not None and oldest[0] < cutoff:
