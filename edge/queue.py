@@ -102,8 +102,8 @@ class ReadingQueue:
                 os.makedirs(directory, exist_ok=True)
                 self._lock_fd = _take_lock(os.path.join(directory, self.LOCK_NAME), owner, self.path)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            # Small pages: a commit rewrites whole pages, and rows here are ~150 bytes; measured,
-            # 1 KiB pages halve the bytes written per reading against the default 4 KiB.
+            # Small pages: a commit rewrites whole pages, and rows here are small; 1 KiB pages write
+            # fewer bytes per reading than the default 4 KiB (docs/edge.md, Durability and the SD card).
             self._db.execute("PRAGMA page_size=1024")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[sync]}")
@@ -193,8 +193,8 @@ class ReadingQueue:
             try:
                 self._begin()
                 # One statement for any number of ids: an ``IN (?,?,...)`` per batch size would keep
-                # a prepared statement per size in sqlite3's cache (measured: 1 MB after batches of
-                # 1 to 100 acknowledgements, as after an outage).
+                # a prepared statement per size in sqlite3's cache, after batches of 1 to 100
+                # acknowledgements as after an outage (docs/edge.md, Footprint).
                 removed = self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i in ids]).rowcount
                 # Not committed here, even with sync: always: losing a removal in a crash only
                 # sends that reading again (the bridge drops it by its seq); the next reading's
