@@ -42,7 +42,7 @@ def make_dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any, 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(state_path, check_same_thread=False)
         # As for the engine's own connection: WAL with synchronous=NORMAL survives a process crash
-        # without an fsync per commit (several per notification: 5-100 ms each here); a power cut
+        # without an fsync per commit (several per notification: docs/proof.md, Figures behind the code); a power cut
         # may lose the last commits, which delivery turns into a resend, never into a loss.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread

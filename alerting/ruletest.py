@@ -57,7 +57,7 @@ def parse_values(text: str) -> list[Union[float, str, None]]:
             out.append(token)
         elif (m := _EXPAND.match(token)) is not None:
             start, sign, step, count = m.groups()
-            # The bound is checked before the list grows: 1x20000000 used to take 320 MB first.
+            # The bound is checked before the list grows (docs/proof.md, Figures behind the code).
             n = int(count) + (step is not None) if len(count) <= 7 else _MAX_VALUES + 1
             _check_bound(len(out) + n)
             if step is None:

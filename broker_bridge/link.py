@@ -2,10 +2,10 @@
 
 Why not aiomqtt (paho) here, as in the other server parts: the bridge handles every reading of
 every device, and paho's per-packet work was most of its CPU (a profile of the bridge draining
-a backlog: 69 % of its busy time in paho's read path, MQTT 5 ``Properties`` objects first). On
-this machine a bare gmqtt subscriber drained the same backlog 3-4.5 times as fast as a bare paho
-one (``bench/bridge.py`` prints both), and the bridge rose from ~0.2 to the figure in
-docs/proof.md. The rule engine, the dashboard and the edge stay on aiomqtt / paho.
+a backlog: paho's read path, MQTT 5 ``Properties`` objects first). A bare gmqtt subscriber drains
+the same backlog several times as fast as a bare paho one (``bench/bridge.py`` prints both; the
+figures in docs/proof.md, The bridge alone). The rule engine, the dashboard and the edge stay on
+aiomqtt / paho.
 
 What the bridge needs and gmqtt does not offer as such, done here in one place:
 
@@ -220,7 +220,7 @@ class Link:
             raise LinkError(self.why_lost or "connection lost")
         connection = self._client._connection
         build, ver = CommandWithMidPacket.build_package, connection._protocol.proto_ver
-        # One write for the lot: a send(2) per packet was a third of the bridge's CPU.
+        # One write for the lot: a send(2) per packet was much of the bridge's CPU (docs/proof.md, The bridge alone).
         data = b"".join(build(MQTTCommands.PUBACK, d.mid, False, proto_ver=ver)
                         for d in deliveries if d.mid is not None)
         if data:
@@ -330,8 +330,8 @@ class Link:
 
         A broker with Nagle's algorithm on (Mosquitto's default, ``set_tcp_nodelay false``) holds
         its small PUBACKs until the previous segment is acknowledged, and the kernel delays that
-        acknowledgement up to 40 ms when the bridge has nothing to send: each batch waited for it,
-        and the bridge ran at a third of its rate (bench/bridge.py, docs/proof.md).
+        acknowledgement when the bridge has nothing to send: each batch waited for it, and the
+        bridge ran far below its rate (docs/proof.md, The bridge alone).
         """
         transport = self._transport()
         sock = transport.get_extra_info("socket") if transport is not None else None

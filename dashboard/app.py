@@ -23,6 +23,7 @@ from vigil.app.config import VigilConfig
 from vigil.core import metrics as vigil_metrics
 from vigil.core.clock import Clock, SystemClock
 from vigil.core.health import HealthReporter
+from vigil.core.jsonlimits import JsonRefused
 from vigil.core.reading import ReadingError
 from vigil.core.sitetime import site_zone
 from vigil.core.stores import Store, StoreRejected, StoreUnavailable, open_store
@@ -33,7 +34,7 @@ from .auth import Authenticator, AuthError
 from .context import ApiError, BadRequest, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
 from .journal import AlertJournal
-from .limits import BodyLimit, JsonRefused, SafeJSONResponse
+from .limits import BodyLimit, SafeJSONResponse
 from .live import LiveState
 from .metrics import DashboardMetrics
 from .settings import DashboardSettings

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from vigil.core import jsonlimits
 from vigil.core.reading import Reading, ReadingError, parse_reading
 from vigil.core.topics import TopicError, Topics, validate_segment
 
-from . import limits
 from .context import ApiError
 
 __all__ = ["IngestError", "Outgoing", "parse_contract_body", "parse_format_body"]
@@ -58,10 +58,10 @@ def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sens
     """
     try:
         body.decode("utf-8")
-        data = limits.loads(body, _MAX_BODY)
+        data = jsonlimits.loads(body, _MAX_BODY)
     except UnicodeDecodeError as exc:
         raise IngestError(422, f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except limits.JsonRefused as exc:
+    except jsonlimits.JsonRefused as exc:
         raise IngestError(422, f"the body is refused: {exc}") from exc
     except ValueError as exc:
         raise IngestError(422, f"the body is not JSON: {exc}") from exc

@@ -1,89 +1,28 @@
-"""Bounds on what the dashboard takes in and gives out: JSON depth and size, body size, finite numbers.
+"""Bounds on the dashboard's HTTP: body size and depth, and JSON answers with finite numbers only.
 
-Every JSON the dashboard parses (HTTP bodies, MQTT messages) goes through :func:`loads`, and every
-JSON it sends (answers, server-sent events) through :func:`dumps`, which never writes NaN or
-Infinity (a browser's ``JSON.parse`` refuses them). :class:`BodyLimit` refuses an oversized body
-before any of it reaches a route, so before authentication and before parsing.
-
-Exceptions::
-
-    JsonRefused          (ValueError) a JSON text is too large, too deep, or holds a number we refuse
+Every JSON the dashboard parses (HTTP bodies, MQTT messages) goes through the core's bounded
+``loads``, and every JSON it sends (answers, server-sent events) through its ``dumps``
+(vigil/core/jsonlimits.py). :class:`BodyLimit` refuses an oversized body before any of it reaches a
+route, so before authentication and before parsing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from typing import Any, Callable, Optional
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigil.core.jsonlimits import MAX_DEPTH, too_deep
+from vigil.core.jsonlimits import MAX_DEPTH, dumps, too_deep
 
-__all__ = ["MAX_DEPTH", "MAX_DIGITS", "BodyLimit", "JsonRefused", "SafeJSONResponse", "dumps", "loads"]
+__all__ = ["BodyLimit", "SafeJSONResponse"]
 
 log = logging.getLogger(__name__)
 
 # A body over the limit but under this is read and thrown away before the 413, so that a client
 # that writes its whole body before reading (most do) gets the answer instead of a reset connection.
 DRAIN_BYTES = 16 * 1024 * 1024
-# 2**64 has 20 digits; a longer integer is no reading, and past ~309 digits float() overflows.
-MAX_DIGITS = 40
-
-
-class JsonRefused(ValueError):
-    """A JSON text we do not parse: larger than allowed, nested too deeply, or a number out of range."""
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise JsonRefused(f"the number {text[:20]} is out of range (not a finite double)")
-    return value
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_DIGITS:
-        raise JsonRefused(f"an integer of {len(text.lstrip('-'))} digits is out of range (at most {MAX_DIGITS})")
-    return int(text)
-
-
-def _no_constant(name: str) -> Any:
-    raise JsonRefused(f"{name} is not a number JSON allows")
-
-
-def loads(data: bytes | str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON no larger than ``max_bytes`` and no deeper than ``max_depth``, with finite numbers only."""
-    raw = data.encode() if isinstance(data, str) else data
-    if len(raw) > max_bytes:
-        raise JsonRefused(f"the JSON is larger than {max_bytes:,} bytes")
-    if too_deep(raw, max_depth):
-        raise JsonRefused(f"the JSON nests arrays or objects more than {max_depth} levels deep")
-    try:
-        return json.loads(raw, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
-    except RecursionError:  # cannot happen after the depth check; kept so that it can never escape
-        raise JsonRefused("the JSON is nested too deeply") from None
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def dumps(data: Any, default: Optional[Callable[[Any], Any]] = None) -> str:
-    """JSON text of ``data`` in which NaN and ±Infinity are written as null (JSON has no such numbers)."""
-    try:
-        return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=default)
-    except ValueError:
-        return json.dumps(_finite(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                          default=default)
 
 
 class SafeJSONResponse(JSONResponse):

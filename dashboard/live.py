@@ -13,10 +13,10 @@ import math
 from collections import deque
 from typing import Any, Optional
 
+from vigil.core import jsonlimits
 from vigil.core.event import Event, EventDecodeError
 from vigil.core.topics import Topics
 
-from . import limits
 from .journal import AlertJournal
 
 __all__ = ["TICK", "LiveState", "Subscription", "sse"]
@@ -53,11 +53,11 @@ class Subscription:
 
 def sse(kind: str, data: Any) -> bytes:
     """One server-sent event, encoded (NaN and Infinity written as null)."""
-    return f"event: {kind}\ndata: {limits.dumps(data)}\n\n".encode()
+    return f"event: {kind}\ndata: {jsonlimits.dumps(data)}\n\n".encode()
 
 
 def _loads(payload: bytes) -> Any:
-    return limits.loads(payload, _MAX_JSON)
+    return jsonlimits.loads(payload, _MAX_JSON)
 
 
 def _finite(v: Any) -> Optional[float]:
@@ -224,7 +224,7 @@ class LiveState:
         else:
             try:
                 data = _loads(payload)
-            except limits.JsonRefused:
+            except jsonlimits.JsonRefused:
                 raise  # hostile, not merely unreadable: refused like any bad message
             except ValueError:  # lenient: a device we cannot read is still a device
                 data = None

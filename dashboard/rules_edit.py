@@ -33,7 +33,8 @@ class EditError(ValueError):
 
 
 def _compose(text: str) -> yaml.MappingNode:
-    # The rule engine's own bounds (size, aliases) before any parsing: a 1 MB file costs seconds of CPU.
+    # The rule engine's own bounds (size, aliases) before any parsing: a large file costs much CPU
+    # (docs/proof.md, YAML loading).
     from alerting.rules import refuse_hostile_yaml
 
     refused = refuse_hostile_yaml(text)

@@ -113,9 +113,10 @@ def checked(text: str, file: str, original: str) -> dict[str, Any]:
     return masked
 
 
-# Checked files by path, with the (mtime, size, inode) they were checked at: the loader takes about
-# 2 ms a rule, and the Rules page asks again on every visit. One check at a time, so that visitors
-# arriving during a slow check wait for it instead of each starting another.
+# Checked files by path, with the (mtime, size, inode) they were checked at: the loader's time grows
+# with the rules (docs/proof.md, YAML loading), and the Rules page asks again on every visit. One
+# check at a time, so that visitors arriving during a slow check wait for it instead of each
+# starting another.
 _CHECKED: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 _CHECKING = threading.Lock()
 

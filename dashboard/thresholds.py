@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1")
 
 Limit = dict[str, Any]
 
-# The rules, parsed once per change of the files: the loader takes about 2 ms a rule.
+# The rules, parsed once per change of the files: the loader's time grows with the rules (docs/proof.md, YAML loading).
 _CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], list[tuple[dict[str, Any], Limit]]]] = {}
 _LOCK = threading.Lock()
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 from . import _deferred
 
 # Modules imported for what the agent never does load only if used (docs/edge.md, Footprint):
-# paho's proxy and WebSocket helpers (1.3 and 0.7 MB of peak RSS), and inspect, which
-# dataclasses needs only to write a missing docstring (every dataclass here has one). Here, as
-# the package is imported before any of its modules.
+# paho's proxy and WebSocket helpers, and inspect, which dataclasses needs only to write a
+# missing docstring (every dataclass here has one). Here, as the package is imported before any
+# of its modules.
 for _name in (*_deferred.PAHO_UNUSED, "inspect"):
     _deferred.defer(_name)
 
 from .agent import EdgeAgent
-from .clock import Clock, ManualClock, SystemClock
 from .config import (
     BufferConfig,
     EdgeConfig,
@@ -32,19 +31,16 @@ from .sensors import Fault
 
 __all__ = [
     "BufferConfig",
-    "Clock",
     "EdgeAgent",
     "EdgeConfig",
     "EdgeConfigError",
     "EdgeError",
     "Fault",
     "HomeAssistantConfig",
-    "ManualClock",
     "MqttConfig",
     "QueueError",
     "SensorConfig",
     "SensorError",
-    "SystemClock",
     "load_edge_file",
     "parse_edge_section",
     "simulated_sensor",

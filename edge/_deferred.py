@@ -4,8 +4,8 @@ paho-mqtt 2 imports ``urllib.request`` (for proxies, and only when PySocks is in
 ``hashlib`` (for the WebSocket handshake) when ``paho.mqtt.client`` is imported. The agent
 speaks MQTT over TCP or TLS, never through a proxy or WebSockets, yet ``urllib.request`` pulls
 in ``http.client``, ``email``, ``tempfile`` and more, and ``hashlib`` initialises OpenSSL's
-digests: measured with ``bench/edge_footprint/run.py``, 1.3 MB and 0.7 MB of the agent's peak
-RSS (docs/edge.md, Footprint).
+digests: together most of what deferring saves of the agent's peak RSS (docs/edge.md, Footprint,
+measured with ``bench/edge_footprint/run.py``).
 
 ``defer(name)`` puts an empty module for ``name`` into ``sys.modules`` (with the real
 ``__spec__``, ``__file__``...), so ``import name`` binds it without running the module. The

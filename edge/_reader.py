@@ -160,7 +160,7 @@ class Reader:
         """Report every key that was not read as unknown, with a suggestion."""
         if not self.data:
             return
-        import difflib  # only when there is a mistake to report (0.2 MB the agent need not carry)
+        import difflib  # only when there is a mistake to report (memory: docs/edge.md, Footprint)
 
         for key in self.data:
             hint = difflib.get_close_matches(str(key), self.known, n=1)

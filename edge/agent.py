@@ -7,8 +7,8 @@ import threading
 from typing import Any, Optional
 
 from vigil import __version__
+from vigil.core.clock import Clock, SystemClock
 
-from .clock import Clock, SystemClock
 from .config import EdgeConfig
 from .forwarder import Forwarder
 from .homeassistant import discovery_messages
@@ -99,7 +99,7 @@ class EdgeAgent:
     def status(self, state: str = "online") -> dict[str, Any]:
         """The status message's body: what a person checking on the device wants to know."""
         body: dict[str, Any] = {"state": state, "device": self.config.device, "version": __version__,
-                                "ts": round(self.clock.time(), 3)}
+                                "ts": round(self.clock.now(), 3)}
         if self.queue is not None and self.sampler is not None:
             body["interval"] = self.config.interval
             body["sensors"] = self.sampler.status()
@@ -107,7 +107,7 @@ class EdgeAgent:
             body["buffer"] = {
                 "depth": self.queue.depth, "dropped": self.queue.dropped,
                 "max_readings": self.queue.max_readings, "sync": self.queue.sync,
-                "oldest_age": None if oldest is None else round(self.clock.time() - oldest, 1),
+                "oldest_age": None if oldest is None else round(self.clock.now() - oldest, 1),
             }
             if self.queue.dropped:
                 body["buffer"]["note"] = (f"the buffer was full or readings were too old: "

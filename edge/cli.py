@@ -11,10 +11,10 @@ import sys
 import threading
 from typing import Any, Optional
 
+from vigil.core.clock import SystemClock
 from vigil.core.topics import Topics
 
 from .agent import EdgeAgent
-from .clock import SystemClock
 from .config import PROTOCOLS, EdgeConfig, load_edge_file
 from .errors import EdgeConfigError, QueueError, SensorError
 from .payload import build_payload
@@ -110,7 +110,7 @@ def read_once(config: EdgeConfig, out: Any = None) -> int:
             print(f"{sc.name}: ERROR {exc.reason}: {exc.detail}", file=out)
             failed += 1
             continue
-        payload = build_payload(value, clock.time(), sc.unit, sc.metric, None, {**config.labels, **sc.labels})
+        payload = build_payload(value, clock.now(), sc.unit, sc.metric, None, {**config.labels, **sc.labels})
         print(f"{topics.readings(config.device, sc.name)} {payload.decode('utf-8')}", file=out)
     return EXIT_SENSOR if failed else 0
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, Optional
 
-from .clock import Clock
+from vigil.core.clock import Clock
+
 from .queue import QueuedReading, ReadingQueue
 
 __all__ = ["Forwarder", "PublishFn"]

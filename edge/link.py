@@ -22,9 +22,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
 from vigil.core.backoff import backoff_delay
+from vigil.core.clock import Clock
 from vigil.core.topics import Topics
 
-from .clock import Clock
 from .config import EdgeConfig
 from .forwarder import Forwarder
 from .payload import status_payload

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .clock import Clock, SystemClock
+from vigil.core.clock import Clock, SystemClock
+
 from .errors import QueueError
 
 __all__ = ["MEMORY", "QueuedReading", "ReadingQueue", "default_directory"]
@@ -101,8 +102,8 @@ class ReadingQueue:
                 os.makedirs(directory, exist_ok=True)
                 self._lock_fd = _take_lock(os.path.join(directory, self.LOCK_NAME), owner, self.path)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            # Small pages: a commit rewrites whole pages, and rows here are ~150 bytes; measured,
-            # 1 KiB pages halve the bytes written per reading against the default 4 KiB.
+            # Small pages: a commit rewrites whole pages, and rows here are small; 1 KiB pages write
+            # fewer bytes per reading than the default 4 KiB (docs/edge.md, Durability and the SD card).
             self._db.execute("PRAGMA page_size=1024")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_SYNCHRONOUS[sync]}")
@@ -153,7 +154,7 @@ class ReadingQueue:
         """Group-commit when the batch interval has passed, and drop readings older than max_age."""
         with self._lock:
             try:
-                cutoff = self.clock.time() - self.max_age
+                cutoff = self.clock.now() - self.max_age
                 # Rows are in time order nearly always; look at the oldest before scanning.
                 oldest = self._db.execute("SELECT ts FROM readings ORDER BY id LIMIT 1").fetchone()
                 if oldest is not None and oldest[0] < cutoff:
@@ -192,8 +193,8 @@ class ReadingQueue:
             try:
                 self._begin()
                 # One statement for any number of ids: an ``IN (?,?,...)`` per batch size would keep
-                # a prepared statement per size in sqlite3's cache (measured: 1 MB after batches of
-                # 1 to 100 acknowledgements, as after an outage).
+                # a prepared statement per size in sqlite3's cache, after batches of 1 to 100
+                # acknowledgements as after an outage (docs/edge.md, Footprint).
                 removed = self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i in ids]).rowcount
                 # Not committed here, even with sync: always: losing a removal in a crash only
                 # sends that reading again (the bridge drops it by its seq); the next reading's

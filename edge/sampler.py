@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
+from vigil.core.clock import Clock
 from vigil.core.topics import Topics
 
-from .clock import Clock
 from .config import EdgeConfig, SensorConfig
 from .errors import SensorError
 from .payload import build_payload
@@ -108,7 +108,7 @@ class Sampler:
         now = self.clock.monotonic()
         if not self._should_publish(state, value, now):
             return
-        ts = self.clock.time()
+        ts = self.clock.now()
         labels = {**self.config.labels, **sc.labels}
         topic = self.topics.readings(self.config.device, sc.name)
         self.queue.put(sc.name, topic, ts, lambda seq: build_payload(value, ts, sc.unit, sc.metric, seq, labels))

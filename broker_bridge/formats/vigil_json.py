@@ -1,8 +1,8 @@
 """Vigil's own reading JSON (the contract, ``vigil/core/schema/reading.schema.json``) on ``readings/{device}/{sensor}``.
 
 Checked by the contract's own model, :class:`vigil.core.reading.Reading`, straight from the bytes
-(pydantic's JSON parser; 10 % faster than the hand-written check it replaced, paired medians of
-interleaved rounds). A message it refuses that may not be JSON at all (or holds NaN or Infinity,
+(pydantic's JSON parser; faster than the hand-written check it replaced: docs/proof.md, Figures
+behind the code). A message it refuses that may not be JSON at all (or holds NaN or Infinity,
 which pydantic's parser takes) is read again the slow way, ``json.loads`` then the model, so that
 ``encoding`` and ``json`` are said exactly as every other format says them. Otherwise the dead
 letter names the first fault in the order a reader looks: the object's shape, a missing field,

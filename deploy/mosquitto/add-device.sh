@@ -13,40 +13,29 @@
 # name (add-service.sh): mosquitto.conf makes the username the client id, so a device named
 # like a service would be that service's session.
 set -eu
+. "$(dirname "$0")/account.sh"
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 PASSWORD_FILE DEVICE" >&2
-    exit 2
-fi
+need_args 2 "PASSWORD_FILE DEVICE" "$@"
 file=$1
-device=$2
+what=device
+name=$2
 
-refuse() {
-    echo "$0: refusing device name '$device': $1" >&2
-    exit 2
-}
-[ -n "$device" ] || refuse "it is empty"
-case $device in
+[ -n "$name" ] || refuse "it is empty"
+case $name in
     */*) refuse "it contains '/'" ;;
     *+*) refuse "it contains '+'" ;;
     *"#"*) refuse "it contains '#'" ;;
     *:*) refuse "it contains ':'" ;;
     '$'*) refuse "a leading '\$' is reserved for the broker" ;;
-    vigil-bridge | vigil-bridge-* | vigil-alerting | vigil-alerting-* | vigil-dashboard | vigil-dashboard-* | vigil-status | vigil-status-*)
-        refuse "it is a Vigil service's account name (vigil-bridge, vigil-alerting, vigil-dashboard, vigil-status, or one of them followed by '-'; see add-service.sh)" ;;
 esac
-if [ "$(printf '%s' "$device" | wc -l)" -gt 0 ] || printf '%s' "$device" | LC_ALL=C grep -q '[[:space:][:cntrl:]]'; then
+if [ -n "$(service_role "$name")" ]; then
+    refuse "it is a Vigil service's account name (vigil-bridge, vigil-alerting, vigil-dashboard, vigil-status, or one of them followed by '-'; see add-service.sh)"
+fi
+if [ "$(printf '%s' "$name" | wc -l)" -gt 0 ] || printf '%s' "$name" | LC_ALL=C grep -q '[[:space:][:cntrl:]]'; then
     refuse "it contains whitespace or a control character"
 fi
-if [ "$(printf '%s' "$device" | wc -c)" -gt 128 ]; then
-    refuse "it is longer than 128 bytes"
-fi
+refuse_long
 
-[ -e "$file" ] || { touch "$file" && chmod 600 "$file"; }
-if [ -n "${MOSQUITTO_DEVICE_PASSWORD:-}" ]; then
-    mosquitto_passwd -b "$file" "$device" "$MOSQUITTO_DEVICE_PASSWORD"
-else
-    mosquitto_passwd "$file" "$device"
-fi
-echo "device '$device' may now publish on vigil/readings/$device/# and vigil/status/$device" \
+set_password "$file" "${MOSQUITTO_DEVICE_PASSWORD:-}"
+echo "device '$name' may now publish on vigil/readings/$name/# and vigil/status/$name" \
      "(run: systemctl reload mosquitto)"

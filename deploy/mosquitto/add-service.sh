@@ -17,33 +17,20 @@
 # (the `topic` lines under `user vigil-<role>`, including those you have added there), once.
 # After installing a newer vigil.acl, run it again for each such account.
 set -eu
+. "$(dirname "$0")/account.sh"
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 PASSWORD_FILE ACL_FILE ACCOUNT   (ACCOUNT: vigil-bridge, vigil-alerting, vigil-dashboard or vigil-status[-SUFFIX])" >&2
-    exit 2
-fi
+need_args 3 "PASSWORD_FILE ACL_FILE ACCOUNT   (ACCOUNT: vigil-bridge, vigil-alerting, vigil-dashboard or vigil-status[-SUFFIX])" "$@"
 file=$1
 acl=$2
-account=$3
+what=account
+name=$3
 
-refuse() {
-    echo "$0: refusing account name '$account': $1" >&2
-    exit 2
-}
-case $account in
-    vigil-bridge | vigil-bridge-?*) role=vigil-bridge ;;
-    vigil-alerting | vigil-alerting-?*) role=vigil-alerting ;;
-    vigil-dashboard | vigil-dashboard-?*) role=vigil-dashboard ;;
-    vigil-status | vigil-status-?*) role=vigil-status ;;
-    *) refuse "a service account is vigil-bridge, vigil-alerting, vigil-dashboard or vigil-status, optionally followed by '-' and a suffix" ;;
-esac
-suffix=${account#"$role"}
-case $suffix in
+role=$(service_role "$name")
+case ${name#"$role"} in
+    "$name" | -) refuse "a service account is vigil-bridge, vigil-alerting, vigil-dashboard or vigil-status, optionally followed by '-' and a suffix" ;;
     *[!A-Za-z0-9._-]*) refuse "the suffix may contain only letters, digits, '.', '_' and '-'" ;;
 esac
-if [ "$(printf '%s' "$account" | wc -c)" -gt 128 ]; then
-    refuse "it is longer than 128 bytes"
-fi
+refuse_long
 [ -f "$acl" ] || { echo "$0: no ACL file at '$acl' (install deploy/mosquitto/vigil.acl first)" >&2; exit 2; }
 
 # The role's grants: the `topic` lines of its block (up to the next `user` line or section).
@@ -54,17 +41,12 @@ grants=$(awk -v role="$role" '
 ' "$acl")
 [ -n "$grants" ] || { echo "$0: '$acl' has no 'user $role' block with topic lines" >&2; exit 2; }
 
-[ -e "$file" ] || { touch "$file" && chmod 600 "$file"; }
-if [ -n "${MOSQUITTO_SERVICE_PASSWORD:-}" ]; then
-    mosquitto_passwd -b "$file" "$account" "$MOSQUITTO_SERVICE_PASSWORD"
-else
-    mosquitto_passwd "$file" "$account"
-fi
+set_password "$file" "${MOSQUITTO_SERVICE_PASSWORD:-}"
 
-if [ "$account" != "$role" ] && ! grep -qx "user $account" "$acl"; then
+if [ "$name" != "$role" ] && ! grep -qx "user $name" "$acl"; then
     printf '\n# --- %s: the grants of %s (added by add-service.sh) ---\nuser %s\n%s\n' \
-        "$account" "$role" "$account" "$grants" >> "$acl"
-    echo "added 'user $account' to $acl with the grants of $role"
+        "$name" "$role" "$name" "$grants" >> "$acl"
+    echo "added 'user $name' to $acl with the grants of $role"
 fi
-echo "account '$account' is ready; its service logs in with VIGIL_BROKER=mqtt://$account@HOST:PORT" \
+echo "account '$name' is ready; its service logs in with VIGIL_BROKER=mqtt://$name@HOST:PORT" \
      "and VIGIL_MQTT_PASSWORD (run: systemctl reload mosquitto)"

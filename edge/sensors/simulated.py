@@ -16,8 +16,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Optional
 
+from vigil.core.clock import Clock
+
 from .._reader import Reader
-from ..clock import Clock
 from ..errors import SensorError
 from .base import Sensor
 
@@ -106,7 +107,7 @@ class SimulatedSensor(Sensor):
     def read(self) -> float:
         o = self.options
         elapsed = self.clock.monotonic() - self.started
-        value = o.base + o.amplitude * math.sin(2 * math.pi * (self.clock.time() % o.period) / o.period)
+        value = o.base + o.amplitude * math.sin(2 * math.pi * (self.clock.now() % o.period) / o.period)
         value += o.drift * elapsed / 3600.0 + self.random.gauss(0.0, o.noise)
         for fault in o.faults:
             if not fault.active(elapsed):

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from vigil.core.clock import Clock
+
 from .._reader import Reader
-from ..clock import Clock
 from ..errors import SensorError
 from .base import Sensor
 

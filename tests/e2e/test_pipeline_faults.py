@@ -20,6 +20,7 @@ from edge import EdgeAgent
 from edge.config import load_edge_file
 from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
 from tests.services import Influxd, Mosquitto, wait_until
+from vigil.core.clock import SystemClock
 
 from .conftest import (
     Chain,
@@ -157,17 +158,14 @@ def test_a_full_spool_drops_the_oldest_counts_them_and_loses_nothing_else(
     assert offsets == list(range(1000 - len(offsets), 1000))
 
 
-class SkewedClock:
+class SkewedClock(SystemClock):
     """The device's clock, ``offset`` seconds wrong."""
 
     def __init__(self, offset: float) -> None:
         self.offset = offset
 
-    def time(self) -> float:
+    def now(self) -> float:
         return time.time() + self.offset
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @pytest.mark.parametrize("mode", ["refuse", "receive_time"])

@@ -4,8 +4,8 @@
 or ``("rules", 2, "for")``, to its 1-based line, so that every configuration error can
 name the file and the line.
 
-The YAML is composed by libyaml (``yaml.CSafeLoader``) where PyYAML was built with it, about
-5 x faster than the pure-Python composer (bench/yaml_load.py), and by the pure-Python one
+The YAML is composed by libyaml (``yaml.CSafeLoader``) where PyYAML was built with it, several
+times faster than the pure-Python composer (docs/proof.md, YAML loading), and by the pure-Python one
 otherwise; both give the same nodes, so the same data and lines. libyaml refuses nesting deeper
 than 1,000 levels itself; the pure-Python composer is bounded by the recursion limit.
 """
@@ -130,7 +130,8 @@ def load_yaml(text: str, file: str = "<string>", max_nodes: int = MAX_NODES, *,
         return None, positions
     budget = [max_nodes, max_nodes]  # left, limit
     try:
-        # one constructor for the document's scalars (a loader per scalar cost 40 % of a large file's load)
+        # one constructor for the document's scalars: a loader per scalar was a large part of a large
+        # file's load (docs/proof.md, YAML loading)
         data = _build(node, (), positions, file, budget, yaml.constructor.SafeConstructor())
     except RecursionError:
         raise YamlError(file, None, "not valid YAML for us: nested too deeply") from None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from edge.clock import ManualClock
 from edge.forwarder import Forwarder
 from edge.queue import MEMORY, ReadingQueue
+from vigil.core.clock import ManualClock
 
 
 class Broker:

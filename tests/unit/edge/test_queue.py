@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import ManualClock
 from edge.errors import QueueError
 from edge.queue import MEMORY, ReadingQueue, default_directory
+from vigil.core.clock import ManualClock
 
 
 def put(q: ReadingQueue, sensor: str = "t0", ts: float = 1_700_000_000.0) -> int:
@@ -64,8 +64,8 @@ def test_a_full_queue_drops_the_oldest_and_counts(tmp_path: Path) -> None:
 def test_readings_older_than_max_age_are_dropped_and_counted(tmp_path: Path) -> None:
     clock = ManualClock(start=1_700_000_000.0)
     q = ReadingQueue(str(tmp_path), max_age=3600, sync="always", clock=clock)
-    put(q, ts=clock.time() - 7200)
-    put(q, ts=clock.time() - 60)
+    put(q, ts=clock.now() - 7200)
+    put(q, ts=clock.now() - 60)
     q.tick()
     assert q.depth == 1 and q.dropped == 1
     assert [r.seq for r in q.fetch(0, 10**9, 10)] == [1]

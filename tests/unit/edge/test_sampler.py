@@ -7,12 +7,12 @@ import logging
 
 import pytest
 
-from edge.clock import ManualClock
 from edge.config import EdgeConfig, SensorConfig, simulated_sensor
 from edge.errors import SensorError
 from edge.queue import MEMORY, ReadingQueue
 from edge.sampler import Sampler
 from edge.sensors import Sensor
+from vigil.core.clock import ManualClock
 
 
 class Scripted(Sensor):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import ManualClock
 from edge.errors import SensorError
 from edge.sensors import command, file, simulated, thermal_zone
 from edge.sensors.simulated import Fault
+from vigil.core.clock import ManualClock
 
 
 def test_thermal_zone_reads_millidegrees(tmp_path: Path) -> None:
