@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from vigil.core.event import Event
+from vigil.core.refusal import Refusal
 from vigil.core.topics import Topics, levels_match
 
 from .dedup import Deduplicator
-from .formats import FORMATS, Format, FormatError
-from .normalize import Normalizer, Refusal, SourceRules
+from .formats import FORMATS, Format
+from .normalize import Normalizer, SourceRules
 from .settings import BridgeSettings, SourceSettings
 from .topic_pattern import TopicPattern
 
@@ -255,7 +256,7 @@ class Pipeline:
             return out
         try:
             raws = route.format.parse(topic, payload, route.settings, fields)
-        except FormatError as exc:
+        except Refusal as exc:
             self._dead(out, name, exc.reason, exc.detail, topic, payload, received)
             return out
         except Exception as exc:  # a parser bug must cost one message, not the bridge

@@ -6,7 +6,7 @@ ingest use the same ones.
 
 from __future__ import annotations
 
-from ._base import FALLBACK_SENSOR, Format, FormatError, RawReading
+from ._base import FALLBACK_SENSOR, Format, RawReading
 from .json_path import JsonPath
 from .line_protocol import LineProtocol
 from .plain import Plain
@@ -15,7 +15,7 @@ from .tasmota import Tasmota
 from .vigil_json import VigilJson
 from .zigbee2mqtt import Zigbee2Mqtt
 
-__all__ = ["FALLBACK_SENSOR", "FORMATS", "Format", "FormatError", "RawReading"]
+__all__ = ["FALLBACK_SENSOR", "FORMATS", "Format", "RawReading"]
 
 FORMATS: dict[str, Format] = {
     f.name: f

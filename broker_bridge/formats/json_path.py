@@ -12,16 +12,9 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._base import (
-    FALLBACK_SENSOR,
-    FormatError,
-    RawReading,
-    base_names,
-    load_json,
-    need_device,
-    number_text,
-    read_ts,
-)
+from vigil.core.refusal import Refusal
+
+from ._base import FALLBACK_SENSOR, RawReading, base_names, load_json, need_device, number_text, read_ts
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -100,7 +93,7 @@ class JsonPath:
             ts_steps = compile_path(opts.ts_path) if opts.ts_path else None
             unit_steps = compile_path(opts.unit_path) if opts.unit_path else None
         except PathError as exc:
-            raise FormatError("schema", f"source {source.name!r}: {exc}") from exc
+            raise Refusal("schema", f"source {source.name!r}: {exc}") from exc
         data = load_json(payload)
         ts: Optional[float] = None
         if ts_steps is not None:
@@ -112,7 +105,7 @@ class JsonPath:
             raw_unit = _get(data, unit_steps)
             if raw_unit is not _MISSING:
                 if type(raw_unit) is not str or len(raw_unit) > 16:
-                    raise FormatError("schema", f"{opts.unit_path}: expected a unit string")
+                    raise Refusal("schema", f"{opts.unit_path}: expected a unit string")
                 unit = raw_unit
         device = need_device(device, source)
         sensor = FALLBACK_SENSOR if sensor is None else sensor
@@ -128,5 +121,5 @@ class JsonPath:
             # Anything else (null, an object...) goes on for normalization to refuse by its type.
             out.append(RawReading(device, sensor, name, value, ts, unit, None, labels))
         if not out:
-            raise FormatError("no_readings", f"nothing at {', '.join(sorted(set(wanted.values())))}")
+            raise Refusal("no_readings", f"nothing at {', '.join(sorted(set(wanted.values())))}")
         return out

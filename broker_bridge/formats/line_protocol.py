@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Optional, Union
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, need_device
+from vigil.core.refusal import Refusal
+
+from ._base import FALLBACK_SENSOR, RawReading, base_names, need_device
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -148,7 +150,7 @@ class LineProtocol:
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise FormatError("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            raise Refusal("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
         device0, sensor0, _, captured = base_names(source, fields)
         scale = _PRECISION[source.options.precision]
         out = []
@@ -159,7 +161,7 @@ class LineProtocol:
             try:
                 measurement, tags, values, stamp = parse_line(line)
             except ValueError as exc:
-                raise FormatError("schema", f"line {number}: {exc}") from exc
+                raise Refusal("schema", f"line {number}: {exc}") from exc
             device = tags.pop("device", device0)
             sensor = tags.pop("sensor", sensor0)
             if sensor is None:
@@ -172,5 +174,5 @@ class LineProtocol:
                 metric = measurement if key == "value" else key
                 out.append(RawReading(need_device(device, source), sensor, metric, value, ts, None, None, labels))
         if not out:
-            raise FormatError("no_readings", "no line with a numeric field")
+            raise Refusal("no_readings", "no line with a numeric field")
         return out

@@ -15,7 +15,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Optional
 from zoneinfo import ZoneInfo
 
-from ._base import FormatError, RawReading, base_names, load_json, need_device, read_ts
+from vigil.core.refusal import Refusal
+
+from ._base import RawReading, base_names, load_json, need_device, read_ts
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -50,14 +52,14 @@ def _zone(name: str) -> ZoneInfo:
 def tasmota_time(text: Any, timezone: Optional[str]) -> Optional[float]:
     """Epoch seconds of Tasmota's ``Time``: offset given, or local in ``timezone``, else None."""
     if not isinstance(text, str):
-        raise FormatError("ts", f"Time: expected a date-time string, got {type(text).__name__}")
+        raise Refusal("ts", f"Time: expected a date-time string, got {type(text).__name__}")
     if _LOCAL.fullmatch(text):
         if timezone is None:
             return None
         try:
             return datetime.fromisoformat(text).replace(tzinfo=_zone(timezone)).timestamp()
         except ValueError as exc:
-            raise FormatError("ts", f"Time: {exc}") from exc
+            raise Refusal("ts", f"Time: {exc}") from exc
     return read_ts(text, "Time")
 
 
@@ -71,13 +73,13 @@ class Tasmota:
     ) -> list[RawReading]:
         data = load_json(payload)
         if type(data) is not dict:
-            raise FormatError("schema", f"expected a JSON object of sensors, got {type(data).__name__}")
+            raise Refusal("schema", f"expected a JSON object of sensors, got {type(data).__name__}")
         ts = tasmota_time(data["Time"], source.options.timezone) if "Time" in data else None
         temp_unit = data.get("TempUnit", "C")
         pressure_unit = data.get("PressureUnit", "hPa")
         for key in _UNIT_KEYS & data.keys():
             if type(data[key]) is not str:
-                raise FormatError("schema", f"{key}: expected a string, got {type(data[key]).__name__}")
+                raise Refusal("schema", f"{key}: expected a string, got {type(data[key]).__name__}")
         keys = {**KEY_METRICS, **source.options.keys} if source.options.keys else KEY_METRICS
         device, _, _, labels = base_names(source, fields)
         device = need_device(device, source)
@@ -102,5 +104,5 @@ class Tasmota:
                 else:
                     out.append(RawReading(device, sensor, metric, value, ts, unit, None, labels))
         if not out:
-            raise FormatError("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))})")
+            raise Refusal("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))})")
         return out

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device, read_ts
+from vigil.core.refusal import Refusal
+
+from ._base import FALLBACK_SENSOR, RawReading, base_names, load_json, need_device, read_ts
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -53,7 +55,7 @@ class Zigbee2Mqtt:
             return []
         data = load_json(payload)
         if type(data) is not dict:
-            raise FormatError("schema", f"expected a JSON object, got {type(data).__name__}")
+            raise Refusal("schema", f"expected a JSON object, got {type(data).__name__}")
         last_seen = data.get("last_seen")
         ts = None
         if last_seen is not None:
@@ -71,5 +73,5 @@ class Zigbee2Mqtt:
                 continue
             out.append(RawReading(device, sensor, known[0], value, ts, known[1], None, labels))
         if not out:
-            raise FormatError("no_readings", "no key zigbee2mqtt documents as a measurement (temperature, ...)")
+            raise Refusal("no_readings", "no key zigbee2mqtt documents as a measurement (temperature, ...)")
         return out

@@ -25,24 +25,17 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, core_schema
 
+from vigil.core import jsonlimits
 from vigil.core.event import MAX_ABS_VALUE
+from vigil.core.refusal import Refusal
 from vigil.core.topics import invisible_character
 
-__all__ = ["MAX_SEQ", "Reading", "ReadingError", "fault", "parse_reading", "parse_ts", "reading_schema"]
+__all__ = ["MAX_SEQ", "Reading", "fault", "parse_reading", "parse_ts", "reading_schema"]
 
 MAX_SEQ = 2**53 - 1  # the largest integer a JSON reader that uses doubles keeps exactly
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _MAX_TS = sys.float_info.max
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-class ReadingError(ValueError):
-    """A reading payload does not follow the contract; ``reason`` is a short machine-readable cause."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 def parse_ts(value: Union[int, float, str]) -> float:
@@ -149,7 +142,7 @@ def _describe(exc: ValidationError) -> str:
 def parse_reading(payload: bytes | str | dict[str, Any]) -> Reading:
     """Parse a reading payload (JSON bytes, text or an already decoded object).
 
-    Raises ReadingError with reason ``encoding``, ``json`` or ``schema``.
+    Raises :class:`~vigil.core.refusal.Refusal` with reason ``encoding``, ``json`` or ``schema``.
     """
     if isinstance(payload, dict):
         data: Any = payload
@@ -157,21 +150,17 @@ def parse_reading(payload: bytes | str | dict[str, Any]) -> Reading:
         try:
             text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         except UnicodeDecodeError as exc:
-            raise ReadingError("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            raise Refusal("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
+            data = jsonlimits.loads(text)
         except ValueError as exc:
-            raise ReadingError("json", f"payload is not JSON: {exc}") from exc
+            raise Refusal("json", f"payload is not JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ReadingError("schema", f"expected a JSON object, got {type(data).__name__}")
+        raise Refusal("schema", f"expected a JSON object, got {type(data).__name__}")
     try:
         return Reading.model_validate(data)
     except ValidationError as exc:
-        raise ReadingError("schema", _describe(exc)) from exc
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+        raise Refusal("schema", _describe(exc)) from exc
 
 
 @lru_cache(maxsize=1)
