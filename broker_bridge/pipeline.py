@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -26,7 +25,7 @@ from .normalize import Normalizer, SourceRules
 from .settings import BridgeSettings, SourceSettings
 from .topic_pattern import TopicPattern
 
-__all__ = ["UNROUTED_SOURCE", "USUAL_TOPICS", "Counters", "DeadLetter", "Outcome", "Pipeline"]
+__all__ = ["UNROUTED_SOURCE", "USUAL_TOPICS", "DeadLetter", "Outcome", "Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +114,6 @@ class Outcome:
     duplicates: int = 0
 
 
-@dataclass
-class Counters:
-    """Totals since start, for the metrics endpoint."""
-
-    received: int = 0
-    events: int = 0
-    duplicates: int = 0
-    passed_over: int = 0
-    refused: Counter[str] = field(default_factory=Counter)  # by reason
-    refused_by_source: Counter[str] = field(default_factory=Counter)
-
-
 @dataclass(frozen=True, slots=True)
 class _Route:
     settings: SourceSettings
@@ -144,7 +131,7 @@ class _Route:
 class Pipeline:
     """Routes a message to its source, parses, normalizes and deduplicates it.
 
-    Not thread-safe (its dedup memory and counters are plain objects): one per consumer loop.
+    Not thread-safe (its dedup memory is a plain object): one per consumer loop.
     """
 
     def __init__(
@@ -165,7 +152,6 @@ class Pipeline:
         self._dedup = Deduplicator(settings.dedup_series, settings.dedup_per_series)
         self._max_payload = settings.max_payload_bytes
         self._bound = settings.deadletter_payload_bytes
-        self.counters = Counters()
         self._said: set[tuple[str, str]] = set()
 
     @classmethod
@@ -198,11 +184,6 @@ class Pipeline:
         """The MQTT filters to subscribe to, with their QoS (without any ``$share/`` prefix)."""
         return [(r.filter, r.settings.qos) for r in self._routes]
 
-    def source_of(self, topic: str) -> Optional[SourceSettings]:
-        """The source whose filter takes ``topic``, if any."""
-        route = self._route(topic)
-        return route.settings if route else None
-
     def _route(self, topic: str) -> Optional[_Route]:
         if topic.startswith(self._readings_prefix):
             return self._routes[0]
@@ -217,8 +198,6 @@ class Pipeline:
     def _dead(self, out: Outcome, source: str, reason: str, detail: str, topic: str, payload: bytes,
               received: float) -> None:
         out.dead.append(DeadLetter(source, reason, detail, topic, payload, received, self._bound))
-        self.counters.refused[reason] += 1
-        self.counters.refused_by_source[source] += 1
 
     def refuse(self, topic: str, payload: bytes, received: float, reason: str, detail: str) -> Outcome:
         """A whole message refused by the runtime (poison, an unforeseen failure): its dead letter."""
@@ -238,7 +217,6 @@ class Pipeline:
     def process(self, topic: str, payload: bytes, received: float, retained: bool = False) -> Outcome:
         """Events, dead letters and the duplicate count of one message; never raises."""
         out = Outcome()
-        self.counters.received += 1
         route = self._route(topic)
         if route is None:
             self._dead(out, UNROUTED_SOURCE, "topic", "no source of the bridge takes this topic", topic,
@@ -267,7 +245,6 @@ class Pipeline:
                        topic, payload, received)
             return out
         if not raws:
-            self.counters.passed_over += 1
             return out
         for raw in raws:
             try:
@@ -289,6 +266,4 @@ class Pipeline:
                 out.duplicates += 1
                 continue
             out.events.append(event)
-        self.counters.events += len(out.events)
-        self.counters.duplicates += out.duplicates
         return out

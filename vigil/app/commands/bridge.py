@@ -41,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     })
     if not check_at_start(config, "bridge", config.bridge.client_id):
         return 3
-    from .service import serve
+    from broker_bridge.service import serve
 
-    return run_until_signal(serve(config))
+    return run_until_signal(serve(config.bridge, config.mqtt, config.store, config.data_dir))
