@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -25,7 +24,7 @@ from .normalize import Normalizer, SourceRules
 from .settings import BridgeSettings, SourceSettings
 from .topic_pattern import TopicPattern
 
-__all__ = ["UNROUTED_SOURCE", "USUAL_TOPICS", "DeadLetter", "Outcome", "Pipeline"]
+__all__ = ["UNROUTED_SOURCE", "DeadLetter", "Outcome", "Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +32,6 @@ log = logging.getLogger(__name__)
 UNROUTED_SOURCE = "unrouted"
 _DETAIL_CHARS = 500
 _TOPIC_CHARS = 1024
-# Where each format's messages usually come, for an ingest of a format no source is configured for.
-USUAL_TOPICS = {
-    "plain": "{device}/{sensor}",
-    "tasmota": "tele/{device}/SENSOR",
-    "zigbee2mqtt": "zigbee2mqtt/{device}",
-    "shelly": "shellies/{device}/ext_temperature/{sensor}",
-    "line_protocol": "#",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +125,12 @@ class Pipeline:
     Not thread-safe (its dedup memory is a plain object): one per consumer loop.
     """
 
-    def __init__(
-        self, settings: BridgeSettings, topics: Topics, formats: Optional[Mapping[str, Format]] = None
-    ) -> None:
+    def __init__(self, settings: BridgeSettings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
-        formats = FORMATS if formats is None else {**FORMATS, **formats}
         self._routes = [
             _Route(
-                s, SourceRules.of(s), formats[s.format], s.pattern(topics.root), s.subscription(topics.root),
+                s, SourceRules.of(s), FORMATS[s.format], s.pattern(topics.root), s.subscription(topics.root),
                 tuple(s.subscription(topics.root).split("/")),
             )
             for s in settings.all_sources(topics.root)
@@ -164,8 +152,9 @@ class Pipeline:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; one of {', '.join(sorted(FORMATS))}")
         sources = [s for s in settings.sources if s.format == fmt]
-        if not sources and fmt in USUAL_TOPICS:
-            sources = [SourceSettings(name=fmt, format=fmt, topic=USUAL_TOPICS[fmt])]
+        usual = FORMATS[fmt].usual_topic
+        if not sources and usual:
+            sources = [SourceSettings(name=fmt, format=fmt, topic=usual)]
         elif not sources and fmt != "vigil_json":
             raise ValueError(f"format {fmt} needs a source in bridge.sources (its options say where values are)")
         return cls(settings.model_copy(update={"sources": sources}), topics)

@@ -1,7 +1,9 @@
-"""Payload formats: one module per format, each a class with ``name`` and ``parse()``.
+"""Payload formats: one module per format, each a class that describes itself (``name``, ``options``,
+``usual_topic``) and parses (``parse()``).
 
-``FORMATS`` maps a source's ``format:`` to its parser. The bridge and the dashboard's HTTP
-ingest use the same ones.
+``FORMATS`` maps a source's ``format:`` to its parser; the settings build their ``format:`` and
+``options:`` keys from it. The bridge and the dashboard's HTTP ingest use the same ones. A new
+format is a module here and one entry below (in the order the configuration reference lists them).
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""What every format shares: the parsed reading and small strict parsing helpers.
+"""What every format shares: its description, the parsed reading and small strict parsing helpers.
+
+A format describes itself (:class:`Format`): its ``name`` (a source's ``format:``), its
+``options`` model (what ``options:`` it takes, checked when the configuration is loaded) and its
+``usual_topic``; ``broker_bridge.formats`` builds the registry from them, and the settings their
+``format:`` and ``options:`` keys.
 
 A format turns one message into readings; it does not judge names, units, ranges or times
 (``broker_bridge.normalize`` does, the same for every format). The reasons of the
@@ -15,11 +20,15 @@ A format turns one message into readings; it does not judge names, units, ranges
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Protocol, Union
+
+from pydantic import AfterValidator, BaseModel, Field
 
 from vigil.core import jsonlimits
+from vigil.core.configtypes import STRICT
 from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 from vigil.core.reading import parse_ts
 from vigil.core.refusal import Refusal
@@ -31,9 +40,15 @@ __all__ = [
     "FALLBACK_SENSOR",
     "Format",
     "Labels",
+    "MetricKeys",
+    "MetricName",
+    "Options",
     "RawReading",
+    "Scaled",
     "base_names",
+    "keys_option",
     "load_json",
+    "metric_name",
     "number_text",
     "read_ts",
 ]
@@ -42,6 +57,46 @@ Labels = tuple[tuple[str, str], ...]
 # The sensor of a device that has one of each metric (zigbee2mqtt, a json_path source without {sensor}).
 FALLBACK_SENSOR = "main"
 _NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def metric_name(value: str) -> str:
+    """A metric name as given (letters, digits and _), lower-cased; ValueError if it is none."""
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"metric name {value!r} must be a letter or _ then letters, digits or _ (at most 64)")
+    return value.lower()
+
+
+def _scale(value: float) -> float:
+    if not math.isfinite(value) or value == 0:
+        raise ValueError("scale must be a finite number other than 0")
+    return value
+
+
+MetricName = Annotated[str, AfterValidator(metric_name)]
+MetricKeys = dict[str, MetricName]
+
+
+def keys_option() -> Any:
+    """The ``keys`` option of the formats that read known payload keys (more of them: key -> metric)."""
+    return Field(default_factory=dict, description="more payload keys to read, key -> metric.")
+
+
+class Options(BaseModel):
+    """The options of a format that takes none; a format's own options model derives from it.
+
+    A field's description says what it does, without the format's name: the configuration reference
+    prefixes the names of the formats that take it."""
+
+    model_config = STRICT
+
+
+class Scaled(Options):
+    """The options of a format whose values may need a factor."""
+
+    scale: Annotated[float, AfterValidator(_scale)] = Field(
+        1.0, description="multiply every value (`0.001` for millidegrees)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +116,17 @@ class RawReading:
 class Format(Protocol):
     """One payload format; ``fields`` are the topic levels its source's pattern captured."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What a source's ``format:`` says."""
+
+    @property
+    def options(self) -> type[Options]:
+        """The model of the ``options:`` a source of this format takes."""
+
+    @property
+    def usual_topic(self) -> Optional[str]:
+        """The topic pattern its messages usually come on (for an HTTP ingest with no source), if any."""
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 from vigil.core.refusal import Refusal
 
-from ._base import FALLBACK_SENSOR, RawReading, base_names, need_device, number_text
+from ._base import FALLBACK_SENSOR, RawReading, Scaled, base_names, need_device, number_text
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -53,6 +53,8 @@ class Plain:
     """The payload is the value; names from the topic (``{device}``, ``{sensor}``, ``{metric}``)."""
 
     name = "plain"
+    options = Scaled
+    usual_topic = "{device}/{sensor}"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
@@ -62,7 +64,7 @@ class Plain:
         if celsius is not None:
             value, unit = celsius, "°C"
         else:
-            value = plain_value(payload) * source.options.scale
+            value = plain_value(payload) * source.options_as(Scaled).scale
         device, sensor, metric, labels = base_names(source, fields)
         return [
             RawReading(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from vigil.core.refusal import Refusal
 
-from ._base import FALLBACK_SENSOR, RawReading, base_names, load_json, need_device, read_ts
+from ._base import FALLBACK_SENSOR, RawReading, Scaled, base_names, load_json, need_device, read_ts
 from .plain import plain_value
 
 if TYPE_CHECKING:
@@ -77,13 +77,15 @@ class Shelly:
     """Gen1 plain numbers and gen2 NotifyStatus frames / component status objects."""
 
     name = "shelly"
+    options = Scaled
+    usual_topic = "shellies/{device}/ext_temperature/{sensor}"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
         device, sensor, metric, labels = base_names(source, fields)
         if payload.lstrip()[:1] != b"{":
-            value = plain_value(payload) * source.options.scale
+            value = plain_value(payload) * source.options_as(Scaled).scale
             return [
                 RawReading(
                     need_device(device, source), FALLBACK_SENSOR if sensor is None else sensor, metric, value,

@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, Field
 
 from vigil.core.refusal import Refusal
 
-from ._base import RawReading, base_names, load_json, need_device, read_ts
+from ._base import MetricKeys, Options, RawReading, base_names, keys_option, load_json, need_device, read_ts
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -49,6 +51,24 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _known_zone(name: str) -> str:
+    try:
+        _zone(name)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ValueError(f"unknown time zone {name!r}; use a name such as Europe/Berlin or UTC") from exc
+    return name
+
+
+class TasmotaOptions(Options):
+    """The options of format ``tasmota``."""
+
+    timezone: Optional[Annotated[str, AfterValidator(_known_zone)]] = Field(
+        None, description="the device's time zone (`Europe/Berlin`), for a `Time` without an offset; "
+        "without it such readings get the receive time."
+    )
+    keys: MetricKeys = keys_option()
+
+
 def tasmota_time(text: Any, timezone: Optional[str]) -> Optional[float]:
     """Epoch seconds of Tasmota's ``Time``: offset given, or local in ``timezone``, else None."""
     if not isinstance(text, str):
@@ -67,6 +87,8 @@ class Tasmota:
     """Sensors nested one level down; ``options.keys`` adds key -> metric mappings."""
 
     name = "tasmota"
+    options = TasmotaOptions
+    usual_topic = "tele/{device}/SENSOR"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
@@ -74,13 +96,14 @@ class Tasmota:
         data = load_json(payload)
         if type(data) is not dict:
             raise Refusal("schema", f"expected a JSON object of sensors, got {type(data).__name__}")
-        ts = tasmota_time(data["Time"], source.options.timezone) if "Time" in data else None
+        options = source.options_as(TasmotaOptions)
+        ts = tasmota_time(data["Time"], options.timezone) if "Time" in data else None
         temp_unit = data.get("TempUnit", "C")
         pressure_unit = data.get("PressureUnit", "hPa")
         for key in _UNIT_KEYS & data.keys():
             if type(data[key]) is not str:
                 raise Refusal("schema", f"{key}: expected a string, got {type(data[key]).__name__}")
-        keys = {**KEY_METRICS, **source.options.keys} if source.options.keys else KEY_METRICS
+        keys = {**KEY_METRICS, **options.keys} if options.keys else KEY_METRICS
         device, _, _, labels = base_names(source, fields)
         device = need_device(device, source)
         out = []

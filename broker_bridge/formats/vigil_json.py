@@ -21,7 +21,7 @@ from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 from vigil.core.reading import Reading, fault
 from vigil.core.refusal import Refusal
 
-from ._base import FALLBACK_SENSOR, RawReading, base_names, load_json, need_device
+from ._base import FALLBACK_SENSOR, Options, RawReading, base_names, load_json, need_device
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -40,6 +40,8 @@ class VigilJson:
     """``{"value": 21.5, "ts": 1700000000.0, "unit": "°C", "metric": "temperature", "seq": 7}``."""
 
     name = "vigil_json"
+    options = Options
+    usual_topic = None  # the built-in source's: <root>/readings/{device}/{sensor}
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]

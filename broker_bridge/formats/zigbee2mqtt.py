@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Optional
 
 from vigil.core.refusal import Refusal
 
-from ._base import FALLBACK_SENSOR, RawReading, base_names, load_json, need_device, read_ts
+from ._base import (
+    FALLBACK_SENSOR,
+    MetricKeys,
+    Options,
+    RawReading,
+    base_names,
+    keys_option,
+    load_json,
+    need_device,
+    read_ts,
+)
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -42,10 +52,18 @@ KEY_METRICS: dict[str, tuple[str, Optional[str]]] = {
 _NOT_STATE = frozenset({"availability", "set", "get"})
 
 
+class Zigbee2MqttOptions(Options):
+    """The options of format ``zigbee2mqtt``."""
+
+    keys: MetricKeys = keys_option()
+
+
 class Zigbee2Mqtt:
     """One message, one reading per known key; ``options.keys`` adds key -> metric mappings."""
 
     name = "zigbee2mqtt"
+    options = Zigbee2MqttOptions
+    usual_topic = "zigbee2mqtt/{device}"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
@@ -63,7 +81,7 @@ class Zigbee2Mqtt:
         device, sensor, _, labels = base_names(source, fields)
         device = need_device(device, source)
         sensor = FALLBACK_SENSOR if sensor is None else sensor
-        extra = source.options.keys
+        extra = source.options_as(Zigbee2MqttOptions).keys
         out = []
         for key, value in data.items():
             known = KEY_METRICS.get(key)

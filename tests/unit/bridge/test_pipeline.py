@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from broker_bridge.formats import RawReading
+from broker_bridge.formats import FORMATS, RawReading
 from broker_bridge.pipeline import DeadLetter, Pipeline
 from broker_bridge.settings import BridgeSettings, SourceSettings
 from vigil.core.event import Event
@@ -135,16 +135,15 @@ def test_for_format_uses_configured_sources_or_the_usual_topic() -> None:
     assert [e.value for e in p.process("h/x", b'{"t": 3}', NOW).events] == [3.0]
 
 
-def test_a_parser_bug_costs_one_message_not_the_bridge(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken:
-        name = "plain"
+def test_a_parser_bug_costs_one_message_not_the_bridge(caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]) -> list[RawReading]:
+        raise KeyError("bug")
 
-        def parse(self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]) -> list[RawReading]:
-            raise KeyError("bug")
-
+    monkeypatch.setattr(FORMATS["plain"], "parse", broken)
     settings = BridgeSettings.model_validate(
         {"sources": [{"name": "shelly", "format": "plain", "topic": "shellies/{device}/ext_temperature/{sensor}"}]})
-    p = Pipeline(settings, Topics(), formats={"plain": Broken()})
+    p = Pipeline(settings, Topics())
     out = p.process("shellies/x/ext_temperature/0", b"1", NOW)
     assert [d.reason for d in out.dead] == ["internal"]
     assert "KeyError" in caplog.text
