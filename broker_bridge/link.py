@@ -39,8 +39,7 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
 
-from vigil.core.mqtt import SESSION_EXPIRY, ssl_context
-from vigil.core.settings import MqttSettings
+from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
 
 __all__ = ["Delivery", "Link", "LinkError"]
 

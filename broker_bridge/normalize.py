@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 from vigil.core.event import MAX_ABS_VALUE, Event
+from vigil.core.refusal import Refusal
 from vigil.core.topics import TopicError, invisible_character, validate_segment
 
 from .formats import RawReading
 from .settings import BridgeSettings, SourceSettings
 from .units import UnitError, canonical_unit, converter
 
-__all__ = ["Normalizer", "Refusal", "SourceRules"]
+__all__ = ["Normalizer", "SourceRules"]
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,6 @@ _RESERVED = frozenset({"device", "sensor", "metric", "value", "time", "_field", 
 _NAME_CACHE_MAX = 100_000
 # Equal within this, a value is the configured error value (unit conversions round).
 _ERROR_TOLERANCE = 1e-6
-
-
-class Refusal(ValueError):
-    """A reading is refused; ``reason`` is short and machine-readable, ``detail`` a sentence."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,21 +11,20 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from vigil.core.event import Event
+from vigil.core.refusal import Refusal
 from vigil.core.topics import Topics, levels_match
 
 from .dedup import Deduplicator
-from .formats import FORMATS, Format, FormatError
-from .normalize import Normalizer, Refusal, SourceRules
+from .formats import FORMATS, Format
+from .normalize import Normalizer, SourceRules
 from .settings import BridgeSettings, SourceSettings
 from .topic_pattern import TopicPattern
 
-__all__ = ["UNROUTED_SOURCE", "USUAL_TOPICS", "Counters", "DeadLetter", "Outcome", "Pipeline"]
+__all__ = ["UNROUTED_SOURCE", "DeadLetter", "Outcome", "Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +32,6 @@ log = logging.getLogger(__name__)
 UNROUTED_SOURCE = "unrouted"
 _DETAIL_CHARS = 500
 _TOPIC_CHARS = 1024
-# Where each format's messages usually come, for an ingest of a format no source is configured for.
-USUAL_TOPICS = {
-    "plain": "{device}/{sensor}",
-    "tasmota": "tele/{device}/SENSOR",
-    "zigbee2mqtt": "zigbee2mqtt/{device}",
-    "shelly": "shellies/{device}/ext_temperature/{sensor}",
-    "line_protocol": "#",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +105,6 @@ class Outcome:
     duplicates: int = 0
 
 
-@dataclass
-class Counters:
-    """Totals since start, for the metrics endpoint."""
-
-    received: int = 0
-    events: int = 0
-    duplicates: int = 0
-    passed_over: int = 0
-    refused: Counter[str] = field(default_factory=Counter)  # by reason
-    refused_by_source: Counter[str] = field(default_factory=Counter)
-
-
 @dataclass(frozen=True, slots=True)
 class _Route:
     settings: SourceSettings
@@ -143,18 +122,15 @@ class _Route:
 class Pipeline:
     """Routes a message to its source, parses, normalizes and deduplicates it.
 
-    Not thread-safe (its dedup memory and counters are plain objects): one per consumer loop.
+    Not thread-safe (its dedup memory is a plain object): one per consumer loop.
     """
 
-    def __init__(
-        self, settings: BridgeSettings, topics: Topics, formats: Optional[Mapping[str, Format]] = None
-    ) -> None:
+    def __init__(self, settings: BridgeSettings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
-        formats = FORMATS if formats is None else {**FORMATS, **formats}
         self._routes = [
             _Route(
-                s, SourceRules.of(s), formats[s.format], s.pattern(topics.root), s.subscription(topics.root),
+                s, SourceRules.of(s), FORMATS[s.format], s.pattern(topics.root), s.subscription(topics.root),
                 tuple(s.subscription(topics.root).split("/")),
             )
             for s in settings.all_sources(topics.root)
@@ -164,7 +140,6 @@ class Pipeline:
         self._dedup = Deduplicator(settings.dedup_series, settings.dedup_per_series)
         self._max_payload = settings.max_payload_bytes
         self._bound = settings.deadletter_payload_bytes
-        self.counters = Counters()
         self._said: set[tuple[str, str]] = set()
 
     @classmethod
@@ -177,8 +152,9 @@ class Pipeline:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; one of {', '.join(sorted(FORMATS))}")
         sources = [s for s in settings.sources if s.format == fmt]
-        if not sources and fmt in USUAL_TOPICS:
-            sources = [SourceSettings(name=fmt, format=fmt, topic=USUAL_TOPICS[fmt])]
+        usual = FORMATS[fmt].usual_topic
+        if not sources and usual:
+            sources = [SourceSettings(name=fmt, format=fmt, topic=usual)]
         elif not sources and fmt != "vigil_json":
             raise ValueError(f"format {fmt} needs a source in bridge.sources (its options say where values are)")
         return cls(settings.model_copy(update={"sources": sources}), topics)
@@ -197,11 +173,6 @@ class Pipeline:
         """The MQTT filters to subscribe to, with their QoS (without any ``$share/`` prefix)."""
         return [(r.filter, r.settings.qos) for r in self._routes]
 
-    def source_of(self, topic: str) -> Optional[SourceSettings]:
-        """The source whose filter takes ``topic``, if any."""
-        route = self._route(topic)
-        return route.settings if route else None
-
     def _route(self, topic: str) -> Optional[_Route]:
         if topic.startswith(self._readings_prefix):
             return self._routes[0]
@@ -216,8 +187,6 @@ class Pipeline:
     def _dead(self, out: Outcome, source: str, reason: str, detail: str, topic: str, payload: bytes,
               received: float) -> None:
         out.dead.append(DeadLetter(source, reason, detail, topic, payload, received, self._bound))
-        self.counters.refused[reason] += 1
-        self.counters.refused_by_source[source] += 1
 
     def refuse(self, topic: str, payload: bytes, received: float, reason: str, detail: str) -> Outcome:
         """A whole message refused by the runtime (poison, an unforeseen failure): its dead letter."""
@@ -237,7 +206,6 @@ class Pipeline:
     def process(self, topic: str, payload: bytes, received: float, retained: bool = False) -> Outcome:
         """Events, dead letters and the duplicate count of one message; never raises."""
         out = Outcome()
-        self.counters.received += 1
         route = self._route(topic)
         if route is None:
             self._dead(out, UNROUTED_SOURCE, "topic", "no source of the bridge takes this topic", topic,
@@ -255,7 +223,7 @@ class Pipeline:
             return out
         try:
             raws = route.format.parse(topic, payload, route.settings, fields)
-        except FormatError as exc:
+        except Refusal as exc:
             self._dead(out, name, exc.reason, exc.detail, topic, payload, received)
             return out
         except Exception as exc:  # a parser bug must cost one message, not the bridge
@@ -266,7 +234,6 @@ class Pipeline:
                        topic, payload, received)
             return out
         if not raws:
-            self.counters.passed_over += 1
             return out
         for raw in raws:
             try:
@@ -288,6 +255,4 @@ class Pipeline:
                 out.duplicates += 1
                 continue
             out.events.append(event)
-        self.counters.events += len(out.events)
-        self.counters.duplicates += out.duplicates
         return out

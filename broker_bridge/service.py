@@ -31,18 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from vigil.app.config import VigilConfig
 from vigil.core import metrics
 from vigil.core.backoff import backoff_delay
 from vigil.core.event import Event
 from vigil.core.health import HealthReporter
 from vigil.core.poison import PoisonGuard, fingerprint
+from vigil.core.settings import MqttSettings, StoreSettings
 from vigil.core.stores import Store, open_store
 from vigil.core.urls import mask_url
 
 from .link import Delivery, Link, LinkError
 from .metrics import Metrics
 from .pipeline import DeadLetter, Outcome, Pipeline
+from .settings import BridgeSettings
 from .spool import Spool
 from .writer import StoreWriter
 
@@ -69,16 +70,15 @@ class _Batch:
 class Bridge:
     """One bridge process (several may share the load through ``bridge.shared_group``)."""
 
-    def __init__(self, config: VigilConfig, store: Store, *, spool_path: Optional[Path] = None,
-                 spool_max_events: Optional[int] = None) -> None:
-        self.config = config
-        self.settings = config.bridge
-        self.topics = config.mqtt.topics
+    def __init__(self, settings: BridgeSettings, mqtt: MqttSettings, store: Store, data_dir: str | Path) -> None:
+        self.settings = settings
+        self.mqtt = mqtt
+        self.topics = mqtt.topics
         self.store = store
         self.metrics = Metrics()
-        self.pipeline = Pipeline(self.settings, self.topics)
-        spool_path = spool_path or Path(self.settings.spool_path or Path(config.data_dir) / "bridge-spool.db")
-        self.spool = Spool(spool_path, spool_max_events or self.settings.spool_max_events)
+        self.pipeline = Pipeline(settings, self.topics)
+        spool_path = Path(settings.spool_path or Path(data_dir) / "bridge-spool.db")
+        self.spool = Spool(spool_path, settings.spool_max_events)
         self.guard = PoisonGuard(spool_path)
         self.writer = StoreWriter(store, self.spool, self.metrics)
         self.metrics.gauge("spool_events", "events waiting in the disk spool", lambda: self.spool.events)
@@ -148,12 +148,12 @@ class Bridge:
     async def _consume_forever(self, ready: Optional[asyncio.Event]) -> None:
         attempt = 0
         state = "starting"
-        broker = self.config.mqtt.broker()
+        broker = self.mqtt.broker()
         limit = self.settings.batch_size
         while True:
             # The broker sends at most receive_maximum unacknowledged messages (MQTT 5); the link stops
             # reading the socket past inbox_bound, for brokers that send more.
-            link = self._link = Link(self.config.mqtt, self.settings.client_id, receive_maximum=limit * 2,
+            link = self._link = Link(self.mqtt, self.settings.client_id, receive_maximum=limit * 2,
                                      inbox_bound=limit * 4, will=self.health.will())
             try:
                 await link.connect()
@@ -331,7 +331,7 @@ class Bridge:
                     self._refusal_said.add((topic, reason))
                     log.error("the broker refused the bridge's publish on %s (%s): check the ACL of user %s; the "
                               "readings are stored but the rule engine does not see them", topic, reason,
-                              self.config.mqtt.broker().username or "(anonymous)")
+                              self.mqtt.broker().username or "(anonymous)")
         self.metrics.inc("republished", len(batch.events) - sum(1 for t, _ in refused_out if t.startswith(prefix)))
 
     def _health(self) -> dict[str, Any]:
@@ -360,13 +360,15 @@ class Bridge:
             log.info("bridge: %s", self.metrics.summary())
 
 
-async def serve(config: VigilConfig, *, store: Optional[Store] = None, ready: Optional[asyncio.Event] = None) -> None:
-    """Run a bridge until cancelled (for ``vigil bridge`` and ``vigil up``)."""
-    own_store = store is None
-    if store is None:
-        store = open_store(config.store.store_url(), retention=config.store.retention)
+async def serve(settings: BridgeSettings, mqtt: MqttSettings, store: Store | StoreSettings, data_dir: str | Path,
+                *, ready: Optional[asyncio.Event] = None) -> None:
+    """Run a bridge until cancelled (for ``vigil bridge`` and ``vigil up``): on ``store``, or on the store
+    its settings name (opened here, and closed when the bridge stops)."""
+    if not isinstance(store, StoreSettings):
+        await Bridge(settings, mqtt, store, data_dir).run(ready)
+        return
+    opened = open_store(store.store_url(), retention=store.retention)
     try:
-        await Bridge(config, store).run(ready)
+        await Bridge(settings, mqtt, opened, data_dir).run(ready)
     finally:
-        if own_store:
-            store.close()
+        opened.close()

@@ -19,21 +19,32 @@ there; a source named ``vigil`` in the list replaces its settings (labels, error
 from __future__ import annotations
 
 import logging
-import math
 import re
-from typing import Annotated, Any, Literal, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, TypeVar
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 
 from vigil.core.configtypes import STRICT, Duration, HostPort, TopicName
 from vigil.core.event import METRIC_UNITS
 
+from .formats import FORMATS, Format
+from .formats._base import MetricName, Options, metric_name
 from .topic_pattern import PatternError, TopicPattern, filters_overlap
 from .units import DEFAULT_RANGES, UNIT_ALIASES, dimension_of
 
 __all__ = [
     "BUILTIN_SOURCE",
-    "FORMAT_NAMES",
     "BridgeSettings",
     "FormatOptions",
     "SourceDefaults",
@@ -42,18 +53,8 @@ __all__ = [
 ]
 
 BUILTIN_SOURCE = "vigil"
-FORMAT_NAMES = ("vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol")
 log = logging.getLogger(__name__)
-# Which options each format reads; setting another is a mistake worth an error.
-_FORMAT_OPTIONS: dict[str, frozenset[str]] = {
-    "vigil_json": frozenset(),
-    "plain": frozenset({"scale"}),
-    "tasmota": frozenset({"timezone", "keys"}),
-    "zigbee2mqtt": frozenset({"keys"}),
-    "shelly": frozenset({"scale"}),
-    "json_path": frozenset({"value_path", "paths", "ts_path", "unit_path", "scale"}),
-    "line_protocol": frozenset({"precision"}),
-}
+_O = TypeVar("_O", bound=Options)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _RESERVED_LABELS = frozenset({"device", "sensor", "metric", "value", "time", "_field", "_measurement"})
 # Metrics the formats produce beyond vigil.core.event.METRIC_UNITS, stored in one unit too.
@@ -79,21 +80,6 @@ def _label_name(value: str) -> str:
     return value
 
 
-def _metric_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise ValueError(f"metric name {value!r} must be a letter or _ then letters, digits or _ (at most 64)")
-    return value.lower()
-
-
-def _compile_path(path: str) -> None:
-    from .formats.json_path import PathError, compile_path  # the formats import this module
-
-    try:
-        compile_path(path)
-    except PathError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def _label_value(value: str) -> str:
     if not value.strip() or len(value) > 128 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise ValueError("a label value is 1-128 printable characters")
@@ -102,7 +88,6 @@ def _label_value(value: str) -> str:
 
 LabelName = Annotated[str, AfterValidator(_label_name)]
 Labels = dict[LabelName, Annotated[str, AfterValidator(_label_value)]]
-MetricName = Annotated[str, AfterValidator(_metric_name)]
 
 
 class SourceDefaults(BaseModel):
@@ -130,64 +115,35 @@ class SourceDefaults(BaseModel):
         return self
 
 
-class FormatOptions(BaseModel):
-    """Options of the source's format; each format takes only its own."""
+def _every_option(formats: Iterable[Format]) -> type[Options]:
+    """One model of the options of every format, for ``options:``: what the configuration reference lists
+    and ``vigil config check`` prints. Its fields are the formats' own (with their checks), each described
+    with the names of the formats that take it; an option two formats share is the same in both.
+    ``SourceSettings`` then checks a source's options against its format's own model."""
+    formats = list(formats)
+    fields: dict[str, FieldInfo] = {}
+    # the format with the most options first, as the reference has always listed them
+    for fmt in sorted(formats, key=lambda f: -len(f.options.model_fields)):
+        for name, field in fmt.options.model_fields.items():
+            if repr(fields.setdefault(name, field)) != repr(field):
+                raise TypeError(f"option {name} of format {fmt.name} differs from the same option of another format")
+    described = {
+        name: (field.annotation, FieldInfo.merge_field_infos(field, description=", ".join(
+            f.name for f in formats if name in f.options.model_fields) + f": {field.description}"))
+        for name, field in fields.items()
+    }
+    merged: type[Options] = create_model(  # type: ignore[call-overload]
+        "FormatOptions", __base__=Options, __doc__="Options of the source's format; each format takes only its own.",
+        **described)
+    return merged
 
-    model_config = STRICT
 
-    scale: float = Field(
-        1.0, description="plain, shelly, json_path: multiply every value (`0.001` for millidegrees)."
-    )
-    value_path: Optional[str] = Field(
-        None, description="json_path: where the value is, such as `value_json.temperature` or `sensors.air[0].t`."
-    )
-    paths: dict[MetricName, str] = Field(
-        default_factory=dict, description="json_path: several values, metric -> path (`{humidity: hum}`)."
-    )
-    ts_path: Optional[str] = Field(None, description="json_path: where the source time is (epoch or RFC 3339).")
-    unit_path: Optional[str] = Field(None, description="json_path: where the unit is.")
-    timezone: Optional[str] = Field(
-        None, description="tasmota: the device's time zone (`Europe/Berlin`), for a `Time` without an offset; "
-        "without it such readings get the receive time."
-    )
-    keys: dict[str, MetricName] = Field(
-        default_factory=dict, description="tasmota, zigbee2mqtt: more payload keys to read, key -> metric."
-    )
-    precision: Literal["ns", "us", "ms", "s"] = Field("ns", description="line_protocol: the timestamps' unit.")
-
-    @field_validator("scale")
-    @classmethod
-    def _scale(cls, v: float) -> float:
-        if not math.isfinite(v) or v == 0:
-            raise ValueError("scale must be a finite number other than 0")
-        return v
-
-    @field_validator("value_path", "ts_path", "unit_path")
-    @classmethod
-    def _path(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None:
-            _compile_path(v)
-        return v
-
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, v: dict[str, str]) -> dict[str, str]:
-        for path in v.values():
-            _compile_path(path)
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: Optional[str]) -> Optional[str]:
-        if v is None:
-            return v
-        from zoneinfo import ZoneInfo
-
-        try:
-            ZoneInfo(v)
-        except (ValueError, KeyError, OSError) as exc:
-            raise ValueError(f"unknown time zone {v!r}; use a name such as Europe/Berlin or UTC") from exc
-        return v
+if TYPE_CHECKING:
+    FormatName = str
+    FormatOptions = Options
+else:
+    FormatName = Literal[tuple(FORMATS)]
+    FormatOptions = _every_option(FORMATS.values())
 
 
 class SourceSettings(BaseModel):
@@ -196,7 +152,7 @@ class SourceSettings(BaseModel):
     model_config = STRICT
 
     name: TopicName = Field(description="The source's name: its dead letters go to `<root>/deadletter/<name>`.")
-    format: Literal["vigil_json", "plain", "tasmota", "zigbee2mqtt", "shelly", "json_path", "line_protocol"] = (
+    format: FormatName = (
         Field(description="How its payloads are read: Vigil's JSON, a plain number (ESPHome, Shelly gen1, "
               "w1_slave text), Tasmota SENSOR, zigbee2mqtt, Shelly gen1/gen2, JSON at a path, line protocol.")
     )
@@ -208,6 +164,7 @@ class SourceSettings(BaseModel):
     defaults: SourceDefaults = Field(default_factory=SourceDefaults)
     labels: Labels = Field(default_factory=dict, description="Labels added to every reading of this source.")
     options: FormatOptions = Field(default_factory=FormatOptions)
+    _options: Options = PrivateAttr(default_factory=Options)  # the same, as the format's own model
     error_values: dict[MetricName, list[float]] = Field(
         default_factory=dict, description="Values the sensors send on failure, refused, per metric in its stored "
         "unit: `{temperature: [85, -127]}` for DS18B20 (power-on, disconnected).",
@@ -232,14 +189,23 @@ class SourceSettings(BaseModel):
                 f"the source named {BUILTIN_SOURCE!r} is Vigil's own: its format is vigil_json and its topic "
                 "is <root>/readings/{device}/{sensor}; set only labels, defaults or error_values"
             )
-        allowed = _FORMAT_OPTIONS[self.format]
-        wrong = sorted(k for k in self.options.model_fields_set if k not in allowed)
+        model = FORMATS[self.format].options
+        given = self.options.model_fields_set
+        wrong = sorted(k for k in given if k not in model.model_fields)
         if wrong:
-            might = ", ".join(sorted(allowed)) or "none"
+            might = ", ".join(sorted(model.model_fields)) or "none"
             raise ValueError(f"option {', '.join(wrong)} does not apply to format {self.format} (it takes: {might})")
-        if self.format == "json_path" and not (self.options.value_path or self.options.paths):
-            raise ValueError("format json_path needs options.value_path or options.paths")
+        try:  # each option is checked already: what is left is the format's check of them together
+            self._options = model.model_validate({k: getattr(self.options, k) for k in given})
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
         return self
+
+    def options_as(self, model: type[_O]) -> _O:
+        """The options as the model of this source's format (the format's parser asks for its own)."""
+        if not isinstance(self._options, model):
+            raise TypeError(f"source {self.name!r} is of format {self.format}: its options are no {model.__name__}")
+        return self._options
 
     def pattern(self, root: str) -> TopicPattern:
         """The compiled topic pattern (the built-in source's is under ``root``)."""
@@ -324,7 +290,7 @@ class BridgeSettings(BaseModel):
     def _units(cls, v: dict[str, str]) -> dict[str, str]:
         merged = {**METRIC_UNITS, **_MORE_UNITS}
         for metric, unit in v.items():
-            metric = _metric_name(metric)
+            metric = metric_name(metric)
             known = merged.get(metric)
             if known is not None and dimension_of(UNIT_ALIASES.get(unit, unit)) != dimension_of(known):
                 raise ValueError(f"{metric}: {unit!r} is not a unit of {metric} (such as {known!r})")
@@ -342,7 +308,7 @@ class BridgeSettings(BaseModel):
     @classmethod
     def _aliases(cls, v: dict[str, str]) -> dict[str, str]:
         merged = dict(_DEFAULT_ALIASES)
-        merged.update({k.lower(): _metric_name(m) for k, m in v.items()})
+        merged.update({k.lower(): metric_name(m) for k, m in v.items()})
         return merged
 
     @field_validator("sources")

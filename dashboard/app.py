@@ -24,7 +24,7 @@ from vigil.core import metrics as vigil_metrics
 from vigil.core.clock import Clock, SystemClock
 from vigil.core.health import HealthReporter
 from vigil.core.jsonlimits import JsonRefused
-from vigil.core.reading import ReadingError
+from vigil.core.refusal import Refusal
 from vigil.core.sitetime import site_zone
 from vigil.core.stores import Store, StoreRejected, StoreUnavailable, open_store
 from vigil.core.topics import TopicError
@@ -63,7 +63,7 @@ def _error(status: int, message: str, problems: Optional[list[dict[str, Any]]] =
 
 def _caller_mistake(exc: ValueError) -> bool:
     """Whether a ValueError that reached the HTTP layer says the request was wrong (else it is our defect)."""
-    if isinstance(exc, (TopicError, ReadingError, JsonRefused)):
+    if isinstance(exc, (TopicError, Refusal, JsonRefused)):
         return True
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from vigil.core import jsonlimits
-from vigil.core.reading import Reading, ReadingError, parse_reading
+from vigil.core.reading import Reading, parse_reading
+from vigil.core.refusal import Refusal
 from vigil.core.topics import TopicError, Topics, validate_segment
 
 from .context import ApiError
@@ -84,7 +85,7 @@ def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sens
                 raise IngestError(422, "name the device and sensor: ?device=...&sensor=... or in the reading")
             topic = topics.readings(validate_segment(dev, "device"), validate_segment(sen, "sensor"))
             reading = parse_reading(item)
-        except (TopicError, ReadingError, IngestError) as exc:
+        except (TopicError, Refusal, IngestError) as exc:
             problems.append({"index": i, "error": str(exc)})
             continue
         payload = _contract_payload(reading)

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
+
+from pydantic import AfterValidator, Field, model_validator
+
+from vigil.core.refusal import Refusal
 
 from ._base import (
     FALLBACK_SENSOR,
-    FormatError,
+    MetricName,
     RawReading,
+    Scaled,
     base_names,
     load_json,
     need_device,
@@ -26,7 +31,7 @@ from ._base import (
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
 
-__all__ = ["JsonPath", "PathError", "compile_path"]
+__all__ = ["JsonPath", "JsonPathOptions", "PathError", "compile_path"]
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d{1,6})\]|(\.)")
 _MISSING = object()
@@ -82,15 +87,53 @@ def _get(data: Any, steps: tuple[Union[str, int], ...]) -> Any:
     return node
 
 
+def _readable(path: str) -> str:
+    try:
+        compile_path(path)
+    except PathError as exc:
+        raise ValueError(str(exc)) from None
+    return path
+
+
+def _all_readable(paths: dict[str, str]) -> dict[str, str]:
+    for path in paths.values():
+        _readable(path)
+    return paths
+
+
+PathText = Annotated[str, AfterValidator(_readable)]
+
+
+class JsonPathOptions(Scaled):
+    """The options of format ``json_path``."""
+
+    value_path: Optional[PathText] = Field(
+        None, description="where the value is, such as `value_json.temperature` or `sensors.air[0].t`."
+    )
+    paths: Annotated[dict[MetricName, str], AfterValidator(_all_readable)] = Field(
+        default_factory=dict, description="several values, metric -> path (`{humidity: hum}`)."
+    )
+    ts_path: Optional[PathText] = Field(None, description="where the source time is (epoch or RFC 3339).")
+    unit_path: Optional[PathText] = Field(None, description="where the unit is.")
+
+    @model_validator(mode="after")
+    def _some_value(self) -> JsonPathOptions:
+        if not (self.value_path or self.paths):
+            raise ValueError("format json_path needs options.value_path or options.paths")
+        return self
+
+
 class JsonPath:
     """Values found at configured paths of a JSON document."""
 
     name = "json_path"
+    options = JsonPathOptions
+    usual_topic = None  # its options say where the values are: a source must be configured
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
-        opts = source.options
+        opts = source.options_as(JsonPathOptions)
         try:
             wanted = dict(opts.paths)
             device, sensor, metric, labels = base_names(source, fields)
@@ -100,7 +143,7 @@ class JsonPath:
             ts_steps = compile_path(opts.ts_path) if opts.ts_path else None
             unit_steps = compile_path(opts.unit_path) if opts.unit_path else None
         except PathError as exc:
-            raise FormatError("schema", f"source {source.name!r}: {exc}") from exc
+            raise Refusal("schema", f"source {source.name!r}: {exc}") from exc
         data = load_json(payload)
         ts: Optional[float] = None
         if ts_steps is not None:
@@ -112,7 +155,7 @@ class JsonPath:
             raw_unit = _get(data, unit_steps)
             if raw_unit is not _MISSING:
                 if type(raw_unit) is not str or len(raw_unit) > 16:
-                    raise FormatError("schema", f"{opts.unit_path}: expected a unit string")
+                    raise Refusal("schema", f"{opts.unit_path}: expected a unit string")
                 unit = raw_unit
         device = need_device(device, source)
         sensor = FALLBACK_SENSOR if sensor is None else sensor
@@ -128,5 +171,5 @@ class JsonPath:
             # Anything else (null, an object...) goes on for normalization to refuse by its type.
             out.append(RawReading(device, sensor, name, value, ts, unit, None, labels))
         if not out:
-            raise FormatError("no_readings", f"nothing at {', '.join(sorted(set(wanted.values())))}")
+            raise Refusal("no_readings", f"nothing at {', '.join(sorted(set(wanted.values())))}")
         return out

@@ -12,9 +12,13 @@ timestamp's unit is ``options.precision`` (ns by default). A bad line refuses th
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, need_device
+import pydantic
+
+from vigil.core.refusal import Refusal
+
+from ._base import FALLBACK_SENSOR, Options, RawReading, base_names, need_device
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -137,10 +141,18 @@ def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, Field], Option
     return measurement, tags, fields, timestamp
 
 
+class LineProtocolOptions(Options):
+    """The options of format ``line_protocol``."""
+
+    precision: Literal["ns", "us", "ms", "s"] = pydantic.Field("ns", description="the timestamps' unit.")
+
+
 class LineProtocol:
     """Readings from line protocol; a reading per numeric field."""
 
     name = "line_protocol"
+    options = LineProtocolOptions
+    usual_topic = "#"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
@@ -148,9 +160,9 @@ class LineProtocol:
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise FormatError("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            raise Refusal("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
         device0, sensor0, _, captured = base_names(source, fields)
-        scale = _PRECISION[source.options.precision]
+        scale = _PRECISION[source.options_as(LineProtocolOptions).precision]
         out = []
         for number, line in enumerate(text.split("\n"), 1):
             line = line.strip("\r\t ")
@@ -159,7 +171,7 @@ class LineProtocol:
             try:
                 measurement, tags, values, stamp = parse_line(line)
             except ValueError as exc:
-                raise FormatError("schema", f"line {number}: {exc}") from exc
+                raise Refusal("schema", f"line {number}: {exc}") from exc
             device = tags.pop("device", device0)
             sensor = tags.pop("sensor", sensor0)
             if sensor is None:
@@ -172,5 +184,5 @@ class LineProtocol:
                 metric = measurement if key == "value" else key
                 out.append(RawReading(need_device(device, source), sensor, metric, value, ts, None, None, labels))
         if not out:
-            raise FormatError("no_readings", "no line with a numeric field")
+            raise Refusal("no_readings", "no line with a numeric field")
         return out

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Optional
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, need_device, number_text
+from vigil.core.refusal import Refusal
+
+from ._base import FALLBACK_SENSOR, RawReading, Scaled, base_names, need_device, number_text
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -27,23 +29,23 @@ def w1_slave(text: str) -> Optional[float]:
     match = _W1.fullmatch(text)
     if match is None:
         if "crc=" in text:
-            raise FormatError("value", "w1_slave: expected a CRC line ending in YES, then t=<millidegrees>")
+            raise Refusal("value", "w1_slave: expected a CRC line ending in YES, then t=<millidegrees>")
         return None
     if match.group(1) != "YES":
-        raise FormatError("value", "w1_slave: the CRC check failed (NO): the reading is corrupt")
+        raise Refusal("value", "w1_slave: the CRC check failed (NO): the reading is corrupt")
     return int(match.group(2)) / 1000.0
 
 
 def plain_value(payload: bytes) -> float:
-    """The number a plain payload holds; FormatError ``encoding`` or ``value``."""
+    """The number a plain payload holds; Refusal ``encoding`` or ``value``."""
     try:
         text = payload.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise FormatError(
+        raise Refusal(
             "encoding", f"expected a plain number in ASCII, got a non-ASCII byte at {exc.start}"
         ) from exc
     if not text.strip():
-        raise FormatError("value", "the payload is empty; expected a number such as 21.5")
+        raise Refusal("value", "the payload is empty; expected a number such as 21.5")
     return number_text(text)
 
 
@@ -51,6 +53,8 @@ class Plain:
     """The payload is the value; names from the topic (``{device}``, ``{sensor}``, ``{metric}``)."""
 
     name = "plain"
+    options = Scaled
+    usual_topic = "{device}/{sensor}"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
@@ -60,7 +64,7 @@ class Plain:
         if celsius is not None:
             value, unit = celsius, "°C"
         else:
-            value = plain_value(payload) * source.options.scale
+            value = plain_value(payload) * source.options_as(Scaled).scale
         device, sensor, metric, labels = base_names(source, fields)
         return [
             RawReading(

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device, read_ts
+from vigil.core.refusal import Refusal
+
+from ._base import FALLBACK_SENSOR, RawReading, Scaled, base_names, load_json, need_device, read_ts
 from .plain import plain_value
 
 if TYPE_CHECKING:
@@ -75,13 +77,15 @@ class Shelly:
     """Gen1 plain numbers and gen2 NotifyStatus frames / component status objects."""
 
     name = "shelly"
+    options = Scaled
+    usual_topic = "shellies/{device}/ext_temperature/{sensor}"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
         device, sensor, metric, labels = base_names(source, fields)
         if payload.lstrip()[:1] != b"{":
-            value = plain_value(payload) * source.options.scale
+            value = plain_value(payload) * source.options_as(Scaled).scale
             return [
                 RawReading(
                     need_device(device, source), FALLBACK_SENSOR if sensor is None else sensor, metric, value,
@@ -90,21 +94,21 @@ class Shelly:
             ]
         frame = load_json(payload)
         if type(frame) is not dict:
-            raise FormatError("schema", f"expected a JSON object, got {type(frame).__name__}")
+            raise Refusal("schema", f"expected a JSON object, got {type(frame).__name__}")
         if "method" not in frame:
             return self._status_object(frame, device, sensor, labels, source)
         method = frame["method"]
         if type(method) is not str:
-            raise FormatError("schema", f"method: expected a string, got {type(method).__name__}")
+            raise Refusal("schema", f"method: expected a string, got {type(method).__name__}")
         if method not in _STATUS_METHODS:
             return []
         params = frame.get("params")
         if type(params) is not dict:
-            raise FormatError("schema", f"{method}: params must be an object")
+            raise Refusal("schema", f"{method}: params must be an object")
         src = frame.get("src")
         if device is None:
             if type(src) is not str:
-                raise FormatError("schema", "no device: the frame has no src and the topic has no {device}")
+                raise Refusal("schema", "no device: the frame has no src and the topic has no {device}")
             device = src
         ts = read_ts(params["ts"], "params.ts") if "ts" in params else None
         out = []
@@ -114,7 +118,7 @@ class Shelly:
             # A partial status without measurements (a switch turned on) is no error.
             return []
         if not out:
-            raise FormatError("no_readings", f"{method}: no component with a measurement (temperature:0, ...)")
+            raise Refusal("no_readings", f"{method}: no component with a measurement (temperature:0, ...)")
         return out
 
     def _status_object(
@@ -127,10 +131,10 @@ class Shelly:
     ) -> list[RawReading]:
         # <prefix>/status/temperature:0 -> the component is the last topic level, captured as {sensor}.
         if not sensor or ":" not in sensor:
-            raise FormatError(
+            raise Refusal(
                 "schema", "a component status needs its component (temperature:0) captured as {sensor}"
             )
         out = _component(need_device(device, source), sensor, status, None, labels)
         if not out:
-            raise FormatError("no_readings", f"component {sensor!r} has no measurement this format knows")
+            raise Refusal("no_readings", f"component {sensor!r} has no measurement this format knows")
         return out

@@ -12,10 +12,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 from zoneinfo import ZoneInfo
 
-from ._base import FormatError, RawReading, base_names, load_json, need_device, read_ts
+from pydantic import AfterValidator, Field
+
+from vigil.core.refusal import Refusal
+
+from ._base import MetricKeys, Options, RawReading, base_names, keys_option, load_json, need_device, read_ts
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -47,17 +51,35 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def _known_zone(name: str) -> str:
+    try:
+        _zone(name)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ValueError(f"unknown time zone {name!r}; use a name such as Europe/Berlin or UTC") from exc
+    return name
+
+
+class TasmotaOptions(Options):
+    """The options of format ``tasmota``."""
+
+    timezone: Optional[Annotated[str, AfterValidator(_known_zone)]] = Field(
+        None, description="the device's time zone (`Europe/Berlin`), for a `Time` without an offset; "
+        "without it such readings get the receive time."
+    )
+    keys: MetricKeys = keys_option()
+
+
 def tasmota_time(text: Any, timezone: Optional[str]) -> Optional[float]:
     """Epoch seconds of Tasmota's ``Time``: offset given, or local in ``timezone``, else None."""
     if not isinstance(text, str):
-        raise FormatError("ts", f"Time: expected a date-time string, got {type(text).__name__}")
+        raise Refusal("ts", f"Time: expected a date-time string, got {type(text).__name__}")
     if _LOCAL.fullmatch(text):
         if timezone is None:
             return None
         try:
             return datetime.fromisoformat(text).replace(tzinfo=_zone(timezone)).timestamp()
         except ValueError as exc:
-            raise FormatError("ts", f"Time: {exc}") from exc
+            raise Refusal("ts", f"Time: {exc}") from exc
     return read_ts(text, "Time")
 
 
@@ -65,20 +87,23 @@ class Tasmota:
     """Sensors nested one level down; ``options.keys`` adds key -> metric mappings."""
 
     name = "tasmota"
+    options = TasmotaOptions
+    usual_topic = "tele/{device}/SENSOR"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
         data = load_json(payload)
         if type(data) is not dict:
-            raise FormatError("schema", f"expected a JSON object of sensors, got {type(data).__name__}")
-        ts = tasmota_time(data["Time"], source.options.timezone) if "Time" in data else None
+            raise Refusal("schema", f"expected a JSON object of sensors, got {type(data).__name__}")
+        options = source.options_as(TasmotaOptions)
+        ts = tasmota_time(data["Time"], options.timezone) if "Time" in data else None
         temp_unit = data.get("TempUnit", "C")
         pressure_unit = data.get("PressureUnit", "hPa")
         for key in _UNIT_KEYS & data.keys():
             if type(data[key]) is not str:
-                raise FormatError("schema", f"{key}: expected a string, got {type(data[key]).__name__}")
-        keys = {**KEY_METRICS, **source.options.keys} if source.options.keys else KEY_METRICS
+                raise Refusal("schema", f"{key}: expected a string, got {type(data[key]).__name__}")
+        keys = {**KEY_METRICS, **options.keys} if options.keys else KEY_METRICS
         device, _, _, labels = base_names(source, fields)
         device = need_device(device, source)
         out = []
@@ -102,5 +127,5 @@ class Tasmota:
                 else:
                     out.append(RawReading(device, sensor, metric, value, ts, unit, None, labels))
         if not out:
-            raise FormatError("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))})")
+            raise Refusal("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))})")
         return out

@@ -19,8 +19,9 @@ from pydantic_core import ErrorDetails
 
 from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 from vigil.core.reading import Reading, fault
+from vigil.core.refusal import Refusal
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device
+from ._base import FALLBACK_SENSOR, Options, RawReading, base_names, load_json, need_device
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -39,12 +40,14 @@ class VigilJson:
     """``{"value": 21.5, "ts": 1700000000.0, "unit": "°C", "metric": "temperature", "seq": 7}``."""
 
     name = "vigil_json"
+    options = Options
+    usual_topic = None  # the built-in source's: <root>/readings/{device}/{sensor}
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
     ) -> list[RawReading]:
         if too_deep(payload):
-            raise FormatError("json", f"payload is nested more than {MAX_DEPTH} levels deep")
+            raise Refusal("json", f"payload is nested more than {MAX_DEPTH} levels deep")
         try:
             reading = _validate_json(payload)
         except ValidationError as exc:
@@ -75,10 +78,10 @@ class VigilJson:
 
 
 def _checked_slowly(payload: bytes) -> Reading:
-    """The standard library's decoding, then the model: the reading, or the FormatError that says why not."""
+    """The standard library's decoding, then the model: the reading, or the Refusal that says why not."""
     data: Any = load_json(payload)
     if type(data) is not dict:
-        raise FormatError("schema", f"expected a JSON object, got {type(data).__name__}")
+        raise Refusal("schema", f"expected a JSON object, got {type(data).__name__}")
     try:
         return Reading.model_validate(data)
     except ValidationError as exc:
@@ -94,12 +97,12 @@ def _checked_slowly(payload: bytes) -> Reading:
     raise _refusal(errors)
 
 
-def _refusal(errors: list[ErrorDetails]) -> FormatError:
-    """The FormatError of the fault named first (see ``_SHAPE``): reason ``value``, ``ts`` or ``schema``."""
+def _refusal(errors: list[ErrorDetails]) -> Refusal:
+    """The Refusal of the fault named first (see ``_SHAPE``): reason ``value``, ``ts`` or ``schema``."""
     first = min(errors, key=_order)
     rank, field = _order(first)
     reason = _VALUES[field] if rank == 3 and _VALUES[field] in ("value", "ts") else "schema"
-    return FormatError(reason, fault(first))
+    return Refusal(reason, fault(first))
 
 
 def _order(err: ErrorDetails) -> tuple[int, int]:

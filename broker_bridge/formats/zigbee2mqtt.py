@@ -12,7 +12,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
 
-from ._base import FALLBACK_SENSOR, FormatError, RawReading, base_names, load_json, need_device, read_ts
+from vigil.core.refusal import Refusal
+
+from ._base import (
+    FALLBACK_SENSOR,
+    MetricKeys,
+    Options,
+    RawReading,
+    base_names,
+    keys_option,
+    load_json,
+    need_device,
+    read_ts,
+)
 
 if TYPE_CHECKING:
     from broker_bridge.settings import SourceSettings
@@ -40,10 +52,18 @@ KEY_METRICS: dict[str, tuple[str, Optional[str]]] = {
 _NOT_STATE = frozenset({"availability", "set", "get"})
 
 
+class Zigbee2MqttOptions(Options):
+    """The options of format ``zigbee2mqtt``."""
+
+    keys: MetricKeys = keys_option()
+
+
 class Zigbee2Mqtt:
     """One message, one reading per known key; ``options.keys`` adds key -> metric mappings."""
 
     name = "zigbee2mqtt"
+    options = Zigbee2MqttOptions
+    usual_topic = "zigbee2mqtt/{device}"
 
     def parse(
         self, topic: str, payload: bytes, source: SourceSettings, fields: dict[str, str]
@@ -53,7 +73,7 @@ class Zigbee2Mqtt:
             return []
         data = load_json(payload)
         if type(data) is not dict:
-            raise FormatError("schema", f"expected a JSON object, got {type(data).__name__}")
+            raise Refusal("schema", f"expected a JSON object, got {type(data).__name__}")
         last_seen = data.get("last_seen")
         ts = None
         if last_seen is not None:
@@ -61,7 +81,7 @@ class Zigbee2Mqtt:
         device, sensor, _, labels = base_names(source, fields)
         device = need_device(device, source)
         sensor = FALLBACK_SENSOR if sensor is None else sensor
-        extra = source.options.keys
+        extra = source.options_as(Zigbee2MqttOptions).keys
         out = []
         for key, value in data.items():
             known = KEY_METRICS.get(key)
@@ -71,5 +91,5 @@ class Zigbee2Mqtt:
                 continue
             out.append(RawReading(device, sensor, known[0], value, ts, known[1], None, labels))
         if not out:
-            raise FormatError("no_readings", "no key zigbee2mqtt documents as a measurement (temperature, ...)")
+            raise Refusal("no_readings", "no key zigbee2mqtt documents as a measurement (temperature, ...)")
         return out

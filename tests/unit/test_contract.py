@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 
 from vigil.core.event import Event, EventDecodeError
-from vigil.core.reading import Reading, ReadingError, parse_reading, reading_schema
+from vigil.core.reading import Reading, parse_reading, reading_schema
+from vigil.core.refusal import Refusal
 from vigil.core.topics import MAX_SEGMENT_BYTES, TopicError, Topics, validate_segment
 
 VALIDATOR = jsonschema.Draft202012Validator(reading_schema(), format_checker=jsonschema.FormatChecker())
@@ -64,7 +65,7 @@ def test_rfc3339_and_epoch_mean_the_same_instant() -> None:
 @pytest.mark.parametrize(("payload", "field"), BAD)
 def test_bad_readings_fail_schema_and_model_alike(payload: dict[str, object], field: str) -> None:
     assert not VALIDATOR.is_valid(payload)
-    with pytest.raises(ReadingError) as err:
+    with pytest.raises(Refusal) as err:
         parse_reading(json.dumps(payload).encode())
     assert err.value.reason == "schema"
     assert field in err.value.detail
@@ -85,7 +86,7 @@ def test_bad_readings_fail_schema_and_model_alike(payload: dict[str, object], fi
     ],
 )
 def test_hostile_payloads_are_refused_with_a_reason(raw: bytes, reason: str) -> None:
-    with pytest.raises(ReadingError) as err:
+    with pytest.raises(Refusal) as err:
         parse_reading(raw)
     assert err.value.reason == reason
     assert str(err.value).startswith(reason + ": ")
@@ -168,7 +169,7 @@ def test_bad_events_are_refused(raw: bytes) -> None:
 
 def test_schema_agrees_with_model_on_non_finite_values() -> None:
     # JSON itself cannot carry NaN; a Python caller handing the model one is refused too.
-    with pytest.raises(ReadingError):
+    with pytest.raises(Refusal):
         parse_reading({"value": math.nan, "ts": 1, "unit": "C"})
 
 
@@ -185,7 +186,7 @@ def test_names_with_invisible_characters_are_refused_with_the_code_point(char: s
         Topics().readings(f"free{char}zer", "t0")
     assert f"U+{ord(char):04X}" in err.value.reason
     assert "\\u" in str(err.value) or "\\U" in str(err.value) or "\\x" in str(err.value)  # shown escaped
-    with pytest.raises(ReadingError) as bad_label:
+    with pytest.raises(Refusal) as bad_label:
         parse_reading({"value": 1, "ts": 1, "unit": "C", "labels": {"room": f"lab{char}"}})
     assert "labels" in bad_label.value.detail
     assert not VALIDATOR.is_valid({"value": 1, "ts": 1, "unit": "C", "labels": {"room": f"lab{char}"}})
@@ -225,7 +226,7 @@ def test_visible_unicode_names_stay_allowed(name: str) -> None:
 @pytest.mark.parametrize("value", [1e19, -1e19, 10**19])
 def test_values_beyond_the_bound_fail_schema_and_model_alike(value: float) -> None:
     assert not VALIDATOR.is_valid({"value": value, "ts": 1, "unit": "C"})
-    with pytest.raises(ReadingError, match="value"):
+    with pytest.raises(Refusal, match="value"):
         parse_reading({"value": value, "ts": 1, "unit": "C"})
 
 

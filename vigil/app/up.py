@@ -406,7 +406,8 @@ async def _serve(config: VigilConfig, store: Any, password: Optional[str], demo:
     data_dir = Path(config.data_dir)
     ready = {name: asyncio.Event() for name in ("bridge", "alerting", "dashboard")}
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(serve["serve_bridge"](config, store=store, ready=ready["bridge"]), name="up-bridge")
+        tg.create_task(serve["serve_bridge"](config.bridge, config.mqtt, store, data_dir, ready=ready["bridge"]),
+                       name="up-bridge")
         tg.create_task(serve["serve_alerting"](config, store=store, ready=ready["alerting"]), name="up-alerting")
         tg.create_task(serve["serve_dashboard"](config, store=store, ready=ready["dashboard"]), name="up-dashboard")
         tg.create_task(_announce_alerts(config, say), name="up-console")

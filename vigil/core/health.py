@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from vigil.core import jsonlimits
 from vigil.core.topics import Topics
 
 __all__ = ["HEALTH_EVERY", "MAX_HEALTH_BYTES", "STALE_AFTER", "HealthReporter", "PartHealth", "offline_payload",
@@ -89,7 +90,7 @@ def parse_health(topics: Topics, topic: str, payload: bytes) -> Optional[PartHea
     if not text.startswith(b"{") or text.count(b"{") + text.count(b"[") > 200:
         return None
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = jsonlimits.decode(text)
     except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
@@ -111,10 +112,6 @@ def parse_health(topics: Topics, topic: str, payload: bytes) -> Optional[PartHea
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
 
 
 Sender = Callable[[str, bytes], Awaitable[bool]]

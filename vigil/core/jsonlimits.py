@@ -9,6 +9,9 @@ message and one pass over the brackets for a suspicious one.
 numbers only (the dashboard's HTTP bodies and MQTT messages); :func:`dumps` never writes NaN or
 Infinity (a browser's ``JSON.parse`` refuses them).
 
+:func:`decode` is the one plain decoder that refuses ``NaN``, ``Infinity`` and ``-Infinity``, which
+Python's ``json`` takes although JSON has no such numbers (the contract's readings, health, formats).
+
 Exceptions::
 
     JsonRefused          (ValueError) a JSON text is too large, too deep, or holds a number we refuse
@@ -19,9 +22,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
-__all__ = ["MAX_DEPTH", "MAX_DIGITS", "JsonRefused", "dumps", "loads", "too_deep"]
+__all__ = ["MAX_DEPTH", "MAX_DIGITS", "JsonRefused", "decode", "dumps", "loads", "refuse_constant", "too_deep"]
 
 # Real payloads (readings, Tasmota, zigbee2mqtt, Home Assistant state) nest a handful of levels.
 MAX_DEPTH = 32
@@ -60,8 +63,20 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def _no_constant(name: str) -> Any:
+def refuse_constant(name: str) -> NoReturn:
+    """``parse_constant`` of a decoder: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON."""
     raise JsonRefused(f"{name} is not a number JSON allows")
+
+
+# One plain decoder for all: json.loads with an argument builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=refuse_constant)
+
+
+def decode(text: str | bytes) -> Any:
+    """``json.loads`` without NaN and Infinity (a ValueError, as for any text that is not JSON)."""
+    if not isinstance(text, str):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    return _DECODER.decode(text)
 
 
 def loads(data: bytes | str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
@@ -72,7 +87,7 @@ def loads(data: bytes | str, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
     if too_deep(raw, max_depth):
         raise JsonRefused(f"the JSON nests arrays or objects more than {max_depth} levels deep")
     try:
-        return json.loads(raw, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
+        return json.loads(raw, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=refuse_constant)
     except RecursionError:  # cannot happen after the depth check; kept so that it can never escape
         raise JsonRefused("the JSON is nested too deeply") from None
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-import ssl
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,7 +23,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from vigil.core.backoff import backoff_delay  # re-exported: the clients' reconnects wait by the one formula
-from vigil.core.settings import MqttSettings
+
+# re-exported: the bridge (gmqtt) takes them from vigil.core.settings, without aiomqtt and paho
+from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
 
 __all__ = [
     "SESSION_EXPIRY",
@@ -36,9 +37,6 @@ __all__ = [
     "installation_client_id",
     "ssl_context",
 ]
-
-SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
-
 
 class Inbox:
     """A queue factory for aiomqtt that remembers the queue it made, for batch draining."""
@@ -107,18 +105,6 @@ def build_client(
         timeout=10,
         **kwargs,
     )
-
-
-def ssl_context(settings: MqttSettings) -> ssl.SSLContext:
-    """The TLS context of ``mqtts://`` (CA file, optional client certificate, ``tls_insecure``),
-    for these clients and the bridge's (broker_bridge/link.py)."""
-    context = ssl.create_default_context(cafile=settings.ca_file)
-    if settings.cert_file:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
-    if settings.tls_insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def enable_manual_ack(client: aiomqtt.Client) -> None:

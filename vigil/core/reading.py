@@ -16,6 +16,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -25,24 +26,17 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, core_schema
 
+from vigil.core import jsonlimits
 from vigil.core.event import MAX_ABS_VALUE
+from vigil.core.refusal import Refusal
 from vigil.core.topics import invisible_character
 
-__all__ = ["MAX_SEQ", "Reading", "ReadingError", "fault", "parse_reading", "parse_ts", "reading_schema"]
+__all__ = ["MAX_SEQ", "Reading", "fault", "parse_reading", "parse_ts", "reading_schema"]
 
 MAX_SEQ = 2**53 - 1  # the largest integer a JSON reader that uses doubles keeps exactly
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _MAX_TS = sys.float_info.max
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-
-
-class ReadingError(ValueError):
-    """A reading payload does not follow the contract; ``reason`` is a short machine-readable cause."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 def parse_ts(value: Union[int, float, str]) -> float:
@@ -72,14 +66,23 @@ def _ts_schema(source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSc
 _LIMIT = int(MAX_ABS_VALUE)
 
 
+def _int_in_range(value: Any) -> Any:
+    # the float branch would take 10**18 + 1 as 1e18, within the bound; the schema compares exactly
+    if type(value) is int and not -_LIMIT <= value <= _LIMIT:
+        raise ValueError("out of range")
+    return value
+
+
 class Reading(BaseModel):
     """One reading as an edge agent publishes it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # an int stays an int; bounds and finiteness are checked in pydantic-core, before any float()
-    value: Union[Annotated[int, Field(strict=True, ge=-_LIMIT, le=_LIMIT)],
-                 Annotated[float, Field(strict=True, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)]]
+    value: Annotated[Union[Annotated[int, Field(strict=True, ge=-_LIMIT, le=_LIMIT)],
+                           Annotated[float, Field(strict=True, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE,
+                                                  allow_inf_nan=False)]],
+                     BeforeValidator(_int_in_range)]
     ts: Annotated[float, GetPydanticSchema(_ts_schema)]
     unit: Annotated[str, Field(min_length=1, max_length=16)]
     metric: Annotated[str, Field(pattern=_NAME)] = "temperature"
@@ -149,7 +152,7 @@ def _describe(exc: ValidationError) -> str:
 def parse_reading(payload: bytes | str | dict[str, Any]) -> Reading:
     """Parse a reading payload (JSON bytes, text or an already decoded object).
 
-    Raises ReadingError with reason ``encoding``, ``json`` or ``schema``.
+    Raises :class:`~vigil.core.refusal.Refusal` with reason ``encoding``, ``json`` or ``schema``.
     """
     if isinstance(payload, dict):
         data: Any = payload
@@ -157,21 +160,17 @@ def parse_reading(payload: bytes | str | dict[str, Any]) -> Reading:
         try:
             text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         except UnicodeDecodeError as exc:
-            raise ReadingError("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            raise Refusal("encoding", f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
+            data = jsonlimits.decode(text)
         except ValueError as exc:
-            raise ReadingError("json", f"payload is not JSON: {exc}") from exc
+            raise Refusal("json", f"payload is not JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ReadingError("schema", f"expected a JSON object, got {type(data).__name__}")
+        raise Refusal("schema", f"expected a JSON object, got {type(data).__name__}")
     try:
         return Reading.model_validate(data)
     except ValidationError as exc:
-        raise ReadingError("schema", _describe(exc)) from exc
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+        raise Refusal("schema", _describe(exc)) from exc
 
 
 @lru_cache(maxsize=1)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from typing import Literal, Optional
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -12,7 +13,10 @@ from vigil.core.configtypes import STRICT, BrokerUrlText, Duration, Port, StoreU
 from vigil.core.topics import Topics
 from vigil.core.urls import BrokerUrl, StoreUrl, parse_broker_url, parse_store_url
 
-__all__ = ["MqttSettings", "StoreSettings"]
+__all__ = ["SESSION_EXPIRY", "MqttSettings", "StoreSettings", "ssl_context"]
+
+
+SESSION_EXPIRY = 7 * 86400  # seconds the broker keeps a persistent session while the client is away
 
 
 class MqttSettings(BaseModel):
@@ -57,6 +61,18 @@ class MqttSettings(BaseModel):
     @property
     def topics(self) -> Topics:
         return Topics(self.root)
+
+
+def ssl_context(settings: MqttSettings) -> ssl.SSLContext:
+    """The TLS context of ``mqtts://`` (CA file, optional client certificate, ``tls_insecure``),
+    for the aiomqtt clients (vigil/core/mqtt.py) and the bridge's gmqtt one (broker_bridge/link.py)."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if settings.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class StoreSettings(BaseModel):

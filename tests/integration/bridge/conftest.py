@@ -35,7 +35,7 @@ def make_config(broker: Mosquitto, store_url: str, data_dir: Path, **bridge: Any
 
 @asynccontextmanager
 async def running_bridge(config: VigilConfig, store: Store) -> AsyncIterator[Bridge]:
-    bridge = Bridge(config, store)
+    bridge = Bridge(config.bridge, config.mqtt, store, config.data_dir)
     ready = asyncio.Event()
     task = asyncio.create_task(bridge.run(ready))
     try:

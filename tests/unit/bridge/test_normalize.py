@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from broker_bridge.formats import RawReading
-from broker_bridge.normalize import Normalizer, Refusal, SourceRules
+from broker_bridge.normalize import Normalizer, SourceRules
 from broker_bridge.settings import BridgeSettings, SourceSettings
 from broker_bridge.units import UnitError, converter
 from vigil.core.event import Event
+from vigil.core.refusal import Refusal
 
 from .conftest import NOW, make_pipeline
 

@@ -10,9 +10,10 @@ import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker_bridge.formats import FORMATS, FormatError
+from broker_bridge.formats import FORMATS
 from broker_bridge.settings import SourceSettings
-from vigil.core.reading import ReadingError, parse_reading, reading_schema
+from vigil.core.reading import parse_reading, reading_schema
+from vigil.core.refusal import Refusal
 
 SOURCE = SourceSettings(name="vigil", format="vigil_json")
 FIELDS = {"device": "d", "sensor": "s"}
@@ -54,7 +55,7 @@ readings = st.one_of(good, mixed, partial)
 def _ours(data: dict[str, Any]) -> Any:
     try:
         return FORMATS["vigil_json"].parse("vigil/readings/d/s", json.dumps(data).encode(), SOURCE, FIELDS)[0]
-    except FormatError as exc:
+    except Refusal as exc:
         return exc
 
 
@@ -64,10 +65,10 @@ def test_same_verdict_as_the_contract_model(data: dict[str, Any]) -> None:
     ours = _ours(data)
     try:
         reading = parse_reading(data)
-    except ReadingError:
-        assert isinstance(ours, FormatError), f"we accepted what the contract refuses: {data!r}"
+    except Refusal:
+        assert isinstance(ours, Refusal), f"we accepted what the contract refuses: {data!r}"
         return
-    assert not isinstance(ours, FormatError), f"we refused what the contract accepts: {data!r}: {ours}"
+    assert not isinstance(ours, Refusal), f"we refused what the contract accepts: {data!r}: {ours}"
     assert ours.value == reading.value and math.isclose(ours.ts, reading.ts)
     assert (ours.unit, ours.metric, ours.seq) == (reading.unit, reading.metric, reading.seq)
     assert dict(ours.labels) == reading.labels
@@ -76,6 +77,6 @@ def test_same_verdict_as_the_contract_model(data: dict[str, Any]) -> None:
 @settings(max_examples=300, deadline=None)
 @given(readings)
 def test_what_we_accept_the_published_schema_accepts(data: dict[str, Any]) -> None:
-    if isinstance(_ours(data), FormatError):
+    if isinstance(_ours(data), Refusal):
         return
     jsonschema.validate(data, reading_schema())

@@ -10,12 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker_bridge.formats import FORMATS, FormatError
+from broker_bridge.formats import FORMATS
 from broker_bridge.formats.vigil_json import _checked_slowly
 from broker_bridge.settings import SourceSettings
 from tests.unit.bridge.conftest import NOW, make_pipeline
 from tests.unit.bridge.test_vigil_json import readings
-from vigil.core.reading import ReadingError, parse_reading
+from vigil.core.reading import parse_reading
+from vigil.core.refusal import Refusal
 
 SOURCE = SourceSettings(name="vigil", format="vigil_json")
 FIELDS = {"device": "d", "sensor": "s"}
@@ -25,24 +26,24 @@ GOOD = b'{"value": 21.5, "ts": 1700000000, "unit": "C", "metric": "temperature",
 def ours(payload: bytes) -> Any:
     try:
         return FORMATS["vigil_json"].parse("vigil/readings/d/s", payload, SOURCE, FIELDS)[0]
-    except FormatError as exc:
+    except Refusal as exc:
         return exc
 
 
 def contract(payload: bytes) -> Any:
     try:
         return parse_reading(payload)
-    except ReadingError as exc:
+    except Refusal as exc:
         return exc
 
 
 def same_verdict(payload: bytes) -> None:
     """Accepted by both with the same fields, or refused by both; encoding and JSON faults alike."""
     a, b = ours(payload), contract(payload)
-    if isinstance(b, ReadingError):
-        assert isinstance(a, FormatError), f"we accepted what the contract refuses ({b}): {payload!r}"
+    if isinstance(b, Refusal):
+        assert isinstance(a, Refusal), f"we accepted what the contract refuses ({b}): {payload!r}"
         # read from pydantic's own parse or the slow way (json.loads, then the model), the same words
-        with pytest.raises(FormatError) as slow:
+        with pytest.raises(Refusal) as slow:
             _checked_slowly(payload)
         assert (slow.value.reason, slow.value.detail) == (a.reason, a.detail)
         if b.reason in ("encoding", "json"):
@@ -50,7 +51,7 @@ def same_verdict(payload: bytes) -> None:
         else:
             assert a.reason in ("schema", "value", "ts"), (payload, a, b)
         return
-    assert not isinstance(a, FormatError), f"we refused what the contract accepts: {payload!r}: {a}"
+    assert not isinstance(a, Refusal), f"we refused what the contract accepts: {payload!r}: {a}"
     assert (a.value, a.ts, a.unit, a.metric, a.seq) == (b.value, b.ts, b.unit, b.metric, b.seq)
     assert type(a.value) is type(b.value)
     assert dict(a.labels) == b.labels
@@ -106,7 +107,7 @@ def test_odd_json_gets_the_standard_librarys_verdict(payload: bytes) -> None:
                                      b'{"value": 1, "ts": 1, "unit": "C", "seq": Infinity, "seq": 2}'])
 def test_a_repeated_key_cannot_hide_a_number_json_has_not(payload: bytes) -> None:
     got = ours(payload)
-    assert isinstance(got, FormatError) and got.reason == "json", got
+    assert isinstance(got, Refusal) and got.reason == "json", got
     assert "is not a number JSON allows" in got.detail
 
 
@@ -133,7 +134,7 @@ def test_the_contract_model_refuses_huge_integers_instead_of_overflowing() -> No
     # float() of a 400-digit integer raises OverflowError, which pydantic does not turn into a refusal
     for payload in (b'{"value": ' + b"9" * 400 + b', "ts": 1, "unit": "C"}',
                     b'{"value": 1, "ts": ' + b"9" * 400 + b', "unit": "C"}'):
-        with pytest.raises(ReadingError) as err:
+        with pytest.raises(Refusal) as err:
             parse_reading(payload)
         assert err.value.reason == "schema"
     assert ours(b'{"value": 1, "ts": ' + b"9" * 400 + b', "unit": "C"}').reason == "ts"
@@ -173,7 +174,7 @@ def test_numbers_are_read_to_the_same_float(x: float, style: str) -> None:
     payload = b'{"value": %s, "ts": 1, "unit": "C"}' % text.encode()
     got = ours(payload)
     if abs(json.loads(text)) > 1e18:
-        assert isinstance(got, FormatError) and got.reason == "value"
+        assert isinstance(got, Refusal) and got.reason == "value"
     else:
         assert got.value == json.loads(text)
 

@@ -43,4 +43,4 @@ def run(args: argparse.Namespace) -> int:
         return 3
     from broker_bridge.service import serve
 
-    return run_until_signal(serve(config))
+    return run_until_signal(serve(config.bridge, config.mqtt, config.store, config.data_dir))
