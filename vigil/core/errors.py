@@ -6,7 +6,13 @@ bug. The tree below the root is documented in docs/architecture.md ("Errors").
 
 from __future__ import annotations
 
-__all__ = ["BadRequest", "VigilError"]
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a dataclass of the standard library; _yaml itself needs PyYAML
+    from vigil.core._yaml import ConfigIssue
+
+__all__ = ["BadRequest", "ConfigError", "VigilError"]
 
 
 class VigilError(Exception):
@@ -24,3 +30,11 @@ class BadRequest(VigilError):
         super().__init__(detail)
         self.detail = detail
         self.status = status
+
+
+class ConfigError(VigilError):
+    """A configuration has one or more problems; ``issues`` lists them all (each ``file:line: key: message``)."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
