@@ -39,6 +39,7 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
 
+from vigil.core.errors import VigilError
 from vigil.core.mqtt import SESSION_EXPIRY, ssl_context
 from vigil.core.settings import MqttSettings
 
@@ -65,7 +66,7 @@ DISCONNECT_REASONS = {
 }
 
 
-class LinkError(Exception):
+class LinkError(VigilError):
     """The connection failed or was lost; the caller reconnects with backoff."""
 
 

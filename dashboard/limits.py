@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.core.errors import VigilError
 from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 
 __all__ = ["MAX_DEPTH", "MAX_DIGITS", "BodyLimit", "JsonRefused", "SafeJSONResponse", "dumps", "loads"]
@@ -33,7 +34,7 @@ DRAIN_BYTES = 16 * 1024 * 1024
 MAX_DIGITS = 40
 
 
-class JsonRefused(ValueError):
+class JsonRefused(VigilError, ValueError):
     """A JSON text we do not parse: larger than allowed, nested too deeply, or a number out of range."""
 
 

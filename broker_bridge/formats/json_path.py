@@ -12,6 +12,8 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from vigil.core.errors import VigilError
+
 from ._base import (
     FALLBACK_SENSOR,
     FormatError,
@@ -32,7 +34,7 @@ _STEP = re.compile(r"([^.\[\]]+)|\[(\d{1,6})\]|(\.)")
 _MISSING = object()
 
 
-class PathError(ValueError):
+class PathError(VigilError):
     """A json path cannot be read."""
 
 
