@@ -9,20 +9,19 @@ its line and the rule's name::
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from alerting.notify.config import NotifyConfig
 from alerting.rulespec import ConditionSpec, RuleSpec
 from alerting.templates import DEFAULT_MESSAGE, MessageTemplate, TemplateProblem
-from vigil.app.config import ConfigIssue, describe_errors
 from vigil.core._yaml import HAVE_LIBYAML, Positions, YamlError, line_of, load_yaml
+from vigil.core.configerrors import ConfigError, ConfigIssue, describe_errors
 from vigil.core.event import METRIC_UNITS
 
 __all__ = ["Rule", "RuleSet", "RulesBounds", "RulesError", "load_rules_path", "load_rules_text"]
@@ -33,12 +32,8 @@ MAX_RULES_FILE_CHARS = 512 * 1024
 MAX_RULES_NODES = 30_000
 
 
-class RulesError(ValueError):
+class RulesError(ConfigError):
     """Rules files have problems; ``issues`` lists every one (``str(issue)`` is ``file:line: ...``)."""
-
-    def __init__(self, issues: list[ConfigIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
 
 
 @dataclass(frozen=True)
@@ -174,7 +169,7 @@ class _Loader:
         try:
             NotifyConfig.model_validate(part)
         except ValidationError as exc:
-            self.issues += _describe(exc, part, pos, file, (), NotifyConfig, known_extra=["rules"])
+            self.issues += describe_errors(exc, NotifyConfig, pos, file, also_known=["rules"])
             return
         for key, value in part.items():
             prior = self.notify_data.get(key)
@@ -209,7 +204,7 @@ class _Loader:
         try:
             spec = RuleSpec.model_validate(raw)
         except ValidationError as exc:
-            for issue in _describe(exc, raw, pos, file, path, RuleSpec):
+            for issue in describe_errors(exc, RuleSpec, pos, file, prefix=path):
                 key = issue.key.split("]", 1)[1].lstrip(".") if issue.key.startswith("rules[") else issue.key
                 self.issues.append(ConfigIssue(issue.file, issue.line, f"{label}: {key}" if key else label,
                                                issue.message))
@@ -242,7 +237,7 @@ class _Loader:
                 notify_ok = False
                 if not self.issues:  # otherwise the per-file errors above already say it
                     where = next(iter(self.notify_where.values()), "<rules>")
-                    self.issues += _describe(exc, self.notify_data, {}, where, (), NotifyConfig)
+                    self.issues += describe_errors(exc, NotifyConfig, {}, where)
         for rule in self.rules if notify_ok else ():
             unknown = [n for n in rule.spec.receivers if n not in notify.receivers]
             if unknown:
@@ -259,47 +254,6 @@ class _Loader:
                         rule.file, rule.line, f"rule {rule.name!r}",
                         "no notify: and no routes: its alerts are published on MQTT, but nobody is told"))
         return RuleSet(tuple(self.rules), notify, tuple(self.files)), self.warnings
-
-
-def _describe(exc: ValidationError, data: Any, pos: Positions, file: str, prefix: tuple[Union[str, int], ...],
-              model: type[BaseModel], known_extra: Optional[list[str]] = None) -> list[ConfigIssue]:
-    """describe_errors, with the known keys of our own models for an unknown key."""
-    out = []
-    errors = exc.errors(include_url=False)
-    for issue, err in zip(describe_errors(exc, data, pos, file, prefix), errors):
-        if err["type"] == "extra_forbidden":
-            known = sorted({*_known_keys(model, err["loc"][:-1]), *(known_extra or [])})
-            guess = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            hint = f"; did you mean {guess[0]!r}?" if guess else ""
-            issue = ConfigIssue(issue.file, issue.line, issue.key,
-                                f"unknown key{hint} (known keys: {', '.join(known)})")
-        out.append(issue)
-    return out
-
-
-def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            continue
-        f = current.model_fields.get(part) or next(
-            (fi for fi in current.model_fields.values() if fi.alias == part), None)
-        if f is None:
-            break
-        current = _inner_model(f.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [fi.alias or n for n, fi in current.model_fields.items()]
-    return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        inner = _inner_model(arg)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            return inner
-    return annotation
 
 
 def _glob_can_match(glob: str) -> bool:

@@ -7,6 +7,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE
+
 DESCRIPTION = """\
 Work with alert rules before they go live.
 
@@ -26,10 +28,6 @@ examples:
   vigil rules backtest rules/ --store influxdb1://127.0.0.1:8086/vigil --from 2026-11-01 --to 2026-11-08
   vigil rules backtest rules/freezer.yaml --store sqlite:///vigil-data/vigil.db --from=-24h
 """
-
-EXIT_FAILED = 1
-EXIT_INVALID = 3
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
@@ -87,7 +85,7 @@ def _check(path: str, strict: bool) -> int:
         for issue in exc.issues:
             print(f"error: {issue}", file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in {path}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_CONFIG
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     receivers = len(rules.notify.receivers)
@@ -127,7 +125,7 @@ def _test(files: list[str]) -> int:
             failed += 1
     print(f"{passed} passed, {failed} failed" + (f", {invalid} errors" if invalid else ""))
     if invalid:
-        return EXIT_INVALID
+        return EXIT_CONFIG
     return EXIT_FAILED if failed else 0
 
 
@@ -145,31 +143,31 @@ def _backtest(path: str, store_url: str, start_text: str, end_text: str) -> int:
         start, end = parse_time(start_text, now), parse_time(end_text, now)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if end <= start:
         print("error: --to must be after --from", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         rules, _ = load_rules_path(path)
     except RulesError as exc:
         for issue in exc.issues:
             print(f"error: {issue}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_CONFIG
     try:
         parsed = parse_store_url(store_url)
         if parsed.kind == "sqlite" and not Path(parsed.path).exists():
             print(f"error: --store {store_url}: no such file (a backtest reads history; it creates no store)",
                   file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         store = open_store(parsed)
     except (UrlError, StoreError, ValueError) as exc:
         print(f"error: --store {mask_url(store_url)}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         result = backtest(rules, store, start, end)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     finally:
         store.close()
     print(f"backtest {_fmt_time(start)} .. {_fmt_time(end)}: {result.series} series, {result.points} points, "

@@ -34,8 +34,8 @@ from pydantic import BaseModel, Field, ValidationError
 from alerting.replay import Replay, Status
 from alerting.rules import Rule, RulesError, RuleSet, load_rules_path, refuse_hostile_yaml
 from alerting.transition import AlertState
-from vigil.app.config import ConfigIssue, describe_errors
 from vigil.core._yaml import YamlError, load_yaml
+from vigil.core.configerrors import ConfigIssue, describe_errors
 from vigil.core.configtypes import STRICT, Duration
 from vigil.core.durations import format_duration
 from vigil.core.event import Event
@@ -173,7 +173,7 @@ def run_test_file(path: Union[str, Path]) -> TestReport:
     try:
         spec = RuleTestFile.model_validate(data)
     except ValidationError as exc:
-        report.issues += describe_errors(exc, data, pos, str(p))
+        report.issues += describe_errors(exc, RuleTestFile, pos, str(p))
         return report
     rules = RuleSet()
     all_rules: list[Rule] = []

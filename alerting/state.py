@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from alerting.transition import AlertState
+from vigil.core.errors import VigilError
 
 __all__ = ["AlertRecord", "StateDB", "StateError", "immediate_transaction"]
 
@@ -61,7 +62,7 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         raise
     conn.execute("COMMIT")
 
-class StateError(Exception):
+class StateError(VigilError):
     """The state file cannot be opened or written; ``path`` names it."""
 
     def __init__(self, path: str, message: str) -> None:

@@ -26,6 +26,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from vigil.core.durations import format_duration
+from vigil.core.errors import VigilError
 from vigil.core.sitetime import format_time, format_value, precision_of
 
 __all__ = ["DEFAULT_MESSAGE", "MessageTemplate", "TemplateProblem", "render_context_example", "use_zone"]
@@ -48,7 +49,7 @@ _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _WIDE_FORMAT = re.compile(r"(?:%|\{[^{}]*:)[^a-zA-Z{}%]*?(\d{6,})")
 
 
-class TemplateProblem(ValueError):
+class TemplateProblem(VigilError):
     """A message template cannot be used; ``line`` is within the template, ``reason`` says why."""
 
     def __init__(self, reason: str, line: Optional[int] = None) -> None:
@@ -88,7 +89,7 @@ def _fmt_duration(seconds: Any) -> str:
         return str(seconds)
 
 
-class TemplateLimit(SecurityError):
+class TemplateLimit(VigilError, SecurityError):
     """A render went past one of the sandbox's bounds."""
 
 

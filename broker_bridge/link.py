@@ -39,6 +39,7 @@ import gmqtt
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
 
+from vigil.core.errors import VigilError
 from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
 
 __all__ = ["Delivery", "Link", "LinkError"]
@@ -64,7 +65,7 @@ DISCONNECT_REASONS = {
 }
 
 
-class LinkError(Exception):
+class LinkError(VigilError):
     """The connection failed or was lost; the caller reconnects with backoff."""
 
 

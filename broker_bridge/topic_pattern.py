@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from vigil.core.errors import VigilError
+
 __all__ = ["PatternError", "TopicPattern", "filters_overlap"]
 
 _CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
 
 
-class PatternError(ValueError):
+class PatternError(VigilError):
     """A topic pattern cannot be used; ``pattern`` is the text and the message says why."""
 
     def __init__(self, pattern: str, reason: str) -> None:

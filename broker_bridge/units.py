@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Callable, Optional
 
+from vigil.core.errors import VigilError
+
 __all__ = [
     "DEFAULT_RANGES",
     "UNIT_ALIASES",
@@ -22,7 +24,7 @@ __all__ = [
 Converter = Callable[[float], float]
 
 
-class UnitError(ValueError):
+class UnitError(VigilError):
     """A value's unit cannot be converted to its metric's stored unit."""
 
     def __init__(self, unit: str, target: str) -> None:

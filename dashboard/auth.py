@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from vigil.core.clock import Clock, SystemClock
+from vigil.core.errors import VigilError
 
 from .denylist import DenyList, DenyListFull
 from .files import replace_file
@@ -46,7 +47,7 @@ SESSION_COOKIE = "vigil_session"
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(12))
 
 
-class AuthError(Exception):
+class AuthError(VigilError):
     """Not authenticated (401), not allowed (403) or too many attempts (429)."""
 
     def __init__(self, status: int, message: str, retry_after: Optional[float] = None) -> None:

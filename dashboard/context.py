@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from vigil.app.config import VigilConfig
 from vigil.core.clock import Clock
+from vigil.core.errors import VigilError
 from vigil.core.stores import Store
 
 from .auth import SESSION_COOKIE, Authenticator, AuthError, Principal
@@ -22,7 +23,7 @@ from .settings import DashboardSettings
 __all__ = ["Admin", "ApiError", "BadRequest", "Context", "Reader", "authenticate", "ctx_of", "require", "same_origin"]
 
 
-class ApiError(Exception):
+class ApiError(VigilError):
     """A request the API refuses: ``status``, a sentence, and per-item ``problems``."""
 
     def __init__(self, status: int, message: str, problems: Optional[list[dict[str, Any]]] = None) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from vigil.core.clock import Clock
+from vigil.core.errors import VigilError
 
 __all__ = ["DenyList", "DenyListFull"]
 
@@ -26,7 +27,7 @@ CREATE TABLE IF NOT EXISTS denied (
 """
 
 
-class DenyListFull(Exception):
+class DenyListFull(VigilError):
     """More keys of one kind than the limit are unexpired; ``retry_after`` is when the oldest expires."""
 
     def __init__(self, kind: str, retry_after: float) -> None:

@@ -21,6 +21,7 @@ from typing import Optional, Protocol
 import aiomqtt
 
 from vigil.core.backoff import backoff_delay
+from vigil.core.errors import VigilError
 from vigil.core.health import offline_payload
 from vigil.core.mqtt import build_client
 from vigil.core.settings import MqttSettings
@@ -32,7 +33,7 @@ __all__ = ["BrokerUnavailable", "LiveFeed", "Publisher"]
 log = logging.getLogger(__name__)
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(VigilError):
     """A publish could not be confirmed by the broker; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:

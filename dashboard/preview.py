@@ -14,6 +14,7 @@ from typing import Any
 
 from alerting.backtest import backtest
 from alerting.rules import RuleSet, load_rules_text
+from vigil.core.errors import VigilError
 from vigil.core.stores import Store
 
 __all__ = ["RANGES", "PreviewError", "preview_rule"]
@@ -24,7 +25,7 @@ MAX_SERIES = 200  # a rule matching more series than this is previewed on none: 
 _REPLAYING = threading.Lock()
 
 
-class PreviewError(ValueError):
+class PreviewError(VigilError):
     """The rule cannot be previewed (not in the text, disabled, or it matches too much)."""
 
 

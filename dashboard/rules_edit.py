@@ -15,6 +15,7 @@ from typing import Any, Optional
 import yaml
 
 from vigil.core.durations import parse_duration
+from vigil.core.errors import VigilError
 
 __all__ = ["FIELDS", "EditError", "apply_edits", "rule_fields"]
 
@@ -28,7 +29,7 @@ _SEVERITIES = ("info", "warning", "critical")
 _PLAIN = re.compile(r"[0-9A-Za-z.+-]+")
 
 
-class EditError(ValueError):
+class EditError(VigilError):
     """The form's change cannot be made to this text; the message says why and what to do."""
 
 

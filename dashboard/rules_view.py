@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
+from vigil.core.errors import VigilError
+
 from .files import replace_file
 from .rules_edit import rule_fields
 
@@ -43,7 +45,7 @@ _SPLIT = re.compile(r"[/:@?&=#,;+\s'\"\[\]{}%]+")
 _MASK_KEY = secrets.token_bytes(32)
 
 
-class StalePlaceholder(Exception):
+class StalePlaceholder(VigilError):
     """Edited text holds a ``hidden-...`` placeholder that the file on disk has no URL for."""
 
     def __init__(self, placeholders: list[str]) -> None:
@@ -52,7 +54,7 @@ class StalePlaceholder(Exception):
                          "dashboard restarted); reload the page and make your change again")
 
 
-class RulesUnavailable(Exception):
+class RulesUnavailable(VigilError):
     """The rule loader (``alerting.rules``) is not installed in this process."""
 
 

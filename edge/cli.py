@@ -12,6 +12,7 @@ import threading
 from typing import Any, Optional
 
 from vigil.core.clock import SystemClock
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED
 from vigil.core.topics import Topics
 
 from .agent import EdgeAgent
@@ -22,9 +23,6 @@ from .queue import ReadingQueue, default_directory
 from .sensors import build_sensor
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "run"]
-
-EXIT_CONFIG = 3
-EXIT_SENSOR = 1
 
 DESCRIPTION = """\
 Run the Vigil edge agent on a device: read sensors (1-wire, SoC temperature, a command, a
@@ -112,7 +110,7 @@ def read_once(config: EdgeConfig, out: Any = None) -> int:
             continue
         payload = build_payload(value, clock.now(), sc.unit, sc.metric, None, {**config.labels, **sc.labels})
         print(f"{topics.readings(config.device, sc.name)} {payload.decode('utf-8')}", file=out)
-    return EXIT_SENSOR if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def run_agent(config: EdgeConfig) -> int:
@@ -138,5 +136,5 @@ def run_agent(config: EdgeConfig) -> int:
             signal.signal(sig, handler)
     if agent.failure is not None:
         print(f"vigil edge: stopped on an error: {json.dumps(str(agent.failure))}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return 0

@@ -1,33 +1,29 @@
-"""The edge agent's exceptions.
+"""The edge agent's exceptions, under Vigil's root (:mod:`vigil.core.errors`).
 
 ::
 
-    EdgeError
-     ├── EdgeConfigError   the configuration is wrong (``issues``: file, line, key, message)
-     ├── SensorError       one sensor could not be read (``sensor``, ``reason``, ``detail``)
-     └── QueueError        the on-disk queue cannot be opened or written (``path``, ``detail``)
+    VigilError
+     └── EdgeError
+          ├── EdgeConfigError   the configuration is wrong (``issues``: file, line, key, message); also a ConfigError
+          ├── SensorError       one sensor could not be read (``sensor``, ``reason``, ``detail``)
+          └── QueueError        the on-disk queue cannot be opened or written (``path``, ``detail``)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-# One shape for configuration problems everywhere: the foundation's (standard library + PyYAML only).
+# One shape for configuration problems everywhere: the core's (standard library + PyYAML only).
 from vigil.core._yaml import ConfigIssue
+from vigil.core.errors import ConfigError, VigilError
 
 __all__ = ["ConfigIssue", "EdgeConfigError", "EdgeError", "QueueError", "SensorError"]
 
 
-class EdgeError(Exception):
+class EdgeError(VigilError):
     """The root of the edge agent's exceptions."""
 
 
-class EdgeConfigError(EdgeError):
+class EdgeConfigError(ConfigError, EdgeError):
     """The configuration has one or more problems; each prints as ``file:line: key: message``."""
-
-    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
-        self.issues = list(issues)
-        super().__init__("\n".join(str(i) for i in self.issues))
 
 
 class SensorError(EdgeError):

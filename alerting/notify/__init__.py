@@ -5,7 +5,7 @@ same SQLite transaction as its state change; the :class:`Dispatcher` turns them 
 and its courier sends them through a :class:`Sender` (:class:`AppriseSender` for real).
 
 Errors: configuration mistakes are pydantic ``ValidationError`` with a sentence per key;
-:class:`MissingSecret` (a ``KeyError``) names an unset ``${VAR}`` of a receiver URL; a failed
+:class:`MissingSecret` names an unset ``${VAR}`` of a receiver URL; a failed
 send is a :class:`SendResult` with ``ok=False``, never an exception, and is retried.
 """
 

@@ -9,6 +9,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED
+
 DESCRIPTION = """\
 Check notification delivery.
 
@@ -24,10 +26,6 @@ examples:
   NTFY_TOPIC=freezers vigil notify test rules/kitchen.yaml --receiver kitchen-staff
   vigil notify status --state vigil-data/alerts.db
 """
-
-EXIT_FAILED = 1
-EXIT_INVALID = 3
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="notify_command", metavar="ACTION", required=True)
@@ -56,14 +54,14 @@ async def _test(path: str, only: list[str] | None) -> int:
     except RulesError as exc:
         for issue in exc.issues:
             print(f"error: {issue}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_CONFIG
     receivers = rules.notify.receivers
     unknown = [n for n in only or [] if n not in receivers]
     if unknown or not receivers:
         known = ", ".join(sorted(receivers)) or "none"
         print(f"error: {path}: no receiver {unknown[0]!r} (known: {known})" if unknown
               else f"error: {path}: no receivers are defined", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_CONFIG
     sender, failed = AppriseSender(timeout=30), 0
     for name in only or sorted(receivers):
         for url in receivers[name]:
@@ -89,7 +87,7 @@ def _status(state: str) -> int:
 
     if not Path(state).is_file():
         print(f"error: {state}: no such state file (vigil alerting --state PATH writes it)", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_CONFIG
     try:
         conn = sqlite3.connect(f"file:{Path(state).resolve()}?mode=ro", uri=True)
         st = NotifyState(conn, create=False)
@@ -97,7 +95,7 @@ def _status(state: str) -> int:
         failing, waiting = st.failing(3), st.waiting_deliveries()
     except sqlite3.DatabaseError as exc:
         print(f"error: {state}: not an alerting state file ({exc})", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_CONFIG
     print(f"{len(alerts)} alert(s) firing or flapping")
     for a in alerts:
         told = ", ".join(sorted(st.told(a.key))) or "nobody yet"

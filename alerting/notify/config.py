@@ -58,6 +58,7 @@ from pydantic_core import core_schema
 
 from alerting.transition import Severity
 from vigil.core.configtypes import STRICT, Duration
+from vigil.core.errors import VigilError
 
 from .receiver_options import Fallback, fallback_problem, relocated, split_receivers
 
@@ -87,7 +88,7 @@ _HOSTLIKE = re.compile(rf"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]){_PORT}")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class MissingSecret(KeyError):
+class MissingSecret(VigilError):
     """A receiver URL names an environment variable that is not set."""
 
     def __init__(self, variable: str) -> None:

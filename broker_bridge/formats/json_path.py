@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
+from vigil.core.errors import VigilError
 from vigil.core.refusal import Refusal
 
 from ._base import (
@@ -37,7 +38,7 @@ _STEP = re.compile(r"([^.\[\]]+)|\[(\d{1,6})\]|(\.)")
 _MISSING = object()
 
 
-class PathError(ValueError):
+class PathError(VigilError):
     """A json path cannot be read."""
 
 

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from vigil.core.errors import VigilError
+
 __all__ = ["LOOPBACK", "BrokerError", "ManagedMosquitto", "managed_config", "shipped_config_path"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -34,7 +36,7 @@ INSTALL_HINT = ("install it with: sudo apt-get install mosquitto (Debian, Raspbe
                 "or start a broker yourself and name it with --broker")
 
 
-class BrokerError(RuntimeError):
+class BrokerError(VigilError):
     """The managed broker cannot be started; the message says what to do."""
 
 

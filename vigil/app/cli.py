@@ -15,10 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
 
-__all__ = ["EXIT_CONFIG", "EXIT_USAGE", "main"]
+from vigil.core.exitcodes import EXIT_INTERRUPTED, EXIT_USAGE
 
-EXIT_USAGE = 2
-EXIT_CONFIG = 3
+__all__ = ["main"]
 
 # name -> (module, one-line help). The module has ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -132,7 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(runners[args.command](args) or 0)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Secrets come from the environment (``VIGIL_MQTT_PASSWORD``, ``VIGIL_INFLUXDB_TOK
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,10 +19,10 @@ from pydantic import BaseModel, Field, ValidationError
 from alerting.settings import AlertingSettings
 from broker_bridge.settings import BridgeSettings
 from dashboard.settings import DashboardSettings
-from vigil.core._yaml import ConfigIssue, Positions, YamlError, line_of, load_yaml
+from vigil.core._yaml import Positions, YamlError, load_yaml
+from vigil.core.configerrors import ConfigError, ConfigIssue, describe_errors
 from vigil.core.configtypes import STRICT
 from vigil.core.settings import MqttSettings, StoreSettings
-from vigil.core.topics import validate_segment
 
 __all__ = [
     "ConfigError",
@@ -49,89 +48,6 @@ class VigilConfig(BaseModel):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     # Validated by the edge agent's own (pydantic-free) loader; see edge.config.
     edge: Optional[dict[str, Any]] = None
-
-
-class ConfigError(ValueError):
-    """The configuration has one or more problems; ``issues`` lists them all."""
-
-    def __init__(self, issues: list[ConfigIssue]) -> None:
-        self.issues = issues
-        super().__init__("\n".join(str(i) for i in issues))
-
-
-_TYPE_WORDS = {
-    "int_parsing": "expected an integer",
-    "int_type": "expected an integer",
-    "int_from_float": "expected an integer",
-    "float_parsing": "expected a number",
-    "float_type": "expected a number",
-    "bool_parsing": "expected true or false",
-    "bool_type": "expected true or false",
-    "string_type": "expected a string",
-    "dict_type": "expected a mapping (key: value lines)",
-    "model_type": "expected a mapping (key: value lines)",
-    "model_attributes_type": "expected a mapping (key: value lines)",
-    "list_type": "expected a list",
-    "missing": "this key is required",
-}
-
-
-def describe_errors(
-    exc: ValidationError,
-    data: Any,
-    positions: Positions,
-    file: str,
-    prefix: tuple[str | int, ...] = (),
-    flags: Optional[dict[tuple[str | int, ...], str]] = None,
-) -> list[ConfigIssue]:
-    """Turn pydantic's errors into ConfigIssues with file, line and a sentence each."""
-    issues = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        path = (*prefix, *loc)
-        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            parent = _model_at(loc[:-1])
-            known = sorted(parent.model_fields) if parent else []
-            guess = difflib.get_close_matches(str(loc[-1]), known, n=1)
-            hint = f"; did you mean {guess[0]!r}?" if guess else ""
-            message = f"unknown key{hint} (known keys: {', '.join(known)})" if known else "unknown key"
-        else:
-            message = _TYPE_WORDS.get(kind) or err["msg"].removeprefix("Value error, ").replace(
-                "Input should be", "expected"
-            )
-            given = err.get("input")
-            if (kind != "missing" and isinstance(given, (str, int, float, bool))
-                    and "got" not in message and str(given) not in message):
-                shown = given if not isinstance(given, str) or len(given) < 80 else given[:77] + "..."
-                message += f", got {shown!r}" if isinstance(given, str) else f", got {shown}"
-        flag = (flags or {}).get(path)
-        if flag:
-            issues.append(ConfigIssue(flag, None, "", message))
-        else:
-            issues.append(ConfigIssue(file, line_of(positions, path), key, message))
-    return issues
-
-
-def _model_at(loc: tuple[Any, ...]) -> Optional[type[BaseModel]]:
-    model: Any = VigilConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return None
-        model = _unwrap(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    for arg in getattr(annotation, "__args__", ()) or ():
-        inner = _unwrap(arg)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            return inner
-    return annotation
 
 
 def load_config(
@@ -181,7 +97,7 @@ def load_config(
     try:
         config = VigilConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, data, positions, file, flags=flags)) from exc
+        raise ConfigError(describe_errors(exc, VigilConfig, positions, file, flags=flags)) from exc
     issues: list[ConfigIssue] = []
     if config.edge is not None:
         issues += _check_edge(config.edge, positions, file)
@@ -208,14 +124,11 @@ def dump_config(config: VigilConfig) -> str:
     return yaml.safe_dump(_mask(data), sort_keys=False, allow_unicode=True)
 
 
-_SECRET_KEYS = {"password", "token", "secret", "urls", "url"}
-
-
-def _mask(value: Any, key: str = "") -> Any:
+def _mask(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _mask(v, k) for k, v in value.items()}
+        return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v, key) for v in value]
+        return [_mask(v) for v in value]
     if isinstance(value, str):
         from vigil.core.urls import mask_url
 
@@ -223,7 +136,3 @@ def _mask(value: Any, key: str = "") -> Any:
             return mask_url(value)
     return value
 
-
-def validate_name(value: str, what: str) -> str:
-    """A device, sensor or metric name as it may appear in topics and the store."""
-    return validate_segment(value, what)

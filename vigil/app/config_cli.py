@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from vigil.app.config import ConfigError, dump_config, load_config
+from vigil.core.exitcodes import EXIT_CONFIG
 
 DESCRIPTION = """\
 Check a configuration file. On success, print the effective configuration (defaults filled in,
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
             print(issue, file=sys.stderr)
         n = len(exc.issues)
         print(f"{args.file}: {n} problem{'s' if n != 1 else ''} found", file=sys.stderr)
-        return 3
+        return EXIT_CONFIG
     print(f"# {args.file}: OK. Effective configuration (secrets masked):")
     print(dump_config(config), end="")
     return 0

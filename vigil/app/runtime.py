@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from typing import Any, Optional
 
 from vigil.app.config import ConfigError, VigilConfig, load_config
+from vigil.core.exitcodes import EXIT_CONFIG
 
 __all__ = [
     "add_common_arguments",
@@ -45,7 +46,7 @@ def config_from_args(args: argparse.Namespace, extra: Optional[dict[str, tuple[A
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         print("fix the configuration above, then start again (vigil config check FILE checks a file)", file=sys.stderr)
-        raise SystemExit(3) from None
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 def under_data_dir(config: VigilConfig) -> VigilConfig:

@@ -23,6 +23,7 @@ from typing import IO, Any, Callable, Optional
 
 from vigil.app.config import VigilConfig
 from vigil.app.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
+from vigil.core.errors import VigilError
 
 DESCRIPTION = """\
 Run Vigil in one process: the bridge (readings into the store), the rule engine (alerts and
@@ -96,7 +97,7 @@ def startup_problem(config: VigilConfig) -> Optional[str]:
     return str(finding) if finding else None
 
 
-class _Busy(RuntimeError):
+class _Busy(VigilError):
     pass
 
 

@@ -18,6 +18,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from vigil.core.errors import VigilError
+
 __all__ = ["HAVE_LIBYAML", "MAX_NODES", "Positions", "YamlError", "line_of", "load_yaml"]
 
 MAX_NODES = 100_000
@@ -40,7 +42,7 @@ class ConfigIssue:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-class YamlError(ValueError):
+class YamlError(VigilError):
     """The text is not YAML we accept; ``file`` and ``line`` say where."""
 
     def __init__(self, file: str, line: Optional[int], message: str) -> None:
@@ -51,7 +53,7 @@ class YamlError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class _NodeLimit(Exception):
+class _NodeLimit(VigilError):
     def __init__(self, line: int) -> None:
         self.line = line
 

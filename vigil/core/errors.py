@@ -1,12 +1,44 @@
 """The root of Vigil's own errors. Standard library only (the edge imports it).
 
 Every error Vigil raises on purpose derives from :class:`VigilError`; anything else that escapes is a
-bug. The tree below the root is documented in docs/architecture.md ("Errors").
+bug. The tree (module in brackets; ``*``: also a ``ValueError``, because it is raised inside pydantic
+validators or reaches the dashboard's ``ValueError`` handler as the caller's mistake)::
+
+    VigilError
+     ├── ConfigError            a configuration is wrong; ``issues``: each with file, line, key, message
+     │    ├── RulesError        a rules file (alerting.rules)
+     │    └── EdgeConfigError   edge.yaml, or vigil.yaml's edge: section (edge.errors; also an EdgeError)
+     ├── YamlError              not YAML we accept: ``file``, ``line`` (vigil.core._yaml)
+     ├── TopicError*            a name that cannot stand in a topic (vigil.core.topics)
+     ├── UrlError*              a broker or store URL that cannot be used (vigil.core.urls)
+     ├── EventDecodeError       a payload that is not an event (vigil.core.event)
+     ├── StoreError             a store operation failed: ``store`` (vigil.core.stores)
+     │    ├── StoreUnavailable  not reachable now: try again later
+     │    └── StoreRejected     the request is refused: do not retry as is
+     │         └── EventsRefused   some events of a batch: ``refused``
+     ├── BadRequest             the caller's request is wrong: the HTTP layer answers 4xx
+     ├── BrokerError            the managed Mosquitto of ``vigil up`` (vigil.app.broker)
+     ├── the bridge's           LinkError (lost connection: reconnect), UnitError, PathError, PatternError
+     ├── the rule engine's      StateError (the state file), TemplateProblem, TemplateLimit (also jinja2's
+     │                          SecurityError), MissingSecret > SecretNotAllowed (a receiver URL's ${VAR})
+     ├── EdgeError              the edge agent's (edge.errors): EdgeConfigError, SensorError, QueueError
+     └── the dashboard's        ApiError > BadRequest, IngestError (answers with a status), AuthError,
+                                BrokerUnavailable, DenyListFull, EditError, PreviewError, StalePlaceholder,
+                                RulesUnavailable, JsonRefused*
+
+Exit statuses of the commands are in :mod:`vigil.core.exitcodes`; configuration problems are worded by
+:mod:`vigil.core.configerrors`.
 """
 
 from __future__ import annotations
 
-__all__ = ["BadRequest", "VigilError"]
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a dataclass of the standard library; _yaml itself needs PyYAML
+    from vigil.core._yaml import ConfigIssue
+
+__all__ = ["BadRequest", "ConfigError", "VigilError"]
 
 
 class VigilError(Exception):
@@ -24,3 +56,11 @@ class BadRequest(VigilError):
         super().__init__(detail)
         self.detail = detail
         self.status = status
+
+
+class ConfigError(VigilError):
+    """A configuration has one or more problems; ``issues`` lists them all (each ``file:line: key: message``)."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from vigil.core.errors import VigilError
 from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 from vigil.core.topics import TopicError, invisible_character, validate_segment
 
@@ -35,7 +36,7 @@ METRIC_UNITS: dict[str, str] = {
 }
 
 
-class EventDecodeError(ValueError):
+class EventDecodeError(VigilError):
     """An events-topic payload is not a normalized event."""
 
 

@@ -24,6 +24,8 @@ import math
 import re
 from typing import Any, Callable, NoReturn, Optional
 
+from vigil.core.errors import VigilError
+
 __all__ = ["MAX_DEPTH", "MAX_DIGITS", "JsonRefused", "decode", "dumps", "loads", "refuse_constant", "too_deep"]
 
 # Real payloads (readings, Tasmota, zigbee2mqtt, Home Assistant state) nest a handful of levels.
@@ -46,7 +48,7 @@ def too_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-class JsonRefused(ValueError):
+class JsonRefused(VigilError, ValueError):
     """A JSON text we do not parse: larger than allowed, nested too deeply, or a number out of range."""
 
 

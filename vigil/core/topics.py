@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
+from vigil.core.errors import VigilError
+
 __all__ = ["DEFAULT_ROOT", "INVISIBLE_CATEGORIES", "MAX_SEGMENT_BYTES", "TopicError", "Topics", "filter_matches",
            "invisible_character", "levels_match", "validate_segment"]
 
@@ -37,7 +39,7 @@ _FORBIDDEN = {"+": "a '+' wildcard", "#": "a '#' wildcard", "/": "a '/'", "\x00"
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 
 
-class TopicError(ValueError):
+class TopicError(VigilError, ValueError):
     """A topic or one of its segments is not allowed; ``what`` names the segment's role."""
 
     def __init__(self, what: str, value: str, reason: str) -> None:

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from vigil.core.errors import VigilError
+
 __all__ = ["BrokerUrl", "StoreUrl", "UrlError", "mask_url", "parse_broker_url", "parse_store_url"]
 
 
-class UrlError(ValueError):
+class UrlError(VigilError, ValueError):
     """A broker or store URL is malformed; the message says what a good one looks like."""
 
 

@@ -187,6 +187,22 @@ def test_rules_test_bad_file_is_an_error_with_a_line(tmp_path: Path, capsys: pyt
     assert "missing.yaml: no such file or folder" in err
 
 
+def test_rules_test_unknown_key_names_the_test_files_known_keys(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "t_test.yaml", """
+    rule_file: [rules.yaml]
+    tests:
+      - name: x
+        input_serie: []
+    """)
+    code, _, err = run(capsys, "test", str(f))
+    assert code == 3
+    assert f"{f}:1: rule_file: unknown key; did you mean 'rule_files'? (known keys: rule_files, tests)" in err
+    assert (f"{f}:4: tests[0].input_serie: unknown key; did you mean 'input_series'? "
+            "(known keys: alerts, input_series, interval, name, notifications, until)") in err
+    assert "mqtt" not in err
+
+
 def test_backtest_on_sqlite_history_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from vigil.core.event import Event
     from vigil.core.stores import open_store

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from alerting.notify import NotifyConfig
 from alerting.notify.config import __doc__ as CONFIG_DOC
-from vigil.app.config import describe_errors
 from vigil.core._yaml import load_yaml
+from vigil.core.configerrors import describe_errors
 
 
 def errors(data: dict[str, Any]) -> list[str]:
@@ -97,7 +97,7 @@ def test_errors_carry_the_file_line_through_describe_errors() -> None:
     data, positions = load_yaml(text, "rules/kitchen.yaml")
     with pytest.raises(ValidationError) as info:
         NotifyConfig.model_validate(data)
-    [issue] = describe_errors(info.value, data, positions, "rules/kitchen.yaml")
+    [issue] = describe_errors(info.value, NotifyConfig, positions, "rules/kitchen.yaml")
     assert str(issue) == ("rules/kitchen.yaml:5: mute_windows[0].time_zone: unknown IANA time zone "
                           "'Europe/Berlinn'; write e.g. Europe/Berlin or UTC")
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from alerting.notify import NotifyConfig, RecordingSender
 from vigil.app.cli import main
-from vigil.app.config import describe_errors
 from vigil.core._yaml import load_yaml
+from vigil.core.configerrors import describe_errors
 
 from .harness import START, Harness, config, transition
 
@@ -169,7 +169,7 @@ def issues(text: str) -> list[str]:
     data, positions = load_yaml(textwrap.dedent(text), "rules.yaml")
     with pytest.raises(ValidationError) as info:
         NotifyConfig.model_validate(data)
-    return [str(i) for i in describe_errors(info.value, data, positions, "rules.yaml")]
+    return [str(i) for i in describe_errors(info.value, NotifyConfig, positions, "rules.yaml")]
 
 
 def test_an_unknown_fallback_and_a_cycle_are_refused_at_their_line() -> None:

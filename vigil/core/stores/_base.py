@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+from vigil.core.errors import VigilError
 from vigil.core.event import MAX_ABS_VALUE, Event, SeriesKey
 
 __all__ = [
@@ -44,7 +45,7 @@ Aggregate = Literal["mean", "min", "max", "sum", "count"]
 AGGREGATES: tuple[str, ...] = ("mean", "min", "max", "sum", "count")
 
 
-class StoreError(Exception):
+class StoreError(VigilError):
     """A store operation failed; ``store`` names the store (URL without secrets)."""
 
     def __init__(self, store: str, message: str) -> None:
