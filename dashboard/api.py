@@ -14,8 +14,7 @@ from vigil.core import metrics as vigil_metrics
 from vigil.core.durations import parse_duration
 from vigil.core.event import Event, SeriesKey
 from vigil.core.reading import parse_ts
-from vigil.core.stores import AGGREGATES, Point, StoreError
-from vigil.core.stores._base import check_query
+from vigil.core.stores import AGGREGATES, Point, StoreError, check_query
 from vigil.core.topics import validate_segment
 
 from .context import BadRequest, Context, Reader, ctx_of

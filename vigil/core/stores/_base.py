@@ -36,6 +36,7 @@ __all__ = [
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
+    "check_query",
     "storable",
     "unstorable",
 ]
