@@ -40,7 +40,7 @@ def _issues(issues: list[Any]) -> list[Issue]:
 class EngineRules:
     """The rule engine's own loader and backtest, in the dashboard's words.
 
-    alerting is imported when first asked: the dashboard starts without loading the rule engine.
+    The loader and the backtest are imported when first asked for, not when the dashboard starts.
     """
 
     def check(self, text: str, file: str) -> RulesVerdict:
