@@ -2,8 +2,8 @@
 
 Public names (imported lazily, so ``vigil.app.config`` can read ``dashboard.settings`` without FastAPI)::
 
-    create_app(config, *, store, ...) -> FastAPI     the application
-    serve(config, *, store=None, ready=None)         run it with uvicorn in the current event loop
+    create_app(settings, mqtt, *, store, ...) -> FastAPI    the application (its ports: dashboard.ports)
+    serve(settings, mqtt, *, ready=None, ...)               run it with uvicorn in the current event loop
     ensure_admin(settings, data_dir)                 an admin user, with a generated password once
 """
 

@@ -16,18 +16,20 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.core.durations import parse_duration
+from vigil.core.errors import BadRequest
 
 from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of
 from .feed import BrokerUnavailable
 from .ingest import IngestError, parse_contract_body, parse_format_body
 from .openapi_schema import NAME_RULE, READINGS_BODY, TOPIC_LEVEL
+from .ports import RulesInvalid
+from .preview import RANGES, PreviewError, preview_rule
 from .rules_edit import EditError, apply_edits, rule_fields
 from .rules_view import (
     StalePlaceholder,
     checked,
     checked_files,
-    configured_quiet,
     mask_result,
     mask_secrets,
     rules_files,
@@ -91,9 +93,12 @@ async def acknowledge(request: Request, who: Admin, rule: str, series: str,
 async def create_silence(request: Request, who: Admin, body: SilenceBody) -> dict[str, Any]:
     """Silence alerts whose labels match for a duration (retained on ``<root>/silences/<id>``)."""
     ctx = ctx_of(request)
-    seconds = parse_duration(body.duration)
+    try:
+        seconds = parse_duration(body.duration)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
     if not 0 < seconds <= 366 * 86400:
-        raise ValueError("duration must be between 1s and 366d")
+        raise BadRequest("duration must be between 1s and 366d")
     sid = secrets.token_hex(6)
     now = ctx.clock.now()
     data = {"matchers": body.matchers, "until": now + seconds, "by": who.name, "comment": body.comment,
@@ -117,7 +122,8 @@ async def expire_silence(request: Request, who: Admin, sid: str) -> dict[str, An
 @router.get("/mute-windows", tags=["alerts"])
 async def mute_windows(request: Request, _: Reader) -> dict[str, list[dict[str, Any]]]:
     """Mute windows (quiet hours) and fixed silences from the rules files."""
-    quiet = await asyncio.to_thread(configured_quiet, ctx_of(request).rules_path)
+    ctx = ctx_of(request)
+    quiet = await asyncio.to_thread(ctx.rules.quiet, ctx.rules_path)
     masked: dict[str, list[dict[str, Any]]] = mask_result(quiet, "")
     return masked
 
@@ -128,7 +134,7 @@ async def rules(request: Request, _: Reader) -> dict[str, Any]:
     ctx = ctx_of(request)
     # Off the event loop: checking many rules takes long enough to stall every request and stream
     # (docs/proof.md, YAML loading).
-    out_files = await asyncio.to_thread(checked_files, ctx.rules_path)
+    out_files = await asyncio.to_thread(checked_files, ctx.rules, ctx.rules_path)
     counts: dict[str, dict[str, int]] = {}
     for a in ctx.live.alerts.values():
         c = counts.setdefault(a["rule"], {"pending": 0, "firing": 0})
@@ -168,10 +174,11 @@ def _target(request: Request, file: str) -> Path:
 @router.post("/rules/validate", tags=["rules"])
 async def validate_rules(request: Request, _: Reader, body: RulesBody) -> dict[str, Any]:
     """Check an edited rules file as ``vigil rules check`` would, without saving it."""
+    rules = ctx_of(request).rules
     text, original = _unmasked(body.text, _target(request, body.file))
 
     def check() -> dict[str, Any]:  # a large file takes seconds to parse: off the event loop
-        return {**checked(text, body.file, original), "forms": rule_fields(body.text)}
+        return {**checked(rules, text, body.file, original), "forms": rule_fields(body.text, rules.hostile)}
 
     return await asyncio.to_thread(check)
 
@@ -182,7 +189,7 @@ async def reload_rules(request: Request, who: Admin, body: RulesBody) -> dict[st
     ctx = ctx_of(request)
     target = _target(request, body.file)
     text, original = _unmasked(body.text, target)
-    result = await asyncio.to_thread(checked, text, body.file, original)
+    result = await asyncio.to_thread(checked, ctx.rules, text, body.file, original)
     if not result["ok"]:
         raise IngestError(422, "the rules have errors; nothing was saved", [{"error": i} for i in result["issues"]])
     await asyncio.to_thread(write_rules_file, target, text)
@@ -197,15 +204,17 @@ async def edit_rule(request: Request, _: Reader, body: EditBody) -> dict[str, An
 
     Only the changed values' bytes move: comments, order and formatting stay as written.
     """
+    rules = ctx_of(request).rules
     target = _target(request, body.file)
     try:
-        edited = await asyncio.to_thread(apply_edits, body.text, body.rule, body.fields)
+        edited = await asyncio.to_thread(apply_edits, body.text, body.rule, body.fields, rules.hostile)
     except EditError as exc:
-        raise ApiError(422, f"not changed: {exc}") from None
+        raise BadRequest(f"not changed: {exc}") from None
     text, original = _unmasked(edited, target)
 
     def check() -> dict[str, Any]:
-        return {"text": edited, **checked(text, body.file, original), "forms": rule_fields(edited)}
+        return {"text": edited, **checked(rules, text, body.file, original),
+                "forms": rule_fields(edited, rules.hostile)}
 
     return await asyncio.to_thread(check)
 
@@ -216,21 +225,16 @@ async def preview(request: Request, who: Admin, body: PreviewBody) -> dict[str, 
 
     The same code as ``vigil rules backtest``: the rule alone, replayed on a manual clock.
     """
-    # The rule loader and the replay, only when a preview is asked for (the dashboard starts without them).
-    from alerting.rules import RulesError
-
-    from .preview import RANGES, PreviewError, preview_rule
-
     ctx = ctx_of(request)
     text, original = _unmasked(body.text, _target(request, body.file))
     end = ctx.clock.now()
     try:
-        result = await asyncio.to_thread(preview_rule, text, body.file, body.rule, ctx.store,
+        result = await asyncio.to_thread(preview_rule, ctx.rules, text, body.file, body.rule, ctx.store,
                                          end - RANGES[body.range], end)
     except PreviewError as exc:
-        raise ApiError(422, str(exc)) from None
-    except RulesError as exc:
-        issues: list[str] = mask_result([str(i) for i in exc.issues], original)
+        raise BadRequest(str(exc)) from None
+    except RulesInvalid as exc:
+        issues: list[str] = mask_result([i.text for i in exc.issues], original)
         raise ApiError(422, "the rules have errors; fix them to preview", [{"error": i} for i in issues]) from None
     ctx.counters["rule_previews"] += 1
     masked: dict[str, Any] = mask_result(result, original)
@@ -285,13 +289,13 @@ async def ingest(request: Request,
     if not who.allows("ingest"):
         raise AuthError(403, f"{who.name} may not ingest readings")
     if format in (None, "", "vigil", "json"):
-        bridge = ctx.pipeline("vigil_json") if ctx.pipeline else None
+        bridge = ctx.formats.parser("vigil_json") if ctx.formats else None
         out = parse_contract_body(body, ctx.live.topics, device, sensor, ctx.settings.max_batch, bridge,
                                   ctx.clock.now())
     else:
-        if ctx.pipeline is None:
+        if ctx.formats is None:
             raise IngestError(422, f"format={format} is not available here (the bridge's formats are not installed)")
-        out = parse_format_body(body, format, topic, ctx.live.topics, ctx.pipeline(format), ctx.clock.now())
+        out = parse_format_body(body, format, topic, ctx.live.topics, ctx.formats.parser(format), ctx.clock.now())
     sem = asyncio.Semaphore(256)  # stay far below paho's 65,535 packet ids
 
     async def send(topic_: str, payload: bytes) -> None:

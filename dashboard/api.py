@@ -12,13 +12,13 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from vigil.core import metrics as vigil_metrics
 from vigil.core.durations import parse_duration
+from vigil.core.errors import BadRequest
 from vigil.core.event import Event, SeriesKey
 from vigil.core.reading import parse_ts
-from vigil.core.stores import AGGREGATES, Point, StoreError
-from vigil.core.stores._base import check_query
-from vigil.core.topics import validate_segment
+from vigil.core.stores import AGGREGATES, Point, StoreError, check_query
+from vigil.core.topics import TopicError, validate_segment
 
-from .context import BadRequest, Context, Reader, ctx_of
+from .context import Context, Reader, ctx_of
 from .limits import SafeJSONResponse as JSONResponse
 from .live import sse
 from .openapi_schema import NAME_RULE, RFC3339, TOPIC_LEVEL
@@ -167,8 +167,11 @@ async def history(
 ) -> JSONResponse:
     """One series over a time range, downsampled by the store into time buckets, with min/max and alerts."""
     ctx = ctx_of(request)
-    for value, what in ((device, "device"), (sensor, "sensor"), (metric, "metric")):
-        validate_segment(value, what)
+    try:
+        for value, what in ((device, "device"), (sensor, "sensor"), (metric, "metric")):
+            validate_segment(value, what)
+    except TopicError as exc:
+        raise BadRequest(str(exc)) from None
     t0, t1 = _time_range(ctx.clock.now(), range, start, end)
     if bucket is not None and not (math.isfinite(bucket) and 0 < bucket <= _MAX_BUCKET):
         raise BadRequest(f"bucket: expected a number of seconds above 0 and at most {_MAX_BUCKET:.0f}, got {bucket}")

@@ -18,34 +18,28 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 
-from alerting.templates import use_zone
-from vigil.app.config import VigilConfig
 from vigil.core import metrics as vigil_metrics
 from vigil.core.clock import Clock, SystemClock
+from vigil.core.errors import BadRequest
 from vigil.core.health import HealthReporter
-from vigil.core.jsonlimits import JsonRefused
-from vigil.core.refusal import Refusal
-from vigil.core.sitetime import site_zone
-from vigil.core.stores import Store, StoreRejected, StoreUnavailable, open_store
-from vigil.core.topics import TopicError
+from vigil.core.settings import MqttSettings
+from vigil.core.stores import Store, StoreRejected, StoreUnavailable
 
 from . import actions, api, pages, thresholds
 from .auth import Authenticator, AuthError
-from .context import ApiError, BadRequest, Context
+from .context import ApiError, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
 from .journal import AlertJournal
 from .limits import BodyLimit, SafeJSONResponse
 from .live import LiveState
 from .metrics import DashboardMetrics
+from .ports import PayloadFormats, Rules
 from .settings import DashboardSettings
 
 __all__ = ["create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
-# A ValueError raised by these modules is their verdict on the caller's input; from anywhere else, a defect.
-_INPUT_CHECKERS = frozenset({"dashboard.actions", "dashboard.api", "dashboard.ingest", "dashboard.pages",
-                             "vigil.core.durations", "vigil.core.reading", "vigil.core.topics"})
 # The Rules page sends a whole rules file (up to alerting.rules' size bound) as one JSON string.
 _RULES_BODY = 4 * 1024 * 1024
 
@@ -61,16 +55,6 @@ def _error(status: int, message: str, problems: Optional[list[dict[str, Any]]] =
     return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
-def _caller_mistake(exc: ValueError) -> bool:
-    """Whether a ValueError that reached the HTTP layer says the request was wrong (else it is our defect)."""
-    if isinstance(exc, (TopicError, Refusal, JsonRefused)):
-        return True
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_globals.get("__name__") in _INPUT_CHECKERS
-
-
 def body_limit(settings: DashboardSettings) -> Callable[[str], int]:
     """The largest body each path takes: the Rules page's files, or ``max_body_bytes``."""
 
@@ -83,35 +67,35 @@ def body_limit(settings: DashboardSettings) -> Callable[[str], int]:
 
 
 def create_app(
-    config: VigilConfig,
+    settings: DashboardSettings,
+    mqtt: MqttSettings,
     *,
     store: Store,
+    data_dir: Path,
+    rules_path: Path,
+    rules: Rules,
+    formats: Optional[PayloadFormats] = None,
     publisher: Optional[Publisher] = None,
     live: Optional[LiveState] = None,
     clock: Optional[Clock] = None,
-    settings: Optional[DashboardSettings] = None,
-    pipeline: Optional[Callable[[str], Any]] = None,
 ) -> FastAPI:
-    """The dashboard app. Without ``publisher`` it follows and publishes on the configured broker.
+    """The dashboard app. Without ``publisher`` it follows and publishes on the broker of ``mqtt``.
 
-    ``pipeline(format)`` returns the bridge's pipeline for a payload format (for ingest with format=).
+    ``rules`` is the rule engine's reading of the files at ``rules_path`` (the Rules page, limits,
+    preview); ``formats`` the bridge's payload formats (for ingest with format=).
     """
-    settings = settings or config.dashboard
     clock = clock or SystemClock()
-    use_zone(site_zone(settings.zone_name))  # the preview's messages, as the engine's, in the site's zone
     journal = None
     if live is None:
-        journal = AlertJournal(Path(config.data_dir) / "dashboard-alerts.db", settings.alert_history_days / 86400)
-        live = LiveState(config.mqtt.topics, history=settings.alert_history, journal=journal)
+        journal = AlertJournal(data_dir / "dashboard-alerts.db", settings.alert_history_days / 86400)
+        live = LiveState(mqtt.topics, history=settings.alert_history, journal=journal)
     feed: Optional[LiveFeed] = None
     if publisher is None:
-        feed = LiveFeed(config.mqtt, live, settings.client_id)
+        feed = LiveFeed(mqtt, live, settings.client_id)
         publisher = feed
-    rules_path = Path(settings.rules or config.alerting.rules)
-    auth = Authenticator(settings, clock, Path(config.data_dir) / "dashboard-auth.db")
-    ctx = Context(config=config, settings=settings, store=store, live=live, publisher=publisher,
-                  auth=auth, clock=clock, rules_path=rules_path,
-                  pipeline=pipeline or _bridge_pipeline(config))
+    auth = Authenticator(settings, clock, data_dir / "dashboard-auth.db")
+    ctx = Context(settings=settings, store=store, live=live, publisher=publisher, auth=auth, clock=clock,
+                  rules_path=rules_path, rules=rules, formats=formats)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,7 +104,7 @@ def create_app(
             async with asyncio.TaskGroup() as tg:
                 task = tg.create_task(feed.run(), name="dashboard-mqtt") if feed else None
                 # its health (vigil/core/health.py), retained through the feed's own connection
-                health = tg.create_task(HealthReporter(config.mqtt.topics, "dashboard", settings.client_id, lambda: {
+                health = tg.create_task(HealthReporter(mqtt.topics, "dashboard", settings.client_id, lambda: {
                     "problems": [] if feed.connected.is_set() else ["not connected to the broker: see its log"]},
                     ).run(lambda t, p: _published(feed, t, p)),
                     name="dashboard-health") if feed else None
@@ -176,11 +160,9 @@ def create_app(
     async def on_rejected(request: Request, exc: StoreRejected) -> Response:
         return _error(502, f"the store refused the query: {exc}")
 
-    @app.exception_handler(ValueError)
-    async def on_value(request: Request, exc: ValueError) -> Response:
-        if _caller_mistake(exc):
-            return _error(422, str(exc))
-        return await on_defect(request, exc)
+    @app.exception_handler(BadRequest)
+    async def on_bad_request(request: Request, exc: BadRequest) -> Response:
+        return _error(exc.status, exc.detail)
 
     @app.exception_handler(Exception)
     async def on_defect(request: Request, exc: Exception) -> Response:
@@ -215,22 +197,6 @@ async def _published(feed: LiveFeed, topic: str, payload: bytes) -> bool:
     return True
 
 
-def _bridge_pipeline(config: VigilConfig) -> Optional[Callable[[str], Any]]:
-    """The bridge's pipeline for one format, when the bridge is installed here."""
-    try:
-        from broker_bridge.pipeline import Pipeline
-    except ImportError:
-        return None
-
-    def make(fmt: str) -> Any:
-        try:
-            return Pipeline.for_format(config.bridge, config.mqtt.topics, fmt)
-        except ValueError as exc:  # an unknown format: the caller named it
-            raise BadRequest(str(exc)) from None
-
-    return make
-
-
 def _bind(listen: str) -> socket.socket:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
@@ -255,16 +221,14 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(config: VigilConfig, *, store: Optional[Store] = None, ready: Optional[asyncio.Event] = None,
+async def serve(settings: DashboardSettings, mqtt: MqttSettings, *, ready: Optional[asyncio.Event] = None,
                 **app_options: Any) -> None:
-    """Serve the dashboard on ``dashboard.listen`` until cancelled; OSError when the address is taken."""
-    own_store = store is None
-    if store is None:
-        store = open_store(config.store.store_url(), retention=config.store.retention)
+    """Serve the dashboard on ``settings.listen`` until cancelled (``app_options``: create_app's); OSError
+    when the address is taken."""
     sock = None
     try:
-        sock = _bind(config.dashboard.listen)
-        app = create_app(config, store=store, **app_options)
+        sock = _bind(settings.listen)
+        app = create_app(settings, mqtt, **app_options)
         server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
                                                timeout_graceful_shutdown=2, proxy_headers=False))
         task = asyncio.create_task(server.serve(sockets=[sock]), name="dashboard-http")
@@ -274,7 +238,7 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, ready: Op
             if task.done():
                 task.result()
                 raise RuntimeError("the dashboard's HTTP server stopped while starting")
-            log.info("dashboard listening on http://%s", config.dashboard.listen)
+            log.info("dashboard listening on http://%s", settings.listen)
             if ready is not None:
                 ready.set()
             await asyncio.shield(task)
@@ -285,5 +249,3 @@ async def serve(config: VigilConfig, *, store: Optional[Store] = None, ready: Op
     finally:
         if sock is not None:
             sock.close()
-        if own_store:
-            await asyncio.to_thread(store.close)

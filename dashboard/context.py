@@ -10,7 +10,6 @@ from typing import Annotated, Any, Optional
 
 from fastapi import Depends, Request
 
-from vigil.app.config import VigilConfig
 from vigil.core.clock import Clock
 from vigil.core.errors import VigilError
 from vigil.core.stores import Store
@@ -18,9 +17,10 @@ from vigil.core.stores import Store
 from .auth import SESSION_COOKIE, Authenticator, AuthError, Principal
 from .feed import Publisher
 from .live import LiveState
+from .ports import PayloadFormats, Rules
 from .settings import DashboardSettings
 
-__all__ = ["Admin", "ApiError", "BadRequest", "Context", "Reader", "authenticate", "ctx_of", "require", "same_origin"]
+__all__ = ["Admin", "ApiError", "Context", "Reader", "authenticate", "ctx_of", "require", "same_origin"]
 
 
 class ApiError(VigilError):
@@ -33,16 +33,8 @@ class ApiError(VigilError):
         super().__init__(message)
 
 
-class BadRequest(ApiError):
-    """The caller's mistake in a query or body (422 unless said otherwise), never a defect of ours."""
-
-    def __init__(self, message: str, problems: Optional[list[dict[str, Any]]] = None, status: int = 422) -> None:
-        super().__init__(status, message, problems)
-
-
 @dataclass
 class Context:
-    config: VigilConfig
     settings: DashboardSettings
     store: Store
     live: LiveState
@@ -50,7 +42,8 @@ class Context:
     auth: Authenticator
     clock: Clock
     rules_path: Path
-    pipeline: Optional[Any] = None
+    rules: Rules
+    formats: Optional[PayloadFormats] = None
     started: float = field(default_factory=time.time)
     counters: Counter[str] = field(default_factory=Counter)
 

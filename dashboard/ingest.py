@@ -19,6 +19,7 @@ from vigil.core.refusal import Refusal
 from vigil.core.topics import TopicError, Topics, validate_segment
 
 from .context import ApiError
+from .ports import PayloadParser
 
 __all__ = ["IngestError", "Outgoing", "parse_contract_body", "parse_format_body"]
 
@@ -49,8 +50,8 @@ def _contract_payload(reading: Reading) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sensor: Optional[str],
-                        max_batch: int, pipeline: Optional[Any] = None, received: float = 0.0) -> list[Outgoing]:
+def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sensor: Optional[str], max_batch: int,
+                        pipeline: Optional[PayloadParser] = None, received: float = 0.0) -> list[Outgoing]:
     """Readings in the contract's JSON: one object or an array; each may name its own device/sensor.
 
     With the bridge's ``pipeline``, each reading also passes the bridge's own checks (units, sensor
@@ -103,18 +104,14 @@ def parse_contract_body(body: bytes, topics: Topics, device: Optional[str], sens
 
 
 def parse_format_body(body: bytes, fmt: str, topic: Optional[str], topics: Topics,
-                      pipeline: Any, received: float = 0.0) -> list[Outgoing]:
+                      pipeline: PayloadParser, received: float = 0.0) -> list[Outgoing]:
     """A payload in one of the bridge's formats, normalized by the bridge's own pipeline."""
     if not topic:
         raise IngestError(422, f"format={fmt} needs the MQTT topic the device would have used: &topic=...")
-    try:
-        outcome = pipeline.process(topic, body, received or time.time())
-    except ValueError as exc:
-        raise IngestError(422, str(exc)) from exc
-    dead = list(getattr(outcome, "dead", ()) or ())
+    outcome = pipeline.process(topic, body, received or time.time())
+    dead = list(outcome.dead)
     if dead:
-        problems = [{"index": i, "error": f"{getattr(d, 'reason', 'refused')}: {getattr(d, 'detail', d)}"}
-                    for i, d in enumerate(dead)]
+        problems = [{"index": i, "error": f"{d.reason}: {d.detail}"} for i, d in enumerate(dead)]
         raise IngestError(422, f"{len(dead)} reading(s) refused by the {fmt} format; nothing was published",
                           problems[:100])
     out: list[Outgoing] = []
@@ -124,9 +121,12 @@ def parse_format_body(body: bytes, fmt: str, topic: Optional[str], topics: Topic
             data["seq"] = ev.seq
         if ev.labels:
             data["labels"] = dict(ev.labels)
-        reading = parse_reading(data)
-        out.append(Outgoing(topics.readings(ev.device, ev.sensor), _contract_payload(reading), ev.device,
-                            ev.sensor))
+        try:  # what the bridge takes, the contract takes: a refusal here is still the caller's payload
+            reading = parse_reading(data)
+            where = topics.readings(ev.device, ev.sensor)
+        except (Refusal, TopicError) as exc:
+            raise IngestError(422, str(exc)) from exc
+        out.append(Outgoing(where, _contract_payload(reading), ev.device, ev.sensor))
     if not out:
         raise IngestError(422, f"the {fmt} payload held no reading")
     return out

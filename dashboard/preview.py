@@ -1,7 +1,7 @@
 """Preview an edited rule before it is saved: ``vigil rules backtest``'s code over the stored history.
 
 The rule is loaded from the edited (unsaved) text with the engine's own loader, alone, and replayed
-by :func:`alerting.backtest.backtest` on a manual clock over the last 24 hours or 7 days of every
+by the engine's backtest (``RuleReplayer``) on a manual clock over the last 24 hours or 7 days of every
 series it matches. Nothing is sent and nothing is written: the replay's engine has no state file
 and no delivery, only a list that collects what it would have handed to delivery.
 """
@@ -12,10 +12,10 @@ import threading
 import time
 from typing import Any
 
-from alerting.backtest import backtest
-from alerting.rules import RuleSet, load_rules_text
 from vigil.core.errors import VigilError
 from vigil.core.stores import Store
+
+from .ports import RuleReplayer
 
 __all__ = ["RANGES", "PreviewError", "preview_rule"]
 
@@ -29,37 +29,32 @@ class PreviewError(VigilError):
     """The rule cannot be previewed (not in the text, disabled, or it matches too much)."""
 
 
-def preview_rule(text: str, file: str, rule: str, store: Store, start: float, end: float) -> dict[str, Any]:
+def preview_rule(rules: RuleReplayer, text: str, file: str, rule: str, store: Store, start: float,
+                 end: float) -> dict[str, Any]:
     """What ``rule`` of ``text`` would have done between ``start`` and ``end``: transitions and periods.
 
-    RulesError (with every issue) when the text does not load.
+    RulesInvalid (with every issue) when the text does not load.
     """
-    ruleset, _ = load_rules_text(text, file)
-    chosen = tuple(r for r in ruleset.rules if r.name == rule)
-    if not chosen:
-        raise PreviewError(f"no rule named {rule!r} in {file}; known: {', '.join(r.name for r in ruleset.rules)}")
-    if not chosen[0].spec.enabled:
-        raise PreviewError(f"rule {rule!r} is disabled (enabled: false): it would do nothing")
     with _REPLAYING:
         t0 = time.perf_counter()
-        result = backtest(RuleSet(chosen, ruleset.notify, ruleset.files), store, start, end, max_series=MAX_SERIES)
+        result = rules.replay(text, file, rule, store, start, end, MAX_SERIES)
         elapsed = time.perf_counter() - t0
     if result.series > MAX_SERIES:
         raise PreviewError(f"rule {rule!r} matches {result.series} series; the preview draws at most "
                            f"{MAX_SERIES}: narrow its match (device, sensor, labels) to preview it")
     by_series: dict[str, list[dict[str, Any]]] = {}
-    for t in result.transitions:
+    for t in result.steps:
         by_series.setdefault(t.series, []).append({
-            "at": t.at, "state": t.state.value, "previous": t.previous.value, "value": t.value,
-            "severity": t.severity.value, "message": t.message})
+            "at": t.at, "state": t.state, "previous": t.previous, "value": t.value,
+            "severity": t.severity, "message": t.message})
     notified: dict[str, int] = {}
-    for t in result.notifications:
+    for t in result.notified:
         notified[t.series] = notified.get(t.series, 0) + 1
     series = [{"series": sid, "transitions": ts, "periods": periods(ts, end), "notifications": notified.get(sid, 0)}
               for sid, ts in sorted(by_series.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
     return {"rule": rule, "start": start, "end": end, "points": result.points, "series_read": result.series,
-            "notifications": len(result.notifications),
-            "firing": sum(1 for t in result.notifications if t.state.value == "firing"),
+            "notifications": len(result.notified),
+            "firing": sum(1 for t in result.notified if t.state == "firing"),
             "series": series, "seconds": round(elapsed, 4), "sent": 0}
 
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
 from vigil.core.durations import parse_duration
 from vigil.core.errors import VigilError
 
-__all__ = ["FIELDS", "EditError", "apply_edits", "rule_fields"]
+__all__ = ["FIELDS", "EditError", "Hostile", "apply_edits", "rule_fields"]
+
+# The rule engine's own bounds (RuleChecker.hostile): (line, reason) when a text is refused before parsing.
+Hostile = Callable[[str], Optional[tuple[Optional[int], str]]]
 
 # The keys the form edits: (path in the rule, kind of value).
 FIELDS: dict[str, str] = {
@@ -33,12 +36,10 @@ class EditError(VigilError):
     """The form's change cannot be made to this text; the message says why and what to do."""
 
 
-def _compose(text: str) -> yaml.MappingNode:
+def _compose(text: str, hostile: Hostile) -> yaml.MappingNode:
     # The rule engine's own bounds (size, aliases) before any parsing: a large file costs much CPU
     # (docs/proof.md, YAML loading).
-    from alerting.rules import refuse_hostile_yaml
-
-    refused = refuse_hostile_yaml(text)
+    refused = hostile(text)
     if refused is not None:
         line, reason = refused
         raise EditError((f"line {line}: " if line else "") + reason)
@@ -91,10 +92,10 @@ def _lookup(rule: yaml.MappingNode, path: str) -> Optional[yaml.Node]:
     return node
 
 
-def rule_fields(text: str) -> list[dict[str, Any]]:
+def rule_fields(text: str, hostile: Hostile) -> list[dict[str, Any]]:
     """Every rule of ``text`` with the form's keys as written (``"20s"`` stays ``"20s"``)."""
     try:
-        root = _compose(text)
+        root = _compose(text, hostile)
     except EditError:
         return []
     out = []
@@ -152,7 +153,7 @@ def _checked_value(path: str, raw: str) -> str:
     return value
 
 
-def apply_edits(text: str, rule: str, fields: dict[str, Optional[str]]) -> str:
+def apply_edits(text: str, rule: str, fields: dict[str, Optional[str]], hostile: Hostile) -> str:
     """``text`` with ``rule``'s form keys set (a string) or removed (None or empty); nothing else changes."""
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
@@ -160,7 +161,7 @@ def apply_edits(text: str, rule: str, fields: dict[str, Optional[str]]) -> str:
     for path, raw in fields.items():
         value = None if raw is None or not raw.strip() else _checked_value(path, raw)
         # One change at a time, each on a freshly composed text: every position stays exact.
-        node = _find_rule(_compose(text), rule)
+        node = _find_rule(_compose(text, hostile), rule)
         current = _lookup(node, path)
         if value is None:
             if current is not None:

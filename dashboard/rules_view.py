@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 import logging
 import re
 import secrets
@@ -15,20 +14,18 @@ from typing import Any, Optional
 from vigil.core.errors import VigilError
 
 from .files import replace_file
+from .ports import Issue, RuleChecker
 from .rules_edit import rule_fields
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "RulesUnavailable",
     "StalePlaceholder",
     "check_rules",
     "checked",
     "checked_files",
-    "configured_quiet",
     "mask_result",
     "mask_secrets",
-    "rule_names",
     "rules_files",
     "unmask_secrets",
     "write_rules_file",
@@ -54,10 +51,6 @@ class StalePlaceholder(VigilError):
                          "dashboard restarted); reload the page and make your change again")
 
 
-class RulesUnavailable(VigilError):
-    """The rule loader (``alerting.rules``) is not installed in this process."""
-
-
 def rules_files(path: Path) -> dict[str, Path]:
     """Rules files by the name the page shows: the file itself, or every .yaml/.yml in the folder."""
     if path.is_file():
@@ -67,46 +60,23 @@ def rules_files(path: Path) -> dict[str, Path]:
     return {}
 
 
-def _loader() -> Any:
-    try:
-        return importlib.import_module("alerting.rules")
-    except ImportError as exc:
-        raise RulesUnavailable(f"the rule loader is not available: {exc}") from exc
-
-
-def rule_names(ruleset: Any) -> list[str]:
-    rules = getattr(ruleset, "rules", ruleset)
-    if isinstance(rules, dict):
-        return [str(k) for k in rules]
-    return [str(getattr(r, "name", r)) for r in rules]
-
-
-def check_rules(text: str, file: str) -> dict[str, Any]:
+def check_rules(rules: RuleChecker, text: str, file: str) -> dict[str, Any]:
     """What ``vigil rules check`` says about ``text``: ok, the rules' names, warnings and issues."""
-    loader = _loader()
-    try:
-        ruleset, warnings = loader.load_rules_text(text, file)
-    except Exception as exc:
-        issues = getattr(exc, "issues", None)
-        if issues is None:
-            raise
-        return {"ok": False, "issues": [str(i) for i in issues], "warnings": [], "rules": [],
-                "issue_lines": _lines(issues), "warning_lines": []}
-    return {"ok": True, "issues": [], "warnings": [str(w) for w in warnings], "rules": rule_names(ruleset),
-            "issue_lines": [], "warning_lines": _lines(warnings)}
+    verdict = rules.check(text, file)
+    return {"ok": not verdict.issues, "issues": [i.text for i in verdict.issues],
+            "warnings": [w.text for w in verdict.warnings], "rules": verdict.rules,
+            "issue_lines": _lines(verdict.issues), "warning_lines": _lines(verdict.warnings)}
 
 
-def _lines(issues: list[Any]) -> list[Optional[int]]:
+def _lines(issues: list[Issue]) -> list[Optional[int]]:
     """The line of each issue (None for the file as a whole), for the editor to mark."""
-    return [getattr(i, "line", None) for i in issues]
+    return [i.line for i in issues]
 
 
-def checked(text: str, file: str, original: str) -> dict[str, Any]:
+def checked(rules: RuleChecker, text: str, file: str, original: str) -> dict[str, Any]:
     """check_rules, with no secret of ``original`` in what it says (it quotes values in its messages)."""
     try:
-        result = check_rules(text, file)
-    except RulesUnavailable as exc:
-        result = {"ok": None, "issues": [str(exc)], "warnings": [], "rules": []}
+        result = check_rules(rules, text, file)
     except Exception as exc:  # a broken loader: still show the file, and say why
         log.warning("checking %s failed: %s", file, type(exc).__name__)
         result = {"ok": None, "issues": [f"the rules could not be checked: {type(exc).__name__}: {exc}"],
@@ -123,7 +93,7 @@ _CHECKED: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
 _CHECKING = threading.Lock()
 
 
-def checked_files(path: Path) -> list[dict[str, Any]]:
+def checked_files(rules: RuleChecker, path: Path) -> list[dict[str, Any]]:
     """Each rules file under ``path``, masked and checked; a file is checked again only when it changed."""
     out = []
     for name, file in rules_files(path).items():
@@ -138,21 +108,11 @@ def checked_files(path: Path) -> list[dict[str, Any]]:
                 # Read after the stat: a change in between is seen as another stamp next time.
                 text = file.read_text("utf-8", errors="replace")
                 masked = mask_secrets(text)
-                hit = stamp, {"file": name, "text": masked, "forms": rule_fields(masked), **checked(text, name, text)}
+                hit = stamp, {"file": name, "text": masked, "forms": rule_fields(masked, rules.hostile),
+                              **checked(rules, text, name, text)}
                 _CHECKED[file] = hit
         out.append(hit[1])
     return out
-
-
-def load_names(path: Path) -> Optional[list[str]]:
-    """The rules' names as the engine would load them, or None when they do not load."""
-    try:
-        loader = _loader()
-        result = loader.load_rules_path(path)
-    except Exception:
-        return None
-    ruleset = result[0] if isinstance(result, tuple) else result
-    return rule_names(ruleset)
 
 
 def write_rules_file(target: Path, text: str) -> None:
@@ -162,17 +122,6 @@ def write_rules_file(target: Path, text: str) -> None:
     which a plain rewrite under umask 022 made 0644.
     """
     replace_file(target, text)
-
-
-def configured_quiet(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Mute windows and silences written in the rules files (changed by editing those files)."""
-    try:
-        ruleset, _ = _loader().load_rules_path(path)
-    except Exception:
-        return {"mute_windows": [], "silences": []}
-    notify = ruleset.notify
-    return {"mute_windows": [m.model_dump(mode="json") for m in getattr(notify, "mute_windows", [])],
-            "silences": [s.model_dump(mode="json") for s in getattr(notify, "silences", [])]}
 
 
 _PLACEHOLDER = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{1,31})://hidden-[0-9a-f]{16}")

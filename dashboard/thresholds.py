@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import logging
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Request
 
 from .api import latest_rows
 from .context import Reader, ctx_of
-from .rules_view import _loader, rules_files
+from .ports import Limit, RuleReader
+from .rules_view import rules_files
 
 __all__ = ["Limit", "limits_for", "router", "rule_limits"]
 
-log = logging.getLogger(__name__)
-
 router = APIRouter(prefix="/api/v1")
-
-Limit = dict[str, Any]
 
 # The rules, parsed once per change of the files: the loader's time grows with the rules (docs/proof.md, YAML loading).
 _CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], list[tuple[dict[str, Any], Limit]]]] = {}
@@ -44,42 +40,14 @@ def _stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
-def _limit_of(spec: Any) -> Optional[Limit]:
-    """The numbers a person can check a value against, or None for rules without any."""
-    common = {"rule": spec.name, "severity": spec.severity.value, "for": spec.for_}
-    if spec.above is not None or spec.below is not None:
-        return {**common, "kind": "threshold", "above": spec.above, "below": spec.below,
-                "clear_below": spec.clear_below, "clear_above": spec.clear_above}
-    if spec.aggregate is not None:
-        a = spec.aggregate
-        return {**common, "kind": "aggregate", "fn": a.fn, "window": a.window, "above": a.above, "below": a.below,
-                "clear_below": a.clear_below, "clear_above": a.clear_above}
-    if spec.nodata is not None:
-        after = spec.nodata if isinstance(spec.nodata, (int, float)) else spec.nodata.after
-        return {**common, "kind": "nodata", "after": float(after)}
-    return None
-
-
-def rule_limits(path: Path) -> list[tuple[dict[str, Any], Limit]]:
+def rule_limits(rules: RuleReader, path: Path) -> list[tuple[dict[str, Any], Limit]]:
     """(match, limit) of every enabled rule with numbers; [] when the rules do not load (the Rules page says why)."""
     stamp = _stamp(path)
     with _LOCK:
         hit = _CACHE.get(path)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        try:
-            ruleset, _ = _loader().load_rules_path(path)
-        except Exception as exc:  # a broken file is shown on the Rules page; tiles just lose their limits
-            log.info("no limits for the overview: the rules do not load: %s", str(exc).splitlines()[0][:200])
-            ruleset = None
-        out = []
-        for rule in getattr(ruleset, "rules", []):
-            spec = rule.spec
-            if not spec.enabled or spec.series or spec.difference is not None:
-                continue  # cross-series rules hold no single series to one number
-            limit = _limit_of(spec)
-            if limit is not None:
-                out.append((spec.match.model_dump(), limit))
+        out = rules.limits(path)
         _CACHE[path] = (stamp, out)
         return out
 
@@ -101,7 +69,7 @@ def limits_for(rules: list[tuple[dict[str, Any], Limit]], row: dict[str, Any]) -
 async def limits(request: Request, _: Reader) -> dict[str, Any]:
     """Per series: the thresholds and no-data limits of the rules that match it, and when it counts as stale."""
     ctx = ctx_of(request)
-    rules = await asyncio.to_thread(rule_limits, ctx.rules_path)
+    rules = await asyncio.to_thread(rule_limits, ctx.rules, ctx.rules_path)
     default = ctx.settings.stale_after
     series: dict[str, Any] = {}
     for row in await latest_rows(ctx):

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from dashboard.preview import preview_rule  # noqa: E402
+from vigil.app.dashboard_wiring import EngineRules  # noqa: E402
 from vigil.core.event import Event  # noqa: E402
 from vigil.core.stores import Store, open_store  # noqa: E402
 
@@ -60,7 +61,7 @@ def timed(store: Store, seconds: float) -> tuple[list[tuple[float, float]], dict
     times, result = [], {}
     for _ in range(3):
         t0, c0 = time.perf_counter(), time.process_time()
-        result = preview_rule(RULES, "rules.yaml", "freezer-warm", store, END - seconds, END + 1)
+        result = preview_rule(EngineRules(), RULES, "rules.yaml", "freezer-warm", store, END - seconds, END + 1)
         times.append((time.perf_counter() - t0, time.process_time() - c0))
     return times, result
 

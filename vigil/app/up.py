@@ -361,8 +361,8 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
     from alerting.notify.config import mask_apprise_url
     from alerting.service import serve as serve_alerting
     from broker_bridge.service import serve as serve_bridge
-    from dashboard.app import serve as serve_dashboard
     from dashboard.auth import ensure_admin
+    from vigil.app.dashboard_wiring import serve_dashboard
     from vigil.core.stores import open_store
 
     data_dir = Path(config.data_dir)

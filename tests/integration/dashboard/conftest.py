@@ -15,10 +15,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from dashboard.app import serve
 from dashboard.passwords import hash_password
 from tests.services import Influxd, Mosquitto, free_port
 from vigil.app.config import VigilConfig
+from vigil.app.dashboard_wiring import serve_dashboard
 from vigil.core.stores import Store, open_store
 
 CHROMIUM = "/usr/bin/chromium"
@@ -69,7 +69,7 @@ class Running:
 async def running_dashboard(config: VigilConfig, store: Store, **options: Any) -> AsyncIterator[Running]:
     """Serve until the block ends; waits until the dashboard is connected to the broker."""
     ready = asyncio.Event()
-    task = asyncio.create_task(serve(config, store=store, ready=ready, **options), name="test-dashboard")
+    task = asyncio.create_task(serve_dashboard(config, store=store, ready=ready, **options), name="test-dashboard")
     try:
         await asyncio.wait_for(ready.wait(), 15)
         run = Running(f"http://{config.dashboard.listen}", config, store)

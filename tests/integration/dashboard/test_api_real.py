@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tests.integration.dashboard.conftest import (
 )
 from tests.services import Mosquitto
 from vigil.core.event import Event
-from vigil.core.stores import Store
+from vigil.core.stores import MemoryStore, Store
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,6 @@ async def test_history_of_a_week_is_downsampled_by_the_store(mosquitto: Mosquitt
 
 async def test_ingest_reaches_the_broker_and_errors_do_not(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = make_config(mosquitto, "memory://", tmp_path)
-    from vigil.core.stores import MemoryStore
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with running_dashboard(config, MemoryStore()) as run, run.client() as c, \
@@ -106,7 +106,6 @@ async def test_ingest_reaches_the_broker_and_errors_do_not(mosquitto: Mosquitto,
 
 
 async def test_ack_and_silence_go_over_mqtt(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     async with running_dashboard(config, MemoryStore()) as run, run.client() as c:
@@ -144,7 +143,6 @@ async def test_ack_and_silence_go_over_mqtt(mosquitto: Mosquitto, tmp_path: Path
 
 
 async def test_broker_outage_is_reported_and_survived(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -169,7 +167,6 @@ async def test_broker_outage_is_reported_and_survived(mosquitto: Mosquitto, tmp_
 
 
 async def test_server_sent_events_carry_a_publish(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     async with running_dashboard(config, MemoryStore()) as run, run.client() as c:
@@ -197,7 +194,6 @@ async def test_server_sent_events_carry_a_publish(mosquitto: Mosquitto, tmp_path
 
 
 async def test_signed_ingest_is_published_once_and_a_replay_is_refused(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    from vigil.core.stores import MemoryStore
 
     config = make_config(mosquitto, "memory://", tmp_path)
     path = "/api/v1/readings?device=plc&sensor=tank"
@@ -217,3 +213,25 @@ async def test_signed_ingest_is_published_once_and_a_replay_is_refused(mosquitto
         assert await eventually(lambda: bool(got))
         await asyncio.sleep(0.3)
         assert [t for t, _ in got] == ["vigil/readings/plc/tank"]
+
+
+async def test_a_defect_is_a_logged_500_and_a_refusal_a_422_over_uvicorn(
+        mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(MemoryStore):
+        def latest(self, metric: str | None = None, device: str | None = None) -> list[Event]:
+            raise ValueError("a defect deep in a store, at /secret/path")
+
+    caplog.set_level(logging.ERROR, "dashboard.app")
+    config = make_config(mosquitto, "memory://", tmp_path)
+    async with running_dashboard(config, Broken()) as run, run.client() as c:
+        csrf = await run.login(c)
+        r = await c.get("/api/v1/latest")
+        assert r.status_code == 500 and r.json() == {
+            "error": "internal error in the dashboard (a defect: its log says more)"}, r.text
+        r = await c.post("/api/v1/silences", json={"matchers": {"device": "x"}, "duration": "400d"},
+                         headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 422 and r.json() == {"error": "duration must be between 1s and 366d"}, r.text
+        r = await c.get("/api/v1/history", params={"device": "freezer", "sensor": "t0", "range": "soon"})
+        assert r.status_code == 422 and r.json()["error"].startswith("range: "), r.text
+    assert any("GET /api/v1/latest failed: ValueError: a defect deep in a store" in rec.getMessage()
+               for rec in caplog.records)

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboard.app import create_app
 from dashboard.feed import BrokerUnavailable
 from dashboard.live import LiveState
 from dashboard.passwords import hash_password
 from vigil.app.config import VigilConfig
+from vigil.app.dashboard_wiring import create_dashboard
 from vigil.core.clock import ManualClock
 from vigil.core.stores import MemoryStore, Store, open_store
 
@@ -91,7 +91,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     publisher = RecordingPublisher()
     clock = ManualClock(NOW)
     live = LiveState(config.mqtt.topics)
-    app = create_app(config, store=store, publisher=publisher, live=live, clock=clock)
+    app = create_dashboard(config, store=store, publisher=publisher, live=live, clock=clock)
     transport = httpx.ASGITransport(app=app)  # which runs no lifespan: run it here, as uvicorn does
     async with app.router.lifespan_context(app), \
             httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from dashboard.api import choose_bucket
-from dashboard.app import create_app
 from dashboard.live import LiveState
 from tests.unit.dashboard.conftest import NOW, Harness, RecordingPublisher, make_config
+from vigil.app.dashboard_wiring import create_dashboard
 from vigil.core.event import Event
 from vigil.core.stores import MemoryStore, StoreUnavailable
 from vigil.core.topics import Topics
@@ -253,7 +253,7 @@ class DownStore(MemoryStore):
 async def test_health_says_when_the_store_is_down(tmp_path: Path) -> None:
     live = LiveState(Topics())
     live.set_connected(True)
-    app = create_app(make_config(tmp_path), store=DownStore(), publisher=RecordingPublisher(), live=live)
+    app = create_dashboard(make_config(tmp_path), store=DownStore(), publisher=RecordingPublisher(), live=live)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.get("/api/v1/health")
     assert r.status_code == 503 and r.json() == {"status": "degraded", "broker": True, "store": False}

@@ -8,7 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dashboard.app import create_app
 from dashboard.auth import ensure_admin
 from dashboard.passwords import hash_password, verify_password
 from dashboard.settings import DashboardSettings
@@ -23,6 +22,7 @@ from tests.unit.dashboard.conftest import (
     make_config,
 )
 from vigil.app.config import ConfigError, load_config
+from vigil.app.dashboard_wiring import create_dashboard
 from vigil.core.stores import MemoryStore
 
 READ_ROUTES = ["/api/v1/openapi.json", "/api/v1/live", "/api/v1/mute-windows", "/api/v1/latest",
@@ -65,7 +65,7 @@ async def test_login_sets_a_strict_httponly_cookie(harness: Harness) -> None:
 
 async def test_cookie_is_secure_behind_tls(tmp_path: Path) -> None:
     config = make_config(tmp_path, public_url="https://vigil.example.org")
-    app = create_app(config, store=MemoryStore(), publisher=RecordingPublisher())
+    app = create_dashboard(config, store=MemoryStore(), publisher=RecordingPublisher())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.post("/login", content=f"username=admin&password={ADMIN_PW}",
                          headers={"Content-Type": "application/x-www-form-urlencoded"})

@@ -12,6 +12,7 @@ from dashboard.journal import AlertJournal
 from dashboard.live import LiveState
 from dashboard.settings import DashboardSettings
 from dashboard.thresholds import limits_for, rule_limits
+from vigil.app.dashboard_wiring import EngineRules
 from vigil.core.topics import Topics
 
 NOW = time.time() - 3600  # the journal prunes by the real clock when it opens
@@ -64,7 +65,7 @@ rules:
 def test_limits_are_those_of_the_matching_rules(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(RULES)
-    rules = rule_limits(path)
+    rules = rule_limits(EngineRules(), path)
     freezer = {"device": "freezer1", "sensor": "t0", "metric": "temperature", "labels": {"room": "kitchen"}}
     got = {lim["rule"]: lim for lim in limits_for(rules, freezer)}
     assert sorted(got) == ["freezer-quiet", "freezer-warm", "kitchen-avg"]
@@ -77,7 +78,7 @@ def test_limits_are_those_of_the_matching_rules(tmp_path: Path) -> None:
     assert [(lim["above"], lim["below"]) for lim in limits_for(rules, fridge)] == [(8, 2)]
     # An edited file is read again; a broken one gives no limits instead of an error.
     path.write_text("rules: [{name: x, above: }\n")
-    assert rule_limits(path) == []
+    assert rule_limits(EngineRules(), path) == []
 
 
 def test_the_site_time_zone_is_checked() -> None:

@@ -7,6 +7,7 @@ import logging
 import math
 from pathlib import Path
 
+import httpx
 import pytest
 
 from alerting.templates import MessageTemplate, render_context_example
@@ -171,16 +172,35 @@ async def test_a_defect_is_a_logged_500_and_a_callers_mistake_a_422(
         def latest(self, metric: str | None = None, device: str | None = None) -> list[Event]:
             raise ValueError("a defect deep in a store")
 
+    app = harness.client._transport.app  # type: ignore[attr-defined]
     h = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
-    r = await harness.client.get("/api/v1/history", params={"device": "freezer", "sensor": "t0", "range": "soon"},
-                                 headers=h)
-    assert r.status_code == 422 and "range" in r.json()["error"]
-    harness.client._transport.app.state.ctx.store = Broken()  # type: ignore[attr-defined]
-    caplog.set_level(logging.ERROR, "dashboard.app")
-    r = await harness.client.get("/api/v1/latest", headers=h)
+    # as uvicorn does: the 500 is answered, and the exception goes on up to the server
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=h) as client:
+        r = await client.get("/api/v1/history", params={"device": "freezer", "sensor": "t0", "range": "soon"})
+        assert r.status_code == 422 and r.json()["error"].startswith("range: "), r.text
+        r = await client.get("/api/v1/history", params={"device": "free+zer", "sensor": "t0"})
+        assert r.status_code == 422 and "device" in r.json()["error"], r.text
+        app.state.ctx.store = Broken()
+        caplog.set_level(logging.ERROR, "dashboard.app")
+        r = await client.get("/api/v1/latest")
+    # a ValueError is no verdict on the request: only BadRequest (and request validation) is the caller's
     assert r.status_code == 500 and "defect" in r.json()["error"]
-    assert "a defect deep in a store" not in r.text
+    assert "a defect deep in a store" not in r.text and "ValueError" not in r.text
     assert any("a defect deep in a store" in rec.getMessage() for rec in caplog.records)
+    assert app.state.ctx.counters["internal_errors"] == 1
+
+
+async def test_a_refused_action_says_why_with_a_422(harness: Harness) -> None:
+    h = {"X-CSRF-Token": await harness.login()}
+    for duration, words in [("forever", "forever"), ("400d", "duration must be between 1s and 366d")]:
+        r = await harness.client.post("/api/v1/silences", json={"matchers": {"device": "x"}, "duration": duration},
+                                      headers=h)
+        assert r.status_code == 422 and words in r.json()["error"], r.text
+    r = await harness.client.post("/api/v1/rules/edit", headers=h, json={
+        "file": "rules.yaml", "text": "rules: []\n", "rule": "nope", "fields": {"for": "1m"}})
+    assert r.status_code == 422 and r.json()["error"].startswith("not changed: no rule named 'nope'"), r.text
+    assert harness.publisher.sent == []
 
 
 async def test_template_bombs_are_refused_by_validation_for_a_read_only_token(harness: Harness) -> None:

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not check_at_start(config, "dashboard", f"{config.dashboard.client_id}-check", persistent=False):
         return 3
-    from dashboard.app import serve
     from dashboard.auth import ensure_admin
+    from vigil.app.dashboard_wiring import serve_dashboard
 
     settings, password = ensure_admin(config.dashboard, config.data_dir)
     if password:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
               f"its hash is in {config.data_dir}/dashboard-admin.hash)", flush=True)
     config = config.model_copy(update={"dashboard": settings})
     try:
-        return run_until_signal(serve(config))
+        return run_until_signal(serve_dashboard(config))
     except OSError as exc:
         print(f"vigil dashboard: cannot serve on {config.dashboard.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1

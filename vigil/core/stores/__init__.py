@@ -15,6 +15,7 @@ from ._base import (
     StoreError,
     StoreRejected,
     StoreUnavailable,
+    check_query,
     unstorable,
 )
 from .memory import MemoryStore
@@ -29,6 +30,7 @@ __all__ = [
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
+    "check_query",
     "open_store",
     "unstorable",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
+    "check_query",
     "storable",
     "unstorable",
 ]
