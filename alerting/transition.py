@@ -9,11 +9,12 @@ crash can neither lose a notification nor send one twice.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
-__all__ = ["AlertState", "Severity", "Transition"]
+__all__ = ["AlertState", "Severity", "Transition", "TransitionSink", "notifiable", "transition_id"]
 
 
 class AlertState(str, enum.Enum):
@@ -88,3 +89,21 @@ class Transition:
             annotations=tuple(sorted(d.get("annotations", {}).items())),
             reported=None if d.get("reported") is None else float(d["reported"]),
         )
+
+
+def transition_id(rule: str, series: str, state: AlertState, since: float) -> str:
+    """Deterministic id of a transition: the same change replayed after a crash gets the same id."""
+    raw = f"{rule}\x00{series}\x00{state.value}\x00{since:.6f}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def notifiable(t: Transition) -> bool:
+    """Whether a person hears of this change (pending and a pending that cleared are silent)."""
+    return t.state in (AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING) or t.previous == AlertState.FLAPPING
+
+
+class TransitionSink(Protocol):
+    """Where notifiable transitions go, inside the engine's transaction (the notify Outbox)."""
+
+    def enqueue(self, t: Transition) -> None:
+        """Record ``t``; must not commit."""

@@ -358,10 +358,10 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
              say: Callable[[str], None] = print) -> None:
     """Run everything until cancelled."""
     from alerting.notify.config import mask_apprise_url
-    from alerting.service import serve as serve_alerting
     from broker_bridge.service import serve as serve_bridge
     from dashboard.app import serve as serve_dashboard
     from dashboard.auth import ensure_admin
+    from vigil.app.commands.alerting import serve_alerting
     from vigil.core.stores import open_store
 
     data_dir = Path(config.data_dir)
