@@ -6,7 +6,9 @@ acknowledged to the broker only after the engine committed what it caused, "last
 (one commit per drained batch), so a crash loses no event and no time a series was heard. After a
 connect, timers wait until the backlog the broker kept is taken in (``alerting.catchup``); while the
 broker is away they do not fire at all. Every state change is published retained on
-``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run on their schedule against the store.
+``<root>/alerts/<rule>/<series>``; rules with ``source: store`` run on their schedule against the store
+(``alerting.storetrigger``). The connection itself (subscribe, consume, acknowledge, publish) is
+``alerting.mqttloop``; delivery is behind ``alerting.delivery.AlertDispatcher``.
 
 No single message can stop the engine: one that cannot be handled is refused (counted by reason,
 logged once per topic and reason) and acknowledged, and the loop goes on; a task that fails is

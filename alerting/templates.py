@@ -59,8 +59,8 @@ class TemplateProblem(ValueError):
 
 
 # The site's time zone for every time a message shows (``since``, ``at``, the ``time`` filter); None: the server's.
-# One per process, set where the process learns it (alerting.delivery, the dashboard's start), as the engine
-# renders messages deep inside its evaluation and has no zone of its own.
+# One per process, set where the process learns it (alerting.delivery, the dashboard's start), as a transition's
+# message is rendered (alerting.notify.message) deep inside the engine's evaluation, which has no zone of its own.
 _ZONE: Optional[tzinfo] = None
 
 

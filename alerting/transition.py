@@ -36,7 +36,8 @@ class Transition:
     """Alert ``rule`` on ``series`` went from ``previous`` to ``state`` at ``at`` (epoch seconds).
 
     ``key`` identifies the alert (rule + series); ``id`` identifies this transition and is
-    what delivery deduplicates on. ``message`` is already rendered from the rule's template.
+    what delivery deduplicates on. ``message`` is the rule's template rendered when the change was
+    emitted (:func:`alerting.notify.message.alert_message`).
     ``notify`` names the rule's receivers (routes may add more by severity and labels).
     ``reported`` is set when the engine learned of the change well after ``at`` (late readings,
     a catch-up after an outage): when it did.
