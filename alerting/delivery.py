@@ -1,17 +1,49 @@
-"""Starting notification delivery (``alerting.notify``) beside the engine, on the same state file."""
+"""Where the engine meets notification delivery (``alerting.notify``): what the engine's service asks of
+the dispatcher, and starting it beside the engine, on the same state file."""
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 import sqlite3
-from typing import Any
+from collections.abc import Mapping
+from typing import Optional, Protocol
 
-from alerting.rules import RuleSet
+from alerting.notify.apprise_sender import AppriseSender
+from alerting.notify.config import NotifyConfig
+from alerting.notify.dispatcher import Dispatcher, NotifyStatus
+from alerting.notify.sender import Sender
+from alerting.templates import use_zone
 from vigil.core.clock import Clock
 
-__all__ = ["make_dispatcher", "warm_apprise"]
+__all__ = ["AlertDispatcher", "make_dispatcher", "warm_apprise"]
 
-log = logging.getLogger(__name__)
+
+class AlertDispatcher(Protocol):
+    """The dispatcher as the engine's service talks to it (alerting.notify.Dispatcher is the real one)."""
+
+    def wake(self) -> None:
+        """The outbox has news."""
+
+    def acknowledge(self, key: str, by: str, comment: str = "") -> bool:
+        """Stop repeats and escalation of alert ``key`` (``rule/series``); False if unknown."""
+
+    def add_silence(self, match: Mapping[str, str], until: float, *, by: str, comment: str = "") -> str:
+        """Silence alerts matching ``match`` from now until ``until``; the silence's id (ValueError if invalid)."""
+
+    def expire_silence(self, silence_id: str) -> bool:
+        """End a silence now; False if there is none with that id."""
+
+    def status(self) -> NotifyStatus:
+        """Active alerts, silences, failing receivers, messages waiting."""
+
+    def reload(self, config: NotifyConfig) -> None:
+        """Use the notification configuration of reloaded rules."""
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+
+    def close(self) -> None:
+        """Release the state file."""
 
 
 def warm_apprise() -> None:
@@ -21,24 +53,15 @@ def warm_apprise() -> None:
     apprise.Apprise().add("json://127.0.0.1/")
 
 
-def make_dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any, zone: Any = None) -> Any:
-    """The notification Dispatcher (alerting.notify), or None when this install has none yet.
+def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock, sender: Optional[Sender] = None,
+                    zone: Optional[dt.tzinfo] = None) -> Dispatcher:
+    """The notification Dispatcher on the engine's state file, sending through apprise unless ``sender``.
 
     ``zone`` is the site's time zone: for the dispatcher's messages and, through
     :func:`alerting.templates.use_zone`, for the times the rules' message templates write.
     """
-    from alerting.templates import use_zone
-
     use_zone(zone)
-    try:
-        from alerting.notify.dispatcher import Dispatcher
-    except ImportError:
-        log.warning("alerting.notify.dispatcher is not available: alert states are published, nothing is sent")
-        return None
-    if sender is None:
-        from alerting.notify.apprise_sender import AppriseSender
 
-        sender = AppriseSender()
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(state_path, check_same_thread=False)
         # As for the engine's own connection: WAL with synchronous=NORMAL survives a process crash
@@ -48,4 +71,4 @@ def make_dispatcher(state_path: str, rules: RuleSet, clock: Clock, sender: Any, 
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
         return conn
 
-    return Dispatcher(connect, rules.notify, sender, clock, zone=zone)
+    return Dispatcher(connect, config, sender or AppriseSender(), clock, zone=zone)

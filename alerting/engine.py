@@ -18,24 +18,22 @@ marked late (``reported``) and its message says so. After the engine could not h
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import heapq
 import logging
 import math
-from collections.abc import Iterable
-from typing import Optional, Protocol
+from typing import Optional
 
 from alerting.conditions import Ctx, SeriesData
 from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_series_id
 from alerting.index import CompiledRule, RuleIndex, owns
+from alerting.notify.message import alert_message, removed_message
 from alerting.rules import RuleSet
 from alerting.state import AlertRecord, StateDB
-from alerting.templates import _fmt_duration, _fmt_time
-from alerting.transition import AlertState, Transition
+from alerting.transition import AlertState, Transition, TransitionSink, notifiable, transition_id
 from vigil.core.clock import Clock, SystemClock
 from vigil.core.event import Event
 
-__all__ = ["LATE_AFTER", "Engine", "TransitionSink", "notifiable", "transition_id"]
+__all__ = ["LATE_AFTER", "Engine"]
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +45,6 @@ RESUME_WAIT = 60.0
 
 OK, PENDING, FIRING, RESOLVED, FLAPPING = (
     AlertState.OK, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING)
-
-
-class TransitionSink(Protocol):
-    """Where notifiable transitions go, inside the engine's transaction (the notify Outbox)."""
-
-    def enqueue(self, t: Transition) -> None:
-        """Record ``t``; must not commit."""
-
-
-def transition_id(rule: str, series: str, state: AlertState, since: float) -> str:
-    """Deterministic id of a transition: the same change replayed after a crash gets the same id."""
-    raw = f"{rule}\x00{series}\x00{state.value}\x00{since:.6f}".encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
-
-
-def notifiable(t: Transition) -> bool:
-    """Whether a person hears of this change (pending and a pending that cleared are silent)."""
-    return t.state in (FIRING, RESOLVED, FLAPPING) or t.previous == FLAPPING
 
 
 class Engine:
@@ -88,16 +68,16 @@ class Engine:
         self._dirty_alerts: dict[str, AlertRecord] = {}
         self._dirty_series: set[str] = set()
         self._out: list[Transition] = []
-        #: alerts whose rule was gone at start (their retained MQTT states are to be cleared)
-        self.removed_on_start: list[str] = []
-        self.start_transitions: list[Transition] = []
+        # what the start found, until the service takes it (take_start_news)
+        self._removed_on_start: list[str] = []
+        self._start_transitions: list[Transition] = []
         #: when input came back after the engine could not hear it (None: it always could)
         self.resumed: Optional[float] = None
         self._resume_by: Optional[float] = None  # waiting for the first event, at the latest until then
         if state is not None:
             self._restore(state)
         self._declare()
-        self.start_transitions = self._commit(force=bool(self.removed_on_start))
+        self._start_transitions = self._commit(force=bool(self._removed_on_start))
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -249,6 +229,13 @@ class Engine:
         """Persist when series were last heard (the service calls this before acknowledging a batch)."""
         if self._dirty_series or self._dirty_alerts or self._out:
             self._commit(force=True)
+
+    def take_start_news(self) -> tuple[list[Transition], list[str]]:
+        """What the start found, once: its transitions, and the alerts whose rule was gone (their
+        retained MQTT states are to be cleared)."""
+        news, gone = self._start_transitions, self._removed_on_start
+        self._start_transitions, self._removed_on_start = [], []
+        return news, gone
 
     def active(self) -> list[AlertRecord]:
         """Alerts not ok, for the dashboard and the startup republish."""
@@ -415,26 +402,17 @@ class Engine:
         labels = {**dict(data.labels), "device": data.device, "sensor": data.sensor, "metric": data.metric,
                   **spec.labels}
         link = f"{self.dashboard_url}/alerts/{c.name}/{rec.series}" if self.dashboard_url else ""
-        context = {
-            "rule": c.name, "series": rec.series, "device": data.device, "sensor": data.sensor,
-            "metric": data.metric, "value": rec.value, "unit": data.unit, "state": state.value,
-            "previous": previous.value, "severity": spec.severity.value, "since": _fmt_time(since),
-            "since_ts": since, "at": _fmt_time(at), "duration": _fmt_duration(at - since), "labels": labels,
-            "link": link,
-        }
-        annotations = dict(spec.annotations)
-        if link:
-            annotations["link"] = link
-        message = c.rule.template.render(context)
+        annotations = {**spec.annotations, **({"link": link} if link else {})}
         now = self.clock.now()
-        reported = now if now - at > LATE_AFTER else None
-        if reported is not None:
-            message += f" (reported late: it happened at {_fmt_time(at)}, Vigil learned of it at {_fmt_time(now)})"
         t = Transition(
             id=transition_id(c.name, rec.series, state, at), rule=c.name, series=rec.series, state=state,
-            previous=previous, at=at, severity=spec.severity, message=message,
-            since=since, value=rec.value, labels=tuple(sorted(labels.items())), notify=spec.receivers,
-            annotations=tuple(sorted(annotations.items())), reported=reported)
+            previous=previous, at=at, severity=spec.severity, message="", since=since, value=rec.value,
+            labels=tuple(sorted(labels.items())), notify=spec.receivers, annotations=tuple(sorted(annotations.items())),
+            reported=now if now - at > LATE_AFTER else None)
+        # the engine says what changed; the words come from the rule's template (alerting.notify.message)
+        t = dataclasses.replace(t, message=alert_message(
+            c.rule.template, t, device=data.device, sensor=data.sensor, metric=data.metric, unit=data.unit,
+            labels=labels, link=link))
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)
@@ -455,7 +433,7 @@ class Engine:
         if self.state is not None:
             with self.state.transaction():
                 self.state.save_alerts(self._dirty_alerts.values())
-                self.state.save_series(self._seen_rows(self._dirty_series))
+                self.state.save_series([self.series[sid] for sid in self._dirty_series if sid in self.series])
                 for t in out:
                     if self.sink is not None and notifiable(t):
                         self.sink.enqueue(t)
@@ -467,17 +445,9 @@ class Engine:
         self._dirty_alerts.clear()
         return out
 
-    def _seen_rows(self, ids: Iterable[str]) -> list[tuple[str, str, str, str, dict[str, str], float]]:
-        rows = []
-        for sid in ids:
-            d = self.series.get(sid)
-            if d is not None and d.last_seen is not None:
-                rows.append((sid, d.device, d.sensor, d.metric, dict(d.labels), d.last_seen))
-        return rows
-
     def _forget_removed(self, rec: AlertRecord) -> None:
         """An alert of a rule removed while the engine was down: resolve it if it fired, then drop it."""
-        self.removed_on_start.append(rec.key)
+        self._removed_on_start.append(rec.key)
         if rec.state in (FIRING, FLAPPING) and rec.last_transition:
             try:
                 last = Transition.from_json(rec.last_transition)
@@ -488,7 +458,7 @@ class Engine:
                 self._out.append(dataclasses.replace(
                     last, id=transition_id(rec.rule, rec.series, RESOLVED, now), state=RESOLVED,
                     previous=rec.state, at=now,
-                    message=f"{rec.rule}: the rule was removed; {rec.series} is no longer watched"))
+                    message=removed_message(rec.rule, rec.series)))
         rec.state, rec.underlying, rec.changes = OK, OK, []
         self._dirty_alerts[rec.key] = rec
 

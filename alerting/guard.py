@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from alerting.heartbeat import Heartbeat
 from alerting.notify.outbox import Outbox
-from alerting.rules import RuleSet
+from alerting.notify.state import NotifyState, ReceiverFailure
 from alerting.state import StateDB
 from alerting.transition import Transition
 from alerting.watchdog import Watchdog
@@ -55,7 +55,7 @@ class Guard:
     """Refusals, restarts, the watchdog and the heartbeat of one rule engine, and its health snapshot."""
 
     def __init__(self, clock: Clock, watchdog: Optional[Watchdog] = None, heartbeat: Optional[Heartbeat] = None,
-                 failing: Optional[Callable[[], list[Any]]] = None) -> None:
+                 failing: Optional[Callable[[], list[ReceiverFailure]]] = None) -> None:
         self.clock = clock
         self.watchdog = watchdog
         self.heartbeat = heartbeat
@@ -148,11 +148,10 @@ class Guard:
             await self.clock.sleep(1.0)
 
 
-def guard_parts(service: AlertService, db: StateDB, rules: RuleSet, clock: Clock) -> None:
+def guard_parts(service: AlertService, db: StateDB, clock: Clock) -> None:
     """The watchdog (on partition 0 only: one pipeline alert, not one per engine), the heartbeat, and
     where failing receivers are read."""
-    settings = service.config.alerting
-    service.notify_config = rules.notify
+    settings = service.settings
     if settings.watchdog.enabled and service.engine.partition[0] == 0:
         service.guard.watchdog = Watchdog(settings.watchdog, clock, state=db, sink=Outbox(db.conn),
                                           receivers=service.pipeline_receivers)
@@ -160,8 +159,6 @@ def guard_parts(service: AlertService, db: StateDB, rules: RuleSet, clock: Clock
         watchdog = service.guard.watchdog
         service.guard.heartbeat = Heartbeat(settings.heartbeat, lambda: watchdog is None or watchdog.healthy, clock)
     if service.dispatcher is not None:
-        from alerting.notify.state import NotifyState
-
         reader = NotifyState(db.conn, create=False)
         service.guard.failing = lambda: reader.failing(
             service.notify_config.delivery.failing_after if service.notify_config is not None else 3)

@@ -1,7 +1,7 @@
 """The rule engine's poison guard: a message it was handling when it died is refused when it comes back.
 
 The engine handles what the broker delivered in drained batches and acknowledges a batch once what
-it caused is committed (alerting/service.py). :class:`InHand` wraps that loop with the marks of
+it caused is committed (alerting/mqttloop.py). :class:`InHand` wraps that loop with the marks of
 vigil/core/poison.py, kept in a SQLite file beside the state file (``alerts.db`` -> ``alerts.poison.db``):
 
 - a batch is marked in hand (one row, its messages' fingerprints) before it is handled, and the

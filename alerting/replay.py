@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from alerting.engine import Engine, notifiable
+from alerting.engine import Engine
 from alerting.rules import RuleSet
-from alerting.transition import Transition
+from alerting.transition import Transition, notifiable
 from vigil.core.clock import ManualClock
 from vigil.core.event import Event
 

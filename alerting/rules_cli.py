@@ -134,7 +134,7 @@ def _backtest(path: str, store_url: str, start_text: str, end_text: str) -> int:
 
     from alerting.backtest import backtest
     from alerting.rules import RulesError, load_rules_path
-    from alerting.templates import _fmt_time
+    from alerting.templates import fmt_time
     from vigil.core.stores import StoreError, open_store
     from vigil.core.urls import UrlError, mask_url, parse_store_url
 
@@ -170,12 +170,12 @@ def _backtest(path: str, store_url: str, start_text: str, end_text: str) -> int:
         return EXIT_FAILED
     finally:
         store.close()
-    print(f"backtest {_fmt_time(start)} .. {_fmt_time(end)}: {result.series} series, {result.points} points, "
+    print(f"backtest {fmt_time(start)} .. {fmt_time(end)}: {result.series} series, {result.points} points, "
           f"{len(rules.rules)} rules (nothing is sent)")
     for t in result.transitions:
         if t.state.value == "pending" or (t.state.value == "ok"):
             continue
-        print(f"{_fmt_time(t.at)}  {t.state.value.upper():9} {t.rule} {t.series}: {t.message}")
+        print(f"{fmt_time(t.at)}  {t.state.value.upper():9} {t.rule} {t.series}: {t.message}")
     firing = sum(1 for t in result.notifications if t.state.value == "firing")
     print(f"{len(result.notifications)} notifications would have gone out ({firing} firing)")
     return 0

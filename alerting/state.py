@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from alerting.conditions import SeriesData
 from alerting.transition import AlertState
 from vigil.core.errors import VigilError
 
@@ -157,13 +158,14 @@ class StateDB:
         rows = self.conn.execute("SELECT id, device, sensor, metric, labels, last_seen FROM series_seen")
         return [(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
-    def save_series(self, rows: Iterable[tuple[str, str, str, str, dict[str, str], float]]) -> None:
-        """Upsert when series were last heard, inside the caller's transaction."""
+    def save_series(self, series: Iterable[SeriesData]) -> None:
+        """Upsert when series were last heard (those ever heard), inside the caller's transaction."""
         self.conn.executemany(
             "INSERT INTO series_seen (id, device, sensor, metric, labels, last_seen) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), "
             "labels = excluded.labels",
-            [(i, d, s, m, json.dumps(lab, sort_keys=True), t) for i, d, s, m, lab, t in rows])
+            [(d.id, d.device, d.sensor, d.metric, json.dumps(dict(d.labels), sort_keys=True), d.last_seen)
+             for d in series if d.last_seen is not None])
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (PASSIVE: writers go on); call it from a thread."""

@@ -29,7 +29,8 @@ from vigil.core.durations import format_duration
 from vigil.core.errors import VigilError
 from vigil.core.sitetime import format_time, format_value, precision_of
 
-__all__ = ["DEFAULT_MESSAGE", "MessageTemplate", "TemplateProblem", "render_context_example", "use_zone"]
+__all__ = ["DEFAULT_MESSAGE", "MessageTemplate", "TemplateProblem", "fmt_duration", "fmt_time",
+           "render_context_example", "use_zone"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ class TemplateProblem(VigilError):
 
 
 # The site's time zone for every time a message shows (``since``, ``at``, the ``time`` filter); None: the server's.
-# One per process, set where the process learns it (alerting.delivery, the dashboard's start), as the engine
-# renders messages deep inside its evaluation and has no zone of its own.
+# One per process, set where the process learns it (alerting.delivery, the dashboard's start), as a transition's
+# message is rendered (alerting.notify.message) deep inside the engine's evaluation, which has no zone of its own.
 _ZONE: Optional[tzinfo] = None
 
 
@@ -70,7 +71,7 @@ def use_zone(zone: Optional[tzinfo]) -> None:
     _ZONE = zone
 
 
-def _fmt_time(ts: Any) -> str:
+def fmt_time(ts: Any) -> str:
     """``2026-12-02 21:39:04 CET``: the site's zone, named (vigil.core.sitetime.format_time)."""
     return format_time(ts, _ZONE)
 
@@ -82,7 +83,8 @@ def _value_text(value: Any, labels: Any) -> str:
     return format_value(float(value), precision_of(labels if isinstance(labels, dict) else {}))
 
 
-def _fmt_duration(seconds: Any) -> str:
+def fmt_duration(seconds: Any) -> str:
+    """``5m``, ``1h30m``: as long as ``seconds`` (vigil.core.durations.format_duration); anything else as text."""
     try:
         return format_duration(max(0.0, float(seconds)))
     except (TypeError, ValueError):
@@ -228,8 +230,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
 
 _ENV = BoundedSandbox(autoescape=False, undefined=Undefined)
-_ENV.filters["time"] = _fmt_time
-_ENV.filters["duration"] = _fmt_duration
+_ENV.filters["time"] = fmt_time
+_ENV.filters["duration"] = fmt_duration
 _ENV.filters.update({name: _bounded_filter(name, f) for name, f in _ENV.filters.items()})
 
 
@@ -271,9 +273,9 @@ def render_context_example() -> dict[str, Any]:
         "state": "firing",
         "previous": "pending",
         "severity": "critical",
-        "since": _fmt_time(1_700_000_000),
+        "since": fmt_time(1_700_000_000),
         "since_ts": 1_700_000_000.0,
-        "at": _fmt_time(1_700_000_300),
+        "at": fmt_time(1_700_000_300),
         "duration": "5m",
         "labels": {"site": "kitchen"},
         "link": "http://127.0.0.1:8080/alerts/freezer-warm/freezer-1/t0/temperature",

@@ -9,11 +9,12 @@ crash can neither lose a notification nor send one twice.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
-__all__ = ["AlertState", "Severity", "Transition"]
+__all__ = ["AlertState", "Severity", "Transition", "TransitionSink", "notifiable", "transition_id"]
 
 
 class AlertState(str, enum.Enum):
@@ -35,7 +36,8 @@ class Transition:
     """Alert ``rule`` on ``series`` went from ``previous`` to ``state`` at ``at`` (epoch seconds).
 
     ``key`` identifies the alert (rule + series); ``id`` identifies this transition and is
-    what delivery deduplicates on. ``message`` is already rendered from the rule's template.
+    what delivery deduplicates on. ``message`` is the rule's template rendered when the change was
+    emitted (:func:`alerting.notify.message.alert_message`).
     ``notify`` names the rule's receivers (routes may add more by severity and labels).
     ``reported`` is set when the engine learned of the change well after ``at`` (late readings,
     a catch-up after an outage): when it did.
@@ -88,3 +90,21 @@ class Transition:
             annotations=tuple(sorted(d.get("annotations", {}).items())),
             reported=None if d.get("reported") is None else float(d["reported"]),
         )
+
+
+def transition_id(rule: str, series: str, state: AlertState, since: float) -> str:
+    """Deterministic id of a transition: the same change replayed after a crash gets the same id."""
+    raw = f"{rule}\x00{series}\x00{state.value}\x00{since:.6f}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def notifiable(t: Transition) -> bool:
+    """Whether a person hears of this change (pending and a pending that cleared are silent)."""
+    return t.state in (AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING) or t.previous == AlertState.FLAPPING
+
+
+class TransitionSink(Protocol):
+    """Where notifiable transitions go, inside the engine's transaction (the notify Outbox)."""
+
+    def enqueue(self, t: Transition) -> None:
+        """Record ``t``; must not commit."""

@@ -31,12 +31,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from alerting.engine import TransitionSink, transition_id
 from alerting.notify.state import ReceiverFailure
 from alerting.settings import WatchdogSettings
 from alerting.state import StateDB
-from alerting.templates import _fmt_duration, _fmt_time
-from alerting.transition import AlertState, Severity, Transition
+from alerting.templates import fmt_duration, fmt_time
+from alerting.transition import AlertState, Severity, Transition, TransitionSink, transition_id
 from vigil.core.clock import Clock
 from vigil.core.health import STALE_AFTER, PartHealth
 
@@ -176,14 +175,14 @@ class Watchdog:
         if self.disconnected_since is not None:
             out.append(Problem("broker", self.disconnected_since, s.broker_down,
                                "the rule engine has not reached the MQTT broker since "
-                               f"{_fmt_time(self.disconnected_since)}",
+                               f"{fmt_time(self.disconnected_since)}",
                                "check that Mosquitto runs (systemctl status mosquitto) and the engine's mqtt settings"))
             return out + self._failing_problems()  # what the broker would have told is unknown now
         online = sorted(d for d, on in self.devices.items() if on)
         if online:
             ref = max(self.last_event or float("-inf"), self.online_since or float("-inf"), self.connected_at)
             shown = ", ".join(online[:3]) + (f" and {len(online) - 3} more" if len(online) > 3 else "")
-            heard = f"since {_fmt_time(self.last_event)}" if self.last_event is not None else "yet"
+            heard = f"since {fmt_time(self.last_event)}" if self.last_event is not None else "yet"
             out.append(Problem("no-events", ref, s.no_events,
                                f"no event from the bridge {heard} while {len(online)} device(s) report online "
                                f"({shown})",
@@ -192,19 +191,19 @@ class Watchdog:
             stale_at = arrived + STALE_AFTER * h.every
             if h.state == "offline":
                 out.append(Problem(f"bridge/{instance}", arrived, s.bridge_offline,
-                                   f"the bridge {instance} is offline since {_fmt_time(arrived)}",
+                                   f"the bridge {instance} is offline since {fmt_time(arrived)}",
                                    "start it (systemctl start vigil-bridge) and read its log "
                                    "(journalctl -u vigil-bridge)"))
                 continue
             if now >= stale_at:
                 out.append(Problem(f"bridge/{instance}", stale_at, s.bridge_offline,
-                                   f"the bridge {instance} has not reported its health since {_fmt_time(arrived)}",
+                                   f"the bridge {instance} has not reported its health since {fmt_time(arrived)}",
                                    "it may hang or have lost the broker: read its log, restart it"))
             spool = h.number("spool_events")
             if f"store/{instance}" in self.onsets:
                 out.append(Problem(f"store/{instance}", self.onsets[f"store/{instance}"], s.store_down,
                                    f"the bridge {instance} cannot write to its store since "
-                                   f"{_fmt_time(self.onsets[f'store/{instance}'])} ({spool or 0:.0f} events wait in "
+                                   f"{fmt_time(self.onsets[f'store/{instance}'])} ({spool or 0:.0f} events wait in "
                                    "its spool)", "check the store (InfluxDB running, its URL, token or password); "
                                    "the spooled readings are written when it is back"))
             if f"spool/{instance}" in self.onsets:
@@ -262,8 +261,8 @@ class Watchdog:
             return []
         self.firing = False
         return [self._emit(AlertState.RESOLVED, now,
-                           f"Vigil's pipeline works again (it had stalled since {_fmt_time(self.fired_at)}, "
-                           f"for {_fmt_duration(self.clear_since - self.fired_at)}).", [])]
+                           f"Vigil's pipeline works again (it had stalled since {fmt_time(self.fired_at)}, "
+                           f"for {fmt_duration(self.clear_since - self.fired_at)}).", [])]
 
     def _emit(self, state: AlertState, at: float, message: str, problems: list[Problem]) -> Transition:
         previous = self.last.state if self.last is not None else AlertState.OK

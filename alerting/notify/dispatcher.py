@@ -1,5 +1,18 @@
 """The Dispatcher: reads the outbox and turns transitions into messages, at most once each.
 
+A transition meets these stages, in order (in Alertmanager's words where they have one):
+
+1. dedup at the door: the outbox holds each transition id once, and each entry is taken once (``_ingest``);
+2. route: the rule's ``notify:`` receivers, then the matching routes (``policy.receivers_for``);
+3. silence, inhibit, time windows (mute): ``policy.suppression``, checked when an alert is queued
+   (``_reconcile``) and again when its group is due (``_flush_group``); a resolution held by a mute
+   window waits until the window ends;
+4. group wait and group interval: ``_queue`` puts it in its group's next message;
+5. dedup and repeat: a receiver is told of a firing alert once, reminded after ``repeat_interval``
+   until someone acknowledges it, and escalation adds receivers (``_reconcile``);
+6. notify: one message per group and receiver, one delivery per URL, who was told recorded (``_flush_group``);
+7. retry: the courier sends with backoff (:mod:`alerting.notify.courier`), then fallback receivers.
+
 Each step is one SQLite transaction in the engine's state file: taking transitions from the
 outbox; queueing items for their group; turning a group's items into one message per receiver
 URL and recording who was told. A restart therefore loses nothing queued and repeats nothing
@@ -10,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import math
 import random
@@ -29,7 +41,7 @@ from .config import Match, NotifyConfig, matches
 from .courier import Courier
 from .fallback import fall_back
 from .message import Item, Kind, render
-from .policy import ActiveSilence, alert_labels, group_key, mute_end, receivers_for, suppression
+from .policy import ActiveSilence, Quiet, Stage, alert_labels, group_key, mute_end, receivers_for, suppression
 from .sender import Sender
 from .state import AlertRow, NotifyState, ReceiverFailure
 
@@ -147,39 +159,18 @@ class Dispatcher:
             log.info("alert %s acknowledged by %s", key, by)
         return found
 
-    def add_silence(self, match: Union[Match, Mapping[str, Any]], until: float, *, by: str, comment: str = "",
-                    starts: Optional[float] = None, silence_id: Optional[str] = None) -> str:
-        """Silence alerts matching ``match`` until ``until`` (epoch seconds); returns the silence's id."""
+    def add_silence(self, match: Union[Match, Mapping[str, Any]], until: float, *, by: str, comment: str = "") -> str:
+        """Silence alerts matching ``match`` from now until ``until`` (epoch seconds); returns the silence's id."""
         m = match if isinstance(match, Match) else Match.model_validate(dict(match))
         now = self._clock.now()
-        start = now if starts is None else starts
-        if not (math.isfinite(until) and math.isfinite(start)) or until <= start:
+        if not math.isfinite(until) or until <= now:
             raise ValueError("a silence must end after it starts")
-        silence = ActiveSilence(silence_id or uuid.uuid4().hex[:12], m, start, until, str(by)[:200],
-                                str(comment)[:1000])
+        silence = ActiveSilence(uuid.uuid4().hex[:12], m, now, until, str(by)[:200], str(comment)[:1000])
         with self._state.transaction():
             self._state.put_silence(silence, static=False)
         log.info("silence %s by %s until %s: %s", silence.id, by, format_time(until, self._zone), comment)
         self._changed()
         return silence.id
-
-    def silence_message(self, silence_id: str, payload: bytes) -> bool:
-        """Apply a retained ``<root>/silences/<id>`` message (the dashboard's): JSON sets it, empty expires it.
-
-        A payload that is not a silence is logged and ignored; returns whether anything changed.
-        """
-        if not payload:
-            return self.expire_silence(silence_id)
-        try:
-            data = json.loads(payload)
-            if not isinstance(data, dict) or not isinstance(data.get("until"), (int, float)):
-                raise ValueError("expected {\"matchers\": {...}, \"until\": epoch seconds, \"by\": ...}")
-            self.add_silence(data.get("matchers") or {}, float(data["until"]), by=str(data.get("by", "?")),
-                             comment=str(data.get("comment", "")), silence_id=silence_id)
-        except (ValueError, TypeError, RecursionError) as exc:
-            log.warning("ignoring silence %s: %s", silence_id[:64], str(exc).splitlines()[0][:200])
-            return False
-        return True
 
     def expire_silence(self, silence_id: str) -> bool:
         """End a silence now; False when no active silence has that id."""
@@ -201,7 +192,7 @@ class Dispatcher:
             alerts.append(AlertStatus(
                 r.key, t.rule, t.series, r.state, t.severity.value, t.message, r.fired_at,
                 tuple(sorted(self._state.told(r.key))), tuple(self._escalation_receivers(r)),
-                r.acked_by, r.acked_at, r.ack_comment, quiet[0] if quiet else None))
+                r.acked_by, r.acked_at, r.ack_comment, quiet.reason if quiet else None))
         failing = self._state.failing(self._config.delivery.failing_after)
         return NotifyStatus(tuple(alerts), tuple(s for s in silences if s.starts <= now), tuple(failing),
                             self._state.waiting_deliveries())
@@ -357,15 +348,17 @@ class Dispatcher:
                 extra = [r for r in self._escalation_receivers(row) if r not in routed]
                 told = self._state.told(row.key)
                 waiting = self._state.pending_receivers(row.key)
-                quiet = None
+                quiet: Optional[Quiet] = None
+                checked = False  # suppression only once per alert, and only when a receiver is owed something
                 for receiver in routed + extra:
                     if receiver in waiting:
                         continue
                     told_at = told.get(receiver)
                     if told_at is not None and (row.acked_by is not None or now < told_at + repeat):
                         continue
-                    quiet = quiet or suppression(self._config, labels, t.severity, now, silences, firing) or ("", 0)
-                    if quiet[0]:
+                    if not checked:
+                        quiet, checked = suppression(self._config, labels, t.severity, now, silences, firing), True
+                    if quiet is not None:
                         continue
                     kind = Kind.REPEAT if told_at is not None else (
                         Kind.ESCALATION if receiver in extra else Kind.FIRING)
@@ -391,10 +384,10 @@ class Dispatcher:
             if quiet is None:
                 keep.append(row.item)
                 drop.append(row.id)
-            elif row.item.kind is Kind.RESOLVED and quiet[0].startswith("mute") and quiet[1] is not None:
-                self._state.postpone(row.id, quiet[1])  # tell them it is over once quiet hours end
+            elif row.item.kind is Kind.RESOLVED and quiet.stage is Stage.MUTE and quiet.until is not None:
+                self._state.postpone(row.id, quiet.until)  # tell them it is over once quiet hours end
             else:
-                log.info("not sending %s of %s to %s: %s", row.item.kind.value, t.key, receiver, quiet[0])
+                log.info("not sending %s of %s to %s: %s", row.item.kind.value, t.key, receiver, quiet.reason)
                 drop.append(row.id)
         self._state.delete_pending(drop)
         if not keep:

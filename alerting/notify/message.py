@@ -1,20 +1,42 @@
-"""The text a person receives: one alert, or a group of them in one message."""
+"""The text a person receives: the message of one alert's change, and one alert or a group of them in one
+notification."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from alerting.templates import MessageTemplate, fmt_duration, fmt_time
 from alerting.transition import Severity, Transition
 from vigil.core.durations import format_duration
 from vigil.core.sitetime import format_time, format_value, precision_of
 
-__all__ = ["Item", "Kind", "Message", "render"]
+__all__ = ["Item", "Kind", "Message", "alert_message", "removed_message", "render"]
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+def alert_message(template: MessageTemplate, t: Transition, *, device: str, sensor: str, metric: str, unit: str,
+                  labels: Mapping[str, str], link: str) -> str:
+    """The message of change ``t``: its rule's ``template`` on what the change says and the series it
+    happened to, with a note when the engine learned of it late (``t.reported``)."""
+    message = template.render({
+        "rule": t.rule, "series": t.series, "device": device, "sensor": sensor, "metric": metric, "value": t.value,
+        "unit": unit, "state": t.state.value, "previous": t.previous.value, "severity": t.severity.value,
+        "since": fmt_time(t.since), "since_ts": t.since, "at": fmt_time(t.at), "duration": fmt_duration(t.at - t.since),
+        "labels": dict(labels), "link": link,
+    })
+    if t.reported is not None:
+        message += f" (reported late: it happened at {fmt_time(t.at)}, Vigil learned of it at {fmt_time(t.reported)})"
+    return message
+
+
+def removed_message(rule: str, series: str) -> str:
+    """The message that resolves an alert whose rule was removed."""
+    return f"{rule}: the rule was removed; {series} is no longer watched"
 
 
 class Kind(str, enum.Enum):

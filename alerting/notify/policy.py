@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from .config import Match, MuteWindow, NotifyConfig, matches
 
 __all__ = [
     "ActiveSilence",
+    "Quiet",
+    "Stage",
     "alert_labels",
     "group_key",
     "inhibiting",
@@ -34,6 +37,23 @@ class ActiveSilence:
     ends: float
     by: str
     comment: str
+
+
+class Stage(str, enum.Enum):
+    """The stage that keeps an alert quiet, in Alertmanager's words."""
+
+    SILENCE = "silence"
+    INHIBIT = "inhibit"
+    MUTE = "mute"  # a time window (Alertmanager's mute_time_intervals)
+
+
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """Why an alert stays quiet now, and until when (None: as long as its cause lasts)."""
+
+    stage: Stage
+    reason: str  # what people read: "silence <id>", "inhibited", "mute <name>"
+    until: Optional[float] = None
 
 
 def alert_labels(t: Transition) -> dict[str, str]:
@@ -113,17 +133,17 @@ def suppression(
     now: float,
     silences: Iterable[ActiveSilence],
     firing: Iterable[Mapping[str, str]],
-) -> Optional[tuple[str, Optional[float]]]:
-    """Why this alert must stay quiet now (``"silence <id>"``, ``"inhibited"``, ``"mute <name>"``) and until when."""
+) -> Optional[Quiet]:
+    """What keeps this alert quiet now, checked in this order: a silence, an inhibition, a mute window."""
     for s in silences:
         if s.starts <= now < s.ends and matches(s.match, labels):
-            return f"silence {s.id}", s.ends
+            return Quiet(Stage.SILENCE, f"silence {s.id}", s.ends)
     if inhibiting(config, labels, firing):
-        return "inhibited", None
+        return Quiet(Stage.INHIBIT, "inhibited")
     for window in config.mute_windows:
         if severity in window.allow_severity or not matches(window.match, labels):
             continue
         end = mute_end(window, now)
         if end is not None:
-            return f"mute {window.name}", end
+            return Quiet(Stage.MUTE, f"mute {window.name}", end)
     return None

@@ -359,9 +359,9 @@ async def up(config: VigilConfig, *, demo: bool = False, notify: Optional[list[s
              say: Callable[[str], None] = print) -> None:
     """Run everything until cancelled."""
     from alerting.notify.config import mask_apprise_url
-    from alerting.service import serve as serve_alerting
     from broker_bridge.service import serve as serve_bridge
     from dashboard.auth import ensure_admin
+    from vigil.app.commands.alerting import serve_alerting
     from vigil.app.dashboard_wiring import serve_dashboard
     from vigil.core.stores import open_store
 

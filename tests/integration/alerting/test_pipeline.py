@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from alerting.service import serve
 from vigil.app.cli import main
+from vigil.app.commands.alerting import serve_alerting
 from vigil.app.config import load_config
 from vigil.core.event import Event
 from vigil.core.stores import open_store
@@ -42,7 +42,7 @@ async def running(tmp_path: Path, broker_url: str, rules: str, store_url: str | 
         overrides["store.url"] = (store_url, "--store")
     config = load_config(None, overrides=overrides)
     ready = asyncio.Event()
-    task = asyncio.create_task(serve(config, ready=ready))
+    task = asyncio.create_task(serve_alerting(config, ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), 10)
         yield

@@ -82,14 +82,15 @@ async def test_status_shows_alerts_told_acks_and_silences(tmp_path: Path, capsys
     d = Dispatcher(state, config, RecordingSender(), clock, rng=random.Random(1))
     await d.step()
     d.acknowledge("freezer-warm/freezer-1/t0/temperature", "ana", "door")
-    d.add_silence({"device": "freezer-2"}, 4_000_000_000.0, by="bo", comment="defrost", silence_id="s1")
+    sid = d.add_silence({"device": "freezer-2"}, 4_000_000_000.0, by="bo", comment="defrost")
     d.close()
     assert run(_args("status", "--state", str(state))) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "1 alert(s) firing or flapping"
     assert out[1] == ("  firing   critical freezer-warm/freezer-1/t0/temperature  since 2026-05-28 20:26:40 UTC; "
                       "told: kitchen; acknowledged by ana at 2026-05-28 20:26:40 UTC")
-    assert out[2:] == ["1 silence(s)", "  s1  {'device': 'freezer-2'}  until 2096-10-02 07:06:40 UTC  by bo: defrost",
+    assert out[2:] == ["1 silence(s)",
+                       f"  {sid}  {{'device': 'freezer-2'}}  until 2096-10-02 07:06:40 UTC  by bo: defrost",
                        "0 message(s) waiting to be sent"]
 
 

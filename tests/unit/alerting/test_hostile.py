@@ -11,9 +11,10 @@ import pytest
 from alerting.engine import Engine
 from alerting.rules import RulesError, load_rules_text
 from alerting.service import AlertService, parse_status
+from alerting.settings import AlertingSettings
 from alerting.templates import MessageTemplate, TemplateProblem
-from vigil.app.config import VigilConfig
 from vigil.core.clock import ManualClock
+from vigil.core.settings import MqttSettings
 
 from .helpers import T0, Recorder, engine, ev, feed
 
@@ -80,7 +81,7 @@ async def test_bad_messages_are_skipped_and_good_ones_still_evaluated() -> None:
     rules, _ = load_rules_text("rules: [{name: hot, above: 30}, {name: device-offline, offline: true}]", "r.yaml")
     sink = Recorder()
     e = Engine(rules, sink=sink, clock=ManualClock(T0))
-    service = AlertService(VigilConfig(), e)
+    service = AlertService(AlertingSettings(), MqttSettings(), e)
     good = {"device": "d", "sensor": "s", "metric": "temperature", "value": 35, "ts": T0}
     hostile = [
         ("vigil/events/d/temperature", b"{not json"),
@@ -114,7 +115,7 @@ async def test_the_service_timer_loop_fires_a_pending_alert_with_no_new_message(
     clock = ManualClock(T0)
     rules, _ = load_rules_text("rules: [{name: hot, above: 30, for: 5m}]", "r.yaml")
     sink = Recorder()
-    service = AlertService(VigilConfig(), Engine(rules, sink=sink, clock=clock))
+    service = AlertService(AlertingSettings(), MqttSettings(), Engine(rules, sink=sink, clock=clock))
     service.handle("vigil/events/d/temperature", json.dumps(
         {"device": "d", "sensor": "s", "metric": "temperature", "value": 35, "ts": T0}).encode())
     service.catchup.live.set()  # connected, and the backlog is in: timers may fire

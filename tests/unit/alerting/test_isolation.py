@@ -15,8 +15,9 @@ from alerting.engine import Engine
 from alerting.guard import refusal, supervised
 from alerting.rules import load_rules_text
 from alerting.service import AlertService
-from vigil.app.config import VigilConfig
+from alerting.settings import AlertingSettings
 from vigil.core.clock import ManualClock
+from vigil.core.settings import MqttSettings
 
 from .helpers import T0, Recorder, engine, ev
 
@@ -42,7 +43,7 @@ def test_an_aggregate_that_overflows_publishes_null_not_infinity() -> None:
 def _service() -> tuple[AlertService, Recorder]:
     rules, _ = load_rules_text("rules: [{name: hot, above: 30}, {name: device-offline, offline: true}]", "r.yaml")
     sink = Recorder()
-    return AlertService(VigilConfig(), Engine(rules, sink=sink, clock=ManualClock(T0))), sink
+    return AlertService(AlertingSettings(), MqttSettings(), Engine(rules, sink=sink, clock=ManualClock(T0))), sink
 
 
 GOOD = {"device": "d", "sensor": "s", "metric": "temperature", "value": 35, "ts": T0}

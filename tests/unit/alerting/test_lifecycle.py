@@ -167,8 +167,7 @@ def test_nodata_after_restart_counts_from_the_last_reading_before_it(tmp_path: P
 
 
 async def test_windows_are_refilled_from_the_store_after_a_restart(tmp_path: Path) -> None:
-    from alerting.service import AlertService
-    from vigil.app.config import VigilConfig
+    from alerting.storetrigger import seed_windows
     from vigil.core.event import Event
     from vigil.core.stores import MemoryStore
 
@@ -186,7 +185,7 @@ async def test_windows_are_refilled_from_the_store_after_a_restart(tmp_path: Pat
     db2 = StateDB(path)
     sink = Recorder()
     e2 = Engine(rules, state=db2, sink=sink, clock=clock)
-    await AlertService(VigilConfig(), e2).seed_windows(store, clock)
+    await seed_windows(e2, store, clock)
     clock.advance(1)
     fired = feed(e2, clock, 0.0)  # alone it would average 0; with the history, (9*8 + 0) / 10
     assert [t.state.value for t in fired] == ["firing"]

@@ -43,7 +43,7 @@ def _server_zone_after() -> Iterator[None]:
 def test_the_site_zone_given_to_delivery_reaches_the_default_message(tmp_path: Path) -> None:
     e, sink, clock = engine(DEFAULTED)
     rules, _ = load_rules_text(DEFAULTED, "test.yaml")
-    make_dispatcher(str(tmp_path / "state.db"), rules, clock, RecordingSender(), BERLIN)
+    make_dispatcher(str(tmp_path / "state.db"), rules.notify, clock, RecordingSender(), BERLIN)
     feed(e, clock, -11.913)
     # T0 is 2023-11-14 22:13:20 UTC: 23:13:20 in Berlin (winter time).
     assert sink.items[0].message == "freezer-warm: freezer-1/t0/temperature is firing (-11.9°C) " \

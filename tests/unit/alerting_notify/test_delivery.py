@@ -6,8 +6,13 @@ import json
 
 import pytest
 
+from alerting.engine import Engine
 from alerting.notify import RecordingSender
+from alerting.rules import RuleSet
+from alerting.service import AlertService
+from alerting.settings import AlertingSettings
 from alerting.transition import AlertState, Severity
+from vigil.core.settings import MqttSettings
 
 from .harness import START, Harness, config, transition
 
@@ -302,32 +307,46 @@ async def test_history_is_pruned_after_a_week(h: Harness) -> None:
     assert counts == [0, 0, 0, 0, 0, 0]
 
 
+def _service(h: Harness) -> AlertService:
+    """The rule engine's service: it takes the dashboard's retained silences from MQTT to the dispatcher."""
+    return AlertService(AlertingSettings(), MqttSettings(), Engine(RuleSet(), clock=h.clock), dispatcher=h.dispatcher)
+
+
 async def test_dashboard_silence_messages_set_and_expire_silences(h: Harness) -> None:
     payload = json.dumps({"matchers": {"device": "freezer-*"}, "until": START + 3600, "by": "ana",
                           "comment": "defrost", "created": START}).encode()
-    assert h.dispatcher.silence_message("a1b2c3", payload)
-    assert h.dispatcher.silence_message("a1b2c3", payload)  # the retained copy again after a reconnect
+    service = _service(h)
+    service.handle("vigil/silences/a1b2c3", payload)
+    service.handle("vigil/silences/a1b2c3", payload)  # the retained copy again after a reconnect
     [s] = h.dispatcher.status().silences
-    assert (s.id, s.by, s.comment, s.ends) == ("a1b2c3", "ana", "defrost", START + 3600)
+    assert (s.id, s.by, s.comment, s.ends) == (service.silences["a1b2c3"], "ana", "defrost", START + 3600)
+    restarted = _service(h)
+    restarted.handle("vigil/silences/a1b2c3", payload)  # and after a restart of the engine: the same silence
+    assert h.dispatcher.status().silences == (s,) and restarted.silences["a1b2c3"] == s.id
     h.enqueue(transition())
     await h.at(0)
     await h.at(30)
     assert h.sender.sent == []
-    assert h.dispatcher.silence_message("a1b2c3", b"")
+    restarted.handle("vigil/silences/a1b2c3", b"")
     await h.at(31)
     await h.at(61)
     assert h.titles() == [TITLE]
+
+
+async def test_a_silence_already_over_is_ignored(h: Harness) -> None:
+    _service(h).handle("vigil/silences/old", b'{"matchers": {"device": "x"}, "until": 1}')
+    assert h.dispatcher.status().silences == ()
 
 
 @pytest.mark.parametrize("payload", [
     b"{not json", b"[]", b"null", b'"x"', json.dumps({"matchers": {"device": "x"}}).encode(),
     b'{"matchers": {"device": "x"}, "until": NaN}', b'{"matchers": {"device": 7}, "until": 1e12}',
     b'{"matchers": {"severity": "loud"}, "until": 1e12}', b'{"matchers": "all", "until": 1e12}',
-    b'{"matchers": {"device": "x"}, "until": 1}', b"\xff\xfe", b"{" * 100_000, b"[" * 100_000,
+    b"\xff\xfe", b"{" * 100_000, b"[" * 100_000,
 ])
 async def test_hostile_silence_messages_are_ignored(h: Harness, payload: bytes, caplog) -> None:  # type: ignore[no-untyped-def]
-    assert not h.dispatcher.silence_message("bad", payload)
-    assert "ignoring silence bad" in caplog.text
+    _service(h).handle("vigil/silences/bad", payload)
+    assert "ignoring silence bad" in caplog.text or "refused a message on 'vigil/silences/bad'" in caplog.text
     assert h.dispatcher.status().silences == ()
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
+
+from vigil.core.sitetime import site_zone
 
 if TYPE_CHECKING:
     from vigil.app.config import VigilConfig
+    from vigil.core.stores import Store
 from vigil.app.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
 
 DESCRIPTION = """\
@@ -48,14 +52,13 @@ def run(args: argparse.Namespace) -> int:
         "alerting.metrics_listen": (args.metrics_listen, "--metrics-listen"),
     })
     from alerting.rules import RulesError
-    from alerting.service import serve
     from alerting.state import StateError
 
     # The store only for rules over stored history (source: store), which read it.
     if not check_at_start(config, "alerting", config.alerting.client_id, store=_reads_store(config)):
         return 3
     try:
-        return run_until_signal(serve(config))
+        return run_until_signal(serve_alerting(config))
     except RulesError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -64,6 +67,16 @@ def run(args: argparse.Namespace) -> int:
     except StateError as exc:
         print(exc, file=sys.stderr)
         return 3
+
+
+async def serve_alerting(config: VigilConfig, *, store: Optional[Store] = None,
+                         ready: Optional[asyncio.Event] = None) -> None:
+    """The rule engine on its own settings, with what it needs of the other parts' (the dashboard's
+    address for links, the site's time zone) resolved here; ``store``: one already open (vigil up)."""
+    from alerting.service import serve
+
+    await serve(config.alerting, config.mqtt, store or config.store, public_url=config.dashboard.public_url,
+                zone=site_zone(config.dashboard.timezone), ready=ready)
 
 
 def _reads_store(config: VigilConfig) -> bool:
