@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.services import RUNNING, Influxd, Mosquitto, VictoriaMetrics, child_pids
+from tests.support.services import RUNNING, Influxd, Mosquitto, VictoriaMetrics, child_pids
 
 # This machine is shared and noisy: a property test is about correctness, never about speed.
 hypothesis_settings.register_profile("vigil", deadline=None, print_blob=True)

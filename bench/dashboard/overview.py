@@ -34,7 +34,7 @@ from playwright.async_api import async_playwright  # noqa: E402
 
 from bench.dashboard.run import ARGS, PASSWORD, config  # noqa: E402
 from dashboard.app import serve  # noqa: E402
-from tests.services import Mosquitto  # noqa: E402
+from tests.support.services import Mosquitto  # noqa: E402
 from vigil.core.event import Event  # noqa: E402
 from vigil.core.stores import open_store  # noqa: E402
 

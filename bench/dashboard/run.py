@@ -32,7 +32,7 @@ from playwright.async_api import async_playwright  # noqa: E402
 
 from dashboard.app import serve  # noqa: E402
 from dashboard.passwords import hash_password  # noqa: E402
-from tests.services import Influxd, Mosquitto, free_port  # noqa: E402
+from tests.support.services import Influxd, Mosquitto, free_port  # noqa: E402
 from vigil.app.config import VigilConfig  # noqa: E402
 from vigil.core.event import Event  # noqa: E402
 from vigil.core.stores import Store, open_store  # noqa: E402

@@ -1,4 +1,5 @@
-"""A local HTTP receiver for apprise json:// notifications, an MQTT test client, and a real engine process."""
+"""A local HTTP receiver for apprise json:// notifications (and its fixture), a heartbeat's ping counter (and its
+fixture), an MQTT test client, and a real engine process."""
 
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from typing import Any, Callable, Optional
 import paho.mqtt.client as paho
 import pytest
 
-from tests.services import ChildProcess, free_port
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
+from tests.support.services import ChildProcess, free_port
 
 
 class Receiver:
@@ -58,18 +58,6 @@ class Receiver:
 
     def texts(self) -> list[str]:
         return [f"{b.get('title', '')}\n{b.get('message', '')}" for b in self.bodies]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def apprise_pools_started() -> Iterator[None]:
-    """Apprise keeps process-wide thread pools after a call; start them before the leftover checks count."""
-    import apprise
-
-    ap = apprise.Apprise()
-    for _ in range(12):
-        ap.add(f"json://127.0.0.1:{free_port()}/warm-up")
-    ap.notify(body="warm-up", title="warm-up")
-    yield
 
 
 @pytest.fixture
@@ -151,32 +139,11 @@ class MqttProbe:
         self.client.disconnect()
 
 
-@pytest.fixture
-def probe(mosquitto: Any) -> Iterator[MqttProbe]:
-    p = MqttProbe(mosquitto.port)
-    yield p
-    p.close()
-
-
 class EngineProcess(ChildProcess):
     """``vigil alerting`` as a real child process."""
 
     def __init__(self, argv: list[str], log: Path) -> None:
         super().__init__([sys.executable, "-m", "vigil.app.cli", *argv], log, cwd=ROOT, grace=10)
-
-
-@pytest.fixture
-def engine_process(tmp_path: Path) -> Iterator[Callable[[list[str]], EngineProcess]]:
-    made: list[EngineProcess] = []
-
-    def make(argv: list[str]) -> EngineProcess:
-        p = EngineProcess(argv, tmp_path / f"engine-{len(made)}.log")
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:

@@ -1,4 +1,4 @@
-"""Helpers for bridge tests: a bridge running in-process or as a real `vigil bridge` process."""
+"""A bridge running in-process or as a real `vigil bridge` process, and MQTT clients that feed and watch it."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import json
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Optional
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker_bridge.service import Bridge
-from tests.services import ChildProcess, Influxd, Mosquitto, free_port, wait_until
+from tests.support.services import ChildProcess, Influxd, Mosquitto, free_port, wait_until
 from vigil.app.config import VigilConfig, load_config
 from vigil.core.stores import Store
 
@@ -46,6 +45,16 @@ async def running_bridge(config: VigilConfig, store: Store) -> AsyncIterator[Bri
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def wait_for(check: Any, timeout: float = 10.0) -> bool:
+    """Poll ``check`` without blocking the event loop; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(check())
+
+
 class Recorder:
     """A paho subscriber recording (topic, payload) of everything under a filter."""
 
@@ -72,20 +81,6 @@ class Recorder:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-@pytest.fixture
-def recorder_factory(mosquitto: Mosquitto) -> Iterator[Any]:
-    made: list[Recorder] = []
-
-    def make(topic_filter: str) -> Recorder:
-        r = Recorder(mosquitto, topic_filter)
-        made.append(r)
-        return r
-
-    yield make
-    for r in made:
-        r.close()
 
 
 def publish_many(broker: Mosquitto, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
@@ -145,4 +140,5 @@ def influx_count(influxd: Influxd, db: str, measurement: str = "temperature") ->
     return int(series[0]["values"][0][1]) if series else 0
 
 
-__all__ = ["BridgeProcess", "Recorder", "influx_count", "make_config", "publish_many", "reading", "running_bridge"]
+__all__ = ["BridgeProcess", "Recorder", "influx_count", "make_config", "publish_many", "reading", "running_bridge",
+           "wait_for"]

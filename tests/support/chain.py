@@ -1,35 +1,32 @@
 """The whole chain as production runs it: `vigil edge` agents, Mosquitto, `vigil bridge`, influxd,
 `vigil alerting` and a local HTTP receiver for its apprise json:// notifications.
 
-The process wrappers come from the parts' own integration tests; this module only wires them together
-and adds what a fault test needs on top: a receiver that can go down, and the agents' own account of
-what they produced (their queue files).
+The process wrappers are the parts' own (tests/support); this module wires them together and adds what a
+fault test needs on top: a receiver that can go down, and the agents' own account of what they produced
+(their queue files).
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
 
 import httpx
-import pytest
 import yaml
 
-from tests.integration.alerting.conftest import EngineProcess, Receiver
-from tests.integration.bridge.conftest import BridgeProcess
-from tests.integration.deploy.procs import VIGIL, VigilProcess
-from tests.integration.edge.conftest import Agents
-from tests.integration.edge.conftest import Recorder as PersistentRecorder
-from tests.services import Influxd, Mosquitto, free_port, wait_until
+from tests.support.alerting import EngineProcess, Receiver
+from tests.support.bridge import BridgeProcess
+from tests.support.edge import Agents
+from tests.support.edge import Recorder as PersistentRecorder
+from tests.support.procs import VIGIL, VigilProcess
+from tests.support.services import Influxd, Mosquitto, free_port, wait_until
 
 __all__ = ["INGEST_TOKEN", "READER_TOKEN", "Chain", "Dashboard", "Hook", "PersistentRecorder", "check_counts",
            "events_advanced", "firing", "influx_counts", "latest", "rules_yaml", "sleep", "wait_connected"]
@@ -54,13 +51,6 @@ class Hook(Receiver):
 
     def titles(self) -> Counter[str]:
         return Counter(str(b.get("title", "")) for b in list(self.bodies))
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.down()
 
 
 INGEST_TOKEN = "e2e-ingest-token-0123456789abcdef"
@@ -254,23 +244,6 @@ def check_counts(chain: Chain, recorder: PersistentRecorder, seqs: Any, devices:
     for d, n in expected.items():
         assert {s for dev, s in seen if dev == d} == set(range(n)), f"{d}: a seq is missing from the events"
     assert chain.hook.titles() == Counter(firing(d) for d in alerts), chain.hook.bodies
-
-
-@pytest.fixture
-def event_seqs() -> Any:
-    """(device, seq) of every event a recorder saw, with how many times."""
-
-    def count(recorder: PersistentRecorder) -> Counter[tuple[str, int]]:
-        with recorder.lock:
-            msgs = list(recorder.messages)
-        out: Counter[tuple[str, int]] = Counter()
-        for m in msgs:
-            body = json.loads(m.payload)
-            if "seq" in body:
-                out[(body["device"], int(body["seq"]))] += 1
-        return out
-
-    return count
 
 
 def sleep(seconds: float) -> None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tests.services import _tcp_open
+from tests.support.services import tcp_open
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 
@@ -69,4 +69,4 @@ class Vigil:
 
 def closed(port: int) -> bool:
     """Nothing answers on 127.0.0.1:``port``."""
-    return not _tcp_open(port)
+    return not tcp_open(port)

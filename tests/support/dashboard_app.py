@@ -1,17 +1,16 @@
-"""The dashboard app over in-memory parts: MemoryStore, a recording publisher, a manual clock."""
+"""The dashboard app over in-memory parts (MemoryStore, a recording publisher, a manual clock), and password hashes."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from dashboard.app import create_app
 from dashboard.feed import BrokerUnavailable
 from dashboard.live import LiveState
 from dashboard.passwords import hash_password
@@ -26,6 +25,7 @@ INGEST_TOKEN = "ingest-token-0123456789"
 VIEWER_TOKEN = "viewer-token-0123456789"
 HMAC_SECRET = "hmac-secret-0123456789"
 _HASHES: dict[str, str] = {}
+PW = "correct horse battery"
 
 
 def _hash(pw: str) -> str:
@@ -84,20 +84,6 @@ class Harness:
         return token
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    config = make_config(tmp_path)
-    store = MemoryStore()
-    publisher = RecordingPublisher()
-    clock = ManualClock(NOW)
-    live = LiveState(config.mqtt.topics)
-    app = create_app(config, store=store, publisher=publisher, live=live, clock=clock)
-    transport = httpx.ASGITransport(app=app)  # which runs no lifespan: run it here, as uvicorn does
-    async with app.router.lifespan_context(app), \
-            httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield Harness(client, store, publisher, live, clock, config)
-
-
 def old_sqlite_store(path: Path, values: list[float], start: float, step: float = 60.0,
                      device: str = "freezer", sensor: str = "t0") -> Store:
     """A SQLite store file as an older bridge left it: readings written with SQL, Infinity among them."""
@@ -108,3 +94,14 @@ def old_sqlite_store(path: Path, values: list[float], start: float, step: float 
         db.execute("INSERT OR REPLACE INTO latest VALUES ('temperature', ?, ?, ?, ?, '°C', '{}')",
                    (device, sensor, round((start + (len(values) - 1) * step) * 1e6), values[-1]))
     return store
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def scrypt_hash(password: str, log2_n: int = 14, r: int = 8, p: int = 1) -> str:
+    """A hash in the form older versions wrote, made here with hashlib (not with the code under test)."""
+    salt = b"sixteen byte slt"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**log2_n, r=r, p=p, maxmem=2**31 - 1, dklen=32)
+    return f"scrypt${log2_n}${r}${p}${_b64(salt)}${_b64(digest)}"

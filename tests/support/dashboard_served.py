@@ -1,10 +1,12 @@
-"""A real dashboard: ``serve()`` with uvicorn on a free port, the private Mosquitto, a real store."""
+"""A real dashboard: ``serve()`` with uvicorn on a free port, the private Mosquitto, a real store; and a
+headless Chromium's page logged in to it."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+import math
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +14,16 @@ from typing import Any
 
 import aiomqtt
 import httpx
-import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dashboard.app import serve
 from dashboard.passwords import hash_password
-from tests.services import Influxd, Mosquitto, free_port
+from tests.support import ROOT
+from tests.support.services import Mosquitto, free_port
 from vigil.app.config import VigilConfig
-from vigil.core.stores import Store, open_store
+from vigil.core.event import Event
+from vigil.core.stores import Store
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -27,6 +31,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 ADMIN_PW = "integration admin pw"
 TOKEN = "integration-ingest-token-1"
 HMAC_SECRET = "integration-hmac-secret-1"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
 _HASH: dict[str, str] = {}
 
 
@@ -84,21 +91,8 @@ async def running_dashboard(config: VigilConfig, store: Store, **options: Any) -
         await asyncio.gather(task, return_exceptions=True)
 
 
-@pytest.fixture(params=["sqlite", "influxdb1"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Each test runs against the SQLite file store and the private influxd."""
-    if request.param == "influxdb1":
-        influxd: Influxd = request.getfixturevalue("influxd")
-        db = request.getfixturevalue("influx_db")
-        s = open_store(influxd.url(db))
-    else:
-        s = open_store(f"sqlite:///{tmp_path}/vigil.db")
-    yield s
-    s.close()
-
-
 async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``check`` without blocking the event loop (tests.services.wait_until would)."""
+    """Poll ``check`` without blocking the event loop (tests.support.services.wait_until would)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         if asyncio.get_running_loop().time() > deadline:
@@ -127,12 +121,53 @@ async def listener(mosquitto: Mosquitto, topic_filter: str) -> AsyncIterator[lis
             await asyncio.gather(task, return_exceptions=True)
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Debian's headless Chromium, driven by Playwright."""
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
+def history(now: float) -> list[Event]:
+    out = []
+    for i in range(24 * 60):
+        ts = now - 86400 + i * 60
+        out.append(Event("freezer", "t0", "temperature", -18 + 2 * math.sin(i / 90), ts, "°C",
+                         labels=(("site", "kitchen"),)))
+        out.append(Event("freezer", "door", "humidity", 40 + 5 * math.cos(i / 60), ts, "%",
+                         labels=(("site", "kitchen"),)))
+        out.append(Event("greenhouse", "air", "temperature", 22 + 4 * math.sin(i / 200), ts, "°C",
+                         labels=(("site", "garden"),)))
+    return out
+
+
+async def logged_in(browser: Browser, run: Running, viewport: dict[str, int] = DESKTOP,
+                    dark: bool = False, bypass_csp: bool = False) -> Page:
+    """A logged-in admin's page; ``bypass_csp`` lets a test inject a script (axe-core) past script-src 'self'."""
+    ctx = await browser.new_context(viewport=viewport, color_scheme="dark" if dark else "light",  # type: ignore[arg-type]
+                                    bypass_csp=bypass_csp)
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(run.base + "/")
+    assert "/login" in page.url
+    await page.fill("input[name=username]", "admin")
+    await page.fill("input[name=password]", ADMIN_PW)
+    await page.click("button[type=submit]")
+    try:
+        await page.wait_for_selector("body[data-ready=yes]", timeout=15000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the page did not get ready; script errors: {errors}") from None
+    return page
+
+
+async def publish(mosquitto: Mosquitto, topic: str, payload: bytes | str, retain: bool = False) -> None:
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+        await c.publish(topic, payload, qos=1, retain=retain)
+
+
+def tile(series: str) -> str:
+    return f'a.tile[data-series="{series}"]'
+
+
+CANVAS_INK = """() => {
+  const c = document.querySelector('#chart canvas');
+  if (!c) return 0;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n;
+}"""

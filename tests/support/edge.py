@@ -1,4 +1,4 @@
-"""Helpers for the edge agent's integration tests: a recording subscriber and agents to run."""
+"""For the edge agent's tests: a recording subscriber with a persistent session, and agents to run."""
 
 from __future__ import annotations
 
@@ -8,20 +8,17 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import paho.mqtt.client as mqtt
-import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import EdgeAgent, EdgeConfig
-from tests.services import Mosquitto, wait_until
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
+from tests.support.services import Mosquitto, wait_until
 
 
 @dataclass(frozen=True)
@@ -86,13 +83,6 @@ def retained(broker: Mosquitto, topic: str, timeout: float = 5.0) -> Optional[Me
     return got[-1] if got else None
 
 
-@pytest.fixture
-def recorder(mosquitto: Mosquitto) -> Iterator[Recorder]:
-    rec = Recorder(mosquitto)
-    yield rec
-    rec.close()
-
-
 class Agents:
     """Starts in-process agents and agent processes, and stops every one at the end."""
 
@@ -135,10 +125,3 @@ class Agents:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[Agents]:
-    a = Agents(tmp_path)
-    yield a
-    a.close()

@@ -17,8 +17,8 @@ from typing import Any, Optional
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.integration.alerting.conftest import Receiver
-from tests.services import Mosquitto
+from tests.support.alerting import Receiver
+from tests.support.services import Mosquitto
 
 __all__ = ["COLD", "WARM", "Burst", "Figures", "Freezers", "TimedBodies", "figures", "freezer_rules", "mentions",
            "named", "timed"]

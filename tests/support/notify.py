@@ -1,17 +1,14 @@
-"""A local HTTP receiver for apprise's ``json://`` notifications, and apprise's thread pools warmed up."""
+"""A local HTTP receiver for apprise's ``json://`` notifications (asyncio), and its fixture."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import apprise
 import pytest
-
-from tests.services import free_port
 
 
 @dataclass
@@ -63,13 +60,3 @@ async def receiver() -> AsyncIterator[Receiver]:
     yield r
     r.server.close()
     await r.server.wait_closed()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def apprise_pools() -> Iterator[None]:
-    """Apprise keeps process-wide thread pools alive after a call; start them before the leftover checks count."""
-    ap = apprise.Apprise()
-    for _ in range(4):
-        ap.add(f"json://127.0.0.1:{free_port()}/warm-up")
-    ap.notify(body="warm-up", title="warm-up")
-    yield

@@ -1,10 +1,8 @@
-"""Helpers for the bridge's unit tests: a pipeline built from a settings dict, a fixed receive time."""
+"""The bridge's pipeline built from a settings dict (a source of every format), and a fixed receive time."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 from broker_bridge.pipeline import Outcome, Pipeline
 from broker_bridge.settings import BridgeSettings
@@ -41,11 +39,6 @@ def make_pipeline(**overrides: Any) -> Pipeline:
     """A pipeline of SOURCES (or ``sources=``) and any other bridge settings."""
     data: dict[str, Any] = {"sources": SOURCES, **overrides}
     return Pipeline(BridgeSettings.model_validate(data), Topics())
-
-
-@pytest.fixture
-def pipeline() -> Pipeline:
-    return make_pipeline()
 
 
 def one_dead(outcome: Outcome) -> tuple[str, str]:

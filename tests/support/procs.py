@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Optional
 
-from tests.services import free_port
+from tests.support.services import free_port
 
 VIGIL = str(Path(sys.executable).parent / "vigil")
 

@@ -14,9 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services import Mosquitto, free_port
+from tests.support import ROOT
+from tests.support.services import Mosquitto, free_port
 
-DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "mosquitto"
+DEPLOY = ROOT / "deploy" / "mosquitto"
 CONF = DEPLOY / "mosquitto.conf"
 ACL = DEPLOY / "vigil.acl"
 MAKE_CERTS = DEPLOY / "make-certs.sh"
@@ -76,7 +77,7 @@ def rewrite_conf(text: str, workdir: Path, tls_port: int) -> str:
         key, args = words[0], words[1:]
         if key == "listener":
             if args == ["1883", "127.0.0.1"]:
-                continue  # tests/services.py adds the loopback listener on a free port
+                continue  # tests/support/services.py adds the loopback listener on a free port
             if args == ["8883"]:
                 out.append(f"listener {tls_port} 127.0.0.1")
                 continue

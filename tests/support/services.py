@@ -20,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
+from tests.support import ROOT
+
 __all__ = ["RUNNING", "Influxd", "Mosquitto", "Service", "VictoriaMetrics", "free_port"]
 
 # pids of every service process this test session started, so the leftover check knows them.
@@ -31,7 +33,7 @@ def shipped_broker_settings(*, nagle: bool = False) -> list[str]:
 
     ``nagle=True`` leaves out ``set_tcp_nodelay`` (Mosquitto's default: Nagle's algorithm on).
     """
-    conf = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
+    conf = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
     wanted = ("max_inflight", "max_queued") + (() if nagle else ("set_tcp_nodelay",))
     return [line for line in conf.read_text().splitlines() if line.startswith(wanted)]
 
@@ -42,7 +44,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tcp_open(port: int) -> bool:
+def tcp_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
             return True
@@ -68,7 +70,7 @@ class Service:
         raise NotImplementedError
 
     def ready(self) -> bool:
-        return _tcp_open(self.port)
+        return tcp_open(self.port)
 
     def start(self, timeout: float = 30.0) -> None:
         assert self.proc is None, "already running"

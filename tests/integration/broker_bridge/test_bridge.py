@@ -8,19 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.bridge.conftest import make_config, publish_many, reading, running_bridge
-from tests.services import Influxd, Mosquitto
+from tests.support.bridge import make_config, publish_many, reading, running_bridge, wait_for
+from tests.support.services import Influxd, Mosquitto
 from vigil.core.event import SeriesKey
 from vigil.core.stores import open_store
-
-
-async def wait_for(check: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(check())
 
 
 async def test_readings_are_stored_republished_and_refusals_dead_lettered(

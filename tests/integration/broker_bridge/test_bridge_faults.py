@@ -9,16 +9,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.bridge.conftest import (
+from tests.support.bridge import (
     BridgeProcess,
     influx_count,
     make_config,
     publish_many,
     reading,
     running_bridge,
+    wait_for,
 )
-from tests.integration.bridge.test_bridge import wait_for
-from tests.services import Influxd, Mosquitto, wait_until
+from tests.support.services import Influxd, Mosquitto, wait_until
 from vigil.core.event import SeriesKey
 from vigil.core.stores import open_store
 

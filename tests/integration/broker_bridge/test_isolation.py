@@ -17,9 +17,8 @@ import pytest
 
 from broker_bridge.pipeline import Outcome, Pipeline
 from broker_bridge.writer import StoreWriter
-from tests.integration.bridge.conftest import make_config, publish_many, reading, running_bridge
-from tests.integration.bridge.test_bridge import wait_for
-from tests.services import Mosquitto
+from tests.support.bridge import make_config, publish_many, reading, running_bridge, wait_for
+from tests.support.services import Mosquitto
 from vigil.core.event import Event, SeriesKey
 from vigil.core.stores import open_store
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from broker_bridge.link import Delivery, Link, LinkError
-from tests.integration.bridge.conftest import publish_many
-from tests.services import Mosquitto, free_port
+from tests.support.bridge import publish_many
+from tests.support.services import Mosquitto, free_port
 from vigil.core.settings import MqttSettings
 
 pytestmark = pytest.mark.integration

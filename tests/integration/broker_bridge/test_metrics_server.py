@@ -7,8 +7,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
-from tests.services import Mosquitto, raw_http, wait_until
+from tests.support.bridge import BridgeProcess, publish_many, reading
+from tests.support.services import Mosquitto, raw_http, wait_until
 
 BRIDGE_METRICS = ["vigil_bridge_received_total", "vigil_bridge_stored_total", "vigil_bridge_republished_total",
                   "vigil_bridge_refused_total", "vigil_bridge_restarts_total", "vigil_bridge_store_seconds_total",

@@ -7,7 +7,7 @@ import threading
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.services import Mosquitto, wait_until
+from tests.support.services import Mosquitto, wait_until
 
 
 def _client(broker: Mosquitto, client_id: str) -> mqtt.Client:

@@ -15,9 +15,9 @@ from alerting.notify.state import ReceiverFailure
 from alerting.settings import HeartbeatSettings, WatchdogSettings
 from alerting.state import StateDB
 from alerting.watchdog import RULE, SERIES, Watchdog
-from tests.integration.alerting.conftest import Pings
-from tests.integration.alerting.conftest import pings as pings  # the fixture
-from tests.services import free_port
+from tests.support.alerting import Pings
+from tests.support.alerting import pings as pings  # the fixture
+from tests.support.services import free_port
 from vigil.core.clock import ManualClock
 from vigil.core.health import PartHealth, parse_health
 from vigil.core.topics import Topics

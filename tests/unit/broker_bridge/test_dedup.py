@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from broker_bridge.dedup import Deduplicator
+from tests.support.pipeline import NOW, make_pipeline
 from vigil.core.event import Event
-
-from .conftest import NOW, make_pipeline
 
 
 def ev(ts: float = NOW, seq: int | None = None, value: float = 1.0, device: str = "d") -> Event:

@@ -9,8 +9,7 @@ from typing import Optional
 import pytest
 
 from broker_bridge.pipeline import Pipeline
-
-from .conftest import NOW, one_dead
+from tests.support.pipeline import NOW, one_dead
 
 Row = tuple[str, str, str, float, str, Optional[float]]
 
@@ -162,7 +161,7 @@ def test_good_payloads_become_these_events(
 
 
 def test_labels_from_topic_source_and_device(pipeline: Pipeline) -> None:
-    from .conftest import make_pipeline
+    from tests.support.pipeline import make_pipeline
 
     p = make_pipeline(device_labels={"aqara1": {"site": "home", "room": "kitchen-by-config"}})
     out = p.process("home/kitchen/aqara1", b'{"temperature":21.3}', NOW)
@@ -353,7 +352,7 @@ def test_bad_payloads_are_refused_with_a_reason(
 
 
 def test_zigbee2mqtt_bridge_and_availability_messages_are_passed_over() -> None:
-    from .conftest import make_pipeline
+    from tests.support.pipeline import make_pipeline
 
     p = make_pipeline(sources=[{"name": "z2m", "format": "zigbee2mqtt", "topic": "zigbee2mqtt/#"}])
     for topic in ("zigbee2mqtt/bridge/state", "zigbee2mqtt/kitchen/availability", "zigbee2mqtt/kitchen/set"):
@@ -378,7 +377,7 @@ def test_one_bad_reading_of_a_message_does_not_cost_the_others(pipeline: Pipelin
 
 
 def test_scale_multiplies_numbers_and_numeric_strings_alike() -> None:
-    from .conftest import make_pipeline
+    from tests.support.pipeline import make_pipeline
 
     p = make_pipeline(sources=[{"name": "deci", "format": "json_path", "topic": "deci/{device}",
                                 "options": {"paths": {"temperature": "t", "humidity": "h"}, "scale": 0.1}}])
@@ -398,7 +397,7 @@ _DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
 ])
 def test_json_nested_100000_deep_is_refused_in_every_json_format_whatever_the_size_bound(
         topic: str, payload: bytes) -> None:
-    from .conftest import make_pipeline
+    from tests.support.pipeline import make_pipeline
 
     big = make_pipeline(max_payload_bytes=16 * 1024 * 1024)
     reason, detail = one_dead(big.process(topic, payload, NOW))

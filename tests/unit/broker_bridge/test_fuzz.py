@@ -11,66 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker_bridge.pipeline import Pipeline
+from tests.support.pipeline import NOW, make_pipeline
+from tests.support.strategies import payloads, topics
 from vigil.core.topics import validate_segment
-
-from .conftest import NOW, make_pipeline
-
-TOPICS = [
-    "vigil/readings/{a}/{b}", "vigil/readings/{a}", "shellies/{a}/ext_temperature/{b}", "shellies/{a}/sensor/{b}",
-    "{a}/events/rpc", "{a}/status/{b}", "esphome/{a}/sensor/{b}/state", "w1/{a}/{b}", "tele/{a}/SENSOR",
-    "berlin/tele/{a}/SENSOR", "zigbee2mqtt/{a}", "home/{a}/{b}", "hass/{a}/state", "telegraf/{a}", "lp_s/{a}",
-    "{a}", "{a}/{b}",
-]
-SAMPLES = [
-    b'{"value":-18.5,"ts":1699999999,"unit":"\xc2\xb0C","seq":1,"labels":{"site":"x"}}',
-    b"47.69",
-    b'{"Time":"2019-01-01T00:00:00","DS18B20":{"Temperature":49.7},"TempUnit":"C"}',
-    b'{"temperature":27.34,"humidity":44.72,"battery":97,"linkquality":120,"last_seen":1699999990000}',
-    b'{"src":"s","method":"NotifyStatus","params":{"ts":1699999996.16,"temperature:0":{"id":0,"tC":23.5}}}',
-    b'{"temperature":"21.3","sensors":{"air":[{"t":20,"rh":30}]},"time":"2023-11-14T22:13:00Z","unit":"F"}',
-    b"temperature,device=freezer,sensor=p\\ 1,room=lab value=-18.5,n=3i,s=\"x y\" 1699999990000000000",
-]
-levels = st.one_of(st.sampled_from(["d", "sensor", "temperature:0", "", " ", "$x", "a b", "é"]),
-                   st.text(max_size=12), st.text(min_size=120, max_size=140))
-
-
-@st.composite
-def topics(draw: st.DrawFn) -> str:
-    template = draw(st.sampled_from(TOPICS))
-    return template.format(a=draw(levels), b=draw(levels))
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(SAMPLES)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.integers(0, 2))
-        pos = draw(st.integers(0, len(data)))
-        if op == 0 and data:
-            del data[pos % len(data)]
-        elif op == 1:
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=4))
-        else:
-            data[pos:pos] = draw(st.sampled_from([b"NaN", b"1e999", b'"', b"\\", b"{", b"[", b"-", b",", b"\n",
-                                                  b"null", b"true", b" ", b"=", b"\xff"]))
-    return bytes(data)
-
-
-json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=8)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(
-        st.sampled_from(["value", "ts", "unit", "Temperature", "temperature", "DS18B20", "params", "method",
-                         "tC", "temperature:0", "last_seen", "Time", "TempUnit", "labels", "src", "x"]),
-        inner, max_size=5)),
-    max_leaves=12,
-)
-payloads = st.one_of(
-    st.sampled_from(SAMPLES),
-    mutated(),
-    st.binary(max_size=300),
-    st.text(max_size=100).map(str.encode),
-    json_values.map(lambda v: json.dumps(v, allow_nan=True).encode()),
-)
 
 PIPELINE: Pipeline = make_pipeline(max_payload_bytes=2048)
 

@@ -10,9 +10,8 @@ from broker_bridge.formats import RawReading
 from broker_bridge.normalize import Normalizer, Refusal, SourceRules
 from broker_bridge.settings import BridgeSettings, SourceSettings
 from broker_bridge.units import UnitError, converter
+from tests.support.pipeline import NOW, make_pipeline
 from vigil.core.event import Event
-
-from .conftest import NOW, make_pipeline
 
 
 def normalize(raw: RawReading, source: SourceSettings | None = None, **settings: Any) -> tuple[Event, bool]:

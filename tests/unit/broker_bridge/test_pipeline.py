@@ -12,10 +12,9 @@ import pytest
 from broker_bridge.formats import RawReading
 from broker_bridge.pipeline import DeadLetter, Pipeline
 from broker_bridge.settings import BridgeSettings, SourceSettings
+from tests.support.pipeline import NOW, make_pipeline
 from vigil.core.event import Event
 from vigil.core.topics import Topics
-
-from .conftest import NOW, make_pipeline
 
 GOOD = b'{"value":-18.5,"ts":1699999999,"unit":"\xc2\xb0C","seq":1}'
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from broker_bridge.formats import FORMATS, FormatError
 from broker_bridge.formats.vigil_json import _checked_slowly
 from broker_bridge.settings import SourceSettings
-from tests.unit.bridge.conftest import NOW, make_pipeline
-from tests.unit.bridge.test_vigil_json import readings
+from tests.support.pipeline import NOW, make_pipeline
+from tests.support.strategies import readings
 from vigil.core.reading import ReadingError, parse_reading
 
 SOURCE = SourceSettings(name="vigil", format="vigil_json")

@@ -11,7 +11,7 @@ import pytest
 from dashboard.api import choose_bucket
 from dashboard.app import create_app
 from dashboard.live import LiveState
-from tests.unit.dashboard.conftest import NOW, Harness, RecordingPublisher, make_config
+from tests.support.dashboard_app import NOW, Harness, RecordingPublisher, make_config
 from vigil.core.event import Event
 from vigil.core.stores import MemoryStore, StoreUnavailable
 from vigil.core.topics import Topics

@@ -12,7 +12,7 @@ from dashboard.app import create_app
 from dashboard.auth import ensure_admin
 from dashboard.passwords import hash_password, verify_password
 from dashboard.settings import DashboardSettings
-from tests.unit.dashboard.conftest import (
+from tests.support.dashboard_app import (
     ADMIN_PW,
     INGEST_TOKEN,
     NOW,

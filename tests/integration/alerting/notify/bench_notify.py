@@ -1,4 +1,4 @@
-"""Prints delivery figures (for bench/; not a test): ``python -m tests.integration.alerting_notify.bench_notify``.
+"""Prints delivery figures (for bench/; not a test): ``python -m tests.integration.alerting.notify.bench_notify``.
 
 1. Latency from the engine's outbox commit (+ ``wake()``) to the JSON body arriving at a local HTTP
    receiver through real apprise, one alert at a time, p50 / p99.

@@ -9,9 +9,8 @@ from typing import Any
 
 from alerting.notify import AppriseSender, Dispatcher, NotifyConfig, Outbox
 from alerting.transition import AlertState, Severity, Transition
+from tests.support.notify import Receiver
 from vigil.core.clock import ManualClock
-
-from .conftest import Receiver
 
 START = 1_780_000_000.0
 

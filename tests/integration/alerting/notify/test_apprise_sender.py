@@ -11,9 +11,8 @@ import pytest
 
 from alerting.notify import AppriseSender, SendResult
 from alerting.transition import Severity
-from tests.services import free_port
-
-from .conftest import Receiver
+from tests.support.notify import Receiver
+from tests.support.services import free_port
 
 
 async def test_sends_title_body_and_type(receiver: Receiver) -> None:

@@ -13,9 +13,8 @@ import pytest
 from alerting.notify import Dispatcher, NotifyConfig, Outbox, RecordingSender
 from alerting.notify.cli import add_arguments, run
 from alerting.transition import AlertState, Severity, Transition
+from tests.support.notify import Receiver
 from vigil.core.clock import ManualClock
-
-from .conftest import Receiver
 
 RULES = """\
 receivers:

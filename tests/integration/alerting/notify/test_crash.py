@@ -11,11 +11,10 @@ from pathlib import Path
 
 from alerting.notify import AppriseSender, Dispatcher, NotifyConfig, Outbox
 from alerting.transition import AlertState, Severity, Transition
+from tests.support.notify import Receiver
 from vigil.core.clock import SystemClock
 
-from .conftest import Receiver
-
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def _firing(at: float) -> Transition:
@@ -41,7 +40,7 @@ async def test_sigkill_during_a_send_resends_it_once_marked_as_possible_duplicat
     engine.close()
     hang = receiver.hang = asyncio.Event()
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.alerting_notify.crash_child", str(state), str(receiver.port),
+        sys.executable, "-m", "tests.integration.alerting.notify.crash_child", str(state), str(receiver.port),
         cwd=str(ROOT), stdout=asyncio.subprocess.PIPE)
     try:
         assert child.stdout is not None

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import ChildProcess, free_port, wait_until
+from tests.support.console import VIGIL, Vigil, closed
+from tests.support.services import ChildProcess, free_port, wait_until
 from vigil.core.stores.sqlite import SqliteStore
-
-from .proc import VIGIL, Vigil, closed
 
 
 def _devices(db: Path) -> set[str]:

@@ -7,10 +7,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from tests.services import free_port
-
-from .conftest import Receiver
-from .proc import VIGIL, Vigil
+from tests.support.console import VIGIL, Vigil
+from tests.support.notify import Receiver
+from tests.support.services import free_port
 
 TEST_TITLE = "[TEST info] Vigil notification test"
 

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import ChildProcess, Influxd, free_port, wait_until
+from tests.support.console import closed
+from tests.support.notify import Receiver
+from tests.support.services import ChildProcess, Influxd, free_port, wait_until
 from vigil.core.stores.sqlite import SqliteStore
 
-from .conftest import Receiver
-from .proc import closed
-
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = Path(__file__).resolve().parents[4] / "README.md"
 LONG_RUNNING = {"up", "edge", "bridge", "alerting", "dashboard"}
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Influxd, Mosquitto, free_port
-
-from .proc import VIGIL, Vigil
+from tests.support.console import VIGIL, Vigil
+from tests.support.services import Influxd, Mosquitto, free_port
 
 
 @pytest.fixture

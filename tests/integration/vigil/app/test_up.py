@@ -6,9 +6,8 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.services import Mosquitto, free_port, wait_until
-
-from .proc import VIGIL, Vigil, closed
+from tests.support.console import VIGIL, Vigil, closed
+from tests.support.services import Mosquitto, free_port, wait_until
 
 
 def _up_demo(tmp_path: Path, broker_url: str) -> tuple[Vigil, int]:

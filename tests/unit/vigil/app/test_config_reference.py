@@ -13,7 +13,7 @@ from vigil.app.config import VigilConfig
 from vigil.app.config_reference import FALLBACK, iter_keys, markdown_table, render
 from vigil.core.configtypes import STRICT, Duration, Port
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 DOC = ROOT / "docs" / "configuration.md"
 
 

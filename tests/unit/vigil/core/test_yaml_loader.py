@@ -12,7 +12,7 @@ from bench.yaml_load import rules_text
 from vigil.core import _yaml
 from vigil.core._yaml import YamlError, load_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 
 MIXED = """\
 # a comment

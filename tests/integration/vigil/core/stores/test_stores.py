@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Influxd, VictoriaMetrics
+from tests.support.services import Influxd, VictoriaMetrics
 from vigil.core.event import Event, SeriesKey
 from vigil.core.stores import (
     EventsRefused,
@@ -165,7 +165,7 @@ def test_influx2_reads_by_influxql_on_the_v1_query_endpoint(influxd: Influxd, in
 
 
 def test_influx2_unreachable_is_unavailable() -> None:
-    from tests.services import free_port
+    from tests.support.services import free_port
 
     url = parse_store_url(f"influxdb2://127.0.0.1:{free_port()}/b?org=o", env={})
     with Influx2Store(url) as s, pytest.raises(StoreUnavailable):
