@@ -12,10 +12,9 @@ from alerting.engine import Engine
 from alerting.rules import RulesError, load_rules_text
 from alerting.service import AlertService, parse_status
 from alerting.templates import MessageTemplate, TemplateProblem
+from tests.support.engine import T0, Recorder, engine, ev, feed
 from vigil.app.config import VigilConfig
 from vigil.core.clock import ManualClock
-
-from .helpers import T0, Recorder, engine, ev, feed
 
 
 @pytest.mark.parametrize("source", [

@@ -15,10 +15,9 @@ from alerting.engine import Engine
 from alerting.guard import refusal, supervised
 from alerting.rules import load_rules_text
 from alerting.service import AlertService
+from tests.support.engine import T0, Recorder, engine, ev
 from vigil.app.config import VigilConfig
 from vigil.core.clock import ManualClock
-
-from .helpers import T0, Recorder, engine, ev
 
 
 def _strict(text: str | bytes) -> Any:

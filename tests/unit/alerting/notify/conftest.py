@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Harness
+from tests.support.dispatcher import Harness
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import pytest
 
 from alerting.notify import RecordingSender
 from alerting.transition import AlertState, Severity
-
-from .harness import START, Harness, config, transition
+from tests.support.dispatcher import START, Harness, config, transition
 
 TITLE = "[FIRING critical] freezer-warm freezer-1/t0/temperature"
 

@@ -12,11 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.notify import NotifyConfig, RecordingSender
+from tests.support.dispatcher import START, Harness, config, transition
 from vigil.app.cli import main
 from vigil.app.config import describe_errors
 from vigil.core._yaml import load_yaml
-
-from .harness import START, Harness, config, transition
 
 STAFF = "json://127.0.0.1:9/staff"
 MANAGER = "json://127.0.0.1:9/manager"

@@ -13,9 +13,8 @@ from alerting.notify import RecordingSender
 from alerting.notify.dispatcher import Dispatcher
 from alerting.notify.message import Item, Kind, render
 from alerting.transition import AlertState
+from tests.support.dispatcher import START, Harness, config, transition
 from vigil.core.clock import ManualClock
-
-from .harness import START, Harness, config, transition
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 

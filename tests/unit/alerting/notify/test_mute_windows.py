@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from alerting.notify.config import MuteWindow
 from alerting.notify.policy import mute_active, mute_end
 from alerting.transition import AlertState, Severity
-
-from .harness import Harness, config, transition
+from tests.support.dispatcher import Harness, config, transition
 
 
 def utc(text: str) -> float:

@@ -8,8 +8,7 @@ from pathlib import Path
 from alerting.notify import Outbox
 from alerting.notify.outbox import OUTBOX_TABLE
 from alerting.transition import Transition
-
-from .harness import transition
+from tests.support.dispatcher import transition
 
 
 def _rows(path: Path) -> list[tuple[str, str]]:

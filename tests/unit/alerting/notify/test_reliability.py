@@ -12,8 +12,7 @@ import pytest
 from alerting.notify import RecordingSender, SendResult
 from alerting.notify.outbox import OUTBOX_TABLE
 from alerting.transition import AlertState, Severity
-
-from .harness import START, Harness, config, transition
+from tests.support.dispatcher import START, Harness, config, transition
 
 TITLE = "[FIRING critical] freezer-warm freezer-1/t0/temperature"
 STAFF = "json://127.0.0.1:9/staff"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from alerting.notify import NotifyConfig, SentMessage
 from alerting.transition import AlertState
-
-from .harness import START, Harness, transition
+from tests.support.dispatcher import START, Harness, transition
 
 STAFF = {"receivers": {"staff": ["json://127.0.0.1:9/staff"]}}
 
