@@ -45,7 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until
+from tests.support.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until
 
 VENV_VIGIL = str(Path(sys.executable).with_name("vigil"))
 

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.services import Influxd, Mosquitto, free_port, wait_until
+from tests.support.services import Influxd, Mosquitto, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 VIGIL = str(Path(sys.executable).with_name("vigil"))

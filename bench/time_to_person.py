@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import Chain, Hook  # noqa: E402
-from tests.e2e.freezers import Burst, Figures, freezer_rules, timed  # noqa: E402
-from tests.services import Influxd, Mosquitto, shipped_broker_settings  # noqa: E402
+from tests.support.chain import Chain, Hook  # noqa: E402
+from tests.support.freezers import Burst, Figures, freezer_rules, timed  # noqa: E402
+from tests.support.services import Influxd, Mosquitto, shipped_broker_settings  # noqa: E402
 
 SETTINGS = {
     "shipped": "",

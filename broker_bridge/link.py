@@ -21,7 +21,7 @@ What the bridge needs and gmqtt does not offer as such, done here in one place:
   session view); gmqtt's automatic reconnect is switched off.
 
 These reach under gmqtt's public surface (``_package_handler``, ``_connection``); the version
-is pinned in pyproject.toml and tests/integration/bridge exercises every one of them against a
+is pinned in pyproject.toml and tests/integration/broker_bridge exercises every one of them against a
 real Mosquitto.
 """
 

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.services import RUNNING, Influxd, Mosquitto, VictoriaMetrics, child_pids
+# The helpers' asserts explain themselves as a conftest's would (before the first import of tests.support).
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.services import RUNNING, Influxd, Mosquitto, VictoriaMetrics, child_pids  # noqa: E402
 
 # This machine is shared and noisy: a property test is about correctness, never about speed.
 hypothesis_settings.register_profile("vigil", deadline=None, print_blob=True)

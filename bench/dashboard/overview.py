@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.async_api import async_playwright  # noqa: E402
 
 from bench.dashboard.run import ARGS, PASSWORD, config  # noqa: E402
-from tests.services import Mosquitto  # noqa: E402
+from tests.support.services import Mosquitto  # noqa: E402
 from vigil.app.dashboard_wiring import serve_dashboard as serve  # noqa: E402
 from vigil.core.event import Event  # noqa: E402
 from vigil.core.stores import open_store  # noqa: E402

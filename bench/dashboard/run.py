@@ -31,7 +31,7 @@ import httpx  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from dashboard.passwords import hash_password  # noqa: E402
-from tests.services import Influxd, Mosquitto, free_port  # noqa: E402
+from tests.support.services import Influxd, Mosquitto, free_port  # noqa: E402
 from vigil.app.config import VigilConfig  # noqa: E402
 from vigil.app.dashboard_wiring import serve_dashboard as serve  # noqa: E402
 from vigil.core.event import Event  # noqa: E402

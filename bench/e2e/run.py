@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bridge import bare_subscriber, dropped, metrics, publish_backlog  # noqa: E402
 from bench.rules.latency import RECEIVER, _read_arrivals, percentile  # noqa: E402
-from tests.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until  # noqa: E402
+from tests.support.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until  # noqa: E402
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 THRESHOLD = 100.0

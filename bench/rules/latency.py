@@ -30,7 +30,7 @@ import paho.mqtt.client as paho
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.services import Mosquitto, free_port  # noqa: E402
+from tests.support.services import Mosquitto, free_port  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import READER_TOKEN, Dashboard
-from tests.services import Mosquitto
+from tests.support.chain import READER_TOKEN, Dashboard
+from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 

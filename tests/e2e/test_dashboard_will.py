@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Mosquitto, wait_until
-
-from .conftest import Dashboard
+from tests.support.chain import Dashboard
+from tests.support.services import Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.bridge.conftest import BridgeProcess, influx_count
-from tests.services import Influxd, Mosquitto, wait_until
-
-from .conftest import Chain, Hook, PersistentRecorder, check_counts, firing, sleep
+from tests.support.bridge import BridgeProcess, influx_count
+from tests.support.chain import Chain, Hook, PersistentRecorder, check_counts, firing, sleep
+from tests.support.services import Influxd, Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Hypothesis over the input surfaces not fuzzed in their own tests (tests/unit/bridge/test_fuzz.py fuzzes
+"""Hypothesis over the input surfaces not fuzzed in their own tests (tests/unit/broker_bridge/test_fuzz.py fuzzes
 the bridge's pipeline in-process): hostile topics and payloads through a running `vigil bridge` with
 good traffic around them; vigil.yaml and rules files; the dashboard's HTTP API as a real process.
 
@@ -24,14 +24,13 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerting.rules import RulesError, load_rules_text
-from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
-from tests.services import Influxd, Mosquitto, free_port, wait_until
-from tests.unit.bridge.conftest import SOURCES
-from tests.unit.bridge.test_fuzz import TOPICS as UNIT_TOPICS
-from tests.unit.bridge.test_fuzz import payloads as unit_payloads
+from tests.support.bridge import BridgeProcess, publish_many, reading
+from tests.support.chain import INGEST_TOKEN, READER_TOKEN, Dashboard, PersistentRecorder, influx_counts
+from tests.support.pipeline import SOURCES
+from tests.support.services import Influxd, Mosquitto, free_port, wait_until
+from tests.support.strategies import TOPICS as UNIT_TOPICS
+from tests.support.strategies import payloads as unit_payloads
 from vigil.app.config import ConfigError, load_config
-
-from .conftest import INGEST_TOKEN, READER_TOKEN, Dashboard, PersistentRecorder, influx_counts
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +115,7 @@ def test_hostile_topics_and_payloads_through_a_running_bridge_leave_the_good_rea
 
 def test_every_payload_format_through_a_running_bridge_leaves_the_good_readings_untouched(
         mosquitto: Mosquitto, influxd: Influxd, influx_db: str, tmp_path: Path) -> None:
-    """The sources of every format (tests/unit/bridge's table) on their own topics, in a real `vigil bridge`."""
+    """The sources of every format (tests/support/pipeline.py's table) on their own topics, in a real `vigil bridge`."""
     (tmp_path / "vigil.yaml").write_text(yaml.safe_dump({"bridge": {"sources": SOURCES}}, allow_unicode=True))
     bridge = BridgeProcess(mosquitto, influxd.url(influx_db), tmp_path / "bridge",
                            extra=["-c", str(tmp_path / "vigil.yaml")])

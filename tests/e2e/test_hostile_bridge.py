@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.bridge.conftest import BridgeProcess, Recorder, publish_many
-from tests.services import Influxd, Mosquitto, sqlite_says, wait_until
+from tests.support.bridge import BridgeProcess, Recorder, publish_many
+from tests.support.services import Influxd, Mosquitto, sqlite_says, wait_until
 from vigil.core.poison import fingerprint
 
 SOURCES = """

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from alerting.partition import owns
-from tests.services import Influxd, Mosquitto, wait_until
-
-from .conftest import Chain, Hook, PersistentRecorder, check_counts, events_advanced, firing, latest, sleep
+from tests.support.chain import Chain, Hook, PersistentRecorder, check_counts, events_advanced, firing, latest, sleep
+from tests.support.services import Influxd, Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

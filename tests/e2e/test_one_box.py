@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.up.proc import VIGIL, Vigil
-from tests.services import ChildProcess, free_port, wait_until
+from tests.support.console import VIGIL, Vigil
+from tests.support.services import ChildProcess, free_port, wait_until
 from vigil.core.event import SeriesKey
 from vigil.core.stores.sqlite import SqliteStore
 

@@ -18,11 +18,8 @@ import yaml
 
 from edge import EdgeAgent
 from edge.config import load_edge_file
-from tests.integration.bridge.conftest import BridgeProcess, publish_many, reading
-from tests.services import Influxd, Mosquitto, wait_until
-from vigil.core.clock import SystemClock
-
-from .conftest import (
+from tests.support.bridge import BridgeProcess, publish_many, reading
+from tests.support.chain import (
     Chain,
     Dashboard,
     Hook,
@@ -34,6 +31,8 @@ from .conftest import (
     sleep,
     wait_connected,
 )
+from tests.support.services import Influxd, Mosquitto, wait_until
+from vigil.core.clock import SystemClock
 
 pytestmark = pytest.mark.integration
 

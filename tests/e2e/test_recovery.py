@@ -18,11 +18,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.integration.alerting.conftest import MqttProbe
-from tests.integration.bridge.conftest import publish_many, reading
-from tests.services import Influxd, Mosquitto, free_port, wait_until
-
-from .conftest import Chain, Hook, sleep, wait_connected
+from tests.support.alerting import MqttProbe
+from tests.support.bridge import publish_many, reading
+from tests.support.chain import Chain, Hook, sleep, wait_connected
+from tests.support.services import Influxd, Mosquitto, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

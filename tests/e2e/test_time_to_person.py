@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Influxd, Mosquitto, wait_until
-
-from .conftest import Chain, Hook, wait_connected
-from .freezers import Burst, Freezers, TimedBodies, freezer_rules, mentions, named, timed
+from tests.support.chain import Chain, Hook, wait_connected
+from tests.support.freezers import Burst, Freezers, TimedBodies, freezer_rules, mentions, named, timed
+from tests.support.services import Influxd, Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

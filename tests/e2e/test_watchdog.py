@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.alerting.conftest import Receiver
-from tests.integration.alerting.conftest import receiver as receiver  # the fixture: the second receiver
-from tests.services import Influxd, Mosquitto, wait_until
-
-from .conftest import Chain, Dashboard, Hook, rules_yaml
+from tests.support.alerting import Receiver
+from tests.support.alerting import receiver as receiver  # the fixture: the second receiver
+from tests.support.chain import Chain, Dashboard, Hook, rules_yaml
+from tests.support.services import Influxd, Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.services import Mosquitto
-
-from .conftest import EngineProcess, MqttProbe, Pings, Receiver, wait_for
+from tests.support.alerting import EngineProcess, MqttProbe, Pings, Receiver, wait_for
+from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 

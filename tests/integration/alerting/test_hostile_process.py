@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.services import Mosquitto
-
-from .conftest import EngineProcess, MqttProbe, Receiver, wait_for
+from tests.support.alerting import EngineProcess, MqttProbe, Receiver, wait_for
+from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 

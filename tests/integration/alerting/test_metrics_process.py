@@ -11,9 +11,8 @@ from typing import Optional
 
 import pytest
 
-from tests.services import Mosquitto, free_port, raw_http
-
-from .conftest import EngineProcess, MqttProbe, Receiver, wait_for
+from tests.support.alerting import EngineProcess, MqttProbe, Receiver, wait_for
+from tests.support.services import Mosquitto, free_port, raw_http
 
 pytestmark = pytest.mark.integration
 

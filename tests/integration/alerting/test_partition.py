@@ -8,8 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from alerting.partition import owns
-
-from .conftest import EngineProcess, MqttProbe, wait_for
+from tests.support.alerting import EngineProcess, MqttProbe, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.alerting import MqttProbe, Receiver
+from tests.support.freezers import freezer_rules
 from vigil.app.cli import main
 from vigil.app.commands.alerting import serve_alerting
 from vigil.app.config import load_config
 from vigil.core.event import Event
 from vigil.core.stores import open_store
-
-from .conftest import MqttProbe, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -55,20 +55,8 @@ async def running(tmp_path: Path, broker_url: str, rules: str, store_url: str | 
 async def test_failing_receiver_gets_the_notification_once_and_ack_is_published(
         tmp_path: Path, mosquitto: Any, probe: MqttProbe, receiver: Receiver) -> None:
     receiver.fail_first = 3
-    rules = f"""
-receivers:
-  ops: ["{receiver.url}"]
-grouping: {{group_wait: 0s, group_interval: 1s}}
-delivery: {{retry_initial: 100ms, retry_max: 200ms}}
-rules:
-  - name: freezer-warm
-    match: {{metric: temperature, device: "freezer-*"}}
-    above: -15
-    clear_below: -17
-    severity: critical
-    notify: ops
-    message: "{{{{ device }}}} is at {{{{ value | round(1) }}}} °C"
-"""
+    rules = freezer_rules(receiver.url, grouping="grouping: {group_wait: 0s, group_interval: 1s}\n"
+                                                "delivery: {retry_initial: 100ms, retry_max: 200ms}")
     async with running(tmp_path, mosquitto.url, rules):
         await asyncio.to_thread(probe.event, "freezer-{{ 7*7 }}", -3.04)
         await until(lambda: receiver.bodies, what="the notification after three failures")

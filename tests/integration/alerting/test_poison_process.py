@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.services import Mosquitto, sqlite_says
+from tests.support.alerting import EngineProcess, MqttProbe, Receiver, wait_for
+from tests.support.services import Mosquitto, sqlite_says
 from vigil.core.poison import fingerprint
-
-from .conftest import EngineProcess, MqttProbe, Receiver, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-from .conftest import EngineProcess, MqttProbe, Receiver, wait_for
+from tests.support.alerting import EngineProcess, MqttProbe, Receiver, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,87 +1,18 @@
-"""A real dashboard: ``serve()`` with uvicorn on a free port, the private Mosquitto, a real store."""
+"""Fixtures of the dashboard's integration tests: a real store, headless Chromium, a dashboard with history."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
-import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from dashboard.passwords import hash_password
-from tests.services import Influxd, Mosquitto, free_port
-from vigil.app.config import VigilConfig
-from vigil.app.dashboard_wiring import serve_dashboard
+from tests.support.dashboard_served import ARGS, CHROMIUM, Running, history, make_config, running_dashboard
+from tests.support.services import Influxd, Mosquitto
 from vigil.core.stores import Store, open_store
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-ADMIN_PW = "integration admin pw"
-TOKEN = "integration-ingest-token-1"
-HMAC_SECRET = "integration-hmac-secret-1"
-_HASH: dict[str, str] = {}
-
-
-def make_config(mosquitto: Mosquitto, store_url: str, tmp_path: Path) -> VigilConfig:
-    if "h" not in _HASH:
-        _HASH["h"] = hash_password(ADMIN_PW)
-    (tmp_path / "rules.yaml").write_text("rules: []\n")
-    return VigilConfig.model_validate({
-        "data_dir": str(tmp_path / "vigil-data"),
-        "mqtt": {"url": mosquitto.url},
-        "store": {"url": store_url},
-        "dashboard": {
-            "listen": f"127.0.0.1:{free_port()}",
-            "users": [{"name": "admin", "password_hash": _HASH["h"], "role": "admin"}],
-            "tokens": [{"name": "hook", "token": TOKEN, "role": "ingest"}],
-            "hmac_keys": [{"id": "plc", "secret": HMAC_SECRET}],
-            "session_secret": "integration-session-secret",
-            "rules": str(tmp_path / "rules.yaml"),
-        },
-    })
-
-
-@dataclass
-class Running:
-    base: str
-    config: VigilConfig
-    store: Store
-
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base, timeout=10)
-
-    async def login(self, client: httpx.AsyncClient) -> str:
-        r = await client.post("/login", data={"username": "admin", "password": ADMIN_PW})
-        assert r.status_code == 303, r.text
-        page = await client.get("/")
-        return page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
-
-
-@asynccontextmanager
-async def running_dashboard(config: VigilConfig, store: Store, **options: Any) -> AsyncIterator[Running]:
-    """Serve until the block ends; waits until the dashboard is connected to the broker."""
-    ready = asyncio.Event()
-    task = asyncio.create_task(serve_dashboard(config, store=store, ready=ready, **options), name="test-dashboard")
-    try:
-        await asyncio.wait_for(ready.wait(), 15)
-        run = Running(f"http://{config.dashboard.listen}", config, store)
-        async with run.client() as c:
-            for _ in range(200):
-                if (await c.get("/api/v1/health")).status_code == 200:
-                    break
-                await asyncio.sleep(0.05)
-        yield run
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.fixture(params=["sqlite", "influxdb1"])
@@ -97,36 +28,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``check`` without blocking the event loop (tests.services.wait_until would)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
-@asynccontextmanager
-async def listener(mosquitto: Mosquitto, topic_filter: str) -> AsyncIterator[list[tuple[str, Any]]]:
-    """Collect (topic, decoded payload) of everything published on ``topic_filter``."""
-    got: list[tuple[str, Any]] = []
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="test-listener") as client:
-        await client.subscribe(topic_filter, qos=1)
-
-        async def collect() -> None:
-            async for m in client.messages:
-                raw = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
-                got.append((m.topic.value, json.loads(raw) if raw else None))
-
-        task = asyncio.create_task(collect(), name="test-listener")
-        try:
-            yield got
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """Debian's headless Chromium, driven by Playwright."""
@@ -136,3 +37,18 @@ async def browser() -> AsyncIterator[Browser]:
             yield b
         finally:
             await b.close()
+
+
+@pytest.fixture
+async def dashboard(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Running]:
+    store = open_store(f"sqlite:///{tmp_path}/vigil.db")
+    store.write(history(time.time()))
+    config = make_config(mosquitto, "memory://", tmp_path)
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+        await c.publish("vigil/status/freezer", b'{"state": "online", "version": "0.1.0"}', qos=1, retain=True)
+        await c.publish("vigil/status/greenhouse", b'{"state": "offline"}', qos=1, retain=True)
+    try:
+        async with running_dashboard(config, store) as run:
+            yield run
+    finally:
+        store.close()

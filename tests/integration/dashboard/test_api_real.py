@@ -12,15 +12,8 @@ import aiomqtt
 import pytest
 
 from dashboard.auth import sign_request
-from tests.integration.dashboard.conftest import (
-    HMAC_SECRET,
-    TOKEN,
-    eventually,
-    listener,
-    make_config,
-    running_dashboard,
-)
-from tests.services import Mosquitto
+from tests.support.dashboard_served import HMAC_SECRET, TOKEN, eventually, listener, make_config, running_dashboard
+from tests.support.services import Mosquitto
 from vigil.core.event import Event
 from vigil.core.stores import MemoryStore, Store
 

@@ -4,84 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import pytest
-from playwright.async_api import Browser, Page
-from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import Browser
 
-from tests.integration.dashboard.conftest import ADMIN_PW, Running, make_config, running_dashboard
-from tests.services import Mosquitto
+from tests.support.dashboard_served import (
+    ARTIFACTS,
+    CANVAS_INK,
+    DESKTOP,
+    PHONE,
+    Running,
+    logged_in,
+    publish,
+    tile,
+)
+from tests.support.services import Mosquitto
 from vigil.core.event import Event
-from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
 XSS = "<img src=x onerror=alert(1)>"  # no '/': names with one are refused as topic segments
-
-
-def history(now: float) -> list[Event]:
-    out = []
-    for i in range(24 * 60):
-        ts = now - 86400 + i * 60
-        out.append(Event("freezer", "t0", "temperature", -18 + 2 * math.sin(i / 90), ts, "°C",
-                         labels=(("site", "kitchen"),)))
-        out.append(Event("freezer", "door", "humidity", 40 + 5 * math.cos(i / 60), ts, "%",
-                         labels=(("site", "kitchen"),)))
-        out.append(Event("greenhouse", "air", "temperature", 22 + 4 * math.sin(i / 200), ts, "°C",
-                         labels=(("site", "garden"),)))
-    return out
-
-
-@pytest.fixture
-async def dashboard(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Running]:
-    store = open_store(f"sqlite:///{tmp_path}/vigil.db")
-    store.write(history(time.time()))
-    config = make_config(mosquitto, "memory://", tmp_path)
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
-        await c.publish("vigil/status/freezer", b'{"state": "online", "version": "0.1.0"}', qos=1, retain=True)
-        await c.publish("vigil/status/greenhouse", b'{"state": "offline"}', qos=1, retain=True)
-    try:
-        async with running_dashboard(config, store) as run:
-            yield run
-    finally:
-        store.close()
-
-
-async def logged_in(browser: Browser, run: Running, viewport: dict[str, int] = DESKTOP,
-                    dark: bool = False, bypass_csp: bool = False) -> Page:
-    """A logged-in admin's page; ``bypass_csp`` lets a test inject a script (axe-core) past script-src 'self'."""
-    ctx = await browser.new_context(viewport=viewport, color_scheme="dark" if dark else "light",  # type: ignore[arg-type]
-                                    bypass_csp=bypass_csp)
-    page = await ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(run.base + "/")
-    assert "/login" in page.url
-    await page.fill("input[name=username]", "admin")
-    await page.fill("input[name=password]", ADMIN_PW)
-    await page.click("button[type=submit]")
-    try:
-        await page.wait_for_selector("body[data-ready=yes]", timeout=15000)
-    except PlaywrightTimeout:
-        raise AssertionError(f"the page did not get ready; script errors: {errors}") from None
-    return page
-
-
-async def publish(mosquitto: Mosquitto, topic: str, payload: bytes | str, retain: bool = False) -> None:
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
-        await c.publish(topic, payload, qos=1, retain=retain)
-
-
-def tile(series: str) -> str:
-    return f'a.tile[data-series="{series}"]'
 
 
 async def test_login_then_a_tile_changes_within_two_seconds_of_a_publish(
@@ -112,16 +57,6 @@ async def test_the_live_banner_says_when_the_connection_is_lost(
     mosquitto.start()
     await page.wait_for_selector("#conn[hidden]", state="attached", timeout=15000)
     await page.context.close()
-
-
-CANVAS_INK = """() => {
-  const c = document.querySelector('#chart canvas');
-  if (!c) return 0;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-  return n;
-}"""
 
 
 async def test_a_sensors_history_chart_is_drawn(dashboard: Running, browser: Browser) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from dashboard.passwords import verify_password
-from tests.services import Mosquitto, free_port, wait_until
+from tests.support.services import Mosquitto, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from dashboard.auth import ensure_admin
-from tests.integration.dashboard.conftest import ADMIN_PW, make_config, running_dashboard
-from tests.services import Mosquitto
-from tests.unit.dashboard.test_passwords import scrypt_hash
+from tests.support.dashboard_app import scrypt_hash
+from tests.support.dashboard_served import ADMIN_PW, make_config, running_dashboard
+from tests.support.services import Mosquitto
 from vigil.app.config import load_config
 from vigil.core.stores import Store
 

@@ -18,9 +18,18 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from alerting.templates import MessageTemplate
-from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import ARTIFACTS, CANVAS_INK, DESKTOP, PHONE, logged_in, tile
-from tests.services import Mosquitto
+from tests.support.dashboard_served import (
+    ARTIFACTS,
+    CANVAS_INK,
+    DESKTOP,
+    PHONE,
+    Running,
+    logged_in,
+    make_config,
+    running_dashboard,
+    tile,
+)
+from tests.support.services import Mosquitto
 from vigil.app.config import VigilConfig
 from vigil.core.event import Event
 from vigil.core.stores import Store, open_store

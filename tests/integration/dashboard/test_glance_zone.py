@@ -15,9 +15,8 @@ import aiomqtt
 import pytest
 from playwright.async_api import Browser
 
-from tests.integration.dashboard.conftest import make_config, running_dashboard
-from tests.integration.dashboard.test_browser import logged_in
-from tests.services import Mosquitto
+from tests.support.dashboard_served import logged_in, make_config, running_dashboard
+from tests.support.services import Mosquitto
 from vigil.core.event import Event
 from vigil.core.stores import open_store
 

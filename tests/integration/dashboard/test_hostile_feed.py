@@ -19,10 +19,18 @@ from playwright.async_api import Browser
 
 from dashboard.feed import LiveFeed
 from dashboard.live import LiveState
-from tests.integration.dashboard.conftest import TOKEN, Running, eventually, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import logged_in, publish, tile
-from tests.services import Mosquitto
-from tests.unit.dashboard.conftest import old_sqlite_store
+from tests.support.dashboard_app import old_sqlite_store
+from tests.support.dashboard_served import (
+    TOKEN,
+    Running,
+    eventually,
+    logged_in,
+    make_config,
+    publish,
+    running_dashboard,
+    tile,
+)
+from tests.support.services import Mosquitto
 from vigil.core.event import Event
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ import pytest
 from fastapi.routing import APIRoute
 
 from dashboard import actions, api, pages
-from tests.integration.dashboard.conftest import TOKEN, Running, make_config, running_dashboard
-from tests.services import Mosquitto
+from tests.support.dashboard_served import TOKEN, Running, make_config, running_dashboard
+from tests.support.services import Mosquitto
 from vigil.core.stores import Store
 
 pytestmark = pytest.mark.integration

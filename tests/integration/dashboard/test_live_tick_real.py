@@ -18,9 +18,8 @@ import pytest
 from playwright.async_api import Browser
 
 from dashboard.live import LiveState
-from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import dashboard, logged_in, tile  # noqa: F401 (fixture)
-from tests.services import Mosquitto
+from tests.support.dashboard_served import Running, logged_in, make_config, running_dashboard, tile
+from tests.support.services import Mosquitto
 from vigil.core.event import Event
 from vigil.core.stores import MemoryStore
 from vigil.core.topics import Topics
@@ -122,7 +121,7 @@ async def test_an_alert_firing_arrives_without_waiting_for_the_tick(slow_tick: R
         await stop(c, task)
 
 
-async def test_tiles_show_every_latest_value_and_alerts_at_once(dashboard: Running, browser: Browser,  # noqa: F811
+async def test_tiles_show_every_latest_value_and_alerts_at_once(dashboard: Running, browser: Browser,
                                                                 mosquitto: Mosquitto) -> None:
     page = await logged_in(browser, dashboard)
     series = ["freezer/t0/temperature", "greenhouse/air/temperature"]

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from dashboard.auth import SESSION_COOKIE, sign_request
-from tests.integration.dashboard.conftest import ADMIN_PW, HMAC_SECRET, make_config, running_dashboard
-from tests.services import Mosquitto
+from tests.support.dashboard_served import ADMIN_PW, HMAC_SECRET, make_config, running_dashboard
+from tests.support.services import Mosquitto
 from vigil.app.config import VigilConfig
 from vigil.core.stores import Store, open_store
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dashboard.settings import TokenEntry
-from tests.integration.dashboard.conftest import make_config, running_dashboard
-from tests.services import Mosquitto, raw_http
+from tests.support.dashboard_served import make_config, running_dashboard
+from tests.support.services import Mosquitto, raw_http
 from vigil.core.stores import open_store
 
 SCRAPER = "scraper-token-0123456789"

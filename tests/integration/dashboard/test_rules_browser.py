@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page
 
-from tests.integration.dashboard.conftest import Running, make_config, running_dashboard
-from tests.integration.dashboard.test_browser import ARTIFACTS, DESKTOP, PHONE, logged_in
-from tests.services import Mosquitto
+from tests.support.dashboard_served import ARTIFACTS, DESKTOP, PHONE, Running, logged_in, make_config, running_dashboard
+from tests.support.services import Mosquitto
 from vigil.core.event import Event
 from vigil.core.stores import open_store
 

@@ -18,8 +18,8 @@ import pytest
 
 from dashboard.passwords import hash_password
 from dashboard.settings import TokenEntry, UserEntry
-from tests.integration.dashboard.conftest import TOKEN, Running, make_config, running_dashboard
-from tests.services import Mosquitto
+from tests.support.dashboard_served import TOKEN, Running, make_config, running_dashboard
+from tests.support.services import Mosquitto
 from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration

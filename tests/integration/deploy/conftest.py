@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.deploy.mqttclient import Session
-from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker, start_production_broker
+from tests.support.mqttclient import Session
+from tests.support.prodbroker import PASSWORDS, ProductionBroker, start_production_broker
 
 
 @pytest.fixture(scope="module")

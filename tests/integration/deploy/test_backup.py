@@ -13,7 +13,7 @@ import pytest
 
 from alerting.state import AlertRecord, StateDB
 from alerting.transition import AlertState
-from tests.services import Influxd, wait_until
+from tests.support.services import Influxd, wait_until
 from vigil.core.event import Event, SeriesKey
 from vigil.core.stores import open_store
 

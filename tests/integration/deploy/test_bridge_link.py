@@ -10,8 +10,8 @@ import aiomqtt
 import pytest
 
 from broker_bridge.link import Link, LinkError
-from tests.integration.deploy.mqttclient import Session
-from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
+from tests.support.mqttclient import Session
+from tests.support.prodbroker import PASSWORDS, ProductionBroker
 from vigil.core.mqtt import build_client
 from vigil.core.settings import MqttSettings
 

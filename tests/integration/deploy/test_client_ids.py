@@ -20,8 +20,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.deploy.mqttclient import NOT_AUTHORIZED, Session
-from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
+from tests.support.mqttclient import NOT_AUTHORIZED, Session
+from tests.support.prodbroker import PASSWORDS, ProductionBroker
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.deploy.mqttclient import Session
-from tests.integration.deploy.procs import VIGIL, VigilProcess
-from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
-from tests.services import wait_until
+from tests.support.mqttclient import Session
+from tests.support.procs import VIGIL, VigilProcess
+from tests.support.prodbroker import PASSWORDS, ProductionBroker
+from tests.support.services import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.services import Mosquitto
+from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from typing import Callable
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.integration.deploy.mqttclient import NOT_AUTHORIZED, Session
-from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
+from tests.support.mqttclient import NOT_AUTHORIZED, Session
+from tests.support.prodbroker import PASSWORDS, ProductionBroker
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from alerting.partition import owns
-from tests.integration.deploy.mqttclient import Session
-from tests.integration.deploy.procs import VIGIL, Receiver, VigilProcess
-from tests.services import Influxd, Mosquitto, free_port, wait_until
+from tests.support.mqttclient import Session
+from tests.support.procs import VIGIL, Receiver, VigilProcess
+from tests.support.services import Influxd, Mosquitto, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -26,10 +26,10 @@ import pytest
 import yaml
 
 from alerting.partition import owns
-from tests.integration.deploy.mqttclient import Session
-from tests.integration.deploy.procs import VIGIL, VigilProcess
-from tests.integration.deploy.prodbroker import PASSWORDS, ProductionBroker
-from tests.services import free_port, wait_until
+from tests.support.mqttclient import Session
+from tests.support.procs import VIGIL, VigilProcess
+from tests.support.prodbroker import PASSWORDS, ProductionBroker
+from tests.support.services import free_port, wait_until
 from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
             # ProcSubset=pid leaves only the processes' own directories in /proc. glibc's malloc
             # reads overcommit_memory when it gives memory back, and assumes the default without it;
             # prometheus-client reads /proc/stat once at import for a collector that vigil.core.metrics
-            # replaces by one that needs no /proc/stat (tests/unit/test_process_metrics.py).
+            # replaces by one that needs no /proc/stat (tests/unit/vigil/core/test_process_metrics.py).
             hidden = sorted(p for p in proc_paths if not re.match(r"/proc/(self|thread-self|\d+)(/|$)", p)
                             and p not in ("/proc/sys/vm/overcommit_memory", "/proc/stat"))
             assert not hidden, f"vigil-{service} reads what ProcSubset=pid hides: {hidden}"

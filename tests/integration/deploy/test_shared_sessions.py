@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.deploy.mqttclient import Session
-from tests.services import Mosquitto
+from tests.support.mqttclient import Session
+from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.edge.conftest import Agents, Recorder
-from tests.services import Mosquitto, wait_until
+from tests.support.edge import Agents, Recorder
+from tests.support.services import Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

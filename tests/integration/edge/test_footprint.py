@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.edge.conftest import ROOT, Recorder
-from tests.integration.edge.test_security import broker_with, make_pki
-from tests.services import Mosquitto, _tcp_open, free_port, wait_until
+from tests.support import ROOT
+from tests.support.edge import Recorder
+from tests.support.services import Mosquitto, free_port, tcp_open, wait_until
+from tests.support.tls import broker_with, make_pki
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +88,7 @@ def test_the_agent_process_publishes_over_tls_with_a_client_certificate(tmp_path
                                    f"keyfile {pki}/server.key\nrequire_certificate true\n"
                                    f"listener {plain} 127.0.0.1\n")
     # the broker is ready when its first listener answers; the second may open a moment later
-    assert wait_until(lambda: _tcp_open(plain), 10), broker.log.read_text(errors="replace")[-2000:]
+    assert wait_until(lambda: tcp_open(plain), 10), broker.log.read_text(errors="replace")[-2000:]
     recorder = Recorder(SimpleNamespace(port=plain))  # type: ignore[arg-type]
     try:
         report, log = run_agent(tmp_path, recorder, {

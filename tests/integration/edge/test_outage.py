@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
-from tests.integration.edge.conftest import Agents, Recorder, retained
-from tests.services import Mosquitto, wait_until
+from tests.support.edge import Agents, Recorder, retained
+from tests.support.services import Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,8 @@
 """MQTT 5 -> 3.1.1 by itself when the broker does not speak 5; an explicit protocol is used as given.
 
-The 3.1.1-only brokers: a real Mosquitto behind tests/integration/edge/mqtt311.py (which refuses
+The 3.1.1-only brokers: a real Mosquitto behind tests/support/mqtt311.py (which refuses
 or ignores an MQTT 5 CONNECT, as 3.1.1 brokers do, amqtt among them). amqtt itself is no longer
-installed: `vigil up` runs a real Mosquitto (tests/integration/up/ runs its printed edge command).
+installed: `vigil up` runs a real Mosquitto (tests/integration/vigil/app/ runs its printed edge command).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
-from tests.integration.edge.conftest import Agents, Recorder
-from tests.integration.edge.mqtt311 import Mqtt311Front
-from tests.services import Mosquitto, wait_until
+from tests.support.edge import Agents, Recorder
+from tests.support.mqtt311 import Mqtt311Front
+from tests.support.services import Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 

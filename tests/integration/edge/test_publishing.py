@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from edge import BufferConfig, EdgeConfig, Fault, HomeAssistantConfig, MqttConfig, simulated_sensor
-from tests.integration.edge.conftest import Agents, Recorder, retained
-from tests.services import Mosquitto
+from tests.support.edge import Agents, Recorder, retained
+from tests.support.services import Mosquitto
 from vigil.core.reading import parse_reading, reading_schema
 
 pytestmark = pytest.mark.integration

@@ -11,18 +11,11 @@ from pathlib import Path
 import pytest
 
 from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
-from tests.integration.edge.conftest import Agents
-from tests.services import Mosquitto, wait_until
+from tests.support.edge import Agents
+from tests.support.services import Mosquitto, wait_until
+from tests.support.tls import broker_with, make_pki
 
 pytestmark = pytest.mark.integration
-
-
-def broker_with(tmp_path: Path, body: str) -> Mosquitto:
-    conf = tmp_path / "body.conf"
-    conf.write_text(body)
-    broker = Mosquitto(tmp_path / "mosquitto", conf_file=conf)
-    broker.start()
-    return broker
 
 
 @pytest.fixture
@@ -55,21 +48,6 @@ def test_a_bad_password_gives_one_clear_error_line_and_backoff_not_a_crash(
     good = agents.start(config(password_broker.url, tmp_path / "b", username="pi", password="right",
                                client_id="good"))
     assert wait_until(lambda: good.connected, 5)
-
-
-def make_pki(d: Path) -> None:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl."""
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=vigil test CA")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-            "-subj", f"/CN={name}")
-        (d / f"{name}.ext").write_text(ext + "\n")
-        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
 
 
 @pytest.fixture

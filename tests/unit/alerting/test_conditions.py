@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alerting.ruletest import parse_values
-
-from .helpers import T0, engine, feed
+from tests.support.engine import T0, engine, feed
 
 
 def states(ts: list) -> list[str]:  # type: ignore[type-arg]

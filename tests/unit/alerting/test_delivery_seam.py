@@ -13,10 +13,9 @@ from alerting.notify.dispatcher import NotifyStatus
 from alerting.rules import load_rules_text
 from alerting.service import AlertService
 from alerting.settings import AlertingSettings
+from tests.support.engine import T0, Recorder
 from vigil.core.clock import ManualClock
 from vigil.core.settings import MqttSettings
-
-from .helpers import T0, Recorder
 
 
 class FakeDispatcher:

@@ -13,10 +13,9 @@ from alerting.rules import RulesError, load_rules_text
 from alerting.service import AlertService, parse_status
 from alerting.settings import AlertingSettings
 from alerting.templates import MessageTemplate, TemplateProblem
+from tests.support.engine import T0, Recorder, engine, ev, feed
 from vigil.core.clock import ManualClock
 from vigil.core.settings import MqttSettings
-
-from .helpers import T0, Recorder, engine, ev, feed
 
 
 @pytest.mark.parametrize("source", [

@@ -16,10 +16,9 @@ from alerting.guard import refusal, supervised
 from alerting.rules import load_rules_text
 from alerting.service import AlertService
 from alerting.settings import AlertingSettings
+from tests.support.engine import T0, Recorder, engine, ev
 from vigil.core.clock import ManualClock
 from vigil.core.settings import MqttSettings
-
-from .helpers import T0, Recorder, engine, ev
 
 
 def _strict(text: str | bytes) -> Any:

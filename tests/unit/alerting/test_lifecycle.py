@@ -12,9 +12,8 @@ from alerting.partition import owns, parse_partition
 from alerting.rules import load_rules_text
 from alerting.state import StateDB
 from alerting.transition import AlertState
+from tests.support.engine import T0, Recorder, engine, feed
 from vigil.core.clock import ManualClock
-
-from .helpers import T0, Recorder, engine, feed
 
 HOT = """
 rules:

@@ -15,8 +15,7 @@ from alerting.delivery import make_dispatcher
 from alerting.notify import RecordingSender
 from alerting.rules import load_rules_text
 from alerting.templates import MessageTemplate, use_zone
-
-from .helpers import T0, engine, feed
+from tests.support.engine import T0, engine, feed
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 DEFAULTED = """

@@ -12,11 +12,10 @@ from alerting.rules import load_rules_text
 from alerting.ruletest import START, run_test_file
 from alerting.state import StateDB
 from alerting.transition import Transition
+from tests.support.engine import T0, Recorder, engine, ev
 from vigil.core.clock import ManualClock
 from vigil.core.event import Event
 from vigil.core.stores import open_store
-
-from .helpers import T0, Recorder, engine, ev
 
 SILENT = """
 rules:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from alerting.transition import AlertState
-
-from .helpers import T0, engine, feed
+from tests.support.engine import T0, engine, feed
 
 FREEZER = """
 rules:

@@ -15,14 +15,13 @@ from alerting.notify.state import ReceiverFailure
 from alerting.settings import HeartbeatSettings, WatchdogSettings
 from alerting.state import StateDB
 from alerting.watchdog import RULE, SERIES, Watchdog
-from tests.integration.alerting.conftest import Pings
-from tests.integration.alerting.conftest import pings as pings  # the fixture
-from tests.services import free_port
+from tests.support.alerting import Pings
+from tests.support.alerting import pings as pings  # the fixture
+from tests.support.engine import T0, Recorder
+from tests.support.services import free_port
 from vigil.core.clock import ManualClock
 from vigil.core.health import PartHealth, parse_health
 from vigil.core.topics import Topics
-
-from .helpers import T0, Recorder
 
 BOUNDS = WatchdogSettings(no_events=30.0, bridge_offline=10.0, store_down=20.0, spool_events=100, lag=60.0,
                           notify_failing=15.0, broker_down=10.0, clear_after=5.0, notify=["ops"])

@@ -10,7 +10,7 @@ import pytest
 
 from dashboard.api import choose_bucket
 from dashboard.live import LiveState
-from tests.unit.dashboard.conftest import NOW, Harness, RecordingPublisher, make_config
+from tests.support.dashboard_app import NOW, Harness, RecordingPublisher, make_config
 from vigil.app.dashboard_wiring import create_dashboard
 from vigil.core.event import Event
 from vigil.core.stores import MemoryStore, StoreUnavailable

@@ -11,7 +11,7 @@ import pytest
 from dashboard.auth import ensure_admin
 from dashboard.passwords import hash_password, verify_password
 from dashboard.settings import DashboardSettings
-from tests.unit.dashboard.conftest import (
+from tests.support.dashboard_app import (
     ADMIN_PW,
     INGEST_TOKEN,
     NOW,

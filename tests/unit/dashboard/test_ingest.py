@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dashboard.auth import sign_request
-from tests.unit.dashboard.conftest import HMAC_SECRET, INGEST_TOKEN, NOW, VIEWER_TOKEN, Harness
+from tests.support.dashboard_app import HMAC_SECRET, INGEST_TOKEN, NOW, VIEWER_TOKEN, Harness
 
 AUTH = {"Authorization": f"Bearer {INGEST_TOKEN}"}
 URL = "/api/v1/readings?device=freezer&sensor=t0"

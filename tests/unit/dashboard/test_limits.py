@@ -12,7 +12,7 @@ import pytest
 
 from alerting.templates import MessageTemplate, render_context_example
 from dashboard.live import LiveState
-from tests.unit.dashboard.conftest import INGEST_TOKEN, NOW, VIEWER_TOKEN, Harness, old_sqlite_store
+from tests.support.dashboard_app import INGEST_TOKEN, NOW, VIEWER_TOKEN, Harness, old_sqlite_store
 from vigil.core.event import Event
 from vigil.core.jsonlimits import MAX_DEPTH, JsonRefused, dumps, loads
 from vigil.core.stores import MemoryStore

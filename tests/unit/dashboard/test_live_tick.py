@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from dashboard.live import LiveState, Subscription
-from tests.unit.dashboard.conftest import NOW
+from tests.support.dashboard_app import NOW
 from vigil.core.event import Event
 from vigil.core.topics import Topics
 

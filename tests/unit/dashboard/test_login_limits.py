@@ -9,7 +9,7 @@ import pytest
 
 from dashboard.auth import AuthError, LoginLimiter, ReplayGuard, client_address
 from dashboard.denylist import DenyList, DenyListFull
-from tests.unit.dashboard.conftest import NOW, Harness
+from tests.support.dashboard_app import NOW, Harness
 from vigil.app.config import ConfigError, load_config
 from vigil.core.clock import ManualClock
 

@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.core import NotSet
 
-from tests.unit.dashboard.conftest import INGEST_TOKEN, VIEWER_TOKEN, Harness
+from tests.support.dashboard_app import INGEST_TOKEN, VIEWER_TOKEN, Harness
 
 # What a request may still be refused for, though each field is as the document says: relations between
 # fields (said in their descriptions: start before end, a device and sensor named somewhere, a unit the

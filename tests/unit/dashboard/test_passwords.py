@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from pathlib import Path
 
 import pytest
 
 from dashboard.passwords import MAX_MEMORY, check_hash_format, hash_password, verify_and_update, verify_password
+from tests.support.dashboard_app import PW, scrypt_hash
 from vigil.app.config import ConfigError, load_config
-
-PW = "correct horse battery"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode().rstrip("=")
-
-
-def scrypt_hash(password: str, log2_n: int = 14, r: int = 8, p: int = 1) -> str:
-    """A hash in the form older versions wrote, made here with hashlib (not with the code under test)."""
-    salt = b"sixteen byte slt"
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**log2_n, r=r, p=p, maxmem=2**31 - 1, dklen=32)
-    return f"scrypt${log2_n}${r}${p}${_b64(salt)}${_b64(digest)}"
 
 
 def test_new_hashes_are_argon2id_at_owasps_minimum() -> None:

@@ -10,8 +10,7 @@ import pytest
 from dashboard.auth import Authenticator, AuthError, ensure_admin
 from dashboard.passwords import verify_password
 from dashboard.settings import DashboardSettings, UserEntry
-from tests.unit.dashboard.conftest import NOW
-from tests.unit.dashboard.test_passwords import PW, scrypt_hash
+from tests.support.dashboard_app import NOW, PW, scrypt_hash
 from vigil.core.clock import ManualClock
 
 

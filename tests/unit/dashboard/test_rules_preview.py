@@ -7,7 +7,7 @@ from pathlib import Path
 from alerting.backtest import backtest
 from alerting.rules import load_rules_text
 from dashboard.preview import periods
-from tests.unit.dashboard.conftest import NOW, VIEWER_PW, Harness
+from tests.support.dashboard_app import NOW, VIEWER_PW, Harness
 from vigil.core.event import Event
 
 SECRET = "tgram://123456789:AAEhBOweik6ad9r_QXMENQjcrGbqCr4K-bs/-100123"

@@ -1,0 +1,141 @@
+"""broker_bridge/link.py against a real Mosquitto: late acknowledgement, backpressure, the broker's
+receive maximum, refusals and failures said clearly, MQTT 5 and 3.1.1."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from broker_bridge.link import Delivery, Link, LinkError
+from tests.support.bridge import publish_many
+from tests.support.services import Mosquitto, free_port
+from vigil.core.settings import MqttSettings
+
+pytestmark = pytest.mark.integration
+
+
+def settings(broker: Mosquitto, protocol: str = "5") -> MqttSettings:
+    return MqttSettings(url=broker.url, protocol=protocol)
+
+
+async def take(link: Link, n: int, limit: int = 100) -> list[Delivery]:
+    got: list[Delivery] = []
+    while len(got) < n:
+        got += await asyncio.wait_for(link.next_batch(limit), 10)
+    return got
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_what_is_not_acknowledged_comes_again_after_a_reconnect(mosquitto: Mosquitto, protocol: str) -> None:
+    link = Link(settings(mosquitto, protocol), f"link-late-{protocol}")
+    await link.connect()
+    await link.subscribe([("late/#", 1)])
+    await asyncio.to_thread(publish_many, mosquitto, [(f"late/{i}", str(i).encode()) for i in range(10)])
+    got = await take(link, 10)
+    assert [d.payload for d in got] == [str(i).encode() for i in range(10)]
+    assert all(d.qos == 1 and d.mid is not None and not d.retain for d in got)
+    link.ack(got[:5])
+    await asyncio.sleep(0.3)  # the acknowledgements reach the broker
+    await link.close()
+
+    again = Link(settings(mosquitto, protocol), f"link-late-{protocol}")
+    await again.connect()
+    try:
+        redelivered = await take(again, 5)
+        assert sorted(d.payload for d in redelivered) == [str(i).encode() for i in range(5, 10)]
+        again.ack(redelivered)
+        await asyncio.sleep(0.5)
+        assert again.waiting == 0  # the acknowledged five did not come back
+    finally:
+        await again.close()
+
+
+async def test_a_full_inbox_stops_reading_and_nothing_is_lost(mosquitto: Mosquitto) -> None:
+    link = Link(settings(mosquitto), "link-bound", receive_maximum=65535, inbox_bound=200)
+    await link.connect()
+    try:
+        await link.subscribe([("flood/#", 1)])
+        n = 5000
+        await asyncio.to_thread(publish_many, mosquitto, [(f"flood/{i % 10}", b"x" * 100) for i in range(n)])
+        await asyncio.sleep(1.0)  # nothing is taken meanwhile
+        # Whatever the socket had buffered when reading stopped still arrives; far from all of it.
+        assert 200 < link.waiting < 2500, link.waiting
+        # Publishing while the inbox is full still gets its acknowledgements (they come behind).
+        assert await asyncio.wait_for(link.publish_all([("out/x", b"1")] * 50), 10) == []
+        got = await take(link, n, limit=500)
+        assert len(got) == n
+        link.ack(got)
+    finally:
+        await link.close()
+
+
+async def test_publishes_past_the_broker_receive_maximum_are_windowed(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mq", extra_config="max_inflight_messages 5\n")
+    broker.start()
+    try:
+        link = Link(settings(broker), "link-window")
+        await link.connect()
+        try:
+            assert link._window(1000) == 3
+            refused = await asyncio.wait_for(link.publish_all([(f"w/{i}", b"v") for i in range(300)]), 20)
+            assert refused == []
+        finally:
+            await link.close()
+    finally:
+        broker.stop()
+
+
+async def test_failures_are_said_plainly(tmp_path: Path) -> None:
+    nobody = MqttSettings(url=f"mqtt://127.0.0.1:{free_port()}")
+    with pytest.raises(LinkError, match="cannot connect"):
+        await Link(nobody, "link-nobody").connect()
+
+    acl = tmp_path / "acl"
+    acl.write_text("topic read allowed/#\n")
+    broker = Mosquitto(tmp_path / "mq", extra_config=f"acl_file {acl}\n")
+    broker.start()
+    try:
+        link = Link(settings(broker), "link-acl")
+        await link.connect()
+        try:
+            # (Mosquitto 2.0 grants any subscription and filters what it delivers, so a refused SUBACK
+            # is not seen here.)
+            await link.subscribe([("allowed/#", 1), ("secret/#", 1)])
+            refused = await link.publish_all([("allowed/x", b"1"), ("elsewhere/y", b"2")])
+            assert refused == [("allowed/x", "Not authorized"), ("elsewhere/y", "Not authorized")]
+        finally:
+            await link.close()
+    finally:
+        broker.stop()
+
+
+async def test_a_lost_connection_ends_the_wait_for_messages(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mq")
+    broker.start()
+    link = Link(settings(broker), "link-lost")
+    await link.connect()
+    await link.subscribe([("x/#", 1)])
+    waiting = asyncio.create_task(link.next_batch(10))
+    await asyncio.sleep(0.2)
+    broker.stop()
+    with pytest.raises(LinkError):
+        await asyncio.wait_for(waiting, 10)
+    with pytest.raises(LinkError):
+        await link.publish_all([("x/1", b"1")])
+    await link.close()
+
+
+async def test_the_reason_of_a_disconnect_from_the_broker_is_said() -> None:
+    # Mosquitto 2.0.11 closes a taken-over session's socket without a DISCONNECT; brokers that send
+    # one (MQTT 5, reason 0x8E) get it named. gmqtt passes the packet, then b"" as the socket closes.
+    link = Link(MqttSettings(), "link-reason")
+    link._on_disconnect(None, b"\x8e\x00")
+    link._on_disconnect(None, b"")
+    assert "another client connected with the same client id" in link.why_lost
+    with pytest.raises(LinkError, match="same client id"):
+        await link.next_batch(1)
+    plain = Link(MqttSettings(), "link-plain")
+    plain._on_disconnect(None, b"")
+    assert plain.why_lost == "connection closed"
