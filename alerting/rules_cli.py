@@ -7,7 +7,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 DESCRIPTION = """\
 Work with alert rules before they go live.
@@ -178,4 +178,4 @@ def _backtest(path: str, store_url: str, start_text: str, end_text: str) -> int:
         print(f"{fmt_time(t.at)}  {t.state.value.upper():9} {t.rule} {t.series}: {t.message}")
     firing = sum(1 for t in result.notifications if t.state.value == "firing")
     print(f"{len(result.notifications)} notifications would have gone out ({firing} firing)")
-    return 0
+    return EXIT_OK

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from vigil.core.errors import VigilError
 from vigil.core.event import Event
 from vigil.core.stores import Store
 
@@ -40,7 +41,7 @@ class RulesVerdict:
     rules: list[str] = field(default_factory=list)
 
 
-class RulesInvalid(Exception):
+class RulesInvalid(VigilError):
     """The rules text does not load; ``issues`` says why (every problem)."""
 
     def __init__(self, issues: list[Issue]) -> None:

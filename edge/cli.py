@@ -12,7 +12,7 @@ import threading
 from typing import Any, Optional
 
 from vigil.core.clock import SystemClock
-from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from vigil.core.topics import Topics
 
 from .agent import EdgeAgent
@@ -137,4 +137,4 @@ def run_agent(config: EdgeConfig) -> int:
     if agent.failure is not None:
         print(f"vigil edge: stopped on an error: {json.dumps(str(agent.failure))}", file=sys.stderr)
         return EXIT_FAILED
-    return 0
+    return EXIT_OK

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 DESCRIPTION = """\
 Check notification delivery.
@@ -109,4 +109,4 @@ def _status(state: str) -> int:
         print(f"  failing: {f.receiver} {f.url}: {f.attempts} attempts, {f.waiting} waiting; "
               f"last error: {f.last_error}")
     conn.close()
-    return 0
+    return EXIT_OK

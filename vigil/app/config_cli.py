@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from vigil.app.config import ConfigError, dump_config, load_config
-from vigil.core.exitcodes import EXIT_CONFIG
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_OK
 
 DESCRIPTION = """\
 Check a configuration file. On success, print the effective configuration (defaults filled in,
@@ -37,4 +37,4 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     print(f"# {args.file}: OK. Effective configuration (secrets masked):")
     print(dump_config(config), end="")
-    return 0
+    return EXIT_OK

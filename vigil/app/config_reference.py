@@ -27,6 +27,7 @@ from pydantic_core import PydanticUndefined
 
 from vigil.core import configtypes
 from vigil.core.durations import format_duration
+from vigil.core.exitcodes import EXIT_OK
 
 __all__ = ["FALLBACK", "Key", "iter_keys", "main", "markdown_table", "render"]
 
@@ -345,7 +346,7 @@ def markdown_table(keys: list[Key]) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> int:
     """Print the reference to stdout."""
     sys.stdout.write(render())
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
+from vigil.core.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 DESCRIPTION = """\
 Write a commented starting point into DIR (default: the current folder): vigil.yaml (the
 settings of vigil up), rules/rules.yaml (example alert rules and a receiver for your phone),
@@ -82,12 +84,12 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if folder.exists() and not folder.is_dir():
         print(f"vigil init: {folder} is a file; name a folder (it is made if missing)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         written, kept = write_starting_point(folder, args.notify)
     except OSError as exc:
         print(f"vigil init: cannot write into {folder}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     for path in written:
         print(f"wrote {path}")
     for path in kept:
@@ -97,4 +99,4 @@ def run(args: argparse.Namespace) -> int:
           "  vigil rules test rules/    the example rules pass their tests\n"
           f"  {env}vigil notify test rules/    a test message to your phone\n"
           f"  {env}vigil up -c vigil.yaml    run everything; it prints the command for a Pi")
-    return 0
+    return EXIT_OK

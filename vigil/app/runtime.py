@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from typing import Any, Optional
 
 from vigil.app.config import ConfigError, VigilConfig, load_config
-from vigil.core.exitcodes import EXIT_CONFIG
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_OK
 
 __all__ = [
     "add_common_arguments",
@@ -99,4 +99,4 @@ def run_until_signal(main: Coroutine[Any, Any, None]) -> int:
             logging.getLogger("vigil").info("stopped")
 
     asyncio.run(runner())
-    return 0
+    return EXIT_OK

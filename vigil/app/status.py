@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from vigil.app.config import VigilConfig
 from vigil.app.runtime import add_common_arguments, config_from_args
+from vigil.core.exitcodes import EXIT_FAILED, EXIT_OK
 from vigil.core.health import STALE_AFTER, PartHealth, parse_health
 from vigil.core.urls import mask_url
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([line.__dict__ for line in lines], indent=2, ensure_ascii=False))
     else:
         print(render(lines))
-    return 1 if any(line.level == FAIL for line in lines) else 0
+    return EXIT_FAILED if any(line.level == FAIL for line in lines) else EXIT_OK
 
 
 def render(lines: list[Line]) -> str:

@@ -24,6 +24,7 @@ from typing import IO, Any, Callable, Optional
 from vigil.app.config import VigilConfig
 from vigil.app.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
 from vigil.core.errors import VigilError
+from vigil.core.exitcodes import EXIT_FAILED, EXIT_USAGE
 
 DESCRIPTION = """\
 Run Vigil in one process: the bridge (readings into the store), the rule engine (alerts and
@@ -72,17 +73,17 @@ def run(args: argparse.Namespace) -> int:
     problem = startup_problem(config)
     if problem:
         print(f"vigil up: {problem}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     if args.notify and not (args.demo or _writes_rules(config)):
         print(f"vigil up: --notify is for the rules vigil up writes; your rules in {config.alerting.rules} name "
               f"their own receivers: put the URL under receivers: there (docs/notifications.md)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         with _one_instance(Path(config.data_dir)):
             return run_until_signal(up(config, demo=args.demo, notify=args.notify))
     except _Busy as exc:
         print(f"vigil up: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 def startup_problem(config: VigilConfig) -> Optional[str]:

@@ -2,13 +2,16 @@
 
 Every error Vigil raises on purpose derives from :class:`VigilError`; anything else that escapes is a
 bug. The tree (module in brackets; ``*``: also a ``ValueError``, because it is raised inside pydantic
-validators or reaches the dashboard's ``ValueError`` handler as the caller's mistake)::
+validators, or inside a JSON decoder whose callers catch ``ValueError``)::
 
     VigilError
      ├── ConfigError            a configuration is wrong; ``issues``: each with file, line, key, message
      │    ├── RulesError        a rules file (alerting.rules)
      │    └── EdgeConfigError   edge.yaml, or vigil.yaml's edge: section (edge.errors; also an EdgeError)
      ├── YamlError              not YAML we accept: ``file``, ``line`` (vigil.core._yaml)
+     ├── Refusal                input refused with ``reason`` and ``detail``: a reading, a payload of a
+     │                          format, a value the normalizer refuses (vigil.core.refusal)
+     ├── JsonRefused*           JSON too large, too deep, or with a number JSON has not (vigil.core.jsonlimits)
      ├── TopicError*            a name that cannot stand in a topic (vigil.core.topics)
      ├── UrlError*              a broker or store URL that cannot be used (vigil.core.urls)
      ├── EventDecodeError       a payload that is not an event (vigil.core.event)
@@ -22,9 +25,9 @@ validators or reaches the dashboard's ``ValueError`` handler as the caller's mis
      ├── the rule engine's      StateError (the state file), TemplateProblem, TemplateLimit (also jinja2's
      │                          SecurityError), MissingSecret > SecretNotAllowed (a receiver URL's ${VAR})
      ├── EdgeError              the edge agent's (edge.errors): EdgeConfigError, SensorError, QueueError
-     └── the dashboard's        ApiError > BadRequest, IngestError (answers with a status), AuthError,
+     └── the dashboard's        ApiError > IngestError (answers with a status and problems), AuthError,
                                 BrokerUnavailable, DenyListFull, EditError, PreviewError, StalePlaceholder,
-                                RulesUnavailable, JsonRefused*
+                                RulesInvalid (dashboard.ports)
 
 Exit statuses of the commands are in :mod:`vigil.core.exitcodes`; configuration problems are worded by
 :mod:`vigil.core.configerrors`.

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from vigil.app.config import VigilConfig
     from vigil.core.stores import Store
 from vigil.app.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
+from vigil.core.exitcodes import EXIT_CONFIG
 
 DESCRIPTION = """\
 Run the rule engine: consume normalized events (vigil/events/#) and device status (vigil/status/+),
@@ -56,17 +57,17 @@ def run(args: argparse.Namespace) -> int:
 
     # The store only for rules over stored history (source: store), which read it.
     if not check_at_start(config, "alerting", config.alerting.client_id, store=_reads_store(config)):
-        return 3
+        return EXIT_CONFIG
     try:
         return run_until_signal(serve_alerting(config))
     except RulesError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         print("fix the rules above (vigil rules check PATH), then start again", file=sys.stderr)
-        return 3
+        return EXIT_CONFIG
     except StateError as exc:
         print(exc, file=sys.stderr)
-        return 3
+        return EXIT_CONFIG
 
 
 async def serve_alerting(config: VigilConfig, *, store: Optional[Store] = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vigil.app.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
+from vigil.core.exitcodes import EXIT_CONFIG
 
 DESCRIPTION = """\
 Run the bridge: subscribe to readings (Vigil's own JSON and the sources in the configuration:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         "data_dir": (args.data_dir, "--data-dir"),
     })
     if not check_at_start(config, "bridge", config.bridge.client_id):
-        return 3
+        return EXIT_CONFIG
     from broker_bridge.service import serve
 
     return run_until_signal(serve(config.bridge, config.mqtt, config.store, config.data_dir))

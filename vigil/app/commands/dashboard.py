@@ -7,6 +7,7 @@ import getpass
 import sys
 
 from vigil.app.runtime import add_common_arguments, check_at_start, config_from_args, run_until_signal, setup_logging
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 DESCRIPTION = """\
 Serve the web dashboard (live values, history, alerts, rules, silences) and the HTTP API under
@@ -37,14 +38,14 @@ def _hash_password() -> int:
         first = getpass.getpass("Password: ")
         if first != getpass.getpass("Again: "):
             print("vigil dashboard: the two passwords differ", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
     else:
         first = sys.stdin.readline().rstrip("\n")
     if len(first) < 8:
         print("vigil dashboard: use a password of at least 8 characters", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(hash_password(first))
-    return 0
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     busy = check_port(config.dashboard.listen, "the dashboard", "--listen")
     if busy is not None:
         print(f"vigil dashboard: {busy}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     if not check_at_start(config, "dashboard", f"{config.dashboard.client_id}-check", persistent=False):
-        return 3
+        return EXIT_CONFIG
     from dashboard.auth import ensure_admin
     from vigil.app.dashboard_wiring import serve_dashboard
 
@@ -72,4 +73,4 @@ def run(args: argparse.Namespace) -> int:
         return run_until_signal(serve_dashboard(config))
     except OSError as exc:
         print(f"vigil dashboard: cannot serve on {config.dashboard.listen}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
