@@ -94,6 +94,7 @@ class Watchdog:
         self.clear_since: Optional[float] = None
         self.last: Optional[Transition] = None
         self.hold_until = float("-inf")
+        self.input_lost = False
         if state is not None:
             self._restore(state)
 
@@ -101,6 +102,7 @@ class Watchdog:
 
     def saw_event(self) -> None:
         self.last_event = self.clock.now()
+        self.input_lost = False  # input is back (a problem still counting says it again)
 
     def saw_status(self, device: str, online: bool) -> None:
         before = any(self.devices.values())
@@ -229,9 +231,15 @@ class Watchdog:
 
     @property
     def input_stalled(self) -> bool:
-        """Whether the engine's input is known to be missing now (the broker, or the bridge)."""
-        return any(p.key in ("broker", "no-events") or p.key.startswith("bridge/")
-                   for p in self.problems() if p.counts(self.clock.now()))
+        """Whether the engine's input is known to be missing (the broker, or the bridge).
+
+        Once known, it stays known until an event comes, or no such problem is left even uncounted: a
+        reconnect, or the retained health and statuses it brings again, restart the bounds but do not
+        tell that input is back."""
+        now = self.clock.now()
+        problems = [p for p in self.problems() if p.key in ("broker", "no-events") or p.key.startswith("bridge/")]
+        self.input_lost = any(p.counts(now) for p in problems) or (self.input_lost and bool(problems))
+        return self.input_lost
 
     @property
     def healthy(self) -> bool:
@@ -254,8 +262,8 @@ class Watchdog:
             lines = "\n".join(f"- {p.sentence()}" for p in counting)
             return [self._emit(AlertState.FIRING, now, f"Vigil's pipeline has stalled:\n{lines}\n"
                                "Run 'vigil status' for the health of every part.", counting)]
-        if not self.firing or now < self.hold_until:
-            return []
+        if not self.firing or now < self.hold_until or self.input_stalled:
+            return []  # input known lost: not 'works again' until it is back
         if self.clear_since is None:
             self.clear_since = now
         if now - self.clear_since < self.settings.clear_after:
