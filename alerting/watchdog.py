@@ -50,6 +50,11 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS watchdog_state (key TEXT PRIMARY KEY, stat
     "since REAL NOT NULL, last_transition TEXT)"
 
 
+def _input(key: str) -> bool:
+    """Whether problem ``key`` means the engine's input is missing."""
+    return key in ("broker", "no-events") or key.startswith("bridge/")
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with the pipeline since ``since``; it counts once it lasted ``bound`` seconds."""
@@ -237,7 +242,7 @@ class Watchdog:
         reconnect, or the retained health and statuses it brings again, restart the bounds but do not
         tell that input is back."""
         now = self.clock.now()
-        problems = [p for p in self.problems() if p.key in ("broker", "no-events") or p.key.startswith("bridge/")]
+        problems = [p for p in self.problems() if _input(p.key)]
         self.input_lost = any(p.counts(now) for p in problems) or (self.input_lost and bool(problems))
         return self.input_lost
 
@@ -313,6 +318,8 @@ class Watchdog:
             s = self.settings
             self.hold_until = self.clock.now() + max(s.no_events, s.bridge_offline, s.store_down, s.notify_failing,
                                                      s.broker_down)
+            # and an input known lost stays known (no-data waits from the start, not after the bounds)
+            self.input_lost = any(_input(k) for k in dict(self.last.annotations).get("problems", "").split(", "))
 
     def retained(self) -> Optional[bytes]:
         """The alert's last state, as published on its alerts topic."""

@@ -314,3 +314,34 @@ def test_a_broker_reconnect_while_the_bridge_is_still_away_keeps_the_hold_no_sto
     g.run_until(T0 + 210, events=("a",))
     assert not g.missing
     assert [(t.state.value, t.series, t.at - T0) for t in g.sink.items] == [("firing", "b/t0/temperature", 196 + 8)]
+
+
+def test_a_restart_while_the_input_is_known_lost_holds_from_the_start(tmp_path: Path) -> None:
+    """The engine restarts while the bridge is away: the watchdog's saved alert says the input was lost,
+    so no-data is held from the start, not only once the bounds have run again (every sensor's silence
+    would be due at once after the catch-up)."""
+    settings = WatchdogSettings(bridge_offline=1.0)
+    clock = ManualClock(T0)
+    dog = Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder())
+    dog.broker(True)
+    dog.saw_health(PartHealth("bridge", "b1", "offline", every=10.0, details={}))
+    clock.advance(2)
+    assert [t.state.value for t in dog.evaluate()] == ["firing"] and dog.input_stalled
+    again = Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder())
+    assert again.input_stalled  # not yet connected: the broker problem is there, uncounted
+    again.broker(True)
+    again.saw_health(PartHealth("bridge", "b1", "offline", every=10.0, details={}))  # retained, anew
+    assert again.input_stalled
+    again.saw_event()  # input is back
+    assert not again.input_stalled
+
+
+def test_a_restart_after_a_pipeline_alert_not_about_input_holds_nothing(tmp_path: Path) -> None:
+    settings = WatchdogSettings(store_down=1.0)
+    clock = ManualClock(T0)
+    dog = Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder())
+    dog.broker(True)
+    dog.saw_health(PartHealth("bridge", "b1", "ok", every=10.0, details={"store_ok": False}))
+    clock.advance(2)
+    assert [t.state.value for t in dog.evaluate()] == ["firing"] and not dog.input_stalled
+    assert not Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder()).input_stalled
