@@ -85,7 +85,7 @@ class Engine:
         """Evaluate the rules that watch the event's series."""
         sid = event.series.id
         at = min(event.ts, self.clock.now())
-        if self._resume_by is not None:
+        if self._resume_by is not None and not self.held:
             self._resumed_at(self.clock.now())
         self._run_timers(at, inclusive=False)
         data = self._series_for(sid, event.device, event.sensor, event.metric, dict(event.labels))
@@ -120,23 +120,24 @@ class Engine:
         return self._commit()
 
     def resume(self, at: float) -> None:
-        """The engine could not hear its input until ``at`` (the broker was away, or kept nothing).
+        """The engine could not hear its input until ``at`` (the broker was away, or kept nothing): silence
+        of alerts not yet active counts from the first event after ``at``, or ``at + RESUME_WAIT`` if none
+        comes; no no-data timer fires before. So a broker outage alerts no sensor. A :meth:`hold` stays."""
+        if not self.held:
+            self.resumed, self._resume_by = math.inf, at + RESUME_WAIT
 
-        Silence of alerts not already active then counts from when input is back: the first event
-        after ``at`` (the bridge publishes again), or ``at + RESUME_WAIT`` if none comes. A series
-        that does not report within its no-data period after that fires (its message still tells
-        how long since it was last heard); one that reports does not. So an outage of the broker
-        raises no alert for every sensor. Until then no no-data timer fires.
-        """
-        self.resumed = math.inf
-        self._resume_by = at + RESUME_WAIT
+    @property
+    def held(self) -> bool:
+        return self._resume_by == math.inf
 
     def hold(self) -> None:
-        """The engine's input is known to be missing (the bridge stopped or went silent, said by the
-        watchdog): no-data waits until the first event comes back, however long that takes, and then
-        counts from it as after :meth:`resume`. Vigil's own silence is not the sensors'."""
-        self.resumed = math.inf
-        self._resume_by = math.inf
+        """The input is known missing (the watchdog: broker or bridge away): no-data waits, through
+        reconnects and events alike, until :meth:`release` says from when silence counts again."""
+        self.resumed, self._resume_by = math.inf, math.inf
+
+    def release(self, at: float) -> None:
+        if self.held:
+            self._resumed_at(at)
 
     def _resumed_at(self, at: float) -> None:
         self.resumed, self._resume_by = at, None

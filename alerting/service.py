@@ -310,13 +310,13 @@ class AlertService:
         self.engine.resume(self.engine.clock.now())
 
     def input_missing(self, missing: bool) -> None:
-        """The watchdog knows the input is missing (bridge stopped or silent): hold no-data; when it
-        no longer does, silence counts from then, as after a broker outage."""
+        """The watchdog knows the input is missing (broker or bridge away): hold no-data; when it no
+        longer does (events came back), silence counts from then."""
         if missing:
             log.warning("the pipeline's input is missing: no-data conditions wait until events come back")
             self.engine.hold()
         else:
-            self._resumed()
+            self.engine.release(self.engine.clock.now())
 
     async def timers(self, clock: Clock) -> None:
         """Fire timers on time, also when no message arrives; never before the backlog is in."""

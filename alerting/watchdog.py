@@ -49,6 +49,11 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS watchdog_state (key TEXT PRIMARY KEY, stat
     "since REAL NOT NULL, last_transition TEXT)"
 
 
+def _input(key: str) -> bool:
+    """Whether problem ``key`` means the engine's input is missing."""
+    return key in ("broker", "no-events") or key.startswith("bridge/")
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with the pipeline since ``since``; it counts once it lasted ``bound`` seconds."""
@@ -93,6 +98,7 @@ class Watchdog:
         self.clear_since: Optional[float] = None
         self.last: Optional[Transition] = None
         self.hold_until = float("-inf")
+        self.input_lost = False
         if state is not None:
             self._restore(state)
 
@@ -100,6 +106,7 @@ class Watchdog:
 
     def saw_event(self) -> None:
         self.last_event = self.clock.now()
+        self.input_lost = False  # input is back (a problem still counting says it again)
 
     def saw_status(self, device: str, online: bool) -> None:
         before = any(self.devices.values())
@@ -228,9 +235,15 @@ class Watchdog:
 
     @property
     def input_stalled(self) -> bool:
-        """Whether the engine's input is known to be missing now (the broker, or the bridge)."""
-        return any(p.key in ("broker", "no-events") or p.key.startswith("bridge/")
-                   for p in self.problems() if p.counts(self.clock.now()))
+        """Whether the engine's input is known to be missing (the broker, or the bridge).
+
+        Once known, it stays known until an event comes, or no such problem is left even uncounted: a
+        reconnect, or the retained health and statuses it brings again, restart the bounds but do not
+        tell that input is back."""
+        now = self.clock.now()
+        problems = [p for p in self.problems() if _input(p.key)]
+        self.input_lost = any(p.counts(now) for p in problems) or (self.input_lost and bool(problems))
+        return self.input_lost
 
     @property
     def healthy(self) -> bool:
@@ -253,8 +266,8 @@ class Watchdog:
             lines = "\n".join(f"- {p.sentence()}" for p in counting)
             return [self._emit(AlertState.FIRING, now, f"Vigil's pipeline has stalled:\n{lines}\n"
                                "Run 'vigil status' for the health of every part.", counting)]
-        if not self.firing or now < self.hold_until:
-            return []
+        if not self.firing or now < self.hold_until or self.input_stalled:
+            return []  # input known lost: not 'works again' until it is back
         if self.clear_since is None:
             self.clear_since = now
         if now - self.clear_since < self.settings.clear_after:
@@ -304,6 +317,8 @@ class Watchdog:
             s = self.settings
             self.hold_until = self.clock.now() + max(s.no_events, s.bridge_offline, s.store_down, s.notify_failing,
                                                      s.broker_down)
+            # and an input known lost stays known (no-data waits from the start, not after the bounds)
+            self.input_lost = any(_input(k) for k in dict(self.last.annotations).get("problems", "").split(", "))
 
     def retained(self) -> Optional[bytes]:
         """The alert's last state, as published on its alerts topic."""

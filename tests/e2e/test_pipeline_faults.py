@@ -37,6 +37,7 @@ from vigil.core.clock import SystemClock
 pytestmark = pytest.mark.integration
 
 OUTAGE = 20.0
+BACKOFF_CAP = 60.0  # vigil.core.backoff's cap: the longest a part waits between two tries
 COLD = ["cold-1", "cold-2"]
 HOT = ["hot-1", "hot-2"]
 
@@ -68,6 +69,10 @@ def test_broker_stopped_for_20s_loses_nothing_and_repeats_no_alert(
         # The rule engine is still there, and still alerts: a new hot device fires once.
         assert chain.engine.proc is not None and chain.engine.proc.poll() is None, \
             "vigil alerting exited when the broker went away:\n" + chain.engine.output()[-2500:]
+        # It reconnects on its own backoff, not the bridge's: its retries double up to a minute apart, so
+        # after 20 s away its next try can come 30 s after the broker is back, the bridge long back. Then
+        # late-hot's 30 s, counted from the bridge's return, were nearly spent before the engine heard.
+        wait_connected(chain.engine, times=2, timeout=BACKOFF_CAP + 10)
         chain.edge("late-hot", base=45.0)
         devices.append("late-hot")
         assert wait_until(lambda: chain.hook.titles()[firing("late-hot")] == 1, 30), chain.engine.output()[-3000:]

@@ -16,11 +16,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.alerting import MqttProbe
 from tests.support.bridge import publish_many, reading
-from tests.support.chain import Chain, Hook, sleep, wait_connected
+from tests.support.chain import Chain, Hook, PersistentRecorder, sleep, wait_connected
 from tests.support.services import Influxd, Mosquitto, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -214,3 +215,53 @@ def test_an_edge_backlog_with_an_excursion_is_told_once_with_its_time_and_as_lat
     assert f"edge-1 is at 35.0 °C (reported late: it happened at {utc(start + 1200)}" in told()
     assert f"Fired for 5m, from {utc(start + 1200)} to {utc(start + 1500)}." in told()
     assert told().count("reported late") == 2
+
+
+
+PIPELINE = "vigil-pipeline vigil/watchdog/pipeline"
+WILLS = ("Mosquitto sends its clients' wills as it stops: every device's retained 'offline' reaches the engine "
+         "before its own connection drops, and an offline rule without 'for' fires for each (issue 19)")
+
+
+@pytest.mark.parametrize("offline_for", [pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=WILLS)), 30])
+def test_broker_away_with_offline_and_nodata_rules_raises_the_pipeline_alert_only(
+        tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, influx_db: str, hook: Hook, offline_for: int) -> None:
+    """Mosquitto stopped three no-data periods while three `vigil edge` agents (status topic, retained
+    last will) keep measuring: the pipeline alert fires and resolves, once each; no device is told
+    offline or silent (the agents say online again when the broker is back, and their backlog arrives).
+    Then one agent really dies: it alone is told, once for each rule."""
+    offline = (f"  - name: offline\n    offline: true\n    for: {offline_for}s\n    match: {{device: \"d*\"}}\n"
+               "    severity: warning\n    notify: ops\n    message: \"{{ device }} is offline\"\n")
+    chain = Chain(tmp_path, mosquitto, influxd, influx_db, hook, rules=rules(hook.url) + offline)
+    config = tmp_path / "engine.yaml"
+    config.write_text(yaml.safe_dump({"alerting": {"watchdog": {
+        "no_events": "10s", "bridge_offline": "2s", "broker_down": "3s", "clear_after": "2s"}}}))
+    chain.engine.argv += ["-c", str(config)]
+    heard = PersistentRecorder(mosquitto, "vigil/events/#", client_id="e2e-heard")
+    devices = ["d1", "d2", "d3"]
+
+    def heard_all() -> bool:
+        with heard.lock:
+            return {m.topic.split("/")[2] for m in heard.messages} >= set(devices)
+
+    try:
+        chain.start()
+        for d in devices:
+            chain.edge(d, base=4.0)
+        assert wait_until(heard_all, 30)  # the engine has heard every device
+        sleep(2.0)
+        mosquitto.stop()
+        sleep(3 * NODATA)
+        mosquitto.start()
+        wait_connected(chain.engine, times=2)
+        pipeline = [f"[FIRING critical] {PIPELINE}", f"[RESOLVED critical] {PIPELINE}"]
+        only(chain.hook, pipeline, settle=2 * NODATA)
+        chain.kill_edge("d3")  # its last will: offline; its readings stop
+        want = Counter([*pipeline, "[FIRING warning] offline d3/device/status",
+                        "[FIRING warning] silent d3/t0/temperature"])
+        assert wait_until(lambda: chain.hook.titles() == want, 30 + offline_for), chain.hook.bodies
+        sleep(2 * NODATA)
+        assert chain.hook.titles() == want, chain.hook.bodies
+    finally:
+        heard.close()
+        chain.close()

@@ -14,7 +14,7 @@ import yaml
 
 from tests.support.alerting import Receiver
 from tests.support.alerting import receiver as receiver  # the fixture: the second receiver
-from tests.support.chain import Chain, Dashboard, Hook, rules_yaml
+from tests.support.chain import Chain, Dashboard, Hook, PersistentRecorder, rules_yaml
 from tests.support.services import Influxd, Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
@@ -134,11 +134,16 @@ def test_a_stopped_bridge_raises_the_pipeline_alert_and_no_per_sensor_no_data(
         "    message: \"{{ device }} has sent nothing for {{ value | duration }}\"\n")
     chain = _chain(tmp_path, mosquitto, private_influxd, hook, rules=rules)
 
+    heard = PersistentRecorder(mosquitto, "vigil/events/cold-1/#", client_id="e2e-heard")
+
     def silent() -> list[str]:
         return [str(b.get("title", "")) for b in list(hook.bodies) if "silent" in str(b.get("title", ""))]
 
     try:
         _running(chain)
+        # The engine must have heard cold-1 before the bridge goes (a series never heard of has no
+        # silence to count): the bridge stores a batch before it publishes it, and was killed between.
+        assert wait_until(lambda: len(heard.messages) > 0, 10)
         chain.bridge.kill()
         assert wait_until(lambda: pipeline_states(hook) == ["FIRING"], 20), (hook.bodies, chain.engine.output()[-3000:])
         wait_until(lambda: False, 12)  # twice the no-data period with no event reaching the engine
@@ -151,4 +156,5 @@ def test_a_stopped_bridge_raises_the_pipeline_alert_and_no_per_sensor_no_data(
         assert wait_until(lambda: len(silent()) == 1, 30), (hook.bodies, chain.engine.output()[-3000:])
         assert "FIRING" in silent()[0], silent()
     finally:
+        heard.close()
         chain.close()

@@ -10,11 +10,14 @@ from alerting.backtest import backtest
 from alerting.engine import RESUME_WAIT, Engine
 from alerting.rules import load_rules_text
 from alerting.ruletest import START, run_test_file
+from alerting.settings import WatchdogSettings
 from alerting.state import StateDB
 from alerting.transition import Transition
+from alerting.watchdog import Watchdog
 from tests.support.engine import T0, Recorder, engine, ev
 from vigil.core.clock import ManualClock
 from vigil.core.event import Event
+from vigil.core.health import PartHealth
 from vigil.core.stores import open_store
 
 SILENT = """
@@ -223,7 +226,7 @@ def test_rules_test_and_backtest_agree_with_the_live_engine_through_restarts_and
 
 def test_while_the_input_is_known_missing_no_data_waits_for_the_first_event_back() -> None:
     """The watchdog says the bridge stopped: however long that lasts, no per-sensor no-data fires;
-    after the first event back, a sensor that is still silent fires once, a no-data period later."""
+    after the hold is released (the first event back), a sensor still silent fires once, a no-data period later."""
     e, sink, clock = engine(SILENT)
     for i in range(3):
         clock.set(T0 + i)
@@ -237,8 +240,107 @@ def test_while_the_input_is_known_missing_no_data_waits_for_the_first_event_back
     assert sink.items == []
     clock.set(T0 + 1001)
     e.on_event(ev(1.0, T0 + 1001, "a"))  # the bridge is back; a reports, b does not
+    e.release(T0 + 1001)  # the watchdog no longer says the input is missing (the service's watch loop)
     for t in range(1002, 1012):
         clock.set(T0 + t)
         e.on_event(ev(1.0, T0 + t, "a"))
         e.tick()
     assert [(t.state.value, t.series, t.at) for t in sink.items] == [("firing", "b/t0/temperature", T0 + 1009)]
+
+
+
+class _Guard:
+    """The engine, its watchdog and what the service does between them, a second at a time: the watch loop
+    holds no-data while the watchdog says the input is stalled and releases the hold when it no longer
+    does; timers wait while the broker is away; a reconnect resumes (the catch-up's ``on_resumed``)."""
+
+    def __init__(self) -> None:
+        self.engine, self.sink, self.clock = engine(SILENT)
+        self.dog = Watchdog(WatchdogSettings(broker_down=10.0), self.clock, sink=Recorder())
+        self.dog.broker(True)
+        self.connected = True
+        self.bridge_alive = True
+        self.missing = False
+        self.stalled: dict[float, bool] = {}
+
+    def run_until(self, t: float, events: tuple[str, ...] = ()) -> None:
+        while self.clock.now() < t:
+            self.clock.advance(1)
+            now = self.clock.now()
+            if self.connected and self.bridge_alive:
+                self.dog.saw_health(PartHealth("bridge", "b1", "ok", every=10.0, details={}))
+                for device in events:
+                    self.dog.saw_event()
+                    self.engine.on_event(ev(1.0, now, device))
+            if self.connected:
+                self.engine.tick()
+            self.dog.evaluate()
+            if self.dog.input_stalled != self.missing:  # alerting.guard.Guard.watch
+                self.missing = not self.missing
+                if self.missing:
+                    self.engine.hold()
+                else:
+                    self.engine.release(now)
+            self.stalled[now - T0] = self.missing
+
+    def reconnect(self) -> None:
+        """The broker is back: the retained statuses and health come again, and the engine resumes."""
+        self.connected = True
+        self.dog.broker(True)
+        for device in ("a", "b"):
+            self.dog.saw_status(device, True)
+        self.dog.saw_health(PartHealth("bridge", "b1", "ok", every=10.0, details={}))
+        self.engine.resume(self.clock.now())
+
+
+def test_a_broker_reconnect_while_the_bridge_is_still_away_keeps_the_hold_no_storm() -> None:
+    """The broker is away past broker_down (the hold begins) and the bridge died meanwhile (a reboot where it
+    did not come back): after the broker is back nothing tells the watchdog at once that the bridge is
+    gone. The hold stays until events come back; before, the reconnect replaced it with a RESUME_WAIT, and
+    a no-data period later every sensor fired."""
+    g = _Guard()
+    g.reconnect()
+    g.run_until(T0 + 5, events=("a", "b"))
+    g.connected = g.bridge_alive = False  # the broker goes away; the bridge dies meanwhile
+    g.dog.broker(False)
+    g.run_until(T0 + 35)
+    assert g.stalled[15] and not g.stalled[14]  # broker_down: the hold begins
+    g.reconnect()
+    g.run_until(T0 + 35 + RESUME_WAIT + 100)
+    assert g.sink.items == [], [(t.state.value, t.series, t.at - T0) for t in g.sink.items]
+    assert all(g.stalled[s] for s in range(15, 196)), g.stalled
+    g.bridge_alive = True  # the bridge is back: a reports, b does not
+    g.run_until(T0 + 210, events=("a",))
+    assert not g.missing
+    assert [(t.state.value, t.series, t.at - T0) for t in g.sink.items] == [("firing", "b/t0/temperature", 196 + 8)]
+
+
+def test_a_restart_while_the_input_is_known_lost_holds_from_the_start(tmp_path: Path) -> None:
+    """The engine restarts while the bridge is away: the watchdog's saved alert says the input was lost,
+    so no-data is held from the start, not only once the bounds have run again (every sensor's silence
+    would be due at once after the catch-up)."""
+    settings = WatchdogSettings(bridge_offline=1.0)
+    clock = ManualClock(T0)
+    dog = Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder())
+    dog.broker(True)
+    dog.saw_health(PartHealth("bridge", "b1", "offline", every=10.0, details={}))
+    clock.advance(2)
+    assert [t.state.value for t in dog.evaluate()] == ["firing"] and dog.input_stalled
+    again = Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder())
+    assert again.input_stalled  # not yet connected: the broker problem is there, uncounted
+    again.broker(True)
+    again.saw_health(PartHealth("bridge", "b1", "offline", every=10.0, details={}))  # retained, anew
+    assert again.input_stalled
+    again.saw_event()  # input is back
+    assert not again.input_stalled
+
+
+def test_a_restart_after_a_pipeline_alert_not_about_input_holds_nothing(tmp_path: Path) -> None:
+    settings = WatchdogSettings(store_down=1.0)
+    clock = ManualClock(T0)
+    dog = Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder())
+    dog.broker(True)
+    dog.saw_health(PartHealth("bridge", "b1", "ok", every=10.0, details={"store_ok": False}))
+    clock.advance(2)
+    assert [t.state.value for t in dog.evaluate()] == ["firing"] and not dog.input_stalled
+    assert not Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder()).input_stalled
