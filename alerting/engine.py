@@ -52,8 +52,9 @@ class Engine:
 
     def __init__(self, rules: RuleSet, *, state: Optional[StateDB] = None, sink: Optional[TransitionSink] = None,
                  clock: Optional[Clock] = None, partition: tuple[int, int] = (0, 1),
-                 dashboard_url: Optional[str] = None) -> None:
+                 dashboard_url: Optional[str] = None, reconnect_grace: float = 60.0) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.reconnect_grace = reconnect_grace
         self.state = state
         self.sink = sink
         self.partition = partition
@@ -295,7 +296,7 @@ class Engine:
             # a late reading cannot change the past: an alert's state moves forward in time only
             at = max(at, rec.state_since, rec.pending_since or at, rec.clear_since or at)
         scratch = self.scratch.setdefault(key, {})
-        ctx = Ctx(at, data, self._lookup, scratch, self.resumed)
+        ctx = Ctx(at, data, self._lookup, scratch, self.resumed, self.reconnect_grace)
         spec = c.rule.spec
         was = rec.underlying in (PENDING, FIRING) and rec.clear_since is None
         holds = c.condition.check(ctx, was)
@@ -333,7 +334,10 @@ class Engine:
         if holds:
             rec.clear_since = None
             if u == OK:
-                rec.pending_since = at
+                began = c.condition.began(ctx)
+                if began is not None and not rec.pristine:
+                    began = max(began, rec.state_since)  # never before the alert's last change
+                rec.pending_since = at if began is None else min(at, began)
                 if spec.for_ <= 0:
                     self._change(c, rec, ctx, FIRING, at)
                 else:

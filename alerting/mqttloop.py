@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Optional
 import aiomqtt
 
 from alerting.guard import refusal
+from vigil.core.backoff import BROKER_RECONNECT_CAP
 from vigil.core.health import offline_payload
 from vigil.core.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
 
@@ -68,7 +69,7 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
             if service.watchdog is not None:
                 service.watchdog.broker(False)
             attempt += 1
-            delay = backoff_delay(attempt)
+            delay = backoff_delay(attempt, BROKER_RECONNECT_CAP)
             log.warning("no connection to the broker (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
 

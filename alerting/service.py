@@ -326,7 +326,8 @@ class AlertService:
             now = clock.now()
             wait = TIMER_POLL if due is None else min(TIMER_POLL, max(0.0, due - now))
             await clock.sleep(wait)
-            self.publish(self.engine.tick())
+            if self.catchup.live.is_set():  # not while the broker is away: judged once caught up again
+                self.publish(self.engine.tick())
 
     async def flusher(self, clock: Clock) -> None:
         n = 0
@@ -363,7 +364,7 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
         else:
             history = None
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
-                        dashboard_url=public_url)
+                        dashboard_url=public_url, reconnect_grace=settings.device_reconnect_grace)
         closing.callback(engine.flush)
         dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone)
         closing.callback(dispatcher.close)

@@ -68,6 +68,10 @@ class AlertingSettings(BaseModel):
         description="I/N: this instance evaluates the series with crc32(series) % N == I (run N instances, "
         "each with its own client_id and state file, to spread the rule engine).",
     )
+    device_reconnect_grace: Duration = Field(60.0, description=(
+        "After the rule engine could not hear its input (its start, a broker outage), a device's offline status "
+        "counts only this long after input came back: devices reconnect meanwhile (an edge agent within a minute), "
+        "and Mosquitto sends every device's last will as it stops."))
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     health_every: Duration = Field(10.0, description=(

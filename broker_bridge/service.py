@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from vigil.core import metrics
-from vigil.core.backoff import backoff_delay
+from vigil.core.backoff import BROKER_RECONNECT_CAP, backoff_delay
 from vigil.core.event import Event
 from vigil.core.health import HealthReporter
 from vigil.core.poison import PoisonGuard, fingerprint
@@ -176,7 +176,7 @@ class Bridge:
                 self.connected.clear()
                 self._give_back()
                 attempt += 1
-                delay = backoff_delay(attempt)
+                delay = backoff_delay(attempt, BROKER_RECONNECT_CAP)
                 if state != "disconnected":
                     log.warning("bridge lost the broker %s (%s); reconnecting with backoff", broker, exc)
                     state = "disconnected"

@@ -73,7 +73,8 @@ class SeriesData:
 class Ctx:
     """An evaluation: the alert's series, the time, other series by id, and per-alert scratch state.
 
-    ``resumed``: when the engine's input came back after it could not hear it (None: always could).
+    ``resumed``: when the engine's input came back after it could not hear it (None: always could);
+    ``grace``: the settings' ``device_reconnect_grace``.
     """
 
     at: float
@@ -81,6 +82,8 @@ class Ctx:
     lookup: Callable[[str], Optional[SeriesData]]
     scratch: dict[str, Any] = field(default_factory=dict)
     resumed: Optional[float] = None
+    #: after ``resumed``, how long devices have to reconnect before an offline status counts
+    grace: float = 60.0
 
 
 class Condition(abc.ABC):
@@ -99,6 +102,11 @@ class Condition(abc.ABC):
 
     def next_change(self, ctx: Ctx) -> Optional[float]:
         """When the answer may change without a new sample (a window sliding, silence growing)."""
+        return None
+
+    def began(self, ctx: Ctx) -> Optional[float]:
+        """When a condition confirmed only after a wait began to hold (an offline status settles): a
+        ``for`` period counts from then. None: from now."""
         return None
 
     def series_refs(self) -> tuple[str, ...]:

@@ -10,7 +10,12 @@ from __future__ import annotations
 import random
 from typing import Optional
 
-__all__ = ["backoff_delay"]
+__all__ = ["BROKER_RECONNECT_CAP", "backoff_delay"]
+
+#: the longest wait of the bridge and the rule engine before they try their broker again: both are on the
+#: path from a reading to a person, and a try costs the broker one TCP connect; the edge keeps the default
+#: minute (hundreds of devices reconnect to a broker that was restarted)
+BROKER_RECONNECT_CAP = 5.0
 
 
 def backoff_delay(attempt: int, cap: float = 60.0, *, first: float = 1.0,

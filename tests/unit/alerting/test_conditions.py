@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from alerting.conditions.status import SETTLE
 from alerting.ruletest import parse_values
 from tests.support.engine import T0, engine, feed
 
@@ -152,8 +153,11 @@ def test_device_status_offline() -> None:
         message: "{{ device }} went offline"
     """)
     assert e.on_status("oven", False) == []
-    assert states(e.on_status("freezer-1", False)) == ["pending"]
-    clock.advance(60)
+    assert e.on_status("freezer-1", False) == []  # a status counts once it has stood SETTLE seconds
+    clock.advance(SETTLE)
+    pending = e.tick()
+    assert states(pending) == ["pending"]
+    clock.advance(60 - SETTLE)  # 'for' counts from when the status came
     fired = e.tick()
     assert states(fired) == ["firing"] and fired[0].series == "freezer-1/device/status"
     assert fired[0].message == "freezer-1 went offline"

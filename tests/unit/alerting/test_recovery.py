@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 from alerting.backtest import backtest
+from alerting.conditions.status import SETTLE
 from alerting.engine import RESUME_WAIT, Engine
 from alerting.rules import load_rules_text
 from alerting.ruletest import START, run_test_file
@@ -344,3 +345,42 @@ def test_a_restart_after_a_pipeline_alert_not_about_input_holds_nothing(tmp_path
     clock.advance(2)
     assert [t.state.value for t in dog.evaluate()] == ["firing"] and not dog.input_stalled
     assert not Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder()).input_stalled
+
+
+OFFLINE = """
+rules:
+  - name: offline
+    offline: true
+    message: "{{ device }} is offline"
+"""
+
+
+def test_wills_the_broker_sends_as_it_stops_are_judged_by_who_is_back_after_the_grace() -> None:
+    """Mosquitto sends every client's last will as it stops, just before the engine's own connection drops:
+    the devices did not go offline, Vigil's broker did. Each status is judged once Vigil hears again and the
+    devices had the grace to reconnect; only the one still offline then is told, once."""
+    e, sink, clock = engine(OFFLINE)
+    for d in ("d1", "d2", "d3"):
+        assert e.on_status(d, True) == []
+    for d in ("d1", "d2", "d3"):  # the broker stops: wills; the engine's timers wait while it is away
+        assert e.on_status(d, False) == []
+    clock.advance(12)  # the broker is back; the engine reconnects and hears again
+    e.resume(clock.now())
+    assert e.on_event(ev(-18, clock.now())) == []  # input again: silence and statuses count from here
+    clock.advance(10)
+    assert e.on_status("d1", True) == [] and e.on_status("d2", True) == []  # two agents reconnect
+    assert e.tick() == []
+    clock.advance(60 - 10 + SETTLE - 1)
+    assert e.tick() == []
+    clock.advance(1)
+    assert [(t.series, t.state.value) for t in e.tick()] == [("d3/device/status", "firing")]
+    assert sink.states() == [("firing", "d3/device/status")]
+
+
+def test_an_offline_status_counts_after_it_settles_without_an_outage() -> None:
+    e, _sink, clock = engine(OFFLINE)
+    assert e.on_status("d1", False) == []
+    clock.advance(SETTLE - 0.5)
+    assert e.tick() == []
+    clock.advance(0.5)
+    assert [t.state.value for t in e.tick()] == ["firing"]
