@@ -8,10 +8,10 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.support.alerting import EngineProcess, MqttProbe, receiver
+from tests.support.alerting import EngineProcess, MqttProbe, pings, receiver
 from tests.support.services import free_port
 
-__all__ = ["receiver"]  # a fixture of tests/support, offered to this folder
+__all__ = ["pings", "receiver"]  # fixtures of tests/support, offered to this folder
 
 
 @pytest.fixture(scope="session", autouse=True)
