@@ -11,7 +11,6 @@ from typing import Optional, Protocol
 from alerting.notify.apprise_sender import AppriseSender
 from alerting.notify.config import NotifyConfig
 from alerting.notify.dispatcher import Dispatcher, NotifyStatus
-from alerting.notify.sender import Sender
 from alerting.templates import use_zone
 from vigil.core.clock import Clock
 
@@ -53,9 +52,9 @@ def warm_apprise() -> None:
     apprise.Apprise().add("json://127.0.0.1/")
 
 
-def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock, sender: Optional[Sender] = None,
+def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
                     zone: Optional[dt.tzinfo] = None) -> Dispatcher:
-    """The notification Dispatcher on the engine's state file, sending through apprise unless ``sender``.
+    """The notification Dispatcher on the engine's state file, sending through apprise.
 
     ``zone`` is the site's time zone: for the dispatcher's messages and, through
     :func:`alerting.templates.use_zone`, for the times the rules' message templates write.
@@ -71,4 +70,4 @@ def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock, sender:
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
         return conn
 
-    return Dispatcher(connect, config, sender or AppriseSender(), clock, zone=zone)
+    return Dispatcher(connect, config, AppriseSender(), clock, zone=zone)

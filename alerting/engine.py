@@ -28,6 +28,7 @@ from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_seri
 from alerting.index import CompiledRule, RuleIndex, owns
 from alerting.notify.message import alert_message, removed_message
 from alerting.rules import RuleSet
+from alerting.settings import DEVICE_RECONNECT_GRACE
 from alerting.state import AlertRecord, StateDB
 from alerting.transition import AlertState, Transition, TransitionSink, notifiable, transition_id
 from vigil.core.clock import Clock, SystemClock
@@ -52,7 +53,7 @@ class Engine:
 
     def __init__(self, rules: RuleSet, *, state: Optional[StateDB] = None, sink: Optional[TransitionSink] = None,
                  clock: Optional[Clock] = None, partition: tuple[int, int] = (0, 1),
-                 dashboard_url: Optional[str] = None, reconnect_grace: float = 60.0) -> None:
+                 dashboard_url: Optional[str] = None, reconnect_grace: float = DEVICE_RECONNECT_GRACE) -> None:
         self.clock: Clock = clock or SystemClock()
         self.reconnect_grace = reconnect_grace
         self.state = state

@@ -126,7 +126,7 @@ class Guard:
         """Once a second: receivers failing (every few seconds), the watchdog's judgement, published;
         ``input_missing(True/False)`` when the watchdog starts or stops knowing the input is missing."""
         polled = float("-inf")
-        missing = False
+        missing: Optional[bool] = None  # unknown: the first pass reports (also after a restart of this task)
         while True:
             now = self.clock.now()
             self.firing = alerts()
@@ -142,8 +142,9 @@ class Guard:
                         self.watchdog.receivers_failing(rows)
             if self.watchdog is not None:
                 publish(self.watchdog.evaluate())
-                if input_missing is not None and self.watchdog.input_stalled != missing:
-                    missing = not missing
+                stalled = self.watchdog.input_stalled
+                if input_missing is not None and stalled != missing:
+                    missing = stalled
                     input_missing(missing)
             await self.clock.sleep(1.0)
 

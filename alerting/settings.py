@@ -57,6 +57,10 @@ class HeartbeatSettings(BaseModel):
         return v
 
 
+#: the default of ``device_reconnect_grace``: an edge agent tries its broker at least once a minute
+DEVICE_RECONNECT_GRACE = 60.0
+
+
 class AlertingSettings(BaseModel):
     model_config = STRICT
 
@@ -68,7 +72,7 @@ class AlertingSettings(BaseModel):
         description="I/N: this instance evaluates the series with crc32(series) % N == I (run N instances, "
         "each with its own client_id and state file, to spread the rule engine).",
     )
-    device_reconnect_grace: Duration = Field(60.0, description=(
+    device_reconnect_grace: Duration = Field(DEVICE_RECONNECT_GRACE, description=(
         "After the rule engine could not hear its input (its start, a broker outage), a device's offline status "
         "counts only this long after input came back: devices reconnect meanwhile (an edge agent within a minute), "
         "and Mosquitto sends every device's last will as it stops."))

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Callable
 
-from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -72,10 +71,6 @@ class Metrics(Collector):
                                 value=self.lag_seconds)
         for name, (help_text, read) in list(self.gauges.items()):
             yield GaugeMetricFamily(f"vigil_bridge_{name}", help_text, value=read())
-
-    def render(self) -> str:
-        """These metrics alone, in Prometheus text."""
-        return generate_latest(self).decode()
 
     def summary(self) -> str:
         c = self.counts

@@ -153,8 +153,7 @@ class SourceSettings(BaseModel):
 
     name: TopicName = Field(description="The source's name: its dead letters go to `<root>/deadletter/<name>`.")
     format: FormatName = (
-        Field(description="How its payloads are read: Vigil's JSON, a plain number (ESPHome, Shelly gen1, "
-              "w1_slave text), Tasmota SENSOR, zigbee2mqtt, Shelly gen1/gen2, JSON at a path, line protocol.")
+        Field(description="How its payloads are read: " + ", ".join(f.summary for f in FORMATS.values()) + ".")
     )
     topic: Optional[str] = Field(
         None, description="Topic pattern such as `shellies/{device}/ext_temperature/{sensor}`: `{device}`, "

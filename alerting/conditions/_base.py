@@ -82,8 +82,9 @@ class Ctx:
     lookup: Callable[[str], Optional[SeriesData]]
     scratch: dict[str, Any] = field(default_factory=dict)
     resumed: Optional[float] = None
-    #: after ``resumed``, how long devices have to reconnect before an offline status counts
-    grace: float = 60.0
+    #: after ``resumed``, how long devices have to reconnect before an offline status counts (the engine
+    #: passes its ``reconnect_grace``)
+    grace: float = 0.0
 
 
 class Condition(abc.ABC):

@@ -121,6 +121,10 @@ class Format(Protocol):
         """What a source's ``format:`` says."""
 
     @property
+    def summary(self) -> str:
+        """What it reads, in a few words (the configuration reference lists them)."""
+
+    @property
     def options(self) -> type[Options]:
         """The model of the ``options:`` a source of this format takes."""
 

@@ -128,6 +128,7 @@ class JsonPath:
     """Values found at configured paths of a JSON document."""
 
     name = "json_path"
+    summary = "JSON at a path"
     options = JsonPathOptions
     usual_topic = None  # its options say where the values are: a source must be configured
 

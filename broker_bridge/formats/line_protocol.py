@@ -151,6 +151,7 @@ class LineProtocol:
     """Readings from line protocol; a reading per numeric field."""
 
     name = "line_protocol"
+    summary = "line protocol"
     options = LineProtocolOptions
     usual_topic = "#"
 

@@ -53,6 +53,7 @@ class Plain:
     """The payload is the value; names from the topic (``{device}``, ``{sensor}``, ``{metric}``)."""
 
     name = "plain"
+    summary = "a plain number (ESPHome, Shelly gen1, w1_slave text)"
     options = Scaled
     usual_topic = "{device}/{sensor}"
 

@@ -77,6 +77,7 @@ class Shelly:
     """Gen1 plain numbers and gen2 NotifyStatus frames / component status objects."""
 
     name = "shelly"
+    summary = "Shelly gen1/gen2"
     options = Scaled
     usual_topic = "shellies/{device}/ext_temperature/{sensor}"
 

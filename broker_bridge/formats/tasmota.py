@@ -87,6 +87,7 @@ class Tasmota:
     """Sensors nested one level down; ``options.keys`` adds key -> metric mappings."""
 
     name = "tasmota"
+    summary = "Tasmota SENSOR"
     options = TasmotaOptions
     usual_topic = "tele/{device}/SENSOR"
 

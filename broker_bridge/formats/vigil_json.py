@@ -40,6 +40,7 @@ class VigilJson:
     """``{"value": 21.5, "ts": 1700000000.0, "unit": "°C", "metric": "temperature", "seq": 7}``."""
 
     name = "vigil_json"
+    summary = "Vigil's JSON"
     options = Options
     usual_topic = None  # the built-in source's: <root>/readings/{device}/{sensor}
 

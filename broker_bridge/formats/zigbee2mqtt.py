@@ -62,6 +62,7 @@ class Zigbee2Mqtt:
     """One message, one reading per known key; ``options.keys`` adds key -> metric mappings."""
 
     name = "zigbee2mqtt"
+    summary = "zigbee2mqtt"
     options = Zigbee2MqttOptions
     usual_topic = "zigbee2mqtt/{device}"
 

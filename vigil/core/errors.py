@@ -51,8 +51,9 @@ class VigilError(Exception):
 class BadRequest(VigilError):
     """The caller's request is wrong: the HTTP layer answers it with ``status`` (422 unless said).
 
-    Only this error (and request validation) becomes a 4xx answer; any other exception in a handler
-    is a 500 that is logged, because it is Vigil's mistake, not the caller's.
+    With request validation and the dashboard's own API and authentication errors, the only 4xx
+    answers; any other exception in a handler is a 500 that is logged, because it is Vigil's mistake,
+    not the caller's.
     """
 
     def __init__(self, detail: str, status: int = 422) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from alerting.delivery import make_dispatcher
-from alerting.notify import RecordingSender
 from alerting.rules import load_rules_text
 from alerting.templates import MessageTemplate, use_zone
 from tests.support.engine import T0, engine, feed
@@ -42,7 +41,7 @@ def _server_zone_after() -> Iterator[None]:
 def test_the_site_zone_given_to_delivery_reaches_the_default_message(tmp_path: Path) -> None:
     e, sink, clock = engine(DEFAULTED)
     rules, _ = load_rules_text(DEFAULTED, "test.yaml")
-    make_dispatcher(str(tmp_path / "state.db"), rules.notify, clock, RecordingSender(), BERLIN)
+    make_dispatcher(str(tmp_path / "state.db"), rules.notify, clock, BERLIN)
     feed(e, clock, -11.913)
     # T0 is 2023-11-14 22:13:20 UTC: 23:13:20 in Berlin (winter time).
     assert sink.items[0].message == "freezer-warm: freezer-1/t0/temperature is firing (-11.9°C) " \

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from broker_bridge.metrics import Metrics
 from broker_bridge.spool import Spool
@@ -159,7 +160,7 @@ def test_metrics_render_prometheus_text() -> None:
     m.inc("received", 3)
     m.refuse('bad "json"\n')
     m.gauge("spool_events", "events waiting", lambda: 7)
-    text = m.render()
+    text = generate_latest(m).decode()  # as /metrics writes them
     assert "vigil_bridge_received_total 3" in text
     assert 'vigil_bridge_refused_total{reason="bad \\"json\\"\\n"} 1' in text
     assert "vigil_bridge_spool_events 7" in text

@@ -241,3 +241,15 @@ def test_values_beyond_the_bound_fail_schema_and_model_alike(value: float) -> No
 def test_hostile_events_are_refused_not_raised(raw: bytes) -> None:
     with pytest.raises(EventDecodeError):
         Event.from_json(raw)
+
+
+@pytest.mark.parametrize("value", [10**18 + 1, -(10**18) - 1])
+def test_an_integer_just_past_the_bound_is_refused_as_the_schema_refuses_it(value: int) -> None:
+    # the float branch of the model used to take 10**18 + 1 as 1e18, within the bound (found by Hypothesis)
+    payload = {"value": value, "ts": 1, "unit": "C"}
+    with pytest.raises(Refusal) as err:
+        parse_reading(payload)
+    assert err.value.reason == "schema" and "within ±1e+18" in err.value.detail
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(payload, reading_schema())
+    assert parse_reading({**payload, "value": 10**18}).value == 10**18
