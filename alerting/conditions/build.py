@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from alerting.rulespec import ConditionSpec, NodataSpec
@@ -28,7 +29,7 @@ class OnSeries(Condition):
 
     def _ctx(self, ctx: Ctx) -> Optional[Ctx]:
         data = ctx.lookup(self.series)
-        return None if data is None else Ctx(ctx.at, data, ctx.lookup, ctx.scratch, ctx.resumed)
+        return None if data is None else replace(ctx, series=data)
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         sub = self._ctx(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from ._base import Condition, Ctx
@@ -24,7 +25,7 @@ class Compound(Condition):
             key = f"child{i}"
             held = bool(ctx.scratch.get(key, False))
             sub = ctx.scratch.setdefault(f"scratch{i}", {})
-            answer = child.check(Ctx(ctx.at, ctx.series, ctx.lookup, sub, ctx.resumed), held)
+            answer = child.check(replace(ctx, scratch=sub), held)
             if answer is not None:
                 ctx.scratch[key] = answer
             answers.append(answer)
