@@ -42,7 +42,7 @@ class Stuck(Condition):
         st["ts"] = s.ts
         if s.ts - st["first"] <= self.warmup:
             st["longest"] = max(st["longest"], s.ts - st["start"])
-        if abs(s.value - st["run"]) > self.band:
+        if abs(s.value - st["run"]) > self.band + 1e-9:  # -17.9 - -18.0 is 0.10000000000000142
             st.update(start=s.ts, run=s.value, held=False)
 
     def limit(self, ctx: Ctx) -> Optional[float]:
