@@ -163,7 +163,8 @@ class StaleSpec(BaseModel):
     @model_validator(mode="after")
     def _one_limit(self) -> StaleSpec:
         if (self.after is None) == (self.factor is None):
-            raise ValueError("stale needs after (a fixed interval, e.g. after: 2m) or factor (times the series' "
+            both = "not both: " if self.after is not None else ""
+            raise ValueError(f"{both}stale needs after (a fixed interval, e.g. after: 2m) or factor (times the series' "
                              "usual interval, e.g. factor: 3), one of them")
         if self.after is not None and self.after <= 0:
             raise ValueError("stale after must be longer than 0s")
@@ -205,8 +206,9 @@ class StuckSpec(BaseModel):
     @model_validator(mode="after")
     def _one_limit(self) -> StuckSpec:
         if (self.after is None) == (self.factor is None):
-            raise ValueError("stuck needs after (a fixed time, e.g. after: 2h) or factor (times the longest flat "
-                             "run seen during warmup, e.g. factor: 4), one of them")
+            both = "not both: " if self.after is not None else ""
+            raise ValueError(f"{both}stuck needs after (a fixed time, e.g. after: 2h) or factor (times the longest "
+                             "flat run seen during warmup, e.g. factor: 4), one of them")
         if self.after is not None and self.after <= 0:
             raise ValueError("stuck after must be longer than 0s")
         if self.factor is not None and self.factor <= 1:
