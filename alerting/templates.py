@@ -279,6 +279,8 @@ def render_context_example() -> dict[str, Any]:
         "duration": "5m",
         "labels": {"site": "kitchen"},
         "link": "http://127.0.0.1:8080/alerts/freezer-warm/freezer-1/t0/temperature",
+        # what conditions find (Condition.facts): stale's usual interval and limit, stuck's run start
+        "interval": 60.0, "limit": 180.0, "stuck_since": 1_699_990_000.0,
     }
 
 

@@ -9,7 +9,9 @@ from .build import OnSeries, build_condition
 from .compound import Compound
 from .nodata import NoData
 from .rate import Rate
+from .stale import Stale
 from .status import STATUS_METRIC, STATUS_SENSOR, Offline, status_series_id
+from .stuck import Stuck
 from .threshold import Threshold
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "OnSeries",
     "Rate",
     "SeriesData",
+    "Stale",
+    "Stuck",
     "Threshold",
     "build_condition",
     "status_series_id",

@@ -13,7 +13,9 @@ from .anomaly import Anomaly
 from .compound import Compound
 from .nodata import NoData
 from .rate import Rate
+from .stale import Stale
 from .status import Offline
+from .stuck import Stuck
 from .threshold import Threshold
 
 __all__ = ["OnSeries", "build_condition"]
@@ -71,6 +73,13 @@ def build_condition(spec: ConditionSpec) -> Condition:
         cond.window = an.window
     elif spec.offline:
         cond = Offline()
+    elif spec.stale is not None:
+        st = spec.stale
+        cond = Stale(st.after, st.factor, st.min, st.warmup)
+    elif spec.stuck is not None:
+        sk = spec.stuck
+        groups = [sk.siblings] if isinstance(sk.siblings, str) else sk.siblings
+        cond = Stuck(sk.after, sk.factor, sk.min, sk.warmup, sk.band, groups)
     else:  # pragma: no cover - the spec validator guarantees one kind
         raise ValueError("no condition")
     if isinstance(spec.series, str):
