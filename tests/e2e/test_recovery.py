@@ -232,7 +232,9 @@ def test_broker_away_with_offline_and_nodata_rules_raises_the_pipeline_alert_onl
                "    severity: warning\n    notify: ops\n    message: \"{{ device }} is offline\"\n")
     chain = Chain(tmp_path, mosquitto, influxd, influx_db, hook, rules=rules(hook.url) + offline)
     config = tmp_path / "engine.yaml"
-    config.write_text(yaml.safe_dump({"alerting": {"watchdog": {
+    # the agents reconnect within a few seconds of the broker (their backoff after 12 s away): a grace of
+    # 15 s instead of the default minute keeps the test short
+    config.write_text(yaml.safe_dump({"alerting": {"device_reconnect_grace": "15s", "watchdog": {
         "no_events": "10s", "bridge_offline": "2s", "broker_down": "3s", "clear_after": "2s"}}}))
     chain.engine.argv += ["-c", str(config)]
     heard = PersistentRecorder(mosquitto, "vigil/events/#", client_id="e2e-heard")
