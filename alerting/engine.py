@@ -418,7 +418,7 @@ class Engine:
         # the engine says what changed; the words come from the rule's template (alerting.notify.message)
         t = dataclasses.replace(t, message=alert_message(
             c.rule.template, t, device=data.device, sensor=data.sensor, metric=data.metric, unit=data.unit,
-            labels=labels, link=link))
+            labels=labels, link=link, reason=c.condition.reason(ctx)))
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)

@@ -34,8 +34,9 @@ __all__ = ["DEFAULT_MESSAGE", "MessageTemplate", "TemplateProblem", "fmt_duratio
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MESSAGE = "{{ rule }}: {{ series }} is {{ state }}{% if value is not none %} ({{ value_text }}" \
-    "{{ unit }}){% endif %} since {{ since }}"
+# a condition that explains itself (forecast, jump) gives its ``reason`` instead of the value
+DEFAULT_MESSAGE = "{{ rule }}: {% if reason %}{{ reason }}{% else %}{{ series }} is {{ state }}" \
+    "{% if value is not none %} ({{ value_text }}{{ unit }}){% endif %} since {{ since }}{% endif %}"
 
 # Large outputs would travel in every notification and retained MQTT message.
 MAX_MESSAGE_CHARS = 4000
@@ -279,6 +280,7 @@ def render_context_example() -> dict[str, Any]:
         "duration": "5m",
         "labels": {"site": "kitchen"},
         "link": "http://127.0.0.1:8080/alerts/freezer-warm/freezer-1/t0/temperature",
+        "reason": "freezer-1/t0 will reach -12.0 °C in about 18 min at the current rate (+0.3 °C/min)",
     }
 
 

@@ -113,3 +113,7 @@ class Condition(abc.ABC):
     def series_refs(self) -> tuple[str, ...]:
         """Other series (ids) this condition reads."""
         return ()
+
+    def reason(self, ctx: Ctx) -> Optional[str]:
+        """Why it holds (or no longer does), in words, for the message's ``reason``; None: the value says it."""
+        return None

@@ -11,6 +11,7 @@ from ._base import Condition, Ctx
 from .aggregate import Aggregate
 from .anomaly import Anomaly
 from .compound import Compound
+from .forecast import Forecast
 from .nodata import NoData
 from .rate import Rate
 from .status import Offline
@@ -46,6 +47,10 @@ class OnSeries(Condition):
     def series_refs(self) -> tuple[str, ...]:
         return (self.series, *self.inner.series_refs())
 
+    def reason(self, ctx: Ctx) -> Optional[str]:
+        sub = self._ctx(ctx)
+        return None if sub is None else self.inner.reason(sub)
+
 
 def build_condition(spec: ConditionSpec) -> Condition:
     """The Condition a spec describes (the spec was validated: exactly one kind)."""
@@ -71,6 +76,12 @@ def build_condition(spec: ConditionSpec) -> Condition:
         cond.window = an.window
     elif spec.offline:
         cond = Offline()
+    elif spec.forecast is not None:
+        f = spec.forecast
+        rising = f.above is not None
+        level = f.above if f.above is not None else f.below
+        assert level is not None
+        cond = Forecast(level, rising, f.within, f.window, f.min_samples)
     else:  # pragma: no cover - the spec validator guarantees one kind
         raise ValueError("no condition")
     if isinstance(spec.series, str):
