@@ -16,6 +16,7 @@ __all__ = [
     "ConditionSpec",
     "DifferenceSpec",
     "FlappingSpec",
+    "ForecastSpec",
     "MatchSpec",
     "NodataSpec",
     "RateSpec",
@@ -141,6 +142,27 @@ class FlappingSpec(BaseModel):
     window: Duration = 3600.0
 
 
+class ForecastSpec(BaseModel):
+    """Will cross ``above`` (rising) or ``below`` (falling) within ``within``, from a robust trend over
+    ``window`` (alerting/conditions/forecast.py); quiet with fewer than ``min_samples`` readings."""
+
+    model_config = STRICT
+
+    above: Optional[float] = None
+    below: Optional[float] = None
+    within: Duration
+    window: Duration = 1800.0
+    min_samples: int = Field(10, ge=4, le=100_000)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ForecastSpec:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("forecast needs exactly one of above (rising to it) or below (falling to it)")
+        if self.within <= 0 or self.window <= 0:
+            raise ValueError("forecast within and window must be longer than 0s")
+        return self
+
+
 class ConditionSpec(BaseModel):
     """One condition; a rule is a condition plus what to do when it holds."""
 
@@ -160,6 +182,7 @@ class ConditionSpec(BaseModel):
     any: Optional[list[ConditionSpec]] = None
     # Only inside all/any: the child looks at this other series (device/sensor/metric).
     series: Optional[str] = None
+    forecast: Optional[ForecastSpec] = None
 
     def kinds(self) -> list[str]:
         """The kinds of condition this spec names (exactly one is valid)."""
@@ -171,6 +194,7 @@ class ConditionSpec(BaseModel):
                 out.append(name)
         if self.offline:
             out.append("offline")
+        out += [name for name in ("forecast",) if getattr(self, name) is not None]
         return out
 
     @model_validator(mode="after")
@@ -178,7 +202,8 @@ class ConditionSpec(BaseModel):
         kinds = self.kinds()
         if not kinds:
             raise ValueError(
-                "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any"
+                "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any, "
+                "forecast"
             )
         if len(kinds) > 1:
             raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")

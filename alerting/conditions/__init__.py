@@ -7,6 +7,7 @@ from .aggregate import Aggregate
 from .anomaly import Anomaly
 from .build import OnSeries, build_condition
 from .compound import Compound
+from .forecast import Forecast
 from .nodata import NoData
 from .rate import Rate
 from .status import STATUS_METRIC, STATUS_SENSOR, Offline, status_series_id
@@ -20,6 +21,7 @@ __all__ = [
     "Compound",
     "Condition",
     "Ctx",
+    "Forecast",
     "NoData",
     "Offline",
     "OnSeries",
