@@ -17,8 +17,10 @@ __all__ = [
     "DifferenceSpec",
     "FlappingSpec",
     "ForecastSpec",
+    "JumpSpec",
     "MatchSpec",
     "NodataSpec",
+    "NoiseSpec",
     "RateSpec",
     "RuleSpec",
     "percentile_of",
@@ -163,6 +165,41 @@ class ForecastSpec(BaseModel):
         return self
 
 
+class JumpSpec(BaseModel):
+    """A reading further than ``max_step`` per ``per`` (scaled by the time since the last plausible
+    reading, never less than ``max_step``) from the last plausible reading (alerting/conditions/jump.py)."""
+
+    model_config = STRICT
+
+    max_step: float = Field(gt=0)
+    per: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> JumpSpec:
+        if self.per <= 0:
+            raise ValueError("jump per must be longer than 0s")
+        return self
+
+
+class NoiseSpec(BaseModel):
+    """The spread of successive differences over ``recent`` more than ``factor`` times that over the rest
+    of ``window`` (and above ``min_spread``, e.g. the sensor's resolution)."""
+
+    model_config = STRICT
+
+    factor: float = Field(5.0, gt=1)
+    window: Duration = 3600.0
+    recent: Duration = 300.0
+    min_spread: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _recent_inside(self) -> NoiseSpec:
+        if not 0 < self.recent <= self.window / 2:
+            raise ValueError("noise recent must be longer than 0s and at most half the window "
+                             "(the rest of the window is the series' usual spread)")
+        return self
+
+
 class ConditionSpec(BaseModel):
     """One condition; a rule is a condition plus what to do when it holds."""
 
@@ -183,6 +220,8 @@ class ConditionSpec(BaseModel):
     # Only inside all/any: the child looks at this other series (device/sensor/metric).
     series: Optional[str] = None
     forecast: Optional[ForecastSpec] = None
+    jump: Optional[JumpSpec] = None
+    noise: Optional[NoiseSpec] = None
 
     def kinds(self) -> list[str]:
         """The kinds of condition this spec names (exactly one is valid)."""
@@ -194,7 +233,7 @@ class ConditionSpec(BaseModel):
                 out.append(name)
         if self.offline:
             out.append("offline")
-        out += [name for name in ("forecast",) if getattr(self, name) is not None]
+        out += [name for name in ("forecast", "jump", "noise") if getattr(self, name) is not None]
         return out
 
     @model_validator(mode="after")
@@ -203,7 +242,7 @@ class ConditionSpec(BaseModel):
         if not kinds:
             raise ValueError(
                 "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any, "
-                "forecast"
+                "forecast, jump, noise"
             )
         if len(kinds) > 1:
             raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")

@@ -8,6 +8,7 @@ from .anomaly import Anomaly
 from .build import OnSeries, build_condition
 from .compound import Compound
 from .forecast import Forecast
+from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
 from .status import STATUS_METRIC, STATUS_SENSOR, Offline, status_series_id
@@ -22,7 +23,9 @@ __all__ = [
     "Condition",
     "Ctx",
     "Forecast",
+    "Jump",
     "NoData",
+    "Noise",
     "Offline",
     "OnSeries",
     "Rate",

@@ -12,6 +12,7 @@ from .aggregate import Aggregate
 from .anomaly import Anomaly
 from .compound import Compound
 from .forecast import Forecast
+from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
 from .status import Offline
@@ -82,6 +83,11 @@ def build_condition(spec: ConditionSpec) -> Condition:
         level = f.above if f.above is not None else f.below
         assert level is not None
         cond = Forecast(level, rising, f.within, f.window, f.min_samples)
+    elif spec.jump is not None:
+        cond = Jump(spec.jump.max_step, spec.jump.per)
+    elif spec.noise is not None:
+        n = spec.noise
+        cond = Noise(n.factor, n.window, n.recent, n.min_spread)
     else:  # pragma: no cover - the spec validator guarantees one kind
         raise ValueError("no condition")
     if isinstance(spec.series, str):
