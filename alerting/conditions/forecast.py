@@ -27,7 +27,8 @@ An alert already firing stays firing when the value gets there (the forecast cam
 the trend turns: the projected crossing moves beyond ``within`` x :data:`CLEAR_FACTOR`, or the trend is no
 longer significant (|z| < :data:`Z_HOLD`), and the value is back on the right side. It is stateless (all
 from the window's readings), so it is the same after a restart (the window is refilled from the store), in
-``vigil rules test`` and in ``vigil rules backtest``. The value is the seconds until the expected crossing.
+``vigil rules test`` and in ``vigil rules backtest``. The value (and the message) is the seconds until the
+expected crossing at the rate of the window's newer half (the rate now; the decision used the slowest).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def _fit(t: np.ndarray, y: np.ndarray) -> Optional[Fit]:
 class Verdict(NamedTuple):
     eta: float  # seconds until the projected crossing, on a line (inf: none)
     eta_fire: float  # the same, slowed down by a deceleration (inf: it peaks before)
-    rate: float  # units per minute of the fit used
+    eta_shown: float  # the crossing at the newer half's rate (what the message and the value say)
+    rate: float  # units per minute: the newer half's rate
     z: float  # significance, toward the threshold (negative: away from it)
     toward: bool  # the newest quarter moved toward the threshold, on a trend clear of the noise
     past: bool  # the latest value is already past the threshold
@@ -127,23 +129,32 @@ class Forecast(Condition):
         span = -t[0]
         parts = [t >= -span, t >= -span / 2, t >= -span / 4, (t >= -span / 2) & (t < -span / 4)]
         full, half, newest, before = (_fit(t[p], y[p]) for p in parts)
-        fit = min((f for f in (full, half, newest) if f is not None), key=lambda f: sign * f.slope)
-        speed = sign * fit.slope
-        gap = max(0.0, sign * (self.threshold - fit.level))
-        eta = eta_fire = gap / speed if speed > 0 else math.inf
+        assert full is not None  # at least 4 points
+        # the decision: the slowest rate; the announcement: the newer half's (the rate now)
+        slowest = min((f for f in (full, half, newest) if f is not None), key=lambda f: sign * f.slope)
+        shown = half or full
+        eta, eta_shown = self._eta(slowest, sign), self._eta(shown, sign)
+        eta_fire = eta
         if newest is not None and before is not None and sign * newest.slope < sign * before.slope:
             # slowing down (a defrost nearing its peak): the parabola through the two newest quarters' rates
             decel = sign * (before.slope - newest.slope) / (span / 4)
             speed = max(0.0, sign * newest.slope)
-            eta_fire = math.inf if speed * speed < 2 * decel * gap else max(
-                eta, (speed - math.sqrt(speed * speed - 2 * decel * gap)) / decel)
+            gap = max(0.0, sign * (self.threshold - newest.level))
+            arrival = math.inf if speed * speed < 2 * decel * gap else (
+                speed - math.sqrt(speed * speed - 2 * decel * gap)) / decel
+            eta_fire, eta_shown = max(eta, arrival), max(eta_shown, arrival)
         q = max(1, len(y) // 4)
         toward = bool(sign * (float(np.median(y[-q:])) - float(np.median(y[-2 * q:-q]))) > 0)
         past = sign * (latest - self.threshold) >= 0
         # fit quality: the trend over the window stands out of the noise around it (a flat noisy series
         # near the threshold can have a significant-looking tiny slope that projects a close crossing)
-        clear = full is not None and sign * full.slope * span >= TREND_OVER_NOISE * full.spread
-        return Verdict(eta, eta_fire, fit.slope * 60.0, sign * full.z if full else 0.0, toward and clear, past)
+        clear = bool(sign * full.slope * span >= TREND_OVER_NOISE * full.spread)
+        return Verdict(float(eta), float(eta_fire), float(eta_shown), shown.slope * 60.0, sign * full.z,
+                       toward and clear, past)
+
+    def _eta(self, fit: Fit, sign: float) -> float:
+        speed = sign * fit.slope
+        return max(0.0, sign * (self.threshold - fit.level)) / speed if speed > 0 else math.inf
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         v = self.verdict(ctx)
@@ -161,8 +172,7 @@ class Forecast(Condition):
 
     def value(self, ctx: Ctx) -> Optional[float]:
         v = self.verdict(ctx)
-        eta = None if v is None else min(v.eta, v.eta_fire)
-        return eta if eta is not None and math.isfinite(eta) else None
+        return v.eta_shown if v is not None and math.isfinite(v.eta_shown) else None
 
     def reason(self, ctx: Ctx) -> Optional[str]:
         v = self.verdict(ctx)
@@ -177,7 +187,7 @@ class Forecast(Condition):
             return f"{where} reached {limit}"
         if not self._holds(v):
             return f"{where} is no longer heading for {limit} (current rate {rate})"
-        eta = v.eta_fire if math.isfinite(v.eta_fire) else v.eta
+        eta = v.eta_shown if math.isfinite(v.eta_shown) else v.eta
         return f"{where} will reach {limit} in {_about(eta)} at the current rate ({rate})"
 
 

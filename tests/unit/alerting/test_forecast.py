@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from alerting.rules import RulesError, load_rules_text
 from tests.support.engine import T0, engine, feed
+from vigil.app.cli import main
 
 RULE = """
 rules:
@@ -65,7 +67,7 @@ def test_falling_toward_below() -> None:
     assert [s for _, s, _, _ in out] == ["firing"]
     at, _, message, eta = out[0]
     assert eta is not None and at + eta / MIN == pytest.approx(70, abs=3)
-    assert "will reach 40.0 °C in about" in message and "(-0.4" in message
+    assert "will reach 40.0 °C in about" in message and "(-0.5 °C/min)" in message
 
 
 @pytest.mark.parametrize("level,sd", [(-18.0, 0.5), (-13.0, 0.5), (-12.5, 0.2)])
@@ -115,3 +117,13 @@ def test_spec_errors(body: str, error: str) -> None:
     with pytest.raises(RulesError) as exc:
         load_rules_text(f"rules:\n  - name: f\n    forecast: {body}\n", "f.yaml")
     assert error in str(exc.value)
+
+
+def test_the_docs_example_checks_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/rules.md, When the sensor is wrong: the rules (forecast, jump, noise) and their tests, as run by a user."""
+    data = Path(__file__).parent / "data"
+    assert main(["rules", "check", str(data / "sensor_wrong.yaml")]) == 0
+    code = main(["rules", "test", str(data / "sensor_wrong_test.yaml")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 passed, 0 failed" in out
