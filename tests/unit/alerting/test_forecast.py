@@ -127,3 +127,35 @@ def test_the_docs_example_checks_and_passes(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert code == 0, out
     assert "4 passed, 0 failed" in out
+
+
+async def test_after_a_restart_the_window_refilled_from_the_store_gives_the_same_forecast(tmp_path: Path) -> None:
+    from alerting.engine import Engine
+    from alerting.state import StateDB
+    from alerting.storetrigger import seed_windows
+    from tests.support.engine import Recorder, ev
+    from vigil.core.stores import MemoryStore
+
+    m = minutes(100)
+    v = -20 + 0.15 * np.clip(m - 40, 0, None) + noise(len(m))
+    fired_at = next(at for at, s, _, _ in run(v) if s == "firing")
+    cut = int((fired_at - 5) * MIN / STEP)  # the engine stops 5 minutes before it would fire
+    rules, _ = load_rules_text(RULE, "t.yaml")
+    store, db = MemoryStore(), StateDB(tmp_path / "alerts.db")
+    e, _sink, clock = engine(RULE, state=db)
+    for x in v[:cut]:
+        event = ev(float(x), clock.now())
+        store.write([event])
+        e.on_event(event)
+        clock.advance(STEP)
+    e.flush()
+    db.close()
+    db2 = StateDB(tmp_path / "alerts.db")
+    e2 = Engine(rules, state=db2, sink=Recorder(), clock=clock)
+    await seed_windows(e2, store, clock)
+    out = []
+    for x in v[cut:]:
+        out += [((t.at - T0) / MIN, t.state.value) for t in feed(e2, clock, float(x))]
+        clock.advance(STEP)
+    db2.close()
+    assert out[:1] == [(fired_at, "firing")]

@@ -99,3 +99,14 @@ def test_spec_errors(body: str, error: str) -> None:
     with pytest.raises(RulesError) as exc:
         load_rules_text(f"rules:\n  - name: j\n    {body}\n", "j.yaml")
     assert error in str(exc.value)
+
+
+def test_a_jump_inside_a_compound_and_on_another_series() -> None:
+    out = run("""
+    rules:
+      - name: odd-and-warm
+        all:
+          - {jump: {max_step: 5}}
+          - {above: 0}
+    """, [-18.0, 25.0, -18.0])
+    assert [(at, s) for at, s, _ in out] == [(10, "firing"), (20, "resolved")]
