@@ -26,6 +26,7 @@ import numpy as np
 from vigil.core.durations import format_duration
 
 from ._base import Condition, Ctx, SeriesData
+from .forecast import median
 
 __all__ = ["Jump", "Noise", "spread"]
 
@@ -89,9 +90,9 @@ class Jump(Condition):
 def spread(values: np.ndarray) -> float:
     """Robust standard deviation: 1.4826 x the MAD; when most values are equal (a coarse sensor), from the
     mean absolute deviation instead."""
-    center = float(np.median(values))
+    center = median(values)
     dev = np.abs(values - center)
-    mad = float(np.median(dev))
+    mad = median(dev)
     return _MAD_SCALE * mad if mad > 0 else _MEAN_ABS_SCALE * float(dev.mean())
 
 
