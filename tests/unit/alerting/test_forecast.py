@@ -123,8 +123,8 @@ def test_spec_errors(body: str, error: str) -> None:
 def test_the_docs_example_checks_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
     """docs/rules.md, When the sensor is wrong: the rules (forecast, jump, noise) and their tests, as run by a user."""
     data = Path(__file__).parent / "data"
-    assert main(["rules", "check", str(data / "sensor_wrong.yaml")]) == 0
-    code = main(["rules", "test", str(data / "sensor_wrong_test.yaml")])
+    assert main(["rules", "check", str(data / "forecast_jump.yaml")]) == 0
+    code = main(["rules", "test", str(data / "forecast_jump_test.yaml")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "4 passed, 0 failed" in out
