@@ -92,7 +92,7 @@ class Engine:
         self._run_timers(at, inclusive=False)
         data = self._series_for(sid, event.device, event.sensor, event.metric, dict(event.labels))
         data.unit = event.unit
-        data.add(event.ts, event.value, at)
+        data.add(event.ts, event.value, at, self.clock.now())
         self._dirty_series.add(sid)
         if owns(sid, self.partition):
             for c in self.index.for_series(sid, event.device, event.sensor, event.metric, dict(event.labels)):
@@ -297,7 +297,7 @@ class Engine:
             # a late reading cannot change the past: an alert's state moves forward in time only
             at = max(at, rec.state_since, rec.pending_since or at, rec.clear_since or at)
         scratch = self.scratch.setdefault(key, {})
-        ctx = Ctx(at, data, self._lookup, scratch, self.resumed, self.reconnect_grace)
+        ctx = Ctx(at, data, self._lookup, scratch, self.resumed, self.reconnect_grace, self.series)
         spec = c.rule.spec
         was = rec.underlying in (PENDING, FIRING) and rec.clear_since is None
         holds = c.condition.check(ctx, was)
@@ -418,7 +418,7 @@ class Engine:
         # the engine says what changed; the words come from the rule's template (alerting.notify.message)
         t = dataclasses.replace(t, message=alert_message(
             c.rule.template, t, device=data.device, sensor=data.sensor, metric=data.metric, unit=data.unit,
-            labels=labels, link=link, reason=c.condition.reason(ctx)))
+            labels=labels, link=link, facts=c.condition.facts(ctx)))
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)

@@ -215,7 +215,7 @@ class _Loader:
             return
         self.names[spec.name] = f"{file}:{line}"
         try:
-            template = MessageTemplate(spec.message or DEFAULT_MESSAGE)
+            template = MessageTemplate(spec.message or spec.default_message() or DEFAULT_MESSAGE)
             template.check()
         except TemplateProblem as exc:
             mline = line_of(pos, (*path, "message"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -23,6 +23,8 @@ __all__ = [
     "NoiseSpec",
     "RateSpec",
     "RuleSpec",
+    "StaleSpec",
+    "StuckSpec",
     "percentile_of",
 ]
 
@@ -144,11 +146,88 @@ class FlappingSpec(BaseModel):
     window: Duration = 3600.0
 
 
+class StaleSpec(BaseModel):
+    """No reading ARRIVED (the engine's clock, not the source time) for longer than expected: ``after`` (fixed)
+    or ``factor`` times the series' usual interval (the median of its last readings' intervals), never less
+    than ``min``, judged once ``warmup`` intervals were seen."""
+
+    model_config = STRICT
+    #: the default message (``value``: seconds of silence; ``interval``: the usual interval, when known)
+    MESSAGE: ClassVar[str] = (
+        "{{ device }}/{{ sensor }} {% if state == 'resolved' %}reports again{% else %}has sent nothing for "
+        "{{ value | duration }}{% if interval %} (it usually reports every {{ interval | duration }}){% endif %}"
+        "{% endif %}")
+
+    after: Optional[Duration] = None
+    factor: Optional[float] = None
+    min: Duration = 10.0
+    warmup: int = Field(5, ge=2, le=1000)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> StaleSpec:
+        if (self.after is None) == (self.factor is None):
+            both = "not both: " if self.after is not None else ""
+            raise ValueError(f"{both}stale needs after (a fixed interval, e.g. after: 2m) or factor (times the series' "
+                             "usual interval, e.g. factor: 3), one of them")
+        if self.after is not None and self.after <= 0:
+            raise ValueError("stale after must be longer than 0s")
+        if self.factor is not None and self.factor <= 1:
+            raise ValueError(f"stale factor must be more than 1 (times the usual interval), got {self.factor}")
+        return self
+
+
+class StuckSpec(BaseModel):
+    """The value stays within ``band`` of where a run began for longer than ``after`` (fixed) or ``factor`` times
+    the longest such run seen during ``warmup`` (never less than ``min``), while readings keep arriving; it
+    does not fire while every sibling that reports (``siblings``: ``device``, ``label:<name>``) is as still."""
+
+    model_config = STRICT
+    #: the default message (``value``: the reading; ``stuck_since``: when the run began)
+    MESSAGE: ClassVar[str] = (
+        "{{ device }}/{{ sensor }} {% if state == 'resolved' %}changes again ({{ value_text }}"
+        "{% if unit %} {{ unit }}{% endif %}){% else %}has read {{ value_text }}{% if unit %} {{ unit }}{% endif %}"
+        " unchanged since {{ stuck_since | time }}{% endif %}")
+
+    after: Optional[Duration] = None
+    factor: Optional[float] = None
+    min: Duration = 600.0
+    warmup: Duration = 86400.0
+    band: float = Field(0.0, ge=0)
+    siblings: Union[str, list[str]] = Field(default_factory=lambda: ["device", "label:room"])
+
+    @field_validator("siblings")
+    @classmethod
+    def _groups(cls, v: Union[str, list[str]]) -> list[str]:
+        groups = [v] if isinstance(v, str) else v
+        if groups == ["none"]:
+            return []
+        for g in groups:
+            if g != "device" and not (g.startswith("label:") and len(g) > len("label:")):
+                raise ValueError(f"siblings are device, label:<name> (e.g. label:room) or none, got {g!r}")
+        return groups
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> StuckSpec:
+        if (self.after is None) == (self.factor is None):
+            both = "not both: " if self.after is not None else ""
+            raise ValueError(f"{both}stuck needs after (a fixed time, e.g. after: 2h) or factor (times the longest "
+                             "flat run seen during warmup, e.g. factor: 4), one of them")
+        if self.after is not None and self.after <= 0:
+            raise ValueError("stuck after must be longer than 0s")
+        if self.factor is not None and self.factor <= 1:
+            raise ValueError(f"stuck factor must be more than 1 (times the longest flat run), got {self.factor}")
+        if self.warmup <= 0:
+            raise ValueError("stuck warmup must be longer than 0s")
+        return self
+
+
 class ForecastSpec(BaseModel):
     """Will cross ``above`` (rising) or ``below`` (falling) within ``within``, from a robust trend over
     ``window`` (alerting/conditions/forecast.py); quiet with fewer than ``min_samples`` readings."""
 
     model_config = STRICT
+    #: the default message (``value``/``eta``: seconds to the crossing; ``rate``: per minute; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
 
     above: Optional[float] = None
     below: Optional[float] = None
@@ -170,6 +249,8 @@ class JumpSpec(BaseModel):
     reading, never less than ``max_step``) from the last plausible reading (alerting/conditions/jump.py)."""
 
     model_config = STRICT
+    #: the default message (``value``: the reading; ``jumped_from``, ``elapsed``; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
 
     max_step: float = Field(gt=0)
     per: Duration = 60.0
@@ -186,6 +267,8 @@ class NoiseSpec(BaseModel):
     of ``window`` (and above ``min_spread``, e.g. the sensor's resolution)."""
 
     model_config = STRICT
+    #: the default message (``value``: the ratio; ``spread``, ``usual``; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
 
     factor: float = Field(5.0, gt=1)
     window: Duration = 3600.0
@@ -219,6 +302,8 @@ class ConditionSpec(BaseModel):
     any: Optional[list[ConditionSpec]] = None
     # Only inside all/any: the child looks at this other series (device/sensor/metric).
     series: Optional[str] = None
+    stale: Optional[StaleSpec] = None
+    stuck: Optional[StuckSpec] = None
     forecast: Optional[ForecastSpec] = None
     jump: Optional[JumpSpec] = None
     noise: Optional[NoiseSpec] = None
@@ -233,8 +318,15 @@ class ConditionSpec(BaseModel):
                 out.append(name)
         if self.offline:
             out.append("offline")
-        out += [name for name in ("forecast", "jump", "noise") if getattr(self, name) is not None]
+        out += [k for k in ("stale", "stuck", "forecast", "jump", "noise") if getattr(self, k) is not None]
         return out
+
+    def default_message(self) -> Optional[str]:
+        """The message template of the condition's kind, if it has its own (a spec's ``MESSAGE``)."""
+        kinds = self.kinds()
+        spec = getattr(self, kinds[0], None) if len(kinds) == 1 else None
+        message = getattr(spec, "MESSAGE", None)
+        return message if isinstance(message, str) else None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ConditionSpec:
@@ -242,7 +334,7 @@ class ConditionSpec(BaseModel):
         if not kinds:
             raise ValueError(
                 "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any, "
-                "forecast, jump, noise"
+                "stale, stuck, forecast, jump, noise"
             )
         if len(kinds) > 1:
             raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")

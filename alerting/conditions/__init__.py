@@ -11,7 +11,9 @@ from .forecast import Forecast
 from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
+from .stale import Stale
 from .status import STATUS_METRIC, STATUS_SENSOR, Offline, status_series_id
+from .stuck import Stuck
 from .threshold import Threshold
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "OnSeries",
     "Rate",
     "SeriesData",
+    "Stale",
+    "Stuck",
     "Threshold",
     "build_condition",
     "status_series_id",

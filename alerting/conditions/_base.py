@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -15,7 +16,11 @@ MAX_SAMPLES = 20_000
 
 @dataclass(slots=True)
 class SeriesData:
-    """One series as the engine knows it: identity, last value, when last heard, recent samples."""
+    """One series as the engine knows it: identity, last value, when last heard, recent samples.
+
+    ``received``: the engine's clock when the latest reading arrived (not its source time); ``changed``:
+    the source time of the latest reading whose value differed from the one before (None: none seen yet).
+    """
 
     id: str
     device: str
@@ -29,9 +34,14 @@ class SeriesData:
     online: Optional[bool] = None
     keep: float = 0.0
     samples: Optional[deque[tuple[float, float]]] = None
+    received: Optional[float] = None
+    changed: Optional[float] = None
 
-    def add(self, ts: float, value: float, seen: float) -> None:
+    def add(self, ts: float, value: float, seen: float, received: Optional[float] = None) -> None:
         """Record a sample; keep only what the longest window of the rules watching it needs."""
+        if self.value is not None and value != self.value:
+            self.changed = ts
+        self.received = seen if received is None else received
         # the latest value is the latest received (the bridge publishes a series in order), so one
         # reading with a wrong clock far in the future cannot freeze the series
         self.value, self.ts = value, ts
@@ -74,7 +84,7 @@ class Ctx:
     """An evaluation: the alert's series, the time, other series by id, and per-alert scratch state.
 
     ``resumed``: when the engine's input came back after it could not hear it (None: always could);
-    ``grace``: the settings' ``device_reconnect_grace``.
+    ``grace``: the settings' ``device_reconnect_grace``; ``known``: every series the engine knows, by id.
     """
 
     at: float
@@ -85,6 +95,7 @@ class Ctx:
     #: after ``resumed``, how long devices have to reconnect before an offline status counts (the engine
     #: passes its ``reconnect_grace``)
     grace: float = 0.0
+    known: Mapping[str, SeriesData] = field(default_factory=dict)
 
 
 class Condition(abc.ABC):
@@ -110,10 +121,10 @@ class Condition(abc.ABC):
         ``for`` period counts from then. None: from now."""
         return None
 
+    def facts(self, ctx: Ctx) -> dict[str, Any]:
+        """What the condition found, for the message template beside ``value`` (e.g. a learned interval)."""
+        return {}
+
     def series_refs(self) -> tuple[str, ...]:
         """Other series (ids) this condition reads."""
         return ()
-
-    def reason(self, ctx: Ctx) -> Optional[str]:
-        """Why it holds (or no longer does), in words, for the message's ``reason``; None: the value says it."""
-        return None

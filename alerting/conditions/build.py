@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Any, Optional
 
 from alerting.rulespec import ConditionSpec, NodataSpec
 
@@ -15,7 +15,9 @@ from .forecast import Forecast
 from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
+from .stale import Stale
 from .status import Offline
+from .stuck import Stuck
 from .threshold import Threshold
 
 __all__ = ["OnSeries", "build_condition"]
@@ -48,9 +50,9 @@ class OnSeries(Condition):
     def series_refs(self) -> tuple[str, ...]:
         return (self.series, *self.inner.series_refs())
 
-    def reason(self, ctx: Ctx) -> Optional[str]:
+    def facts(self, ctx: Ctx) -> dict[str, Any]:
         sub = self._ctx(ctx)
-        return None if sub is None else self.inner.reason(sub)
+        return {} if sub is None else self.inner.facts(sub)
 
 
 def build_condition(spec: ConditionSpec) -> Condition:
@@ -77,6 +79,13 @@ def build_condition(spec: ConditionSpec) -> Condition:
         cond.window = an.window
     elif spec.offline:
         cond = Offline()
+    elif spec.stale is not None:
+        st = spec.stale
+        cond = Stale(st.after, st.factor, st.min, st.warmup)
+    elif spec.stuck is not None:
+        sk = spec.stuck
+        groups = [sk.siblings] if isinstance(sk.siblings, str) else sk.siblings
+        cond = Stuck(sk.after, sk.factor, sk.min, sk.warmup, sk.band, groups)
     elif spec.forecast is not None:
         f = spec.forecast
         rising = f.above is not None

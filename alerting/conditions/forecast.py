@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -187,10 +187,14 @@ class Forecast(Condition):
         v = self.verdict(ctx)
         return v.eta_shown if v is not None and math.isfinite(v.eta_shown) else None
 
-    def reason(self, ctx: Ctx) -> Optional[str]:
+    def facts(self, ctx: Ctx) -> dict[str, Any]:
+        """``reason`` (the default message), ``eta`` (seconds), ``rate`` (per minute), ``threshold``."""
         v = self.verdict(ctx)
         if v is None:
-            return None
+            return {}
+        return {"reason": self._reason(ctx, v), "eta": self.value(ctx), "rate": v.rate, "threshold": self.threshold}
+
+    def _reason(self, ctx: Ctx, v: Verdict) -> str:
         s = ctx.series
         unit = f" {s.unit}" if s.unit else ""
         where = f"{s.device}/{s.sensor}"

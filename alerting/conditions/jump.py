@@ -19,7 +19,7 @@ only, so it is the same after a restart (the window is refilled from the store).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -75,12 +75,18 @@ class Jump(Condition):
         verdict = self._judge(ctx)
         return None if verdict is None else verdict[0]
 
-    def reason(self, ctx: Ctx) -> Optional[str]:
+    def facts(self, ctx: Ctx) -> dict[str, Any]:
+        """``reason`` (the default message), ``jumped_from`` (the last plausible reading), ``elapsed`` (seconds)."""
         verdict = self._judge(ctx)
         s = ctx.series
         if verdict is None or s.value is None:
-            return None
+            return {}
         jumped, ref, elapsed = verdict
+        return {"reason": self._reason(s, jumped, ref, elapsed), "jumped_from": ref, "elapsed": elapsed}
+
+    @staticmethod
+    def _reason(s: SeriesData, jumped: bool, ref: float, elapsed: float) -> str:
+        assert s.value is not None
         if not jumped:
             return f"{_where(s)} moves plausibly again ({_num(s.value, s)})"
         took = f"{elapsed:.0f} s" if elapsed < 60 else format_duration(elapsed)
@@ -139,10 +145,12 @@ class Noise(Condition):
             return None
         return v.recent / v.usual
 
-    def reason(self, ctx: Ctx) -> Optional[str]:
-        v, s = self.verdict(ctx), ctx.series
-        if v is None:
-            return None
+    def facts(self, ctx: Ctx) -> dict[str, Any]:
+        """``reason`` (the default message), ``spread`` (recent), ``usual`` (the rest of the window)."""
+        v = self.verdict(ctx)
+        return {} if v is None else {"reason": self._reason(ctx.series, v), "spread": v.recent, "usual": v.usual}
+
+    def _reason(self, s: SeriesData, v: NoiseVerdict) -> str:
         unit = f" {s.unit}" if s.unit else ""
         usual = f"its usual {v.usual:.2g}{unit}"
         if v.recent <= self.factor * v.usual:

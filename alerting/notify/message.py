@@ -8,6 +8,7 @@ import enum
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from alerting.templates import MessageTemplate, fmt_duration, fmt_time
 from alerting.transition import Severity, Transition
@@ -20,14 +21,16 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
 def alert_message(template: MessageTemplate, t: Transition, *, device: str, sensor: str, metric: str, unit: str,
-                  labels: Mapping[str, str], link: str, reason: str | None = None) -> str:
+                  labels: Mapping[str, str], link: str, facts: Mapping[str, Any] | None = None) -> str:
     """The message of change ``t``: its rule's ``template`` on what the change says and the series it
-    happened to, with a note when the engine learned of it late (``t.reported``)."""
+    happened to, with a note when the engine learned of it late (``t.reported``). ``facts``: what the
+    condition found (``Condition.facts``), offered beside the usual variables, which they never replace."""
     message = template.render({
+        **(facts or {}),
         "rule": t.rule, "series": t.series, "device": device, "sensor": sensor, "metric": metric, "value": t.value,
         "unit": unit, "state": t.state.value, "previous": t.previous.value, "severity": t.severity.value,
         "since": fmt_time(t.since), "since_ts": t.since, "at": fmt_time(t.at), "duration": fmt_duration(t.at - t.since),
-        "labels": dict(labels), "link": link, "reason": reason or "",
+        "labels": dict(labels), "link": link,
     })
     if t.reported is not None:
         message += f" (reported late: it happened at {fmt_time(t.at)}, Vigil learned of it at {fmt_time(t.reported)})"

@@ -54,7 +54,7 @@ def test_a_warming_freezer_fires_once_with_the_crossing_time_and_resolves_when_i
     # within 4 minutes of the truth, 20 minutes ahead (over 30 noise seeds the worst was 3.5)
     assert eta is not None and at + eta / MIN == pytest.approx(40 + 8 / 0.15, abs=4)
     assert 15 <= eta / MIN <= 20
-    assert message.startswith("freezer-warming: freezer-1/t0 will reach -12.0 °C in about ")
+    assert message.startswith("freezer-1/t0 will reach -12.0 °C in about ")
     assert re.search(r"at the current rate \(\+0\.1[4-6]? °C/min\)$", message), message
     assert out[1][0] > 130  # resolves once it cools again, not while it sits above the threshold
     assert "is no longer heading for -12.0 °C" in out[1][2]

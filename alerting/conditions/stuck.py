@@ -1,0 +1,99 @@
+"""Stuck: readings keep arriving, but the value does not move for longer than the series' history says it should."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from ._base import Condition, Ctx, SeriesData
+from .status import STATUS_METRIC, STATUS_SENSOR
+
+__all__ = ["Stuck"]
+
+
+class Stuck(Condition):
+    """Active when the value stayed within ``band`` of where its run began for more than ``after`` seconds, or
+    ``factor`` x the longest such run seen in the first ``warmup`` seconds (at least ``minimum``).
+
+    Judged on readings only (source time, latest reading minus the run's first): a series that stops
+    reporting is stale, not stuck. Before it fires it asks the siblings (other series of the same device,
+    or with the same value of a label: ``groups`` holds ``device`` and ``label:<name>``): when every
+    sibling that reported within the limit stayed just as still over it (a stable greenhouse at night, a
+    solar sensor in the dark), the stillness is the world's, not the sensor's, and it does not fire. Once
+    firing it holds until the value moves. The run is kept per alert in its scratch; after a restart it
+    counts again from the first reading (a firing alert stays firing until the value moves).
+    """
+
+    def __init__(self, after: Optional[float], factor: Optional[float], minimum: float, warmup: float,
+                 band: float, groups: list[str]) -> None:
+        self.after, self.factor, self.minimum, self.warmup = after, factor, minimum, warmup
+        self.band, self.groups = band, groups
+        # sibling index over the engine's series: (group, value) -> ids; rebuilt when series come or go
+        self._index: dict[tuple[str, str], list[str]] = {}
+        self._indexed: tuple[int, int] = (0, 0)
+
+    def _track(self, ctx: Ctx, active: bool) -> None:
+        """Follow the run of equal values with each new reading (and, during warm-up, its longest run)."""
+        st, s = ctx.scratch, ctx.series
+        if s.ts is None or s.value is None or st.get("ts") == s.ts:
+            return
+        if "start" not in st:
+            st.update(first=s.ts, start=s.ts, run=s.value, longest=0.0, held=active)
+        st["ts"] = s.ts
+        if s.ts - st["first"] <= self.warmup:
+            st["longest"] = max(st["longest"], s.ts - st["start"])
+        if abs(s.value - st["run"]) > self.band + 1e-9:  # -17.9 - -18.0 is 0.10000000000000142
+            st.update(start=s.ts, run=s.value, held=False)
+
+    def limit(self, ctx: Ctx) -> Optional[float]:
+        """How long a run may last (None: still learning the series' longest run)."""
+        if self.after is not None:
+            return self.after
+        st = ctx.scratch
+        if self.factor is None or "first" not in st or st["ts"] - st["first"] < self.warmup:
+            return None
+        return max(self.minimum, self.factor * float(st["longest"]))
+
+    def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
+        self._track(ctx, active)
+        st = ctx.scratch
+        if "start" not in st:
+            return None
+        if st["held"]:
+            return True  # firing before a restart, and not moved since
+        limit = self.limit(ctx)
+        if limit is None or st["ts"] - st["start"] <= limit:
+            return False
+        return active or not self._vouched(ctx, st["ts"] - limit)
+
+    def _vouched(self, ctx: Ctx, since: float) -> bool:
+        """Every sibling that reported since ``since`` stayed as still since then (and there is one)."""
+        reporting = [sib for sib in self._siblings(ctx) if sib.ts is not None and sib.ts > since]
+        return bool(reporting) and all(sib.changed is None or sib.changed <= since for sib in reporting)
+
+    def _siblings(self, ctx: Ctx) -> list[SeriesData]:
+        known, s = ctx.known, ctx.series
+        if self._indexed != (id(known), len(known)):
+            self._index = {}
+            for sid, data in known.items():
+                for key in self._keys(data):
+                    self._index.setdefault(key, []).append(sid)
+            self._indexed = (id(known), len(known))
+        ids = {sid for key in self._keys(s) for sid in self._index.get(key, ())} - {s.id}
+        return [d for sid in sorted(ids) if (d := known.get(sid)) is not None]
+
+    def _keys(self, data: SeriesData) -> list[tuple[str, str]]:
+        if data.sensor == STATUS_SENSOR and data.metric == STATUS_METRIC:
+            return []
+        labels: Mapping[str, str] = dict(data.labels)
+        keys = []
+        for g in self.groups:
+            if g == "device":
+                keys.append((g, data.device))
+            elif g[len("label:"):] in labels:
+                keys.append((g, labels[g[len("label:"):]]))
+        return keys
+
+    def facts(self, ctx: Ctx) -> dict[str, Any]:
+        st = ctx.scratch
+        return {"stuck_since": st.get("start"), "limit": self.limit(ctx)}
