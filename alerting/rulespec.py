@@ -16,8 +16,11 @@ __all__ = [
     "ConditionSpec",
     "DifferenceSpec",
     "FlappingSpec",
+    "ForecastSpec",
+    "JumpSpec",
     "MatchSpec",
     "NodataSpec",
+    "NoiseSpec",
     "RateSpec",
     "RuleSpec",
     "StaleSpec",
@@ -218,6 +221,68 @@ class StuckSpec(BaseModel):
         return self
 
 
+class ForecastSpec(BaseModel):
+    """Will cross ``above`` (rising) or ``below`` (falling) within ``within``, from a robust trend over
+    ``window`` (alerting/conditions/forecast.py); quiet with fewer than ``min_samples`` readings."""
+
+    model_config = STRICT
+    #: the default message (``value``/``eta``: seconds to the crossing; ``rate``: per minute; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
+
+    above: Optional[float] = None
+    below: Optional[float] = None
+    within: Duration
+    window: Duration = 1800.0
+    min_samples: int = Field(10, ge=4, le=100_000)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> ForecastSpec:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("forecast needs exactly one of above (rising to it) or below (falling to it)")
+        if self.within <= 0 or self.window <= 0:
+            raise ValueError("forecast within and window must be longer than 0s")
+        return self
+
+
+class JumpSpec(BaseModel):
+    """A reading further than ``max_step`` per ``per`` (scaled by the time since the last plausible
+    reading, never less than ``max_step``) from the last plausible reading (alerting/conditions/jump.py)."""
+
+    model_config = STRICT
+    #: the default message (``value``: the reading; ``jumped_from``, ``elapsed``; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
+
+    max_step: float = Field(gt=0)
+    per: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> JumpSpec:
+        if self.per <= 0:
+            raise ValueError("jump per must be longer than 0s")
+        return self
+
+
+class NoiseSpec(BaseModel):
+    """The spread of successive differences over ``recent`` more than ``factor`` times that over the rest
+    of ``window`` (and above ``min_spread``, e.g. the sensor's resolution)."""
+
+    model_config = STRICT
+    #: the default message (``value``: the ratio; ``spread``, ``usual``; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
+
+    factor: float = Field(5.0, gt=1)
+    window: Duration = 3600.0
+    recent: Duration = 300.0
+    min_spread: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _recent_inside(self) -> NoiseSpec:
+        if not 0 < self.recent <= self.window / 2:
+            raise ValueError("noise recent must be longer than 0s and at most half the window "
+                             "(the rest of the window is the series' usual spread)")
+        return self
+
+
 class ConditionSpec(BaseModel):
     """One condition; a rule is a condition plus what to do when it holds."""
 
@@ -239,6 +304,9 @@ class ConditionSpec(BaseModel):
     series: Optional[str] = None
     stale: Optional[StaleSpec] = None
     stuck: Optional[StuckSpec] = None
+    forecast: Optional[ForecastSpec] = None
+    jump: Optional[JumpSpec] = None
+    noise: Optional[NoiseSpec] = None
 
     def kinds(self) -> list[str]:
         """The kinds of condition this spec names (exactly one is valid)."""
@@ -250,7 +318,7 @@ class ConditionSpec(BaseModel):
                 out.append(name)
         if self.offline:
             out.append("offline")
-        out += [k for k in ("stale", "stuck") if getattr(self, k) is not None]
+        out += [k for k in ("stale", "stuck", "forecast", "jump", "noise") if getattr(self, k) is not None]
         return out
 
     def default_message(self) -> Optional[str]:
@@ -265,7 +333,8 @@ class ConditionSpec(BaseModel):
         kinds = self.kinds()
         if not kinds:
             raise ValueError(
-                "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any"
+                "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any, "
+                "stale, stuck, forecast, jump, noise"
             )
         if len(kinds) > 1:
             raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")

@@ -281,6 +281,10 @@ def render_context_example() -> dict[str, Any]:
         "link": "http://127.0.0.1:8080/alerts/freezer-warm/freezer-1/t0/temperature",
         # what conditions find (Condition.facts): stale's usual interval and limit, stuck's run start
         "interval": 60.0, "limit": 180.0, "stuck_since": 1_699_990_000.0,
+        # forecast, jump, noise: the reason in words (their default message) and their numbers
+        "reason": "freezer-1/t0 will reach -12.0 °C in about 18 min at the current rate (+0.3 °C/min)",
+        "eta": 1080.0, "rate": 0.3, "threshold": -12.0, "jumped_from": -18.1, "elapsed": 10.0, "spread": 1.3,
+        "usual": 0.15,
     }
 
 

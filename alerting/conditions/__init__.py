@@ -7,6 +7,8 @@ from .aggregate import Aggregate
 from .anomaly import Anomaly
 from .build import OnSeries, build_condition
 from .compound import Compound
+from .forecast import Forecast
+from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
 from .stale import Stale
@@ -22,7 +24,10 @@ __all__ = [
     "Compound",
     "Condition",
     "Ctx",
+    "Forecast",
+    "Jump",
     "NoData",
+    "Noise",
     "Offline",
     "OnSeries",
     "Rate",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Any, Optional
 
 from alerting.rulespec import ConditionSpec, NodataSpec
 
@@ -11,6 +11,8 @@ from ._base import Condition, Ctx
 from .aggregate import Aggregate
 from .anomaly import Anomaly
 from .compound import Compound
+from .forecast import Forecast
+from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
 from .stale import Stale
@@ -48,6 +50,10 @@ class OnSeries(Condition):
     def series_refs(self) -> tuple[str, ...]:
         return (self.series, *self.inner.series_refs())
 
+    def facts(self, ctx: Ctx) -> dict[str, Any]:
+        sub = self._ctx(ctx)
+        return {} if sub is None else self.inner.facts(sub)
+
 
 def build_condition(spec: ConditionSpec) -> Condition:
     """The Condition a spec describes (the spec was validated: exactly one kind)."""
@@ -80,6 +86,17 @@ def build_condition(spec: ConditionSpec) -> Condition:
         sk = spec.stuck
         groups = [sk.siblings] if isinstance(sk.siblings, str) else sk.siblings
         cond = Stuck(sk.after, sk.factor, sk.min, sk.warmup, sk.band, groups)
+    elif spec.forecast is not None:
+        f = spec.forecast
+        rising = f.above is not None
+        level = f.above if f.above is not None else f.below
+        assert level is not None
+        cond = Forecast(level, rising, f.within, f.window, f.min_samples)
+    elif spec.jump is not None:
+        cond = Jump(spec.jump.max_step, spec.jump.per)
+    elif spec.noise is not None:
+        n = spec.noise
+        cond = Noise(n.factor, n.window, n.recent, n.min_spread)
     else:  # pragma: no cover - the spec validator guarantees one kind
         raise ValueError("no condition")
     if isinstance(spec.series, str):
