@@ -19,12 +19,12 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable, NoReturn, Optional
 
 from vigil.app.config import VigilConfig
 from vigil.app.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
 from vigil.core.errors import VigilError
-from vigil.core.exitcodes import EXIT_FAILED, EXIT_USAGE
+from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE
 
 DESCRIPTION = """\
 Run Vigil in one process: the bridge (readings into the store), the rule engine (alerts and
@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     except _Busy as exc:
         print(f"vigil up: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except _Unusable as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def startup_problem(config: VigilConfig) -> Optional[str]:
@@ -132,6 +135,15 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
+class _Unusable(VigilError):
+    """The configuration cannot be used (a broker that refuses our credentials, invalid rules): nothing
+    started; ``run`` says why in one line and exits with EXIT_CONFIG."""
+
+
+def _refuse(message: str) -> NoReturn:
+    raise _Unusable(message)
+
+
 @asynccontextmanager
 async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncIterator[None]:
     """The configured broker when it answers (and lets us in); otherwise a managed Mosquitto on that
@@ -145,7 +157,7 @@ async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncItera
         finding = await check_broker(config.mqtt, installation_client_id("up-check", config.data_dir),
                                      persistent=False)
         if finding is not None and finding.fatal:
-            raise SystemExit(f"vigil up: {finding}")
+            _refuse(f"vigil up: {finding}")
         say(f"MQTT broker: using the one that answers at {b} (with its own queue and persistence settings; "
             "docs/one-box.md)")
         yield
@@ -246,7 +258,7 @@ def _check_rules(path: str) -> None:
     except RulesError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
-        raise SystemExit(f"vigil up: fix the rules above (vigil rules check {path}), then start again") from None
+        _refuse(f"vigil up: fix the rules above (vigil rules check {path}), then start again")
 
 
 def _client_ids(config: VigilConfig) -> VigilConfig:

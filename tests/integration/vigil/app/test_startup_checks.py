@@ -91,7 +91,7 @@ def test_a_broker_and_store_not_up_yet_are_said_and_the_bridge_keeps_trying(tmp_
 def test_vigil_up_on_a_broker_that_refuses_it_says_so_in_one_line(tmp_path: Path, locked_mosquitto: Mosquitto) -> None:
     out = _vigil(tmp_path, "up", "--broker", f"mqtt://127.0.0.1:{locked_mosquitto.port}", "--listen",
                  f"127.0.0.1:{free_port()}")
-    assert out.returncode == 1
+    assert out.returncode == 3
     assert out.stderr.splitlines()[-1] == (
         f"vigil up: the MQTT broker at mqtt://127.0.0.1:{locked_mosquitto.port} refused anonymous clients (no "
         "username given): [code:135] Not authorized; check mqtt.username and the password (VIGIL_MQTT_PASSWORD or "
@@ -105,7 +105,7 @@ def test_vigil_up_with_broken_rules_lists_each_problem_and_starts_nothing(tmp_pa
                                                      "    above: warm\n")
     port = free_port()
     out = _vigil(tmp_path, "up", "--broker", f"mqtt://127.0.0.1:{port}", "--listen", f"127.0.0.1:{free_port()}")
-    assert out.returncode == 1
+    assert out.returncode == 3
     lines = out.stderr.splitlines()
     assert lines[0].startswith("rules/kitchen.yaml:4: rule 'warm': above:"), out.stderr
     assert lines[-1] == "vigil up: fix the rules above (vigil rules check rules), then start again"
