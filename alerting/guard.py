@@ -142,7 +142,7 @@ class Guard:
                         self.watchdog.receivers_failing(rows)
             if self.watchdog is not None:
                 publish(self.watchdog.evaluate())
-                stalled = self.watchdog.input_stalled
+                stalled = self.watchdog.input_stalled()
                 if input_missing is not None and stalled != missing:
                     missing = stalled
                     input_missing(missing)

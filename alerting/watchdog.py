@@ -20,7 +20,7 @@ severity critical) is firing; it fires once, and resolves once every problem has
 grouping, silences), to ``watchdog.notify``, or to every receiver when nothing names one. Its state
 lives in the engine's state file (table ``watchdog_state``), so a restart neither repeats nor loses it.
 
-:attr:`Watchdog.input_stalled` says whether the engine's input is known to be missing (broker lost,
+:meth:`Watchdog.input_stalled` says whether the engine's input is known to be missing (broker lost,
 bridge silent), for conditions that must not take Vigil's silence for the sensors' (issue 19).
 """
 
@@ -233,7 +233,6 @@ class Watchdog:
                         f"{f.waiting} message(s) wait", f"check the receiver (vigil notify test {f.receiver})")
                 for key, f in sorted(self.failing.items())]
 
-    @property
     def input_stalled(self) -> bool:
         """Whether the engine's input is known to be missing (the broker, or the bridge).
 
@@ -266,7 +265,7 @@ class Watchdog:
             lines = "\n".join(f"- {p.sentence()}" for p in counting)
             return [self._emit(AlertState.FIRING, now, f"Vigil's pipeline has stalled:\n{lines}\n"
                                "Run 'vigil status' for the health of every part.", counting)]
-        if not self.firing or now < self.hold_until or self.input_stalled:
+        if not self.firing or now < self.hold_until or self.input_stalled():
             return []  # input known lost: not 'works again' until it is back
         if self.clear_since is None:
             self.clear_since = now

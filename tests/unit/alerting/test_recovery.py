@@ -276,7 +276,7 @@ class _Guard:
             if self.connected:
                 self.engine.tick()
             self.dog.evaluate()
-            if self.dog.input_stalled != self.missing:  # alerting.guard.Guard.watch
+            if self.dog.input_stalled() != self.missing:  # alerting.guard.Guard.watch
                 self.missing = not self.missing
                 if self.missing:
                     self.engine.hold()
@@ -326,14 +326,14 @@ def test_a_restart_while_the_input_is_known_lost_holds_from_the_start(tmp_path: 
     dog.broker(True)
     dog.saw_health(PartHealth("bridge", "b1", "offline", every=10.0, details={}))
     clock.advance(2)
-    assert [t.state.value for t in dog.evaluate()] == ["firing"] and dog.input_stalled
+    assert [t.state.value for t in dog.evaluate()] == ["firing"] and dog.input_stalled()
     again = Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder())
-    assert again.input_stalled  # not yet connected: the broker problem is there, uncounted
+    assert again.input_stalled()  # not yet connected: the broker problem is there, uncounted
     again.broker(True)
     again.saw_health(PartHealth("bridge", "b1", "offline", every=10.0, details={}))  # retained, anew
-    assert again.input_stalled
+    assert again.input_stalled()
     again.saw_event()  # input is back
-    assert not again.input_stalled
+    assert not again.input_stalled()
 
 
 def test_a_restart_after_a_pipeline_alert_not_about_input_holds_nothing(tmp_path: Path) -> None:
@@ -343,8 +343,8 @@ def test_a_restart_after_a_pipeline_alert_not_about_input_holds_nothing(tmp_path
     dog.broker(True)
     dog.saw_health(PartHealth("bridge", "b1", "ok", every=10.0, details={"store_ok": False}))
     clock.advance(2)
-    assert [t.state.value for t in dog.evaluate()] == ["firing"] and not dog.input_stalled
-    assert not Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder()).input_stalled
+    assert [t.state.value for t in dog.evaluate()] == ["firing"] and not dog.input_stalled()
+    assert not Watchdog(settings, clock, state=StateDB(tmp_path / "a.db"), sink=Recorder()).input_stalled()
 
 
 OFFLINE = """

@@ -138,7 +138,7 @@ def test_the_engine_without_its_broker_fires_and_judges_nothing_else() -> None:
     assert _run(w, clock, 11) == ["firing"]
     assert "has not reached the MQTT broker" in sink.items[0].message
     assert "no event" not in sink.items[0].message
-    assert w.input_stalled
+    assert w.input_stalled()
 
 
 def test_many_problems_at_once_are_one_alert() -> None:
