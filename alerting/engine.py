@@ -30,7 +30,7 @@ from alerting.notify.message import alert_message, removed_message
 from alerting.rules import RuleSet
 from alerting.settings import DEVICE_RECONNECT_GRACE
 from alerting.state import AlertRecord, StateDB
-from alerting.transition import AlertState, Transition, TransitionSink, notifiable, transition_id
+from alerting.transition import AlertState, Transition, TransitionSink, notifiable, sensor_reason, transition_id
 from vigil.core.clock import Clock, SystemClock
 from vigil.core.event import Event
 
@@ -402,9 +402,8 @@ class Engine:
         previous = rec.state
         rec.state = state
         rec.state_since = at
-        spec = c.rule.spec
+        spec, data = c.rule.spec, ctx.series
         since = rec.pending_since if rec.pending_since is not None else at
-        data = ctx.series
         labels = {**dict(data.labels), "device": data.device, "sensor": data.sensor, "metric": data.metric,
                   **spec.labels}
         link = f"{self.dashboard_url}/alerts/{c.name}/{rec.series}" if self.dashboard_url else ""
@@ -414,11 +413,12 @@ class Engine:
             id=transition_id(c.name, rec.series, state, at), rule=c.name, series=rec.series, state=state,
             previous=previous, at=at, severity=spec.severity, message="", since=since, value=rec.value,
             labels=tuple(sorted(labels.items())), notify=spec.receivers, annotations=tuple(sorted(annotations.items())),
-            reported=now if now - at > LATE_AFTER else None)
+            reported=now if now - at > LATE_AFTER else None,
+            reason=sensor_reason(spec.kinds(), facts := c.condition.facts(ctx), rec.value, at, data.unit))
         # the engine says what changed; the words come from the rule's template (alerting.notify.message)
         t = dataclasses.replace(t, message=alert_message(
             c.rule.template, t, device=data.device, sensor=data.sensor, metric=data.metric, unit=data.unit,
-            labels=labels, link=link, facts=c.condition.facts(ctx)))
+            labels=labels, link=link, facts=facts))
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)

@@ -11,10 +11,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Protocol
 
-__all__ = ["AlertState", "Severity", "Transition", "TransitionSink", "notifiable", "transition_id"]
+__all__ = ["SENSOR_KINDS", "AlertState", "Severity", "Transition", "TransitionSink", "notifiable", "sensor_reason",
+           "transition_id"]
 
 
 class AlertState(str, enum.Enum):
@@ -41,6 +45,8 @@ class Transition:
     ``notify`` names the rule's receivers (routes may add more by severity and labels).
     ``reported`` is set when the engine learned of the change well after ``at`` (late readings,
     a catch-up after an outage): when it did.
+    ``reason``: why a sensor-health alert holds, as data (:func:`sensor_reason`); published
+    as a ``reason`` object only when there is one, so older readers see the payload they knew.
     """
 
     id: str
@@ -57,6 +63,7 @@ class Transition:
     notify: tuple[str, ...] = ()
     annotations: tuple[tuple[str, str], ...] = field(default=())
     reported: Optional[float] = None
+    reason: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> str:
@@ -69,6 +76,10 @@ class Transition:
         d["severity"] = self.severity.value
         d["labels"] = dict(self.labels)
         d["annotations"] = dict(self.annotations)
+        if self.reason:
+            d["reason"] = dict(self.reason)
+        else:
+            del d["reason"]
         return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -89,6 +100,7 @@ class Transition:
             notify=tuple(d.get("notify", ())),
             annotations=tuple(sorted(d.get("annotations", {}).items())),
             reported=None if d.get("reported") is None else float(d["reported"]),
+            reason=tuple((d.get("reason") or {}).items()),
         )
 
 
@@ -108,3 +120,55 @@ class TransitionSink(Protocol):
 
     def enqueue(self, t: Transition) -> None:
         """Record ``t``; must not commit."""
+
+
+SENSOR_KINDS = ("stale", "stuck", "forecast", "jump", "noise")
+
+
+def _num(v: Any) -> Optional[float]:
+    # the conditions' numbers may be numpy's (np.float64 and np.float32 are numbers.Real)
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def sensor_reason(kinds: Sequence[str], facts: Mapping[str, Any], value: Optional[float], at: float,
+                  unit: str) -> tuple[tuple[str, Any], ...]:
+    """Why a sensor-health alert holds, as data, for the ``reason`` of its transitions on ``<root>/alerts/...``.
+
+    The message is the rule's template in words; a dashboard wants the facts behind it, to say briefly and in
+    its viewer's time zone why a sensor is flagged ("stuck since 03:12", "no reading for 6 min (usually every
+    1 min)"). From what the condition found (``Condition.facts``) and the transition's value and time, only
+    finite numbers are kept, under fixed names (times in epoch seconds, durations in seconds):
+
+    - ``stale``: ``last`` (when the latest reading arrived), ``interval`` (the learned usual interval; absent
+      while none was learned), ``limit``
+    - ``stuck``: ``since`` (when the still run began), ``value`` (the reading), ``limit``
+    - ``forecast``: ``threshold``, ``reach_at`` (when it is expected to be reached), ``rate`` (per minute)
+    - ``jump``: ``from`` (the last plausible reading), ``to`` (the reading), ``elapsed``
+    - ``noise``: ``spread`` (recent), ``usual`` (the rest of the window), ``ratio``
+
+    and ``unit`` when the series has one. ``kinds`` is the rule's ``ConditionSpec.kinds()``; any other rule
+    (a compound one too) has no reason: ().
+    """
+    if len(kinds) != 1 or kinds[0] not in SENSOR_KINDS:
+        return ()
+    kind = kinds[0]
+    f = facts
+    v = _num(value)
+    if kind == "stale":
+        fields = {"last": None if v is None else at - v, "interval": f.get("interval"), "limit": f.get("limit")}
+    elif kind == "stuck":
+        fields = {"since": f.get("stuck_since"), "value": v, "limit": f.get("limit")}
+    elif kind == "forecast":
+        eta = _num(f.get("eta"))
+        fields = {"threshold": f.get("threshold"), "reach_at": None if eta is None else at + eta, "rate": f.get("rate")}
+    elif kind == "jump":
+        fields = {"from": f.get("jumped_from"), "to": v, "elapsed": f.get("elapsed")}
+    else:
+        fields = {"spread": f.get("spread"), "usual": f.get("usual"), "ratio": v}
+    out: list[tuple[str, Any]] = [("kind", kind)]
+    out += [(k, n) for k, n in ((k, _num(x)) for k, x in fields.items()) if n is not None]
+    if unit:
+        out.append(("unit", unit))
+    return tuple(out)

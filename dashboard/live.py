@@ -66,6 +66,27 @@ def _finite(v: Any) -> Optional[float]:
     return float(v)
 
 
+# Why a sensor-health alert holds (alerting.transition.sensor_reason): its kind and the numbers the pages word.
+_REASON_KINDS = ("stale", "stuck", "forecast", "jump", "noise")
+_REASON_NUMBERS = ("last", "interval", "limit", "since", "value", "threshold", "reach_at", "rate", "from", "to",
+                   "elapsed", "spread", "usual", "ratio")
+
+
+def _reason(raw: Any) -> Optional[dict[str, Any]]:
+    """The ``reason`` of an alert payload, kept only as a known kind with finite numbers and a short unit."""
+    if not isinstance(raw, dict) or raw.get("kind") not in _REASON_KINDS:
+        return None
+    out: dict[str, Any] = {"kind": raw["kind"]}
+    for k in _REASON_NUMBERS:
+        v = _finite(raw.get(k))
+        if v is not None and abs(v) < 1e15:
+            out[k] = v
+    unit = raw.get("unit")
+    if isinstance(unit, str) and unit:
+        out["unit"] = unit[:16]
+    return out
+
+
 class LiveState:
     """The dashboard's picture of the present, with every change broadcast to subscribers."""
 
@@ -266,6 +287,9 @@ class LiveState:
             if isinstance(data.get("labels"), dict) else {},
             "received": received,
         }
+        reason = _reason(data.get("reason"))
+        if reason is not None:
+            alert["reason"] = reason
         for extra in ("acknowledged_by", "acknowledged_at", "ack_comment", "silenced_by", "escalated"):
             if extra in data and isinstance(data[extra], (str, int, float, bool)):
                 alert[extra] = data[extra]

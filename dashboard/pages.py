@@ -26,6 +26,7 @@ STATIC_FILES: dict[str, tuple[Path, str]] = {
     "app.js": (_WEB / "static" / "app.js", "text/javascript"),
     "sensor.js": (_WEB / "static" / "sensor.js", "text/javascript"),
     "alerts.js": (_WEB / "static" / "alerts.js", "text/javascript"),
+    "flags.js": (_WEB / "static" / "flags.js", "text/javascript"),
     "app.css": (_WEB / "static" / "app.css", "text/css"),
     "rules.js": (_WEB / "static" / "rules.js", "text/javascript"),
     "rules.css": (_WEB / "static" / "rules.css", "text/css"),

@@ -70,7 +70,7 @@ async function alertsPage() {
   function valueCell(a) {
     const r = latest.get(a.series) || {};
     return [el("div", { class: "nowrap" }, "now ", el("strong", { class: "now" }, withUnit(r.value, r.unit, r.labels))),
-      el("div", { class: "muted nowrap" }, "at firing ", withUnit(a.value, r.unit, r.labels))];
+      valueIsReading(a) ? el("div", { class: "muted nowrap" }, "at firing ", withUnit(a.value, r.unit, r.labels)) : null];
   }
   function sensorCell(a) {
     const r = latest.get(a.series);
@@ -90,7 +90,8 @@ async function alertsPage() {
       el("td", { "data-label": "State" }, condBadge(condOf(a))), el("td", { "data-label": "Sensor" }, sensorCell(a)),
       el("td", { "data-label": "Rule" }, a.rule), el("td", { "data-label": "Severity", class: "sev-" + a.severity }, a.severity),
       el("td", { "data-label": "Value" }, valueCell(a)), el("td", { "data-label": "Since" }, timeEl(a.since, true)),
-      el("td", { "data-label": "Message", class: "message" }, a.message), el("td", { "data-label": "Handled", class: "handled" }, handled(a)),
+      el("td", { "data-label": "Message", class: "message" }, a.reason ? flagEl(a, (latest.get(a.series) || {}).labels) : null, a.message),
+      el("td", { "data-label": "Handled", class: "handled" }, handled(a)),
       isAdmin() ? el("td", { class: "actions" }, a.acknowledged_by || a.state === "pending" ? null : ackAction(a), silenceOf(a, silences) ? null : silenceAction(a)) : null))));
   }
   function historyTable(rows) {
@@ -100,7 +101,8 @@ async function alertsPage() {
     el("tbody", {}, rows.map((a) => { const r = latest.get(a.series) || {};
       return el("tr", {}, el("td", { "data-label": "State" }, condBadge(a.state)), el("td", { "data-label": "Rule" }, a.rule),
         el("td", { "data-label": "Series" }, a.series), el("td", { "data-label": "Severity", class: "sev-" + a.severity }, a.severity),
-        el("td", { "data-label": "Value" }, withUnit(a.value, r.unit, r.labels)), el("td", { "data-label": "At" }, timeEl(a.at)),
+        el("td", { "data-label": "Value" }, valueIsReading(a) ? withUnit(a.value, r.unit, r.labels) : "–"),
+        el("td", { "data-label": "At" }, timeEl(a.at)),
         el("td", { "data-label": "Message", class: "message" }, a.message)); })));
   }
   function render() {
@@ -136,4 +138,5 @@ async function alertsPage() {
     }
   });
   render();
+  setInterval(() => { if (data.current.some((a) => a.reason)) render(); }, 30000);  // "no reading for 6 min" grows
 }

@@ -277,8 +277,11 @@ async function overview() {
     if (c.cond === "acknowledged") note = "by " + c.alert.acknowledged_by;
     else if (c.cond === "silenced") note = "until " + whenShort(c.silence.until);
     else if (c.cond === "stale") note = "no reading for " + span(Date.now() / 1000 - r.ts);
+    // Why a sensor-health rule flags it (flags.js): "stuck since 03:12 UTC".
+    const flags = haveAlerts ? flagsOf(Object.values(alertsNow), sid) : [];
+    const why = flags.map((a) => a.rule + ":" + flagText(a.reason, r.labels));
     // Rebuild a tile only when what it says changed; a new reading changes two texts (hundreds a second arrive).
-    const key = [c.cond, note, lims.join(";"), f.name, f.where, r.unit].join("\u0001");
+    const key = [c.cond, note, lims.join(";"), f.name, f.where, r.unit, why.join(";")].join("\u0001");
     if (t._key === key) {
       const value = $(".value", t), text = fmtValue(r.value, r.labels), age = $(".age", t), when = ago(r.ts);
       if (value.textContent !== text) value.textContent = text;
@@ -290,7 +293,8 @@ async function overview() {
     t.dataset.condition = c.cond;
     $(".tbody", t).replaceChildren(
       el("div", { class: "tline" }, condBadge(c.cond), note ? el("span", { class: "note" }, note) : null),
-      el("div", { class: "name" }, f.name), f.where ? el("div", { class: "where" }, f.where) : null,
+      ...flags.map((a) => flagEl(a, r.labels)),
+      el("div", { class: "name" }, f.name), f.where ? el("div", { class: "where" }, f.where) : "",  // replaceChildren writes null as "null"
       el("div", { class: "reading" }, el("span", { class: "value" }, fmtValue(r.value, r.labels)), " ", el("span", { class: "unit" }, r.unit || "")),
       el("div", { class: "limit" }, lims.length ? "Limit: " + lims.join("; ") : "No limit set"),
       el("div", { class: "age", "data-ts": r.ts }, ago(r.ts)));

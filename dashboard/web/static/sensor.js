@@ -140,6 +140,18 @@ async function sensorPage() {
     chart.over.addEventListener("dblclick", () => load({ range: "24h", auto: true }));
   }
 
+  // Sensor-health flags on this series now (flags.js), kept live; a stale one's "for 6 min" grows.
+  const alertsNow = new Map();
+  const drawFlags = () => {
+    const list = flagsOf([...alertsNow.values()], sid);
+    $("#flags").replaceChildren(...(list.length ? list.map((a) => flagEl(a, labels, "li"))
+      : [el("li", { class: "muted" }, "No flag raised.")]));
+  };
+  on("snapshot", (snap) => { alertsNow.clear(); snap.alerts.forEach((a) => alertsNow.set(a.key, a)); drawFlags(); });
+  on("alert", (a) => { alertsNow.set(a.key, a); drawFlags(); });
+  on("alert_cleared", (a) => { alertsNow.delete(a.key); drawFlags(); });
+  setInterval(drawFlags, 5000);
+
   document.querySelectorAll("[data-range]").forEach((btn) => btn.addEventListener("click", () => load({ range: btn.dataset.range })));
   $("#range-zone").textContent = TZ ? `(${TZ})` : "(the browser's time zone)";
   $("#custom").addEventListener("click", () => {
