@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from vigil.core.calibration import CalibrationError, Correction, parse_correction, parse_series
 from vigil.core.configtypes import STRICT, Duration, HostPort, TopicName
 from vigil.core.event import METRIC_UNITS
 
@@ -283,6 +284,31 @@ class BridgeSettings(BaseModel):
     dedup_per_series: int = Field(
         16, ge=1, le=10_000, description="Timestamps and seqs remembered per series to drop duplicates."
     )
+    calibration: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Corrections per series `device/sensor/metric`, in the metric's stored "
+        "unit: `{offset: -0.4}` or `{points: [[raw1, reference1], [raw2, reference2]]}` (docs/calibration.md). "
+        "The initial value: a later change from the dashboard wins until this one is edited.",
+    )
+
+    @field_validator("calibration")
+    @classmethod
+    def _calibration(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for series, spec in v.items():
+            try:
+                parse_series(series)
+                if not isinstance(spec, dict):
+                    raise CalibrationError("expected {offset: number} or {points: [[raw1, ref1], [raw2, ref2]]}")
+                unknown = sorted(set(spec) - {"offset", "points"})
+                if unknown:
+                    raise CalibrationError(f"unknown key {', '.join(unknown)} (offset or points)")
+                parse_correction(spec)
+            except CalibrationError as exc:
+                raise ValueError(f"{series}: {exc}") from None
+        return v
+
+    def corrections(self) -> dict[str, Correction]:
+        """The configured calibrations, by series id."""
+        return {series: parse_correction(spec) for series, spec in self.calibration.items()}
 
     @field_validator("units")
     @classmethod
