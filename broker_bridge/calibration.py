@@ -43,6 +43,8 @@ class Calibrations:
         self.filter = topics.all_calibration
         self.table: dict[tuple[str, str, str], Correction] = {}
         self._max_future = max_future
+        self.journal.path.parent.mkdir(parents=True, exist_ok=True)
+        self.journal.path.touch()  # there even before the first change: the dashboard tells "none yet" from "not here"
         changes = self.journal.read()
         self._latest = CalibrationJournal.current(changes)
         from_config = {c.series: c.correction for c in changes if c.origin == "config"}
