@@ -165,6 +165,13 @@ def _publish(config: VigilConfig, topic: str, payload: bytes) -> str:
         client.username_pw_set(b.username, b.password)
     if b.tls:
         client.tls_set_context(ssl_context(config.mqtt))
+    refusals: list[str] = []
+
+    def on_publish(c: object, u: object, mid: int, reason: object, props: object) -> None:
+        if getattr(reason, "is_failure", False):  # MQTT 5: the broker acknowledged with a refusal
+            refusals.append(str(reason))
+
+    client.on_publish = on_publish
     try:
         client.connect(b.host, b.port, keepalive=30)
     except (OSError, ValueError) as exc:
@@ -175,6 +182,9 @@ def _publish(config: VigilConfig, topic: str, payload: bytes) -> str:
         info.wait_for_publish(10)
         if not info.is_published():
             return "the broker did not acknowledge the change within 10 s"
+        if refusals:
+            return (f"the broker refused the change ({refusals[0]}): the account needs `topic write "
+                    f"{topic.rsplit('/', 3)[0]}/#` in its ACL")
     except (RuntimeError, ValueError) as exc:
         return f"publishing failed: {exc}"
     finally:
