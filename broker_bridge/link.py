@@ -69,6 +69,10 @@ class LinkError(VigilError):
     """The connection failed or was lost; the caller reconnects with backoff."""
 
 
+class _Refused(Exception):
+    """A subscription the broker refused (SUBACK reason code 0x80 or above)."""
+
+
 @dataclass(slots=True)
 class Delivery:
     """One message from the broker, to be acknowledged with :meth:`Link.ack` once it is durable."""
@@ -145,13 +149,19 @@ class Link:
         except OSError as exc:  # refused, unreachable, TLS (ssl.SSLError is an OSError)
             raise LinkError(f"cannot connect: {exc.strerror or exc}") from None
 
-    async def subscribe(self, filters: list[tuple[str, int]]) -> None:
-        """Subscribe and wait for the broker's answer; LinkError names a refused filter."""
+    async def subscribe(self, filters: list[tuple[str, int]], *, refusable: bool = False) -> str:
+        """Subscribe and wait for the broker's answer; LinkError names a refused filter, or with
+        ``refusable`` the refusal is returned as a sentence (empty: all taken)."""
         self._expect()
         try:
             await self._subscribe(filters)
+        except _Refused as exc:
+            if refusable:
+                return str(exc)
+            raise LinkError(str(exc)) from None
         finally:
             self._expecting = False
+        return ""
 
     async def _subscribe(self, filters: list[tuple[str, int]]) -> None:
         for topic_filter, qos in filters:
@@ -166,7 +176,7 @@ class Link:
                 self._subacks.pop(mid, None)
             if any(c >= 0x80 for c in codes):
                 reason = REASONS.get(codes[0], f"reason code {codes[0]:#x}") if self.v5 else "refused"
-                raise LinkError(f"the broker refused the subscription to {topic_filter} ({reason}): check the ACL")
+                raise _Refused(f"the broker refused the subscription to {topic_filter} ({reason}): check the ACL")
 
     async def close(self) -> None:
         """Disconnect cleanly if still connected (the session stays on the broker)."""

@@ -8,7 +8,7 @@ Refusal reasons added here (besides the formats' own)::
                  as sent and again after unit conversion: 1e305 kW is finite, in W it is not)
     unit         the unit does not convert to the metric's stored unit
     error_value  a value the source's sensor sends on failure (DS18B20: 85 °C, -127 °C)
-    range        a value outside the metric's plausible range
+    range        a value outside the metric's plausible range (after calibration)
     ts_future    source time too far ahead of the receive time
     ts_past      source time too far behind it
 """
@@ -22,6 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Optional
 
+from vigil.core.calibration import Correction
 from vigil.core.event import MAX_ABS_VALUE, Event
 from vigil.core.refusal import Refusal
 from vigil.core.topics import TopicError, invisible_character, validate_segment
@@ -79,7 +80,10 @@ def _name_problem(value: str) -> Optional[str]:
 class Normalizer:
     """Turns RawReadings into Events by the bridge's settings; raises Refusal."""
 
-    def __init__(self, settings: BridgeSettings) -> None:
+    def __init__(self, settings: BridgeSettings,
+                 calibrations: Optional[dict[tuple[str, str, str], Correction]] = None) -> None:
+        # The corrections in force by (device, sensor, metric), changed in place by broker_bridge/calibration.py.
+        self._calibrations = calibrations if calibrations is not None else {}
         self._units = dict(settings.units)
         self._ranges = {
             m: (-math.inf if r.min is None else r.min, math.inf if r.max is None else r.max)
@@ -205,6 +209,14 @@ class Normalizer:
                         "error_value",
                         f"{metric} {value:g} {unit} is an error value of the sensors of source {rules.name!r}",
                     )
+        raw_value = None
+        if self._calibrations:
+            correction = self._calibrations.get((device, sensor, metric))
+            if correction is not None:
+                raw_value, value = value, correction.apply(value)
+                if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                    raise Refusal("value", f"{metric}: {raw_value!r} {unit} is {value!r} once calibrated "
+                                  f"({correction.describe()}): not a finite number within ±{MAX_ABS_VALUE:g}")
         bounds = self._ranges.get(metric)
         if bounds is not None and not bounds[0] <= value <= bounds[1]:
             raise Refusal("range", f"{metric} {value:g} {unit} is outside {bounds[0]:g}..{bounds[1]:g}")
@@ -235,6 +247,7 @@ class Normalizer:
             self.labels(raw.labels, rules, device),
             rules.name,
             received,
+            raw_value,
         )
         return event, from_source
 

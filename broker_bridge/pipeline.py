@@ -1,6 +1,6 @@
 """One MQTT message in, normalized events and dead letters out: routing, size bound, format,
-normalization, deduplication and counting. Pure code, no I/O; the bridge's runtime (and the
-dashboard's HTTP ingest) call ``Pipeline.process`` for every message.
+normalization (with the calibrations in force), deduplication and counting. Pure code, no I/O;
+the bridge's runtime (and the dashboard's HTTP ingest) call ``Pipeline.process`` for every message.
 
 Every message ends as events, duplicates, passed over (a frame with no reading, such as a
 Shelly button event) or dead letters with a reason; ``process`` never raises.
@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from vigil.core.calibration import Correction
 from vigil.core.event import Event
 from vigil.core.refusal import Refusal
 from vigil.core.topics import Topics, levels_match
@@ -125,7 +126,8 @@ class Pipeline:
     Not thread-safe (its dedup memory is a plain object): one per consumer loop.
     """
 
-    def __init__(self, settings: BridgeSettings, topics: Topics) -> None:
+    def __init__(self, settings: BridgeSettings, topics: Topics,
+                 calibrations: Optional[dict[tuple[str, str, str], Correction]] = None) -> None:
         self.settings = settings
         self.topics = topics
         self._routes = [
@@ -136,7 +138,7 @@ class Pipeline:
             for s in settings.all_sources(topics.root)
         ]
         self._readings_prefix = f"{topics.root}/readings/"
-        self._normalizer = Normalizer(settings)
+        self._normalizer = Normalizer(settings, calibrations)
         self._dedup = Deduplicator(settings.dedup_series, settings.dedup_per_series)
         self._max_payload = settings.max_payload_bytes
         self._bound = settings.deadletter_payload_bytes

@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional
 
 from vigil.core import metrics
 from vigil.core.backoff import BROKER_RECONNECT_CAP, backoff_delay
+from vigil.core.calibration import JOURNAL_NAME, CalibrationError
 from vigil.core.event import Event
 from vigil.core.health import HealthReporter
 from vigil.core.poison import PoisonGuard, fingerprint
@@ -40,6 +41,7 @@ from vigil.core.settings import MqttSettings, StoreSettings
 from vigil.core.stores import Store, open_store
 from vigil.core.urls import mask_url
 
+from .calibration import Calibrations
 from .link import Delivery, Link, LinkError
 from .metrics import Metrics
 from .pipeline import DeadLetter, Outcome, Pipeline
@@ -76,7 +78,9 @@ class Bridge:
         self.topics = mqtt.topics
         self.store = store
         self.metrics = Metrics()
-        self.pipeline = Pipeline(settings, self.topics)
+        self.calibrations = Calibrations(settings.corrections(), Path(data_dir) / JOURNAL_NAME, self.topics,
+                                         time.time(), settings.max_future)
+        self.pipeline = Pipeline(settings, self.topics, self.calibrations.table)
         spool_path = Path(settings.spool_path or Path(data_dir) / "bridge-spool.db")
         self.spool = Spool(spool_path, settings.spool_max_events)
         self.guard = PoisonGuard(spool_path)
@@ -161,6 +165,12 @@ class Bridge:
                     filters = [(f"$share/{self.settings.shared_group}/{f}" if self.settings.shared_group else f, qos)
                                for f, qos in self.pipeline.subscriptions()]
                     await link.subscribe(filters)
+                    # Every bridge takes every calibration (never through the shared group). Refused by an
+                    # ACL of before issue 16: said, and the bridge goes on with the calibrations it has.
+                    refused = await link.subscribe([(self.calibrations.filter, 1)], refusable=True)
+                    if refused and state != "connected":
+                        log.warning("%s; calibrations from the dashboard do not reach this bridge (add `topic read "
+                                    "%s` to its ACL: deploy/mosquitto/vigil.acl)", refused, self.calibrations.filter)
                     if state != "connected":
                         log.info("bridge connected to %s as %s; storing into %s", broker, self.settings.client_id,
                                  mask_url(self.store.name))
@@ -280,10 +290,14 @@ class Bridge:
         events, dead = batch.events, batch.dead
         process = self.pipeline.process
         duplicates = 0
+        calibrations = self.calibrations
         for message in deliveries:
             # Each message its own receive time: readings without a source time must not share one.
             try:
-                outcome = process(message.topic, message.payload, time.time(), message.retain)
+                if calibrations.takes(message.topic):  # in message order: the readings after it are corrected
+                    outcome = self._calibrate(message)
+                else:
+                    outcome = process(message.topic, message.payload, time.time(), message.retain)
             except Exception as exc:  # one message's failure refuses that message, never the batch
                 outcome = self._failed(message, exc)
             events.extend(outcome.events)
@@ -296,6 +310,21 @@ class Bridge:
         if events:
             self.metrics.lag_seconds = time.time() - max(e.ts for e in events)
         return batch
+
+    def _calibrate(self, message: Delivery) -> Outcome:
+        """A calibration message: taken (journaled, then applied), or dead-lettered on ``deadletter/calibration``."""
+        now = time.time()
+        try:
+            self.calibrations.handle(message.topic, message.payload, now)
+        except CalibrationError as exc:
+            if self.pipeline.first_time(message.topic, "calibration"):
+                log.warning("calibration message on %s refused: %s (dead-lettered; said once per topic)",
+                            message.topic, exc)
+            out = Outcome()
+            out.dead.append(DeadLetter("calibration", "calibration", str(exc), message.topic, message.payload, now,
+                                       self.settings.deadletter_payload_bytes))
+            return out
+        return Outcome()
 
     def _failed(self, message: Delivery, exc: Exception) -> Outcome:
         kind = type(exc).__name__

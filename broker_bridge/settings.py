@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from vigil.core.calibration import CalibrationError, Correction, parse_correction, parse_series
 from vigil.core.configtypes import STRICT, Duration, HostPort, TopicName
 from vigil.core.event import METRIC_UNITS
 
@@ -216,6 +217,37 @@ class SourceSettings(BaseModel):
         return f"{root}/readings/#" if self.topic is None else self.pattern(root).filter
 
 
+def _series_id(value: str) -> str:
+    try:
+        parse_series(value)
+    except CalibrationError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+SeriesId = Annotated[str, AfterValidator(_series_id)]
+
+
+class CalibrationSpec(BaseModel):
+    """One series' calibration in vigil.yaml: an offset, or two points [raw, reference] (vigil/core/calibration.py)."""
+
+    model_config = STRICT
+
+    offset: Optional[float] = Field(None, description="Added to the raw value.")
+    points: Optional[list[list[float]]] = Field(None, description="[[raw1, reference1], [raw2, reference2]].")
+
+    @model_validator(mode="after")
+    def _valid(self) -> CalibrationSpec:
+        try:
+            self.correction()
+        except CalibrationError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def correction(self) -> Correction:
+        return parse_correction(self.model_dump(exclude_none=True))
+
+
 class ValueRange(BaseModel):
     """The plausible values of a metric, in its stored unit; either bound may be left open."""
 
@@ -283,6 +315,15 @@ class BridgeSettings(BaseModel):
     dedup_per_series: int = Field(
         16, ge=1, le=10_000, description="Timestamps and seqs remembered per series to drop duplicates."
     )
+    calibration: dict[SeriesId, CalibrationSpec] = Field(
+        default_factory=dict, description="Corrections per series `device/sensor/metric`, in the metric's stored "
+        "unit: `{offset: -0.4}` or `{points: [[raw1, reference1], [raw2, reference2]]}` (docs/calibration.md). "
+        "The initial value: a later change from the dashboard wins until this one is edited.",
+    )
+
+    def corrections(self) -> dict[str, Correction]:
+        """The configured calibrations, by series id."""
+        return {series: spec.correction() for series, spec in self.calibration.items()}
 
     @field_validator("units")
     @classmethod

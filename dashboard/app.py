@@ -25,7 +25,7 @@ from vigil.core.health import HealthReporter
 from vigil.core.settings import MqttSettings
 from vigil.core.stores import Store, StoreRejected, StoreUnavailable
 
-from . import actions, api, pages, thresholds
+from . import actions, api, calibration, pages, thresholds
 from .auth import Authenticator, AuthError
 from .context import ApiError, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
@@ -184,6 +184,7 @@ def create_app(
 
     app.include_router(api.router)
     app.include_router(actions.router)
+    calibration.install(app, data_dir)
     app.include_router(thresholds.router)
     app.include_router(pages.router)
     # Outermost: a body over the limit is refused before any route, parser or authentication sees it.

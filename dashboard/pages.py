@@ -30,6 +30,7 @@ STATIC_FILES: dict[str, tuple[Path, str]] = {
     "app.css": (_WEB / "static" / "app.css", "text/css"),
     "rules.js": (_WEB / "static" / "rules.js", "text/javascript"),
     "rules.css": (_WEB / "static" / "rules.css", "text/css"),
+    "calibration.js": (_WEB / "static" / "calibration.js", "text/javascript"),
     "icon.svg": (_WEB / "static" / "icon.svg", "image/svg+xml"),
     "uplot.js": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.iife.min.js", "text/javascript"),
     "uplot.css": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.min.css", "text/css"),

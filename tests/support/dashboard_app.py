@@ -89,7 +89,7 @@ def old_sqlite_store(path: Path, values: list[float], start: float, step: float 
     """A SQLite store file as an older bridge left it: readings written with SQL, Infinity among them."""
     store = open_store(f"sqlite:///{path}")
     with sqlite3.connect(path) as db:
-        db.executemany("INSERT INTO readings VALUES ('temperature', ?, ?, ?, ?)",
+        db.executemany("INSERT INTO readings (metric, device, sensor, ts, value) VALUES ('temperature', ?, ?, ?, ?)",
                        [(device, sensor, round((start + i * step) * 1e6), v) for i, v in enumerate(values)])
         db.execute("INSERT OR REPLACE INTO latest VALUES ('temperature', ?, ?, ?, ?, '°C', '{}')",
                    (device, sensor, round((start + (len(values) - 1) * step) * 1e6), values[-1]))

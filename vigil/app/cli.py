@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("alerting.rules_cli", "check, unit-test and backtest alert rules"),
     "notify": ("alerting.notify.cli", "try receivers, show notification delivery state"),
     "status": ("vigil.app.status", "the health of every part in one screen, with what to do"),
+    "calibration": ("vigil.app.commands.calibration", "a series' calibration: history, set, clear"),
 }
 
 EPILOG = """\

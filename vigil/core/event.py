@@ -68,6 +68,8 @@ class Event:
     labels: tuple[tuple[str, str], ...] = ()
     source: str = "vigil"
     received: float = field(default=0.0, compare=False)
+    # The value before calibration (vigil/core/calibration.py), in the stored unit; None: not calibrated.
+    raw: float | None = None
 
     @property
     def series(self) -> SeriesKey:
@@ -100,6 +102,8 @@ class Event:
             out["labels"] = dict(self.labels)
         if self.received:
             out["received"] = self.received
+        if self.raw is not None:
+            out["raw"] = self.raw
         return out
 
     def to_json(self) -> bytes:
@@ -126,6 +130,7 @@ class Event:
             if not isinstance(labels, dict):
                 raise EventDecodeError("labels: expected an object")
             seq = data.get("seq")
+            raw_value = data.get("raw")
             event = cls(
                 device=str(data["device"]),
                 sensor=str(data["sensor"]),
@@ -137,6 +142,7 @@ class Event:
                 labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
                 source=str(data.get("source", "vigil")),
                 received=float(data.get("received", 0.0)),
+                raw=float(raw_value) if raw_value is not None else None,
             )
         except KeyError as exc:
             raise EventDecodeError(f"missing field {exc.args[0]!r}") from exc
@@ -150,6 +156,8 @@ class Event:
             raise EventDecodeError(str(exc)) from exc
         if invisible_character(event.unit) or any(invisible_character(v) for _, v in event.labels):
             raise EventDecodeError("unit and label values must be visible text")
+        if event.raw is not None and not -MAX_ABS_VALUE <= event.raw <= MAX_ABS_VALUE:
+            raise EventDecodeError(f"raw must be a finite number within ±{MAX_ABS_VALUE:g}")
         if not (-MAX_ABS_VALUE <= event.value <= MAX_ABS_VALUE and math.isfinite(event.ts)):
             raise EventDecodeError(f"value and ts must be finite numbers (value within ±{MAX_ABS_VALUE:g})")
         return event

@@ -13,6 +13,9 @@ Control topics (what people do to alerts, from the dashboard, the command line o
 ``<root>/silences/<id>``                retained: a silence {"matchers": {...}, "until": ts, "by": ...};
                                         an empty retained payload deletes it
 ``<root>/control/rules/reload``         ask the rule engine to reload its rules files
+``<root>/calibration/<device>/<sensor>/<metric>``  retained: a series' calibration {"offset": x} or
+                                        {"points": [[raw, ref], [raw, ref]]} or {"clear": true}, with
+                                        "by", "at", "note" (vigil/core/calibration.py); taken by the bridge
 """
 
 from __future__ import annotations
@@ -148,6 +151,10 @@ class Topics:
     def silence(self, silence_id: str) -> str:
         return f"{self.root}/silences/{validate_segment(silence_id, 'silence id')}"
 
+    def calibration(self, device: str, sensor: str, metric: str) -> str:
+        return (f"{self.root}/calibration/{validate_segment(device, 'device')}/{validate_segment(sensor, 'sensor')}/"
+                f"{validate_segment(metric, 'metric')}")
+
     def health(self, part: str, instance: str) -> str:
         return f"{self.root}/health/{validate_segment(part, 'part')}/{validate_segment(instance, 'instance')}"
 
@@ -175,6 +182,10 @@ class Topics:
     @property
     def all_health(self) -> str:
         return f"{self.root}/health/+/+"
+
+    @property
+    def all_calibration(self) -> str:
+        return f"{self.root}/calibration/#"
 
     @property
     def all_acks(self) -> str:

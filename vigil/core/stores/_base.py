@@ -37,6 +37,7 @@ __all__ = [
     "StoreError",
     "StoreRejected",
     "StoreUnavailable",
+    "StoredField",
     "check_query",
     "storable",
     "unstorable",
@@ -44,6 +45,8 @@ __all__ = [
 
 Aggregate = Literal["mean", "min", "max", "sum", "count"]
 AGGREGATES: tuple[str, ...] = ("mean", "min", "max", "sum", "count")
+# ``value`` (calibrated, what the rules and the dashboard see) or ``raw`` (before calibration).
+StoredField = Literal["value", "raw"]
 
 
 class StoreError(VigilError):
@@ -82,6 +85,9 @@ def unstorable(event: Event) -> Optional[str]:
         return f"value {value!r} is not a number"
     if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
         return f"value {value!r} is not a finite number within ±{MAX_ABS_VALUE:g}"
+    raw = event.raw
+    if raw is not None and not (type(raw) in (float, int) and -MAX_ABS_VALUE <= raw <= MAX_ABS_VALUE):
+        return f"raw value {raw!r} is not a finite number within ±{MAX_ABS_VALUE:g}"
     if not -_TS_LIMIT < event.ts < _TS_LIMIT:
         return f"time {event.ts!r} is not a finite time between 1677 and 2262"
     return None
@@ -137,11 +143,13 @@ class Store(abc.ABC):
         end: float,
         bucket: Optional[float] = None,
         aggregate: Aggregate = "mean",
+        field: StoredField = "value",
     ) -> list[Point]:
         """Points of ``series`` with ``start <= ts < end``, oldest first.
 
         With ``bucket`` (seconds), one point per non-empty bucket aligned to the epoch,
-        holding the ``aggregate`` of the values in it.
+        holding the ``aggregate`` of the values in it. ``field="raw"``: the values before
+        calibration, of the readings that were calibrated only (the others have no ``raw``).
         """
 
     @abc.abstractmethod
@@ -161,8 +169,10 @@ class Store(abc.ABC):
         self.close()
 
 
-def check_query(start: float, end: float, bucket: Optional[float], aggregate: str) -> None:
+def check_query(start: float, end: float, bucket: Optional[float], aggregate: str, field: str = "value") -> None:
     """The argument checks every implementation shares (ValueError with a sentence)."""
+    if field not in ("value", "raw"):
+        raise ValueError(f"field must be value or raw, got {field!r}")
     if not (end > start):
         raise ValueError(f"the end of the range ({end}) must be after its start ({start})")
     if bucket is not None and not bucket > 0:

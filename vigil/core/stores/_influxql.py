@@ -11,7 +11,7 @@ import urllib3
 
 from vigil.core.event import METRIC_UNITS, Event, SeriesKey
 
-from ._base import Aggregate, Point, StoreRejected, StoreUnavailable, check_query
+from ._base import Aggregate, Point, StoredField, StoreRejected, StoreUnavailable, check_query
 from ._lineproto import decode_name, quote_ident, quote_literal
 
 __all__ = ["InfluxQLReader"]
@@ -63,17 +63,17 @@ class InfluxQLReader:
         return series
 
     def query(self, series: SeriesKey, start: float, end: float, bucket: Optional[float],
-              aggregate: Aggregate) -> list[Point]:
-        check_query(start, end, bucket, aggregate)
+              aggregate: Aggregate, field: StoredField = "value") -> list[Point]:
+        check_query(start, end, bucket, aggregate, field)
         where = (
             f"{quote_ident('device')}={quote_literal(series.device)} AND "
             f"{quote_ident('sensor')}={quote_literal(series.sensor)} AND "
             f"time >= {round(start * 1e6)}u AND time < {round(end * 1e6)}u"
         )
         if bucket is None:
-            q = f'SELECT "value" FROM {quote_ident(series.metric)} WHERE {where}'
+            q = f'SELECT "{field}" FROM {quote_ident(series.metric)} WHERE {where}'
         else:
-            q = (f'SELECT {aggregate}("value") FROM {quote_ident(series.metric)} WHERE {where} '
+            q = (f'SELECT {aggregate}("{field}") FROM {quote_ident(series.metric)} WHERE {where} '
                  f"GROUP BY time({max(1, round(bucket * 1e6))}u) fill(none)")
         out: list[Point] = []
         for s in self.run(q):

@@ -48,7 +48,8 @@ def line(event: Event) -> str:
         f"{encode_name(k).translate(_TAG_ESCAPES)}={encode_name(v).translate(_TAG_ESCAPES)}" for k, v in tags if v
     )
     measurement = encode_name(event.metric).translate(_MEASUREMENT_ESCAPES)
-    return f"{measurement},{tag_text} value={value!r} {event.ts_us}"
+    fields = f"value={value!r}" if event.raw is None else f"value={value!r},raw={float(event.raw)!r}"
+    return f"{measurement},{tag_text} {fields} {event.ts_us}"
 
 
 def lines(events: Iterable[Event]) -> str:

@@ -13,7 +13,7 @@ import urllib3
 from vigil.core.event import Event, SeriesKey
 from vigil.core.urls import StoreUrl
 
-from ._base import Aggregate, Point, Store, StoreRejected, StoreUnavailable, storable
+from ._base import Aggregate, Point, Store, StoredField, StoreRejected, StoreUnavailable, storable
 from ._influxql import InfluxQLReader
 from ._lineproto import lines
 
@@ -33,7 +33,8 @@ def http_pool(url: StoreUrl) -> urllib3.PoolManager:
 
 
 class Influx1Store(Store):
-    """Events as points: measurement = metric, tags device/sensor/labels, field ``value``."""
+    """Events as points: measurement = metric, tags device/sensor/labels, field ``value`` (and ``raw``,
+    the value before calibration, for a calibrated reading)."""
 
     def __init__(self, url: StoreUrl, timeout: float = 30.0) -> None:
         self.name = str(url)
@@ -76,8 +77,8 @@ class Influx1Store(Store):
         raise StoreRejected(self.name, f"write refused ({resp.status}): {text}")
 
     def query(self, series: SeriesKey, start: float, end: float, bucket: Optional[float] = None,
-              aggregate: Aggregate = "mean") -> list[Point]:
-        return self._reader.query(series, start, end, bucket, aggregate)
+              aggregate: Aggregate = "mean", field: StoredField = "value") -> list[Point]:
+        return self._reader.query(series, start, end, bucket, aggregate, field)
 
     def latest(self, metric: Optional[str] = None, device: Optional[str] = None) -> list[Event]:
         return self._reader.latest(metric, device)

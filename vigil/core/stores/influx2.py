@@ -21,7 +21,7 @@ from influxdb_client.rest import ApiException
 from vigil.core.event import Event, SeriesKey
 from vigil.core.urls import StoreUrl
 
-from ._base import Aggregate, Point, Store, StoreRejected, StoreUnavailable, storable
+from ._base import Aggregate, Point, Store, StoredField, StoreRejected, StoreUnavailable, storable
 from ._influxql import InfluxQLReader
 from ._lineproto import lines
 from .influx1 import http_pool
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class Influx2Store(Store):
-    """The same schema as 1.x (measurement = metric, tags, field ``value``) in a bucket."""
+    """The same schema as 1.x (measurement = metric, tags, field ``value`` and maybe ``raw``) in a bucket."""
 
     def __init__(self, url: StoreUrl, timeout: float = 30.0) -> None:
         self.name = str(url)
@@ -71,8 +71,8 @@ class Influx2Store(Store):
             raise StoreUnavailable(self.name, f"cannot reach InfluxDB: {exc}") from exc
 
     def query(self, series: SeriesKey, start: float, end: float, bucket: Optional[float] = None,
-              aggregate: Aggregate = "mean") -> list[Point]:
-        return self._reader.query(series, start, end, bucket, aggregate)
+              aggregate: Aggregate = "mean", field: StoredField = "value") -> list[Point]:
+        return self._reader.query(series, start, end, bucket, aggregate, field)
 
     def latest(self, metric: Optional[str] = None, device: Optional[str] = None) -> list[Event]:
         return self._reader.latest(metric, device)

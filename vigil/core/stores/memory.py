@@ -10,7 +10,7 @@ import numpy as np
 
 from vigil.core.event import Event, SeriesKey
 
-from ._base import Aggregate, Point, Store, StoreUnavailable, check_query, storable
+from ._base import Aggregate, Point, Store, StoredField, StoreUnavailable, check_query, storable
 
 __all__ = ["MemoryStore"]
 
@@ -40,12 +40,13 @@ class MemoryStore(Store):
             self.writes += 1
 
     def query(self, series: SeriesKey, start: float, end: float, bucket: Optional[float] = None,
-              aggregate: Aggregate = "mean") -> list[Point]:
-        check_query(start, end, bucket, aggregate)
+              aggregate: Aggregate = "mean", field: StoredField = "value") -> list[Point]:
+        check_query(start, end, bucket, aggregate, field)
         self._check()
         lo, hi = round(start * 1e6), round(end * 1e6)
         with self._lock:
-            rows = sorted((ts, e.value) for ts, e in self._series.get(series, {}).items() if lo <= ts < hi)
+            picked = ((ts, e.value if field == "value" else e.raw) for ts, e in self._series.get(series, {}).items())
+            rows = sorted((ts, v) for ts, v in picked if lo <= ts < hi and v is not None)
         if bucket is None:
             return [Point(ts / 1e6, float(v)) for ts, v in rows]
         b = max(1, round(bucket * 1e6))

@@ -17,7 +17,7 @@ from typing import Optional
 
 from vigil.core.event import Event, SeriesKey
 
-from ._base import Aggregate, Point, Store, StoreUnavailable, check_query, storable
+from ._base import Aggregate, Point, Store, StoredField, StoreUnavailable, check_query, storable
 
 __all__ = ["SqliteStore"]
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
     metric TEXT NOT NULL, device TEXT NOT NULL, sensor TEXT NOT NULL,
-    ts INTEGER NOT NULL, value REAL NOT NULL,
+    ts INTEGER NOT NULL, value REAL NOT NULL, raw REAL,
     PRIMARY KEY (metric, device, sensor, ts)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS readings_ts ON readings (ts);
@@ -53,6 +53,7 @@ class SqliteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._w = self._connect()
             self._w.executescript(_SCHEMA)
+            self._migrate()
             self._r = self._connect()
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(self.name, f"cannot open the database file: {exc}") from exc
@@ -65,13 +66,21 @@ class SqliteStore(Store):
         conn.execute("PRAGMA synchronous=FULL")
         return conn
 
+    def _migrate(self) -> None:
+        """Files made before calibration (issue 16) get the nullable ``raw`` column."""
+        columns = {row[1] for row in self._w.execute("PRAGMA table_info(readings)")}
+        if "raw" not in columns:
+            self._w.execute("ALTER TABLE readings ADD COLUMN raw REAL")
+            log.info("%s: added the column raw (the value before calibration) to readings", self.path)
+
     def write(self, events: Sequence[Event]) -> None:
         with storable(self.name, events) as good:
             if good:
                 self._write_batch(good)
 
     def _write_batch(self, events: Sequence[Event]) -> None:
-        rows = [(e.metric, e.device, e.sensor, e.ts_us, float(e.value)) for e in events]
+        rows = [(e.metric, e.device, e.sensor, e.ts_us, float(e.value), None if e.raw is None else float(e.raw))
+                for e in events]
         newest: dict[SeriesKey, Event] = {}
         for e in events:
             cur = newest.get(e.series)
@@ -82,7 +91,8 @@ class SqliteStore(Store):
         with self._wlock:
             try:
                 self._w.execute("BEGIN IMMEDIATE")
-                self._w.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+                self._w.executemany("INSERT OR REPLACE INTO readings (metric, device, sensor, ts, value, raw) "
+                                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
                 self._w.executemany(
                     "INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (metric, device, sensor) DO UPDATE SET ts=excluded.ts, value=excluded.value, "
@@ -96,15 +106,18 @@ class SqliteStore(Store):
                 raise StoreUnavailable(self.name, f"write failed: {exc}") from exc
 
     def query(self, series: SeriesKey, start: float, end: float, bucket: Optional[float] = None,
-              aggregate: Aggregate = "mean") -> list[Point]:
-        check_query(start, end, bucket, aggregate)
+              aggregate: Aggregate = "mean", field: StoredField = "value") -> list[Point]:
+        check_query(start, end, bucket, aggregate, field)
         args: list[object] = [series.metric, series.device, series.sensor, round(start * 1e6), round(end * 1e6)]
         where = "metric = ? AND device = ? AND sensor = ? AND ts >= ? AND ts < ?"
+        if field == "raw":
+            where += " AND raw IS NOT NULL"
         if bucket is None:
-            sql = f"SELECT ts, value FROM readings WHERE {where} ORDER BY ts"
+            sql = f"SELECT ts, {field} FROM readings WHERE {where} ORDER BY ts"
         else:
             b = max(1, round(bucket * 1e6))
-            sql = (f"SELECT (ts / {b}) * {b} AS bts, {_SQL_AGG[aggregate]} FROM readings WHERE {where} "
+            agg = _SQL_AGG[aggregate].replace("value", field)
+            sql = (f"SELECT (ts / {b}) * {b} AS bts, {agg} FROM readings WHERE {where} "
                    "GROUP BY bts ORDER BY bts")
         with self._rlock:
             try:
