@@ -37,7 +37,7 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from ._base import Condition, Ctx, SeriesData
-from .forecast import median, theil_sen
+from .forecast import MAX_POINTS, median, theil_sen
 from .status import STATUS_METRIC, STATUS_SENSOR
 
 __all__ = ["Drift", "Hours"]
@@ -47,7 +47,6 @@ SLOT = 300.0  # at most one reading per slot enters the current hour's median
 PER_HOUR = int(HOUR // SLOT)
 MIN_HOURS = 24
 RECENT = 6
-MAX_FIT = 168  # at most this many hours enter a fit (evenly spaced): ~14,000 pairs
 Z_FIRE = 3.0
 F32_MAX = 1e38
 
@@ -186,14 +185,14 @@ class Drift(Condition):
         if s.ts is not None and s.value is not None and st.get("drift_ts") != s.ts:
             st["drift_ts"] = s.ts
             hours.add(s.ts, s.value, self.keep)
-        sibs = self._siblings(s)
-        key = (hours.hour, hours.first, len(hours.values), tuple(sibs))
+        sibs = tuple(self._siblings(s))
+        key = (hours.hour, hours.first, len(hours.values), sibs)
         if st.get("drift_key") != key:
             st["drift_key"], st["drift"] = key, self._compute(hours, sibs)
         out: Optional[Verdict] = st["drift"]
         return out
 
-    def _compute(self, hours: Hours, sibs: list[str]) -> Optional[Verdict]:
+    def _compute(self, hours: Hours, sibs: tuple[str, ...]) -> Optional[Verdict]:
         if not sibs or hours.hour is None:
             return None
         end = hours.hour
@@ -206,11 +205,11 @@ class Drift(Condition):
         t = np.flatnonzero(ok).astype(float)
         if t[-1] - t[0] < self.keep / 2:
             return None
-        group = others[:, ok] if len(sibs) == 1 else np.vstack([own[ok], others[:, ok]])
-        diff = own[ok] - np.nanmedian(group, axis=0)
+        ref = others[0, ok] if len(sibs) == 1 else np.nanmedian(np.vstack([own[ok], others[:, ok]]), axis=0)
+        diff = own[ok] - ref
         q = max(1, len(diff) // 4)
-        if len(t) > MAX_FIT:
-            pick = np.linspace(0, len(t) - 1, MAX_FIT).astype(int)
+        if len(t) > MAX_POINTS:  # at most 64 hours (evenly spaced) enter the fit: ~2,000 pairs
+            pick = np.linspace(0, len(t) - 1, MAX_POINTS).astype(int)
             fit = theil_sen(t[pick] / 24.0, diff[pick])
         else:
             fit = theil_sen(t / 24.0, diff)
@@ -222,7 +221,7 @@ class Drift(Condition):
         st = ctx.scratch
         if v is None:
             return None
-        if len(v.siblings) == 1 and ctx.series.id > self._siblings(ctx.series)[0]:
+        if len(v.siblings) == 1 and ctx.series.id > st["drift_key"][3][0]:
             return False  # a pair is one alert: the series whose id sorts first tells it
         if active:
             base = st.setdefault("drift_base", v.base)  # after a restart: the refilled window's baseline

@@ -268,3 +268,43 @@ def test_a_drift_condition_is_built_from_the_spec() -> None:
     cond = build_condition(rules.rules[0].spec)
     assert isinstance(cond, Drift)
     assert (cond.max, cond.over, cond.groups, cond.window) == (0.5, 14 * DAY, ["label:room"], 0.0)
+
+
+# -- vigil rules check / test / backtest ---------------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_the_docs_example_checks_and_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    from vigil.app.cli import main
+
+    assert main(["rules", "check", str(DATA / "drift.yaml")]) == 0
+    assert "1 rules, 1 receivers, 0 warnings" in capsys.readouterr().out
+    code = main(["rules", "test", str(DATA / "drift_test.yaml")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "4 passed, 0 failed" in out
+    docs = (Path(__file__).parents[3] / "docs" / "rules.md").read_text("utf-8")
+    section = docs.split("### Drift: two sensors part", 1)[1]
+    for name in ("drift.yaml", "drift_test.yaml"):
+        assert (DATA / name).read_text("utf-8").strip() in section, name
+
+
+def test_a_backtest_on_stored_history_tells_the_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vigil.app.cli import main
+    from vigil.core.stores import open_store
+
+    url = f"sqlite:///{tmp_path}/vigil.db"
+    with open_store(url) as store:
+        for i in range(240):
+            t = T0 + i * HOUR
+            store.write([ev(-18.0, t, "freezer-2", "t0"), ev(-18.1 - 0.01 * max(0, i - 48), t, "freezer-2", "t1"),
+                         ev(-18.0, t, "freezer-3", "t0"), ev(-18.6, t, "freezer-3", "t1")])
+    code = main(["rules", "backtest", str(DATA / "drift.yaml"), "--store", url, "--from", str(T0),
+                 "--to", str(T0 + 10 * DAY)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    firing = [line for line in out.splitlines() if "FIRING" in line]
+    assert len(firing) == 1, out
+    assert "probes-part freezer-2/t0/temperature: freezer-2/t0 and freezer-2/t1 used to agree" in firing[0]
+    assert "1 notification" in out, out
