@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from alerting.conditions import Drift, SeriesData, build_condition
+from alerting.conditions import SeriesData, build_condition
+from alerting.driftrefill import refill_drift
 from alerting.engine import Engine
 from alerting.index import CompiledRule
 from alerting.partition import owns
@@ -99,21 +100,3 @@ async def seed_windows(engine: Engine, store: Store, clock: Clock) -> None:
         log.info("filled the rule windows of %d series from the store", seeded)
     await refill_drift(engine, store, now)
 
-
-async def refill_drift(engine: Engine, store: Store, now: float) -> None:
-    """Drift rules keep hourly medians, not readings: refill them with the store's hourly means."""
-    for c in list(engine.index.rules.values()):
-        if not isinstance(c.condition, Drift) or c.rule.spec.source == "store":
-            continue
-        for sid, data in list(engine.series.items()):
-            if data.metric == "status" or not owns(sid, engine.partition) or not c.matches(
-                    data.device, data.sensor, data.metric, dict(data.labels)):
-                continue
-            key = SeriesKey(data.metric, data.device, data.sensor)
-            try:
-                points = await asyncio.to_thread(store.query, key, now - c.condition.over, now + 0.001, 3600.0)
-            except (StoreError, ValueError) as exc:
-                log.warning("cannot read history from the store to refill drift rule %s: %s", c.name, exc)
-                return
-            c.condition.refill(data, engine.scratch.setdefault(f"{c.name}/{sid}", {}),
-                               [(p.ts, p.value) for p in points])

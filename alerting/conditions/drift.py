@@ -17,14 +17,15 @@ Of a pair, only the series whose id sorts first reports (one alert, naming both)
 :data:`MIN_HOURS` hourly differences spanning at least half of ``over``, the baseline is the median of
 the oldest quarter, the current difference the median of the newest :data:`RECENT` hours, and a
 Theil-Sen fit (forecast.py's, with the Mann-Kendall z of the same pairs) gives the rate. It fires when
-the difference moved from the baseline by more than ``max`` and the trend is significant in that
-direction (|z| >= :data:`Z_FIRE`); the baseline is then frozen, and the alert holds until the
+the difference moved from the baseline by more than ``max``, away from zero (so a recalibration, which
+brings it back, is no new drift), and the trend is significant in that direction (|z| >=
+:data:`Z_FIRE`); the baseline is then frozen, and the alert holds until the
 difference is back within ``max`` / 2 of it (hysteresis; a recalibrated sensor).
 
-**After a restart** :func:`alerting.storetrigger.seed_windows` refills the hours from the store (one
-query per series with hourly buckets, the store's mean per hour) through :meth:`Drift.refill`. A firing
-alert's frozen baseline is not kept: it becomes the refilled window's baseline, which is right while the
-parting began less than about ``over`` ago.
+**After a restart** :func:`alerting.driftrefill.refill_drift` (called by ``seed_windows``) refills the
+hours from the store (one query per series with hourly buckets, the store's mean per hour) through
+:meth:`Drift.refill`, and a firing alert's frozen baseline from the ``over`` before it began to fire
+(:meth:`Drift.rebase`).
 """
 
 from __future__ import annotations
@@ -165,6 +166,10 @@ class Drift(Condition):
                 out.append((g, labels[g[len("label:"):]]))
         return out
 
+    def siblings(self, data: SeriesData) -> list[str]:
+        """The ids of the series compared with ``data`` (those of this rule seen or refilled so far)."""
+        return self._siblings(data)
+
     def _siblings(self, data: SeriesData) -> list[str]:
         ids = {sid for key in self._keys(data) for sid in self._members.get(key, ())} - {data.id}
         return sorted(ids)
@@ -192,13 +197,26 @@ class Drift(Condition):
         out: Optional[Verdict] = st["drift"]
         return out
 
-    def _compute(self, hours: Hours, sibs: tuple[str, ...]) -> Optional[Verdict]:
-        if not sibs or hours.hour is None:
-            return None
-        end = hours.hour
+    def rebase(self, scratch: dict[str, Any], at: float, own: list[tuple[float, float]],
+               siblings: list[list[tuple[float, float]]]) -> None:
+        """After a restart, a firing alert's frozen baseline from the store's hours (own and its siblings')
+        before ``at``, when it began to fire: as it was then."""
+        hours = []
+        for points in (own, *siblings):
+            h = Hours()
+            for ts, value in points:
+                h.put(int(ts // HOUR), value, self.keep)
+            hours.append(h)
+        found = self._diff(hours[0], hours[1:], int(at // HOUR))
+        if found is not None:
+            diff = found[1]
+            scratch["drift_base"] = median(diff[:max(1, len(diff) // 4)])
+
+    def _diff(self, hours: Hours, sibs: list[Hours], end: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """(hours, difference to the siblings) of the hours before ``end``; None: too few."""
         start = end - self.keep
         own = hours.span(start, end)
-        others = np.array([self._hours[sid].span(start, end) for sid in sibs])
+        others = np.array([h.span(start, end) for h in sibs])
         ok = ~np.isnan(own) & (np.sum(~np.isnan(others), axis=0) > 0)
         if ok.sum() < MIN_HOURS:
             return None
@@ -206,7 +224,15 @@ class Drift(Condition):
         if t[-1] - t[0] < self.keep / 2:
             return None
         ref = others[0, ok] if len(sibs) == 1 else np.nanmedian(np.vstack([own[ok], others[:, ok]]), axis=0)
-        diff = own[ok] - ref
+        return t, own[ok] - ref
+
+    def _compute(self, hours: Hours, sibs: tuple[str, ...]) -> Optional[Verdict]:
+        if not sibs or hours.hour is None:
+            return None
+        found = self._diff(hours, [self._hours[sid] for sid in sibs], hours.hour)
+        if found is None:
+            return None
+        t, diff = found
         q = max(1, len(diff) // 4)
         if len(t) > MAX_POINTS:  # at most 64 hours (evenly spaced) enter the fit: ~2,000 pairs
             pick = np.linspace(0, len(t) - 1, MAX_POINTS).astype(int)
@@ -227,7 +253,9 @@ class Drift(Condition):
             base = st.setdefault("drift_base", v.base)  # after a restart: the refilled window's baseline
             return abs(v.recent - base) > self.max / 2
         moved = v.recent - v.base
-        fires = abs(moved) > self.max and v.z * moved > 0 and abs(v.z) >= Z_FIRE and v.rate * moved > 0
+        # parting: away from zero (a recalibration brings them back toward it: no new alert)
+        fires = abs(moved) > self.max and abs(v.recent) > abs(v.base) and v.z * moved > 0 \
+            and abs(v.z) >= Z_FIRE and v.rate * moved > 0
         if fires:
             st["drift_base"] = v.base
         else:

@@ -192,6 +192,29 @@ async def test_a_firing_alert_stays_firing_across_a_restart_and_is_not_told_agai
     db2.close()
 
 
+async def test_a_restart_long_after_it_fired_keeps_the_baseline_of_when_it_fired(tmp_path: Path) -> None:
+    """Fired at day 6.5, restarted at day 16: the refilled 7 days hold only the parted state, yet the
+    baseline is that of before it fired (from the store), so a recalibration resolves it."""
+    sensors = {"f/t0": lambda d: -18.0, "f/t1": lambda d: -18.1 - min(1.5, parting(2, 0.3)(d))}
+    rules, _ = load_rules_text(RULE, "t.yaml")
+    store, db = MemoryStore(), StateDB(tmp_path / "alerts.db")
+    e, sink, clock = engine(RULE, state=db)
+    run(sensors, days=16, e=e, clock=clock, store=store)
+    assert sink.states() == [("firing", "f/t0/temperature")]
+    e.flush()
+    db.close()
+    db2 = StateDB(tmp_path / "alerts.db")
+    sink2 = Recorder()
+    e2 = Engine(rules, state=db2, sink=sink2, clock=clock)
+    await seed_windows(e2, store, clock)
+    assert e2.scratch["drift/f/t0/temperature"]["drift_base"] == pytest.approx(0.1, abs=0.05)
+    run(sensors, days=17, e=e2, clock=clock, start=16 + 1 / 24)
+    assert sink2.items == []
+    run({"f/t0": lambda d: -18.0, "f/t1": lambda d: -18.1}, days=18, e=e2, clock=clock, start=17)
+    assert sink2.states() == [("resolved", "f/t0/temperature")]
+    db2.close()
+
+
 def test_without_a_restart_nothing_is_fired_from_too_little_history() -> None:
     """Two days are not enough: quiet (half of `over` at least, 24 hours at least)."""
     assert run({"f/t0": lambda d: -18.0, "f/t1": lambda d: -18 - 2 * d}, days=3) == []
