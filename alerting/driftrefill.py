@@ -47,14 +47,14 @@ async def refill_drift(engine: Engine, store: Store, now: float) -> None:
                 cond.refill(data, engine.scratch.setdefault(f"{c.name}/{sid}", {}), hourly)
                 filled += 1
             for rec in list(engine.alerts.values()):
-                data = engine.series.get(rec.series)
+                series = engine.series.get(rec.series)
                 if rec.rule != c.name or rec.underlying != AlertState.FIRING or rec.firing_since is None \
-                        or data is None:
+                        or series is None:
                     continue
                 at = rec.firing_since
-                own = await asyncio.to_thread(_hourly, store, data, at - cond.over, at)
+                own = await asyncio.to_thread(_hourly, store, series, at - cond.over, at)
                 sibs = [await asyncio.to_thread(_hourly, store, engine.series[sid], at - cond.over, at)
-                        for sid in cond.siblings(data) if sid in engine.series]
+                        for sid in cond.siblings(series) if sid in engine.series]
                 cond.rebase(engine.scratch.setdefault(rec.key, {}), at, own, sibs)
     except (StoreError, ValueError) as exc:
         log.warning("cannot read history from the store to refill drift rules: %s", exc)

@@ -16,7 +16,8 @@ Of a pair, only the series whose id sorts first reports (one alert, naming both)
 **The verdict**, recomputed once an hour (when the series' hour completes): with at least
 :data:`MIN_HOURS` hourly differences spanning at least half of ``over``, the baseline is the median of
 the oldest quarter, the current difference the median of the newest :data:`RECENT` hours, and a
-Theil-Sen fit (forecast.py's, with the Mann-Kendall z of the same pairs) gives the rate. It fires when
+Theil-Sen fit (forecast.py's, with the Mann-Kendall z of the same pairs) gives the trend (the rate told
+is that of the newer half: the rate now). It fires when
 the difference moved from the baseline by more than ``max``, away from zero (so a recalibration, which
 brings it back, is no new drift), and the trend is significant in that direction (|z| >=
 :data:`Z_FIRE`); the baseline is then frozen, and the alert holds until the
@@ -56,7 +57,7 @@ class Hours:
     """Hourly medians of one series' readings, oldest first; NaN: an hour without readings. Stored as
     float32 relative to the first reading ``ref`` (so a value near 1e6 keeps its decimals)."""
 
-    __slots__ = ("ref", "first", "values", "hour", "buf", "slot")
+    __slots__ = ("buf", "first", "hour", "ref", "slot", "values")
 
     def __init__(self) -> None:
         self.ref = math.nan
@@ -126,7 +127,7 @@ class Hours:
 class Verdict(NamedTuple):
     base: float  # the difference in the oldest quarter (what it used to be)
     recent: float  # the difference in the newest hours
-    rate: float  # units per day (Theil-Sen)
+    rate: float  # units per day (Theil-Sen over the newer half)
     z: float  # Mann-Kendall z of the difference
     siblings: tuple[str, ...]  # device/sensor of the siblings compared with
 
@@ -234,13 +235,13 @@ class Drift(Condition):
             return None
         t, diff = found
         q = max(1, len(diff) // 4)
-        if len(t) > MAX_POINTS:  # at most 64 hours (evenly spaced) enter the fit: ~2,000 pairs
-            pick = np.linspace(0, len(t) - 1, MAX_POINTS).astype(int)
-            fit = theil_sen(t[pick] / 24.0, diff[pick])
-        else:
-            fit = theil_sen(t / 24.0, diff)
-        return Verdict(median(diff[:q]), median(diff[-min(RECENT, q):]), fit.slope, fit.z,
-                       tuple(self._names[sid] for sid in sibs))
+        base, recent = median(diff[:q]), median(diff[-min(RECENT, q):])
+        # at most 64 hours (evenly spaced) enter a fit: ~2,000 pairs
+        pick = np.linspace(0, len(t) - 1, min(len(t), MAX_POINTS)).astype(int)
+        t, diff = t[pick] / 24.0, diff[pick]
+        fit = theil_sen(t, diff)  # the decision: the whole window's trend
+        newer = theil_sen(t[len(t) // 2:], diff[len(t) // 2:])  # the rate told: the newer half's (the rate now)
+        return Verdict(base, recent, newer.slope, fit.z, tuple(self._names[sid] for sid in sibs))
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         v = self.verdict(ctx)
@@ -250,12 +251,13 @@ class Drift(Condition):
         if len(v.siblings) == 1 and ctx.series.id > st["drift_key"][3][0]:
             return False  # a pair is one alert: the series whose id sorts first tells it
         if active:
-            base = st.setdefault("drift_base", v.base)  # after a restart: the refilled window's baseline
+            # frozen when it fired (after a restart: from the store, alerting/driftrefill.py)
+            base = float(st.setdefault("drift_base", v.base))
             return abs(v.recent - base) > self.max / 2
         moved = v.recent - v.base
         # parting: away from zero (a recalibration brings them back toward it: no new alert)
         fires = abs(moved) > self.max and abs(v.recent) > abs(v.base) and v.z * moved > 0 \
-            and abs(v.z) >= Z_FIRE and v.rate * moved > 0
+            and abs(v.z) >= Z_FIRE
         if fires:
             st["drift_base"] = v.base
         else:

@@ -144,7 +144,7 @@ def test_of_three_sensors_the_one_that_parts_is_named() -> None:
 
 
 def test_for_delays_it_like_any_rule() -> None:
-    e, sink, clock = engine(RULE.replace("drift: {max: 1.0}", "drift: {max: 1.0}\n    for: 6h"))
+    e, _sink, clock = engine(RULE.replace("drift: {max: 1.0}", "drift: {max: 1.0}\n    for: 6h"))
     out = run({"f/t0": lambda d: -18.0, "f/t1": lambda d: -18 - parting(2, 0.3)(d)}, days=8, e=e, clock=clock)
     fired = [at for at, s, _, _ in out if s == "firing"]
     plain = [at for at, s, _, _ in run({"f/t0": lambda d: -18.0, "f/t1": lambda d: -18 - parting(2, 0.3)(d)},
