@@ -129,7 +129,7 @@ class Verdict(NamedTuple):
     recent: float  # the difference in the newest hours
     rate: float  # units per day (Theil-Sen over the newer half)
     z: float  # Mann-Kendall z of the difference
-    siblings: tuple[str, ...]  # device/sensor of the siblings compared with
+    siblings: tuple[str, ...]  # the ids of the siblings compared with
 
 
 class Drift(Condition):
@@ -141,7 +141,6 @@ class Drift(Condition):
         self.keep = max(MIN_HOURS, int(over // HOUR))
         # the series this rule watches: id -> its hours, and (group, value) -> ids (filled as they are seen)
         self._hours: dict[str, Hours] = {}
-        self._names: dict[str, str] = {}
         self._members: dict[tuple[str, str], set[str]] = {}
 
     def _register(self, data: SeriesData, st: dict[str, Any]) -> Hours:
@@ -150,7 +149,6 @@ class Drift(Condition):
             hours = st["drift_hours"] = Hours()
         if self._hours.get(data.id) is not hours:
             self._hours[data.id] = hours
-            self._names[data.id] = f"{data.device}/{data.sensor}"
             for key in self._keys(data):
                 self._members.setdefault(key, set()).add(data.id)
         return hours
@@ -188,9 +186,8 @@ class Drift(Condition):
         """The verdict at the latest completed hour; None while there is too little history."""
         s, st = ctx.series, ctx.scratch
         hours = self._register(s, st)
-        if s.ts is not None and s.value is not None and st.get("drift_ts") != s.ts:
-            st["drift_ts"] = s.ts
-            hours.add(s.ts, s.value, self.keep)
+        if s.ts is not None and s.value is not None:
+            hours.add(s.ts, s.value, self.keep)  # once: a reading in a slot already counted is ignored
         sibs = tuple(self._siblings(s))
         key = (hours.hour, hours.first, len(hours.values), sibs)
         if st.get("drift_key") != key:
@@ -241,14 +238,14 @@ class Drift(Condition):
         t, diff = t[pick] / 24.0, diff[pick]
         fit = theil_sen(t, diff)  # the decision: the whole window's trend
         newer = theil_sen(t[len(t) // 2:], diff[len(t) // 2:])  # the rate told: the newer half's (the rate now)
-        return Verdict(base, recent, newer.slope, fit.z, tuple(self._names[sid] for sid in sibs))
+        return Verdict(base, recent, newer.slope, fit.z, sibs)
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         v = self.verdict(ctx)
         st = ctx.scratch
         if v is None:
             return None
-        if len(v.siblings) == 1 and ctx.series.id > st["drift_key"][3][0]:
+        if len(v.siblings) == 1 and ctx.series.id > v.siblings[0]:
             return False  # a pair is one alert: the series whose id sorts first tells it
         if active:
             # frozen when it fired (after a restart: from the store, alerting/driftrefill.py)
@@ -277,18 +274,24 @@ class Drift(Condition):
             return {}
         base = float(ctx.scratch.get("drift_base", v.base))
         return {"reason": self._reason(ctx.series, v, base), "baseline": base, "difference": v.recent,
-                "rate": v.rate, "siblings": list(v.siblings)}
+                "rate": v.rate, "siblings": [_name(sid) for sid in v.siblings]}
 
     def _reason(self, s: SeriesData, v: Verdict, base: float) -> str:
         unit = f" {s.unit}" if s.unit else ""
         where = f"{s.device}/{s.sensor}"
-        if len(v.siblings) == 1:
-            pair, who = f"{where} and {v.siblings[0]}", "one of these needs calibration"
+        names = [_name(sid) for sid in v.siblings]
+        if len(names) == 1:
+            pair, who = f"{where} and {names[0]}", "one of these needs calibration"
         else:
-            pair, who = f"{where} and its siblings ({', '.join(v.siblings)})", f"{where} needs calibration"
+            pair, who = f"{where} and its siblings ({', '.join(names)})", f"{where} needs calibration"
         was = f"{max(abs(base), 0.05):.1f}{unit}"
         now = f"{abs(v.recent):.1f}{unit}"
         if abs(v.recent - base) <= self.max / 2:
             return f"{pair} agree again: they differ by {now} ({was} before they parted)"
         return (f"{pair} used to agree within {was} and now differ by {now} "
                 f"(parting at {abs(v.rate):.1f}{unit}/day): {who}")
+
+
+def _name(sid: str) -> str:
+    """device/sensor of a series id device/sensor/metric."""
+    return sid.rsplit("/", 1)[0]
