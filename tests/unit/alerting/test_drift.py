@@ -215,6 +215,18 @@ async def test_a_restart_long_after_it_fired_keeps_the_baseline_of_when_it_fired
     db2.close()
 
 
+def test_a_rules_reload_keeps_the_hours_and_does_not_tell_it_again() -> None:
+    e, sink, clock = engine(RULE)
+    sensors = {"f/t0": lambda d: -18.0, "f/t1": lambda d: -18 - parting(2, 0.3)(d)}
+    run(sensors, days=8, e=e, clock=clock)
+    assert sink.states() == [("firing", "f/t0/temperature")]
+    rules, _ = load_rules_text(RULE, "t.yaml")
+    e.reload(rules)
+    run(sensors, days=9, e=e, clock=clock, start=8)
+    assert sink.states() == [("firing", "f/t0/temperature")]
+    assert e.alerts["drift/f/t0/temperature"].state == AlertState.FIRING
+
+
 def test_without_a_restart_nothing_is_fired_from_too_little_history() -> None:
     """Two days are not enough: quiet (half of `over` at least, 24 hours at least)."""
     assert run({"f/t0": lambda d: -18.0, "f/t1": lambda d: -18 - 2 * d}, days=3) == []
