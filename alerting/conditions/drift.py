@@ -26,7 +26,8 @@ difference is back within ``max`` / 2 of it (hysteresis; a recalibrated sensor).
 **After a restart** :func:`alerting.driftrefill.refill_drift` (called by ``seed_windows``) refills the
 hours from the store (one query per series with hourly buckets, the store's mean per hour) through
 :meth:`Drift.refill`, and a firing alert's frozen baseline from the ``over`` before it began to fire
-(:meth:`Drift.rebase`).
+(:meth:`Drift.rebase`). Without a store, a firing alert holds until the window shows the difference
+moving back toward zero by ``max`` / 2.
 """
 
 from __future__ import annotations
@@ -249,8 +250,10 @@ class Drift(Condition):
             return False  # a pair is one alert: the series whose id sorts first tells it
         if active:
             # frozen when it fired (after a restart: from the store, alerting/driftrefill.py)
-            base = float(st.setdefault("drift_base", v.base))
-            return abs(v.recent - base) > self.max / 2
+            base = st.get("drift_base")
+            if base is None:  # firing before a restart without a store: holds until a move back shows
+                return not abs(v.recent) < abs(v.base) - self.max / 2
+            return abs(v.recent - float(base)) > self.max / 2
         moved = v.recent - v.base
         # parting: away from zero (a recalibration brings them back toward it: no new alert)
         fires = abs(moved) > self.max and abs(v.recent) > abs(v.base) and v.z * moved > 0 \

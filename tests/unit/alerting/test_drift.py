@@ -215,6 +215,24 @@ async def test_a_restart_long_after_it_fired_keeps_the_baseline_of_when_it_fired
     db2.close()
 
 
+def test_a_restart_without_a_store_holds_the_alert_until_a_recalibration_shows(tmp_path: Path) -> None:
+    sensors = {"f/t0": lambda d: -18.0, "f/t1": lambda d: -18.1 - min(1.5, parting(2, 0.3)(d))}
+    rules, _ = load_rules_text(RULE, "t.yaml")
+    db = StateDB(tmp_path / "alerts.db")
+    e, sink, clock = engine(RULE, state=db)
+    run(sensors, days=8, e=e, clock=clock)
+    e.flush()
+    db.close()
+    db2 = StateDB(tmp_path / "alerts.db")
+    sink2 = Recorder()
+    e2 = Engine(rules, state=db2, sink=sink2, clock=clock)
+    run(sensors, days=16, e=e2, clock=clock, start=8 + 1 / 24)  # learns the (parted) hours again: holds
+    assert sink2.items == [] and e2.alerts["drift/f/t0/temperature"].state == AlertState.FIRING
+    run({"f/t0": lambda d: -18.0, "f/t1": lambda d: -18.1}, days=17, e=e2, clock=clock, start=16)
+    assert sink2.states() == [("resolved", "f/t0/temperature")]
+    db2.close()
+
+
 def test_a_rules_reload_keeps_the_hours_and_does_not_tell_it_again() -> None:
     e, sink, clock = engine(RULE)
     sensors = {"f/t0": lambda d: -18.0, "f/t1": lambda d: -18 - parting(2, 0.3)(d)}
