@@ -221,6 +221,7 @@ def test_a_restart_without_a_store_holds_the_alert_until_a_recalibration_shows(t
     db = StateDB(tmp_path / "alerts.db")
     e, sink, clock = engine(RULE, state=db)
     run(sensors, days=8, e=e, clock=clock)
+    assert sink.states() == [("firing", "f/t0/temperature")]
     e.flush()
     db.close()
     db2 = StateDB(tmp_path / "alerts.db")
