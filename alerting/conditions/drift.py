@@ -17,11 +17,10 @@ Of a pair, only the series whose id sorts first reports (one alert, naming both)
 :data:`MIN_HOURS` hourly differences spanning at least half of ``over``, the baseline is the median of
 the oldest quarter, the current difference the median of the newest :data:`RECENT` hours, and a
 Theil-Sen fit (forecast.py's, with the Mann-Kendall z of the same pairs) gives the trend (the rate told
-is that of the newer half: the rate now). It fires when
-the difference moved from the baseline by more than ``max``, away from zero (so a recalibration, which
-brings it back, is no new drift), and the trend is significant in that direction (|z| >=
-:data:`Z_FIRE`); the baseline is then frozen, and the alert holds until the
-difference is back within ``max`` / 2 of it (hysteresis; a recalibrated sensor).
+is that of the newer half: the rate now). It fires when the difference moved from the baseline by more
+than ``max``, away from zero (so a recalibration, which brings it back, is no new drift), and the trend
+is significant in that direction (|z| >= :data:`Z_FIRE`); the baseline is then frozen, and the alert
+holds until the difference is back within ``max`` / 2 of it (hysteresis; a recalibrated sensor).
 
 **After a restart** :func:`alerting.driftrefill.refill_drift` (called by ``seed_windows``) refills the
 hours from the store (one query per series with hourly buckets, the store's mean per hour) through
@@ -275,11 +274,13 @@ class Drift(Condition):
         v = self.verdict(ctx)
         if v is None:
             return {}
-        base = float(ctx.scratch.get("drift_base", v.base))
-        return {"reason": self._reason(ctx.series, v, base), "baseline": base, "difference": v.recent,
+        frozen = ctx.scratch.get("drift_base")  # None: firing from before a restart without a store
+        base = v.base if frozen is None else float(frozen)
+        return {"reason": self._reason(ctx.series, v, base, frozen is not None), "baseline": base,
+                "difference": v.recent,
                 "rate": v.rate, "siblings": [_name(sid) for sid in v.siblings]}
 
-    def _reason(self, s: SeriesData, v: Verdict, base: float) -> str:
+    def _reason(self, s: SeriesData, v: Verdict, base: float, known: bool) -> str:
         unit = f" {s.unit}" if s.unit else ""
         where = f"{s.device}/{s.sensor}"
         names = [_name(sid) for sid in v.siblings]
@@ -289,6 +290,8 @@ class Drift(Condition):
             pair, who = f"{where} and its siblings ({', '.join(names)})", f"{where} needs calibration"
         was = f"{max(abs(base), 0.05):.1f}{unit}"
         now = f"{abs(v.recent):.1f}{unit}"
+        if not known:
+            return f"{pair} agree again: they differ by {now}"
         if abs(v.recent - base) <= self.max / 2:
             return f"{pair} agree again: they differ by {now} ({was} before they parted)"
         return (f"{pair} used to agree within {was} and now differ by {now} "

@@ -231,6 +231,8 @@ def test_a_restart_without_a_store_holds_the_alert_until_a_recalibration_shows(t
     assert sink2.items == [] and e2.alerts["drift/f/t0/temperature"].state == AlertState.FIRING
     run({"f/t0": lambda d: -18.0, "f/t1": lambda d: -18.1}, days=17, e=e2, clock=clock, start=16)
     assert sink2.states() == [("resolved", "f/t0/temperature")]
+    assert sink2.items[0].message.startswith("f/t0 and f/t1 agree again: they differ by 0.")
+    assert "before they parted" not in sink2.items[0].message  # that baseline was not known
     db2.close()
 
 
