@@ -15,6 +15,7 @@ __all__ = [
     "AnomalySpec",
     "ConditionSpec",
     "DifferenceSpec",
+    "DriftSpec",
     "FlappingSpec",
     "ForecastSpec",
     "JumpSpec",
@@ -283,6 +284,31 @@ class NoiseSpec(BaseModel):
         return self
 
 
+class DriftSpec(BaseModel):
+    """Two sensors in the same space part: the hourly difference between a series and its siblings
+    (``siblings``, as for stuck) moved more than ``max`` from its baseline over ``over``, with a
+    significant trend (alerting/conditions/drift.py); it clears back within ``max`` / 2."""
+
+    model_config = STRICT
+    #: the default message (``value``/``difference``: the current difference; ``baseline``; ``rate``
+    #: per day; ``siblings``; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
+
+    max: float = Field(1.0, gt=0, allow_inf_nan=False)
+    over: Duration = 7 * 86400.0
+    siblings: Union[str, list[str]] = Field(default_factory=lambda: ["device", "label:room"])
+
+    _groups = field_validator("siblings")(classmethod(lambda cls, v: StuckSpec._groups(v)))
+
+    @model_validator(mode="after")
+    def _days(self) -> DriftSpec:
+        if not 2 * 86400.0 <= self.over <= 90 * 86400.0:
+            raise ValueError("drift over must be 2d to 90d (it compares hourly differences over days)")
+        if self.siblings == []:
+            raise ValueError("drift needs siblings to compare with: device, label:<name> or a list of them")
+        return self
+
+
 class ConditionSpec(BaseModel):
     """One condition; a rule is a condition plus what to do when it holds."""
 
@@ -307,6 +333,7 @@ class ConditionSpec(BaseModel):
     forecast: Optional[ForecastSpec] = None
     jump: Optional[JumpSpec] = None
     noise: Optional[NoiseSpec] = None
+    drift: Optional[DriftSpec] = None
 
     def kinds(self) -> list[str]:
         """The kinds of condition this spec names (exactly one is valid)."""
@@ -318,7 +345,7 @@ class ConditionSpec(BaseModel):
                 out.append(name)
         if self.offline:
             out.append("offline")
-        out += [k for k in ("stale", "stuck", "forecast", "jump", "noise") if getattr(self, k) is not None]
+        out += [k for k in ("stale", "stuck", "forecast", "jump", "noise", "drift") if getattr(self, k) is not None]
         return out
 
     def default_message(self) -> Optional[str]:
@@ -334,7 +361,7 @@ class ConditionSpec(BaseModel):
         if not kinds:
             raise ValueError(
                 "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any, "
-                "stale, stuck, forecast, jump, noise"
+                "stale, stuck, forecast, jump, noise, drift"
             )
         if len(kinds) > 1:
             raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")

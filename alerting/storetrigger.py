@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from alerting.conditions import SeriesData, build_condition
+from alerting.driftrefill import refill_drift
 from alerting.engine import Engine
 from alerting.index import CompiledRule
 from alerting.partition import owns
@@ -53,7 +54,7 @@ def wants_store(settings: StoreSettings, rules: RuleSet) -> bool:
     """Store rules need the store; windowed rules use it to refill their windows after a restart."""
     if any(r.spec.source == "store" for r in rules.rules):
         return True
-    if not any(build_condition(r.spec).window > 0 for r in rules.rules):
+    if not any(build_condition(r.spec).window > 0 or r.spec.drift is not None for r in rules.rules):
         return False
     url = settings.store_url()
     # the embedded default store only if the bridge made it: never create an empty one here
@@ -97,3 +98,5 @@ async def seed_windows(engine: Engine, store: Store, clock: Clock) -> None:
         seeded += 1
     if seeded:
         log.info("filled the rule windows of %d series from the store", seeded)
+    await refill_drift(engine, store, now)
+

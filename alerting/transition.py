@@ -122,7 +122,7 @@ class TransitionSink(Protocol):
         """Record ``t``; must not commit."""
 
 
-SENSOR_KINDS = ("stale", "stuck", "forecast", "jump", "noise")
+SENSOR_KINDS = ("stale", "stuck", "forecast", "jump", "noise", "drift")
 
 
 def _num(v: Any) -> Optional[float]:
@@ -147,6 +147,7 @@ def sensor_reason(kinds: Sequence[str], facts: Mapping[str, Any], value: Optiona
     - ``forecast``: ``threshold``, ``reach_at`` (when it is expected to be reached), ``rate`` (per minute)
     - ``jump``: ``from`` (the last plausible reading), ``to`` (the reading), ``elapsed``
     - ``noise``: ``spread`` (recent), ``usual`` (the rest of the window), ``ratio``
+    - ``drift``: ``difference`` (to its siblings now), ``baseline`` (before they parted), ``rate`` (per day)
 
     and ``unit`` when the series has one. ``kinds`` is the rule's ``ConditionSpec.kinds()``; any other rule
     (a compound one too) has no reason: ().
@@ -165,6 +166,8 @@ def sensor_reason(kinds: Sequence[str], facts: Mapping[str, Any], value: Optiona
         fields = {"threshold": f.get("threshold"), "reach_at": None if eta is None else at + eta, "rate": f.get("rate")}
     elif kind == "jump":
         fields = {"from": f.get("jumped_from"), "to": v, "elapsed": f.get("elapsed")}
+    elif kind == "drift":
+        fields = {"difference": f.get("difference"), "baseline": f.get("baseline"), "rate": f.get("rate")}
     else:
         fields = {"spread": f.get("spread"), "usual": f.get("usual"), "ratio": v}
     out: list[tuple[str, Any]] = [("kind", kind)]

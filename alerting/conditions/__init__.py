@@ -7,6 +7,7 @@ from .aggregate import Aggregate
 from .anomaly import Anomaly
 from .build import OnSeries, build_condition
 from .compound import Compound
+from .drift import Drift
 from .forecast import Forecast
 from .jump import Jump, Noise
 from .nodata import NoData
@@ -24,6 +25,7 @@ __all__ = [
     "Compound",
     "Condition",
     "Ctx",
+    "Drift",
     "Forecast",
     "Jump",
     "NoData",

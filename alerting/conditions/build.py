@@ -11,6 +11,7 @@ from ._base import Condition, Ctx
 from .aggregate import Aggregate
 from .anomaly import Anomaly
 from .compound import Compound
+from .drift import Drift
 from .forecast import Forecast
 from .jump import Jump, Noise
 from .nodata import NoData
@@ -97,6 +98,9 @@ def build_condition(spec: ConditionSpec) -> Condition:
     elif spec.noise is not None:
         n = spec.noise
         cond = Noise(n.factor, n.window, n.recent, n.min_spread)
+    elif spec.drift is not None:
+        d = spec.drift
+        cond = Drift(d.max, d.over, [d.siblings] if isinstance(d.siblings, str) else d.siblings)
     else:  # pragma: no cover - the spec validator guarantees one kind
         raise ValueError("no condition")
     if isinstance(spec.series, str):

@@ -100,3 +100,9 @@ def test_only_finite_numbers_are_kept_and_compound_rules_have_none() -> None:
         ("kind", "stuck"), ("since", 5.0), ("unit", "%"))
     assert sensor_reason(["all"], {"stuck_since": T0}, 1.0, T0, "°C") == ()
     assert sensor_reason(["above"], {}, 1.0, T0, "°C") == ()
+
+
+def test_drift_gives_the_difference_now_its_baseline_and_rate() -> None:
+    facts = {"difference": 1.1, "baseline": 0.1, "rate": 0.2, "siblings": ["freezer-2/t1"], "reason": "text"}
+    assert sensor_reason(["drift"], facts, 1.1, T0, "°C") == (
+        ("kind", "drift"), ("difference", 1.1), ("baseline", 0.1), ("rate", 0.2), ("unit", "°C"))

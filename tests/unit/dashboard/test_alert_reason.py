@@ -84,3 +84,10 @@ async def test_every_page_answers_whatever_the_reason(harness: Harness, reason: 
                  "/static/flags.js"):
         r = await harness.client.get(path)
         assert r.status_code == 200, (path, r.text[:200])
+
+
+async def test_a_drift_reason_keeps_its_numbers(harness: Harness) -> None:
+    harness.live.handle(TOPIC, alert({"kind": "drift", "difference": 1.1, "baseline": 0.1, "rate": 0.2,
+                                      "unit": "°C"}), NOW)
+    assert harness.live.alerts["stuck/freezer/t0/temperature"]["reason"] == {
+        "kind": "drift", "difference": 1.1, "baseline": 0.1, "rate": 0.2, "unit": "°C"}
