@@ -22,6 +22,7 @@ __all__ = [
     "NodataSpec",
     "NoiseSpec",
     "RateSpec",
+    "RestartsSpec",
     "RuleSpec",
     "StaleSpec",
     "StuckSpec",
@@ -283,6 +284,24 @@ class NoiseSpec(BaseModel):
         return self
 
 
+class RestartsSpec(BaseModel):
+    """The series (an ``uptime``) went down ``count`` times within ``within``: the device rebooted
+    (alerting/conditions/restarts.py)."""
+
+    model_config = STRICT
+    #: the default message (``value``/``restarts``: reboots in the window; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
+
+    count: int = Field(3, ge=1, le=10_000)
+    within: Duration = 86400.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> RestartsSpec:
+        if self.within <= 0:
+            raise ValueError("restarts within must be longer than 0s")
+        return self
+
+
 class ConditionSpec(BaseModel):
     """One condition; a rule is a condition plus what to do when it holds."""
 
@@ -307,6 +326,7 @@ class ConditionSpec(BaseModel):
     forecast: Optional[ForecastSpec] = None
     jump: Optional[JumpSpec] = None
     noise: Optional[NoiseSpec] = None
+    restarts: Optional[RestartsSpec] = None
 
     def kinds(self) -> list[str]:
         """The kinds of condition this spec names (exactly one is valid)."""
@@ -319,6 +339,7 @@ class ConditionSpec(BaseModel):
         if self.offline:
             out.append("offline")
         out += [k for k in ("stale", "stuck", "forecast", "jump", "noise") if getattr(self, k) is not None]
+        out += ["restarts"] if self.restarts is not None else []
         return out
 
     def default_message(self) -> Optional[str]:
@@ -334,7 +355,7 @@ class ConditionSpec(BaseModel):
         if not kinds:
             raise ValueError(
                 "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any, "
-                "stale, stuck, forecast, jump, noise"
+                "stale, stuck, forecast, jump, noise, restarts"
             )
         if len(kinds) > 1:
             raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")

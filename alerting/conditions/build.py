@@ -15,6 +15,7 @@ from .forecast import Forecast
 from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
+from .restarts import Restarts
 from .stale import Stale
 from .status import Offline
 from .stuck import Stuck
@@ -97,6 +98,8 @@ def build_condition(spec: ConditionSpec) -> Condition:
     elif spec.noise is not None:
         n = spec.noise
         cond = Noise(n.factor, n.window, n.recent, n.min_spread)
+    elif spec.restarts is not None:
+        cond = Restarts(spec.restarts.count, spec.restarts.within)
     else:  # pragma: no cover - the spec validator guarantees one kind
         raise ValueError("no condition")
     if isinstance(spec.series, str):
