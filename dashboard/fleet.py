@@ -41,7 +41,7 @@ _TREND_BUCKET = 6 * 3600.0
 _REBOOT_BUCKET = 3600.0
 _DAY = 86400.0
 # The kinds of risk, in the order the summary counts them.
-KINDS = ("low battery", "falling battery", "weak signal", "reboots", "offline", "stale")
+KINDS = ("low battery", "falling battery", "weak signal", "rebooting", "offline", "stale")
 
 
 def battery_trend(points: list[tuple[float, float]]) -> Optional[float]:
@@ -125,7 +125,7 @@ def _assess(d: dict[str, Any], f: FleetSettings, now: float) -> None:
         kinds.append("weak signal")
     if d["reboots"] is not None and d["reboots"] >= f.reboots:
         reasons.append(f"rebooted {d['reboots']} times in the last 24h")
-        kinds.append("reboots")
+        kinds.append("rebooting")
     if d["state"] == "offline":
         reasons.append("offline (its status says so)")
         kinds.append("offline")
@@ -208,7 +208,7 @@ async def fleet(request: Request, _: Reader,
                 device: Optional[str] = Query(None, max_length=128, description="only devices whose name holds this"),
                 limit: int = Query(1000, ge=1, le=100_000)) -> Response:
     """Every device's battery, signal, uptime and reboots and last reading, and the devices at risk with
-    their reasons (``low battery``, ``falling battery``, ``weak signal``, ``reboots``, ``offline``, ``stale``)."""
+    their reasons (``low battery``, ``falling battery``, ``weak signal``, ``rebooting``, ``offline``, ``stale``)."""
     body = await fleet_view(request)
     rows = [d for d in body["devices"] if (not risk or d["reasons"]) and (device is None or device in d["device"])]
     return JSONResponse({**body, "devices": rows[:limit], "shown": min(len(rows), limit)})

@@ -73,7 +73,7 @@ async def test_every_kind_of_risk_with_its_reason_and_the_counts(fleet: Harness)
     assert why["dev-0049"] == ["silent for 11 h"]
     assert why["dev-0000"] == ["offline (its status says so)"]
     assert body["summary"] == ("6 of 50 devices at risk: 1 low battery, 1 falling battery, 1 weak signal, "
-                               "1 reboots, 1 offline, 1 stale")
+                               "1 rebooting, 1 offline, 1 stale")
     # the devices at risk come first; a healthy one has its figures
     assert [d["reasons"] != [] for d in body["devices"]][:6] == [True] * 6
     healthy = next(d for d in body["devices"] if d["device"] == "dev-0001")
@@ -99,7 +99,7 @@ async def test_thresholds_come_from_the_settings(tmp_path: Path) -> None:
         await h.login()
         body = (await client.get("/api/v1/fleet")).json()
         kinds = body["counts"]
-        assert kinds["low battery"] == 50 and kinds["weak signal"] == 0 and kinds["reboots"] == 0
+        assert kinds["low battery"] == 50 and kinds["weak signal"] == 0 and kinds["rebooting"] == 0
         assert kinds["stale"] == 0 and body["thresholds"]["battery_low"] == 85
 
 
