@@ -169,8 +169,6 @@ async def _compute(ctx: Context, f: FleetSettings) -> dict[str, Any]:
             seen.setdefault(row["device"], []).append((row["metric"], float(row["value"])))
             if row["metric"] in ("battery", "uptime"):
                 d.setdefault("_keys", []).append(SeriesKey(row["metric"], row["device"], row["sensor"]))
-    for name, status in ctx.live.devices.items():
-        device(name)["state"] = status.get("state", "unknown")
     for name, values in seen.items():
         d = devices[name]
         by: dict[str, list[float]] = {}
@@ -179,6 +177,12 @@ async def _compute(ctx: Context, f: FleetSettings) -> dict[str, Any]:
         d["battery"], d["voltage"] = _worst(by.get("battery", [])), _worst(by.get("voltage", []))
         d["rssi"], d["linkquality"] = _worst(by.get("rssi", [])), _worst(by.get("linkquality", []))
         d["uptime"] = _worst(by.get("uptime", []))
+    for name, status in ctx.live.devices.items():
+        d = device(name)
+        d["state"] = status.get("state", "unknown")
+        up = (status.get("details") or {}).get("uptime")  # an edge agent's status says it
+        if d["uptime"] is None and isinstance(up, (int, float)) and not isinstance(up, bool) and 0 <= up < 1e12:
+            d["uptime"] = float(up)
     keys = [k for d in devices.values() for k in d.pop("_keys", [])]
     trends, reboots = await asyncio.to_thread(
         _history, ctx.store, f, now, [k for k in keys if k.metric == "battery"],

@@ -15,7 +15,6 @@ from tests.support.dashboard_served import (
     ARTIFACTS,
     DESKTOP,
     PHONE,
-    Running,
     logged_in,
     make_config,
     publish,
@@ -40,7 +39,7 @@ def fleet_config(mosquitto: Mosquitto, tmp_path: Path) -> VigilConfig:
 
 async def test_fleet_api_and_page_against_a_real_store(mosquitto: Mosquitto, store: Store, tmp_path: Path) -> None:
     now = time.time()
-    store.write(fleet_events(now, 50) + [Event(XSS, "main", "battery", 4.0, now - 60, "%")])
+    store.write([*fleet_events(now, 50), Event(XSS, "main", "battery", 4.0, now - 60, "%")])
     async with running_dashboard(fleet_config(mosquitto, tmp_path), store) as run, run.client() as c:
         await run.login(c)
         await publish(mosquitto, "vigil/status/dev-0000", b'{"state": "offline"}', retain=True)
@@ -79,7 +78,7 @@ async def test_fleet_page_in_chromium(mosquitto: Mosquitto, browser: Browser, tm
 
     store = open_store(f"sqlite:///{tmp_path}/vigil.db")
     now = time.time()
-    store.write(fleet_events(now, 50) + [Event(XSS, "main", "battery", 4.0, now - 60, "%")])
+    store.write([*fleet_events(now, 50), Event(XSS, "main", "battery", 4.0, now - 60, "%")])
     try:
         async with running_dashboard(fleet_config(mosquitto, tmp_path), store) as run:
             page = await logged_in(browser, run, viewport, dark)

@@ -54,6 +54,9 @@ async def fleet(tmp_path: Path):  # type: ignore[no-untyped-def]
     async with app.router.lifespan_context(app), client:  # type: ignore[attr-defined]
         h.store.write(fleet_events(NOW, 50))
         h.live.handle("vigil/status/dev-0000", b'{"state": "offline"}', NOW)
+        h.live.handle("vigil/status/pi-1", b'{"state": "online", "uptime": 7200}', NOW)
+        h.live.handle("vigil/status/pi-2", b'{"state": "online", "uptime": "a week"}', NOW)
+        h.live.handle("vigil/status/pi-3", b'{"state": "online", "uptime": 1e300}', NOW)
         await h.login()
         yield h
 
@@ -62,7 +65,11 @@ async def test_every_kind_of_risk_with_its_reason_and_the_counts(fleet: Harness)
     r = await fleet.client.get("/api/v1/fleet")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["total"] == 50
+    assert body["total"] == 53
+    pis = {d["device"]: d for d in body["devices"] if d["device"].startswith("pi-")}
+    # an edge agent's status gives its uptime; a hostile one is left out; none is seen yet (no reading)
+    assert {n: (d["uptime"], d["state"], d["reasons"]) for n, d in pis.items()} == {
+        "pi-1": (7200.0, "online", []), "pi-2": (None, "online", []), "pi-3": (None, "online", [])}
     why = {d["device"]: d["reasons"] for d in body["devices"] if d["reasons"]}
     expected = {f"dev-{i:04}": problem_of(i, 10) for i in range(50) if problem_of(i, 10)}
     assert set(why) == set(expected) | {"dev-0000"}
@@ -72,7 +79,7 @@ async def test_every_kind_of_risk_with_its_reason_and_the_counts(fleet: Harness)
     assert why["dev-0039"] == ["rebooted 4 times in the last 24h"]
     assert why["dev-0049"] == ["silent for 11 h"]
     assert why["dev-0000"] == ["offline (its status says so)"]
-    assert body["summary"] == ("6 of 50 devices at risk: 1 low battery, 1 falling battery, 1 weak signal, "
+    assert body["summary"] == ("6 of 53 devices at risk: 1 low battery, 1 falling battery, 1 weak signal, "
                                "1 rebooting, 1 offline, 1 stale")
     # the devices at risk come first; a healthy one has its figures
     assert [d["reasons"] != [] for d in body["devices"]][:6] == [True] * 6
@@ -131,7 +138,7 @@ async def test_the_page_shows_the_counts_and_reasons_as_text(fleet: Harness) -> 
     fleet.store.write([Event("<img src=x onerror=alert(1)>", "main", "battery", 3.0, NOW - 60, "%")])
     r = await fleet.client.get("/fleet")
     assert r.status_code == 200
-    assert "7 of 51 devices at risk" in r.text
+    assert "7 of 54 devices at risk" in r.text
     assert "rebooted 4 times in the last 24h" in r.text and "weak signal (-88 dBm)" in r.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in r.text and "<img src=x" not in r.text
     assert 'href="/fleet" aria-current="page"' in r.text
