@@ -15,11 +15,12 @@ from tests.support.pipeline import NOW, SOURCES, make_pipeline
 HEALTH_SOURCES: list[dict[str, Any]] = [
     *(s for s in SOURCES if s["name"] in ("shelly2", "shelly2status", "tasmota", "z2m")),
     {"name": "tasmota_state", "format": "tasmota", "topic": "tele/{device}/STATE"},
-    {"name": "tasmota_status", "format": "tasmota", "topic": "stat/{device}/{status}"},
+    {"name": "tasmota_status", "format": "tasmota", "topic": "stat/{device}/+"},
     {"name": "shelly1info", "format": "shelly", "topic": "shellies/{device}/info"},
-    # ESPHome: name the node's sensors battery, rssi, uptime (docs/devices.md)
-    {"name": "esphome_health", "format": "plain", "topic": "{device}/sensor/{metric}/state",
-     "defaults": {"sensor": "device"}},
+    # ESPHome: the node's sensors named battery, rssi, uptime (the sources of docs/devices.md)
+    *({"name": f"esphome-{m}", "format": "plain", "topic": f"{{device}}/sensor/{m}/state",
+       "defaults": {"sensor": "device", "metric": m, "unit": u}}
+      for m, u in (("battery", "%"), ("rssi", "dBm"), ("uptime", "s"))),
 ]
 
 TASMOTA_STATE = (b'{"Time":"2023-11-14T22:13:00+00:00","Uptime":"1T02:03:04","UptimeSec":93784,"Heap":25,'
@@ -99,8 +100,8 @@ def test_zigbee2mqtt_battery_linkquality_voltage_in_the_same_units(health: Pipel
 
 @pytest.mark.parametrize(("topic", "payload", "row"), [
     ("garden/sensor/battery/state", b"87", ("garden", "device", "battery", 87.0, "%")),
-    ("garden/sensor/rssi/state", b"-67", ("garden", "device", "rssi", -67.0, "")),
-    ("garden/sensor/uptime/state", b"3600", ("garden", "device", "uptime", 3600.0, "")),
+    ("garden/sensor/rssi/state", b"-67", ("garden", "device", "rssi", -67.0, "dBm")),
+    ("garden/sensor/uptime/state", b"3600", ("garden", "device", "uptime", 3600.0, "s")),
 ])
 def test_esphome_health_sensors_through_plain(health: Pipeline, topic: str, payload: bytes,
                                               row: tuple[str, str, str, float, str]) -> None:
