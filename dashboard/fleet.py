@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -40,6 +40,9 @@ HEALTH_METRICS = ("battery", "voltage", "rssi", "wifi_quality", "linkquality", "
 _TREND_BUCKET = 6 * 3600.0
 _REBOOT_BUCKET = 3600.0
 _DAY = 86400.0
+# A series' trend or reboot count is read again after 5 to 15 minutes (spread by name); the latest values
+# (battery level, signal, silence, status) are fresh on every computation.
+HISTORY_TTL = 600.0
 # The kinds of risk, in the order the summary counts them.
 KINDS = ("low battery", "falling battery", "weak signal", "rebooting", "offline", "stale")
 
@@ -69,29 +72,50 @@ def reboots_in(lows: list[tuple[float, float]], highs: list[tuple[float, float]]
 
 @dataclass
 class FleetCache:
-    """The last answer and when it was computed (one per app, on ``app.state.fleet``)."""
+    """The last answer and when it was computed (one per app, on ``app.state.fleet``), and each series'
+    history figure (a trend, a reboot count) with when it expires."""
 
     at: float = -math.inf
     body: Optional[dict[str, Any]] = None
     lock: Optional[asyncio.Lock] = None
+    history: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
 
-def _history(store: Store, f: FleetSettings, now: float, battery: list[SeriesKey], uptime: list[SeriesKey]
+def _expiry(sid: str, now: float) -> float:
+    """When a series' history figure is read again: 5 to 15 minutes on, spread by its name, so the
+    queries of a large fleet are spread over the requests instead of all due at once."""
+    return now + HISTORY_TTL * (0.5 + (zlib.crc32(sid.encode()) % 1000) / 1000)
+
+
+def _history(store: Store, f: FleetSettings, now: float, tick: float, battery: list[SeriesKey],
+             uptime: list[tuple[SeriesKey, float]], kept: dict[str, tuple[float, Any]]
              ) -> tuple[dict[str, Optional[float]], dict[str, int]]:
-    """Battery trends (%/day) and reboots in the last day, by series id: bucketed queries, one after another."""
-    t0 = now - f.battery_days
-    start = math.floor(t0 / _TREND_BUCKET) * _TREND_BUCKET
-    trends = {}
+    """Battery trends (%/day) and reboots in the last day, by series id: bucketed queries one after
+    another, for the series whose figure in ``kept`` expired. An uptime over a day means no reboot in it:
+    no query. ``tick``: the clock's monotonic time, which the expiries count on."""
+
+    def fresh(sid: str) -> bool:
+        entry = kept.get(sid)
+        return entry is not None and entry[0] > tick
+
+    start = math.floor((now - f.battery_days) / _TREND_BUCKET) * _TREND_BUCKET
     for key in battery:
-        pts = [(p.ts, p.value) for p in store.query(key, start, now, _TREND_BUCKET, "mean") if math.isfinite(p.value)]
-        trends[key.id] = battery_trend(pts)
-    reboots = {}
+        if not fresh(key.id):
+            pts = [(p.ts, p.value) for p in store.query(key, start, now, _TREND_BUCKET, "mean")
+                   if math.isfinite(p.value)]
+            kept[key.id] = (_expiry(key.id, tick), battery_trend(pts))
     d0 = math.floor((now - _DAY) / _REBOOT_BUCKET) * _REBOOT_BUCKET
-    for key in uptime:
-        lows = [(p.ts, p.value) for p in store.query(key, d0, now, _REBOOT_BUCKET, "min")]
-        highs = [(p.ts, p.value) for p in store.query(key, d0, now, _REBOOT_BUCKET, "max")]
-        reboots[key.id] = reboots_in(lows, highs)
-    return trends, reboots
+    for key, up in uptime:
+        if up >= now - d0:
+            kept[key.id] = (_expiry(key.id, tick), 0)
+        elif not fresh(key.id):
+            lows = [(p.ts, p.value) for p in store.query(key, d0, now, _REBOOT_BUCKET, "min")]
+            highs = [(p.ts, p.value) for p in store.query(key, d0, now, _REBOOT_BUCKET, "max")]
+            kept[key.id] = (_expiry(key.id, tick), reboots_in(lows, highs))
+    wanted = {k.id for k in battery} | {k.id for k, _ in uptime}
+    for sid in [sid for sid in kept if sid not in wanted]:
+        del kept[sid]
+    return {k.id: kept[k.id][1] for k in battery}, {k.id: kept[k.id][1] for k, _ in uptime}
 
 
 def _ago(seconds: float) -> str:
@@ -144,14 +168,15 @@ async def fleet_view(request: Request) -> dict[str, Any]:
         cache = request.app.state.fleet = FleetCache(lock=asyncio.Lock())
     assert cache.lock is not None
     async with cache.lock:  # one computation at a time; the others wait for its answer
-        if cache.body is not None and time.monotonic() - cache.at < f.cache:
+        if cache.body is not None and ctx.clock.monotonic() - cache.at < f.cache:
             return cache.body
-        body = await _compute(ctx, f)
-        cache.at, cache.body = time.monotonic(), body
+        # without a cache (``cache: 0``) every computation reads the history too
+        body = await _compute(ctx, f, cache.history if f.cache > 0 else {})
+        cache.at, cache.body = ctx.clock.monotonic(), body
         return body
 
 
-async def _compute(ctx: Context, f: FleetSettings) -> dict[str, Any]:
+async def _compute(ctx: Context, f: FleetSettings, kept: dict[str, tuple[float, Any]]) -> dict[str, Any]:
     now = ctx.clock.now()
     devices: dict[str, dict[str, Any]] = {}
     seen: dict[str, list[tuple[str, float]]] = {}
@@ -168,7 +193,8 @@ async def _compute(ctx: Context, f: FleetSettings) -> dict[str, Any]:
         if row["metric"] in HEALTH_METRICS and isinstance(row["value"], (int, float)) and math.isfinite(row["value"]):
             seen.setdefault(row["device"], []).append((row["metric"], float(row["value"])))
             if row["metric"] in ("battery", "uptime"):
-                d.setdefault("_keys", []).append(SeriesKey(row["metric"], row["device"], row["sensor"]))
+                key = SeriesKey(row["metric"], row["device"], row["sensor"])
+                d.setdefault("_keys", []).append((key, float(row["value"])))
     for name, values in seen.items():
         d = devices[name]
         by: dict[str, list[float]] = {}
@@ -183,10 +209,11 @@ async def _compute(ctx: Context, f: FleetSettings) -> dict[str, Any]:
         up = (status.get("details") or {}).get("uptime")  # an edge agent's status says it
         if d["uptime"] is None and isinstance(up, (int, float)) and not isinstance(up, bool) and 0 <= up < 1e12:
             d["uptime"] = float(up)
-    keys = [k for d in devices.values() for k in d.pop("_keys", [])]
+    keyed = [k for d in devices.values() for k in d.pop("_keys", [])]
+    keys = [k for k, _ in keyed]
     trends, reboots = await asyncio.to_thread(
-        _history, ctx.store, f, now, [k for k in keys if k.metric == "battery"],
-        [k for k in keys if k.metric == "uptime"])
+        _history, ctx.store, f, now, ctx.clock.monotonic(), [k for k in keys if k.metric == "battery"],
+        [(k, v) for k, v in keyed if k.metric == "uptime"], kept)
     for key in keys:
         d = devices[key.device]
         if key.metric == "battery" and trends.get(key.id) is not None:

@@ -156,11 +156,22 @@ async def test_who_may_see_it(tmp_path: Path) -> None:
         assert (await client.get("/api/v1/fleet")).status_code == 200
 
 
-async def test_the_answer_is_kept_for_the_cache_time(tmp_path: Path) -> None:
-    h, client, app = await fleet_harness(tmp_path, cache="1h")
+async def test_the_answer_is_kept_for_the_cache_time_and_trends_longer(tmp_path: Path) -> None:
+    h, client, app = await fleet_harness(tmp_path, cache="30s")
     async with app.router.lifespan_context(app), client:  # type: ignore[attr-defined]
         await h.login()
-        h.store.write([Event("a", "main", "battery", 50.0, NOW - 60, "%")])
-        assert (await client.get("/api/v1/fleet")).json()["total"] == 1
+        h.store.write([Event("a", "main", "battery", 50.0, NOW - DAY * (7 - d), "%") for d in range(8)])
+        first = (await client.get("/api/v1/fleet")).json()
+        assert first["total"] == 1 and first["devices"][0]["battery_trend"] == pytest.approx(0.0)
         h.store.write([Event("b", "main", "battery", 50.0, NOW - 60, "%")])
         assert (await client.get("/api/v1/fleet")).json()["total"] == 1
+        # after the cache time: new devices and latest values at once; a trend is read again in 5-15 min
+        h.store.write([Event("a", "main", "battery", 50.0 - 3 * d, NOW - DAY * (7 - d), "%") for d in range(8)])
+        h.clock.advance(31)
+        body = (await client.get("/api/v1/fleet")).json()
+        a = next(d for d in body["devices"] if d["device"] == "a")
+        assert body["total"] == 2 and a["battery"] == 29.0 and a["battery_trend"] == pytest.approx(0.0)
+        h.clock.advance(15 * 60)
+        a = next(d for d in (await client.get("/api/v1/fleet")).json()["devices"] if d["device"] == "a")
+        assert a["battery_trend"] == pytest.approx(-3.0, abs=0.2)
+        assert a["reasons"] == ["battery 29 % and falling -3.0 %/day: empty in about 10 days"]
