@@ -7,9 +7,11 @@ store (and the bus); history only where it is needed, bucketed by the store: a b
 its 6-hour means over ``fleet.battery_days`` (a robust slope, the median of the slopes between pairs
 of buckets, so one odd reading does not make a trend), and reboots from the hourly minimum and maximum
 of ``uptime`` over the last day (a bucket whose minimum is below the maximum of the bucket before holds
-a reboot: several reboots within one hour count once). So 1,000 devices cost one ``latest()`` and one
-to three small queries each (bench/dashboard/fleet.py measures it); the answer is kept
-``fleet.cache`` seconds.
+a reboot: several reboots within one hour count once; an uptime over a day needs no query). The
+answer is kept ``fleet.cache`` seconds, and each series' trend or reboot count 5 to 15 minutes (spread
+by name, so a large fleet's queries are spread over the computations): a first computation at 1,000
+devices makes about a thousand small queries, the next ones a twentieth of that
+(bench/dashboard/fleet.py measures it).
 """
 
 from __future__ import annotations
