@@ -23,6 +23,7 @@ __all__ = [
     "NodataSpec",
     "NoiseSpec",
     "RateSpec",
+    "RestartsSpec",
     "RuleSpec",
     "StaleSpec",
     "StuckSpec",
@@ -309,6 +310,24 @@ class DriftSpec(BaseModel):
         return self
 
 
+class RestartsSpec(BaseModel):
+    """The series (an ``uptime``) went down ``count`` times within ``within``: the device rebooted
+    (alerting/conditions/restarts.py)."""
+
+    model_config = STRICT
+    #: the default message (``value``/``restarts``: reboots in the window; ``reason``: in words)
+    MESSAGE: ClassVar[str] = "{{ reason }}"
+
+    count: int = Field(3, ge=1, le=10_000)
+    within: Duration = 86400.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> RestartsSpec:
+        if self.within <= 0:
+            raise ValueError("restarts within must be longer than 0s")
+        return self
+
+
 class ConditionSpec(BaseModel):
     """One condition; a rule is a condition plus what to do when it holds."""
 
@@ -334,6 +353,7 @@ class ConditionSpec(BaseModel):
     jump: Optional[JumpSpec] = None
     noise: Optional[NoiseSpec] = None
     drift: Optional[DriftSpec] = None
+    restarts: Optional[RestartsSpec] = None
 
     def kinds(self) -> list[str]:
         """The kinds of condition this spec names (exactly one is valid)."""
@@ -345,7 +365,8 @@ class ConditionSpec(BaseModel):
                 out.append(name)
         if self.offline:
             out.append("offline")
-        out += [k for k in ("stale", "stuck", "forecast", "jump", "noise", "drift") if getattr(self, k) is not None]
+        out += [k for k in ("stale", "stuck", "forecast", "jump", "noise", "drift", "restarts")
+                if getattr(self, k) is not None]
         return out
 
     def default_message(self) -> Optional[str]:
@@ -361,7 +382,7 @@ class ConditionSpec(BaseModel):
         if not kinds:
             raise ValueError(
                 "no condition: give one of above/below, rate, nodata, aggregate, anomaly, offline, all, any, "
-                "stale, stuck, forecast, jump, noise, drift"
+                "stale, stuck, forecast, jump, noise, drift, restarts"
             )
         if len(kinds) > 1:
             raise ValueError(f"one condition per rule or child, got {' and '.join(kinds)}; combine them with all/any")

@@ -122,7 +122,7 @@ class TransitionSink(Protocol):
         """Record ``t``; must not commit."""
 
 
-SENSOR_KINDS = ("stale", "stuck", "forecast", "jump", "noise", "drift")
+SENSOR_KINDS = ("stale", "stuck", "forecast", "jump", "noise", "drift", "restarts")
 
 
 def _num(v: Any) -> Optional[float]:
@@ -148,6 +148,7 @@ def sensor_reason(kinds: Sequence[str], facts: Mapping[str, Any], value: Optiona
     - ``jump``: ``from`` (the last plausible reading), ``to`` (the reading), ``elapsed``
     - ``noise``: ``spread`` (recent), ``usual`` (the rest of the window), ``ratio``
     - ``drift``: ``difference`` (to its siblings now), ``baseline`` (before they parted), ``rate`` (per day)
+    - ``restarts``: ``count`` (reboots within the rule's window), ``last`` (when the latest one was seen)
 
     and ``unit`` when the series has one. ``kinds`` is the rule's ``ConditionSpec.kinds()``; any other rule
     (a compound one too) has no reason: ().
@@ -168,6 +169,8 @@ def sensor_reason(kinds: Sequence[str], facts: Mapping[str, Any], value: Optiona
         fields = {"from": f.get("jumped_from"), "to": v, "elapsed": f.get("elapsed")}
     elif kind == "drift":
         fields = {"difference": f.get("difference"), "baseline": f.get("baseline"), "rate": f.get("rate")}
+    elif kind == "restarts":
+        fields = {"count": v, "last": f.get("last_restart")}
     else:
         fields = {"spread": f.get("spread"), "usual": f.get("usual"), "ratio": v}
     out: list[tuple[str, Any]] = [("kind", kind)]

@@ -25,7 +25,7 @@ from vigil.core.health import HealthReporter
 from vigil.core.settings import MqttSettings
 from vigil.core.stores import Store, StoreRejected, StoreUnavailable
 
-from . import actions, api, calibration, pages, thresholds
+from . import actions, api, calibration, fleet, pages, thresholds
 from .auth import Authenticator, AuthError
 from .context import ApiError, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
@@ -183,6 +183,7 @@ def create_app(
         return _error(422, "the request is not valid", problems)
 
     app.include_router(api.router)
+    app.include_router(fleet.router)
     app.include_router(actions.router)
     calibration.install(app, data_dir)
     app.include_router(thresholds.router)

@@ -67,9 +67,10 @@ def _finite(v: Any) -> Optional[float]:
 
 
 # Why a sensor-health alert holds (alerting.transition.sensor_reason): its kind and the numbers the pages word.
-_REASON_KINDS = ("stale", "stuck", "forecast", "jump", "noise", "drift")
+_REASON_KINDS = ("stale", "stuck", "forecast", "jump", "noise", "drift", "restarts")
 _REASON_NUMBERS = ("last", "interval", "limit", "since", "value", "threshold", "reach_at", "rate", "from", "to",
-                   "elapsed", "spread", "usual", "ratio", "difference", "baseline")
+                   "elapsed", "spread", "usual", "ratio", "difference", "baseline",
+                   "count")
 
 
 def _reason(raw: Any) -> Optional[dict[str, Any]]:

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .auth import SESSION_COOKIE, AuthError, Principal
 from .context import authenticate, ctx_of, same_origin
+from .fleet import fleet_view
 
 __all__ = ["STATIC_FILES", "router"]
 
@@ -78,6 +79,14 @@ async def alerts(request: Request) -> Response:
 @router.get("/rules")
 async def rules(request: Request) -> Response:
     return _page(request, "rules", "Rules")
+
+
+@router.get("/fleet")
+async def fleet(request: Request) -> Response:
+    who: Principal = authenticate(request)  # before the store is read
+    if not who.allows("read-only"):
+        raise AuthError(403, f"{who.name} may not view pages")
+    return _page(request, "fleet", "Fleet", fleet=await fleet_view(request), now=ctx_of(request).clock.now())
 
 
 @router.get("/silences")

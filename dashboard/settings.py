@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, 
 from vigil.core.configtypes import STRICT, Duration, HostPort
 from vigil.core.sitetime import check_zone, server_zone_name
 
-__all__ = ["ROLES", "DashboardSettings", "HmacKey", "Role", "TokenEntry", "UserEntry"]
+__all__ = ["ROLES", "DashboardSettings", "FleetSettings", "HmacKey", "Role", "TokenEntry", "UserEntry"]
 
 # read-only: look at everything; ingest: only POST readings; admin: also acknowledge, silence, reload.
 Role = Literal["read-only", "ingest", "admin"]
@@ -83,6 +83,33 @@ class HmacKey(BaseModel):
         return v
 
 
+class FleetSettings(BaseModel):
+    """When the Fleet page (``/fleet``) counts a device at risk."""
+
+    model_config = STRICT
+
+    battery_low: float = Field(20.0, ge=0, le=100, description="battery below this (%) is low.")
+    battery_days: Duration = Field(7 * 86400.0, description="the time over which a battery's trend is judged.")
+    battery_fall_per_day: float = Field(0.5, gt=0, le=100, description="a battery falling at least this fast "
+                                        "(% a day, a robust slope) is falling.")
+    battery_days_left: float = Field(30.0, gt=0, le=3650, description="a falling battery above battery_low is "
+                                     "at risk when it will be empty within this many days.")
+    rssi_weak: float = Field(-80.0, ge=-200, le=0, description="an rssi below this (dBm) is a weak signal.")
+    linkquality_weak: float = Field(30.0, ge=0, le=255, description="a zigbee linkquality below this is weak.")
+    reboots: int = Field(3, ge=1, le=10_000, description="this many reboots (uptime going down) within a day "
+                         "are frequent.")
+    stale_after: Duration = Field(2 * 3600.0, description="a device with no reading for longer is stale.")
+    cache: Duration = Field(30.0, description="how long the page's answer is kept (0: computed each time).")
+
+    @model_validator(mode="after")
+    def _spans(self) -> FleetSettings:
+        if self.battery_days < 86400:
+            raise ValueError("battery_days must be at least 1d (a trend needs days of readings)")
+        if self.stale_after <= 0 or self.cache < 0:
+            raise ValueError("stale_after must be longer than 0s and cache at least 0s")
+        return self
+
+
 class DashboardSettings(BaseModel):
     model_config = STRICT
 
@@ -117,6 +144,8 @@ class DashboardSettings(BaseModel):
     # A tile says "stale" when its newest reading is older than this (a matching nodata rule's
     # `after` wins): the sensor has gone quiet although the device may still say it is online.
     stale_after: Duration = 900.0
+    # The Fleet page's thresholds: low battery, weak signal, frequent reboots, silent devices.
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @field_validator("public_url")
     @classmethod

@@ -17,9 +17,18 @@ from .queue import MEMORY, ReadingQueue, default_directory
 from .sampler import Sampler
 from .sensors import Sensor, build_sensor
 
-__all__ = ["EdgeAgent"]
+__all__ = ["EdgeAgent", "system_uptime"]
 
 log = logging.getLogger(__name__)
+
+
+def system_uptime(path: str = "/proc/uptime") -> Optional[int]:
+    """Seconds since the machine booted (Linux), for the status message; None where it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return round(float(f.read(64).split()[0]))
+    except (OSError, ValueError, IndexError, OverflowError):
+        return None
 
 
 class EdgeAgent:
@@ -100,6 +109,9 @@ class EdgeAgent:
         """The status message's body: what a person checking on the device wants to know."""
         body: dict[str, Any] = {"state": state, "device": self.config.device, "version": __version__,
                                 "ts": round(self.clock.now(), 3)}
+        uptime = system_uptime()
+        if uptime is not None:
+            body["uptime"] = uptime
         if self.queue is not None and self.sampler is not None:
             body["interval"] = self.config.interval
             body["sensors"] = self.sampler.status()

@@ -16,6 +16,7 @@ from .forecast import Forecast
 from .jump import Jump, Noise
 from .nodata import NoData
 from .rate import Rate
+from .restarts import Restarts
 from .stale import Stale
 from .status import Offline
 from .stuck import Stuck
@@ -101,6 +102,8 @@ def build_condition(spec: ConditionSpec) -> Condition:
     elif spec.drift is not None:
         d = spec.drift
         cond = Drift(d.max, d.over, [d.siblings] if isinstance(d.siblings, str) else d.siblings)
+    elif spec.restarts is not None:
+        cond = Restarts(spec.restarts.count, spec.restarts.within)
     else:  # pragma: no cover - the spec validator guarantees one kind
         raise ValueError("no condition")
     if isinstance(spec.series, str):

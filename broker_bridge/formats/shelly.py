@@ -12,6 +12,11 @@ and, with "generic status update" on, one component's status on ``<prefix>/statu
 Each component (``temperature:0``, ``humidity:0``, ``switch:0``...) is a sensor; the device is
 the topic's ``{device}``, else the frame's ``src``. Frames other than NotifyStatus/NotifyFullStatus
 (button events) carry no reading and are passed over.
+
+The device's own health: gen2's ``sys`` component gives ``uptime`` (s) and ``wifi`` gives ``rssi``
+(dBm), in NotifyFullStatus frames and on ``<prefix>/status/sys`` / ``<prefix>/status/wifi``;
+gen1's announce on ``shellies/<id>/info`` (a JSON object with ``wifi_sta``, ``uptime``, ``bat``)
+gives ``rssi`` (sensor ``wifi``), ``uptime`` (``sys``), ``battery`` and ``voltage`` (``bat``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,17 @@ COMPONENT_FIELDS: dict[str, list[tuple[tuple[str, ...], str, str]]] = {
     "illuminance": [(("lux",), "illuminance", "lx")],
     "voltmeter": [(("voltage",), "voltage", "V")],
     "devicepower": [(("battery", "percent"), "battery", "%"), (("battery", "V"), "voltage", "V")],
+    "sys": [(("uptime",), "uptime", "s")],
+    "wifi": [(("rssi",), "rssi", "dBm")],
 }
+# gen1 ``shellies/<id>/info``: (path, sensor, metric, unit).
+GEN1_INFO: list[tuple[tuple[str, ...], str, str, str]] = [
+    (("wifi_sta", "rssi"), "wifi", "rssi", "dBm"),
+    (("uptime",), "sys", "uptime", "s"),
+    (("bat", "value"), "bat", "battery", "%"),
+    (("bat", "voltage"), "bat", "voltage", "V"),
+]
+_GEN1_INFO_KEYS = frozenset({"wifi_sta", "uptime", "bat"})
 _METERED = [
     (("apower",), "power", "W"),
     (("act_power",), "power", "W"),
@@ -130,12 +145,25 @@ class Shelly:
         labels: tuple[tuple[str, str], ...],
         source: SourceSettings,
     ) -> list[RawReading]:
+        if sensor is None and _GEN1_INFO_KEYS & status.keys():
+            return self._gen1_info(status, need_device(device, source), labels)
         # <prefix>/status/temperature:0 -> the component is the last topic level, captured as {sensor}.
-        if not sensor or ":" not in sensor:
+        if not sensor or (":" not in sensor and sensor not in COMPONENT_FIELDS):
             raise Refusal(
                 "schema", "a component status needs its component (temperature:0) captured as {sensor}"
             )
         out = _component(need_device(device, source), sensor, status, None, labels)
         if not out:
             raise Refusal("no_readings", f"component {sensor!r} has no measurement this format knows")
+        return out
+
+    @staticmethod
+    def _gen1_info(info: dict[str, Any], device: str, labels: tuple[tuple[str, str], ...]) -> list[RawReading]:
+        out = []
+        for path, sensor, metric, unit in GEN1_INFO:
+            found, value = _dig(info, path)
+            if found:
+                out.append(RawReading(device, sensor, metric, value, None, unit, None, labels))
+        if not out:
+            raise Refusal("no_readings", "gen1 info: no wifi_sta.rssi, uptime or bat.value")
         return out

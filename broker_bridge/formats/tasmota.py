@@ -3,7 +3,11 @@
     {"Time":"2019-01-01T00:00:00","DS18B20":{"Temperature":49.7},"TempUnit":"C"}
 
 Each nested object is a sensor (``DS18B20``, ``DS18B20-2``, ``AM2301``, ``BME280``, ``ENERGY``) and
-each known key in it a metric. ``Time`` is the device's local time: with an offset it is used,
+each known key in it a metric. The device's own health comes from ``tele/{device}/STATE`` and the
+replies to ``STATUS 0`` / ``STATUS 11`` (``stat/{device}/STATUS``, ``StatusSTS`` and ``StatusPRM``
+nested): ``UptimeSec`` is ``uptime`` (s, sensor ``system``), ``Wifi.Signal`` is ``rssi`` (dBm) and
+``Wifi.RSSI`` (Tasmota's 0-100 quality) ``wifi_quality`` (%), sensor ``Wifi``; ``BootCount`` is
+``boots`` (sensor ``system``). ``Time`` is the device's local time: with an offset it is used,
 without one only when ``options.timezone`` names the device's zone (else the receive time is).
 """
 
@@ -43,6 +47,13 @@ KEY_METRICS: dict[str, str] = {
 _TEMP_KEYS = frozenset({"Temperature", "DewPoint"})
 _UNIT_KEYS = frozenset({"TempUnit", "PressureUnit", "SpeedUnit"})
 _MAX_CHANNELS = 16
+# The device's own health: (object holding it or None for the top level, key, sensor, metric, unit).
+HEALTH_KEYS: tuple[tuple[Optional[str], str, str, str, str], ...] = (
+    (None, "UptimeSec", "system", "uptime", "s"),
+    ("Wifi", "Signal", "Wifi", "rssi", "dBm"),
+    ("Wifi", "RSSI", "Wifi", "wifi_quality", "%"),
+    ("StatusPRM", "BootCount", "system", "boots", ""),
+)
 _LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?")
 
 
@@ -107,8 +118,10 @@ class Tasmota:
         keys = {**KEY_METRICS, **options.keys} if options.keys else KEY_METRICS
         device, _, _, labels = base_names(source, fields)
         device = need_device(device, source)
-        out = []
+        out = _health(data, device, ts, labels)
         for sensor, reading in data.items():
+            if sensor in _HEALTH_OBJECTS:
+                continue
             if type(reading) is not dict:
                 continue  # Time, units, and flat keys such as "Switch1": "ON"
             for key, value in reading.items():
@@ -128,5 +141,23 @@ class Tasmota:
                 else:
                     out.append(RawReading(device, sensor, metric, value, ts, unit, None, labels))
         if not out:
-            raise Refusal("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))})")
+            raise Refusal("no_readings", f"no sensor with a known key ({', '.join(sorted(keys))}) "
+                          "and no device health (UptimeSec, Wifi)")
         return out
+
+
+_HEALTH_OBJECTS = frozenset({"Wifi", "StatusSTS", "StatusPRM"})
+
+
+def _health(data: dict[str, Any], device: str, ts: Optional[float], labels: tuple[tuple[str, str], ...]
+            ) -> list[RawReading]:
+    """The device's health readings of a STATE message or a STATUS reply (StatusSTS holds STATE's keys)."""
+    out = []
+    for top in (data, data.get("StatusSTS")):
+        if type(top) is not dict:
+            continue
+        for holder, key, sensor, metric, unit in HEALTH_KEYS:
+            node = top if holder is None else (data if holder == "StatusPRM" else top).get(holder)
+            if type(node) is dict and key in node:
+                out.append(RawReading(device, sensor, metric, node[key], ts, unit or None, None, labels))
+    return list({(r.sensor, r.metric): r for r in out}.values())

@@ -1,5 +1,5 @@
 /* Vigil dashboard: why a sensor is flagged, in a few words ("stuck since 03:12 UTC"), from the `reason` the rule
-   engine publishes with a sensor-health alert (stale, stuck, forecast, jump, noise, drift; see docs/rules.md). Times in
+   engine publishes with a sensor-health alert (stale, stuck, forecast, jump, noise, drift, restarts; see docs/rules.md). Times in
    the site's zone, durations counted to now. Loaded by the overview, sensor and alerts pages; uses app.js's
    helpers. The reason comes checked by the server (dashboard/live.py: a known kind, finite numbers). */
 "use strict";
@@ -43,6 +43,10 @@ function flagText(reason, labels) {
   if (r.kind === "noise") {
     const ratio = n("ratio");
     return ratio === null ? "noisy" : `noisy: ${Math.round(ratio)}x its usual spread`;
+  }
+  if (r.kind === "restarts") {
+    const c = n("count"), last = n("last");
+    return (c === null ? "rebooting" : `rebooted ${Math.round(c)} times`) + (last === null ? "" : `, last at ${whenShort(last)}`);
   }
   if (r.kind === "drift") {
     const d = n("difference"), b = n("baseline");

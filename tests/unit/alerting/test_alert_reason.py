@@ -106,3 +106,9 @@ def test_drift_gives_the_difference_now_its_baseline_and_rate() -> None:
     facts = {"difference": 1.1, "baseline": 0.1, "rate": 0.2, "siblings": ["freezer-2/t1"], "reason": "text"}
     assert sensor_reason(["drift"], facts, 1.1, T0, "°C") == (
         ("kind", "drift"), ("difference", 1.1), ("baseline", 0.1), ("rate", 0.2), ("unit", "°C"))
+
+
+def test_restarts_gives_how_many_and_when_the_last_was_seen() -> None:
+    facts = {"restarts": 4, "last_restart": T0 - 60, "reason": "garage-pi rebooted 4 times in the last 1d"}
+    assert sensor_reason(["restarts"], facts, 4.0, T0, "s") == (
+        ("kind", "restarts"), ("count", 4.0), ("last", T0 - 60), ("unit", "s"))

@@ -104,6 +104,7 @@ GOOD: list[tuple[str, str, bytes, list[Row]]] = [
      [("ht", "humidity:0", "humidity", 55.2, "%", 1699999990.0),
       ("ht", "devicepower:0", "battery", 93.0, "%", 1699999990.0),
       ("ht", "devicepower:0", "voltage", 5.43, "V", 1699999990.0),
+      ("ht", "wifi", "rssi", -60.0, "dBm", 1699999990.0),
       ("ht", "temperature:0", "temperature", 21.0, "°C", 1699999990.0)]),
     ("shelly gen2 switch power meter", "plug/events/rpc",
      b'{"src":"shellyplusplugs-1","method":"NotifyStatus","params":{"ts":1699999990.0,"switch:0":'
@@ -308,9 +309,9 @@ BAD: list[tuple[str, str, bytes, str, str]] = [
      "value", "expected a number"),
     ("shelly gen2: full status without readings", "s/events/rpc",
      b'{"src":"x","method":"NotifyFullStatus","params":{"wifi":{}}}', "no_readings", "NotifyFullStatus"),
-    ("shelly gen2: component status of no measurement", "s/status/wifi:0", b'{"rssi":-60}', "no_readings",
-     "wifi:0"),
-    ("shelly gen2: component status not named", "s/status/sys", b'{"uptime":5}', "schema", "component"),
+    ("shelly gen2: component status of no measurement", "s/status/ble:0", b'{"rssi":-60}', "no_readings",
+     "ble:0"),
+    ("shelly gen2: component status not named", "s/status/cloud", b'{"uptime":5}', "schema", "component"),
     ("shelly gen2: component status without a measurement", "s/status/input:0", b'{"state":true}',
      "no_readings", "input:0"),
     # --- json_path ---
