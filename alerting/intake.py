@@ -7,6 +7,8 @@ rule (``jump`` or ``noise``) has a second, *raw* copy that takes every reading: 
 it, before the others. A reading one of them flags is kept out of the series every other rule reads
 (thresholds, aggregates, rate, anomaly, forecast, stuck, nodata: the last plausible value stands); it
 still counts as an arrival, so ``stale`` sees the sensor alive (it does not learn an interval from it).
+The raw copy takes a reading at its evaluation time (``min(ts, engine clock)``), so a device clock far
+ahead cannot blind the holding rules.
 Each held-out reading is counted by rule (:attr:`Intake.held_out`, the metric
 ``vigil_alerting_held_out``) and told to :attr:`Intake.listener` (``vigil rules test`` prints them).
 
@@ -113,7 +115,9 @@ class Intake:
         raw = self.raw.get(data.id)
         if raw is not None:
             raw.unit = event.unit
-            raw.add(event.ts, event.value, at, now)
+            # at its evaluation time (never after the engine's clock): one reading from a device clock far
+            # ahead would otherwise leave the holding rules judging every later reading as late
+            raw.add(at, event.value, at, now)
         return data, raw
 
     def admit(self, data: SeriesData, event: Event, at: float, now: float, held: list[CompiledRule],
@@ -151,8 +155,12 @@ class Intake:
         for key in self.learned:
             rule, _, sid = key.partition("/")
             c, st = self.index.get(rule), self.scratch.get(key)
+            series = None if c is None else self.data_for(c, sid)
+            if c is not None and series is None:
+                continue  # not known (yet): what was saved stays
             blob = None
-            if c is not None and st is not None and (data := c.condition.export(st)) is not None:
+            if c is not None and series is not None and st is not None \
+                    and (data := c.condition.export(Ctx(0.0, series, self.series.get, st))) is not None:
                 doc = {"v": c.condition.state_version, "kind": type(c.condition).__name__, "data": data}
                 try:
                     blob = json.dumps(doc, separators=(",", ":"), allow_nan=False)
@@ -170,16 +178,21 @@ class Intake:
     def restore(self, key: str, blob: str) -> bool:
         """Give an alert its saved learned state back; False (and nothing changed) when it cannot be read."""
         self.learned.add(key)  # saved again at the next commit: rewritten, or deleted if it cannot be read
-        rule, _, _sid = key.partition("/")
+        rule, _, sid = key.partition("/")
         c = self.index.get(rule)
         if c is None or c.condition.state_version == 0 or len(blob) > MAX_LEARNED:
             return False
+        if self.data_for(c, sid) is None:
+            device, sensor, metric = ([*sid.split("/"), "", "", ""])[:3]
+            self.series_for(sid, device, sensor, metric, {})
+        series = self.data_for(c, sid)
+        assert series is not None
         try:
             doc = json.loads(blob)
             if doc["v"] != c.condition.state_version or doc["kind"] != type(c.condition).__name__:
                 return False
             st: dict[str, Any] = {}
-            c.condition.restore(st, doc["data"])
+            c.condition.restore(Ctx(0.0, series, self.series.get, st), doc["data"])
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
             log.warning("%s: ignoring learned state that cannot be read: %s", key, exc)
             return False

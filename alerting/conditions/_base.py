@@ -140,12 +140,13 @@ class Condition(abc.ABC):
         """Other series (ids) this condition reads."""
         return ()
 
-    def export(self, scratch: dict[str, Any]) -> Optional[dict[str, Any]]:
-        """What it learned in an alert's ``scratch`` that must survive a restart, as JSON-able data (small:
-        the engine saves it with the alert records); None: nothing."""
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
+        """What it learned (in ``ctx.scratch``, the alert's, or about ``ctx.series``) that must survive a
+        restart, as JSON-able data: small, the engine saves it per alert with the alert records. None: nothing."""
         return None
 
-    def restore(self, scratch: dict[str, Any], data: Any) -> None:
-        """Put back into an empty ``scratch`` what :meth:`export` returned before a restart (same
-        :attr:`state_version`); raise ValueError, TypeError or KeyError on data it cannot use."""
+    def restore(self, ctx: Ctx, data: Any) -> None:
+        """Put back what :meth:`export` returned before a restart (same :attr:`state_version`) into an empty
+        ``ctx.scratch`` (or ``ctx.series``); raise ValueError, TypeError or KeyError on data it cannot use,
+        before it changes anything."""
         raise ValueError(f"{type(self).__name__} keeps no learned state")

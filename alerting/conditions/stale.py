@@ -86,14 +86,15 @@ class Stale(Condition):
 
     state_version = 1
 
-    def export(self, scratch: dict[str, Any]) -> Optional[dict[str, Any]]:
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
         """The latest reading's time, the intervals and the learned one (a fixed ``after`` learns nothing)."""
+        scratch = ctx.scratch
         if self.after is not None or scratch.get("ts") is None:
             return None
         return {"ts": scratch["ts"], "gaps": list(scratch.get("gaps", ())), "interval": scratch.get("interval")}
 
-    def restore(self, scratch: dict[str, Any], data: Any) -> None:
+    def restore(self, ctx: Ctx, data: Any) -> None:
         gaps = array("d", [finite(g) for g in data["gaps"][-HISTORY:]])
-        scratch.update(ts=finite(data["ts"]), gaps=gaps)
+        ctx.scratch.update(ts=finite(data["ts"]), gaps=gaps)
         if data["interval"] is not None:
-            scratch["interval"] = finite(data["interval"])
+            ctx.scratch["interval"] = finite(data["interval"])

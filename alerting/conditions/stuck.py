@@ -101,13 +101,14 @@ class Stuck(Condition):
     state_version = 1
     _KEPT = ("first", "start", "run", "longest", "ts")
 
-    def export(self, scratch: dict[str, Any]) -> Optional[dict[str, Any]]:
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
         """The run (its start and value), the longest run of the warm-up, the latest reading's time."""
+        scratch = ctx.scratch
         if "start" not in scratch:
             return None
         return {**{k: scratch[k] for k in self._KEPT}, "held": bool(scratch["held"])}
 
-    def restore(self, scratch: dict[str, Any], data: Any) -> None:
+    def restore(self, ctx: Ctx, data: Any) -> None:
         if not isinstance(data["held"], bool):
             raise ValueError("held is not a boolean")
-        scratch.update({k: finite(data[k]) for k in self._KEPT}, held=data["held"])
+        ctx.scratch.update({k: finite(data[k]) for k in self._KEPT}, held=data["held"])

@@ -9,7 +9,7 @@ import pytest
 
 from alerting.intake import HeldOut
 from alerting.rules import RulesError, load_rules_text
-from tests.support.engine import T0, engine, feed
+from tests.support.engine import T0, engine, ev, feed
 
 RULES = """
 rules:
@@ -123,3 +123,15 @@ def test_hold_out_is_refused_on_rules_other_than_jump_and_noise(rule: str) -> No
     with pytest.raises(RulesError) as exc:
         load_rules_text(f"rules:\n  - {{name: r, {rule}, hold_out: true}}\n", "r.yaml")
     assert "hold_out is for jump and noise rules" in str(exc.value)
+
+
+def test_a_device_clock_far_ahead_does_not_blind_the_holding_rule() -> None:
+    e, sink, clock = engine(RULES.replace("HOLD", "true"))
+    feed(e, clock, -18.0)
+    clock.advance(10)
+    e.on_event(ev(-18.0, clock.now() + 1e9))  # one reading stamped 30 years ahead
+    clock.advance(10)
+    feed(e, clock, 25.0)
+    assert e.intake.held_out == {"implausible": 1}
+    assert ("firing", "implausible") in [(t.state.value, t.rule) for t in sink.items]
+    assert "too-warm" not in [t.rule for t in sink.items]
