@@ -230,10 +230,12 @@ class Engine:
             self._commit(force=True)
         return len(old)
 
-    def flush(self) -> None:
-        """Persist when series were last heard (the service calls this before acknowledging a batch)."""
-        if self.intake.dirty or self.intake.learned or self._dirty_alerts or self._out:
-            self._commit(force=True)
+    def flush(self, learned: bool = False) -> None:
+        """Persist when series were last heard (the service calls this before acknowledging a batch), and
+        what conditions learned when it is due (``learned``: now, at a clean stop)."""
+        if self.intake.dirty or self.intake.learned_due(self.clock.now()) or self._dirty_alerts or self._out \
+                or (learned and self.intake.learned_due(math.inf)):
+            self._commit(force=True, learned=learned)
 
     def take_start_news(self) -> tuple[list[Transition], list[str]]:
         """What the start found, once: its transitions, and the alerts whose rule was gone (their
@@ -286,8 +288,6 @@ class Engine:
         spec = c.rule.spec
         was = rec.underlying in (PENDING, FIRING) and rec.clear_since is None
         verdict = c.condition.check(ctx, was)
-        if c.condition.state_version and self.state is not None:
-            self.intake.learned.add(key)
         holds = was if verdict is None else verdict
         if verdict and spec.hold_out:
             scratch["held_ts"] = data.ts  # the reading is kept out of the other rules (alerting/intake.py)
@@ -421,7 +421,7 @@ class Engine:
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def _commit(self, force: bool = False) -> list[Transition]:
+    def _commit(self, force: bool = False, learned: bool = False) -> list[Transition]:
         out, self._out = self._out, []
         if not out and not force:
             return out
@@ -429,7 +429,7 @@ class Engine:
             with self.state.transaction():
                 self.state.save_alerts(self._dirty_alerts.values())
                 self.state.save_series([self.series[sid] for sid in self.intake.dirty if sid in self.series])
-                self.state.save_learned(self.intake.export())
+                self.state.save_learned(self.intake.export(self.clock.now(), learned))
                 for t in out:
                     if self.sink is not None and notifiable(t):
                         self.sink.enqueue(t)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -30,12 +31,15 @@ from alerting.conditions.status import STATUS_METRIC
 from alerting.index import CompiledRule, RuleIndex
 from vigil.core.event import Event
 
-__all__ = ["MAX_LEARNED", "HeldOut", "Intake"]
+__all__ = ["LEARNED_EVERY", "MAX_LEARNED", "HeldOut", "Intake"]
 
 log = logging.getLogger(__name__)
 
 #: the most characters one alert's learned state may take in the state file (more is not saved)
 MAX_LEARNED = 8192
+#: learned state is saved at most this often (engine clock, seconds), and at a clean stop: a crash loses
+#: at most this much learning, and a busy engine does not write every alert's state with every batch
+LEARNED_EVERY = 30.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,10 @@ class Intake:
         #: every reading of the series a hold_out rule watches (those rules judge on it)
         self.raw: dict[str, SeriesData] = {}
         self.dirty: set[str] = set()
-        #: alerts whose learned state changed since the last commit
-        self.learned: set[str] = set()
+        #: saved learned state that could not be read on start: deleted at the next save
+        self.unreadable: set[str] = set()
+        self._learned_due = -math.inf
+        self._learns = any(c.condition.state_version for c in index.rules.values())
         self.held_out: Counter[str] = Counter()
         self.listener: Optional[Callable[[HeldOut], None]] = None
         self._too_large: set[str] = set()
@@ -99,6 +105,7 @@ class Intake:
 
     def rekeep(self) -> None:
         """The rules changed: every series' window (and raw copy) again."""
+        self._learns = any(c.condition.state_version for c in self.index.rules.values())
         for sid, data in self.series.items():
             self.keep_for(sid, data)
 
@@ -149,18 +156,31 @@ class Intake:
 
     # -- learned state across restarts ----------------------------------------------------------
 
-    def export(self) -> list[tuple[str, str, str, Optional[str]]]:
-        """(key, rule, series, blob) of the alerts whose learned state changed (blob None: nothing to keep)."""
+    def learned_due(self, now: float) -> bool:
+        """Learned state is due to be saved (:data:`LEARNED_EVERY`)."""
+        return (self._learns or bool(self.unreadable)) and now >= self._learned_due
+
+    def export(self, now: float, everything: bool = False) -> list[tuple[str, str, str, Optional[str]]]:
+        """(key, rule, series, blob) of every alert of a condition that learns (blob None: nothing to keep,
+        the saved one is deleted), when due or ``everything`` is asked for; else nothing. No bookkeeping per
+        evaluation: every such alert is saved (by then nearly all changed, as readings come)."""
         out: list[tuple[str, str, str, Optional[str]]] = []
-        for key in self.learned:
+        if not (everything or self.learned_due(now)):
+            return out
+        self._learned_due = now + LEARNED_EVERY
+        # deleted first; those read after all are saved again below
+        out += [(key, *key.partition("/")[::2], None) for key in self.unreadable]
+        self.unreadable.clear()
+        for key, st in self.scratch.items():
             rule, _, sid = key.partition("/")
-            c, st = self.index.get(rule), self.scratch.get(key)
-            series = None if c is None else self.data_for(c, sid)
-            if c is not None and series is None:
+            c = self.index.get(rule)
+            if c is None or not c.condition.state_version:
+                continue
+            series = self.data_for(c, sid)
+            if series is None:
                 continue  # not known (yet): what was saved stays
             blob = None
-            if c is not None and series is not None and st is not None \
-                    and (data := c.condition.export(Ctx(0.0, series, self.series.get, st))) is not None:
+            if (data := c.condition.export(Ctx(0.0, series, self.series.get, st))) is not None:
                 doc = {"v": c.condition.state_version, "kind": type(c.condition).__name__, "data": data}
                 try:
                     blob = json.dumps(doc, separators=(",", ":"), allow_nan=False)
@@ -172,12 +192,11 @@ class Intake:
                     log.warning("%s: learned state of %d characters not kept across restarts", key, len(blob))
                 blob = None
             out.append((key, rule, sid, blob))
-        self.learned.clear()
         return out
 
     def restore(self, key: str, blob: str) -> bool:
         """Give an alert its saved learned state back; False (and nothing changed) when it cannot be read."""
-        self.learned.add(key)  # saved again at the next commit: rewritten, or deleted if it cannot be read
+        self.unreadable.add(key)  # deleted at the next save, unless read here (then rewritten)
         rule, _, sid = key.partition("/")
         c = self.index.get(rule)
         if c is None or c.condition.state_version == 0 or len(blob) > MAX_LEARNED:
@@ -197,4 +216,5 @@ class Intake:
             log.warning("%s: ignoring learned state that cannot be read: %s", key, exc)
             return False
         self.scratch.setdefault(key, {}).update(st)
+        self.unreadable.discard(key)
         return True

@@ -1,6 +1,7 @@
 """What stale and jump learned survives a SIGKILL of the real `vigil alerting` process (a private Mosquitto, a
 local receiver): after the restart a jump in the first reading is judged (and held out of the threshold),
-and a series that falls silent is stale at the interval it learned before the kill."""
+and a series that falls silent is stale at the interval it learned before the kill (saved every 30 s: the
+test waits for it)."""
 
 from __future__ import annotations
 
@@ -45,16 +46,18 @@ def test_jump_and_stale_judge_from_the_first_reading_after_a_kill(
     first = engine_process(argv)
     first.start()
     wait_for(lambda: "connected to the broker" in first.output(), 30, "the engine to connect")
-    base = time.time() - 5
-    for i in range(3):
-        probe.event("j", -18.0, ts=base + i)
-    for i in range(7):  # s reports every 0.5 s (source time): stale at 12 x 0.5 = 6 s of silence
-        probe.event("s", -18.0, ts=base + 0.5 * i)
-    # every reading committed (and so acknowledged: the broker will not deliver them again)
-    wait_for(lambda: learned(state).get("silent/s/t0/temperature", {}).get("interval") == 0.5
-             and learned(state).get("implausible/j/t0/temperature", {}).get("ref") == [base + 2, -18.0], 10,
-             "the learned state in the state file")
-    time.sleep(0.5)
+    # s reports every 0.5 s (stale at 12 x that silence), j at -18, until the engine saved what it learned
+    # (at most every 30 s, alerting/intake.py): what the kill leaves
+    def saved() -> bool:
+        got = learned(state)
+        return bool(got.get("silent/s/t0/temperature", {}).get("interval")) \
+            and got.get("implausible/j/t0/temperature", {}).get("ref", [0, 0])[1] == -18.0
+    deadline = time.monotonic() + 60
+    while not saved():
+        assert time.monotonic() < deadline, "the learned state was not saved within 60 s"
+        probe.event("s", -18.0)
+        probe.event("j", -18.0)
+        time.sleep(0.5)
     first.kill()
     assert receiver.bodies == []
 
@@ -67,7 +70,7 @@ def test_jump_and_stale_judge_from_the_first_reading_after_a_kill(
     wait_for(lambda: {b.get("title") for b in receiver.bodies} >= titles, 30,
              f"the jump and the stale alert; got {[b.get('title') for b in receiver.bodies]}")
     silent = next(b for b in receiver.bodies if b["title"] == "[FIRING warning] silent s/t0/temperature")
-    assert "(it usually reports every 500ms)" in silent["message"], silent
+    assert "(it usually reports every 5" in silent["message"], silent  # 500ms and a bit
     jump = next(b for b in receiver.bodies if b["title"] == "[FIRING warning] implausible j/t0/temperature")
     assert jump["message"].startswith("j/t0 jumped from -18.0 to 25.0 °C in "), jump
     assert "; kept out of the other rules" in jump["message"], jump

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from alerting.engine import Engine
+from alerting.intake import LEARNED_EVERY
 from alerting.state import StateDB
 from tests.support.engine import T0, Recorder, engine, feed
 from vigil.core.clock import ManualClock
@@ -35,7 +36,7 @@ def learn(path: Path) -> ManualClock:
         feed(e, clock, -18.0)
         clock.advance(10)
         e.tick()
-    e.flush()
+    e.flush(learned=True)
     assert e.state is not None
     e.state.close()
     return clock
@@ -100,7 +101,7 @@ def test_a_saved_state_that_cannot_be_read_is_ignored(tmp_path: Path, blob: str)
     clock.advance(10)
     feed(e, clock, 25.0)
     assert [(t.rule, t.state.value) for t in sink.items] == [("implausible", "firing")]
-    e.flush()
+    e.flush(learned=True)
     with sqlite3.connect(tmp_path / "a.db") as db:
         saved = db.execute("SELECT blob FROM learned_state WHERE rule = 'implausible'").fetchone()[0]
     assert json.loads(saved)["data"]["ref"] == [T0 + 3600, -18.0]  # written anew, readable
@@ -113,6 +114,22 @@ def test_the_learned_state_of_a_removed_rule_is_forgotten_and_stays_small(tmp_pa
     assert set(rows) == {"implausible", "silent", "still"} and max(rows.values()) < 500, rows
     e, _ = restart(tmp_path / "a.db", clock, RULES.replace("stale: {factor: 3, min: 1s}", "above: 100"))
     assert {k.split("/")[0] for k, st in e.scratch.items() if st} == {"implausible", "still"}
-    e.flush()
+    e.flush(learned=True)
     with sqlite3.connect(tmp_path / "a.db") as db:
         assert {r[0] for r in db.execute("SELECT rule FROM learned_state")} == {"implausible", "still"}
+
+
+def test_a_crash_loses_at_most_learned_every_seconds_of_learning(tmp_path: Path) -> None:
+    e, _sink, clock = engine(RULES, state=StateDB(tmp_path / "a.db"))
+    for _ in range(12):  # the service flushes after every batch; learned state is saved every 30 s
+        feed(e, clock, -18.0)
+        e.flush()
+        clock.advance(10)
+    last = clock.now() - 10
+    with sqlite3.connect(tmp_path / "a.db") as db:  # no clean stop: what a crash leaves
+        blob = db.execute("SELECT blob FROM learned_state WHERE rule = 'implausible'").fetchone()[0]
+    saved = json.loads(blob)["data"]["ref"][0]
+    assert last - LEARNED_EVERY <= saved < last
+    e2, sink = restart(tmp_path / "a.db", clock)
+    feed(e2, clock, 25.0)
+    assert [(t.rule, t.state.value) for t in sink.items] == [("implausible", "firing")]
