@@ -31,15 +31,17 @@ from alerting.conditions.status import STATUS_METRIC
 from alerting.index import CompiledRule, RuleIndex
 from vigil.core.event import Event
 
-__all__ = ["LEARNED_EVERY", "MAX_LEARNED", "HeldOut", "Intake"]
+__all__ = ["LEARNED_EVERY", "MAX_LEARNED", "SLICES", "HeldOut", "Intake"]
 
 log = logging.getLogger(__name__)
 
 #: the most characters one alert's learned state may take in the state file (more is not saved)
 MAX_LEARNED = 8192
-#: learned state is saved at most this often (engine clock, seconds), and at a clean stop: a crash loses
-#: at most this much learning, and a busy engine does not write every alert's state with every batch
+#: each alert's learned state is saved this often (engine clock, seconds), and at a clean stop: a crash
+#: loses at most this much learning. The alerts are saved in :data:`SLICES` slices (by the hash of their
+#: key), one slice every LEARNED_EVERY / SLICES seconds, so no save stalls the engine for long.
 LEARNED_EVERY = 30.0
+SLICES = 30
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Intake:
         self.dirty: set[str] = set()
         #: saved learned state that could not be read on start: deleted at the next save
         self.unreadable: set[str] = set()
-        self._learned_due = -math.inf
+        self._slice, self._sliced_at = 0, -math.inf
         self._learns = any(c.condition.state_version for c in index.rules.values())
         self.held_out: Counter[str] = Counter()
         self.listener: Optional[Callable[[HeldOut], None]] = None
@@ -157,21 +159,30 @@ class Intake:
     # -- learned state across restarts ----------------------------------------------------------
 
     def learned_due(self, now: float) -> bool:
-        """Learned state is due to be saved (:data:`LEARNED_EVERY`)."""
-        return (self._learns or bool(self.unreadable)) and now >= self._learned_due
+        """A slice of the learned state is due to be saved (:data:`LEARNED_EVERY`)."""
+        return (self._learns or bool(self.unreadable)) and now >= self._sliced_at + LEARNED_EVERY / SLICES
 
     def export(self, now: float, everything: bool = False) -> list[tuple[str, str, str, Optional[str]]]:
-        """(key, rule, series, blob) of every alert of a condition that learns (blob None: nothing to keep,
-        the saved one is deleted), when due or ``everything`` is asked for; else nothing. No bookkeeping per
-        evaluation: every such alert is saved (by then nearly all changed, as readings come)."""
+        """(key, rule, series, blob) of the alerts of a condition that learns in the slices due (blob None:
+        nothing to keep, the saved one is deleted), or of all when ``everything`` is asked for. No bookkeeping
+        per evaluation: every such alert is saved in its turn (by then nearly all changed, as readings come)."""
         out: list[tuple[str, str, str, Optional[str]]] = []
         if not (everything or self.learned_due(now)):
             return out
-        self._learned_due = now + LEARNED_EVERY
+        step = LEARNED_EVERY / SLICES
+        if self._sliced_at == -math.inf:
+            self._sliced_at = now - step  # the first save after a start is one slice too
+        elapsed = now - self._sliced_at
+        n = SLICES if everything or elapsed >= LEARNED_EVERY else int(elapsed / step)
+        picked = {(self._slice + i) % SLICES for i in range(n)}
+        # the time left over counts toward the next slice, so each alert is saved every LEARNED_EVERY
+        self._slice, self._sliced_at = (self._slice + n) % SLICES, now if n == SLICES else now - elapsed % step
         # deleted first; those read after all are saved again below
         out += [(key, *key.partition("/")[::2], None) for key in self.unreadable]
         self.unreadable.clear()
         for key, st in self.scratch.items():
+            if n < SLICES and hash(key) % SLICES not in picked:
+                continue
             rule, _, sid = key.partition("/")
             c = self.index.get(rule)
             if c is None or not c.condition.state_version:
