@@ -7,7 +7,8 @@ enqueued in the outbox in the same SQLite transaction that stores the new state.
 
 Times are source times: a reading is evaluated at its own ``ts`` (never later than the engine
 clock, so a device clock running ahead cannot freeze a series, and never before the alert's last
-change), after every timer due before it; "last heard" is the latest such time. A change caused by
+change), after every timer due before it; "last heard" is the latest such time. What a reading changes in
+its series, and the readings a ``hold_out`` rule keeps out of the others, are alerting/intake.py's. A change caused by
 a timer (``for`` elapsed, silence too long, ``keep_firing_for`` over) happens at the timer's due
 time, also when the engine evaluates it later (after a restart or a catch-up), so a replay yields
 the same transition ids. A change learned more than :data:`LATE_AFTER` seconds after it happened is
@@ -26,6 +27,7 @@ from typing import Optional
 from alerting.conditions import Ctx, SeriesData
 from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_series_id
 from alerting.index import CompiledRule, RuleIndex, owns
+from alerting.intake import Intake
 from alerting.notify.message import alert_message, removed_message
 from alerting.rules import RuleSet
 from alerting.settings import DEVICE_RECONNECT_GRACE
@@ -62,13 +64,13 @@ class Engine:
         self.dashboard_url = dashboard_url.rstrip("/") if dashboard_url else None
         self.ruleset = rules
         self.index = RuleIndex(rules)
-        self.series: dict[str, SeriesData] = {}
         self.alerts: dict[str, AlertRecord] = {}
         self.scratch: dict[str, dict[str, object]] = {}
+        self.intake = Intake(self.index, self.scratch)
+        self.series: dict[str, SeriesData] = self.intake.series
         self._heap: list[tuple[float, str, str]] = []
         self._scheduled: dict[tuple[str, str], float] = {}
         self._dirty_alerts: dict[str, AlertRecord] = {}
-        self._dirty_series: set[str] = set()
         self._out: list[Transition] = []
         # what the start found, until the service takes it (take_start_news)
         self._removed_on_start: list[str] = []
@@ -84,18 +86,19 @@ class Engine:
     # -- inputs ---------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> list[Transition]:
-        """Evaluate the rules that watch the event's series."""
-        sid = event.series.id
-        at = min(event.ts, self.clock.now())
+        """Evaluate the rules that watch the event's series: those that hold readings out first."""
+        sid, now = event.series.id, self.clock.now()
+        at = min(event.ts, now)
         if self._resume_by is not None and not self.held:
-            self._resumed_at(self.clock.now())
+            self._resumed_at(now)
         self._run_timers(at, inclusive=False)
-        data = self._series_for(sid, event.device, event.sensor, event.metric, dict(event.labels))
-        data.unit = event.unit
-        data.add(event.ts, event.value, at, self.clock.now())
-        self._dirty_series.add(sid)
-        if owns(sid, self.partition):
-            for c in self.index.for_series(sid, event.device, event.sensor, event.metric, dict(event.labels)):
+        data, raw = self.intake.take(event, at, now)
+        rules = self.intake.rules_of(sid, data) if owns(sid, self.partition) else ()
+        holders = [c for c in rules if raw is not None and c.rule.spec.hold_out]
+        held = [c for c in holders if self._evaluate(c, sid, at)]
+        self.intake.admit(data, event, at, now, held, self._lookup)
+        for c in rules:
+            if raw is None or not c.rule.spec.hold_out:
                 self._evaluate(c, sid, at)
         for c in self.index.by_ref.get(sid, ()):
             if owns(c.refs[0], self.partition):
@@ -106,7 +109,7 @@ class Engine:
         """A device's status message: online (birth) or offline (last will)."""
         sid = status_series_id(device)
         at = self.clock.now()
-        data = self._series_for(sid, device, STATUS_SENSOR, STATUS_METRIC, {})
+        data = self.intake.series_for(sid, device, STATUS_SENSOR, STATUS_METRIC, {})
         data.online = online
         data.last_seen = at
         if owns(sid, self.partition):
@@ -188,7 +191,7 @@ class Engine:
         """
         old_index = self.index
         self.ruleset = rules
-        self.index = RuleIndex(rules)
+        self.index = self.intake.index = RuleIndex(rules)
         dropped = [k for k, rec in self.alerts.items() if rec.rule not in self.index.rules]
         for key in dropped:
             rec = self.alerts.pop(key)
@@ -203,10 +206,9 @@ class Engine:
             self._dirty_alerts[key] = rec
         self._heap.clear()
         self._scheduled.clear()
-        for data in self.series.values():
-            data.keep = 0.0
-        for sid, data in self.series.items():
-            self._keep_for(sid, data)
+        self.intake.rekeep()
+        if self.state is not None:
+            self.state.keep_learned(self.index.rules)
         self._declare()
         for rec in self.alerts.values():
             c = self.index.get(rec.rule)
@@ -228,10 +230,12 @@ class Engine:
             self._commit(force=True)
         return len(old)
 
-    def flush(self) -> None:
-        """Persist when series were last heard (the service calls this before acknowledging a batch)."""
-        if self._dirty_series or self._dirty_alerts or self._out:
-            self._commit(force=True)
+    def flush(self, learned: bool = False) -> None:
+        """Persist when series were last heard (the service calls this before acknowledging a batch), and
+        what conditions learned when it is due (``learned``: now, at a clean stop)."""
+        if self.intake.dirty or self.intake.learned_due(self.clock.now()) or self._dirty_alerts or self._out \
+                or (learned and self.intake.learned_due(math.inf)):
+            self._commit(force=True, learned=learned)
 
     def take_start_news(self) -> tuple[list[Transition], list[str]]:
         """What the start found, once: its transitions, and the alerts whose rule was gone (their
@@ -246,24 +250,6 @@ class Engine:
 
     # -- evaluation -----------------------------------------------------------------------------
 
-    def _series_for(self, sid: str, device: str, sensor: str, metric: str, labels: dict[str, str]) -> SeriesData:
-        data = self.series.get(sid)
-        lab = tuple(sorted(labels.items()))
-        if data is None:
-            data = SeriesData(sid, device, sensor, metric, lab)
-            self.series[sid] = data
-            self._keep_for(sid, data)
-        elif data.labels != lab and metric != STATUS_METRIC:
-            data.labels = lab
-            self.index.forget(sid)
-            self._keep_for(sid, data)
-        return data
-
-    def _keep_for(self, sid: str, data: SeriesData) -> None:
-        rules = list(self.index.for_series(sid, data.device, data.sensor, data.metric, dict(data.labels)))
-        rules += self.index.by_ref.get(sid, ())
-        data.keep = max((c.condition.window for c in rules), default=0.0)
-
     def _lookup(self, sid: str) -> Optional[SeriesData]:
         return self.series.get(sid)
 
@@ -273,7 +259,7 @@ class Engine:
         for c in self.index.rules.values():
             for sid in c.rule.spec.series or ():
                 device, sensor, metric = sid.split("/")
-                self._series_for(sid, device, sensor, metric, {})
+                self.intake.series_for(sid, device, sensor, metric, {})
                 key = f"{c.name}/{sid}"
                 self.scratch.setdefault(key, {}).setdefault("declared_at", now)
                 if owns(sid, self.partition):
@@ -281,15 +267,16 @@ class Engine:
             if c.cross:
                 for sid in c.refs:
                     device, sensor, metric = sid.split("/")
-                    self._series_for(sid, device, sensor, metric, {})
+                    self.intake.series_for(sid, device, sensor, metric, {})
 
-    def _evaluate(self, c: CompiledRule, sid: str, at: float, data: Optional[SeriesData] = None) -> None:
+    def _evaluate(self, c: CompiledRule, sid: str, at: float, data: Optional[SeriesData] = None) -> bool:
+        """Evaluate ``c`` on series ``sid`` at ``at``; True when its condition said it holds."""
         key = f"{c.name}/{sid}"
         if data is None and c.rule.spec.source == "store":
-            return  # a store rule is evaluated only on its schedule, with what the store holds
-        data = data or self.series.get(sid)
+            return False  # a store rule is evaluated only on its schedule, with what the store holds
+        data = data or self.intake.data_for(c, sid)
         if data is None:
-            return
+            return False
         rec = self.alerts.get(key)
         if rec is None:
             rec = AlertRecord(c.name, sid, state_since=at)
@@ -300,9 +287,10 @@ class Engine:
         ctx = Ctx(at, data, self._lookup, scratch, self.resumed, self.reconnect_grace, self.series)
         spec = c.rule.spec
         was = rec.underlying in (PENDING, FIRING) and rec.clear_since is None
-        holds = c.condition.check(ctx, was)
-        if holds is None:
-            holds = was
+        verdict = c.condition.check(ctx, was)
+        holds = was if verdict is None else verdict
+        if verdict and spec.hold_out:
+            scratch["held_ts"] = data.ts  # the reading is kept out of the other rules (alerting/intake.py)
         value = c.condition.value(ctx)
         if value is not None:
             # an aggregate or rate of extreme (finite) readings can overflow: no JSON may carry inf or NaN
@@ -328,6 +316,7 @@ class Engine:
         # a store rule's timers are its schedule: the next run evaluates pending and clearing times
         if future and spec.source != "store":
             self._schedule(c.name, sid, max(min(future), at))
+        return verdict is True
 
     def _step(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, holds: bool, at: float) -> None:
         spec = c.rule.spec
@@ -414,7 +403,7 @@ class Engine:
             previous=previous, at=at, severity=spec.severity, message="", since=since, value=rec.value,
             labels=tuple(sorted(labels.items())), notify=spec.receivers, annotations=tuple(sorted(annotations.items())),
             reported=now if now - at > LATE_AFTER else None,
-            reason=sensor_reason(spec.kinds(), facts := c.condition.facts(ctx), rec.value, at, data.unit))
+            reason=sensor_reason(spec.kinds(), facts := self.intake.facts(c, ctx), rec.value, at, data.unit))
         # the engine says what changed; the words come from the rule's template (alerting.notify.message)
         t = dataclasses.replace(t, message=alert_message(
             c.rule.template, t, device=data.device, sensor=data.sensor, metric=data.metric, unit=data.unit,
@@ -432,18 +421,19 @@ class Engine:
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def _commit(self, force: bool = False) -> list[Transition]:
+    def _commit(self, force: bool = False, learned: bool = False) -> list[Transition]:
         out, self._out = self._out, []
         if not out and not force:
             return out
         if self.state is not None:
             with self.state.transaction():
                 self.state.save_alerts(self._dirty_alerts.values())
-                self.state.save_series([self.series[sid] for sid in self._dirty_series if sid in self.series])
+                self.state.save_series([self.series[sid] for sid in self.intake.dirty if sid in self.series])
+                self.state.save_learned(self.intake.export(self.clock.now(), learned))
                 for t in out:
                     if self.sink is not None and notifiable(t):
                         self.sink.enqueue(t)
-            self._dirty_series.clear()
+            self.intake.dirty.clear()
         elif self.sink is not None:
             for t in out:
                 if notifiable(t):
@@ -470,8 +460,13 @@ class Engine:
 
     def _restore(self, state: StateDB) -> None:
         for sid, device, sensor, metric, labels, last_seen in state.load_series():
-            data = self._series_for(sid, device, sensor, metric, labels)
+            data = self.intake.series_for(sid, device, sensor, metric, labels)
             data.last_seen = last_seen
+            if sid in self.intake.raw:
+                self.intake.raw[sid].last_seen = last_seen
+        state.keep_learned(self.index.rules)
+        for key, blob in state.load_learned():
+            self.intake.restore(key, blob)
         for rec in state.load_alerts():
             c = self.index.get(rec.rule)
             if c is None:
@@ -480,7 +475,7 @@ class Engine:
             self.alerts[rec.key] = rec
             if rec.series not in self.series:
                 device, sensor, metric = ([*rec.series.split("/"), "", "", ""])[:3]
-                self._series_for(rec.series, device, sensor, metric, {})
+                self.intake.series_for(rec.series, device, sensor, metric, {})
         # pending timers keep their original start; silence timers count from the last time heard
         now = self.clock.now()
         for rec in list(self.alerts.values()):

@@ -45,6 +45,9 @@ class AlertingMetrics(Collector):
                   "reason", dict(guard.refused), CounterMetricFamily)
         yield _by("vigil_alerting_transitions", "alert state changes published, by the state entered", "state",
                   dict(service.transitions), CounterMetricFamily)
+        yield _by("vigil_alerting_held_out", "readings a hold_out rule (jump, noise) flagged and kept out of the "
+                  "other rules on their series, by that rule", "rule", dict(service.engine.intake.held_out),
+                  CounterMetricFamily)
         yield _by("vigil_alerting_restarts", "engine tasks restarted after a failure (the log says why), by task",
                   "task", dict(guard.restarts), CounterMetricFamily)
         yield GaugeMetricFamily("vigil_alerting_consuming", "1 while the engine is connected and taking messages",

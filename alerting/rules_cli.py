@@ -119,9 +119,11 @@ def _test(files: list[str]) -> int:
             invalid += 1
         for name in report.passed:
             print(f"PASS {f}: {name}")
+            print("".join(f"  {line}\n" for line in report.held.get(name, ())), end="")
             passed += 1
         for failure in report.failures:
             print(f"FAIL {f}: {failure.test}\n{failure.detail}\n")
+            print("".join(f"  {line}\n" for line in report.held.get(failure.test, ())), end="")
             failed += 1
     print(f"{passed} passed, {failed} failed" + (f", {invalid} errors" if invalid else ""))
     if invalid:

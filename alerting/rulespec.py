@@ -428,6 +428,8 @@ class RuleSpec(ConditionSpec):
     source: Literal["events", "store"] = "events"
     every: Duration = 60.0
     enabled: bool = True
+    #: a jump or noise rule: a reading it flags is kept out of every other rule on its series
+    hold_out: bool = False
 
     @field_validator("name")
     @classmethod
@@ -454,6 +456,9 @@ class RuleSpec(ConditionSpec):
                 raise ValueError("source: store runs aggregate, nodata and above/below rules only")
             if self.every <= 0:
                 raise ValueError("every must be longer than 0s")
+        if self.hold_out and self.kinds() not in (["jump"], ["noise"]):
+            raise ValueError("hold_out is for jump and noise rules: a reading they flag is kept out of the "
+                             "other rules")
         return self
 
     @property

@@ -31,6 +31,7 @@ from typing import Optional, Union
 
 from pydantic import BaseModel, Field, ValidationError
 
+from alerting.intake import HeldOut
 from alerting.replay import Replay, Status
 from alerting.rules import Rule, RulesError, RuleSet, load_rules_path, refuse_hostile_yaml
 from alerting.transition import AlertState
@@ -43,6 +44,8 @@ from vigil.core.event import Event
 __all__ = ["TestFailure", "TestReport", "parse_values", "run_test_file"]
 
 START = 1_700_000_000.0
+#: the held-out readings a test's report lists (the rest are counted)
+SHOW_HELD = 10
 _MAX_VALUES = 1_000_000
 _EXPAND = re.compile(r"^([-+]?[\d.]+(?:e[-+]?\d+)?)(?:([-+])([\d.]+(?:e[-+]?\d+)?))?x(\d+)$")
 
@@ -147,6 +150,8 @@ class TestReport:
     passed: list[str] = field(default_factory=list)
     failures: list[TestFailure] = field(default_factory=list)
     issues: list[ConfigIssue] = field(default_factory=list)
+    #: per test, the readings a hold_out rule kept out of the other rules, in words
+    held: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -188,11 +193,14 @@ def run_test_file(path: Union[str, Path]) -> TestReport:
     if report.issues:
         return report
     for i, test in enumerate(spec.tests):
+        held: list[HeldOut] = []
         try:
-            problem = _run_one(rules, test)
+            problem = _run_one(rules, test, held)
         except ValueError as exc:
             report.issues.append(ConfigIssue(str(p), pos.get(("tests", i)), f"tests[{i}] ({test.name})", str(exc)))
             continue
+        if held:
+            report.held[test.name] = _held_lines(held)
         if problem:
             report.failures.append(TestFailure(test.name, problem))
         else:
@@ -230,8 +238,17 @@ def _alert_line(rule: str, series: str, state: str, message: Optional[str]) -> s
     return f"{rule} {series} {state}" + (f"  message={message!r}" if message is not None else "")
 
 
-def _run_one(rules: RuleSet, test: RuleTest) -> Optional[str]:
+def _held_lines(held: list[HeldOut]) -> list[str]:
+    lines = [f"held out at {format_duration(h.ts - START)}: {h.series} {h.value:g} by {h.rule}"
+             + (f" ({h.reason})" if h.reason else "") for h in held[:SHOW_HELD]]
+    if len(held) > SHOW_HELD:
+        lines.append(f"... and {len(held) - SHOW_HELD} more readings held out")
+    return lines
+
+
+def _run_one(rules: RuleSet, test: RuleTest, held: list[HeldOut]) -> Optional[str]:
     replay = Replay(rules, START)
+    replay.engine.intake.listener = held.append
     items = sorted(_inputs(test), key=lambda i: i.ts)
     checks = sorted(test.alerts, key=lambda c: c.at)
     problems: list[str] = []

@@ -1,4 +1,5 @@
-"""The engine's SQLite state file: every alert's state and when each series was last heard.
+"""The engine's SQLite state file: every alert's state, when each series was last heard, and what the
+conditions learned (``learned_state``: one small versioned JSON blob per alert, alerting/intake.py).
 
 The notification outbox (``alerting.notify``) lives in the same file, so a state change and its
 notification are committed in one transaction.
@@ -47,6 +48,12 @@ CREATE TABLE IF NOT EXISTS series_seen (
     metric TEXT NOT NULL,
     labels TEXT NOT NULL DEFAULT '{}',
     last_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS learned_state (
+    key TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    series TEXT NOT NULL,
+    blob TEXT NOT NULL
 );
 """
 
@@ -166,6 +173,26 @@ class StateDB:
             "labels = excluded.labels",
             [(d.id, d.device, d.sensor, d.metric, json.dumps(dict(d.labels), sort_keys=True), d.last_seen)
              for d in series if d.last_seen is not None])
+
+    def load_learned(self) -> list[tuple[str, str]]:
+        """(alert key, blob) of every saved learned state."""
+        return [(str(r[0]), str(r[1])) for r in self.conn.execute("SELECT key, blob FROM learned_state")]
+
+    def save_learned(self, rows: Iterable[tuple[str, str, str, Optional[str]]]) -> None:
+        """Upsert (key, rule, series, blob), or delete when the blob is None, inside the caller's transaction."""
+        for key, rule, series, blob in rows:
+            if blob is None:
+                self.conn.execute("DELETE FROM learned_state WHERE key = ?", (key,))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO learned_state (key, rule, series, blob) VALUES (?,?,?,?)",
+                                  (key, rule, series, blob))
+
+    def keep_learned(self, rules: Iterable[str]) -> None:
+        """Forget the learned state of rules not in ``rules`` (removed or disabled)."""
+        names = sorted(set(rules))
+        marks = ",".join("?" * len(names))
+        with self.transaction():
+            self.conn.execute(f"DELETE FROM learned_state WHERE rule NOT IN ({marks})", names)
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (PASSIVE: writers go on); call it from a thread."""

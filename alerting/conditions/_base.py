@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-__all__ = ["Condition", "Ctx", "SeriesData"]
+__all__ = ["Condition", "Ctx", "SeriesData", "finite"]
 
 # Bounds the memory of one series whatever the windows of the rules that watch it.
 MAX_SAMPLES = 20_000
+
+
+def finite(x: Any) -> float:
+    """A number read back from saved learned state (ValueError when it is not a finite number)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise ValueError(f"not a finite number: {x!r}")
+    return float(x)
 
 
 @dataclass(slots=True)
@@ -103,6 +111,9 @@ class Condition(abc.ABC):
 
     #: seconds of samples of its series this condition needs
     window: float = 0.0
+    #: the version of what :meth:`export` returns (0: it learns nothing worth keeping across restarts); a
+    #: saved state of another version is ignored on start (the condition learns anew)
+    state_version: int = 0
 
     @abc.abstractmethod
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
@@ -128,3 +139,14 @@ class Condition(abc.ABC):
     def series_refs(self) -> tuple[str, ...]:
         """Other series (ids) this condition reads."""
         return ()
+
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
+        """What it learned (in ``ctx.scratch``, the alert's, or about ``ctx.series``) that must survive a
+        restart, as JSON-able data: small, the engine saves it per alert with the alert records. None: nothing."""
+        return None
+
+    def restore(self, ctx: Ctx, data: Any) -> None:
+        """Put back what :meth:`export` returned before a restart (same :attr:`state_version`) into an empty
+        ``ctx.scratch`` (or ``ctx.series``); raise ValueError, TypeError or KeyError on data it cannot use,
+        before it changes anything."""
+        raise ValueError(f"{type(self).__name__} keeps no learned state")

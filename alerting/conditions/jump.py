@@ -25,7 +25,7 @@ import numpy as np
 
 from vigil.core.durations import format_duration
 
-from ._base import Condition, Ctx, SeriesData
+from ._base import Condition, Ctx, SeriesData, finite
 from .forecast import median
 
 __all__ = ["Jump", "Noise", "spread"]
@@ -83,6 +83,25 @@ class Jump(Condition):
             return {}
         jumped, ref, elapsed = verdict
         return {"reason": self._reason(s, jumped, ref, elapsed), "jumped_from": ref, "elapsed": elapsed}
+
+    state_version = 1
+
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
+        """The last plausible reading, the latest one and its verdict."""
+        scratch = ctx.scratch
+        if "jump_ref" not in scratch:
+            return None
+        verdict = scratch.get("jump_verdict")
+        return {"ref": list(scratch["jump_ref"]), "last": list(scratch["jump_last"]),
+                "verdict": None if verdict is None else [bool(verdict[0]), verdict[1], verdict[2]]}
+
+    def restore(self, ctx: Ctx, data: Any) -> None:
+        ref, last, verdict = data["ref"], data["last"], data["verdict"]
+        if verdict is not None and not isinstance(verdict[0], bool):
+            raise ValueError("the verdict is not a boolean")
+        ctx.scratch.update(jump_ref=(finite(ref[0]), finite(ref[1])), jump_last=(finite(last[0]), finite(last[1])),
+                           jump_verdict=None if verdict is None else (verdict[0], finite(verdict[1]),
+                                                                      finite(verdict[2])))
 
     @staticmethod
     def _reason(s: SeriesData, jumped: bool, ref: float, elapsed: float) -> str:

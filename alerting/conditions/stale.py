@@ -6,7 +6,7 @@ import statistics
 from array import array
 from typing import Any, Optional
 
-from ._base import Condition, Ctx
+from ._base import Condition, Ctx, finite
 
 __all__ = ["Stale"]
 
@@ -83,3 +83,18 @@ class Stale(Condition):
 
     def facts(self, ctx: Ctx) -> dict[str, Any]:
         return {"interval": ctx.scratch.get("interval"), "limit": self.limit(ctx)}
+
+    state_version = 1
+
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
+        """The latest reading's time, the intervals and the learned one (a fixed ``after`` learns nothing)."""
+        scratch = ctx.scratch
+        if self.after is not None or scratch.get("ts") is None:
+            return None
+        return {"ts": scratch["ts"], "gaps": list(scratch.get("gaps", ())), "interval": scratch.get("interval")}
+
+    def restore(self, ctx: Ctx, data: Any) -> None:
+        gaps = array("d", [finite(g) for g in data["gaps"][-HISTORY:]])
+        ctx.scratch.update(ts=finite(data["ts"]), gaps=gaps)
+        if data["interval"] is not None:
+            ctx.scratch["interval"] = finite(data["interval"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from ._base import Condition, Ctx, SeriesData
+from ._base import Condition, Ctx, SeriesData, finite
 from .status import STATUS_METRIC, STATUS_SENSOR
 
 __all__ = ["Stuck"]
@@ -97,3 +97,18 @@ class Stuck(Condition):
     def facts(self, ctx: Ctx) -> dict[str, Any]:
         st = ctx.scratch
         return {"stuck_since": st.get("start"), "limit": self.limit(ctx)}
+
+    state_version = 1
+    _KEPT = ("first", "start", "run", "longest", "ts")
+
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
+        """The run (its start and value), the longest run of the warm-up, the latest reading's time."""
+        scratch = ctx.scratch
+        if "start" not in scratch:
+            return None
+        return {**{k: scratch[k] for k in self._KEPT}, "held": bool(scratch["held"])}
+
+    def restore(self, ctx: Ctx, data: Any) -> None:
+        if not isinstance(data["held"], bool):
+            raise ValueError("held is not a boolean")
+        ctx.scratch.update({k: finite(data[k]) for k in self._KEPT}, held=data["held"])
