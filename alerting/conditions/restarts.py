@@ -7,9 +7,10 @@ is lower than the reading before it is a reboot, at that reading's time. The reb
 oldest of them left that window. A late reading (older than the latest) is not judged.
 
 Only the reboot times are kept (the alert's scratch state, a few floats), not the window's readings: a
-fleet of devices that report every minute costs nothing. So after the rule engine restarts, reboots
-before it are not counted (the dashboard's fleet page counts them from the store). The value is the
-number of reboots; the default message says it (``garage-pi rebooted 4 times in the last 24h``).
+fleet of devices that report every minute costs nothing. They and the latest reading are the learned
+state the engine saves with the alert (:meth:`Restarts.export`), so after the rule engine restarts the
+reboots before it still count. The value is the number of reboots; the default message says it
+(``garage-pi rebooted 4 times in the last 24h``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Optional
 
 from vigil.core.durations import format_duration
 
-from ._base import Condition, Ctx
+from ._base import Condition, Ctx, finite
 
 __all__ = ["Restarts", "span"]
 
@@ -54,6 +55,20 @@ class Restarts(Condition):
         while found and found[0] <= s.ts - self.within:
             found.popleft()
         return found
+
+    state_version = 1
+
+    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
+        """The latest reading (time, uptime) and the reboot times still within the window."""
+        last = ctx.scratch.get("restarts_last")
+        if last is None:
+            return None
+        return {"last": list(last), "reboots": list(ctx.scratch.get("restarts", ()))}
+
+    def restore(self, ctx: Ctx, data: Any) -> None:
+        last = (finite(data["last"][0]), finite(data["last"][1]))
+        found = deque((finite(t) for t in data["reboots"][-MAX_KEPT:]), maxlen=MAX_KEPT)
+        ctx.scratch.update(restarts_last=last, restarts=found)
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         found = self.reboots(ctx)

@@ -133,3 +133,27 @@ def test_a_crash_loses_at_most_learned_every_seconds_of_learning(tmp_path: Path)
     e2, sink = restart(tmp_path / "a.db", clock)
     feed(e2, clock, 25.0)
     assert [(t.rule, t.state.value) for t in sink.items] == [("implausible", "firing")]
+
+
+def test_reboots_counted_before_a_restart_still_count(tmp_path: Path) -> None:
+    rules = "rules:\n  - {name: reboots, match: {metric: uptime}, restarts: {count: 3, within: 1d}}\n"
+    e, _sink, clock = engine(rules, state=StateDB(tmp_path / "a.db"))
+    uptime = 0.0
+    for _boot in range(2):  # two reboots, an hour apart
+        for _ in range(6):
+            feed(e, clock, uptime, metric="uptime")
+            clock.advance(600)
+            uptime += 600
+        uptime = 0.0
+    feed(e, clock, uptime, metric="uptime")
+    e.flush(learned=True)
+    assert e.state is not None
+    e.state.close()
+    again, sink, _ = engine(rules, clock=clock, state=StateDB(tmp_path / "a.db"))
+    clock.advance(600)
+    feed(again, clock, 600.0, metric="uptime")
+    assert sink.items == []  # still two
+    clock.advance(600)
+    feed(again, clock, 5.0, metric="uptime")  # the third, after the restart
+    assert [(t.rule, t.state.value) for t in sink.items] == [("reboots", "firing")]
+    assert sink.items[0].message == "freezer-1 rebooted 3 times in the last 24h"
