@@ -8,10 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 __all__ = ["Condition", "Ctx", "SeriesData"]
 
 # Bounds the memory of one series whatever the windows of the rules that watch it.
 MAX_SAMPLES = 20_000
+#: the key of ``SeriesData.memo`` holding the history the store refill gave after a restart
+SEEDED = "seeded"
 
 
 @dataclass(slots=True)
@@ -36,6 +40,9 @@ class SeriesData:
     samples: Optional[deque[tuple[float, float]]] = None
     received: Optional[float] = None
     changed: Optional[float] = None
+    #: what conditions keep about the series between readings (stale's intervals, a forecast's slots, ...),
+    #: by a key of the condition's kind and parameters; one dict per series, not one per rule
+    memo: Optional[dict[str, Any]] = None
 
     def add(self, ts: float, value: float, seen: float, received: Optional[float] = None) -> None:
         """Record a sample; keep only what the longest window of the rules watching it needs."""
@@ -46,6 +53,9 @@ class SeriesData:
         # reading with a wrong clock far in the future cannot freeze the series
         self.value, self.ts = value, ts
         self.last_seen = seen if self.last_seen is None else max(self.last_seen, seen)
+        seeded = self.memo.get(SEEDED) if self.memo else None
+        if seeded is not None and ts - seeded[-1, 0] > seeded[-1, 0] - seeded[0, 0]:
+            del self.memo[SEEDED]  # type: ignore[union-attr]  # older than any window it was read for
         if self.keep <= 0:
             return
         if self.samples is None:
@@ -63,8 +73,15 @@ class SeriesData:
             samples.popleft()
 
     def seed(self, points: list[tuple[float, float]]) -> None:
-        """Fill the window with stored history (after a restart); when last heard is left alone."""
-        if self.keep <= 0 or not points:
+        """Fill the window with stored history (after a restart); when last heard is left alone.
+
+        The points are also kept, as an array, in ``memo[SEEDED]`` for conditions that keep their own
+        summary of the series (:attr:`Condition.history`), until they are older than the span they cover."""
+        if not points:
+            return
+        self.memo = self.memo or {}
+        self.memo[SEEDED] = np.asarray(sorted(points), dtype=float)
+        if self.keep <= 0:
             return
         merged = sorted({*points, *(self.samples or ())})
         if self.samples is None:
@@ -103,6 +120,9 @@ class Condition(abc.ABC):
 
     #: seconds of samples of its series this condition needs
     window: float = 0.0
+    #: seconds of stored history it wants after a restart beyond ``window`` (a condition that keeps its own
+    #: summary of the series in ``SeriesData.memo`` instead of its samples reads ``memo[SEEDED]``)
+    history: float = 0.0
 
     @abc.abstractmethod
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
