@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ __all__ = ["Condition", "Ctx", "SeriesData"]
 
 # Bounds the memory of one series whatever the windows of the rules that watch it.
 MAX_SAMPLES = 20_000
-#: the key of ``SeriesData.memo`` holding the history the store refill gave after a restart
-SEEDED = "seeded"
+_NO_CELLS: dict[str, tuple[int, int]] = {}
+# the layouts of SeriesData.memo, one per set of conditions (not one per series)
+_LAYOUTS: dict[tuple[tuple[str, tuple[int, int]], ...], dict[str, tuple[int, int]]] = {}
 
 
 @dataclass(slots=True)
@@ -40,9 +42,14 @@ class SeriesData:
     samples: Optional[deque[tuple[float, float]]] = None
     received: Optional[float] = None
     changed: Optional[float] = None
-    #: what conditions keep about the series between readings (stale's intervals, a forecast's slots, ...),
-    #: by a key of the condition's kind and parameters; one dict per series, not one per rule
-    memo: Optional[dict[str, Any]] = None
+    #: what conditions keep about the series between readings (stale's intervals, a forecast's slots, ...):
+    #: one array of doubles per series, each condition's cells at the offset ``layout`` gives for its key
+    #: (:meth:`state`); a layout is shared by every series with the same conditions
+    memo: Optional[array[float]] = None
+    layout: Optional[dict[str, tuple[int, int]]] = None
+    #: the history the store refill gave after a restart, (ts, value) rows, for conditions that keep their
+    #: own summary (:attr:`Condition.history`); dropped once older than the span it covers
+    seeded: Optional[np.ndarray] = None
 
     def add(self, ts: float, value: float, seen: float, received: Optional[float] = None) -> None:
         """Record a sample; keep only what the longest window of the rules watching it needs."""
@@ -53,9 +60,9 @@ class SeriesData:
         # reading with a wrong clock far in the future cannot freeze the series
         self.value, self.ts = value, ts
         self.last_seen = seen if self.last_seen is None else max(self.last_seen, seen)
-        seeded = self.memo.get(SEEDED) if self.memo else None
+        seeded = self.seeded
         if seeded is not None and ts - seeded[-1, 0] > seeded[-1, 0] - seeded[0, 0]:
-            del self.memo[SEEDED]  # type: ignore[union-attr]  # older than any window it was read for
+            self.seeded = None  # older than any window it was read for
         if self.keep <= 0:
             return
         if self.samples is None:
@@ -75,12 +82,11 @@ class SeriesData:
     def seed(self, points: list[tuple[float, float]]) -> None:
         """Fill the window with stored history (after a restart); when last heard is left alone.
 
-        The points are also kept, as an array, in ``memo[SEEDED]`` for conditions that keep their own
-        summary of the series (:attr:`Condition.history`), until they are older than the span they cover."""
+        The points are also kept, as an array, in ``seeded`` for conditions that keep their own summary of
+        the series (:attr:`Condition.history`), until they are older than the span they cover."""
         if not points:
             return
-        self.memo = self.memo or {}
-        self.memo[SEEDED] = np.asarray(sorted(points), dtype=float)
+        self.seeded = np.asarray(sorted(points), dtype=float)
         if self.keep <= 0:
             return
         merged = sorted({*points, *(self.samples or ())})
@@ -90,6 +96,22 @@ class SeriesData:
         self.samples.extend(merged[-MAX_SAMPLES:])
         if self.value is None:
             self.ts, self.value = merged[-1]
+
+    def state(self, key: str, init: Callable[[], array[float]]) -> tuple[memoryview[float], bool]:
+        """The cells (doubles) a condition keeps under ``key`` (its kind and parameters), writable; created
+        from ``init()`` (an array of doubles) the first time (then True)."""
+        layout = self.layout or _NO_CELLS
+        cells = layout.get(key)
+        created = cells is None
+        if cells is None:
+            first = init()
+            cells = (len(self.memo or ()), len(first))
+            items = (*layout.items(), (key, cells))
+            self.layout = _LAYOUTS.setdefault(items, dict(items))
+            self.memo = (self.memo or array("d")) + first
+        assert self.memo is not None
+        view: memoryview[float] = memoryview(self.memo).cast("B").cast("d")  # (typeshed calls every memoryview int)
+        return view[cells[0]:cells[0] + cells[1]], created
 
     def window(self, start: float, end: float) -> list[tuple[float, float]]:
         """Samples with start < ts <= end."""
@@ -121,7 +143,7 @@ class Condition(abc.ABC):
     #: seconds of samples of its series this condition needs
     window: float = 0.0
     #: seconds of stored history it wants after a restart beyond ``window`` (a condition that keeps its own
-    #: summary of the series in ``SeriesData.memo`` instead of its samples reads ``memo[SEEDED]``)
+    #: summary of the series in ``SeriesData.memo`` instead of its samples reads ``SeriesData.seeded``)
     history: float = 0.0
 
     @abc.abstractmethod

@@ -2,12 +2,12 @@
 
 **What it keeps.** Not the window's readings: the window is cut into :data:`SLOTS` slots (``window`` /
 32 each: 56 s for a 30-minute window) and each slot keeps the mean of its readings, their mean time in
-the slot and how many there were, as float32 in one ``array`` per series and rule (in
-``SeriesData.memo``, about 360 bytes; a 30-minute window of 10-second readings kept as tuples took 20 KB).
+the slot and how many there were, as float32 cells in ``SeriesData.memo`` (74 of them, 296 bytes per
+series and rule; a 30-minute window of 10-second readings kept as tuples took 20 KB).
 The trend is fitted once per slot, when a slot closes, on the closed slots; between fits the verdict is
 reused (the crossing time counts down with the clock) and only "is the latest value already past the
 threshold" is judged on each reading. After a restart the slots are refilled from the store's history
-(``memo[SEEDED]``, :attr:`history`): slots with no reading of their own take the stored readings.
+(``SeriesData.seeded``, :attr:`history`): slots with no reading of their own take the stored readings.
 
 The trend is a **Theil-Sen** fit (the median of the slopes between every pair of slots; the level is the
 median of the residuals). Why Theil-Sen rather than least squares or a Huber fit: a door opened for a few
@@ -51,7 +51,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ._base import SEEDED, Condition, Ctx
+from ._base import Condition, Ctx
 
 __all__ = ["Forecast", "median", "theil_sen"]
 
@@ -61,6 +61,7 @@ Z_FIRE = 3.0
 Z_HOLD = 2.0
 CLEAR_FACTOR = 1.5
 TREND_OVER_NOISE = 3.0
+FAR = 5.0  # a crossing (on the whole window's line) more than FAR x within away is not looked at further
 DECEL_Z = 1.0
 DECEL_GATE = 1.0
 _WRAP = 2 ** 24  # slot numbers are kept modulo this (exact in float32)
@@ -139,31 +140,28 @@ class Forecast(Condition):
         self.within, self.span, self.min_samples = within, window, min_samples
         self.history = window  # no samples kept (window stays 0): its own slots, refilled after a restart
         self.width = window / SLOTS
+        self._last: tuple[object, Optional[Verdict]] = (None, None)
         self.key = f"forecast:{threshold!r}:{rising}:{within!r}:{window!r}:{min_samples}"
 
     # -- the slots --------------------------------------------------------------------------------
 
-    def _slots(self, ctx: Ctx) -> Optional[array[float]]:
-        """This rule's slots of the series, with its newest reading in (None: no reading yet)."""
+    def _slots(self, ctx: Ctx) -> Optional[memoryview[float]]:
+        """This rule's slots of the series (float32 cells), with its newest reading in (None: no reading yet)."""
         s = ctx.series
         if s.ts is None or s.value is None:
             return None
-        if s.memo is None:
-            s.memo = {}
-        st: Optional[array[float]] = s.memo.get(self.key)
         slot = math.floor(s.ts / self.width)
-        if st is None:
-            st = array("f", [math.nan] * SLOTS + [0.0] * SLOTS + [slot % _WRAP] + [math.nan] * (_SIZE - _OPEN - 1))
-            s.memo[self.key] = st
-            seeded = s.memo.get(SEEDED)
-            if seeded is not None:  # after a restart: the stored readings of the open slot first
-                for ts, value in seeded[np.floor(seeded[:, 0] / self.width) == slot]:
-                    if ts < s.ts:
-                        self._add(st, slot, float(ts), float(value))
+        cells, created = s.state(self.key, lambda: array("d", array("f", [math.nan] * SLOTS + [0.0] * SLOTS + [
+            slot % _WRAP] + [math.nan] * (_SIZE - _OPEN - 1)).tobytes()))
+        st = cells.cast("B").cast("f")
+        if created and s.seeded is not None:  # after a restart: the stored readings of the open slot first
+            for ts, value in s.seeded[np.floor(s.seeded[:, 0] / self.width) == slot]:
+                if ts < s.ts:
+                    self._add(st, slot, float(ts), float(value))
         self._add(st, slot, s.ts, s.value)
         return st
 
-    def _add(self, st: array[float], slot: int, ts: float, value: float) -> None:
+    def _add(self, st: memoryview[float], slot: int, ts: float, value: float) -> None:
         opened = self._open(st, slot)
         if slot < opened:
             return  # a late reading for a closed slot: left out (the bridge publishes a series in order)
@@ -183,17 +181,16 @@ class Forecast(Condition):
         st[_AT] = at
 
     @staticmethod
-    def _open(st: array[float], slot: int) -> int:
+    def _open(st: memoryview[float], slot: int) -> int:
         """The open slot's number (kept modulo _WRAP), from a slot number near it."""
         back = (slot - int(st[_OPEN])) % _WRAP
         return slot - back if back < _WRAP // 2 else slot + (_WRAP - back)
 
-    def _points(self, st: array[float], memo: Optional[dict[str, Any]], opened: int) -> tuple[np.ndarray, ...]:
+    def _points(self, st: memoryview[float], seeded: Optional[np.ndarray], opened: int) -> tuple[np.ndarray, ...]:
         """(times relative to the open slot's start, means, readings) of the closed slots with readings."""
-        cells = np.frombuffer(st, dtype=np.float32, count=2 * SLOTS).astype(float)
+        cells = np.frombuffer(st.cast("B"), dtype=np.float32, count=2 * SLOTS).astype(float)
         k = np.arange(opened - SLOTS + 1, opened)
         y, meta = cells[k % SLOTS], cells[SLOTS + k % SLOTS]
-        seeded = memo.get(SEEDED) if memo else None
         if seeded is not None and np.isnan(y).any():
             y, meta = self._refill(seeded, k, y, meta)
         ok = ~np.isnan(y)
@@ -219,13 +216,22 @@ class Forecast(Condition):
 
     def verdict(self, ctx: Ctx) -> Optional[Verdict]:
         """The forecast at the newest reading; None while the window holds too little."""
+        s = ctx.series
+        key = (id(s), s.ts, s.value)
+        if self._last[0] == key:  # check, then value, for the same reading: one condition, one entry
+            return self._last[1]
+        out = self._verdict(ctx)
+        self._last = (key, out)
+        return out
+
+    def _verdict(self, ctx: Ctx) -> Optional[Verdict]:
         st = self._slots(ctx)
         s = ctx.series
         if st is None or s.ts is None or s.value is None:
             return None
         opened = self._open(st, math.floor(s.ts / self.width))
         if st[_FITTED] != opened % _WRAP:  # once per slot, on the slots closed before it (NaN: never)
-            self._refit(st, s.memo, opened)
+            self._refit(st, s.seeded, opened)
         v = st[_VERDICT:_VERDICT + _FIELDS]
         if not v[6]:
             return None
@@ -234,9 +240,9 @@ class Forecast(Condition):
         eta, eta_fire, eta_shown = (max(0.0, x - elapsed) for x in v[:3])
         return Verdict(eta, eta_fire, eta_shown, v[3], v[4], bool(v[5]), sign * (s.value - self.threshold) >= 0)
 
-    def _refit(self, st: array[float], memo: Optional[dict[str, Any]], opened: int) -> None:
+    def _refit(self, st: memoryview[float], seeded: Optional[np.ndarray], opened: int) -> None:
         st[_FITTED] = opened % _WRAP
-        t, y, counts = self._points(st, memo, opened)
+        t, y, counts = self._points(st, seeded, opened)
         out = self._compute(t, y, counts)
         st[_VERDICT:_VERDICT + _FIELDS] = array("f", out if out is not None else [math.inf] * 6 + [0.0])
 
@@ -247,14 +253,18 @@ class Forecast(Condition):
         span = -t[0]
         full = _fit(t, y)
         assert full is not None  # at least 4 points
-        if sign * full.z < Z_HOLD:  # no trend toward the threshold (the usual case): neither fires nor holds
+        far = self._eta(full, sign) > FAR * self.within
+        if sign * full.z < Z_HOLD or far:  # no trend toward the threshold, or a crossing far beyond `within`
+            # (the usual cases): neither fires nor holds
             return [math.inf, math.inf, math.inf, full.slope * 60.0, sign * full.z, 0.0, 1.0]
         half, newest = _fit(t[t >= -span / 2], y[t >= -span / 2]), _fit(t[t >= -span / 4], y[t >= -span / 4])
         # the decision: the slowest rate; the announcement: the newer half's (the rate now)
         slowest = min((f for f in (full, half, newest) if f is not None), key=lambda f: sign * f.slope)
         shown = half or full
         eta, eta_shown = self._eta(slowest, sign), self._eta(shown, sign)
-        eta_fire = max(eta, *(self._peaks(t, y, sign, part) for part in RECENT))
+        # (a deceleration only delays a crossing: not looked for when the line crosses too late anyway, even
+        # counted down until the next fit)
+        eta_fire = eta if eta > self.within + self.width else max(eta, *(self._peaks(t, y, sign, part) for part in RECENT))
         eta_shown = eta_shown if math.isinf(eta_fire) or eta_fire <= eta else max(eta_shown, eta_fire)
         q = max(1, len(y) // 4)
         toward = bool(sign * (median(y[-q:]) - median(y[-2 * q:-q])) > 0)

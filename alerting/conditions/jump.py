@@ -57,17 +57,14 @@ class Jump(Condition):
     def _judge(self, ctx: Ctx) -> Optional[tuple[bool, float, float]]:
         """(implausible, reference value, seconds since the reference) of the latest reading; None: no
         reference yet. Judged once per reading; a late reading changes nothing. Kept per series and
-        max_step/per in ``SeriesData.memo`` as one array of doubles (104 bytes): the reference's time and
+        max_step/per in ``SeriesData.memo`` as 6 doubles: the reference's time and
         value, the latest judged reading's time, and its verdict (NaN: none)."""
         s = ctx.series
         if s.ts is None or s.value is None:
             return None
-        memo = s.memo if s.memo is not None else {}
-        s.memo = memo
-        st: Optional[array[float]] = memo.get(self.key)
-        if st is None:
-            st = memo[self.key] = array("d", [s.ts, s.value, s.ts, math.nan, 0.0, 0.0])
-        elif s.ts > st[_LAST]:
+        ts, value = s.ts, s.value
+        st, created = s.state(self.key, lambda: array("d", [ts, value, ts, math.nan, 0.0, 0.0]))
+        if not created and s.ts > st[_LAST]:
             elapsed = s.ts - st[_REF_TS]
             allowed = self.max_step * max(elapsed, self.per) / self.per
             jumped = abs(s.value - st[_REF]) > allowed

@@ -34,17 +34,13 @@ class Stale(Condition):
     def _learn(self, ctx: Ctx) -> Optional[float]:
         """One interval more for each new reading; the learned interval (None: still learning).
 
-        Kept per series (the same for every stale rule) in ``SeriesData.memo`` as one array of doubles:
-        the latest reading's time, how many intervals were seen, and the last :data:`HISTORY` intervals as
-        float32, two to a double (152 bytes a series)."""
+        Kept per series (the same for every stale rule) in ``SeriesData.memo`` as 10 doubles: the latest
+        reading's time, how many intervals were seen, and the last :data:`HISTORY` intervals as float32,
+        two to a double."""
         s = ctx.series
-        memo = s.memo if s.memo is not None else {}
-        s.memo = memo
-        st: Optional[array[float]] = memo.get(KEY)
-        if st is None:
-            st = memo[KEY] = array("d", [math.nan, 0.0] + [0.0] * (HISTORY // 2))
+        st, _ = s.state(KEY, lambda: array("d", [math.nan, 0.0] + [0.0] * (HISTORY // 2)))
         ts, seen = s.ts, int(st[1])
-        gaps = memoryview(st).cast("B")[16:].cast("f")
+        gaps = st[2:].cast("B").cast("f")
         if ts is not None and ts != st[0]:
             prev, st[0] = st[0], ts
             if ts > prev:  # (False for NaN: the first reading)

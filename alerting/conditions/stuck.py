@@ -37,21 +37,18 @@ class Stuck(Condition):
         self._index: dict[tuple[str, str], list[str]] = {}
         self._indexed: tuple[int, int] = (0, 0)
 
-    def _track(self, ctx: Ctx, active: bool) -> Optional[array[float]]:
+    def _track(self, ctx: Ctx, active: bool) -> Optional[memoryview[float]]:
         """Follow the run of equal values with each new reading (and, during warm-up, its longest run).
 
-        Kept per series and band/warm-up in ``SeriesData.memo`` as one array of doubles (112 bytes): the
+        Kept per series and band/warm-up in ``SeriesData.memo`` as 6 doubles: the
         first reading's time, the run's start and value, the longest run of the warm-up, whether it was
         firing before a restart and has not moved since, and the latest reading's time."""
         s = ctx.series
         if s.ts is None or s.value is None:
             return None
-        memo = s.memo if s.memo is not None else {}
-        s.memo = memo
-        st: Optional[array[float]] = memo.get(self.key)
-        if st is None:
-            st = memo[self.key] = array("d", [s.ts, s.ts, s.value, 0.0, float(active), math.nan])
-        elif st[_TS] == s.ts:
+        ts, value = s.ts, s.value
+        st, created = s.state(self.key, lambda: array("d", [ts, ts, value, 0.0, float(active), math.nan]))
+        if not created and st[_TS] == s.ts:
             return st
         st[_TS] = s.ts
         if s.ts - st[_FIRST] <= self.warmup:

@@ -49,7 +49,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from alerting.conditions._base import SEEDED  # noqa: E402
 from alerting.engine import Engine  # noqa: E402
 from alerting.notify.outbox import Outbox  # noqa: E402
 from alerting.rules import RulesBounds, load_rules_text  # noqa: E402
@@ -168,11 +167,10 @@ def run(config: str, n: int, minutes: float, profile: bool, trace: bool) -> dict
         rss1 = rss_kib()
         if trace:
             traced = tracemalloc.get_traced_memory()[0] - base
-            # the refill's history is kept (SeriesData.memo[SEEDED]) until it is older than the span it
+            # the refill's history is kept (SeriesData.seeded) until it is older than the span it
             # covers, 30 minutes after a restart: dropped here as SeriesData.add does then (steady state)
             for data in engine.series.values():
-                if data.memo:
-                    data.memo.pop(SEEDED, None)
+                data.seeded = None
             gc.collect()
             steady = tracemalloc.get_traced_memory()[0] - base
             tracemalloc.stop()
