@@ -7,7 +7,7 @@ from array import array
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import numpy as np
 
@@ -110,7 +110,7 @@ class SeriesData:
             self.layout = _LAYOUTS.setdefault(items, dict(items))
             self.memo = (self.memo or array("d")) + first
         assert self.memo is not None
-        view: memoryview[float] = memoryview(self.memo).cast("B").cast("d")  # (typeshed calls every memoryview int)
+        view = cast("memoryview[float]", memoryview(self.memo))  # (typeshed calls every memoryview int)
         return view[cells[0]:cells[0] + cells[1]], created
 
     def window(self, start: float, end: float) -> list[tuple[float, float]]:

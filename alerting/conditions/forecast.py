@@ -193,6 +193,8 @@ class Forecast(Condition):
         y, meta = cells[k % SLOTS], cells[SLOTS + k % SLOTS]
         if seeded is not None and np.isnan(y).any():
             y, meta = self._refill(seeded, k, y, meta)
+            for i in np.flatnonzero(~np.isnan(y) & np.isnan(cells[k % SLOTS])):  # kept: refilled once
+                st[int(k[i] % SLOTS)], st[SLOTS + int(k[i] % SLOTS)] = y[i], meta[i]
         ok = ~np.isnan(y)
         counts = np.floor(meta[ok])
         t = (k[ok] - opened + (meta[ok] - counts)) * self.width
@@ -264,7 +266,8 @@ class Forecast(Condition):
         eta, eta_shown = self._eta(slowest, sign), self._eta(shown, sign)
         # (a deceleration only delays a crossing: not looked for when the line crosses too late anyway, even
         # counted down until the next fit)
-        eta_fire = eta if eta > self.within + self.width else max(eta, *(self._peaks(t, y, sign, part) for part in RECENT))
+        late = eta > self.within + self.width
+        eta_fire = eta if late else max(eta, *(self._peaks(t, y, sign, part) for part in RECENT))
         eta_shown = eta_shown if math.isinf(eta_fire) or eta_fire <= eta else max(eta_shown, eta_fire)
         q = max(1, len(y) // 4)
         toward = bool(sign * (median(y[-q:]) - median(y[-2 * q:-q])) > 0)

@@ -34,21 +34,20 @@ class Stale(Condition):
     def _learn(self, ctx: Ctx) -> Optional[float]:
         """One interval more for each new reading; the learned interval (None: still learning).
 
-        Kept per series (the same for every stale rule) in ``SeriesData.memo`` as 10 doubles: the latest
-        reading's time, how many intervals were seen, and the last :data:`HISTORY` intervals as float32,
-        two to a double."""
+        Kept per series (the same for every stale rule) in ``SeriesData.memo`` as 11 doubles: the latest
+        reading's time, how many intervals were seen, their median, and the last :data:`HISTORY` intervals
+        as float32, two to a double."""
         s = ctx.series
-        st, _ = s.state(KEY, lambda: array("d", [math.nan, 0.0] + [0.0] * (HISTORY // 2)))
+        st, _ = s.state(KEY, lambda: array("d", [math.nan, 0.0, 0.0] + [0.0] * (HISTORY // 2)))
         ts, seen = s.ts, int(st[1])
-        gaps = st[2:].cast("B").cast("f")
         if ts is not None and ts != st[0]:
             prev, st[0] = st[0], ts
             if ts > prev:  # (False for NaN: the first reading)
+                gaps = st[3:].cast("B").cast("f")
                 gaps[seen % HISTORY] = ts - prev
                 seen = st[1] = seen + 1
-        if seen < self.warmup:
-            return None
-        return statistics.median(gaps[:min(seen, HISTORY)].tolist())
+                st[2] = statistics.median(gaps[:min(seen, HISTORY)].tolist())
+        return None if seen < self.warmup else st[2]
 
     def limit(self, ctx: Ctx) -> Optional[float]:
         """Seconds of silence that make the series stale (None: still learning its interval)."""
