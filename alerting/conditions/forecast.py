@@ -195,7 +195,7 @@ class Forecast(Condition):
             y, meta = self._refill(seeded, k, y, meta)
             for i in np.flatnonzero(~np.isnan(y) & np.isnan(cells[k % SLOTS])):  # kept: refilled once
                 st[int(k[i] % SLOTS)], st[SLOTS + int(k[i] % SLOTS)] = y[i], meta[i]
-        ok = ~np.isnan(y)
+        ok = np.isfinite(y)  # (a slot past float32: left out)
         counts = np.floor(meta[ok])
         t = (k[ok] - opened + (meta[ok] - counts)) * self.width
         return t, y[ok], counts

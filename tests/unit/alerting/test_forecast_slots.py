@@ -160,3 +160,15 @@ def test_the_refilled_history_is_dropped_once_older_than_its_span() -> None:
     assert series.seeded is not None
     series.add(T0 + 700, -20.0, T0 + 700)
     assert series.seeded is None
+
+
+@pytest.mark.parametrize("extreme", [1e15, -1e15, 3.4e38, 1e300])
+def test_hostile_values_beyond_float32_do_not_break_it(extreme: float) -> None:
+    """Readings the intake lets through (up to its bound) or a caller hands over: the slots saturate to inf,
+    the forecast says nothing or fires, it never raises."""
+    e, _sink, clock = engine(RULE)
+    for k in range(400):
+        feed(e, clock, extreme if k % 7 == 3 else -20 + 0.3 * k / 6)
+        clock.advance(10.0)
+    data = e.series["freezer-1/t0/temperature"]
+    assert data.memo is not None and len(data.memo) == 37
