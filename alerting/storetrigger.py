@@ -82,15 +82,18 @@ async def run_store_rules(engine: Engine, store: Store, clock: Clock,
 
 
 async def seed_windows(engine: Engine, store: Store, clock: Clock) -> None:
-    """After a start, fill the windows of rate/aggregate/anomaly rules from the store."""
+    """After a start, fill the windows of rate/aggregate/anomaly rules (and forecasts' slots) from the store."""
     now = clock.now()
     seeded = 0
-    for data in list(engine.series.values()):
-        if data.keep <= 0 or data.metric == "status":
+    for sid, data in list(engine.series.items()):
+        rules = [*engine.index.for_series(sid, data.device, data.sensor, data.metric, dict(data.labels)),
+                 *engine.index.by_ref.get(sid, ())]
+        span = max([data.keep, *(c.condition.history for c in rules)])
+        if span <= 0 or data.metric == "status":
             continue
         key = SeriesKey(data.metric, data.device, data.sensor)
         try:
-            points = await asyncio.to_thread(store.query, key, now - data.keep, now + 0.001)
+            points = await asyncio.to_thread(store.query, key, now - span, now + 0.001)
         except (StoreError, ValueError) as exc:
             log.warning("cannot read history from the store to fill rule windows: %s", exc)
             return

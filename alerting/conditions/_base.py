@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import abc
 import math
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
+
+import numpy as np
 
 __all__ = ["Condition", "Ctx", "SeriesData", "finite"]
 
 # Bounds the memory of one series whatever the windows of the rules that watch it.
 MAX_SAMPLES = 20_000
+_NO_CELLS: dict[str, tuple[int, int]] = {}
+# the layouts of SeriesData.memo, one per set of conditions (not one per series)
+_LAYOUTS: dict[tuple[tuple[str, tuple[int, int]], ...], dict[str, tuple[int, int]]] = {}
 
 
 def finite(x: Any) -> float:
@@ -44,6 +50,14 @@ class SeriesData:
     samples: Optional[deque[tuple[float, float]]] = None
     received: Optional[float] = None
     changed: Optional[float] = None
+    #: what conditions keep about the series between readings (stale's intervals, a forecast's slots, ...):
+    #: one array of doubles per series, each condition's cells at the offset ``layout`` gives for its key
+    #: (:meth:`state`); a layout is shared by every series with the same conditions
+    memo: Optional[array[float]] = None
+    layout: Optional[dict[str, tuple[int, int]]] = None
+    #: the history the store refill gave after a restart, (ts, value) rows, for conditions that keep their
+    #: own summary (:attr:`Condition.history`); dropped once older than the span it covers
+    seeded: Optional[np.ndarray] = None
 
     def add(self, ts: float, value: float, seen: float, received: Optional[float] = None) -> None:
         """Record a sample; keep only what the longest window of the rules watching it needs."""
@@ -54,6 +68,9 @@ class SeriesData:
         # reading with a wrong clock far in the future cannot freeze the series
         self.value, self.ts = value, ts
         self.last_seen = seen if self.last_seen is None else max(self.last_seen, seen)
+        seeded = self.seeded
+        if seeded is not None and ts - seeded[-1, 0] > seeded[-1, 0] - seeded[0, 0]:
+            self.seeded = None  # older than any window it was read for
         if self.keep <= 0:
             return
         if self.samples is None:
@@ -71,8 +88,14 @@ class SeriesData:
             samples.popleft()
 
     def seed(self, points: list[tuple[float, float]]) -> None:
-        """Fill the window with stored history (after a restart); when last heard is left alone."""
-        if self.keep <= 0 or not points:
+        """Fill the window with stored history (after a restart); when last heard is left alone.
+
+        The points are also kept, as an array, in ``seeded`` for conditions that keep their own summary of
+        the series (:attr:`Condition.history`), until they are older than the span they cover."""
+        if not points:
+            return
+        self.seeded = np.asarray(sorted(points), dtype=float)
+        if self.keep <= 0:
             return
         merged = sorted({*points, *(self.samples or ())})
         if self.samples is None:
@@ -81,6 +104,22 @@ class SeriesData:
         self.samples.extend(merged[-MAX_SAMPLES:])
         if self.value is None:
             self.ts, self.value = merged[-1]
+
+    def state(self, key: str, init: Callable[[], array[float]]) -> tuple[memoryview[float], bool]:
+        """The cells (doubles) a condition keeps under ``key`` (its kind and parameters), writable; created
+        from ``init()`` (an array of doubles) the first time (then True)."""
+        layout = self.layout or _NO_CELLS
+        cells = layout.get(key)
+        created = cells is None
+        if cells is None:
+            first = init()
+            cells = (len(self.memo or ()), len(first))
+            items = (*layout.items(), (key, cells))
+            self.layout = _LAYOUTS.setdefault(items, dict(items))
+            self.memo = (self.memo or array("d")) + first
+        assert self.memo is not None
+        view = cast("memoryview[float]", memoryview(self.memo))  # (typeshed calls every memoryview int)
+        return view[cells[0]:cells[0] + cells[1]], created
 
     def window(self, start: float, end: float) -> list[tuple[float, float]]:
         """Samples with start < ts <= end."""
@@ -114,6 +153,9 @@ class Condition(abc.ABC):
     #: the version of what :meth:`export` returns (0: it learns nothing worth keeping across restarts); a
     #: saved state of another version is ignored on start (the condition learns anew)
     state_version: int = 0
+    #: seconds of stored history it wants after a restart beyond ``window`` (a condition that keeps its own
+    #: summary of the series in ``SeriesData.memo`` instead of its samples reads ``SeriesData.seeded``)
+    history: float = 0.0
 
     @abc.abstractmethod
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
@@ -140,13 +182,30 @@ class Condition(abc.ABC):
         """Other series (ids) this condition reads."""
         return ()
 
+    #: for a condition whose learned state is its cells in ``SeriesData.memo``: their key and how many
+    #: (the default :meth:`export` and :meth:`restore` keep them across restarts)
+    memo_key: str = ""
+    memo_cells: int = 0
+
     def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
         """What it learned (in ``ctx.scratch``, the alert's, or about ``ctx.series``) that must survive a
-        restart, as JSON-able data: small, the engine saves it per alert with the alert records. None: nothing."""
-        return None
+        restart, as JSON-able data: small, the engine saves it per alert with the alert records. None: nothing.
+        By default: its cells in ``SeriesData.memo`` (:attr:`memo_key`), NaN as null."""
+        s = ctx.series
+        if not self.memo_key or s.layout is None or self.memo_key not in s.layout:
+            return None
+        cells, _ = s.state(self.memo_key, lambda: array("d"))
+        return {"cells": [None if math.isnan(x) else x for x in cells]}
 
     def restore(self, ctx: Ctx, data: Any) -> None:
         """Put back what :meth:`export` returned before a restart (same :attr:`state_version`) into an empty
         ``ctx.scratch`` (or ``ctx.series``); raise ValueError, TypeError or KeyError on data it cannot use,
-        before it changes anything."""
-        raise ValueError(f"{type(self).__name__} keeps no learned state")
+        before it changes anything. By default: its cells in ``SeriesData.memo``."""
+        if not self.memo_key:
+            raise ValueError(f"{type(self).__name__} keeps no learned state")
+        saved = [math.nan if x is None else finite(x) for x in data["cells"]]
+        if len(saved) != self.memo_cells:
+            raise ValueError(f"{len(saved)} cells saved, {self.memo_cells} expected")
+        cells, created = ctx.series.state(self.memo_key, lambda: array("d", saved))
+        if not created:
+            cells[:] = array("d", saved)

@@ -32,6 +32,7 @@ class OnSeries(Condition):
         self.series = series
         self.inner = inner
         self.window = inner.window
+        self.history = inner.history
 
     def _ctx(self, ctx: Ctx) -> Optional[Ctx]:
         data = ctx.lookup(self.series)

@@ -17,6 +17,7 @@ class Compound(Condition):
         self.mode = mode
         self.children = children
         self.window = max((c.window for c in children), default=0.0)
+        self.history = max((c.history for c in children), default=0.0)
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         answers = []

@@ -39,10 +39,13 @@ from typing import Any, NamedTuple, Optional
 import numpy as np
 
 from ._base import Condition, Ctx, SeriesData
-from .forecast import MAX_POINTS, median, theil_sen
+from .forecast import median, theil_sen
 from .status import STATUS_METRIC, STATUS_SENSOR
 
 __all__ = ["Drift", "Hours"]
+
+#: at most this many hourly points (evenly spaced) enter a fit, so its cost is bounded (~2,000 pairs)
+MAX_POINTS = 64
 
 HOUR = 3600.0
 SLOT = 300.0  # at most one reading per slot enters the current hour's median

@@ -5,7 +5,7 @@ sensor can physically move in the time between them (``max_step`` per ``per``, s
 never less than ``max_step``) is flagged. The reference is the last *plausible* reading, so a spike and its
 return make one alert (the return is plausible against the reading before the spike), and a sensor stuck
 on a wild value stays flagged until enough time passed for the move to be possible after all. The
-reference is kept in the alert's scratch state: after a restart the first reading is the new reference
+reference is kept per series (``SeriesData.memo``): after a restart the first reading is the new reference
 (it is not judged). The value is the latest reading.
 
 **Noise** (``noise: {factor: 5, window: 1h, recent: 5m}``): the spread of the successive differences of
@@ -19,17 +19,20 @@ only, so it is the same after a restart (the window is refilled from the store).
 
 from __future__ import annotations
 
+import math
+from array import array
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
 from vigil.core.durations import format_duration
 
-from ._base import Condition, Ctx, SeriesData, finite
+from ._base import Condition, Ctx, SeriesData
 from .forecast import median
 
 __all__ = ["Jump", "Noise", "spread"]
 
+_REF_TS, _REF, _LAST, _JUMPED, _FROM, _ELAPSED = range(6)
 MIN_RECENT = 5
 MIN_BASELINE = 20
 _MAD_SCALE = 1.4826
@@ -49,27 +52,26 @@ class Jump(Condition):
 
     def __init__(self, max_step: float, per: float) -> None:
         self.max_step, self.per = max_step, per
+        self.memo_key = f"jump:{max_step!r}:{per!r}"
 
     def _judge(self, ctx: Ctx) -> Optional[tuple[bool, float, float]]:
         """(implausible, reference value, seconds since the reference) of the latest reading; None: no
-        reference yet. Judged once per reading; a late reading changes nothing."""
-        s, st = ctx.series, ctx.scratch
+        reference yet. Judged once per reading; a late reading changes nothing. Kept per series and
+        max_step/per in ``SeriesData.memo`` as 6 doubles: the reference's time and
+        value, the latest judged reading's time, and its verdict (NaN: none)."""
+        s = ctx.series
         if s.ts is None or s.value is None:
             return None
-        last = st.get("jump_last")
-        if last is not None and s.ts <= last[0]:
-            judged: Optional[tuple[bool, float, float]] = st.get("jump_verdict")
-            return judged
-        ref = st.get("jump_ref")
-        verdict = None
-        if ref is not None:
-            elapsed = s.ts - ref[0]
+        ts, value = s.ts, s.value
+        st, created = s.state(self.memo_key, lambda: array("d", [ts, value, ts, math.nan, 0.0, 0.0]))
+        if not created and s.ts > st[_LAST]:
+            elapsed = s.ts - st[_REF_TS]
             allowed = self.max_step * max(elapsed, self.per) / self.per
-            verdict = (abs(s.value - ref[1]) > allowed, float(ref[1]), elapsed)
-        if verdict is None or not verdict[0]:
-            st["jump_ref"] = (s.ts, s.value)
-        st["jump_last"], st["jump_verdict"] = (s.ts, s.value), verdict
-        return verdict
+            jumped = abs(s.value - st[_REF]) > allowed
+            st[_LAST], st[_JUMPED], st[_FROM], st[_ELAPSED] = s.ts, float(jumped), st[_REF], elapsed
+            if not jumped:
+                st[_REF_TS], st[_REF] = s.ts, s.value
+        return None if math.isnan(st[_JUMPED]) else (bool(st[_JUMPED]), st[_FROM], st[_ELAPSED])
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
         verdict = self._judge(ctx)
@@ -84,24 +86,8 @@ class Jump(Condition):
         jumped, ref, elapsed = verdict
         return {"reason": self._reason(s, jumped, ref, elapsed), "jumped_from": ref, "elapsed": elapsed}
 
-    state_version = 1
-
-    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
-        """The last plausible reading, the latest one and its verdict."""
-        scratch = ctx.scratch
-        if "jump_ref" not in scratch:
-            return None
-        verdict = scratch.get("jump_verdict")
-        return {"ref": list(scratch["jump_ref"]), "last": list(scratch["jump_last"]),
-                "verdict": None if verdict is None else [bool(verdict[0]), verdict[1], verdict[2]]}
-
-    def restore(self, ctx: Ctx, data: Any) -> None:
-        ref, last, verdict = data["ref"], data["last"], data["verdict"]
-        if verdict is not None and not isinstance(verdict[0], bool):
-            raise ValueError("the verdict is not a boolean")
-        ctx.scratch.update(jump_ref=(finite(ref[0]), finite(ref[1])), jump_last=(finite(last[0]), finite(last[1])),
-                           jump_verdict=None if verdict is None else (verdict[0], finite(verdict[1]),
-                                                                      finite(verdict[2])))
+    state_version = 2
+    memo_cells = 6
 
     @staticmethod
     def _reason(s: SeriesData, jumped: bool, ref: float, elapsed: float) -> str:

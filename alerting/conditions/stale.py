@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from array import array
 from typing import Any, Optional
 
-from ._base import Condition, Ctx, finite
+from ._base import Condition, Ctx
 
 __all__ = ["Stale"]
 
 #: how many of the latest intervals the learned interval is the median of
 HISTORY = 16
+KEY = "stale"
 
 
 class Stale(Condition):
@@ -29,26 +31,29 @@ class Stale(Condition):
         self.after, self.factor = after, factor
         self.minimum, self.warmup = minimum, warmup
 
-    def _learn(self, ctx: Ctx) -> None:
-        """One interval more for each new reading (per alert, in its scratch)."""
-        st, ts = ctx.scratch, ctx.series.ts
-        if ts is None or st.get("ts") == ts:
-            return
-        prev, st["ts"] = st.get("ts"), ts
-        if prev is None or ts <= prev:
-            return
-        gaps = st.setdefault("gaps", array("d"))
-        gaps.append(ts - prev)
-        if len(gaps) > HISTORY:
-            del gaps[0]
-        if len(gaps) >= self.warmup:
-            st["interval"] = statistics.median(gaps)
+    def _learn(self, ctx: Ctx) -> Optional[float]:
+        """One interval more for each new reading; the learned interval (None: still learning).
+
+        Kept per series (the same for every stale rule) in ``SeriesData.memo`` as 11 doubles: the latest
+        reading's time, how many intervals were seen, their median, and the last :data:`HISTORY` intervals
+        as float32, two to a double."""
+        s = ctx.series
+        st, _ = s.state(KEY, lambda: array("d", [math.nan, 0.0, 0.0] + [0.0] * (HISTORY // 2)))
+        ts, seen = s.ts, int(st[1])
+        if ts is not None and ts != st[0]:
+            prev, st[0] = st[0], ts
+            if ts > prev:  # (False for NaN: the first reading)
+                gaps = st[3:].cast("B").cast("f")
+                gaps[seen % HISTORY] = ts - prev
+                seen = st[1] = seen + 1
+                st[2] = statistics.median(gaps[:min(seen, HISTORY)].tolist())
+        return None if seen < self.warmup else st[2]
 
     def limit(self, ctx: Ctx) -> Optional[float]:
         """Seconds of silence that make the series stale (None: still learning its interval)."""
+        interval = self._learn(ctx)
         if self.after is not None:
             return self.after
-        interval = ctx.scratch.get("interval")
         return None if interval is None or self.factor is None else max(self.minimum, self.factor * interval)
 
     @staticmethod
@@ -65,7 +70,6 @@ class Stale(Condition):
         return None if since is None else max(0.0, ctx.at - since)
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
-        self._learn(ctx)
         since, limit = self._since(ctx, active), self.limit(ctx)
         if since is None:
             return None
@@ -82,19 +86,7 @@ class Stale(Condition):
         return due if due > ctx.at else None
 
     def facts(self, ctx: Ctx) -> dict[str, Any]:
-        return {"interval": ctx.scratch.get("interval"), "limit": self.limit(ctx)}
+        return {"interval": self._learn(ctx), "limit": self.limit(ctx)}
 
-    state_version = 1
-
-    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
-        """The latest reading's time, the intervals and the learned one (a fixed ``after`` learns nothing)."""
-        scratch = ctx.scratch
-        if self.after is not None or scratch.get("ts") is None:
-            return None
-        return {"ts": scratch["ts"], "gaps": list(scratch.get("gaps", ())), "interval": scratch.get("interval")}
-
-    def restore(self, ctx: Ctx, data: Any) -> None:
-        gaps = array("d", [finite(g) for g in data["gaps"][-HISTORY:]])
-        ctx.scratch.update(ts=finite(data["ts"]), gaps=gaps)
-        if data["interval"] is not None:
-            ctx.scratch["interval"] = finite(data["interval"])
+    state_version = 2
+    memo_key, memo_cells = KEY, 3 + HISTORY // 2

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from ._base import Condition, Ctx, SeriesData, finite
+from ._base import Condition, Ctx, SeriesData
 from .status import STATUS_METRIC, STATUS_SENSOR
 
 __all__ = ["Stuck"]
+
+_FIRST, _START, _RUN, _LONGEST, _HELD, _TS = range(6)
 
 
 class Stuck(Condition):
@@ -20,7 +24,7 @@ class Stuck(Condition):
     or with the same value of a label: ``groups`` holds ``device`` and ``label:<name>``): when every
     sibling that reported within the limit stayed just as still over it (a stable greenhouse at night, a
     solar sensor in the dark), the stillness is the world's, not the sensor's, and it does not fire. Once
-    firing it holds until the value moves. The run is kept per alert in its scratch; after a restart it
+    firing it holds until the value moves. The run is kept per series (in ``SeriesData.memo``); after a restart it
     counts again from the first reading (a firing alert stays firing until the value moves).
     """
 
@@ -28,43 +32,50 @@ class Stuck(Condition):
                  band: float, groups: list[str]) -> None:
         self.after, self.factor, self.minimum, self.warmup = after, factor, minimum, warmup
         self.band, self.groups = band, groups
+        self.memo_key = f"stuck:{band!r}:{warmup!r}"
         # sibling index over the engine's series: (group, value) -> ids; rebuilt when series come or go
         self._index: dict[tuple[str, str], list[str]] = {}
         self._indexed: tuple[int, int] = (0, 0)
 
-    def _track(self, ctx: Ctx, active: bool) -> None:
-        """Follow the run of equal values with each new reading (and, during warm-up, its longest run)."""
-        st, s = ctx.scratch, ctx.series
-        if s.ts is None or s.value is None or st.get("ts") == s.ts:
-            return
-        if "start" not in st:
-            st.update(first=s.ts, start=s.ts, run=s.value, longest=0.0, held=active)
-        st["ts"] = s.ts
-        if s.ts - st["first"] <= self.warmup:
-            st["longest"] = max(st["longest"], s.ts - st["start"])
-        if abs(s.value - st["run"]) > self.band + 1e-9:  # -17.9 - -18.0 is 0.10000000000000142
-            st.update(start=s.ts, run=s.value, held=False)
+    def _track(self, ctx: Ctx, active: bool) -> Optional[memoryview[float]]:
+        """Follow the run of equal values with each new reading (and, during warm-up, its longest run).
+
+        Kept per series and band/warm-up in ``SeriesData.memo`` as 6 doubles: the
+        first reading's time, the run's start and value, the longest run of the warm-up, whether it was
+        firing before a restart and has not moved since, and the latest reading's time."""
+        s = ctx.series
+        if s.ts is None or s.value is None:
+            return None
+        ts, value = s.ts, s.value
+        st, created = s.state(self.memo_key, lambda: array("d", [ts, ts, value, 0.0, float(active), math.nan]))
+        if not created and st[_TS] == s.ts:
+            return st
+        st[_TS] = s.ts
+        if s.ts - st[_FIRST] <= self.warmup:
+            st[_LONGEST] = max(st[_LONGEST], s.ts - st[_START])
+        if abs(s.value - st[_RUN]) > self.band + 1e-9:  # -17.9 - -18.0 is 0.10000000000000142
+            st[_START], st[_RUN], st[_HELD] = s.ts, s.value, 0.0
+        return st
 
     def limit(self, ctx: Ctx) -> Optional[float]:
         """How long a run may last (None: still learning the series' longest run)."""
         if self.after is not None:
             return self.after
-        st = ctx.scratch
-        if self.factor is None or "first" not in st or st["ts"] - st["first"] < self.warmup:
+        st = self._track(ctx, False)
+        if self.factor is None or st is None or st[_TS] - st[_FIRST] < self.warmup:
             return None
-        return max(self.minimum, self.factor * float(st["longest"]))
+        return max(self.minimum, self.factor * st[_LONGEST])
 
     def check(self, ctx: Ctx, active: bool) -> Optional[bool]:
-        self._track(ctx, active)
-        st = ctx.scratch
-        if "start" not in st:
+        st = self._track(ctx, active)
+        if st is None:
             return None
-        if st["held"]:
+        if st[_HELD]:
             return True  # firing before a restart, and not moved since
         limit = self.limit(ctx)
-        if limit is None or st["ts"] - st["start"] <= limit:
+        if limit is None or st[_TS] - st[_START] <= limit:
             return False
-        return active or not self._vouched(ctx, st["ts"] - limit)
+        return active or not self._vouched(ctx, st[_TS] - limit)
 
     def _vouched(self, ctx: Ctx, since: float) -> bool:
         """Every sibling that reported since ``since`` stayed as still since then (and there is one)."""
@@ -95,20 +106,8 @@ class Stuck(Condition):
         return keys
 
     def facts(self, ctx: Ctx) -> dict[str, Any]:
-        st = ctx.scratch
-        return {"stuck_since": st.get("start"), "limit": self.limit(ctx)}
+        st = self._track(ctx, False)
+        return {"stuck_since": None if st is None else st[_START], "limit": self.limit(ctx)}
 
-    state_version = 1
-    _KEPT = ("first", "start", "run", "longest", "ts")
-
-    def export(self, ctx: Ctx) -> Optional[dict[str, Any]]:
-        """The run (its start and value), the longest run of the warm-up, the latest reading's time."""
-        scratch = ctx.scratch
-        if "start" not in scratch:
-            return None
-        return {**{k: scratch[k] for k in self._KEPT}, "held": bool(scratch["held"])}
-
-    def restore(self, ctx: Ctx, data: Any) -> None:
-        if not isinstance(data["held"], bool):
-            raise ValueError("held is not a boolean")
-        ctx.scratch.update({k: finite(data[k]) for k in self._KEPT}, held=data["held"])
+    state_version = 2
+    memo_cells = 6

@@ -215,14 +215,6 @@ def defrost(rise: int, peak: float) -> list[float]:
                             for k in range(1, 2 * rise)] + [-20.0] * 20)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: forecast fires on a defrost cycle that peaks 2 °C below its threshold although the heater run is "
-    "shorter than the window (docs/rules.md: 'a slow defrost cycle that peaks below the threshold raise[s] "
-    "nothing ... choose a window longer than your defrost heater's run'). forecast {above: -12, within: 20m, "
-    "window: 30m}, peak -14: a 10-minute rise fires at 50m, one reading after the peak (-14.07, already "
-    "falling): the newest quarter's rate still exceeds the flat quarter before it, so no deceleration is "
-    "seen; a 20-minute rise fires at 53m at -14.65 (eta ~18 min at 0.4 °C/min). The 15-minute rise of the "
-    "test above stays quiet. Same verdict in `vigil rules test`."))
 @pytest.mark.parametrize("rise", [10, 20])
 def test_no_forecast_for_a_defrost_cycle_peaking_2_degrees_below_the_threshold(
         chain_of: Callable[[str], Chain], mosquitto: Mosquitto, hook: Hook, rise: int) -> None:

@@ -81,13 +81,14 @@ def test_without_the_saved_state_the_first_reading_is_not_judged(tmp_path: Path)
 
 @pytest.mark.parametrize("blob", [
     '{"v": 99, "kind": "Jump", "data": {}}',                        # a newer version
-    '{"v": 1, "kind": "Stale", "data": {"ts": 1, "gaps": [], "interval": null}}',  # another condition's
-    '{"v": 1, "kind": "Jump", "data": {"ref": [1e999, 1], "last": [1, 2], "verdict": null}}',
-    '{"v": 1, "kind": "Jump", "data": {"ref": ["a", 1], "last": [1, 2], "verdict": null}}',
-    '{"v": 1, "kind": "Jump", "data": {"ref": [1], "last": [1, 2], "verdict": null}}',
-    '{"v": 1, "kind": "Jump", "data": {"ref": [1, 2], "last": [1, 2], "verdict": [1, 2, 3]}}',
-    '{"v": 1, "kind": "Jump", "data": []}',
-    '{"v": 1, "kind": "Jump"}',
+    '{"v": 2, "kind": "Stale", "data": {"cells": [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}}',  # another condition's
+    '{"v": 2, "kind": "Jump", "data": {"cells": [1e999, 1, 1, 0, 0, 0]}}',
+    '{"v": 2, "kind": "Jump", "data": {"cells": ["a", 1, 1, 0, 0, 0]}}',
+    '{"v": 2, "kind": "Jump", "data": {"cells": [1, 2]}}',
+    '{"v": 2, "kind": "Jump", "data": {"cells": [1, 2, 3, true, 0, 0]}}',
+    '{"v": 2, "kind": "Jump", "data": {"cells": 7}}',
+    '{"v": 2, "kind": "Jump", "data": []}',
+    '{"v": 2, "kind": "Jump"}',
     '[]', 'null', '{', '"' + "x" * 100_000 + '"', "[" * 100_000,
 ])
 def test_a_saved_state_that_cannot_be_read_is_ignored(tmp_path: Path, blob: str) -> None:
@@ -104,7 +105,7 @@ def test_a_saved_state_that_cannot_be_read_is_ignored(tmp_path: Path, blob: str)
     e.flush(learned=True)
     with sqlite3.connect(tmp_path / "a.db") as db:
         saved = db.execute("SELECT blob FROM learned_state WHERE rule = 'implausible'").fetchone()[0]
-    assert json.loads(saved)["data"]["ref"] == [T0 + 3600, -18.0]  # written anew, readable
+    assert json.loads(saved)["data"]["cells"][:2] == [T0 + 3600, -18.0]  # written anew, readable: the reference
 
 
 def test_the_learned_state_of_a_removed_rule_is_forgotten_and_stays_small(tmp_path: Path) -> None:
@@ -113,7 +114,9 @@ def test_the_learned_state_of_a_removed_rule_is_forgotten_and_stays_small(tmp_pa
         rows = dict(db.execute("SELECT rule, length(blob) FROM learned_state"))
     assert set(rows) == {"implausible", "silent", "still"} and max(rows.values()) < 500, rows
     e, _ = restart(tmp_path / "a.db", clock, RULES.replace("stale: {factor: 3, min: 1s}", "above: 100"))
-    assert {k.split("/")[0] for k, st in e.scratch.items() if st} == {"implausible", "still"}
+    sid = "freezer-1/t0/temperature"
+    kept = [*(e.intake.series[sid].layout or {}), *(e.intake.raw[sid].layout or {})]  # (the jump rule holds out)
+    assert {key.split(":")[0] for key in kept} == {"jump", "stuck"}  # restored; the stale rule's not
     e.flush(learned=True)
     with sqlite3.connect(tmp_path / "a.db") as db:
         assert {r[0] for r in db.execute("SELECT rule FROM learned_state")} == {"implausible", "still"}
@@ -128,7 +131,7 @@ def test_a_crash_loses_at_most_learned_every_seconds_of_learning(tmp_path: Path)
     last = clock.now() - 10
     with sqlite3.connect(tmp_path / "a.db") as db:  # no clean stop: what a crash leaves
         blob = db.execute("SELECT blob FROM learned_state WHERE rule = 'implausible'").fetchone()[0]
-    saved = json.loads(blob)["data"]["ref"][0]
+    saved = json.loads(blob)["data"]["cells"][0]  # the reference reading's time
     assert last - LEARNED_EVERY <= saved <= last
     e2, sink = restart(tmp_path / "a.db", clock)
     feed(e2, clock, 25.0)
