@@ -56,7 +56,7 @@ class Jump(Condition):
 
     def _judge(self, ctx: Ctx) -> Optional[tuple[bool, float, float]]:
         """(implausible, reference value, seconds since the reference) of the latest reading; None: no
-        reference yet. Judged once per reading; a late reading changes nothing. Kept per series and
+        reference yet. Judged once per reading (a late one too, without moving the reference). Kept per series and
         max_step/per in ``SeriesData.memo`` as 6 doubles: the reference's time and
         value, the latest judged reading's time, and its verdict (NaN: none)."""
         s = ctx.series
@@ -64,12 +64,14 @@ class Jump(Condition):
             return None
         ts, value = s.ts, s.value
         st, created = s.state(self.memo_key, lambda: array("d", [ts, value, ts, math.nan, 0.0, 0.0]))
-        if not created and s.ts > st[_LAST]:
-            elapsed = s.ts - st[_REF_TS]
+        if not created and s.ts != st[_LAST]:
+            # a late reading (older than the latest judged) is judged too, against the reference, so that
+            # an implausible one cannot pass as the reading before it did; only a newer one moves the reference
+            elapsed = abs(s.ts - st[_REF_TS])
             allowed = self.max_step * max(elapsed, self.per) / self.per
             jumped = abs(s.value - st[_REF]) > allowed
             st[_LAST], st[_JUMPED], st[_FROM], st[_ELAPSED] = s.ts, float(jumped), st[_REF], elapsed
-            if not jumped:
+            if not jumped and s.ts > st[_REF_TS]:
                 st[_REF_TS], st[_REF] = s.ts, s.value
         return None if math.isnan(st[_JUMPED]) else (bool(st[_JUMPED]), st[_FROM], st[_ELAPSED])
 

@@ -48,8 +48,8 @@ class Stuck(Condition):
             return None
         ts, value = s.ts, s.value
         st, created = s.state(self.memo_key, lambda: array("d", [ts, ts, value, 0.0, float(active), math.nan]))
-        if not created and st[_TS] == s.ts:
-            return st
+        if not created and s.ts <= st[_TS]:
+            return st  # judged already, or a late reading: the run is the readings' in time order
         st[_TS] = s.ts
         if s.ts - st[_FIRST] <= self.warmup:
             st[_LONGEST] = max(st[_LONGEST], s.ts - st[_START])

@@ -135,3 +135,14 @@ def test_a_device_clock_far_ahead_does_not_blind_the_holding_rule() -> None:
     assert e.intake.held_out == {"implausible": 1}
     assert ("firing", "implausible") in [(t.state.value, t.rule) for t in sink.items]
     assert "too-warm" not in [t.rule for t in sink.items]
+
+
+def test_a_late_implausible_reading_is_judged_and_held_out_too() -> None:
+    e, _sink, clock = engine(RULES.replace("HOLD", "true"))
+    for v in (-18.2, -18.1, -18.0):
+        feed(e, clock, v)
+        clock.advance(10)
+    late = e.on_event(ev(1e6, clock.now() - 25))  # older than the latest judged, and impossible
+    assert [(t.rule, t.state.value) for t in late] == [("implausible", "firing")]
+    assert e.intake.held_out == {"implausible": 1}
+    assert [t.rule for t in feed(e, clock, -18.1)] == ["implausible"]  # plausible again: resolved; no threshold
