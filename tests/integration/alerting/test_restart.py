@@ -1,4 +1,5 @@
-"""SIGKILL a real ``vigil alerting`` while alerts are pending and firing; nothing is lost or repeated."""
+"""SIGKILL a real ``vigil alerting`` while alerts are pending and firing: nothing is lost, nothing repeated but
+a send the kill cut off (resent marked as a possible duplicate, docs/notifications.md)."""
 
 from __future__ import annotations
 
