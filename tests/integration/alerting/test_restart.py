@@ -1,10 +1,13 @@
-"""SIGKILL a real ``vigil alerting`` while alerts are pending and firing; nothing is lost or repeated."""
+"""SIGKILL a real ``vigil alerting`` while alerts are pending and firing: nothing is lost, nothing repeated but
+a send the kill cut off (resent marked as a possible duplicate, docs/notifications.md)."""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,11 +30,18 @@ rules:
     notify: ops
     message: "{{ device }} is at {{ value }} °C"
 """
+IN_DOUBT = "(Vigil stopped while sending this message; you may have received it already.)\n"
 
 
 def outbox(state: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(state) as conn:
         return [json.loads(r[0]) for r in conn.execute("SELECT body FROM notify_outbox ORDER BY seq")]
+
+
+def unsent(state: Path) -> int:
+    """Messages not yet known to be delivered: waiting, being sent or sent again after a crash."""
+    with sqlite3.connect(state) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM notify_deliveries WHERE state != 'sent'").fetchone()[0])
 
 
 def test_sigkill_while_pending_and_firing(tmp_path: Path, mosquitto: Any, probe: MqttProbe, receiver: Receiver,
@@ -75,15 +85,25 @@ def test_sigkill_while_pending_and_firing(tmp_path: Path, mosquitto: Any, probe:
         ("firing", "a/t0/temperature"),
         ("resolved", "c/t0/temperature"),
     ])
-    wait_for(lambda: len(receiver.bodies) >= 4, what="four notifications")
-    time.sleep(1.0)
-    titles = sorted(b["title"] for b in receiver.bodies)
-    assert titles == [
+    # Each transition reaches the receiver once. The one exception is documented (docs/notifications.md, "Exactly
+    # once, and the crash window"): a SIGKILL after a send was marked sending and before it was marked sent (the
+    # test kills the engine just after alerts change, when that is likely) makes the next engine log it and send it
+    # again, marked as a possible duplicate. So: one plain copy at most, and only logged resends carry the note.
+    titles = {
         "[FIRING critical] warm a/t0/temperature",
         "[FIRING critical] warm b/t0/temperature",
         "[FIRING critical] warm c/t0/temperature",
         "[RESOLVED critical] warm c/t0/temperature",
-    ]
-    by_title = {b["title"]: b["message"] for b in receiver.bodies}
+    }
+    wait_for(lambda: titles <= {b["title"] for b in receiver.bodies} and not unsent(state), what="all sent")
+    resent = Counter(re.findall(r"sending '(.+?)' to \S+ again: Vigil stopped during its send",
+                                second.output() + third.output()))
+    assert {b["title"] for b in receiver.bodies} == titles
+    for title in titles:
+        copies = [b["message"] for b in receiver.bodies if b["title"] == title]
+        noted = [m for m in copies if m.startswith(IN_DOUBT)]
+        assert len(copies) - len(noted) <= 1, f"{title} sent twice without a crash in its send: {copies}"
+        assert len(noted) <= resent[title], f"{title}: {len(noted)} resends, {resent[title]} logged: {copies}"
+    by_title = {b["title"]: b["message"].removeprefix(IN_DOUBT) for b in receiver.bodies}
     assert by_title["[FIRING critical] warm a/t0/temperature"].startswith("a is at 10.0 °C\nValue: 10\nFiring since ")
     assert by_title["[RESOLVED critical] warm c/t0/temperature"].startswith("c is at 0.0 °C\nFired for ")
