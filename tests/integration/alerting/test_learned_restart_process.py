@@ -49,9 +49,11 @@ def test_jump_and_stale_judge_from_the_first_reading_after_a_kill(
     # s reports every 0.5 s (stale at 12 x that silence), j at -18, until the engine saved what it learned
     # (at most every 30 s, alerting/intake.py): what the kill leaves
     def saved() -> bool:
-        got = learned(state)
-        return bool(got.get("silent/s/t0/temperature", {}).get("interval")) \
-            and got.get("implausible/j/t0/temperature", {}).get("ref", [0, 0])[1] == -18.0
+        # stale's cells: the latest reading's time, intervals seen, their median; jump's: the reference's
+        # time and value (alerting/conditions/{stale,jump}.py)
+        silent = learned(state).get("silent/s/t0/temperature", {}).get("cells") or [0.0, 0.0, 0.0]
+        ref = learned(state).get("implausible/j/t0/temperature", {}).get("cells") or [0.0, 0.0]
+        return bool(silent[1] >= 5 and silent[2]) and ref[1] == -18.0
     deadline = time.monotonic() + 60
     while not saved():
         assert time.monotonic() < deadline, "the learned state was not saved within 60 s"
