@@ -189,6 +189,7 @@ def run(config: str, n: int, minutes: float, profile: bool, trace: bool) -> dict
             transitions += len(engine.tick())
             for ev in batch:
                 transitions += len(engine.on_event(ev))
+            engine.flush()  # as the service does after each batch (alert states, learned state when due)
             if prof is not None:
                 prof.disable()
             cpu += time.process_time() - c0
