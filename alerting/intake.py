@@ -72,6 +72,10 @@ class Intake:
         self.held_out: Counter[str] = Counter()
         self.listener: Optional[Callable[[HeldOut], None]] = None
         self._too_large: set[str] = set()
+        #: the keys of the alerts whose condition learns, by slice; rebuilt once a round (and when alerts
+        #: come or go), so a slice's save does not walk every alert
+        self._slices: list[list[str]] = []
+        self._sliced_count = -1
 
     def rules_of(self, sid: str, data: SeriesData) -> tuple[CompiledRule, ...]:
         return self.index.for_series(sid, data.device, data.sensor, data.metric, dict(data.labels))
@@ -108,6 +112,7 @@ class Intake:
     def rekeep(self) -> None:
         """The rules changed: every series' window (and raw copy) again."""
         self._learns = any(c.condition.state_version for c in self.index.rules.values())
+        self._sliced_count = -1
         for sid, data in self.series.items():
             self.keep_for(sid, data)
 
@@ -180,12 +185,18 @@ class Intake:
         # deleted first; those read after all are saved again below
         out += [(key, *key.partition("/")[::2], None) for key in self.unreadable]
         self.unreadable.clear()
-        for key, st in self.scratch.items():
-            if n < SLICES and hash(key) % SLICES not in picked:
-                continue
+        if n == SLICES or self._slice < n or len(self.scratch) != self._sliced_count:
+            self._slices = [[] for _ in range(SLICES)]
+            for key in self.scratch:
+                c = self.index.get(key.partition("/")[0])
+                if c is not None and c.condition.state_version:
+                    self._slices[hash(key) % SLICES].append(key)
+            self._sliced_count = len(self.scratch)
+        for key in (k for i in sorted(picked) for k in self._slices[i]):
+            st = self.scratch.get(key)
             rule, _, sid = key.partition("/")
             c = self.index.get(rule)
-            if c is None or not c.condition.state_version:
+            if st is None or c is None or not c.condition.state_version:
                 continue
             series = self.data_for(c, sid)
             if series is None:
