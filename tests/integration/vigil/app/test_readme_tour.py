@@ -47,7 +47,8 @@ async def test_every_tour_command_of_the_readme_does_what_the_table_says(
         tmp_path: Path, receiver: Receiver, influxd: Influxd, monkeypatch: pytest.MonkeyPatch) -> None:
     commands = tour_commands()
     assert [_subcommand(c) for c in commands] == [
-        "init", "up", "edge", "rules", "rules", "notify", "bridge", "alerting", "dashboard", "config"], commands
+        "init", "up", "edge", "rules", "rules", "calibration", "notify", "bridge", "alerting", "dashboard", "config"],\
+        commands
     broker, up_listen, dash_listen = free_port(), free_port(), free_port()
     influxd.create_database("vigil")
     ports = {"127.0.0.1:1883": f"127.0.0.1:{broker}", "127.0.0.1:8086": f"127.0.0.1:{influxd.port}",
@@ -136,6 +137,11 @@ async def test_every_tour_command_of_the_readme_does_what_the_table_says(
             elif what == "dashboard":
                 dash = start(command)
                 assert await until(lambda: answers(f"http://127.0.0.1:{dash_listen}/api/v1/health")), dash.output()
+            elif what == "calibration":
+                out = await once(command)
+                assert out.returncode == 0, out.stdout + out.stderr
+                assert out.stdout.startswith("published on vigil/calibration/freezer-1/t0/temperature: offset -0.4"), \
+                    out.stdout
             else:
                 assert what == "config"
                 out = await once(command)
