@@ -148,6 +148,9 @@ class FlappingSpec(BaseModel):
     window: Duration = 3600.0
 
 
+_DEFAULT_FLAPPING = FlappingSpec()
+
+
 class StaleSpec(BaseModel):
     """No reading ARRIVED (the engine's clock, not the source time) for longer than expected: ``after`` (fixed)
     or ``factor`` times the series' usual interval (the median of its last readings' intervals), never less
@@ -468,5 +471,5 @@ class RuleSpec(ConditionSpec):
     @property
     def flap(self) -> Optional[FlappingSpec]:
         if self.flapping is True:
-            return FlappingSpec()
+            return _DEFAULT_FLAPPING  # (read on every evaluation: one model, not one each time)
         return self.flapping or None

@@ -180,12 +180,10 @@ class StateDB:
 
     def save_learned(self, rows: Iterable[tuple[str, str, str, Optional[str]]]) -> None:
         """Upsert (key, rule, series, blob), or delete when the blob is None, inside the caller's transaction."""
-        for key, rule, series, blob in rows:
-            if blob is None:
-                self.conn.execute("DELETE FROM learned_state WHERE key = ?", (key,))
-            else:
-                self.conn.execute("INSERT OR REPLACE INTO learned_state (key, rule, series, blob) VALUES (?,?,?,?)",
-                                  (key, rule, series, blob))
+        rows = list(rows)
+        self.conn.executemany("DELETE FROM learned_state WHERE key = ?", [(r[0],) for r in rows if r[3] is None])
+        self.conn.executemany("INSERT OR REPLACE INTO learned_state (key, rule, series, blob) VALUES (?,?,?,?)",
+                              [r for r in rows if r[3] is not None])
 
     def keep_learned(self, rules: Iterable[str]) -> None:
         """Forget the learned state of rules not in ``rules`` (removed or disabled)."""
