@@ -39,7 +39,7 @@ class NoData(Condition):
         seen = self._since(ctx, active)
         if seen is None:
             return None
-        return ctx.at - seen >= self.after
+        return ctx.at >= seen + self.after  # as next_change's due time: its timer finds it due
 
     def next_change(self, ctx: Ctx) -> Optional[float]:
         seen = self._since(ctx, False)

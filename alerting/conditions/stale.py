@@ -76,7 +76,8 @@ class Stale(Condition):
         if limit is None:
             # learning: a reading arrived since the start, so it is not silent; else it cannot say
             return False if ctx.series.received is not None else None
-        return ctx.at - since >= limit
+        # as next_change's due time, so the timer at exactly since + limit finds it stale (not a hair short)
+        return ctx.at >= since + limit
 
     def next_change(self, ctx: Ctx) -> Optional[float]:
         since, limit = self._since(ctx, False), self.limit(ctx)

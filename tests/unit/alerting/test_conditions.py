@@ -52,6 +52,18 @@ def test_nodata_fires_with_its_own_pending_period_and_no_message() -> None:
     assert states(feed(e, clock, 1.0)) == ["resolved"]
 
 
+@pytest.mark.parametrize("phase", range(4))
+def test_nodata_of_a_time_not_exact_in_binary_fires_at_its_due_time(phase: int) -> None:
+    # 1.3 s is not exact in binary: at the timer (last seen + 1.3), now - last seen is a hair short of it
+    e, sink, clock = engine("rules:\n  - {name: quiet, nodata: 1.3s}\n")
+    clock.advance(phase * 2.0 ** -22)
+    feed(e, clock, -18.0)
+    for _ in range(20):
+        clock.advance(0.1)
+        e.tick()
+    assert states(sink.items) == ["firing"]
+
+
 def test_nodata_data_returning_during_pending_sends_nothing() -> None:
     e, sink, clock = engine("""
     rules:
