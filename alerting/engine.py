@@ -357,7 +357,7 @@ class Engine:
         flap = c.rule.spec.flap
         counted = new == FIRING or (new == OK and old == FIRING)
         if counted and flap is not None:
-            rec.changes = [t for t in rec.changes if t > at - flap.window]
+            rec.changes = [t for t in rec.changes if t + flap.window > at]
             rec.changes.append(at)
         if rec.state == FLAPPING:
             return  # quiet until it settles
@@ -373,7 +373,7 @@ class Engine:
     def _settle_flapping(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, at: float) -> None:
         flap = c.rule.spec.flap
         if rec.state != FLAPPING:
-            if flap is not None and rec.changes and rec.changes[-1] <= at - flap.window:
+            if flap is not None and rec.changes and rec.changes[-1] + flap.window <= at:
                 rec.changes = []  # forget old changes so a calm alert row can be dropped
                 self._dirty_alerts[rec.key] = rec
             return
