@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
 from ._base import Condition, Ctx, SeriesData
 from .forecast import median, theil_sen
-from .status import STATUS_METRIC, STATUS_SENSOR
+from .stuck import sibling_keys
 
 __all__ = ["Drift", "Hours"]
 
@@ -152,28 +151,16 @@ class Drift(Condition):
             hours = st["drift_hours"] = Hours()
         if self._hours.get(data.id) is not hours:
             self._hours[data.id] = hours
-            for key in self._keys(data):
+            for key in sibling_keys(self.groups, data):
                 self._members.setdefault(key, set()).add(data.id)
         return hours
-
-    def _keys(self, data: SeriesData) -> list[tuple[str, str]]:
-        if data.sensor == STATUS_SENSOR and data.metric == STATUS_METRIC:
-            return []
-        labels: Mapping[str, str] = dict(data.labels)
-        out = []
-        for g in self.groups:
-            if g == "device":
-                out.append((g, data.device))
-            elif g[len("label:"):] in labels:
-                out.append((g, labels[g[len("label:"):]]))
-        return out
 
     def siblings(self, data: SeriesData) -> list[str]:
         """The ids of the series compared with ``data`` (those of this rule seen or refilled so far)."""
         return self._siblings(data)
 
     def _siblings(self, data: SeriesData) -> list[str]:
-        ids = {sid for key in self._keys(data) for sid in self._members.get(key, ())} - {data.id}
+        ids = {sid for key in sibling_keys(self.groups, data) for sid in self._members.get(key, ())} - {data.id}
         return sorted(ids)
 
     def refill(self, data: SeriesData, scratch: dict[str, Any], hourly: list[tuple[float, float]]) -> None:

@@ -10,9 +10,24 @@ from typing import Any, Optional
 from ._base import Condition, Ctx, SeriesData
 from .status import STATUS_METRIC, STATUS_SENSOR
 
-__all__ = ["Stuck"]
+__all__ = ["Stuck", "sibling_keys"]
 
 _FIRST, _START, _RUN, _LONGEST, _HELD, _TS = range(6)
+
+
+def sibling_keys(groups: list[str], data: SeriesData) -> list[tuple[str, str]]:
+    """The sibling groups ``data`` belongs to, as (group, value): ``device`` and ``label:<name>`` in ``groups``
+    (a device's status series has none); series that share a key are siblings (stuck, drift)."""
+    if data.sensor == STATUS_SENSOR and data.metric == STATUS_METRIC:
+        return []
+    labels: Mapping[str, str] = dict(data.labels)
+    keys = []
+    for g in groups:
+        if g == "device":
+            keys.append((g, data.device))
+        elif g[len("label:"):] in labels:
+            keys.append((g, labels[g[len("label:"):]]))
+    return keys
 
 
 class Stuck(Condition):
@@ -87,23 +102,11 @@ class Stuck(Condition):
         if self._indexed != (id(known), len(known)):
             self._index = {}
             for sid, data in known.items():
-                for key in self._keys(data):
+                for key in sibling_keys(self.groups, data):
                     self._index.setdefault(key, []).append(sid)
             self._indexed = (id(known), len(known))
-        ids = {sid for key in self._keys(s) for sid in self._index.get(key, ())} - {s.id}
+        ids = {sid for key in sibling_keys(self.groups, s) for sid in self._index.get(key, ())} - {s.id}
         return [d for sid in sorted(ids) if (d := known.get(sid)) is not None]
-
-    def _keys(self, data: SeriesData) -> list[tuple[str, str]]:
-        if data.sensor == STATUS_SENSOR and data.metric == STATUS_METRIC:
-            return []
-        labels: Mapping[str, str] = dict(data.labels)
-        keys = []
-        for g in self.groups:
-            if g == "device":
-                keys.append((g, data.device))
-            elif g[len("label:"):] in labels:
-                keys.append((g, labels[g[len("label:"):]]))
-        return keys
 
     def facts(self, ctx: Ctx) -> dict[str, Any]:
         st = self._track(ctx, False)
