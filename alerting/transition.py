@@ -27,6 +27,8 @@ class AlertState(str, enum.Enum):
     FIRING = "firing"
     RESOLVED = "resolved"
     FLAPPING = "flapping"
+    # a latched alert whose condition cleared: the excursion is over, nobody acknowledged it yet
+    CLEARED = "cleared"
 
 
 class Severity(str, enum.Enum):
@@ -47,6 +49,8 @@ class Transition:
     a catch-up after an outage): when it did.
     ``reason``: why a sensor-health alert holds, as data (:func:`sensor_reason`); published
     as a ``reason`` object only when there is one, so older readers see the payload they knew.
+    ``peak``: the worst value of the excursion so far (a latched or any firing alert); ``ended``: when the
+    condition cleared (CLEARED, and RESOLVED after firing). Both are published only when set.
     """
 
     id: str
@@ -64,6 +68,8 @@ class Transition:
     annotations: tuple[tuple[str, str], ...] = field(default=())
     reported: Optional[float] = None
     reason: tuple[tuple[str, Any], ...] = ()
+    peak: Optional[float] = None
+    ended: Optional[float] = None
 
     @property
     def key(self) -> str:
@@ -80,6 +86,9 @@ class Transition:
             d["reason"] = dict(self.reason)
         else:
             del d["reason"]
+        for optional in ("peak", "ended"):
+            if d[optional] is None:
+                del d[optional]
         return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -101,6 +110,8 @@ class Transition:
             annotations=tuple(sorted(d.get("annotations", {}).items())),
             reported=None if d.get("reported") is None else float(d["reported"]),
             reason=tuple((d.get("reason") or {}).items()),
+            peak=None if d.get("peak") is None else float(d["peak"]),
+            ended=None if d.get("ended") is None else float(d["ended"]),
         )
 
 
@@ -112,7 +123,8 @@ def transition_id(rule: str, series: str, state: AlertState, since: float) -> st
 
 def notifiable(t: Transition) -> bool:
     """Whether a person hears of this change (pending and a pending that cleared are silent)."""
-    return t.state in (AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING) or t.previous == AlertState.FLAPPING
+    return t.state in (AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING, AlertState.CLEARED) \
+        or t.previous == AlertState.FLAPPING
 
 
 class TransitionSink(Protocol):
