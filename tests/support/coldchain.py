@@ -211,7 +211,7 @@ class Site:
         self.root = root
         self.broker = broker
         self.db = root / "vigil.db"
-        self.state = root / "alerts.db"
+        self.state = root / "data" / "alerts.db"  # beside the link secret, as by default
         self.base = f"http://127.0.0.1:{free_port()}"
         (root / "rules.yaml").write_text(rules)
         self.config = root / "vigil.yaml"
