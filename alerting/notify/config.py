@@ -56,6 +56,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from alerting.report.config import Reports
 from alerting.transition import Severity
 from vigil.core.configtypes import STRICT, Duration
 from vigil.core.errors import VigilError
@@ -423,6 +424,7 @@ class NotifyConfig(BaseModel):
     silences: list[StaticSilence] = Field(default_factory=list)
     mute_windows: list[MuteWindow] = Field(default_factory=list)
     delivery: Delivery = Field(default_factory=Delivery)
+    reports: Reports = Field(default_factory=list)  # scheduled reports: alerting/report/config.py
 
     @field_validator("receivers", mode="before")
     @classmethod
@@ -456,6 +458,8 @@ class NotifyConfig(BaseModel):
             self._check_names(route.receivers, f"routes[{i}]")
         for i, step in enumerate(self.escalation):
             self._check_names(step.receivers, f"escalation[{i}]")
+        for i, report in enumerate(self.reports):
+            self._check_names(report.receivers, f"reports[{i}]")
         for name, urls in self.receivers.items():
             if not urls:
                 raise ValueError(f"receiver {name!r} has no URL")
