@@ -255,11 +255,15 @@ class ReportScheduler:
     def _begin(self, s: ReportSchedule, period: Period, now: float) -> None:
         last = self.db.execute("SELECT MAX(start) FROM report_runs WHERE name = ?", (s.name,)).fetchone()[0]
         if last is not None and last < period.start:
-            after = self._period(s, self._period(s, last).end)
-            if after.start < period.start:
-                log.warning("report %s: the periods from %s until %s were due while the engine was down and are "
-                            "not sent (only the last one is); make them with vigil report", s.name, after.label,
-                            period.label)
+            missed = []
+            p = self._period(s, self._period(s, last).end)
+            while p.start < period.start and len(missed) < 1000:
+                missed.append(p.label)
+                p = self._period(s, p.end)
+            if missed:
+                log.warning("report %s: %d period(s) were due while the engine was down and are not sent (%s); "
+                            "only the last one, %s, is: make the others with vigil report", s.name, len(missed),
+                            missed[0] if len(missed) == 1 else f"{missed[0]} to {missed[-1]}", period.label)
         self.db.execute("INSERT OR IGNORE INTO report_runs (name, start, end, period, state, updated) "
                         "VALUES (?, ?, ?, ?, 'sending', ?)", (s.name, period.start, period.end, period.label, now))
 
