@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -86,9 +87,9 @@ rules:
 
 def rules(people: People) -> str:
     """The rules file; alice is on call for the test's day (an override over the rotation, so it is certain)."""
-    now = dt.datetime.now(ZONE).replace(microsecond=0)
+    now, day = dt.datetime.now(ZONE), dt.timedelta(days=1)
     return RULES.format(alice=people.url("alice"), bob=people.url("bob"), manager=people.url("manager"),
-                        on_from=f"{now - dt.timedelta(days=1):%Y-%m-%d %H:%M}", on_to=f"{now + dt.timedelta(days=1):%Y-%m-%d %H:%M}")
+                        on_from=f"{now - day:%Y-%m-%d %H:%M}", on_to=f"{now + day:%Y-%m-%d %H:%M}")
 
 
 def local(ts: float) -> dt.datetime:
@@ -96,13 +97,13 @@ def local(ts: float) -> dt.datetime:
 
 
 @pytest.fixture
-def site(tmp_path: Path, mosquitto: Mosquitto) -> tuple[Site, People, Watch]:
+def site(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Site, People, Watch]]:
     people = People()
     watch = Watch(mosquitto)
     s = Site(tmp_path, mosquitto, rules(people))
     try:
         s.start()
-        yield s, people, watch  # type: ignore[misc]
+        yield s, people, watch
     finally:
         s.stop()
         watch.close()
@@ -162,9 +163,9 @@ def test_a_week_two_excursions_one_acknowledged_by_link_one_escalated_then_the_r
 
     # the report of the week, PDF and CSV, by `vigil report` as a process
     pdf, table = tmp_path / "week.pdf", tmp_path / "week.csv"
-    first, last = week.days()[0], week.days()[-1] + dt.timedelta(days=1)
     made = s.vigil("report", "-c", str(s.config), *[a for u in UNITS for a in ("--series", u.series)],
-                   "--from", first.isoformat(), "--to", last.isoformat(), "--every", "4h",
+                   "--from", f"{week.start_dt:%Y-%m-%dT%H:%M}", "--to", f"{local(week.end):%Y-%m-%dT%H:%M}",
+                   "--every", "4h",
                    "--pdf", str(pdf), "--csv", str(table))
     assert made.returncode == 0, (made.stdout, made.stderr)
     s.stop()  # what follows reads only the files
@@ -238,8 +239,35 @@ def check_csv(text: str, week: Week, fz_start: float, fr_start: float) -> None:
         assert {r["until"] for r in of("told", unit) + of("ack", unit) + of("note", unit)} == {iso(start)}
 
 
+def hm(ts: float) -> str:
+    return local(ts).strftime("%Y-%m-%d %H:%M")
+
+
 def check_pdf(path: Path, week: Week, fz_start: float, fr_start: float) -> None:
+    """The PDF's text (pypdf), whitespace made single spaces: each unit's page with its excursions (start, end,
+    duration, peak, who was told, who acknowledged, the notes), its days (readings, min, max) and its readings."""
     from pypdf import PdfReader
 
-    text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
-    raise NotImplementedError(text[:500])
+    pages = [" ".join((page.extract_text() or "").split()) for page in PdfReader(path).pages]
+    per_unit: dict[str, str] = {}
+    for unit in UNITS:
+        mine = [p for p in pages if unit.series in p]
+        assert mine, f"no page of {unit.series}"
+        per_unit[unit.series] = " ".join(mine)
+    for unit, start, length, peak, told, by, note in (
+            (FREEZER, fz_start, "0h 40m", "-9.8", "alice", "alice", FZ_NOTE),
+            (FRIDGE, fr_start, "1h 15m", "11.2", "alice, manager", "manager", FR_NOTE)):
+        text = per_unit[unit.series]
+        end = start + (2400 if unit is FREEZER else 4500)
+        row = f"{hm(start)} {hm(end)} {length} {peak} °C {unit.series.split('-')[0]}"
+        assert row in text, (row, text[:3000])
+        assert f" {told} {by} " in text, text[:3000]
+        assert "via link" in text, text[:3000]
+        assert f"note by {by} " in text and note in text, text[:3000]
+    assert "0 excursions" in per_unit[QUIET.series], per_unit[QUIET.series][:1000]
+    for unit in UNITS:
+        text = per_unit[unit.series]
+        for day, (lo, hi) in week.min_max(unit).items():
+            assert f"{day.isoformat()} 288 {lo:.1f} {hi:.1f}" in text, (unit.series, day, text[:3000])
+        for ts, value in week.at_marks(unit, 4 * 3600).items():
+            assert f"{hm(ts)} {value:.1f}" in text, (unit.series, hm(ts))
