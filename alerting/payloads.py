@@ -81,13 +81,15 @@ def parse_ack(payload: bytes) -> Union[Ack, str]:
     if via not in VIAS:
         return f"via must be one of {', '.join(VIAS)}"
     note = data.get("note")
-    if note is not None and not (isinstance(note, str) and not note.strip()):
+    if isinstance(note, str) and not note.strip():
+        note = None  # an empty note is no note
+    if note is not None:
         try:
             note = _text(data, "note", MAX_NOTE_TEXT, name_like=False)
         except ValueError as exc:
             return str(exc)
     return Ack(str(data.get("by") or "someone")[:100], str(data.get("comment") or "")[:1000],
-               None if episode is None else float(episode), via, note or None)
+               None if episode is None else float(episode), via, note)
 
 # Bounds what one payload may cost to parse; real events are a few hundred bytes.
 MAX_PAYLOAD = 64 * 1024
