@@ -111,7 +111,7 @@ def test_a_new_excursion_while_cleared_fires_again_and_an_old_episode_is_a_stale
 
 
 def test_a_pending_excursion_while_cleared_is_quiet_and_does_not_change_the_cleared_one() -> None:
-    e, sink, clock, db = latched("rules: [{name: hot, above: 30, for: 1m, latch: true}]")
+    e, sink, clock, _db = latched("rules: [{name: hot, above: 30, for: 1m, latch: true}]")
     feed(e, clock, 35.0)
     clock.advance(60)
     e.tick()
@@ -178,7 +178,7 @@ def test_a_latched_alert_that_flaps_settles_cleared_not_resolved() -> None:
 
 
 def test_a_latched_alert_acknowledged_while_flapping_settles_resolved() -> None:
-    e, sink, clock, db = latched(FLAPPY)
+    e, _sink, clock, _db = latched(FLAPPY)
     flap(e, clock, 2)
     assert e.acknowledge("hot", SERIES, "ana") is not None
     clock.advance(3600)
@@ -187,11 +187,11 @@ def test_a_latched_alert_acknowledged_while_flapping_settles_resolved() -> None:
 
 def test_cleared_survives_a_restart_and_is_acknowledged_after_it(tmp_path: Path) -> None:
     path = tmp_path / "alerts.db"
-    e, sink, clock, db = latched(path=path)
+    e, _sink, clock, db = latched(path=path)
     fire_and_clear(e, clock)
     db.close()
     clock.advance(3600)
-    e2, sink2, _, db2 = latched(path=path, clock=clock)
+    e2, _sink2, _, db2 = latched(path=path, clock=clock)
     assert e2.alerts[KEY].state == AlertState.CLEARED and e2.alerts[KEY].peak == 40.0
     assert e2.take_start_news() == ([], [])  # nothing to tell again
     done = e2.acknowledge("hot", SERIES, "ana", episode=T0)
@@ -220,7 +220,7 @@ def test_an_older_state_file_gets_the_new_columns_and_a_ledger(tmp_path: Path) -
 
 
 def test_a_late_reading_does_not_move_a_cleared_alert_back_in_time() -> None:
-    e, sink, clock, db = latched()
+    e, _sink, clock, db = latched()
     fire_and_clear(e, clock)
     clock.advance(100)
     assert e.on_event(ev(25.0, T0 + 15)) == []  # late and cold: nothing changes
@@ -231,7 +231,7 @@ def test_a_late_reading_does_not_move_a_cleared_alert_back_in_time() -> None:
 
 
 def test_reload_removing_the_rule_of_a_cleared_alert_resolves_it_once() -> None:
-    e, sink, clock, db = latched("rules: [{name: hot, above: 30, latch: true}, {name: cold, below: 0}]")
+    e, _sink, clock, db = latched("rules: [{name: hot, above: 30, latch: true}, {name: cold, below: 0}]")
     fire_and_clear(e, clock)
     new, _ = load_rules_text("rules: [{name: cold, below: 0}]", "t.yaml")
     dropped, out = e.reload(new)
@@ -284,7 +284,7 @@ def test_a_crash_before_the_commit_neither_loses_nor_doubles_a_row(tmp_path: Pat
 
 
 def test_rows_are_written_on_transitions_only() -> None:
-    e, sink, clock, db = latched()
+    e, _sink, clock, db = latched()
     for i in range(100):
         feed(e, clock, 35.0 + i % 7)
         clock.advance(1)
@@ -295,7 +295,7 @@ def test_rows_are_written_on_transitions_only() -> None:
 
 
 def test_a_repeated_acknowledgement_is_recorded_once_and_another_person_is_recorded_too() -> None:
-    e, sink, clock, db = latched()
+    e, _sink, clock, db = latched()
     feed(e, clock, 35.0)
     assert e.acknowledge("hot", SERIES, "ana", "on it") is not None
     assert e.acknowledge("hot", SERIES, "ana", "on it") is None  # redelivered

@@ -34,7 +34,8 @@ def _service() -> tuple[AlertService, StateDB, ManualClock]:
     outbox = Outbox(db.conn)
     outbox.create_tables()
     clock = ManualClock(T0)
-    return AlertService(AlertingSettings(), MqttSettings(), Engine(rules, state=db, sink=outbox, clock=clock)), db, clock
+    e = Engine(rules, state=db, sink=outbox, clock=clock)
+    return AlertService(AlertingSettings(), MqttSettings(), e), db, clock
 
 
 def event(service: AlertService, value: float, ts: float) -> None:
@@ -106,7 +107,7 @@ def test_a_note_on_an_alert_that_never_was_is_not_recorded_and_one_that_fired_on
 
 
 def test_a_new_excursion_shows_only_its_own_notes() -> None:
-    service, db, clock = _service()
+    service, _db, clock = _service()
     event(service, 35.0, T0)
     note(service, "a", "first time")
     clock.advance(10)
