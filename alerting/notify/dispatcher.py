@@ -37,18 +37,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
-from urllib.parse import quote
 
 from alerting.transition import AlertState, Transition
-from vigil.core import acklink
 from vigil.core.clock import Clock
 from vigil.core.sitetime import format_time
 
 from .config import Match, NotifyConfig, matches
 from .courier import Courier
 from .fallback import fall_back
-from .message import ACTION, Item, Kind, render
-from .oncall import expand, next_handover, policy_steps
+from .links import ack_links, ntfy_params
+from .message import Item, Kind, render
+from .oncall import PolicyStep, expand, next_handover, policy_steps
 from .policy import ActiveSilence, Quiet, Stage, alert_labels, group_key, mute_end, receivers_for, suppression
 from .sender import Sender
 from .state import AlertRow, NotifyState, ReceiverFailure, is_ntfy
@@ -62,7 +61,6 @@ _KEEP_HISTORY = 7 * 86400.0
 _NEWS = (Kind.FIRING, Kind.ESCALATION)
 # alerts that are owed repeats and escalation until acknowledged
 _ACTIVE = (AlertState.FIRING.value, AlertState.CLEARED.value)
-LINK_LIFETIME = 24 * 3600.0
 _ACKED_BY = "_acknowledged_by"  # carried on a RESOLVED item's transition: who acknowledged, for its message
 
 
@@ -120,7 +118,7 @@ class Dispatcher:
         self._config = config
         self._clock = clock
         self._zone = zone  # the site's time zone for the times in messages and logs (None: the server's)
-        # acknowledgement links: <public_url>/ack/<token>, only when both are known
+        # acknowledgement links: <public_url>/ack/<token>, only when both are known (alerting/notify/links.py)
         self._ack_base = public_url.rstrip("/") + "/ack/" if public_url and link_secret else None
         self._secret = link_secret
         self._poll = poll_interval
@@ -363,7 +361,7 @@ class Dispatcher:
                 names.extend(step.notify)
         return expand(self._config, dict.fromkeys(names), now, self._zone)
 
-    def _policy_steps(self, row: AlertRow) -> list[Any]:
+    def _policy_steps(self, row: AlertRow) -> list[PolicyStep]:
         if not self._config.escalation_policies:
             return []
         t = row.transition
@@ -448,13 +446,13 @@ class Dispatcher:
         if not urls:
             log.error("receiver %r is no longer configured; %d alert(s) not sent to it", receiver, len(keep))
             return
-        links = self._links(keep, receiver, now)
+        links = ack_links(keep, receiver, now, self._ack_base, self._secret)
         acked = {i.transition.key: str(dict(i.transition.annotations)[_ACKED_BY]) for i in keep
                  if _ACKED_BY in dict(i.transition.annotations)}
         message = render(keep, now, self._zone, links=links, acked=acked)
         keys = list(dict.fromkeys(i.transition.key for i in keep))
         message_id = uuid.uuid4().hex
-        actions = _ntfy_params(next(iter(links.values()))) if len(links) == 1 else ""
+        actions = ntfy_params(next(iter(links.values()))) if len(links) == 1 else ""
         for url in urls:
             self._state.add_delivery(receiver, url.template, url.masked, message.title, message.body,
                                      message.severity.value, message.resolved, keys, now, message_id,
@@ -465,18 +463,6 @@ class Dispatcher:
                 self._state.set_told(item.transition.key, receiver, now)
                 self._reconcile_at = min(self._reconcile_at, now + self._config.grouping.repeat_interval)
         self._state.set_last_sent(receiver, gk, now)
-
-    def _links(self, items: list[Item], receiver: str, now: float) -> dict[str, str]:
-        """A signed acknowledgement link per alert asking ``receiver`` for action (none without a public URL)."""
-        if self._ack_base is None or self._secret is None:
-            return {}
-        out: dict[str, str] = {}
-        for item in items:
-            t = item.transition
-            if item.kind in ACTION and t.key not in out:
-                token = acklink.sign(self._secret, t.key, t.since, receiver, now + LINK_LIFETIME)
-                out[t.key] = self._ack_base + token
-        return out
 
     def _next_due(self, now: float) -> float:
         candidates = [now + self._poll, self._reconcile_at, self._fallback_at]
@@ -492,8 +478,8 @@ class Dispatcher:
         for row in rows:
             candidates.extend(self._timers(row, now))
         if any(r.state in _ACTIVE for r in rows):  # the person on call may change: the new one is told
-            for s in self._config.schedules.values():
-                candidates.append(next_handover(s, now, s.zone(self._zone)))
+            for sched in self._config.schedules.values():
+                candidates.append(next_handover(sched, now, sched.zone(self._zone)))
         for s in self._state.silences(now):
             candidates.append(s.ends if s.starts <= now else s.starts)
         for window in self._config.mute_windows:
@@ -533,8 +519,3 @@ class Dispatcher:
                     for i, s in enumerate(self._config.silences)]
         self._state.replace_static_silences(silences)
 
-
-def _ntfy_params(link: str) -> str:
-    """ntfy's action buttons (acknowledge by POST, open the page) and click URL for one link, as URL parameters."""
-    actions = f"http, Acknowledge, {link}, method=POST, clear=true; view, Open, {link}"
-    return f"actions={quote(actions, safe='')}&click={quote(link, safe='')}"
