@@ -39,7 +39,7 @@ from vigil.core.stores import Store, open_store
 if TYPE_CHECKING:
     from alerting.notify.config import NotifyConfig
 
-__all__ = ["Job", "Period", "ReportScheduler", "last_due", "period_at", "render_files", "send_files"]
+__all__ = ["Job", "NothingToReport", "Period", "ReportScheduler", "last_due", "period_at", "render_files", "send_files"]
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +129,20 @@ class Job:
     paths: dict[str, Path]
 
 
+class NothingToReport(Exception):
+    """No reading of any of the series in the period."""
+
+
 def render_files(store: Store, state_path: str, job: Job) -> None:
     """Make the report (alerting.report) and write each file whole (a crash leaves no half file)."""
-    from alerting.report import ReportRequest, make_report, write_csv, write_pdf
+    from alerting.report import EmptyPeriod, ReportRequest, make_report, write_csv, write_pdf
 
-    report = make_report(store, state_path, ReportRequest(
-        units=job.units, start=job.period.start, end=job.period.end, interval=job.interval, zone=job.zone,
-        title=job.title))
+    try:
+        report = make_report(store, state_path, ReportRequest(
+            units=job.units, start=job.period.start, end=job.period.end, interval=job.interval, zone=job.zone,
+            title=job.title))
+    except EmptyPeriod as exc:
+        raise NothingToReport(str(exc)) from None
     writers: dict[str, Callable[[Any, Path], Any]] = {"pdf": write_pdf, "csv": write_csv}
     for fmt, path in job.paths.items():
         part = path.with_name(path.name + ".part")
@@ -276,6 +283,10 @@ class ReportScheduler:
         if not files or not all(f.is_file() for f in files):
             try:
                 files = await asyncio.to_thread(self._make, s, period)
+            except NothingToReport as exc:
+                self._finish(run, "skipped", now, str(exc)[:500])
+                log.warning("report %s of %s: nothing to report (%s); nothing sent", s.name, period.label, exc)
+                return None
             except Exception as exc:  # the store away, a bad series: tried again later
                 log.exception("report %s of %s could not be made", s.name, period.label)
                 return self._retry(run, now, f"could not be made: {exc}"[:500])
