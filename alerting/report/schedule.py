@@ -226,16 +226,17 @@ class ReportScheduler:
         config = self._config()
         schedules = {s.name: s for s in (config.reports if config is not None else [])}
         wake = now + MAX_SLEEP
-        for s in schedules.values():
-            period, following = last_due(s, self._zone(s), now)
+        for schedule in schedules.values():
+            period, following = last_due(schedule, self._zone(schedule), now)
             wake = min(wake, following)
-            if self._row(s.name, period.start) is None:
-                self._begin(s, period, now)
+            if self._row(schedule.name, period.start) is None:
+                self._begin(schedule, period, now)
         for run in self._pending():
-            s = schedules.get(run.name)
-            if s is None:
+            found = schedules.get(run.name)
+            if found is None:
                 self._finish(run, "failed", now, "the report is no longer in the rules")
                 continue
+            s = found
             period, following = last_due(s, self._zone(s), now)
             if period.start > run.start:
                 self._finish(run, "failed", now, "given up: the next period is due")
@@ -262,7 +263,7 @@ class ReportScheduler:
     def _begin(self, s: ReportSchedule, period: Period, now: float) -> None:
         last = self.db.execute("SELECT MAX(start) FROM report_runs WHERE name = ?", (s.name,)).fetchone()[0]
         if last is not None and last < period.start:
-            missed = []
+            missed: list[str] = []
             p = self._period(s, self._period(s, last).end)
             while p.start < period.start and len(missed) < 1000:
                 missed.append(p.label)
@@ -303,12 +304,11 @@ class ReportScheduler:
             if receiver in run.done:
                 continue
             urls = config.receivers.get(receiver, []) if config is not None else []
+            error: Optional[str] = None if urls else f"no receiver {receiver!r}"
             try:
                 resolved = [u.resolve() for u in urls]
             except Exception as exc:  # MissingSecret: said without the secret
                 resolved, error = [], str(exc)
-            else:
-                error = None if resolved else f"no receiver {receiver!r}"
             error = error or await self._send(resolved, title, body, files)
             if error is None:
                 run.done.append(receiver)
@@ -330,7 +330,7 @@ class ReportScheduler:
         if not units:
             return []
         self.folder.mkdir(parents=True, exist_ok=True)
-        paths = {fmt: self.folder / f"{s.name}-{period.label}.{fmt}" for fmt in s.formats}
+        paths: dict[str, Path] = {fmt: self.folder / f"{s.name}-{period.label}.{fmt}" for fmt in s.formats}
         title = s.title or f"Temperature report {s.name} {period.label}"
         self._render(store, self.state_path, Job(s.name, units, period, s.interval, self._zone(s), title, paths))
         return list(paths.values())

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import apprise
 import pytest
 from pypdf import PdfReader
 
@@ -40,16 +39,6 @@ ROOT = Path(__file__).resolve().parents[4]
 
 def local(text: str) -> float:
     return dt.datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=BERLIN).timestamp()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def apprise_pools() -> Iterator[None]:
-    """Apprise keeps process-wide thread pools after a call; start them before the leftover checks count."""
-    ap = apprise.Apprise()
-    for _ in range(4):
-        ap.add(f"json://127.0.0.1:{free_port()}/warm-up")
-    ap.notify(body="warm-up", title="warm-up")
-    yield
 
 
 @pytest.fixture
