@@ -376,7 +376,8 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
         guard_parts(service, db, clock)
         # scheduled reports (rules' reports:), made once for all partitions: by partition 0
         reports = ReportScheduler(lambda: service.notify_config, history if history is not None else store,
-                                  settings.state, clock, zone=zone) if engine.partition[0] == 0 else None
+                                  settings.state, clock, zone=zone, rules_path=settings.rules
+                                  ) if engine.partition[0] == 0 else None
         if reports is not None:
             closing.callback(reports.close)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), settings.rules,

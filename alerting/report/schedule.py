@@ -24,7 +24,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -127,6 +127,8 @@ class Job:
     zone: dt.tzinfo
     title: str
     paths: dict[str, Path]
+    limits: dict[str, tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    journal: Optional[Path] = None  # the bridge's calibration journal, when there is one
 
 
 class NothingToReport(Exception):
@@ -136,11 +138,12 @@ class NothingToReport(Exception):
 def render_files(store: Store, state_path: str, job: Job) -> None:
     """Make the report (alerting.report) and write each file whole (a crash leaves no half file)."""
     from alerting.report import EmptyPeriod, ReportRequest, make_report, write_csv, write_pdf
+    from vigil.core.calibration import CalibrationJournal
 
     try:
         report = make_report(store, state_path, ReportRequest(
             units=job.units, start=job.period.start, end=job.period.end, interval=job.interval, zone=job.zone,
-            title=job.title))
+            title=job.title, limits=job.limits), journal=CalibrationJournal(job.journal) if job.journal else None)
     except EmptyPeriod as exc:
         raise NothingToReport(str(exc)) from None
     writers: dict[str, Callable[[Any, Path], Any]] = {"pdf": write_pdf, "csv": write_csv}
@@ -196,15 +199,17 @@ class ReportScheduler:
 
     def __init__(self, config: Callable[[], Optional[NotifyConfig]], store: Union[Store, StoreSettings, None],
                  state_path: Union[str, Path], clock: Clock, *, zone: Optional[dt.tzinfo] = None,
-                 data_dir: Union[str, Path, None] = None, render: Render = render_files,
-                 send: Send = send_files) -> None:
+                 data_dir: Union[str, Path, None] = None, rules_path: Optional[str] = None,
+                 render: Render = render_files, send: Send = send_files) -> None:
         self._config = config
         self._store = store
         self._opened: Optional[Store] = None
         self.state_path = str(state_path)
         self.clock = clock
         self.zone = zone
-        self.folder = Path(data_dir if data_dir is not None else Path(state_path).parent) / "reports"
+        self.data_dir = Path(data_dir if data_dir is not None else Path(state_path).parent)
+        self.folder = self.data_dir / "reports"
+        self.rules_path = rules_path  # the chart's limits come from its threshold rules
         self._render = render
         self._send = send
         self.db = sqlite3.connect(self.state_path, isolation_level=None, timeout=30, check_same_thread=False)
@@ -331,8 +336,15 @@ class ReportScheduler:
             return []
         self.folder.mkdir(parents=True, exist_ok=True)
         paths: dict[str, Path] = {fmt: self.folder / f"{s.name}-{period.label}.{fmt}" for fmt in s.formats}
+        from alerting.report.limits import limits_from_rules
+        from vigil.core.calibration import JOURNAL_NAME
+
         title = s.title or f"Temperature report {s.name} {period.label}"
-        self._render(store, self.state_path, Job(s.name, units, period, s.interval, self._zone(s), title, paths))
+        journal = self.data_dir / JOURNAL_NAME
+        self._render(store, self.state_path, Job(
+            s.name, units, period, s.interval, self._zone(s), title, paths,
+            limits_from_rules(self.rules_path, units) if self.rules_path else {},
+            journal if journal.exists() else None))
         return list(paths.values())
 
     def _open(self) -> Store:

@@ -62,14 +62,18 @@ def rules(receivers: dict[str, str]) -> str:
     at: "07:00"
     interval: 1h
     receivers: [{", ".join(receivers)}]
+rules:
+  - {{name: freezer-warm, match: {{metric: temperature, device: "freezer-*"}}, above: -15}}
 """
 
 
 def scheduler(tmp_path: Path, store: SqliteStore, text: str, clock: ManualClock) -> ReportScheduler:
     state = tmp_path / "alerts.db"
     StateDB(str(state)).close()
+    (tmp_path / "rules.yaml").write_text(text)
     config, _ = load_rules_text(text)
-    return ReportScheduler(lambda: config.notify, store, state, clock, zone=BERLIN)
+    return ReportScheduler(lambda: config.notify, store, state, clock, zone=BERLIN,
+                           rules_path=str(tmp_path / "rules.yaml"))
 
 
 def _csv_rows(data: bytes) -> list[dict[str, str]]:
@@ -96,6 +100,7 @@ async def test_a_daily_report_reaches_a_webhook_and_a_mailbox_as_attachments(
         assert mime == "application/pdf" and pdf.startswith(b"%PDF-")
         text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
         assert "freezer-1/t0/temperature" in text and "freezer-2/t0/temperature" in text and "fridge" not in text
+        assert "dashed: limits" in text  # the limit of the rule freezer-warm on the chart
         rows = _csv_rows(files["freezers-daily-2026-12-02.csv"][1])
         summary = {r["series"]: r for r in rows if r["section"] == "summary"}
         assert sorted(summary) == ["freezer-1/t0/temperature", "freezer-2/t0/temperature"]
