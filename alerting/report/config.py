@@ -32,6 +32,8 @@ __all__ = ["ReportSchedule", "Reports", "time_of_day"]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _GLOB_PART = re.compile(r"[^/\x00-\x1f\x7f]{1,200}")
 MAX_GLOBS = 200
+Format = Literal["pdf", "csv"]
+FORMATS: tuple[Format, ...] = ("pdf", "csv")
 
 
 def time_of_day(value: Any) -> dt.time:
@@ -57,7 +59,7 @@ class ReportSchedule(BaseModel):
     every: Literal["day", "week", "month"]
     at: dt.time = dt.time(7, 0)
     interval: Duration = 4 * 3600.0
-    formats: list[Literal["pdf", "csv"]] = Field(default_factory=lambda: ["pdf", "csv"], min_length=1)
+    formats: list[Format] = Field(default_factory=lambda: list(FORMATS), min_length=1)
     receivers: list[str] = Field(min_length=1)
     time_zone: Optional[str] = None  # none: the site's (dashboard.timezone, else the server's)
     title: str = Field("", max_length=200)

@@ -24,7 +24,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -39,7 +39,7 @@ from vigil.core.stores import Store, open_store
 if TYPE_CHECKING:
     from alerting.notify.config import NotifyConfig
 
-__all__ = ["Job", "Period", "ReportScheduler", "last_due", "period_at", "render_files", "send_files"]
+__all__ = ["Job", "NothingToReport", "Period", "ReportScheduler", "last_due", "period_at", "render_files", "send_files"]
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +127,25 @@ class Job:
     zone: dt.tzinfo
     title: str
     paths: dict[str, Path]
+    limits: dict[str, tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    journal: Optional[Path] = None  # the bridge's calibration journal, when there is one
+
+
+class NothingToReport(Exception):
+    """No reading of any of the series in the period."""
 
 
 def render_files(store: Store, state_path: str, job: Job) -> None:
     """Make the report (alerting.report) and write each file whole (a crash leaves no half file)."""
-    from alerting.report import ReportRequest, make_report, write_csv, write_pdf
+    from alerting.report import EmptyPeriod, ReportRequest, make_report, write_csv, write_pdf
+    from vigil.core.calibration import CalibrationJournal
 
-    report = make_report(store, state_path, ReportRequest(
-        units=job.units, start=job.period.start, end=job.period.end, interval=job.interval, zone=job.zone,
-        title=job.title))
+    try:
+        report = make_report(store, state_path, ReportRequest(
+            units=job.units, start=job.period.start, end=job.period.end, interval=job.interval, zone=job.zone,
+            title=job.title, limits=job.limits), journal=CalibrationJournal(job.journal) if job.journal else None)
+    except EmptyPeriod as exc:
+        raise NothingToReport(str(exc)) from None
     writers: dict[str, Callable[[Any, Path], Any]] = {"pdf": write_pdf, "csv": write_csv}
     for fmt, path in job.paths.items():
         part = path.with_name(path.name + ".part")
@@ -189,15 +199,17 @@ class ReportScheduler:
 
     def __init__(self, config: Callable[[], Optional[NotifyConfig]], store: Union[Store, StoreSettings, None],
                  state_path: Union[str, Path], clock: Clock, *, zone: Optional[dt.tzinfo] = None,
-                 data_dir: Union[str, Path, None] = None, render: Render = render_files,
-                 send: Send = send_files) -> None:
+                 data_dir: Union[str, Path, None] = None, rules_path: Optional[str] = None,
+                 render: Render = render_files, send: Send = send_files) -> None:
         self._config = config
         self._store = store
         self._opened: Optional[Store] = None
         self.state_path = str(state_path)
         self.clock = clock
         self.zone = zone
-        self.folder = Path(data_dir if data_dir is not None else Path(state_path).parent) / "reports"
+        self.data_dir = Path(data_dir if data_dir is not None else Path(state_path).parent)
+        self.folder = self.data_dir / "reports"
+        self.rules_path = rules_path  # the chart's limits come from its threshold rules
         self._render = render
         self._send = send
         self.db = sqlite3.connect(self.state_path, isolation_level=None, timeout=30, check_same_thread=False)
@@ -219,16 +231,17 @@ class ReportScheduler:
         config = self._config()
         schedules = {s.name: s for s in (config.reports if config is not None else [])}
         wake = now + MAX_SLEEP
-        for s in schedules.values():
-            period, following = last_due(s, self._zone(s), now)
+        for schedule in schedules.values():
+            period, following = last_due(schedule, self._zone(schedule), now)
             wake = min(wake, following)
-            if self._row(s.name, period.start) is None:
-                self._begin(s, period, now)
+            if self._row(schedule.name, period.start) is None:
+                self._begin(schedule, period, now)
         for run in self._pending():
-            s = schedules.get(run.name)
-            if s is None:
+            found = schedules.get(run.name)
+            if found is None:
                 self._finish(run, "failed", now, "the report is no longer in the rules")
                 continue
+            s = found
             period, following = last_due(s, self._zone(s), now)
             if period.start > run.start:
                 self._finish(run, "failed", now, "given up: the next period is due")
@@ -255,7 +268,7 @@ class ReportScheduler:
     def _begin(self, s: ReportSchedule, period: Period, now: float) -> None:
         last = self.db.execute("SELECT MAX(start) FROM report_runs WHERE name = ?", (s.name,)).fetchone()[0]
         if last is not None and last < period.start:
-            missed = []
+            missed: list[str] = []
             p = self._period(s, self._period(s, last).end)
             while p.start < period.start and len(missed) < 1000:
                 missed.append(p.label)
@@ -276,6 +289,10 @@ class ReportScheduler:
         if not files or not all(f.is_file() for f in files):
             try:
                 files = await asyncio.to_thread(self._make, s, period)
+            except NothingToReport as exc:
+                self._finish(run, "skipped", now, str(exc)[:500])
+                log.warning("report %s of %s: nothing to report (%s); nothing sent", s.name, period.label, exc)
+                return None
             except Exception as exc:  # the store away, a bad series: tried again later
                 log.exception("report %s of %s could not be made", s.name, period.label)
                 return self._retry(run, now, f"could not be made: {exc}"[:500])
@@ -292,12 +309,11 @@ class ReportScheduler:
             if receiver in run.done:
                 continue
             urls = config.receivers.get(receiver, []) if config is not None else []
+            error: Optional[str] = None if urls else f"no receiver {receiver!r}"
             try:
                 resolved = [u.resolve() for u in urls]
             except Exception as exc:  # MissingSecret: said without the secret
                 resolved, error = [], str(exc)
-            else:
-                error = None if resolved else f"no receiver {receiver!r}"
             error = error or await self._send(resolved, title, body, files)
             if error is None:
                 run.done.append(receiver)
@@ -319,9 +335,16 @@ class ReportScheduler:
         if not units:
             return []
         self.folder.mkdir(parents=True, exist_ok=True)
-        paths = {fmt: self.folder / f"{s.name}-{period.label}.{fmt}" for fmt in s.formats}
+        paths: dict[str, Path] = {fmt: self.folder / f"{s.name}-{period.label}.{fmt}" for fmt in s.formats}
+        from alerting.report.limits import limits_from_rules
+        from vigil.core.calibration import JOURNAL_NAME
+
         title = s.title or f"Temperature report {s.name} {period.label}"
-        self._render(store, self.state_path, Job(s.name, units, period, s.interval, self._zone(s), title, paths))
+        journal = self.data_dir / JOURNAL_NAME
+        self._render(store, self.state_path, Job(
+            s.name, units, period, s.interval, self._zone(s), title, paths,
+            limits_from_rules(self.rules_path, units) if self.rules_path else {},
+            journal if journal.exists() else None))
         return list(paths.values())
 
     def _open(self) -> Store:

@@ -16,7 +16,7 @@ import pytest
 
 from alerting.notify.config import NotifyConfig
 from alerting.report.config import ReportSchedule
-from alerting.report.schedule import Job, ReportScheduler, last_due, period_at
+from alerting.report.schedule import Job, NothingToReport, ReportScheduler, last_due, period_at
 from alerting.state import StateDB
 from vigil.core.clock import ManualClock
 from vigil.core.event import Event
@@ -116,6 +116,7 @@ class Harness:
         self.sent: list[tuple[str, str, list[str]]] = []
         self.fail: dict[str, int] = {}  # receiver -> failures still to come
         self.crash_on: Optional[str] = None
+        self.empty = False
         self.scheduler = self.new()
 
     def new(self) -> ReportScheduler:
@@ -125,6 +126,8 @@ class Harness:
     def render(self, store: Store, state_path: str, job: Job) -> None:
         assert store is self.store and state_path == str(self.state)
         self.jobs.append(job)
+        if self.empty:
+            raise NothingToReport("none of the series has a reading in the period")
         for path in job.paths.values():
             path.write_text(json.dumps({"units": job.units, "start": job.period.start}))
 
@@ -285,6 +288,18 @@ async def test_no_matching_series_sends_nothing_and_says_so(tmp_path: Path, capl
     assert h.sent == [] and h.jobs == []
     assert [r["state"] for r in h.scheduler.runs()] == ["skipped"]
     assert "no stored series matches cellar-*/t0/humidity" in caplog.text
+
+
+async def test_a_period_without_readings_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tmp_path, [DAILY])
+    h.empty = True
+    with caplog.at_level(logging.WARNING):
+        await h.step("2026-12-02 12:00")
+        await h.step("2026-12-02 13:00")
+    assert h.sent == [] and len(h.jobs) == 1
+    assert [(r["state"], r["error"]) for r in h.scheduler.runs()] == [
+        ("skipped", "none of the series has a reading in the period")]
+    assert "report kitchen of 2026-12-01: nothing to report" in caplog.text
 
 
 async def test_a_store_that_fails_is_tried_again(tmp_path: Path) -> None:
