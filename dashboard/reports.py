@@ -81,6 +81,8 @@ async def make_report(request: Request, _: Reader, body: ReportBody) -> Response
         day = dt.date.fromisoformat(body.date)
     except ValueError:
         raise BadRequest(f"date: expected YYYY-MM-DD, got {body.date[:20]!r}") from None
+    if not dt.date(1970, 1, 1) <= day <= dt.date(9998, 12, 31):
+        raise BadRequest(f"date: {day.isoformat()} is out of range; a day from 1970 on")
     try:
         interval = parse_duration(body.interval)
     except ValueError as exc:
