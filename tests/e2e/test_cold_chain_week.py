@@ -135,6 +135,8 @@ def test_a_week_two_excursions_one_acknowledged_by_link_one_escalated_then_the_r
     fr = watch.alert(FR_KEY)
     assert (fr["state"], fr["since"], fr["ended"], fr["peak"]) == ("cleared", fr_start, fr_start + 4500, 11.2), fr
     assert people.links("alice", "fridge-1", s.base), people.got.get("alice")
+    assert [m for m in people.messages("manager", "fridge-1") if m.startswith("[ESCALATED warning] fridge-warm ")
+            and "escalated to you" in m], people.got.get("manager")
     assert not people.messages("manager", "freezer-1"), "the freezer's rule does not escalate"
     assert not people.messages("bob"), "bob is not on call"
     assert not people.messages("alice", "freezer-2") and not people.messages("manager", "freezer-2")
@@ -150,6 +152,9 @@ def test_a_week_two_excursions_one_acknowledged_by_link_one_escalated_then_the_r
     fz = watch.alert(FZ_KEY)
     assert fz["acknowledged_by"] == "alice", fz
     assert [n["text"] for n in fz.get("notes", [])] == [FZ_NOTE], fz
+    over = "It is over: back in range at {} after {}, peak {}; acknowledged by {}."
+    told_over = over.format(f"{hm(fz_start + 2400)}:00 {local(fz_start).tzname()}", "40m", "-9.8", "alice")
+    assert wait_until(lambda: people.messages("alice", told_over), 30), people.got.get("alice")
     again = httpx.post(link, data={"note": "again"}, timeout=15)
     assert again.status_code == 410, (again.status_code, again.text[:500])
 
@@ -159,6 +164,9 @@ def test_a_week_two_excursions_one_acknowledged_by_link_one_escalated_then_the_r
     assert done.status_code in (200, 303), (done.status_code, done.text[:1000])
     assert wait_until(lambda: watch.state(FR_KEY) == "resolved", 30), (watch.alert(FR_KEY), s.logs())
     assert watch.alert(FR_KEY)["acknowledged_by"] == "manager", watch.alert(FR_KEY)
+    told_over = over.format(f"{hm(fr_start + 4500)}:00 {local(fr_start).tzname()}", "1h15m", "11.2", "manager")
+    assert wait_until(lambda: people.messages("manager", told_over) and people.messages("alice", told_over), 30), \
+        people.got
     added = s.api("POST", "/api/v1/alerts/fridge-warm/fridge-1/t0/temperature/notes", json={"text": FR_NOTE})
     assert added.status_code in (200, 201, 202), (added.status_code, added.text[:500])
     assert wait_until(lambda: FR_NOTE in [n["text"] for n in watch.alert(FR_KEY).get("notes", [])], 30), \
