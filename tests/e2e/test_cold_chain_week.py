@@ -97,11 +97,13 @@ def local(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, ZONE)
 
 
-@pytest.fixture
-def site(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Site, People, Watch]]:
+@pytest.fixture(params=["sqlite", "influxdb"])
+def site(request: pytest.FixtureRequest, tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[Site, People, Watch]]:
+    influx = (request.getfixturevalue("influxd"), request.getfixturevalue("influx_db")) \
+        if request.param == "influxdb" else None
     people = People()
     watch = Watch(mosquitto)
-    s = Site(tmp_path, mosquitto, rules(people))
+    s = Site(tmp_path, mosquitto, rules(people), influx)
     try:
         s.start()
         yield s, people, watch
@@ -141,8 +143,11 @@ def test_a_week_two_excursions_one_acknowledged_by_link_one_escalated_then_the_r
     assert not people.messages("bob"), "bob is not on call"
     assert not people.messages("alice", "freezer-2") and not people.messages("manager", "freezer-2")
 
-    # (a) still cleared, seconds later and two simulated days after its end: nobody acknowledged it
+    # (a) still cleared, seconds later and two simulated days after its end: nobody acknowledged it; the dashboard
+    # shows both as cleared, not acknowledged, with peak and duration
     assert watch.state(FZ_KEY) == "cleared", watch.alert(FZ_KEY)
+    assert wait_until(lambda: shown(s) == {FZ_KEY: ("cleared", -9.8, 2400.0), FR_KEY: ("cleared", 11.2, 4500.0)}, 60), \
+        (shown(s), s.logs())
     link = people.links("alice", "freezer-1", s.base)[0]
     page = httpx.get(link, timeout=15)
     assert page.status_code == 200 and "freezer-1" in page.text, (page.status_code, page.text[:1000])
@@ -189,17 +194,16 @@ def test_a_week_two_excursions_one_acknowledged_by_link_one_escalated_then_the_r
     for report in (pdf, table):
         ok = s.vigil("report", "verify", str(report), "-c", str(s.config))
         assert ok.returncode == 0 and f"{report}: ok" in ok.stdout, (report.name, ok.stdout, ok.stderr)
-    peak_at = round((fz_start + 3 * 300) * 1e6)
-    stored = "SELECT value FROM readings WHERE device = 'freezer-1' AND ts = ?"
-    assert sql(s.db, stored, peak_at) == [(-9.8,)]
-    sql(s.db, "UPDATE readings SET value = -18.0 WHERE device = 'freezer-1' AND ts = ?", peak_at)
-    assert sql(s.db, stored, peak_at) == [(-18.0,)]
+    peak_at = fz_start + 3 * 300
+    assert s.reading("freezer-1", peak_at) == [-9.8]
+    s.change_reading("freezer-1", peak_at, -18.0)
+    assert s.reading("freezer-1", peak_at) == [-18.0]
     changed = s.vigil("report", "verify", str(pdf), "-c", str(s.config))
     said = changed.stdout + changed.stderr
     assert changed.returncode == 1, said
     assert f"freezer-1/t0/temperature {local(fz_start).date().isoformat()}: " in said and "differs" in said, said
     assert "fridge-1" not in said and "ledger" not in said.split("\n", 1)[1], said
-    sql(s.db, "UPDATE readings SET value = -9.8 WHERE device = 'freezer-1' AND ts = ?", peak_at)
+    s.change_reading("freezer-1", peak_at, -9.8)
     assert s.vigil("report", "verify", str(pdf), "-c", str(s.config)).returncode == 0
 
     # a figure changed in the CSV itself (the peak made to look better)
@@ -217,6 +221,12 @@ def test_a_week_two_excursions_one_acknowledged_by_link_one_escalated_then_the_r
         deleted = s.vigil("report", "verify", str(report), "-c", str(s.config))
         said = deleted.stdout + deleted.stderr
         assert deleted.returncode == 1 and f"ledger record {seq} missing (deleted)" in said, said
+
+
+def shown(s: Site) -> dict[str, tuple[str, float, float]]:
+    """The dashboard's current alerts: state, peak and duration."""
+    current = s.api("GET", "/api/v1/alerts").json()["current"]
+    return {f"{a['rule']}/{a['series']}": (a["state"], a.get("peak"), a.get("duration")) for a in current}
 
 
 def iso(ts: float) -> str:

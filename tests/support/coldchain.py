@@ -16,10 +16,11 @@ import re
 import sqlite3
 import subprocess
 import threading
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -29,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.bridge import BridgeProcess, reading
 from tests.support.procs import VIGIL, VigilProcess
-from tests.support.services import Mosquitto, free_port, wait_until
+from tests.support.services import Influxd, Mosquitto, free_port, wait_until
 
 __all__ = ["STEP", "ZONE", "Excursion", "People", "Site", "Unit", "Watch", "Week", "sql"]
 
@@ -207,10 +208,13 @@ class Watch:
 class Site:
     """vigil.yaml and the rules file in ``root``; the bridge, the rule engine and the dashboard as processes."""
 
-    def __init__(self, root: Path, broker: Mosquitto, rules: str) -> None:
+    def __init__(self, root: Path, broker: Mosquitto, rules: str, influx: Optional[tuple[Influxd, str]] = None) -> None:
+        """The store: SQLite in ``root``, or ``influx`` (a server and a database of it)."""
         self.root = root
         self.broker = broker
         self.db = root / "vigil.db"
+        self.influx = influx
+        self.store_url = influx[0].url(influx[1]) if influx else f"sqlite:///{self.db}"
         self.state = root / "data" / "alerts.db"  # beside the link secret, as by default
         self.base = f"http://127.0.0.1:{free_port()}"
         (root / "rules.yaml").write_text(rules)
@@ -218,7 +222,7 @@ class Site:
         self.config.write_text(yaml.safe_dump({
             "data_dir": str(root / "data"),
             "mqtt": {"url": broker.url},
-            "store": {"url": f"sqlite:///{self.db}"},
+            "store": {"url": self.store_url},
             "alerting": {"rules": str(root / "rules.yaml"), "state": str(self.state)},
             "dashboard": {"listen": self.base.removeprefix("http://"), "public_url": self.base,
                           "timezone": ZONE.key,
@@ -227,7 +231,7 @@ class Site:
         self.procs: list[Any] = []
 
     def start(self) -> None:
-        bridge = BridgeProcess(self.broker, f"sqlite:///{self.db}", self.root / "bridge")
+        bridge = BridgeProcess(self.broker, self.store_url, self.root / "bridge")
         bridge.start()
         self.procs.append(bridge)
         engine = VigilProcess([VIGIL, "alerting", "-c", str(self.config)], self.root / "engine.log", cwd=self.root)
@@ -250,6 +254,11 @@ class Site:
                              headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, **kwargs)
 
     def stored(self) -> int:
+        """How many readings the store holds."""
+        if self.influx:
+            server, db = self.influx
+            series = server.query('SELECT count("value") FROM "temperature"', db=db)["results"][0].get("series")
+            return int(series[0]["values"][0][1]) if series else 0
         if not self.db.exists():
             return 0
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
@@ -257,6 +266,33 @@ class Site:
                 return int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
             except sqlite3.Error:
                 return 0
+
+    def reading(self, device: str, ts: float) -> list[float]:
+        """The stored values of ``device``/t0's temperature at ``ts`` (one, or none)."""
+        if self.influx:
+            server, db = self.influx
+            q = f"SELECT \"value\" FROM \"temperature\" WHERE \"device\" = '{device}' AND time = {round(ts * 1e6)}u"
+            series = server.query(q, db=db)["results"][0].get("series")
+            return [float(v[1]) for v in series[0]["values"]] if series else []
+        rows = sql(self.db, "SELECT value FROM readings WHERE metric = 'temperature' AND device = ? AND sensor = 't0' "
+                   "AND ts = ?", device, round(ts * 1e6))
+        return [float(r[0]) for r in rows]
+
+    def change_reading(self, device: str, ts: float, value: float) -> None:
+        """Overwrite a stored reading behind Vigil's back (SQL, or a point written again with the same series
+        and time, which InfluxDB takes as a replacement)."""
+        if self.influx:
+            server, db = self.influx
+            tags = server.query('SHOW TAG KEYS FROM "temperature"', db=db)["results"][0]["series"][0]["values"]
+            assert sorted(t[0] for t in tags) == ["device", "sensor"], tags  # the point's whole tag set
+            line = f"temperature,device={device},sensor=t0 value={value} {round(ts * 1e6)}"
+            req = urllib.request.Request(f"http://127.0.0.1:{server.port}/write?db={db}&precision=u",
+                                         data=line.encode(), method="POST")
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status == 204
+        else:
+            sql(self.db, "UPDATE readings SET value = ? WHERE metric = 'temperature' AND device = ? AND sensor = 't0' "
+                "AND ts = ?", value, device, round(ts * 1e6))
 
     def vigil(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """A `vigil` command on this site's vigil.yaml, as a process; its exit status and output."""
