@@ -344,5 +344,5 @@ def test_the_docs_example_is_a_valid_latched_rule() -> None:
     docs = (Path(__file__).parents[3] / "docs" / "rules.md").read_text("utf-8")
     section = docs.split("### Latched alarms: until someone acknowledges", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    rules, _ = load_rules_text("rules:\n" + example, "rules.md")
+    rules, _ = load_rules_text("receivers: {kitchen-staff: ['json://127.0.0.1/x']}\nrules:\n" + example, "rules.md")
     assert rules.rules[0].spec.latch is True and rules.rules[0].name == "freezer-warm"
