@@ -360,7 +360,6 @@ class Engine(Acknowledging):
             rec.acked_by = rec.ack_comment = rec.acked_at = None
         if new == FIRING:
             rec.firing_since = at
-            rec.episode = rec.pending_since if rec.pending_since is not None else at
             rec.ended = None
         if new == OK:
             rec.clear_since = None
@@ -420,8 +419,11 @@ class Engine(Acknowledging):
             held = excursion.held(rec.last_transition)  # the cleared excursion (a new one may be pending)
             if held is not None:
                 since, peak, ended = held.since, held.peak, held.ended
-        if state in (FIRING, FLAPPING) and previous in (OK, RESOLVED, CLEARED):
-            rec.acked_by = rec.ack_comment = rec.acked_at = None  # fired anew: acknowledged anew
+        if state in (FIRING, FLAPPING):
+            # the excursion people are told of (what an acknowledgement names): quiet ones while flapping are not
+            rec.episode = since
+            if previous in (OK, RESOLVED, CLEARED):
+                rec.acked_by = rec.ack_comment = rec.acked_at = None  # fired anew: acknowledged anew
         labels = {**dict(data.labels), "device": data.device, "sensor": data.sensor, "metric": data.metric,
                   **spec.labels}
         link = f"{self.dashboard_url}/alerts/{c.name}/{rec.series}" if self.dashboard_url else ""

@@ -185,6 +185,16 @@ def test_a_latched_alert_acknowledged_while_flapping_settles_resolved() -> None:
     assert moves(e.tick()) == [("flapping", "resolved")]
 
 
+def test_the_link_of_a_flapping_notification_still_acknowledges_after_more_quiet_flaps() -> None:
+    e, sink, clock, _ = latched(FLAPPY)
+    flap(e, clock, 2)
+    flapping = sink.items[-1]
+    assert flapping.state == AlertState.FLAPPING
+    flap(e, clock, 3)  # quiet excursions, each with its own start
+    assert sink.items[-1] == flapping
+    assert e.acknowledge("hot", SERIES, "ana", episode=flapping.since) is not None
+
+
 def test_cleared_survives_a_restart_and_is_acknowledged_after_it(tmp_path: Path) -> None:
     path = tmp_path / "alerts.db"
     e, _sink, clock, db = latched(path=path)
