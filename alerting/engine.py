@@ -357,7 +357,8 @@ class Engine(Acknowledging):
         rec.underlying = new
         if old == OK:  # a new excursion: its worst value starts again; nobody acknowledged it yet
             rec.peak = rec.value
-            rec.acked_by = rec.ack_comment = rec.acked_at = None
+            if rec.state != FLAPPING:  # (an acknowledgement of a flapping alert holds until it settles)
+                rec.acked_by = rec.ack_comment = rec.acked_at = None
         if new == FIRING:
             rec.firing_since = at
             rec.ended = None
