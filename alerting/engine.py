@@ -33,7 +33,7 @@ from alerting.conditions import Ctx, SeriesData
 from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_series_id
 from alerting.index import CompiledRule, RuleIndex, owns
 from alerting.intake import Intake
-from alerting.notify.message import alert_message, removed_message
+from alerting.notify.message import alert_message
 from alerting.rules import RuleSet
 from alerting.settings import DEVICE_RECONNECT_GRACE
 from alerting.state import AlertRecord, StateDB
@@ -412,14 +412,7 @@ class Engine(Acknowledging):
         rec.state = state
         rec.state_since = at
         spec, data = c.rule.spec, ctx.series
-        since = rec.pending_since if rec.pending_since is not None else at
-        peak, ended = rec.peak, None
-        if state in (CLEARED, RESOLVED) and rec.episode is not None:
-            since, ended = rec.episode, (rec.ended if rec.ended is not None else at)
-        if previous == CLEARED and state == RESOLVED:
-            held = excursion.held(rec.last_transition)  # the cleared excursion (a new one may be pending)
-            if held is not None:
-                since, peak, ended = held.since, held.peak, held.ended
+        since, peak, ended = excursion.span(rec, previous, state, at)
         if state in (FIRING, FLAPPING):
             # the excursion people are told of (what an acknowledgement names): quiet ones while flapping are not
             rec.episode = since
@@ -444,9 +437,7 @@ class Engine(Acknowledging):
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)
-        row = excursion.ledger_row(t, data.unit, spec.latch, rec.acked_by)
-        if row is not None:
-            self._rows.append(row)
+        self._rows += excursion.ledger_rows(t, data.unit, spec.latch, rec.acked_by)
 
     def _schedule(self, rule: str, sid: str, due: float) -> None:
         current = self._scheduled.get((rule, sid))
@@ -483,16 +474,10 @@ class Engine(Acknowledging):
     def _forget_removed(self, rec: AlertRecord) -> None:
         """An alert of a rule removed while the engine was down: resolve it if it fired, then drop it."""
         self._removed_on_start.append(rec.key)
-        last = excursion.held(rec.last_transition) if rec.state in (FIRING, FLAPPING, CLEARED) else None
-        if last is not None:
-            now = self.clock.now()
-            t = dataclasses.replace(last, id=transition_id(rec.rule, rec.series, RESOLVED, now), state=RESOLVED,
-                                    previous=rec.state, at=now, message=removed_message(rec.rule, rec.series),
-                                    ended=last.ended if last.ended is not None else now)
+        t = excursion.removed(rec, self.clock.now())
+        if t is not None:
             self._out.append(t)
-            row = excursion.ledger_row(t, "", False, rec.acked_by)
-            if row is not None:
-                self._rows.append(row)
+            self._rows += excursion.ledger_rows(t, "", False, rec.acked_by)
         rec.state, rec.underlying, rec.changes = OK, OK, []
         self._dirty_alerts[rec.key] = rec
 
