@@ -363,9 +363,9 @@ class Engine(Acknowledging):
             rec.firing_since = at
             rec.ended = None
         if new == OK:
+            if old == FIRING:  # when the condition cleared (before keep_firing_for, if it had to wait)
+                rec.ended = rec.clear_since if rec.clear_since is not None else at
             rec.clear_since = None
-            if old == FIRING:
-                rec.ended = at
         flap = c.rule.spec.flap
         counted = new == FIRING or (new == OK and old == FIRING)
         if counted and flap is not None:

@@ -139,6 +139,25 @@ def test_a_pending_excursion_while_cleared_is_quiet_and_does_not_change_the_clea
     assert e.alerts[KEY].acked_by is None  # the acknowledgement was the cleared excursion's
 
 
+def test_every_transition_of_an_excursion_carries_its_peak_so_far() -> None:
+    e, _, clock, _ = latched("rules: [{name: hot, above: 30, for: 1m, keep_firing_for: 30s, latch: true}]")
+    pending = feed(e, clock, 35.0)
+    assert moves(pending) == [("ok", "pending")] and (pending[0].peak, pending[0].ended) == (35.0, None)
+    clock.advance(20)
+    feed(e, clock, 38.0)
+    clock.advance(20)
+    feed(e, clock, 36.0)
+    clock.advance(20)
+    fired = e.tick()
+    assert moves(fired) == [("pending", "firing")] and (fired[0].peak, fired[0].ended) == (38.0, None)
+    clock.advance(10)
+    assert feed(e, clock, 20.0) == []  # keep_firing_for: the cold reading is not part of the excursion's worst
+    clock.advance(30)
+    cleared = e.tick()
+    assert moves(cleared) == [("firing", "cleared")]
+    assert (cleared[0].since, cleared[0].peak, cleared[0].ended) == (T0, 38.0, T0 + 70)
+
+
 def test_a_rule_without_latch_resolves_as_before() -> None:
     e, sink, clock, db = latched("rules: [{name: hot, above: 30}]")
     fire_and_clear(e, clock)
