@@ -396,7 +396,7 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
                         dashboard_url=public_url, reconnect_grace=settings.device_reconnect_grace)
         closing.callback(engine.flush, learned=True)  # what the conditions learned, too
-        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone)
+        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url)
         closing.callback(dispatcher.close)
         await asyncio.to_thread(warm_apprise)
         service = AlertService(settings, mqtt, engine, rules_path=settings.rules, notify=rules.notify,
