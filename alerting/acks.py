@@ -54,7 +54,8 @@ class Acknowledging:
         rec = self.alerts.get(f"{rule}/{series}")
         if rec is None or rec.state not in ACKABLE:
             return None
-        current = rec.pending_since if rec.state == AlertState.PENDING else rec.episode
+        # (an alert that fired before episodes were kept: its pending start is its since)
+        current = rec.episode if rec.state != AlertState.PENDING and rec.episode is not None else rec.pending_since
         if episode is not None and (current is None or abs(current - episode) > excursion.EPISODE_TOLERANCE):
             log.info("acknowledgement of %s for the excursion of %s ignored: its current one began at %s",
                      rec.key, episode, current)

@@ -33,7 +33,7 @@ from alerting.conditions import Ctx, SeriesData
 from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_series_id
 from alerting.index import CompiledRule, RuleIndex, owns
 from alerting.intake import Intake
-from alerting.notify.message import alert_message, removed_message
+from alerting.notify.message import alert_message
 from alerting.rules import RuleSet
 from alerting.settings import DEVICE_RECONNECT_GRACE
 from alerting.state import AlertRecord, StateDB
@@ -357,15 +357,15 @@ class Engine(Acknowledging):
         rec.underlying = new
         if old == OK:  # a new excursion: its worst value starts again; nobody acknowledged it yet
             rec.peak = rec.value
-            rec.acked_by = rec.ack_comment = rec.acked_at = None
+            if rec.state != FLAPPING:  # (an acknowledgement of a flapping alert holds until it settles)
+                rec.acked_by = rec.ack_comment = rec.acked_at = None
         if new == FIRING:
             rec.firing_since = at
-            rec.episode = rec.pending_since if rec.pending_since is not None else at
             rec.ended = None
         if new == OK:
+            if old == FIRING:  # when the condition cleared (before keep_firing_for, if it had to wait)
+                rec.ended = rec.clear_since if rec.clear_since is not None else at
             rec.clear_since = None
-            if old == FIRING:
-                rec.ended = at
         flap = c.rule.spec.flap
         counted = new == FIRING or (new == OK and old == FIRING)
         if counted and flap is not None:
@@ -412,16 +412,12 @@ class Engine(Acknowledging):
         rec.state = state
         rec.state_since = at
         spec, data = c.rule.spec, ctx.series
-        since = rec.pending_since if rec.pending_since is not None else at
-        peak, ended = rec.peak, None
-        if state in (CLEARED, RESOLVED) and rec.episode is not None:
-            since, ended = rec.episode, (rec.ended if rec.ended is not None else at)
-        if previous == CLEARED and state == RESOLVED:
-            held = excursion.held(rec.last_transition)  # the cleared excursion (a new one may be pending)
-            if held is not None:
-                since, peak, ended = held.since, held.peak, held.ended
-        if state in (FIRING, FLAPPING) and previous in (OK, RESOLVED, CLEARED):
-            rec.acked_by = rec.ack_comment = rec.acked_at = None  # fired anew: acknowledged anew
+        since, peak, ended = excursion.span(rec, previous, state, at)
+        if state in (FIRING, FLAPPING):
+            # the excursion people are told of (what an acknowledgement names): quiet ones while flapping are not
+            rec.episode = since
+            if previous in (OK, RESOLVED, CLEARED):
+                rec.acked_by = rec.ack_comment = rec.acked_at = None  # fired anew: acknowledged anew
         labels = {**dict(data.labels), "device": data.device, "sensor": data.sensor, "metric": data.metric,
                   **spec.labels}
         link = f"{self.dashboard_url}/alerts/{c.name}/{rec.series}" if self.dashboard_url else ""
@@ -441,9 +437,7 @@ class Engine(Acknowledging):
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)
-        row = excursion.ledger_row(t, data.unit, spec.latch, rec.acked_by)
-        if row is not None:
-            self._rows.append(row)
+        self._rows += excursion.ledger_rows(t, data.unit, spec.latch, rec.acked_by)
 
     def _schedule(self, rule: str, sid: str, due: float) -> None:
         current = self._scheduled.get((rule, sid))
@@ -480,16 +474,10 @@ class Engine(Acknowledging):
     def _forget_removed(self, rec: AlertRecord) -> None:
         """An alert of a rule removed while the engine was down: resolve it if it fired, then drop it."""
         self._removed_on_start.append(rec.key)
-        last = excursion.held(rec.last_transition) if rec.state in (FIRING, FLAPPING, CLEARED) else None
-        if last is not None:
-            now = self.clock.now()
-            t = dataclasses.replace(last, id=transition_id(rec.rule, rec.series, RESOLVED, now), state=RESOLVED,
-                                    previous=rec.state, at=now, message=removed_message(rec.rule, rec.series),
-                                    ended=last.ended if last.ended is not None else now)
+        t = excursion.removed(rec, self.clock.now())
+        if t is not None:
             self._out.append(t)
-            row = excursion.ledger_row(t, "", False, rec.acked_by)
-            if row is not None:
-                self._rows.append(row)
+            self._rows += excursion.ledger_rows(t, "", False, rec.acked_by)
         rec.state, rec.underlying, rec.changes = OK, OK, []
         self._dirty_alerts[rec.key] = rec
 

@@ -16,15 +16,18 @@ the seconds of silence... A rule's direction is read once from its spec:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from alerting.notify.message import removed_message
 from alerting.rulespec import ConditionSpec
 from alerting.state import AlertRecord
-from alerting.transition import AlertState, Transition
+from alerting.transition import AlertState, Transition, transition_id
 
-__all__ = ["ACTIVE", "EPISODE_TOLERANCE", "Acked", "badness", "held", "ledger_row", "note_id", "worse"]
+__all__ = ["ACTIVE", "EPISODE_TOLERANCE", "Acked", "badness", "held", "ledger_rows", "note_id", "removed", "span",
+           "worse"]
 
 Badness = Callable[[float], float]
 
@@ -98,22 +101,50 @@ def note_id(key: str, episode: Optional[float], by: str, text: str) -> str:
     return "ack-" + hashlib.sha256(raw).hexdigest()[:24]
 
 
-def ledger_row(t: Transition, unit: str, latched: bool,
-               acked_by: Optional[str]) -> Optional[tuple[str, str, dict[str, object], float]]:
+Row = tuple[str, str, dict[str, object], float]
+
+
+def ledger_rows(t: Transition, unit: str, latched: bool, acked_by: Optional[str]) -> list[Row]:
     """The ledger row (kind, key, body, at) a transition makes, if any (alerting/ledger.py): ``fired`` when an
     excursion fires (firing or flapping, from neither), ``cleared``, and ``resolved`` after firing, flapping or
     cleared. Pending, and firing after flapping, make none."""
     if t.state in (AlertState.FIRING, AlertState.FLAPPING) and t.previous not in (AlertState.FIRING,
                                                                                    AlertState.FLAPPING):
-        return ("fired", t.key, {"rule": t.rule, "series": t.series, "since": t.since, "at": t.at, "value": t.value,
-                                 "peak": t.peak, "severity": t.severity.value, "message": t.message, "unit": unit,
-                                 "latched": latched}, t.at)
+        return [("fired", t.key, {"rule": t.rule, "series": t.series, "since": t.since, "at": t.at, "value": t.value,
+                                  "peak": t.peak, "severity": t.severity.value, "message": t.message, "unit": unit,
+                                  "latched": latched}, t.at)]
     if t.state == AlertState.CLEARED:
-        return ("cleared", t.key, {"since": t.since, "at": t.at, "peak": t.peak}, t.at)
+        return [("cleared", t.key, {"since": t.since, "at": t.at, "peak": t.peak}, t.at)]
     if t.state == AlertState.RESOLVED and t.previous in ACTIVE:
-        return ("resolved", t.key, {"since": t.since, "at": t.at, "ended": t.ended, "peak": t.peak,
-                                    "acknowledged_by": acked_by}, t.at)
-    return None
+        return [("resolved", t.key, {"since": t.since, "at": t.at, "ended": t.ended, "peak": t.peak,
+                                     "acknowledged_by": acked_by}, t.at)]
+    return []
+
+
+def span(rec: AlertRecord, previous: AlertState, state: AlertState,
+         at: float) -> tuple[float, Optional[float], Optional[float]]:
+    """``since``, ``peak`` and ``ended`` of the transition of ``rec`` from ``previous`` to ``state`` at ``at``."""
+    since = rec.pending_since if rec.pending_since is not None else at
+    peak, ended = rec.peak, None
+    if state in (AlertState.CLEARED, AlertState.RESOLVED) and rec.episode is not None:
+        since, ended = rec.episode, (rec.ended if rec.ended is not None else at)
+    if previous == AlertState.CLEARED and state == AlertState.RESOLVED:
+        last = held(rec.last_transition)  # the cleared excursion's (a new one may be pending meanwhile)
+        if last is not None:
+            since, peak, ended = last.since, last.peak, last.ended
+    return since, peak, ended
+
+
+def removed(rec: AlertRecord, now: float) -> Optional[Transition]:
+    """The transition that resolves an alert whose rule was removed while the engine was down (None: it was
+    neither firing, flapping nor cleared)."""
+    last = held(rec.last_transition) if rec.state in ACTIVE else None
+    if last is None:
+        return None
+    return dataclasses.replace(last, id=transition_id(rec.rule, rec.series, AlertState.RESOLVED, now),
+                               state=AlertState.RESOLVED, previous=rec.state, at=now,
+                               message=removed_message(rec.rule, rec.series),
+                               ended=last.ended if last.ended is not None else now)
 
 
 ACTIVE = (AlertState.FIRING, AlertState.FLAPPING, AlertState.CLEARED)

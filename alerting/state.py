@@ -98,8 +98,9 @@ class AlertRecord:
     alert is CLEARED, waiting for its acknowledgement).
 
     ``peak``: the worst value of the condition's current excursion (alerting/excursion.py says which way is
-    worse); ``episode``: when the excursion that last fired began (its transitions' ``since``, what an
-    acknowledgement names); ``ended``: when that excursion's condition cleared (None while it holds);
+    worse); ``episode``: the ``since`` of its last firing or flapping transition (the excursion people were
+    told of, what an acknowledgement names; the quiet ones while it flaps do not move it); ``ended``: when
+    that excursion's condition cleared (None while it holds);
     ``acked_at``: when it was acknowledged (engine clock).
     """
 

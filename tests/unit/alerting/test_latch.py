@@ -139,6 +139,25 @@ def test_a_pending_excursion_while_cleared_is_quiet_and_does_not_change_the_clea
     assert e.alerts[KEY].acked_by is None  # the acknowledgement was the cleared excursion's
 
 
+def test_every_transition_of_an_excursion_carries_its_peak_so_far() -> None:
+    e, _, clock, _ = latched("rules: [{name: hot, above: 30, for: 1m, keep_firing_for: 30s, latch: true}]")
+    pending = feed(e, clock, 35.0)
+    assert moves(pending) == [("ok", "pending")] and (pending[0].peak, pending[0].ended) == (35.0, None)
+    clock.advance(20)
+    feed(e, clock, 38.0)
+    clock.advance(20)
+    feed(e, clock, 36.0)
+    clock.advance(20)
+    fired = e.tick()
+    assert moves(fired) == [("pending", "firing")] and (fired[0].peak, fired[0].ended) == (38.0, None)
+    clock.advance(10)
+    assert feed(e, clock, 20.0) == []  # keep_firing_for: the cold reading is not part of the excursion's worst
+    clock.advance(30)
+    cleared = e.tick()
+    assert moves(cleared) == [("firing", "cleared")]
+    assert (cleared[0].since, cleared[0].peak, cleared[0].ended) == (T0, 38.0, T0 + 70)
+
+
 def test_a_rule_without_latch_resolves_as_before() -> None:
     e, sink, clock, db = latched("rules: [{name: hot, above: 30}]")
     fire_and_clear(e, clock)
@@ -181,8 +200,19 @@ def test_a_latched_alert_acknowledged_while_flapping_settles_resolved() -> None:
     e, _sink, clock, _db = latched(FLAPPY)
     flap(e, clock, 2)
     assert e.acknowledge("hot", SERIES, "ana") is not None
+    flap(e, clock, 2)  # it goes on flapping, quietly: the acknowledgement holds
     clock.advance(3600)
     assert moves(e.tick()) == [("flapping", "resolved")]
+
+
+def test_the_link_of_a_flapping_notification_still_acknowledges_after_more_quiet_flaps() -> None:
+    e, sink, clock, _ = latched(FLAPPY)
+    flap(e, clock, 2)
+    flapping = sink.items[-1]
+    assert flapping.state == AlertState.FLAPPING
+    flap(e, clock, 3)  # quiet excursions, each with its own start
+    assert sink.items[-1] == flapping
+    assert e.acknowledge("hot", SERIES, "ana", episode=flapping.since) is not None
 
 
 def test_cleared_survives_a_restart_and_is_acknowledged_after_it(tmp_path: Path) -> None:
@@ -338,3 +368,11 @@ def test_latch_is_checked_and_off_by_default() -> None:
     assert rules.rules[0].spec.latch is False
     with pytest.raises(RulesError, match="latch"):
         load_rules_text("rules: [{name: hot, above: 30, latch: sometimes}]", "t.yaml")
+
+
+def test_the_docs_example_is_a_valid_latched_rule() -> None:
+    docs = (Path(__file__).parents[3] / "docs" / "rules.md").read_text("utf-8")
+    section = docs.split("### Latched alarms: until someone acknowledges", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    rules, _ = load_rules_text("receivers: {kitchen-staff: ['json://127.0.0.1/x']}\nrules:\n" + example, "rules.md")
+    assert rules.rules[0].spec.latch is True and rules.rules[0].name == "freezer-warm"
