@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from alerting.report import ReportRequest, make_report, write_csv, write_pdf
-from alerting.report import pdfout
+from alerting.report import ReportRequest, make_report, pdfout, write_csv, write_pdf
 from alerting.report.csvout import COLUMNS
 from tests.support.reports import KEY, SERIES, ZONE, csv_rows, day_bounds, excursion_rows, fill, write_ledger
 from vigil.core.stores import MemoryStore
