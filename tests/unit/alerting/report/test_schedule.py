@@ -66,7 +66,8 @@ def test_days_across_dst_are_23_and_25_hours() -> None:
 
 
 def test_send_time_in_a_dst_gap_is_when_the_clock_jumped() -> None:
-    # 02:30 does not exist on 2026-03-29 in Berlin: the report of the 28th goes at 03:00 CEST (01:00 UTC)
+    # 02:30 does not exist on 2026-03-29 in Berlin: it is read as winter time, the report of the 28th goes at
+    # 03:30 CEST (01:30 UTC)
     p = period_at(sched(time="02:30"), BERLIN, dt.date(2026, 3, 28))
     assert p.due == dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.timezone.utc).timestamp()
     # an ambiguous 02:30 (the 25th of October) is the first of the two
