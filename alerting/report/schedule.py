@@ -97,8 +97,8 @@ def _label(every: str, start: dt.date) -> str:
 def period_at(schedule: ReportSchedule, zone: dt.tzinfo, day: dt.date) -> Period:
     """The period of ``schedule`` that holds the local date ``day``."""
     start, end = _bounds(schedule.every, day)
-    # zoneinfo reads a local time in a DST gap with the offset before it: midnight that does not exist is the
-    # moment the clock jumped, and an `at` in the gap is as late as the jump
+    # zoneinfo reads a local time in a DST gap with the offset before it: a midnight that does not exist is the
+    # moment the clock jumped, and an `at` of 02:30 in a 02:00-03:00 gap is 03:30 (summer time)
     return Period(dt.datetime.combine(start, dt.time(0), zone).timestamp(),
                   dt.datetime.combine(end, dt.time(0), zone).timestamp(), _label(schedule.every, start),
                   dt.datetime.combine(end, schedule.at, zone).timestamp())

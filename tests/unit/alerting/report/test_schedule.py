@@ -65,8 +65,18 @@ def test_days_across_dst_are_23_and_25_hours() -> None:
     assert march.end - march.start == 31 * 86400 - 3600
 
 
+def test_a_midnight_that_does_not_exist_starts_the_day_when_the_clock_jumps() -> None:
+    santiago = ZoneInfo("America/Santiago")  # 2026-09-06 00:00 -04 jumps to 01:00 -03
+    day = period_at(sched(), santiago, dt.date(2026, 9, 6))
+    assert day.start == dt.datetime(2026, 9, 6, 4, 0, tzinfo=dt.timezone.utc).timestamp()
+    assert day.end - day.start == 23 * 3600
+    before = period_at(sched(), santiago, dt.date(2026, 9, 5))
+    assert before.end == day.start and before.end - before.start == 24 * 3600
+
+
 def test_send_time_in_a_dst_gap_is_when_the_clock_jumped() -> None:
-    # 02:30 does not exist on 2026-03-29 in Berlin: the report of the 28th goes at 03:00 CEST (01:00 UTC)
+    # 02:30 does not exist on 2026-03-29 in Berlin: it is read as winter time, the report of the 28th goes at
+    # 03:30 CEST (01:30 UTC)
     p = period_at(sched(time="02:30"), BERLIN, dt.date(2026, 3, 28))
     assert p.due == dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.timezone.utc).timestamp()
     # an ambiguous 02:30 (the 25th of October) is the first of the two
