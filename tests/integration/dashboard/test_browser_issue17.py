@@ -22,6 +22,7 @@ import pypdf
 import pytest
 from playwright.async_api import Browser
 
+from tests.integration.dashboard.test_glance import axe_violations
 from tests.support.dashboard_served import (
     ARTIFACTS,
     DESKTOP,
@@ -102,7 +103,8 @@ async def test_a_phone_acknowledges_by_the_link_with_a_note_once(dashboard: Runn
     ARTIFACTS.mkdir(exist_ok=True)
     async with engine(mosquitto, state) as got:
         url = ack_url(dashboard, since)
-        ctx = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)  # type: ignore[arg-type]
+        ctx = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,  # type: ignore[arg-type]
+                                        bypass_csp=True)  # to inject axe-core
         page = await ctx.new_page()
         await page.goto(url)  # no login
         for _ in range(50):  # the dashboard may not have taken the retained alert in yet
@@ -118,6 +120,7 @@ async def test_a_phone_acknowledges_by_the_link_with_a_note_once(dashboard: Runn
         box = await button.bounding_box()
         assert box and box["height"] >= 44 and box["width"] >= 300  # a thumb finds it on a 390 px screen
         await page.screenshot(path=str(ARTIFACTS / "ack-link-phone.png"), full_page=True)
+        assert await axe_violations(page) == []
         await page.fill("textarea[name=note]", "closed the door, moved stock to freezer 2")
         await button.tap()
         await page.wait_for_selector("body[data-outcome=done]")
@@ -133,6 +136,7 @@ async def test_a_phone_acknowledges_by_the_link_with_a_note_once(dashboard: Runn
         assert await page.get_attribute("body", "data-outcome") == "used"
         assert "ana acknowledged with it at" in await page.inner_text("main")
         await page.screenshot(path=str(ARTIFACTS / "ack-link-phone-used.png"), full_page=True)
+        assert await axe_violations(page) == []
         async with dashboard.client() as c:
             again = await c.post(url.removeprefix(dashboard.base), content=b"")  # as ntfy's button would
         assert again.status_code == 410 and "already used" in again.text
