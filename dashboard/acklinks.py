@@ -154,7 +154,8 @@ def _blocked(ctx: Context, grant: Grant, zone: dt.tzinfo) -> Optional[Response]:
         return _page(404, "unknown", "No such alert now",
                      f"Vigil shows no alert {grant.key} at the moment: it may have been removed.")
     rows = _details(ctx, alert, zone)
-    if abs(alert["since"] - grant.episode) > 0.001:
+    # (while an alert flaps, the engine keeps the episode people were told of: it judges those links itself)
+    if abs(alert["since"] - grant.episode) > 0.001 and alert["state"] != "flapping":
         return _page(409, "stale", "This link is for an earlier alert",
                      "The alert cleared and began again since this link was sent; use the newest message, "
                      "or the dashboard.", rows)

@@ -140,3 +140,11 @@ async def test_used_links_are_forgotten_after_they_expire(harness: Harness) -> N
     import sqlite3
     with sqlite3.connect(Path(harness.config.data_dir) / "dashboard-links.db") as db:
         assert [r[0] for r in db.execute("SELECT by FROM used_links")] == ["bob"]
+
+
+async def test_while_an_alert_flaps_the_engine_judges_the_links_episode(harness: Harness) -> None:
+    # A flapping alert's since may have moved past the excursion its people were told of.
+    publish_alert(harness, state="flapping", since=NOW - 60)
+    r = await harness.client.post(link(harness, episode=SINCE))
+    assert r.status_code == 200
+    assert json.loads(harness.publisher.sent[0][1])["episode"] == SINCE
