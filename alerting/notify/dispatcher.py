@@ -47,7 +47,7 @@ from .courier import Courier
 from .fallback import fall_back
 from .links import ack_links, ntfy_params
 from .message import Item, Kind, render
-from .oncall import expand, next_handover, policy_steps
+from .oncall import PolicyStep, expand, next_handover, policy_steps
 from .policy import ActiveSilence, Quiet, Stage, alert_labels, group_key, mute_end, receivers_for, suppression
 from .sender import Sender
 from .state import AlertRow, NotifyState, ReceiverFailure, is_ntfy
@@ -361,7 +361,7 @@ class Dispatcher:
                 names.extend(step.notify)
         return expand(self._config, dict.fromkeys(names), now, self._zone)
 
-    def _policy_steps(self, row: AlertRow) -> list[Any]:
+    def _policy_steps(self, row: AlertRow) -> list[PolicyStep]:
         if not self._config.escalation_policies:
             return []
         t = row.transition

@@ -48,6 +48,7 @@ __all__ = ["OnCall", "Override", "PolicyStep", "Schedule", "expand", "names_prob
            "on_call", "person_at", "policy_steps", "who_is_on_call"]
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_YEARS = (1971, 2200)  # dates outside are mistakes, and near the calendar's ends the arithmetic overflows
 _MAX_CHANGES = 64  # a rotation whose next person is the same one (one person): look this many changes ahead
 
 
@@ -65,14 +66,19 @@ def _clock(value: Any) -> dt.time:
 
 def _when(value: Any) -> Union[dt.date, dt.datetime]:
     """A date (its hand-over time is meant) or a date and time (naive: in the schedule's zone)."""
+    when: Union[dt.date, dt.datetime, None] = None
     if isinstance(value, (dt.date, dt.datetime)):
-        return value
-    if isinstance(value, str) and 10 <= len(value.strip()) <= 40:
+        when = value
+    elif isinstance(value, str) and 10 <= len(value.strip()) <= 40:
         text = value.strip()
         try:
-            return dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
+            when = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
         except ValueError:
             pass
+    if when is not None:
+        if not _YEARS[0] <= when.year <= _YEARS[1]:
+            raise ValueError(f"expected a date between {_YEARS[0]} and {_YEARS[1]}, got {when.isoformat()}")
+        return when
     raise ValueError(f"expected a date such as 2026-12-24 or a date and time such as \"2026-12-24 07:00\", "
                      f"got {str(value)[:60]!r}")
 

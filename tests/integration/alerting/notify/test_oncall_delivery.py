@@ -157,3 +157,35 @@ async def test_ntfy_receives_the_acknowledge_button_and_click_url(tmp_path: Path
         assert acklink.verify(SECRET, token.group(1), START + 60).to == "kitchen"
     finally:
         s.close()
+
+
+async def test_make_dispatcher_signs_with_the_secret_beside_the_state_file(
+        tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerting.delivery import make_dispatcher
+
+    monkeypatch.delenv(acklink.SECRET_ENV, raising=False)
+    state = tmp_path / "data" / "alerts.db"
+    state.parent.mkdir()
+    clock = ManualClock(START)
+    config = NotifyConfig.model_validate({"receivers": {"kitchen": receiver.url("kitchen")},
+                                          "grouping": {"group_wait": "30s"}})
+    engine = sqlite3.connect(str(state))
+    Outbox(engine).create_tables()
+    Outbox(engine).enqueue(fired())
+    engine.commit()
+    plain = make_dispatcher(str(state), config, clock, public_url=None)
+    plain.close()
+    assert not (state.parent / acklink.SECRET_FILE).exists()  # no public URL: no links, no secret made
+    dispatcher = make_dispatcher(str(state), config, clock, public_url="https://vigil.example.org/")
+    try:
+        await dispatcher.step()
+        clock.set(START + 30)
+        await dispatcher.step()
+        [m] = receiver.received
+        token = re.search(r"Acknowledge: https://vigil\.example\.org/ack/(\S+)", m["message"])
+        assert token is not None, m["message"]
+        secret = acklink.load_secret(state.parent)
+        assert acklink.verify(secret, token.group(1), START + 60).to == "kitchen"
+    finally:
+        dispatcher.close()
+        engine.close()

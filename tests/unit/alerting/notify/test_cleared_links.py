@@ -268,3 +268,16 @@ async def test_ntfy_parameters_follow_a_reload_that_changes_the_receiver_url(tmp
         assert parse_qs(moved.query)["click"][0].startswith(PUBLIC + "ack/")
     finally:
         h.close()
+
+
+async def test_firing_and_resolved_show_the_peak_when_the_transition_has_one(lh: LinkHarness) -> None:
+    fired = dataclasses.replace(transition(at=START, value=-12.5), peak=-11.04)
+    lh.enqueue(fired)
+    await lh.at(0)
+    await lh.at(30)
+    assert "Value: -12.5\nPeak: -11.0\n" in lh.sender.sent[0].body
+    lh.enqueue(dataclasses.replace(fired, id="r", state=AlertState.RESOLVED, previous=AlertState.FIRING,
+                                   at=START + 600, ended=START + 600, peak=-9.46))
+    await lh.at(600)
+    await lh.at(630)
+    assert lh.sender.sent[1].body.splitlines()[-1] == "Peak: -9.5"
