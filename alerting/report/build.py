@@ -4,11 +4,12 @@ summed up with numpy, its excursions from the ledger, its complete days sealed i
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,6 +27,7 @@ from .seal import Readings, SealWanted, digest, load_readings, record
 
 __all__ = ["make_report", "mark_times", "site_days", "zone_name"]
 
+READ_AHEAD = 2
 CHART_BUCKETS = 2150  # two points (low, high) each: about 4,300 points per chart
 
 
@@ -160,31 +162,40 @@ def make_report(store: Store, state_path: str | Path, request: ReportRequest, *,
     times = mark_times(request.start, min(request.end, now), request.interval, zone)
     units: list[UnitReport] = []
     wanted: list[SealWanted] = []
-    for i, series in enumerate(request.units):
-        if progress is not None:
-            progress(i, len(request.units), series)
-        r = load_readings(store, series, request.start - request.interval, request.end)
-        inside = r.between(request.start, request.end)
-        n = len(inside)
-        corrected = int(np.count_nonzero(~np.isnan(inside.raw)))
-        for day, d0, d1 in days:
-            if d0 >= request.start and d1 <= request.end and d1 <= now:
-                part = r.between(d0, d1)
-                wanted.append(SealWanted(series, d0, d1, len(part), digest(part), day))
-        found = [x for x in excursions.get(series, [])
-                 if x.since < request.end and (x.ended is None or x.ended >= request.start)]
-        ts, low, high = _envelope(inside, request.start, request.end)
-        metric = series.rsplit("/", 1)[1]
-        units.append(UnitReport(
-            series=series, unit=METRIC_UNITS.get(metric) or next((x.unit for x in found if x.unit), ""),
-            count=n, low=float(inside.value.min()) if n else None, high=float(inside.value.max()) if n else None,
-            mean=float(inside.value.mean()) if n else None, corrected=corrected,
-            marks=_marks(r, times, request.interval), days=_day_stats(r, days, request.start, request.end),
-            excursions=found, calibration=_calibration(journal, series, request.start, request.end, zone,
-                                                       corrected, n),
-            chart_ts=ts, chart_low=low, chart_high=high, limits=request.limits.get(series, (None, None)),
-            spacing=float(np.median(np.diff(inside.ts))) / 1e6 if n > 1 else 0.0))
-        del r, inside
+    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="report-read") as pool:
+        # the next units are read while this one is summed up: the store (influxd: another process) answers
+        # one while Python decodes another; at most READ_AHEAD units are in memory besides this one
+        def read(k: int) -> Future[Readings]:
+            return pool.submit(load_readings, store, request.units[k], request.start - request.interval, request.end)
+
+        pending = deque(read(k) for k in range(min(READ_AHEAD, len(request.units))))
+        for i, series in enumerate(request.units):
+            if progress is not None:
+                progress(i, len(request.units), series)
+            r = pending.popleft().result()
+            if i + READ_AHEAD < len(request.units):
+                pending.append(read(i + READ_AHEAD))
+            inside = r.between(request.start, request.end)
+            n = len(inside)
+            corrected = int(np.count_nonzero(~np.isnan(inside.raw)))
+            for day, d0, d1 in days:
+                if d0 >= request.start and d1 <= request.end and d1 <= now:
+                    part = r.between(d0, d1)
+                    wanted.append(SealWanted(series, d0, d1, len(part), digest(part), day))
+            found = [x for x in excursions.get(series, [])
+                     if x.since < request.end and (x.ended is None or x.ended >= request.start)]
+            ts, low, high = _envelope(inside, request.start, request.end)
+            metric = series.rsplit("/", 1)[1]
+            units.append(UnitReport(
+                series=series, unit=METRIC_UNITS.get(metric) or next((x.unit for x in found if x.unit), ""),
+                count=n, low=float(inside.value.min()) if n else None, high=float(inside.value.max()) if n else None,
+                mean=float(inside.value.mean()) if n else None, corrected=corrected,
+                marks=_marks(r, times, request.interval), days=_day_stats(r, days, request.start, request.end),
+                excursions=found, calibration=_calibration(journal, series, request.start, request.end, zone,
+                                                           corrected, n),
+                chart_ts=ts, chart_low=low, chart_high=high, limits=request.limits.get(series, (None, None)),
+                spacing=float(np.median(np.diff(inside.ts))) / 1e6 if n > 1 else 0.0))
+            del r, inside
     if progress is not None:
         progress(len(request.units), len(request.units), "")
     if not any(u.count for u in units) and not any(u.excursions for u in units):
@@ -195,10 +206,10 @@ def make_report(store: Store, state_path: str | Path, request: ReportRequest, *,
     manifest = Manifest(report_id, request.start, request.end, zone_name(zone), list(request.units),
                         head_seq, head_hash, [], now)
     report = Report(request, zone_name(zone), now, units, manifest)
-    from .csvout import render_data
+    from .csvout import data_digest, render_data
 
     report.data_csv = render_data(report)
-    data_sha = hashlib.sha256(report.data_csv.encode("utf-8")).hexdigest()
+    data_sha = data_digest(report.data_csv)
     seals: list[int] = []
     if seal:
         body = {"id": report_id, "start": request.start, "end": request.end, "units": list(request.units),

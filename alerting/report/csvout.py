@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 from pathlib import Path
 from typing import Any, Optional
 
 from .model import Manifest, Report, ReportError
 
-__all__ = ["COLUMNS", "MANIFEST_PREFIX", "read_csv_manifest", "render_data", "write_csv"]
+__all__ = ["COLUMNS", "MANIFEST_PREFIX", "data_digest", "read_csv_manifest", "render_data", "write_csv"]
 
 COLUMNS = ["section", "series", "time", "until", "reading_time", "value", "raw", "corrected", "count", "min",
            "max", "mean", "peak", "duration_s", "rule", "severity", "who", "how", "text"]
@@ -81,6 +82,11 @@ def render_data(report: Report) -> str:
     return buf.getvalue()
 
 
+def data_digest(text: str) -> str:
+    """SHA-256 of the data lines, line ends taken as LF (a CSV re-saved with other line ends is the same)."""
+    return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
+
+
 def manifest_lines(report: Report) -> list[str]:
     m = report.manifest
     zone = report.request.zone
@@ -107,12 +113,14 @@ def write_csv(report: Report, path: str | Path) -> None:
 def read_csv_manifest(data: bytes) -> tuple[Manifest, str]:
     """The manifest of a report CSV and its data lines; ReportError when it has none."""
     text = data.decode("utf-8", "replace")
+    if len(text) > 0 and not text.startswith("#"):
+        raise ReportError("no Vigil manifest in this CSV (a '# manifest:' line at its top)")
     manifest: Optional[Manifest] = None
     pos = 0
     while text.startswith("#", pos):
         end = text.find("\n", pos)
         line = text[pos: len(text) if end < 0 else end].rstrip("\r")
-        if line.startswith(MANIFEST_PREFIX):
+        if line.startswith(MANIFEST_PREFIX) and manifest is None:
             manifest = Manifest.from_json(line[len(MANIFEST_PREFIX):])
         pos = len(text) if end < 0 else end + 1
     if manifest is None:

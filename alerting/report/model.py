@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from vigil.core.errors import VigilError
+from vigil.core.jsonlimits import loads
 
 __all__ = [
     "DayStats",
@@ -178,7 +179,7 @@ class Manifest:
     def from_json(text: str) -> Manifest:
         """The manifest back from its JSON; ReportError when it is not one."""
         try:
-            d = json.loads(text)
+            d = loads(text, max_bytes=4 * 1024 * 1024)
             if not isinstance(d, dict) or d.get("v") != 1:
                 raise ValueError("not a version 1 manifest")
             units = d["units"]
@@ -191,7 +192,7 @@ class Manifest:
                 raise ValueError("head")
             return Manifest(str(d["id"]), float(d["start"]), float(d["end"]), str(d["zone"]), units,
                             d["head_seq"], d["head_hash"], seals, float(d["made_at"]), str(d.get("data_sha256", "")))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise ReportError(f"the report's manifest cannot be read ({exc})") from None
 
 

@@ -55,7 +55,7 @@ def load_readings(store: Store, series: str, start: float, end: float) -> Readin
     value = np.fromiter((p.value for p in points), np.float64, len(points))
     del points
     raw = np.full(ts.size, np.nan)
-    raws = store.query(key, start, end, field="raw")
+    raws = store.query(key, start, end, field="raw") if ts.size else []
     if raws:
         rts = np.rint(np.fromiter((p.ts for p in raws), np.float64, len(raws)) * 1e6).astype(np.int64)
         rv = np.fromiter((p.value for p in raws), np.float64, len(raws))

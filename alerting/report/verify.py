@@ -8,14 +8,15 @@ manifest (and, for a CSV, the data lines' hash), and recomputes every sealed dig
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import zoneinfo
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 from alerting import ledger
 from vigil.core.stores import Store, StoreError
 
-from .csvout import read_csv_manifest
+from .csvout import data_digest, read_csv_manifest
 from .excursions import has_ledger, open_ledger_readonly
 from .model import Manifest, ReportError, Verdict
 from .pdfout import read_pdf_manifest
@@ -73,35 +74,44 @@ def verify_file(path: str | Path, store: Store, state_path: str | Path) -> Verdi
         if (b.get("seals") != manifest.seals or b.get("units") != manifest.units
                 or b.get("start") != manifest.start or b.get("end") != manifest.end):
             problems.append("the file's manifest (units, period or seals) differs from the report's ledger record")
-        if not is_pdf and b.get("data_sha256") != hashlib.sha256(data_lines.encode("utf-8")).hexdigest():
+        if not is_pdf and b.get("data_sha256") != data_digest(data_lines):
             problems.append("the CSV's data lines were changed after the report was made "
                             f"(their SHA-256 differs from ledger record {own.seq})")
     readings = 0
-    for seq in manifest.seals:
-        e = rows.get(seq)
-        if e is None or e.kind != "seal":
-            problems.append(f"seal record {seq} is not in the ledger")
-            continue
-        b = e.body
-        try:
-            series, start, end = str(b["series"]), float(b["start"]), float(b["end"])
-            r = load_readings(store, series, start, end)
-        except (KeyError, TypeError, ValueError) as exc:
-            problems.append(f"seal record {seq} cannot be read ({exc})")
-            continue
-        except StoreError as exc:
-            problems.append(f"{b.get('series')} {_day(float(b.get('start', 0)), manifest.zone)}: the store did not "
-                            f"answer ({exc}); not checked")
-            continue
-        readings += len(r)
-        when = f"{series} {_day(start, manifest.zone)}"
-        if len(r) != b.get("count"):
-            problems.append(f"{when}: {len(r):,} readings now, {_n(b.get('count'))} when sealed")
-        elif digest(r) != b.get("sha256"):
-            problems.append(f"{when}: {len(r):,} readings as when sealed, but a time or value differs from then")
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="report-verify") as pool:
+        for seq, found in zip(manifest.seals, pool.map(lambda q: _recount(rows.get(q), store), manifest.seals)):
+            e = rows.get(seq)
+            if e is None or e.kind != "seal":
+                problems.append(f"seal record {seq} is not in the ledger")
+                continue
+            b = e.body
+            if isinstance(found, str):
+                problems.append(f"seal record {seq}: {found}; not checked")
+                continue
+            count, sha = found
+            readings += count
+            when = f"{b['series']} {_day(float(b['start']), manifest.zone)}"
+            if count != b.get("count"):
+                problems.append(f"{when}: {count:,} readings now, {_n(b.get('count'))} when sealed")
+            elif sha != b.get("sha256"):
+                problems.append(f"{when}: {count:,} readings as when sealed, but a time or value differs from then")
     checked = (f"ledger records 1-{manifest.head_seq}, {len(manifest.seals):,} seals of {len(manifest.units)} "
                f"series ({readings:,} readings)" + ("" if is_pdf else ", the CSV's data lines"))
     return Verdict(not problems, problems, checked)
+
+
+def _recount(e: Optional[ledger.Entry], store: Store) -> tuple[int, str] | str:
+    """The count and digest of a seal's readings now; a sentence when they cannot be had."""
+    if e is None or e.kind != "seal":
+        return (0, "")
+    b = e.body
+    try:
+        r = load_readings(store, str(b["series"]), float(b["start"]), float(b["end"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"cannot be read ({exc})"
+    except StoreError as exc:
+        return f"the store did not answer ({exc})"
+    return len(r), digest(r)
 
 
 def _n(x: object) -> str:
