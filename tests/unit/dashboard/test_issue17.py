@@ -86,6 +86,7 @@ async def test_a_cleared_latched_alert_is_current_with_its_peak_duration_and_not
     await h.login()
     data = (await h.client.get("/api/v1/alerts")).json()
     assert [x["key"] for x in data["current"]] == [KEY] and data["current"][0]["duration"] == 1800
+    assert data["current"][0]["condition"] == "cleared, not acknowledged"
     # Acknowledged: the engine publishes resolved; it leaves "now".
     h.live.handle(f"vigil/alerts/{KEY}", cleared(state="resolved", acknowledged_by="ana",
                                                  acknowledged_at=NOW - 10), NOW)
