@@ -31,6 +31,7 @@ from vigil.core.acklink import Grant, LinkRefused, load_secret, verify
 from vigil.core.sitetime import format_value, precision_of, site_zone
 from vigil.core.topics import TopicError
 
+from .actions import text_problem
 from .context import Context, ctx_of
 from .feed import BrokerUnavailable
 from .pages import render
@@ -218,8 +219,9 @@ def _note(request: Request, body: bytes) -> tuple[Optional[str], Optional[Respon
     if len(note) > NOTE_MAX:
         return None, _page(400, "bad-body", "The note is too long",
                            f"Write at most {NOTE_MAX} characters; this one has {len(note)}.")
-    if any((ord(c) < 32 and c not in "\n\t\r") or c == "\x7f" for c in note):
-        return None, _page(400, "bad-body", "The note has control characters", "Write plain text.")
+    problem = text_problem(note)
+    if problem:
+        return None, _page(400, "bad-body", "The note cannot be recorded as written", problem[:1].upper() + problem[1:])
     return note or None, None
 
 

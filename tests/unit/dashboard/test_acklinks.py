@@ -103,7 +103,8 @@ async def test_an_alert_already_acknowledged_or_over_or_unknown_is_said(harness:
 @pytest.mark.parametrize(("body", "ctype", "status", "words"), [
     ("note=" + "x" * 2001, "application/x-www-form-urlencoded", 400, "too long"),
     ("note=%FF%FE", "application/x-www-form-urlencoded", 400, "could not be read"),
-    ("note=a%00b", "application/x-www-form-urlencoded", 400, "control characters"),
+    ("note=a%00b", "application/x-www-form-urlencoded", 400, "control character"),
+    ("note=evil%E2%80%AEtxt.exe", "application/x-www-form-urlencoded", 400, "U+202E"),
     ("&".join(f"f{i}=1" for i in range(50)), "application/x-www-form-urlencoded", 400, "could not be read"),
     ('{"note": 5}', "application/json", 400, "could not be read"),
     ("[1, 2]", "application/json", 400, "could not be read"),
