@@ -31,6 +31,7 @@ from vigil.core.acklink import Grant, LinkRefused, load_secret, verify
 from vigil.core.sitetime import format_value, precision_of, site_zone
 from vigil.core.topics import TopicError
 
+from .actions import text_problem
 from .context import Context, ctx_of
 from .feed import BrokerUnavailable
 from .pages import render
@@ -154,7 +155,8 @@ def _blocked(ctx: Context, grant: Grant, zone: dt.tzinfo) -> Optional[Response]:
         return _page(404, "unknown", "No such alert now",
                      f"Vigil shows no alert {grant.key} at the moment: it may have been removed.")
     rows = _details(ctx, alert, zone)
-    if abs(alert["since"] - grant.episode) > 0.001:
+    # (while an alert flaps, the engine keeps the episode people were told of: it judges those links itself)
+    if abs(alert["since"] - grant.episode) > 0.001 and alert["state"] != "flapping":
         return _page(409, "stale", "This link is for an earlier alert",
                      "The alert cleared and began again since this link was sent; use the newest message, "
                      "or the dashboard.", rows)
@@ -217,8 +219,9 @@ def _note(request: Request, body: bytes) -> tuple[Optional[str], Optional[Respon
     if len(note) > NOTE_MAX:
         return None, _page(400, "bad-body", "The note is too long",
                            f"Write at most {NOTE_MAX} characters; this one has {len(note)}.")
-    if any((ord(c) < 32 and c not in "\n\t\r") or c == "\x7f" for c in note):
-        return None, _page(400, "bad-body", "The note has control characters", "Write plain text.")
+    problem = text_problem(note)
+    if problem:
+        return None, _page(400, "bad-body", "The note cannot be recorded as written", problem[:1].upper() + problem[1:])
     return note or None, None
 
 

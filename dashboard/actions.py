@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.core.durations import parse_duration
 from vigil.core.errors import BadRequest
-from vigil.core.topics import Topics, validate_segment
+from vigil.core.topics import Topics, invisible_character, validate_segment
 
 from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of
@@ -96,6 +96,13 @@ async def acknowledge(request: Request, who: Admin, rule: str, series: str,
     return {"acknowledged": f"{rule}/{series}", "by": who.name}
 
 
+def text_problem(text: str) -> Optional[str]:
+    """Why a note cannot be recorded as written (the rule engine refuses the same): an invisible or control
+    character other than line breaks and tabs; None when it is plain text."""
+    problem = invisible_character(text.replace("\n", "").replace("\t", "").replace("\r", ""))
+    return f"{problem}; write plain text" if problem else None
+
+
 def notes_topic(topics: Topics, rule: str, series: str) -> str:
     """``<root>/notes/<rule>/<series>``, as the ack topic is built.
 
@@ -112,8 +119,9 @@ async def add_note(request: Request, who: Admin, rule: str, series: str, body: N
     text = body.text.strip()
     if not text:
         raise BadRequest("text: write what was done; it is empty")
-    if any((ord(c) < 32 and c not in "\n\t\r") or c == "\x7f" for c in text):
-        raise BadRequest("text: control characters are not allowed; write plain text")
+    problem = text_problem(text)
+    if problem:
+        raise BadRequest(f"text: {problem}")
     if f"{rule}/{series}" not in ctx.live.alerts:
         raise ApiError(404, f"no alert {rule}/{series} is known")
     note = {"id": secrets.token_hex(8), "by": who.name[:64], "text": text}

@@ -241,15 +241,19 @@ async def alerts(request: Request, _: Reader, state: Optional[str] = None, rule:
                  limit: int = Query(200, ge=1, le=10_000)) -> dict[str, Any]:
     """Alerts now (pending, firing, and cleared but not acknowledged) and the history of their changes, newest first.
 
-    A latched alert whose condition cleared stays under ``current`` as ``cleared`` with its ``peak``, ``ended`` and
-    ``duration`` until someone acknowledges it."""
+    A latched alert whose condition cleared stays under ``current`` as ``cleared`` (``condition``: "cleared, not
+    acknowledged") with its ``peak``, ``ended`` and ``duration`` until someone acknowledges it."""
     ctx = ctx_of(request)
 
     def keep(a: dict[str, Any]) -> bool:
         return ((state is None or a["state"] == state) and (rule is None or a["rule"] == rule)
                 and (series is None or series in a["series"]) and (severity is None or a["severity"] == severity))
 
-    current = [a for a in ctx.live.alerts.values() if a["state"] in ACTIVE and keep(a)]
+    def worded(a: dict[str, Any]) -> dict[str, Any]:
+        waiting = a["state"] == "cleared" and not a.get("acknowledged_by")
+        return {**a, "condition": "cleared, not acknowledged"} if waiting else a
+
+    current = [worded(a) for a in ctx.live.alerts.values() if a["state"] in ACTIVE and keep(a)]
     order = {"firing": 0, "flapping": 1, "cleared": 2, "pending": 3}
     current.sort(key=lambda a: (order.get(a["state"], 3), -a["since"]))
     journal = ctx.live.journal

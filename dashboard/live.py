@@ -345,7 +345,7 @@ class LiveState:
         if alert is None:
             return
         episode = _finite(data.get("episode"))
-        if episode is not None and abs(episode - alert["since"]) > 0.001:
+        if episode is not None and abs(episode - alert["since"]) > 0.001 and alert["state"] != "flapping":
             return  # a link for an earlier excursion: the engine ignores it too
         alert["acknowledged_by"] = str(data.get("by", "?"))[:64]
         alert["acknowledged_at"] = _finite(data.get("at")) or received

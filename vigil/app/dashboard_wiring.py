@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -104,7 +105,6 @@ class EngineRules:
 
     def on_call(self, path: Path, now: float, zone: dt.tzinfo) -> list[OnCall]:
         from alerting.notify.oncall import who_is_on_call
-
         from alerting.rules import load_rules_path
 
         try:
@@ -169,20 +169,30 @@ class BridgeFormats:
 
 
 class EngineReports:
-    """The rule engine's report (alerting.report) over the store, sealed in the engine's state file's ledger."""
+    """The rule engine's report (alerting.report) over the store, as ``vigil report`` makes it: limits from the
+    rules files, calibrations from the journal in the data directory, sealed in the engine's state file's ledger."""
 
-    def __init__(self, state_path: Path) -> None:
+    def __init__(self, state_path: Path, rules_path: Path, data_dir: Path) -> None:
         self.state_path = state_path
+        self.rules_path = rules_path
+        self.data_dir = data_dir
 
     def make(self, store: Store, units: list[str], start: float, end: float, interval: float, zone: dt.tzinfo,
              fmt: str, title: str = "") -> ReportFile:
-        from alerting.report import ReportRequest, make_report, write_csv, write_pdf
+        from alerting.report import ReportError, ReportRequest, make_report, write_csv, write_pdf
+        from alerting.report.limits import limits_from_rules
+        from vigil.core.calibration import JOURNAL_NAME, CalibrationJournal
 
-        request = ReportRequest(units=units, start=start, end=end, interval=interval, zone=zone, title=title)
+        journal = self.data_dir / JOURNAL_NAME
         try:
-            report = make_report(store, self.state_path, request, seal=True)
-        except ValueError as exc:  # what was asked cannot be reported (the report's own words)
+            request = ReportRequest(units, start, end, interval, zone, title, limits_from_rules(self.rules_path, units))
+            report = make_report(store, self.state_path, request, seal=True,
+                                 journal=CalibrationJournal(journal) if journal.exists() else None)
+        except ReportError as exc:  # what was asked cannot be reported (the report's own words)
             raise ReportRefused(str(exc)) from None
+        except (OSError, sqlite3.Error) as exc:  # the seal goes into the engine's state file: it must be reachable
+            raise ReportRefused(f"cannot use the alert state file {self.state_path} to seal the report: {exc}; "
+                                "make reports where the rule engine runs") from None
         first = dt.datetime.fromtimestamp(start, zone).date()
         last = dt.datetime.fromtimestamp(end - 1, zone).date()
         name = f"vigil-report-{first}" + ("" if first == last else f"-to-{last}") + f".{fmt}"
@@ -199,8 +209,9 @@ def _parts(config: VigilConfig, options: dict[str, Any]) -> dict[str, Any]:
     use_zone(site_zone(settings.zone_name))  # the preview's messages, as the engine's, in the site's zone
     rules: Rules = EngineRules()
     formats: PayloadFormats = BridgeFormats(config.bridge, config.mqtt.topics)
-    reports: Reports = EngineReports(Path(config.alerting.state))
-    return {"data_dir": Path(config.data_dir), "rules_path": Path(settings.rules or config.alerting.rules),
+    rules_path = Path(settings.rules or config.alerting.rules)
+    reports: Reports = EngineReports(Path(config.alerting.state), rules_path, Path(config.data_dir))
+    return {"data_dir": Path(config.data_dir), "rules_path": rules_path,
             "rules": rules, "formats": formats, "reports": reports, **options}
 
 

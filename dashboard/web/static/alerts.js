@@ -83,11 +83,12 @@ async function alertsPage() {
     return el("ul", { class: "notes", "aria-label": "Notes" }, a.notes.map((n) => el("li", {},
       el("strong", {}, n.by || "?"), n.at ? [" ", timeEl(n.at, true)] : "", ": ", n.text)));
   }
-  function excursion(a) {
-    if (a.state !== "cleared") return null;
-    const r = latest.get(a.series) || {};
-    return el("div", { class: "excursion" }, a.peak !== undefined ? ["worst ", el("strong", {}, withUnit(a.peak, r.unit, r.labels)), ", "] : "",
-      a.duration !== undefined ? `lasted ${span(a.duration)}` : "", a.ended ? [", cleared ", timeEl(a.ended, true)] : "");
+  /* The worst value of the excursion; for a latched alarm that cleared, how long it lasted and when it ended. */
+  function excursion(a, r) {
+    const worst = a.peak !== undefined ? el("div", { class: "nowrap" }, "worst ", el("strong", {}, withUnit(a.peak, r.unit, r.labels))) : null;
+    if (a.state !== "cleared") return worst && el("div", { class: "muted" }, worst);
+    return el("div", { class: "excursion" }, worst, a.duration !== undefined ? el("div", { class: "nowrap" }, `lasted ${span(a.duration)}`) : null,
+      a.ended ? el("div", { class: "nowrap muted" }, "cleared ", timeEl(a.ended, true)) : null);
   }
 
   function handled(a) {
@@ -99,13 +100,13 @@ async function alertsPage() {
     const s = silenceOf(a, silences);
     if (s) out.push(el("div", { class: "silenced" }, condBadge("silenced"), " until ", timeEl(s.until, true), s.by ? ` by ${s.by}` : "",
       s.comment ? el("div", { class: "comment" }, `“${s.comment}”`) : null));
-    return out.length ? out : el("span", { class: "muted" }, a.state === "cleared" ? "not yet: it needs an acknowledgement" : "not yet");
+    return out.length ? out : el("span", { class: "muted" }, "not yet");
   }
   function valueCell(a) {
     const r = latest.get(a.series) || {};
     return [el("div", { class: "nowrap" }, "now ", el("strong", { class: "now" }, withUnit(r.value, r.unit, r.labels))),
-      valueIsReading(a) ? el("div", { class: "muted nowrap" }, "at firing ", withUnit(a.value, r.unit, r.labels)) : null,
-      a.peak !== undefined && a.state !== "cleared" ? el("div", { class: "muted nowrap" }, "worst ", withUnit(a.peak, r.unit, r.labels)) : null];
+      valueIsReading(a) && a.state !== "cleared" ? el("div", { class: "muted nowrap" }, "at firing ", withUnit(a.value, r.unit, r.labels)) : null,
+      excursion(a, r)];
   }
   function sensorCell(a) {
     const r = latest.get(a.series);
@@ -121,12 +122,12 @@ async function alertsPage() {
   function currentTable(rows) {
     if (!rows.length) return el("p", { class: "muted" }, "None: every rule is satisfied.");
     return el("table", { class: "list" }, el("thead", {}, el("tr", {}, ["State", "Sensor", "Rule", "Severity", "Value", "Since", "Message",
-      "Acknowledged / silenced / notes", isAdmin() ? "Actions" : null].filter(Boolean).map((h) => el("th", { scope: "col" }, h)))),
+      "Acknowledged / silenced", isAdmin() ? "Actions" : null].filter(Boolean).map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows.map((a) => el("tr", { "data-key": a.key },
       el("td", { "data-label": "State" }, condBadge(condOf(a))), el("td", { "data-label": "Sensor" }, sensorCell(a)),
       el("td", { "data-label": "Rule" }, a.rule), el("td", { "data-label": "Severity", class: "sev-" + a.severity }, a.severity),
       el("td", { "data-label": "Value" }, valueCell(a)), el("td", { "data-label": "Since" }, timeEl(a.since, true)),
-      el("td", { "data-label": "Message", class: "message" }, a.reason ? flagEl(a, (latest.get(a.series) || {}).labels) : null, a.message, excursion(a)),
+      el("td", { "data-label": "Message", class: "message" }, a.reason ? flagEl(a, (latest.get(a.series) || {}).labels) : null, a.message),
       el("td", { "data-label": "Handled", class: "handled" }, handled(a), notesList(a)),
       isAdmin() ? el("td", { class: "actions" }, a.acknowledged_by || a.state === "pending" ? null : ackAction(a), noteAction(a),
         silenceOf(a, silences) ? null : silenceAction(a)) : null))));

@@ -7,8 +7,10 @@ engine's retained alert payload does (alerting's own tests cover the engine)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
+import zoneinfo
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,12 +18,26 @@ from typing import Any
 
 import aiomqtt
 import httpx
+import pypdf
 import pytest
 from playwright.async_api import Browser
 
-from tests.support.dashboard_served import ARTIFACTS, DESKTOP, PHONE, Running, logged_in, publish, tile
+from tests.integration.dashboard.test_glance import axe_violations
+from tests.support.dashboard_served import (
+    ARTIFACTS,
+    DESKTOP,
+    PHONE,
+    Running,
+    history,
+    logged_in,
+    make_config,
+    publish,
+    running_dashboard,
+    tile,
+)
 from tests.support.services import Mosquitto
 from vigil.core.acklink import load_secret, sign
+from vigil.core.stores import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +103,8 @@ async def test_a_phone_acknowledges_by_the_link_with_a_note_once(dashboard: Runn
     ARTIFACTS.mkdir(exist_ok=True)
     async with engine(mosquitto, state) as got:
         url = ack_url(dashboard, since)
-        ctx = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)  # type: ignore[arg-type]
+        ctx = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,  # type: ignore[arg-type]
+                                        bypass_csp=True)  # to inject axe-core
         page = await ctx.new_page()
         await page.goto(url)  # no login
         for _ in range(50):  # the dashboard may not have taken the retained alert in yet
@@ -103,6 +120,7 @@ async def test_a_phone_acknowledges_by_the_link_with_a_note_once(dashboard: Runn
         box = await button.bounding_box()
         assert box and box["height"] >= 44 and box["width"] >= 300  # a thumb finds it on a 390 px screen
         await page.screenshot(path=str(ARTIFACTS / "ack-link-phone.png"), full_page=True)
+        assert await axe_violations(page) == []
         await page.fill("textarea[name=note]", "closed the door, moved stock to freezer 2")
         await button.tap()
         await page.wait_for_selector("body[data-outcome=done]")
@@ -118,6 +136,7 @@ async def test_a_phone_acknowledges_by_the_link_with_a_note_once(dashboard: Runn
         assert await page.get_attribute("body", "data-outcome") == "used"
         assert "ana acknowledged with it at" in await page.inner_text("main")
         await page.screenshot(path=str(ARTIFACTS / "ack-link-phone-used.png"), full_page=True)
+        assert await axe_violations(page) == []
         async with dashboard.client() as c:
             again = await c.post(url.removeprefix(dashboard.base), content=b"")  # as ntfy's button would
         assert again.status_code == 410 and "already used" in again.text
@@ -155,6 +174,8 @@ async def test_a_cleared_latched_alarm_waits_for_an_acknowledgement(dashboard: R
                                      timeout=5000)
         assert "Cleared, not acknowledged" in await page.locator(tile(SERIES)).inner_text()
         assert "cleared, not acknowledged" in (await page.locator("#summary").inner_text()).lower()
+        assert "worst -3.5" in await page.locator(tile(SERIES)).inner_text()
+        await page.screenshot(path=str(ARTIFACTS / "overview-cleared-not-acknowledged.png"))
         await page.goto(dashboard.base + "/alerts")
         await page.wait_for_selector("body[data-ready=yes]")
         row = page.locator(f'#current tr[data-key="{KEY}"]')
@@ -226,3 +247,114 @@ async def test_the_link_page_is_readable_without_a_session_but_the_dashboard_is_
         assert (await c.get("/alerts")).status_code == 303  # the rest still needs a login
         assert (await c.get("/api/v1/oncall")).status_code == 401
         assert (await c.post("/api/v1/alerts/a/b/c/d/notes", json={"text": "x"})).status_code == 401
+
+
+ONCALL_RULES = """\
+receivers:
+  anna: json://127.0.0.1:9/anna
+  ben: json://127.0.0.1:9/ben
+schedules:
+  kitchen:
+    rotation: daily
+    handover: "07:00"
+    start: "2026-01-01"
+    people: [anna, ben]
+rules: []
+"""
+
+
+@pytest.fixture
+async def scheduled(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[Running]:
+    """A dashboard whose rules name an on-call schedule, its store holding a day of readings, the engine's state
+    file (where reports are sealed) in the test's folder."""
+    store = open_store(f"sqlite:///{tmp_path}/vigil.db")
+    store.write(history(time.time()))
+    base = make_config(mosquitto, "memory://", tmp_path)
+    (tmp_path / "rules.yaml").write_text(ONCALL_RULES)
+    config = base.model_copy(update={
+        "alerting": base.alerting.model_copy(update={"state": str(tmp_path / "alerts.db")}),
+        "dashboard": base.dashboard.model_copy(update={"timezone": "Europe/Berlin"})})
+    try:
+        async with running_dashboard(config, store) as run:
+            yield run
+    finally:
+        store.close()
+
+
+async def test_the_on_call_panel_says_who_now_and_next(scheduled: Running, browser: Browser) -> None:
+    page = await logged_in(browser, scheduled, PHONE)
+    await page.goto(scheduled.base + "/alerts")
+    await page.wait_for_selector("body[data-ready=yes]")
+    item = page.locator('#oncall li[data-schedule="kitchen"]')
+    await item.wait_for(timeout=5000)
+    text = await item.inner_text()
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    now = dt.datetime.now(berlin)
+    first = now.date() - dt.timedelta(days=1 if now.hour < 7 else 0)
+    person = "anna" if (first - dt.date(2026, 1, 1)).days % 2 == 0 else "ben"
+    other = "ben" if person == "anna" else "anna"
+    assert text.splitlines()[:2] == ["kitchen", person], text
+    assert f"next: {other}" in text and "07:00" in text and ("CET" in text or "CEST" in text or "GMT+" in text), text
+    await page.screenshot(path=str(ARTIFACTS / "alerts-on-call-phone.png"), full_page=True)
+    async with scheduled.client() as c:
+        await scheduled.login(c)
+        data = (await c.get("/api/v1/oncall")).json()
+    [kitchen] = data["schedules"]
+    assert kitchen["person"] == person and kitchen["next_person"] == other
+    assert dt.datetime.fromtimestamp(kitchen["until"], berlin).strftime("%H:%M") == "07:00"
+    await page.context.close()
+
+
+async def test_a_report_is_downloaded_as_pdf_and_csv(scheduled: Running, browser: Browser, tmp_path: Path) -> None:
+    page = await logged_in(browser, scheduled, DESKTOP)
+    await page.goto(scheduled.base + "/reports")
+    await page.wait_for_selector("body[data-ready=yes]")
+    await page.check('input[name=unit][value="freezer/t0/temperature"]')
+    await page.select_option("select[name=interval]", "1h")
+    yesterday = (dt.datetime.now(zoneinfo.ZoneInfo("Europe/Berlin")) - dt.timedelta(days=1)).date().isoformat()
+    await page.fill("input[name=date]", yesterday)
+    await page.screenshot(path=str(ARTIFACTS / "reports-page.png"), full_page=True)
+    async with page.expect_download(timeout=60000) as pdf_info:
+        await page.get_by_role("button", name="Download PDF").click()
+    pdf = await pdf_info.value
+    assert pdf.suggested_filename == f"vigil-report-{yesterday}.pdf"
+    pdf_path = tmp_path / "r.pdf"
+    await pdf.save_as(pdf_path)
+    reader = pypdf.PdfReader(pdf_path)
+    assert "freezer/t0/temperature" in "".join(p.extract_text() for p in reader.pages)
+    async with page.expect_download(timeout=60000) as csv_info:
+        await page.get_by_role("button", name="Download CSV").click()
+    csv_path = tmp_path / "r.csv"
+    await (await csv_info.value).save_as(csv_path)
+    text = csv_path.read_text()
+    assert "freezer/t0/temperature" in text and len(text.splitlines()) > 10
+    assert "Downloaded vigil-report-" in await page.locator('[data-role="result"]').inner_text()
+    # Nothing chosen, and a period not begun: said on the page, no download.
+    await page.uncheck('input[name=unit][value="freezer/t0/temperature"]')
+    await page.get_by_role("button", name="Download PDF").click()
+    assert "at least one sensor" in await page.locator('[data-role="result"]').inner_text()
+    await page.check('input[name=unit][value="freezer/t0/temperature"]')
+    await page.fill("input[name=date]", "2999-01-01")
+    await page.get_by_role("button", name="Download PDF").click()
+    await page.wait_for_function("() => document.querySelector('[data-role=result]').textContent.includes('not begun')")
+    await page.context.close()
+
+
+async def test_hostile_report_and_on_call_queries_through_the_running_dashboard(scheduled: Running) -> None:
+    async with scheduled.client() as c:
+        csrf = await scheduled.login(c)
+        h = {"X-CSRF-Token": csrf}
+        for body in ({"units": ["freezer/t0/temperature"] * 3, "date": "2026-01-01"},
+                     {"units": ["freezer/t0/temperature"], "date": "2026-01-01", "interval": "1e999h"},
+                     {"units": ["\u202efreezer/t0/temperature"], "date": "2026-01-01"},
+                     {"units": ["freezer/t0/temperature"], "date": "1969-12-31"},
+                     {"units": ["freezer/t0/temperature"], "date": "2026-01-01", "title": "x" * 201},
+                     {"units": "freezer/t0/temperature", "date": "2026-01-01"}):
+            r = await c.post("/api/v1/reports", json=body, headers=h)
+            assert 400 <= r.status_code < 500 and r.json()["error"], (body, r.status_code, r.text[:200])
+        # A period with no readings: the report's own sentence, nothing sealed.
+        r = await c.post("/api/v1/reports", json={"units": ["freezer/t0/temperature"], "date": "2020-01-01"},
+                         headers=h)
+        assert r.status_code == 422 and "no readings" in r.json()["error"], r.text
+        r = await c.get("/api/v1/oncall", params={"now": "nan", "zone": "../../etc"})
+        assert r.status_code == 200 and r.json()["schedules"][0]["schedule"] == "kitchen"

@@ -103,7 +103,8 @@ async def test_an_alert_already_acknowledged_or_over_or_unknown_is_said(harness:
 @pytest.mark.parametrize(("body", "ctype", "status", "words"), [
     ("note=" + "x" * 2001, "application/x-www-form-urlencoded", 400, "too long"),
     ("note=%FF%FE", "application/x-www-form-urlencoded", 400, "could not be read"),
-    ("note=a%00b", "application/x-www-form-urlencoded", 400, "control characters"),
+    ("note=a%00b", "application/x-www-form-urlencoded", 400, "control character"),
+    ("note=evil%E2%80%AEtxt.exe", "application/x-www-form-urlencoded", 400, "U+202E"),
     ("&".join(f"f{i}=1" for i in range(50)), "application/x-www-form-urlencoded", 400, "could not be read"),
     ('{"note": 5}', "application/json", 400, "could not be read"),
     ("[1, 2]", "application/json", 400, "could not be read"),
@@ -140,3 +141,11 @@ async def test_used_links_are_forgotten_after_they_expire(harness: Harness) -> N
     import sqlite3
     with sqlite3.connect(Path(harness.config.data_dir) / "dashboard-links.db") as db:
         assert [r[0] for r in db.execute("SELECT by FROM used_links")] == ["bob"]
+
+
+async def test_while_an_alert_flaps_the_engine_judges_the_links_episode(harness: Harness) -> None:
+    # A flapping alert's since may have moved past the excursion its people were told of.
+    publish_alert(harness, state="flapping", since=NOW - 60)
+    r = await harness.client.post(link(harness, episode=SINCE))
+    assert r.status_code == 200
+    assert json.loads(harness.publisher.sent[0][1])["episode"] == SINCE

@@ -86,6 +86,7 @@ async def test_a_cleared_latched_alert_is_current_with_its_peak_duration_and_not
     await h.login()
     data = (await h.client.get("/api/v1/alerts")).json()
     assert [x["key"] for x in data["current"]] == [KEY] and data["current"][0]["duration"] == 1800
+    assert data["current"][0]["condition"] == "cleared, not acknowledged"
     # Acknowledged: the engine publishes resolved; it leaves "now".
     h.live.handle(f"vigil/alerts/{KEY}", cleared(state="resolved", acknowledged_by="ana",
                                                  acknowledged_at=NOW - 10), NOW)
@@ -143,7 +144,8 @@ async def test_a_note_is_published_for_the_engine_with_an_id_and_who(h17: Any) -
     (b'{"text": ""}', 422, "not valid"),
     (b'{"text": "   "}', 422, "empty"),
     (json.dumps({"text": "x" * 2001}).encode(), 422, "not valid"),
-    (b'{"text": "a\\u0000b"}', 422, "control characters"),
+    (b'{"text": "a\\u0000b"}', 422, "control character"),
+    (b'{"text": "door\\u200bclosed"}', 422, "U+200B"),
     (b'{"text": 5}', 422, "not valid"),
     (b'{"text": "ok", "by": "mallory"}', 422, "not valid"),
     (b"text=hello", 422, "not valid"),
