@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Optional, Protocol
 
 from alerting.notify.apprise_sender import AppriseSender
 from alerting.notify.config import NotifyConfig
 from alerting.notify.dispatcher import Dispatcher, NotifyStatus
 from alerting.templates import use_zone
+from vigil.core.acklink import load_secret
 from vigil.core.clock import Clock
 
 __all__ = ["AlertDispatcher", "make_dispatcher", "warm_apprise"]
@@ -53,11 +55,13 @@ def warm_apprise() -> None:
 
 
 def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
-                    zone: Optional[dt.tzinfo] = None) -> Dispatcher:
+                    zone: Optional[dt.tzinfo] = None, public_url: Optional[str] = None) -> Dispatcher:
     """The notification Dispatcher on the engine's state file, sending through apprise.
 
     ``zone`` is the site's time zone: for the dispatcher's messages and, through
     :func:`alerting.templates.use_zone`, for the times the rules' message templates write.
+    ``public_url`` is the dashboard's address: with it, messages carry signed acknowledgement links, signed
+    with the site's link secret (``$VIGIL_LINK_SECRET`` or ``link-secret`` beside the state file).
     """
     use_zone(zone)
 
@@ -70,4 +74,5 @@ def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
         return conn
 
-    return Dispatcher(connect, config, AppriseSender(), clock, zone=zone)
+    secret = load_secret(Path(state_path).resolve().parent) if public_url else None
+    return Dispatcher(connect, config, AppriseSender(), clock, zone=zone, public_url=public_url, link_secret=secret)

@@ -1,9 +1,12 @@
 """The rule engine: one state machine per (rule, series), driven by events, status and timers.
 
 States: ok -> pending (condition holds, ``for`` not yet over) -> firing -> resolved, plus flapping
-(too many firing/resolved changes in a window: one notification, then quiet until it settles).
+(too many firing/resolved changes in a window: one notification, then quiet until it settles), and for
+a ``latch: true`` rule cleared (it fired, its condition cleared, nobody acknowledged it yet: it stays
+until :meth:`Engine.acknowledge`, and fires anew from there on a new excursion).
 Every change becomes a :class:`~alerting.transition.Transition`; those worth a notification are
-enqueued in the outbox in the same SQLite transaction that stores the new state.
+enqueued in the outbox, and the ledger's rows (alerting/ledger.py: fired, cleared, resolved, acked,
+note) appended, in the same SQLite transaction that stores the new state.
 
 Times are source times: a reading is evaluated at its own ``ts`` (never later than the engine
 clock, so a device clock running ahead cannot freeze a series, and never before the alert's last
@@ -24,11 +27,13 @@ import logging
 import math
 from typing import Optional
 
+from alerting import excursion, ledger
+from alerting.acks import Acknowledging
 from alerting.conditions import Ctx, SeriesData
 from alerting.conditions.status import STATUS_METRIC, STATUS_SENSOR, status_series_id
 from alerting.index import CompiledRule, RuleIndex, owns
 from alerting.intake import Intake
-from alerting.notify.message import alert_message, removed_message
+from alerting.notify.message import alert_message
 from alerting.rules import RuleSet
 from alerting.settings import DEVICE_RECONNECT_GRACE
 from alerting.state import AlertRecord, StateDB
@@ -46,11 +51,12 @@ LATE_AFTER = 10.0
 #: publishes again), or from this many seconds after the reconnect if none comes
 RESUME_WAIT = 60.0
 
-OK, PENDING, FIRING, RESOLVED, FLAPPING = (
-    AlertState.OK, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING)
+OK, PENDING, FIRING, RESOLVED, FLAPPING, CLEARED = (
+    AlertState.OK, AlertState.PENDING, AlertState.FIRING, AlertState.RESOLVED, AlertState.FLAPPING,
+    AlertState.CLEARED)
 
 
-class Engine:
+class Engine(Acknowledging):
     """Evaluates rules; returns the transitions of each call after committing them."""
 
     def __init__(self, rules: RuleSet, *, state: Optional[StateDB] = None, sink: Optional[TransitionSink] = None,
@@ -72,6 +78,9 @@ class Engine:
         self._scheduled: dict[tuple[str, str], float] = {}
         self._dirty_alerts: dict[str, AlertRecord] = {}
         self._out: list[Transition] = []
+        #: ledger rows (kind, key, body, at) to append in the next commit, in order
+        self._rows: list[tuple[str, str, dict[str, object], float]] = []
+        self._badness = {name: excursion.badness(c.rule.spec) for name, c in self.index.rules.items()}
         # what the start found, until the service takes it (take_start_news)
         self._removed_on_start: list[str] = []
         self._start_transitions: list[Transition] = []
@@ -174,16 +183,6 @@ class Engine:
         self._evaluate(c, data.id, at, data)
         return self._commit()
 
-    def acknowledge(self, rule: str, series: str, by: str, comment: str = "") -> Optional[AlertRecord]:
-        """Mark a firing alert acknowledged (None when there is no such alert firing)."""
-        rec = self.alerts.get(f"{rule}/{series}")
-        if rec is None or rec.state not in (FIRING, FLAPPING, PENDING):
-            return None
-        rec.acked_by, rec.ack_comment = by, comment
-        self._dirty_alerts[rec.key] = rec
-        self._commit(force=True)
-        return rec
-
     def reload(self, rules: RuleSet) -> tuple[list[str], list[Transition]]:
         """Use new rules; alerts of removed (or disabled) rules are dropped, a firing one resolved.
 
@@ -192,13 +191,14 @@ class Engine:
         old_index = self.index
         self.ruleset = rules
         self.index = self.intake.index = RuleIndex(rules)
+        self._badness = {name: excursion.badness(c.rule.spec) for name, c in self.index.rules.items()}
         dropped = [k for k, rec in self.alerts.items() if rec.rule not in self.index.rules]
         for key in dropped:
             rec = self.alerts.pop(key)
             self.scratch.pop(key, None)
             old = old_index.get(rec.rule)
             data = self.series.get(rec.series)
-            if old is not None and data is not None and rec.state in (FIRING, FLAPPING):
+            if old is not None and data is not None and rec.state in (FIRING, FLAPPING, CLEARED):
                 # delivery would otherwise repeat it forever: tell people it is over
                 rec.underlying = OK
                 self._emit(old, rec, Ctx(self.clock.now(), data, self._lookup), RESOLVED, self.clock.now())
@@ -295,6 +295,11 @@ class Engine:
         if value is not None:
             # an aggregate or rate of extreme (finite) readings can overflow: no JSON may carry inf or NaN
             rec.value = value if math.isfinite(value) else None
+        if holds and rec.underlying != OK and rec.value is not None:  # the excursion goes on: its worst value
+            peak = excursion.worse(self._badness[c.name], rec.peak, rec.value)
+            if peak != rec.peak:
+                rec.peak = peak
+                self._dirty_alerts[key] = rec
         before = (rec.state, rec.underlying, rec.pending_since, rec.clear_since)
         self._step(c, rec, ctx, holds, at)
         self._settle_flapping(c, rec, ctx, at)
@@ -350,9 +355,16 @@ class Engine:
     def _change(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, new: AlertState, at: float) -> None:
         old = rec.underlying
         rec.underlying = new
+        if old == OK:  # a new excursion: its worst value starts again; nobody acknowledged it yet
+            rec.peak = rec.value
+            if rec.state != FLAPPING:  # (an acknowledgement of a flapping alert holds until it settles)
+                rec.acked_by = rec.ack_comment = rec.acked_at = None
         if new == FIRING:
             rec.firing_since = at
+            rec.ended = None
         if new == OK:
+            if old == FIRING:  # when the condition cleared (before keep_firing_for, if it had to wait)
+                rec.ended = rec.clear_since if rec.clear_since is not None else at
             rec.clear_since = None
         flap = c.rule.spec.flap
         counted = new == FIRING or (new == OK and old == FIRING)
@@ -364,8 +376,12 @@ class Engine:
         if counted and flap is not None and len(rec.changes) >= flap.changes:
             self._emit(c, rec, ctx, FLAPPING, at)
             return
-        visible = RESOLVED if (new == OK and old == FIRING) else new
-        self._emit(c, rec, ctx, visible, at)
+        if rec.state == CLEARED and new != FIRING:
+            pass  # quiet: the cleared excursion waits for its acknowledgement; a new one shows once it fires
+        elif new == OK and old == FIRING:
+            self._emit(c, rec, ctx, CLEARED if c.rule.spec.latch and rec.acked_by is None else RESOLVED, at)
+        else:
+            self._emit(c, rec, ctx, new, at)
         if new == OK:
             rec.pending_since = None
             rec.acked_by = rec.ack_comment = None
@@ -381,18 +397,27 @@ class Engine:
             return
         settle_at = rec.changes[-1] + flap.window if (flap is not None and rec.changes) else at
         rec.changes = []
-        self._emit(c, rec, ctx, FIRING if rec.underlying == FIRING else RESOLVED, settle_at)
+        if rec.underlying == FIRING:
+            settled = FIRING
+        else:
+            settled = CLEARED if c.rule.spec.latch and rec.acked_by is None else RESOLVED
+        self._emit(c, rec, ctx, settled, settle_at)
         if rec.underlying == OK:
             rec.pending_since = None
         if rec.underlying != FIRING:
-            rec.acked_by = rec.ack_comment = None
+            rec.acked_by = rec.ack_comment = rec.acked_at = None
 
     def _emit(self, c: CompiledRule, rec: AlertRecord, ctx: Ctx, state: AlertState, at: float) -> None:
         previous = rec.state
         rec.state = state
         rec.state_since = at
         spec, data = c.rule.spec, ctx.series
-        since = rec.pending_since if rec.pending_since is not None else at
+        since, peak, ended = excursion.span(rec, previous, state, at)
+        if state in (FIRING, FLAPPING):
+            # the excursion people are told of (what an acknowledgement names): quiet ones while flapping are not
+            rec.episode = since
+            if previous in (OK, RESOLVED, CLEARED):
+                rec.acked_by = rec.ack_comment = rec.acked_at = None  # fired anew: acknowledged anew
         labels = {**dict(data.labels), "device": data.device, "sensor": data.sensor, "metric": data.metric,
                   **spec.labels}
         link = f"{self.dashboard_url}/alerts/{c.name}/{rec.series}" if self.dashboard_url else ""
@@ -403,7 +428,8 @@ class Engine:
             previous=previous, at=at, severity=spec.severity, message="", since=since, value=rec.value,
             labels=tuple(sorted(labels.items())), notify=spec.receivers, annotations=tuple(sorted(annotations.items())),
             reported=now if now - at > LATE_AFTER else None,
-            reason=sensor_reason(spec.kinds(), facts := self.intake.facts(c, ctx), rec.value, at, data.unit))
+            reason=sensor_reason(spec.kinds(), facts := self.intake.facts(c, ctx), rec.value, at, data.unit),
+            peak=peak, ended=ended)
         # the engine says what changed; the words come from the rule's template (alerting.notify.message)
         t = dataclasses.replace(t, message=alert_message(
             c.rule.template, t, device=data.device, sensor=data.sensor, metric=data.metric, unit=data.unit,
@@ -411,6 +437,7 @@ class Engine:
         rec.last_transition = t.to_json()
         self._dirty_alerts[rec.key] = rec
         self._out.append(t)
+        self._rows += excursion.ledger_rows(t, data.unit, spec.latch, rec.acked_by)
 
     def _schedule(self, rule: str, sid: str, due: float) -> None:
         current = self._scheduled.get((rule, sid))
@@ -425,8 +452,11 @@ class Engine:
         out, self._out = self._out, []
         if not out and not force:
             return out
+        rows, self._rows = self._rows, []
         if self.state is not None:
-            with self.state.transaction():
+            with self.state.transaction() as conn:
+                for kind, key, body, at in rows:
+                    ledger.append(conn, kind, key, body, at)
                 self.state.save_alerts(self._dirty_alerts.values())
                 self.state.save_series([self.series[sid] for sid in self.intake.dirty if sid in self.series])
                 self.state.save_learned(self.intake.export(self.clock.now(), learned))
@@ -444,17 +474,10 @@ class Engine:
     def _forget_removed(self, rec: AlertRecord) -> None:
         """An alert of a rule removed while the engine was down: resolve it if it fired, then drop it."""
         self._removed_on_start.append(rec.key)
-        if rec.state in (FIRING, FLAPPING) and rec.last_transition:
-            try:
-                last = Transition.from_json(rec.last_transition)
-            except (ValueError, KeyError, TypeError):
-                last = None
-            if last is not None:
-                now = self.clock.now()
-                self._out.append(dataclasses.replace(
-                    last, id=transition_id(rec.rule, rec.series, RESOLVED, now), state=RESOLVED,
-                    previous=rec.state, at=now,
-                    message=removed_message(rec.rule, rec.series)))
+        t = excursion.removed(rec, self.clock.now())
+        if t is not None:
+            self._out.append(t)
+            self._rows += excursion.ledger_rows(t, "", False, rec.acked_by)
         rec.state, rec.underlying, rec.changes = OK, OK, []
         self._dirty_alerts[rec.key] = rec
 

@@ -43,8 +43,8 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
         try:
             async with client:
                 attempt = 0
-                for flt in (topics.all_events, topics.all_status, topics.all_acks, topics.all_silences,
-                            topics.all_health, topics.rules_reload):
+                for flt in (topics.all_events, topics.all_status, topics.all_acks, topics.all_notes,
+                            topics.all_silences, topics.all_health, topics.rules_reload):
                     # health is a state: its retained copy comes on every subscribe, so none need queue
                     qos = 0 if flt == topics.all_health else 1
                     service.guard.subscription(flt, refusal(await client.subscribe(flt, qos=qos)))

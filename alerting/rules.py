@@ -239,9 +239,9 @@ class _Loader:
                     where = next(iter(self.notify_where.values()), "<rules>")
                     self.issues += describe_errors(exc, NotifyConfig, {}, where)
         for rule in self.rules if notify_ok else ():
-            unknown = [n for n in rule.spec.receivers if n not in notify.receivers]
+            unknown = notify.unknown_receivers(rule.spec.receivers)
             if unknown:
-                known = ", ".join(sorted(notify.receivers)) or "none are defined under receivers:"
+                known = notify.known_names()
                 self.issues.append(ConfigIssue(
                     rule.file, rule.line, f"rule {rule.name!r}: notify",
                     f"unknown receiver {unknown[0]!r} (known: {known})"))

@@ -433,6 +433,8 @@ class RuleSpec(ConditionSpec):
     enabled: bool = True
     #: a jump or noise rule: a reading it flags is kept out of every other rule on its series
     hold_out: bool = False
+    #: a fired alert whose condition clears stays CLEARED until someone acknowledges it (docs/rules.md)
+    latch: bool = False
 
     @field_validator("name")
     @classmethod

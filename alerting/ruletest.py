@@ -11,7 +11,7 @@
             values: "-20 -10x8 -20"     # VxN: N times V; A+BxN: A, A+B, ... (N+1 values); _ : no value
           - status: freezer-1
             values: "online _ offline"
-        alerts:                         # what is pending, firing or flapping at a time (all others: ok)
+        alerts:                         # what is pending, firing, flapping or cleared at a time (others: ok)
           - at: 3m
             expect: [{rule: freezer-warm, series: freezer-1/t0/temperature, state: pending}]
           - at: 7m
@@ -260,7 +260,8 @@ def _run_one(rules: RuleSet, test: RuleTest, held: list[HeldOut]) -> Optional[st
             k += 1
         replay.advance(t)
         actual = sorted((r for r in replay.engine.alerts.values()
-                        if r.state in (AlertState.PENDING, AlertState.FIRING, AlertState.FLAPPING)
+                        if r.state in (AlertState.PENDING, AlertState.FIRING, AlertState.FLAPPING,
+                                       AlertState.CLEARED)
                         and (check.rule is None or r.rule == check.rule)), key=lambda r: r.key)
         want_msgs = {(e.rule, e.series): e.message for e in check.expect}
         got = sorted(_alert_line(r.rule, r.series, r.state.value,

@@ -1,7 +1,7 @@
 """``vigil alerting`` at run time: MQTT in, rules evaluated, alert states out, delivery started.
 
 Subscribes (QoS 1, persistent session) to ``<root>/events/#``, ``<root>/status/+``, ``<root>/ack/#``,
-``<root>/silences/+``, ``<root>/health/+/+`` and ``<root>/control/rules/reload``. A message is
+``<root>/notes/#``, ``<root>/silences/+``, ``<root>/health/+/+`` and ``<root>/control/rules/reload``. A message is
 acknowledged to the broker only after the engine committed what it caused, "last heard" included
 (one commit per drained batch), so a crash loses no event and no time a series was heard. After a
 connect, timers wait until the backlog the broker kept is taken in (``alerting.catchup``); while the
@@ -42,7 +42,7 @@ from alerting.notify.config import NotifyConfig
 from alerting.notify.outbox import Outbox
 from alerting.notify.policy import receivers_for
 from alerting.partition import parse_partition
-from alerting.payloads import MAX_PAYLOAD, loads, parse_status
+from alerting.payloads import MAX_PAYLOAD, Ack, loads, parse_ack, parse_note, parse_status
 from alerting.rules import RulesError, RuleSet, load_rules_path
 from alerting.settings import AlertingSettings
 from alerting.state import AlertRecord, StateDB
@@ -150,7 +150,9 @@ class AlertService:
         elif kind == "health":
             self._health(topic, payload)
         elif kind == "ack":
-            self._ack(rest, payload)
+            self._ack(topic, payload)
+        elif kind == "notes":
+            self._note(topic, payload)
         elif kind == "silences":
             self._silence(rest, payload)
         elif topic == self.topics.rules_reload:
@@ -168,25 +170,50 @@ class AlertService:
         elif self.watchdog is not None:
             self.watchdog.saw_health(h)
 
-    def _ack(self, rest: str, payload: bytes) -> None:
-        rule, _, series = rest.partition("/")
+    def _ack(self, topic: str, payload: bytes) -> None:
+        """``{"by", "comment", "episode", "via", "note"}``; one that cannot be read, or of no such alert, or of
+        another excursion than the alert's current one, is logged and ignored (like every control message)."""
         try:
-            data = loads(payload) if payload.strip() else {}
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            log.warning("ignoring an acknowledgement of %s: expected {\"by\": ..., \"comment\": ...}", rest[:200])
+            rule, series = self.topics.parse_alert_key(topic, "ack")
+        except TopicError as exc:
+            log.warning("ignoring an acknowledgement: %s", exc)
             return
-        by = str(data.get("by") or "someone")[:100]
-        comment = str(data.get("comment") or "")[:1000]
-        rec = self.engine.acknowledge(rule, series, by, comment)
-        if rec is None:
-            log.info("acknowledgement of %s/%s: no such alert firing", rule[:100], series[:200])
+        ack = parse_ack(payload)
+        if not isinstance(ack, Ack):
+            log.warning("ignoring an acknowledgement of %s/%s: %s", rule, series, ack)
             return
-        log.info("alert %s acknowledged by %s", rec.key, by)
+        done = self.engine.acknowledge(rule, series, ack.by, ack.comment, episode=ack.episode, via=ack.via,
+                                       note=ack.note)
+        if done is None:
+            log.info("acknowledgement of %s/%s: no such alert to acknowledge", rule, series)
+            return
+        rec = done.record
+        log.info("alert %s acknowledged by %s (%s)", rec.key, ack.by, ack.via)
         if self.dispatcher is not None:
-            self.dispatcher.acknowledge(rec.key, by, comment)
-        self._publish_record(rec)
+            self.dispatcher.acknowledge(rec.key, ack.by, ack.comment)
+        self.publish(done.transitions)
+        if not done.transitions:
+            self._publish_record(rec)
+
+    def _note(self, topic: str, payload: bytes) -> None:
+        """A corrective-action note ``{"id", "by", "text"}`` on an alert that exists or fired once; one that
+        cannot be read is logged and ignored."""
+        try:
+            rule, series = self.topics.parse_notes(topic)
+        except TopicError as exc:
+            log.warning("ignoring a note: %s", exc)
+            return
+        note = parse_note(payload)
+        if isinstance(note, str):
+            log.warning("ignoring a note on %s/%s: %s", rule, series, note)
+            return
+        if not self.engine.note(rule, series, note.id, note.by, note.text):
+            log.info("note %s on %s/%s not recorded: no such alert, or recorded already", note.id, rule, series)
+            return
+        log.info("note on %s/%s by %s recorded", rule, series, note.by)
+        rec = self.engine.alerts.get(f"{rule}/{series}")
+        if rec is not None:
+            self._publish_record(rec)
 
     def _silence(self, mqtt_id: str, payload: bytes) -> None:
         """A retained silence from the dashboard: {"matchers": {...}, "until": ts, "by": ..., "comment": ...}."""
@@ -265,7 +292,10 @@ class AlertService:
             return
         body = json.loads(rec.last_transition)
         body["acknowledged_by"] = rec.acked_by
+        body["acknowledged_at"] = rec.acked_at
         body["ack_comment"] = rec.ack_comment
+        body["latched"] = self.engine.latched(rec.rule)
+        body["notes"] = self.engine.notes(rec)
         self._enqueue(self._alert_topic(rec.rule, rec.series), json.dumps(body, ensure_ascii=False).encode())
 
     def _alert_topic(self, rule: str, series: str) -> str:
@@ -366,7 +396,7 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
                         dashboard_url=public_url, reconnect_grace=settings.device_reconnect_grace)
         closing.callback(engine.flush, learned=True)  # what the conditions learned, too
-        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone)
+        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url)
         closing.callback(dispatcher.close)
         await asyncio.to_thread(warm_apprise)
         service = AlertService(settings, mqtt, engine, rules_path=settings.rules, notify=rules.notify,

@@ -1,8 +1,10 @@
 """The engine's SQLite state file: every alert's state, when each series was last heard, and what the
 conditions learned (``learned_state``: one small versioned JSON blob per alert, alerting/intake.py).
 
-The notification outbox (``alerting.notify``) lives in the same file, so a state change and its
-notification are committed in one transaction.
+The notification outbox (``alerting.notify``) and the ledger (``alerting.ledger``: the hash-chained record of
+fired, cleared, resolved, acknowledged and noted) live in the same file, so a state change, its notification
+and its ledger rows are committed in one transaction. Columns added since a file was made are added to it
+when it is opened (:data:`_ADDED_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from alerting import ledger
 from alerting.conditions import SeriesData
 from alerting.transition import AlertState
 from vigil.core.errors import VigilError
@@ -39,7 +42,11 @@ CREATE TABLE IF NOT EXISTS alert_state (
     changes TEXT NOT NULL DEFAULT '[]',
     acked_by TEXT,
     ack_comment TEXT,
-    last_transition TEXT
+    last_transition TEXT,
+    peak REAL,
+    episode REAL,
+    ended REAL,
+    acked_at REAL
 );
 CREATE TABLE IF NOT EXISTS series_seen (
     id TEXT PRIMARY KEY,
@@ -57,6 +64,10 @@ CREATE TABLE IF NOT EXISTS learned_state (
 );
 """
 
+#: alert_state columns newer than the first state files: added (NULL) to an older file on open
+_ADDED_COLUMNS = {"peak": "REAL", "episode": "REAL", "ended": "REAL", "acked_at": "REAL"}
+_ALERT_COLUMNS = ("rule, series, state, underlying, state_since, pending_since, firing_since, clear_since, value, "
+                  "changes, acked_by, ack_comment, last_transition, peak, episode, ended, acked_at")
 
 
 @contextmanager
@@ -83,7 +94,14 @@ class AlertRecord:
     """The state of one alert (one rule on one series).
 
     ``state`` is what people see (it stays FLAPPING while the alert flaps); ``underlying`` is what
-    the condition says (ok, pending, firing), tracked quietly while flapping.
+    the condition says (ok, pending, firing), tracked quietly while flapping (and while a latched
+    alert is CLEARED, waiting for its acknowledgement).
+
+    ``peak``: the worst value of the condition's current excursion (alerting/excursion.py says which way is
+    worse); ``episode``: the ``since`` of its last firing or flapping transition (the excursion people were
+    told of, what an acknowledgement names; the quiet ones while it flaps do not move it); ``ended``: when
+    that excursion's condition cleared (None while it holds);
+    ``acked_at``: when it was acknowledged (engine clock).
     """
 
     rule: str
@@ -99,6 +117,10 @@ class AlertRecord:
     acked_by: Optional[str] = None
     ack_comment: Optional[str] = None
     last_transition: Optional[str] = None
+    peak: Optional[float] = None
+    episode: Optional[float] = None
+    ended: Optional[float] = None
+    acked_at: Optional[float] = None
 
     @property
     def key(self) -> str:
@@ -127,6 +149,12 @@ class StateDB:
             # on the event loop: a checkpoint there stalled every alert for hundreds of ms.
             self.conn.execute("PRAGMA wal_autocheckpoint=0")
             self.conn.executescript(_SCHEMA)
+            with self.transaction():
+                columns = {str(r[1]) for r in self.conn.execute("PRAGMA table_info(alert_state)")}
+                for name, kind in _ADDED_COLUMNS.items():
+                    if name not in columns:
+                        self.conn.execute(f"ALTER TABLE alert_state ADD COLUMN {name} {kind}")
+                ledger.create(self.conn)
         except sqlite3.Error as exc:
             raise StateError(self.path, f"cannot open the alert state file: {exc}") from exc
 
@@ -135,14 +163,13 @@ class StateDB:
         return immediate_transaction(self.conn)
 
     def load_alerts(self) -> list[AlertRecord]:
-        rows = self.conn.execute(
-            "SELECT rule, series, state, underlying, state_since, pending_since, firing_since, clear_since, "
-            "value, changes, acked_by, ack_comment, last_transition FROM alert_state").fetchall()
+        rows = self.conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alert_state").fetchall()
         out = []
         for r in rows:
             try:
                 out.append(AlertRecord(r[0], r[1], AlertState(r[2]), AlertState(r[3]), r[4], r[5], r[6], r[7],
-                                       r[8], [float(x) for x in json.loads(r[9])], r[10], r[11], r[12]))
+                                       r[8], [float(x) for x in json.loads(r[9])], r[10], r[11], r[12], r[13], r[14],
+                                       r[15], r[16]))
             except (ValueError, TypeError) as exc:
                 log.warning("ignoring an unreadable alert state row %s/%s: %s", r[0], r[1], exc)
         return out
@@ -154,12 +181,34 @@ class StateDB:
                 self.conn.execute("DELETE FROM alert_state WHERE key = ?", (rec.key,))
                 continue
             self.conn.execute(
-                "INSERT OR REPLACE INTO alert_state (key, rule, series, state, underlying, state_since, "
-                "pending_since, firing_since, clear_since, value, changes, acked_by, ack_comment, "
-                "last_transition) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO alert_state (key, {_ALERT_COLUMNS}) VALUES ({','.join('?' * 18)})",
                 (rec.key, rec.rule, rec.series, rec.state.value, rec.underlying.value, rec.state_since,
                  rec.pending_since, rec.firing_since, rec.clear_since, rec.value, json.dumps(rec.changes),
-                 rec.acked_by, rec.ack_comment, rec.last_transition))
+                 rec.acked_by, rec.ack_comment, rec.last_transition, rec.peak, rec.episode, rec.ended, rec.acked_at))
+
+    # -- the ledger's notes (alerting/ledger.py appends; these read) --------------------------------
+
+    def has_fired(self, key: str) -> bool:
+        """Whether alert ``key`` ever fired (a ``fired`` row in the ledger)."""
+        return self.conn.execute("SELECT 1 FROM ledger WHERE key = ? AND kind = 'fired' LIMIT 1",
+                                 (key,)).fetchone() is not None
+
+    def has_note(self, key: str, note_id: str) -> bool:
+        """Whether a note with this id was recorded for alert ``key`` (a redelivered note)."""
+        return self.conn.execute(
+            "SELECT 1 FROM ledger WHERE key = ? AND kind = 'note' AND json_extract(body, '$.id') = ? LIMIT 1",
+            (key, note_id)).fetchone() is not None
+
+    def notes(self, key: str, since: float, limit: int = 20) -> list[dict[str, object]]:
+        """The last ``limit`` notes of alert ``key`` written at or after ``since``, oldest first: {by, text, at}."""
+        rows = self.conn.execute(
+            "SELECT body FROM ledger WHERE key = ? AND kind = 'note' AND at >= ? ORDER BY seq DESC LIMIT ?",
+            (key, since, limit)).fetchall()
+        out: list[dict[str, object]] = []
+        for (body,) in reversed(rows):
+            d = json.loads(body)
+            out.append({"by": d.get("by"), "text": d.get("text"), "at": d.get("at")})
+        return out
 
     def load_series(self) -> list[tuple[str, str, str, str, dict[str, str], float]]:
         rows = self.conn.execute("SELECT id, device, sensor, metric, labels, last_seen FROM series_seen")

@@ -96,7 +96,7 @@ def _status(state: str) -> int:
     except sqlite3.DatabaseError as exc:
         print(f"error: {state}: not an alerting state file ({exc})", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{len(alerts)} alert(s) firing or flapping")
+    print(f"{len(alerts)} alert(s) firing, cleared (waiting for an acknowledgement) or flapping")
     for a in alerts:
         told = ", ".join(sorted(st.told(a.key))) or "nobody yet"
         ack = f"acknowledged by {a.acked_by} at {_when(a.acked_at)}" if a.acked_by else "not acknowledged"

@@ -60,6 +60,7 @@ from alerting.transition import Severity
 from vigil.core.configtypes import STRICT, Duration
 from vigil.core.errors import VigilError
 
+from .oncall import PolicyStep, Schedule, names_problem
 from .receiver_options import Fallback, fallback_problem, relocated, split_receivers
 
 __all__ = [
@@ -423,6 +424,9 @@ class NotifyConfig(BaseModel):
     silences: list[StaticSilence] = Field(default_factory=list)
     mute_windows: list[MuteWindow] = Field(default_factory=list)
     delivery: Delivery = Field(default_factory=Delivery)
+    # on call (alerting/notify/oncall.py): names usable wherever a receiver's is
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    escalation_policies: dict[str, list[PolicyStep]] = Field(default_factory=dict)
 
     @field_validator("receivers", mode="before")
     @classmethod
@@ -445,7 +449,7 @@ class NotifyConfig(BaseModel):
             config = _as_config(handler({**data, "receivers": receivers, "fallbacks": fallbacks}))
         except ValidationError as exc:
             raise relocated(exc, forms) from None
-        problem = fallback_problem(config.receivers, config.fallbacks)
+        problem = fallback_problem(config.receivers, config.fallbacks) or names_problem(config)
         if problem:
             raise ValidationError.from_exception_data("NotifyConfig", [problem])
         return config
@@ -453,23 +457,30 @@ class NotifyConfig(BaseModel):
     @model_validator(mode="after")
     def _known_receivers(self) -> NotifyConfig:
         for i, route in enumerate(self.routes):
-            self._check_names(route.receivers, f"routes[{i}]")
+            self._check_names(route.receivers, f"routes[{i}]", policies=True)
         for i, step in enumerate(self.escalation):
-            self._check_names(step.receivers, f"escalation[{i}]")
+            self._check_names(step.receivers, f"escalation[{i}]", policies=False)
         for name, urls in self.receivers.items():
             if not urls:
                 raise ValueError(f"receiver {name!r} has no URL")
         return self
 
-    def _check_names(self, names: list[str], where: str) -> None:
-        unknown = [n for n in names if n not in self.receivers]
+    def _check_names(self, names: list[str], where: str, policies: bool) -> None:
+        unknown = [n for n in names if n not in self.receivers and n not in self.schedules
+                   and not (policies and n in self.escalation_policies)]
         if unknown:
-            known = ", ".join(sorted(self.receivers)) or "none are defined under receivers:"
-            raise ValueError(f"{where}: unknown receiver {unknown[0]!r} (known: {known})")
+            raise ValueError(f"{where}: unknown receiver {unknown[0]!r} (known: {self.known_names(policies)})")
+
+    def known_names(self, policies: bool = True) -> str:
+        """The names a rule's ``notify:`` may use (receivers, schedules, policies), for error messages."""
+        names = [*self.receivers, *self.schedules, *(self.escalation_policies if policies else ())]
+        return ", ".join(sorted(names)) or "none are defined under receivers:"
 
     def unknown_receivers(self, names: Union[list[str], tuple[str, ...]]) -> list[str]:
-        """Names (from a rule's ``notify``) that no receiver defines; the rules loader reports them."""
-        return [n for n in names if n not in self.receivers]
+        """Names (from a rule's ``notify``) that no receiver, schedule or policy defines; the rules loader
+        reports them."""
+        return [n for n in names if n not in self.receivers and n not in self.schedules
+                and n not in self.escalation_policies]
 
     def missing_secrets(self, env: Optional[Mapping[str, str]] = None) -> list[str]:
         """Environment variables that receiver URLs name but that are not set."""

@@ -9,8 +9,12 @@ A transition meets these stages, in order (in Alertmanager's words where they ha
    window waits until the window ends;
 4. group wait and group interval: ``_queue`` puts it in its group's next message;
 5. dedup and repeat: a receiver is told of a firing alert once, reminded after ``repeat_interval``
-   until someone acknowledges it, and escalation adds receivers (``_reconcile``);
-6. notify: one message per group and receiver, one delivery per URL, who was told recorded (``_flush_group``);
+   until someone acknowledges it, and escalation adds receivers (``_reconcile``); a latched alert whose
+   condition cleared (CLEARED) is told as such and reminded and escalated alike until acknowledged;
+   schedules resolve to the person on call and policies to their steps (:mod:`alerting.notify.oncall`);
+6. notify: one message per group and receiver, one delivery per URL, who was told recorded, in the ledger
+   too (``_flush_group``); each item asking for action carries a signed acknowledgement link
+   (:mod:`vigil.core.acklink`) when the dashboard's public URL is known, and ntfy gets action buttons;
 7. retry: the courier sends with backoff (:mod:`alerting.notify.courier`), then fallback receivers.
 
 Each step is one SQLite transaction in the engine's state file: taking transitions from the
@@ -22,13 +26,14 @@ recorded; the send itself, and its crash window, belong to :mod:`alerting.notify
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import math
 import random
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -40,10 +45,12 @@ from vigil.core.sitetime import format_time
 from .config import Match, NotifyConfig, matches
 from .courier import Courier
 from .fallback import fall_back
+from .links import ack_links, ntfy_params
 from .message import Item, Kind, render
+from .oncall import PolicyStep, expand, next_handover, policy_steps
 from .policy import ActiveSilence, Quiet, Stage, alert_labels, group_key, mute_end, receivers_for, suppression
 from .sender import Sender
-from .state import AlertRow, NotifyState, ReceiverFailure
+from .state import AlertRow, NotifyState, ReceiverFailure, is_ntfy
 
 __all__ = ["AlertStatus", "Dispatcher", "NotifyStatus"]
 
@@ -52,6 +59,9 @@ log = logging.getLogger(__name__)
 _KEEP_HISTORY = 7 * 86400.0
 # what a receiver has not heard yet: sent within group_wait, whatever its group's last message was
 _NEWS = (Kind.FIRING, Kind.ESCALATION)
+# alerts that are owed repeats and escalation until acknowledged
+_ACTIVE = (AlertState.FIRING.value, AlertState.CLEARED.value)
+_ACKED_BY = "_acknowledged_by"  # carried on a RESOLVED item's transition: who acknowledged, for its message
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +106,8 @@ class Dispatcher:
         poll_interval: float = 0.25,
         max_concurrent: int = 8,
         zone: Optional[dt.tzinfo] = None,
+        public_url: Optional[str] = None,
+        link_secret: Optional[bytes] = None,
     ) -> None:
         if callable(state):
             conn = state()
@@ -106,6 +118,9 @@ class Dispatcher:
         self._config = config
         self._clock = clock
         self._zone = zone  # the site's time zone for the times in messages and logs (None: the server's)
+        # acknowledgement links: <public_url>/ack/<token>, only when both are known (alerting/notify/links.py)
+        self._ack_base = public_url.rstrip("/") + "/ack/" if public_url and link_secret else None
+        self._secret = link_secret
         self._poll = poll_interval
         self._wake = asyncio.Event()
         self._courier = Courier(self._state, sender, clock, self._wake.set, env=env, rng=rng,
@@ -268,24 +283,39 @@ class Dispatcher:
         current = self._state.alert(t.key)
         if t.state is AlertState.FIRING:
             new = current is None or current.state != AlertState.FIRING.value
+            if current is not None and current.state == AlertState.CLEARED.value:
+                # a new excursion of a latched alert nobody acknowledged: whoever heard of the last one hears now
+                self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "cleared"))
+                for receiver in sorted(self._state.told(t.key)):
+                    self._queue(receiver, labels, Item(Kind.FIRING, t, t.at), now)
             self._state.put_alert(t, t.at if new or current is None else current.fired_at, new)
             if new:
                 self._state.clear_told(t.key)
-                if not receivers_for(self._config, labels, t.notify):
+                if not self._routed(labels, t.notify, now):
                     log.warning("alert %s fires but no receiver hears it: give the rule notify: or add a route",
                                 t.key[:300])
         elif t.state is AlertState.FLAPPING:
             self._state.put_alert(t, current.fired_at if current else t.at, new_episode=current is None)
             self._state.drop_pending(t.key, ("firing", "repeat", "escalation"))
-            for receiver in receivers_for(self._config, labels, t.notify):
+            for receiver in self._routed(labels, t.notify, now):
                 self._queue(receiver, labels, Item(Kind.FLAPPING, t, current.fired_at if current else t.at), now)
+        elif t.state is AlertState.CLEARED:
+            fired_at = current.fired_at if current else t.since
+            self._state.put_alert(t, fired_at, new_episode=current is None)
+            self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "cleared"))
+            for receiver in sorted(self._state.told(t.key)):  # the rest hear of it from _reconcile
+                self._queue(receiver, labels, Item(Kind.CLEARED, t, fired_at), now)
         elif current is not None:  # resolved, or back to ok / pending after firing or flapping
             told = set(self._state.told(t.key))
-            self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "flapping"))
+            self._state.drop_pending(t.key, ("firing", "repeat", "escalation", "flapping", "cleared"))
+            if current.state == AlertState.CLEARED.value:
+                who = current.acked_by or self._state.acked_in_ledger(t.key)
+                if who:
+                    t = dataclasses.replace(t, annotations=(*t.annotations, (_ACKED_BY, who)))
             if t.reported is not None and current.state == AlertState.FIRING.value:
                 # learned late (an edge agent's backlog): an excursion already over is still told, its
                 # firing and its end together, to whoever has not heard of it yet
-                for receiver in receivers_for(self._config, labels, t.notify):
+                for receiver in self._routed(labels, t.notify, now):
                     if receiver not in told:
                         self._queue(receiver, labels, Item(Kind.FIRING, current.transition, current.fired_at), now)
                         told.add(receiver)
@@ -293,7 +323,8 @@ class Dispatcher:
                 self._queue(receiver, labels, Item(Kind.RESOLVED, t, current.fired_at), now)
             self._state.delete_alert(t.key)
 
-    def _queue(self, receiver: str, labels: Mapping[str, str], item: Item, now: float) -> None:
+    def _queue(self, receiver: str, labels: Mapping[str, str], item: Item, now: float,
+               news: Optional[bool] = None) -> None:
         """Put ``item`` in its group's next message: news within ``group_wait``, updates by ``group_interval``.
 
         An alert the receiver has not been told about (firing, escalated to it) never waits for
@@ -305,7 +336,7 @@ class Dispatcher:
         gk = group_key(self._config, labels)
         g = self._config.grouping
         due = self._state.group_due(receiver, gk)
-        if item.kind in _NEWS:
+        if item.kind in _NEWS if news is None else news:
             if due is None or due > now + g.group_wait:
                 due = now + g.group_wait
         elif due is None:
@@ -313,19 +344,38 @@ class Dispatcher:
             due = now + g.group_wait if last is None or last + g.group_interval <= now else last + g.group_interval
         self._state.add_pending(receiver, gk, item, due)
 
-    def _escalation_receivers(self, row: AlertRow) -> list[str]:
+    def _routed(self, labels: Mapping[str, str], notify: Iterable[str], now: float) -> list[str]:
+        """The receivers told at once: the rule's and the routes', schedules as the person on call at ``now``,
+        a policy as its first step."""
+        return expand(self._config, receivers_for(self._config, labels, notify), now, self._zone)
+
+    def _escalation_receivers(self, row: AlertRow, now: Optional[float] = None) -> list[str]:
+        """The receivers escalation added: the steps of ``escalation:`` reached, and the later steps of the
+        alert's policies reached before it was acknowledged; schedules as the person on call."""
+        now = self._clock.now() if now is None else now
         steps = self._config.escalation
-        return list(dict.fromkeys(r for i in row.escalated if i < len(steps) for r in steps[i].receivers))
+        names = [r for i in row.escalated if i < len(steps) for r in steps[i].receivers]
+        until = now if row.acked_at is None else min(now, row.acked_at)
+        for step in self._policy_steps(row):
+            if row.fired_at + step.after <= until:
+                names.extend(step.notify)
+        return expand(self._config, dict.fromkeys(names), now, self._zone)
+
+    def _policy_steps(self, row: AlertRow) -> list[PolicyStep]:
+        if not self._config.escalation_policies:
+            return []
+        t = row.transition
+        return policy_steps(self._config, receivers_for(self._config, alert_labels(t), t.notify))
 
     def _reconcile(self, now: float, keys: Optional[set[str]]) -> None:
         """Queue what firing alerts owe their receivers: all of them (``keys`` None) or those named."""
         if keys is None:
-            rows = [r for r in self._state.alerts() if r.state == AlertState.FIRING.value]
-            self._sources = {r.key: alert_labels(r.transition) for r in rows
-                             if any(matches(i.source, alert_labels(r.transition)) for i in self._config.inhibit)}
+            rows = [r for r in self._state.alerts() if r.state in _ACTIVE]
+            self._sources = {r.key: alert_labels(r.transition) for r in rows if r.state == AlertState.FIRING.value
+                             and any(matches(i.source, alert_labels(r.transition)) for i in self._config.inhibit)}
         else:
             found = (self._state.alert(k) for k in sorted(keys))
-            rows = [r for r in found if r is not None and r.state == AlertState.FIRING.value]
+            rows = [r for r in found if r is not None and r.state in _ACTIVE]
         if not rows:
             return
         silences = self._state.silences(now)
@@ -337,7 +387,7 @@ class Dispatcher:
                 if keys is not None:
                     self._reconcile_at = min([self._reconcile_at, *self._timers(row, now)])
                 t = row.transition
-                routed = receivers_for(self._config, labels, t.notify)
+                routed = self._routed(labels, t.notify, now)
                 if row.acked_by is None:
                     reached = [i for i, s in enumerate(self._config.escalation)
                                if s.match(labels) and now >= row.fired_at + s.after]
@@ -345,7 +395,7 @@ class Dispatcher:
                         steps = sorted(set(reached) | set(row.escalated))
                         self._state.set_escalated(row.key, steps)
                         row = AlertRow(row.key, row.state, t, row.fired_at, tuple(steps), None, None, None)
-                extra = [r for r in self._escalation_receivers(row) if r not in routed]
+                extra = [r for r in self._escalation_receivers(row, now) if r not in routed]
                 told = self._state.told(row.key)
                 waiting = self._state.pending_receivers(row.key)
                 quiet: Optional[Quiet] = None
@@ -360,9 +410,9 @@ class Dispatcher:
                         quiet, checked = suppression(self._config, labels, t.severity, now, silences, firing), True
                     if quiet is not None:
                         continue
-                    kind = Kind.REPEAT if told_at is not None else (
-                        Kind.ESCALATION if receiver in extra else Kind.FIRING)
-                    self._queue(receiver, labels, Item(kind, t, row.fired_at), now)
+                    first = Kind.CLEARED if row.state == AlertState.CLEARED.value else Kind.FIRING
+                    kind = Kind.REPEAT if told_at is not None else (Kind.ESCALATION if receiver in extra else first)
+                    self._queue(receiver, labels, Item(kind, t, row.fired_at), now, news=told_at is None)
 
     def _flush(self, now: float) -> None:
         groups = self._state.due_groups(now)
@@ -396,13 +446,19 @@ class Dispatcher:
         if not urls:
             log.error("receiver %r is no longer configured; %d alert(s) not sent to it", receiver, len(keep))
             return
-        message = render(keep, now, self._zone)
+        links = ack_links(keep, receiver, now, self._ack_base, self._secret)
+        acked = {i.transition.key: str(dict(i.transition.annotations)[_ACKED_BY]) for i in keep
+                 if _ACKED_BY in dict(i.transition.annotations)}
+        message = render(keep, now, self._zone, links=links, acked=acked)
         keys = list(dict.fromkeys(i.transition.key for i in keep))
         message_id = uuid.uuid4().hex
+        actions = ntfy_params(next(iter(links.values()))) if len(links) == 1 else ""
         for url in urls:
             self._state.add_delivery(receiver, url.template, url.masked, message.title, message.body,
-                                     message.severity.value, message.resolved, keys, now, message_id)
+                                     message.severity.value, message.resolved, keys, now, message_id,
+                                     params=actions if is_ntfy(url.template) else "")
         for item in keep:
+            self._state.record_told(item.transition.key, receiver, item.kind.value, now)
             if item.kind is not Kind.RESOLVED:
                 self._state.set_told(item.transition.key, receiver, now)
                 self._reconcile_at = min(self._reconcile_at, now + self._config.grouping.repeat_interval)
@@ -418,8 +474,12 @@ class Dispatcher:
     def _next_timer(self, now: float) -> float:
         """When reconcile must look again: a repeat, an escalation, a silence or a mute window changes."""
         candidates = [now + 60.0]  # and once a minute anyway, for what no timer covers (a changed time zone)
-        for row in self._state.alerts():
+        rows = self._state.alerts()
+        for row in rows:
             candidates.extend(self._timers(row, now))
+        if any(r.state in _ACTIVE for r in rows):  # the person on call may change: the new one is told
+            for sched in self._config.schedules.values():
+                candidates.append(next_handover(sched, now, sched.zone(self._zone)))
         for s in self._state.silences(now):
             candidates.append(s.ends if s.starts <= now else s.starts)
         for window in self._config.mute_windows:
@@ -431,11 +491,12 @@ class Dispatcher:
 
     def _timers(self, row: AlertRow, now: float) -> list[float]:
         """When this alert is next owed something: a repeat or an escalation step (times after ``now``)."""
-        if row.state != AlertState.FIRING.value or row.acked_by is not None:
+        if row.state not in _ACTIVE or row.acked_by is not None:
             return []
         repeat = self._config.grouping.repeat_interval
         times = [told + repeat for told in self._state.told(row.key).values()]
         times += [row.fired_at + s.after for i, s in enumerate(self._config.escalation) if i not in row.escalated]
+        times += [row.fired_at + s.after for s in self._policy_steps(row)]
         return [t for t in times if t > now]
 
     async def _nap(self, seconds: float) -> None:
@@ -457,3 +518,4 @@ class Dispatcher:
                                   s.until.timestamp(), s.by, s.comment)
                     for i, s in enumerate(self._config.silences)]
         self._state.replace_static_silences(silences)
+

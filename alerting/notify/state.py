@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from alerting import ledger
 from alerting.state import immediate_transaction
 from alerting.transition import Transition
 
@@ -20,7 +21,7 @@ from .policy import ActiveSilence
 __all__ = ["AlertRow", "DeliveryRow", "FailedMessage", "NotifyState", "PendingRow", "ReceiverFailure"]
 
 # columns added after the first release: a state file from before gets them on start
-_ADDED_COLUMNS = {"message": "TEXT", "fell_back": "INTEGER NOT NULL DEFAULT 0"}
+_ADDED_COLUMNS = {"message": "TEXT", "fell_back": "INTEGER NOT NULL DEFAULT 0", "params": "TEXT"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_alerts (
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS notify_deliveries (
     title TEXT NOT NULL, body TEXT NOT NULL, severity TEXT NOT NULL, resolved INTEGER NOT NULL,
     keys TEXT NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending', last_error TEXT, sent_at REAL, in_doubt INTEGER NOT NULL DEFAULT 0,
-    message TEXT, fell_back INTEGER NOT NULL DEFAULT 0
+    message TEXT, fell_back INTEGER NOT NULL DEFAULT 0, params TEXT
 );
 CREATE INDEX IF NOT EXISTS notify_deliveries_state ON notify_deliveries (state, next_attempt);
 CREATE INDEX IF NOT EXISTS notify_deliveries_message ON notify_deliveries (message);
@@ -145,6 +146,7 @@ class NotifyState:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            ledger.create(conn)
 
     @contextmanager
     def transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -215,6 +217,17 @@ class NotifyState:
         self.conn.execute("INSERT OR REPLACE INTO notify_told (key, receiver, told_at) VALUES (?, ?, ?)",
                           (key, receiver, at))
 
+    def record_told(self, key: str, receiver: str, kind: str, at: float) -> None:
+        """The ledger's record that ``receiver`` was sent news of kind ``kind`` about alert ``key``."""
+        ledger.append(self.conn, "told", key, {"receiver": receiver, "kind": kind, "at": at}, at)
+
+    def acked_in_ledger(self, key: str) -> Optional[str]:
+        """Who acknowledged alert ``key`` last, as the engine recorded it in the ledger (None: nobody)."""
+        row = self.conn.execute("SELECT body FROM ledger WHERE key = ? AND kind = 'acked' ORDER BY seq DESC LIMIT 1",
+                                (key,)).fetchone()
+        by = json.loads(row[0]).get("by") if row else None
+        return by if isinstance(by, str) else None
+
     def clear_told(self, key: str) -> None:
         self.conn.execute("DELETE FROM notify_told WHERE key = ?", (key,))
 
@@ -274,20 +287,23 @@ class NotifyState:
 
     # deliveries: one row per URL, sent at most once
     def add_delivery(self, receiver: str, url: str, url_masked: str, title: str, body: str, severity: str,
-                     resolved: bool, keys: list[str], now: float, message: Optional[str] = None) -> None:
-        """One URL's copy of a message; the copies of one message share ``message`` (an id)."""
+                     resolved: bool, keys: list[str], now: float, message: Optional[str] = None,
+                     params: str = "") -> None:
+        """One URL's copy of a message; the copies of one message share ``message`` (an id). ``params``: URL
+        parameters of this message only (``actions=...&click=...`` for ntfy), added to the URL when sent."""
         self.conn.execute(
             "INSERT INTO notify_deliveries (receiver, url, url_masked, title, body, severity, resolved, keys,"
-            " created, next_attempt, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (receiver, url, url_masked, title, body, severity, int(resolved), json.dumps(keys), now, now, message))
+            " created, next_attempt, message, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (receiver, url, url_masked, title, body, severity, int(resolved), json.dumps(keys), now, now, message,
+             params or None))
 
     def due_deliveries(self, now: float, limit: int = 100) -> list[DeliveryRow]:
         rows = self.conn.execute(
-            "SELECT id, receiver, url, url_masked, title, body, severity, resolved, attempts, in_doubt"
+            "SELECT id, receiver, url, url_masked, title, body, severity, resolved, attempts, in_doubt, params"
             " FROM notify_deliveries WHERE state = 'pending' AND next_attempt <= ? ORDER BY id LIMIT ?",
             (now, limit))
-        return [DeliveryRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), int(r[8]), bool(r[9]))
-                for r in rows]
+        return [DeliveryRow(int(r[0]), r[1], with_params(r[2], r[10]), r[3], r[4], r[5], r[6], bool(r[7]), int(r[8]),
+                            bool(r[9])) for r in rows]
 
     def next_delivery_after(self, now: float) -> Optional[float]:
         row = self.conn.execute("SELECT MIN(next_attempt) FROM notify_deliveries WHERE state = 'pending'"
@@ -363,9 +379,9 @@ class NotifyState:
             for url in targets:
                 self.conn.execute(
                     "INSERT INTO notify_deliveries (receiver, url, url_masked, title, body, severity, resolved, keys,"
-                    " created, next_attempt, message) SELECT receiver, ?, ?, title, body, severity, resolved, keys,"
-                    " created, created, message FROM notify_deliveries WHERE id = ?",
-                    (url, mask_apprise_url(url), d.id))
+                    " created, next_attempt, message, params) SELECT receiver, ?, ?, title, body, severity, resolved,"
+                    " keys, created, created, message, CASE WHEN ? THEN params END FROM notify_deliveries WHERE id = ?",
+                    (url, mask_apprise_url(url), is_ntfy(url), d.id))
             self.conn.execute("UPDATE notify_deliveries SET state = 'dropped' WHERE id = ?", (d.id,))
             moved.append((d, targets))
         return moved
@@ -423,13 +439,31 @@ class NotifyState:
             self.put_silence(s, static=True)
 
 
+def is_ntfy(url: str) -> bool:
+    """Whether an apprise URL goes to ntfy (which takes action buttons and a click URL)."""
+    return url.lower().startswith(("ntfy://", "ntfys://"))
+
+
+def with_params(url: str, params: Optional[str]) -> str:
+    """``url`` with a message's own query parameters added (they are URL-encoded already)."""
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{params}"
+
+
 def _json(t: Transition) -> str:
     """The transition as JSON without dataclasses.asdict's deep copy, which costs most of a planning pass."""
-    return json.dumps({
+    d: dict[str, Any] = {
         "id": t.id, "rule": t.rule, "series": t.series, "state": t.state.value, "previous": t.previous.value,
         "at": t.at, "severity": t.severity.value, "message": t.message, "since": t.since, "value": t.value,
         "labels": dict(t.labels), "notify": list(t.notify), "annotations": dict(t.annotations),
-    }, ensure_ascii=False, separators=(",", ":"))
+    }
+    for name in ("peak", "ended", "reported"):
+        if getattr(t, name) is not None:
+            d[name] = getattr(t, name)
+    if t.reason:
+        d["reason"] = dict(t.reason)
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
 
 
 def _alert(row: Any) -> AlertRow:

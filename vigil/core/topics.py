@@ -9,7 +9,11 @@
 
 Control topics (what people do to alerts, from the dashboard, the command line or any client):
 
-``<root>/ack/<rule>/<series>``          acknowledge an alert: {"by": "...", "comment": "..."}
+``<root>/ack/<rule>/<series>``          acknowledge an alert: {"by": "...", "comment": "...", and optionally
+                                        "episode": its excursion's since, "via": "link"|"dashboard"|"mqtt",
+                                        "note": a corrective action}
+``<root>/notes/<rule>/<series>``        a corrective-action note on an alert: {"id": "...", "by": "...",
+                                        "text": "..."} (the dashboard writes, the rule engine records)
 ``<root>/silences/<id>``                retained: a silence {"matchers": {...}, "until": ts, "by": ...};
                                         an empty retained payload deletes it
 ``<root>/control/rules/reload``         ask the rule engine to reload its rules files
@@ -148,6 +152,11 @@ class Topics:
             validate_segment(level, "series level")
         return f"{self.root}/ack/{validate_segment(rule, 'rule')}/{series}"
 
+    def notes(self, rule: str, series: str) -> str:
+        for level in series.split("/"):
+            validate_segment(level, "series level")
+        return f"{self.root}/notes/{validate_segment(rule, 'rule')}/{series}"
+
     def silence(self, silence_id: str) -> str:
         return f"{self.root}/silences/{validate_segment(silence_id, 'silence id')}"
 
@@ -192,6 +201,10 @@ class Topics:
         return f"{self.root}/ack/#"
 
     @property
+    def all_notes(self) -> str:
+        return f"{self.root}/notes/#"
+
+    @property
     def all_silences(self) -> str:
         return f"{self.root}/silences/+"
 
@@ -214,6 +227,21 @@ class Topics:
         if parts is None:
             raise TopicError("topic", topic, f"expected {self.root}/status/<device>")
         return validate_segment(parts[0], "device")
+
+    def parse_alert_key(self, topic: str, kind: str) -> tuple[str, str]:
+        """``(rule, series)`` of an alert's topic of ``kind`` (``alerts``, ``ack``, ``notes``): ``<root>/<kind>/<rule>/
+        <device>/<sensor>/<metric>``; TopicError if it is not one or a level is bad."""
+        parts = self._split(topic, kind, 4)
+        if parts is None:
+            raise TopicError("topic", topic, f"expected {self.root}/{kind}/<rule>/<device>/<sensor>/<metric>")
+        validate_segment(parts[0], "rule")
+        for level in parts[1:]:
+            validate_segment(level, "series level")
+        return parts[0], "/".join(parts[1:])
+
+    def parse_notes(self, topic: str) -> tuple[str, str]:
+        """``(rule, series)`` of a notes topic."""
+        return self.parse_alert_key(topic, "notes")
 
     def parse_events(self, topic: str) -> tuple[str, str]:
         parts = self._split(topic, "events", 2)

@@ -113,8 +113,8 @@ def test_acknowledge_marks_the_alert_and_resolve_clears_it() -> None:
     e, _sink, clock = engine("rules: [{name: hot, above: 30}]")
     assert e.acknowledge("hot", "freezer-1/t0/temperature", "ana") is None  # nothing firing
     feed(e, clock, 35.0)
-    rec = e.acknowledge("hot", "freezer-1/t0/temperature", "ana", "on it")
-    assert rec is not None and rec.acked_by == "ana" and rec.ack_comment == "on it"
+    done = e.acknowledge("hot", "freezer-1/t0/temperature", "ana", "on it")
+    assert done is not None and done.record.acked_by == "ana" and done.record.ack_comment == "on it"
     feed(e, clock, 20.0)
     assert e.alerts["hot/freezer-1/t0/temperature"].acked_by is None
 

@@ -85,7 +85,7 @@ async def test_status_shows_alerts_told_acks_and_silences(tmp_path: Path, capsys
     d.close()
     assert run(_args("status", "--state", str(state))) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "1 alert(s) firing or flapping"
+    assert out[0] == "1 alert(s) firing, cleared (waiting for an acknowledgement) or flapping"
     assert out[1] == ("  firing   critical freezer-warm/freezer-1/t0/temperature  since 2026-05-28 20:26:40 UTC; "
                       "told: kitchen; acknowledged by ana at 2026-05-28 20:26:40 UTC")
     assert out[2:] == ["1 silence(s)",
