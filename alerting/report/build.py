@@ -7,9 +7,8 @@ import datetime as dt
 import math
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,7 +26,7 @@ from .seal import Readings, SealWanted, digest, load_readings, record
 
 __all__ = ["make_report", "mark_times", "site_days", "zone_name"]
 
-READ_AHEAD = 2
+READERS = 3  # queries of one series in flight at once (a day each)
 CHART_BUCKETS = 2150  # two points (low, high) each: about 4,300 points per chart
 
 
@@ -162,19 +161,11 @@ def make_report(store: Store, state_path: str | Path, request: ReportRequest, *,
     times = mark_times(request.start, min(request.end, now), request.interval, zone)
     units: list[UnitReport] = []
     wanted: list[SealWanted] = []
-    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="report-read") as pool:
-        # the next units are read while this one is summed up: the store (influxd: another process) answers
-        # one while Python decodes another; at most READ_AHEAD units are in memory besides this one
-        def read(k: int) -> Future[Readings]:
-            return pool.submit(load_readings, store, request.units[k], request.start - request.interval, request.end)
-
-        pending = deque(read(k) for k in range(min(READ_AHEAD, len(request.units))))
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="report-read") as pool:
         for i, series in enumerate(request.units):
             if progress is not None:
                 progress(i, len(request.units), series)
-            r = pending.popleft().result()
-            if i + READ_AHEAD < len(request.units):
-                pending.append(read(i + READ_AHEAD))
+            r = load_readings(store, series, request.start - request.interval, request.end, pool)
             inside = r.between(request.start, request.end)
             n = len(inside)
             corrected = int(np.count_nonzero(~np.isnan(inside.raw)))

@@ -1,7 +1,7 @@
 """Excursions of a unit, rebuilt from the ledger's rows (fired, cleared, resolved, told, acked, note).
 
 A ``fired`` row opens an excursion of its key (``rule/series``); ``cleared`` and ``resolved`` end it (the
-latest ``peak`` wins); ``told`` rows belong to the excursion open at the time; an ``acked`` row to the one
+latest ``peak`` wins); a ``told`` row belongs to the latest excursion begun by its time; an ``acked`` row to the one
 whose ``since`` is its ``episode`` (else the latest); a ``note`` to the latest excursion of its key.
 """
 
@@ -115,6 +115,8 @@ def _take(by_key: dict[str, list[Excursion]], e: ledger.Entry) -> None:
         if peak is not None:
             current.peak = peak
     elif e.kind == "told":
+        # the excursion that had begun when the message went out (the dispatcher may write after a new one)
+        current = next((x for x in reversed(found) if x.since <= at), current)
         current.told.append({"receiver": _text(b.get("receiver"), 100), "kind": _text(b.get("kind"), 20), "at": at})
     elif e.kind == "note":
         if any(n.get("id") == b.get("id") for n in current.notes if b.get("id")):

@@ -188,6 +188,8 @@ class Manifest:
                 raise ValueError("units")
             if not (isinstance(seals, list) and all(type(s) is int for s in seals)):
                 raise ValueError("seals")
+            if len(units) > MAX_UNITS or len(seals) > MAX_UNITS * MAX_PERIOD / 86400:
+                raise ValueError("more series or seals than a report can have")
             if type(d["head_seq"]) is not int or not isinstance(d["head_hash"], str):
                 raise ValueError("head")
             return Manifest(str(d["id"]), float(d["start"]), float(d["end"]), str(d["zone"]), units,

@@ -88,6 +88,8 @@ def test_excursions_with_people_notes_and_episodes(tmp_path: Path) -> None:
                              "latched": True}),
              ("acked", KEY, {"by": "bob", "comment": "", "via": "dashboard", "episode": first, "at": second + 400}),
              ("told", KEY, {"receiver": "manager", "kind": "escalation", "at": second + 900}),
+             # the dispatcher wrote late about the first: it still belongs to the first
+             ("told", KEY, {"receiver": "late-pager", "kind": "repeat", "at": first + 500}),
              ("note", KEY, {"id": "dup", "by": "carol", "text": "called service", "at": second + 950}),
              ("note", KEY, {"id": "dup", "by": "carol", "text": "called service", "at": second + 951}),
              # another series' alert and a series whose name only ends like ours are not ours
@@ -100,7 +102,7 @@ def test_excursions_with_people_notes_and_episodes(tmp_path: Path) -> None:
     assert [x.since for x in u.excursions] == [first, second]
     one, two = u.excursions
     assert (one.ended, one.peak, one.severity) == (first + 2400, -8.0, "critical")
-    assert [t["receiver"] for t in one.told] == ["kitchen-phone"]
+    assert [t["receiver"] for t in one.told] == ["kitchen-phone", "late-pager"]
     assert [(a["by"], a["via"]) for a in one.acks] == [("alice", "link"), ("bob", "dashboard")]
     assert [n["text"] for n in one.notes] == ["door closed, stock checked"]
     assert two.ended is None and two.acks == [] and [t["kind"] for t in two.told] == ["escalation"]

@@ -126,3 +126,52 @@ def test_a_month_of_marks_breaks_across_pages_with_headers(tmp_path: Path) -> No
     assert len(reader.pages) >= 4
     assert all("reading" in p.extract_text() for p in reader.pages[1:]), "table header on every page"
     assert "2026-11-30 23:00" in reader.pages[-1].extract_text()
+
+
+def test_a_mark_without_a_reading_says_so_in_the_csv_and_the_pdf(tmp_path: Path) -> None:
+    store = MemoryStore()
+    start, end = day_bounds()
+    fill(store, skip=(3 * 60, 9 * 60))  # nothing from 03:00 to 08:59: the 08:00 mark has none within 4 h
+    report = make_report(store, tmp_path / "a.db", ReportRequest([SERIES], start, end, zone=ZONE), now=end + 1)
+    csv, pdf = tmp_path / "log.csv", tmp_path / "log.pdf"
+    write_csv(report, csv)
+    write_pdf(report, pdf)
+    _, rows = csv_rows(csv)
+    marks = [(r["time"][11:16], r["reading_time"][11:16], r["value"], r["text"]) for r in rows
+             if r["section"] == "reading"]
+    # 04:00 takes 02:59, the last before the gap; at 08:00 that one is over 4 h old
+    assert marks[1] == ("04:00", "02:59", "-17.05", "") and marks[2] == ("08:00", "", "", "no reading"), marks
+    assert "2026-11-03 08:00 no reading" in PdfReader(pdf).pages[-1].extract_text()
+
+
+def test_limits_come_from_the_threshold_rules_that_watch_the_unit(tmp_path: Path) -> None:
+    from alerting.report.limits import limits_from_rules
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""
+rules:
+  - name: freezer-warm
+    match: {metric: temperature, device: "freezer-*"}
+    above: -15
+    for: 10m
+    notify: [ops]
+  - name: freezer-very-warm
+    match: {metric: temperature, device: "freezer-*"}
+    above: -10
+    notify: [ops]
+  - name: freezer-too-cold
+    match: {metric: temperature, device: freezer-1}
+    below: -25
+    notify: [ops]
+  - name: fridge-warm
+    match: {metric: temperature, device: "fridge-*"}
+    above: 5
+    notify: [ops]
+receivers:
+  ops: {urls: ["json://127.0.0.1:9/"]}
+""")
+    found = limits_from_rules(rules, [SERIES, "freezer-2/t0/temperature", "oven-1/t0/temperature"])
+    assert found == {SERIES: (-25.0, -15.0), "freezer-2/t0/temperature": (None, -15.0)}
+    (tmp_path / "broken.yaml").write_text("rules: [")
+    assert limits_from_rules(tmp_path / "broken.yaml", [SERIES]) == {}
+    assert limits_from_rules(tmp_path / "missing.yaml", [SERIES]) == {}

@@ -148,6 +148,8 @@ def test_no_sealing_means_nothing_written_and_nothing_to_verify(tmp_path: Path) 
     (b"# manifest: {not json\n", "cannot be read"),
     (b'# manifest: {"v":1,"units":"x"}\n', "cannot be read"),
     (b'# manifest: {"v":2}\n', "version 1"),
+    (b'# manifest: {"v":1,"id":"x","start":0,"end":1,"zone":"UTC","units":[],"head_seq":1,"head_hash":"h",'
+     b'"made_at":0,"seals":[' + b",".join(b"1" for _ in range(90_000)) + b']}\n', "more series or seals"),
     (b"# manifest: " + b"[" * 100_000 + b"\n", "cannot be read"),
     (b"%PDF-1.4\n%%EOF\n", "no Vigil manifest in this PDF"),
     (b"%PDF-1.4\n/Keywords (vigil-report-manifest !!!)", "no Vigil manifest in this PDF"),
