@@ -27,7 +27,9 @@ done
 
 # Debian packages, each as package=the commands Vigil or its tests run from it (none for a library).
 edge_apt=(python3=python3 python3-venv=)
-server_apt=(mosquitto=mosquitto,mosquitto_passwd)
+server_apt=(mosquitto=mosquitto,mosquitto_passwd
+            # DejaVu Sans: report PDFs print names in Cyrillic, Greek, ... (docs/reports.md)
+            fonts-dejavu-core=)
 if [ -f dashboard/web/package.json ]; then
   server_apt+=(nodejs=node npm=npm)     # the dashboard serves uPlot from dashboard/web/node_modules
 fi

@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "notify": ("alerting.notify.cli", "try receivers, show notification delivery state"),
     "status": ("vigil.app.status", "the health of every part in one screen, with what to do"),
     "calibration": ("vigil.app.commands.calibration", "a series' calibration: history, set, clear"),
+    "report": ("vigil.app.commands.report", "a temperature log (PDF, CSV) of some series, and verify one"),
 }
 
 EPILOG = """\

@@ -1,0 +1,50 @@
+"""Temperature-log reports: readings at marks, each day's min/max/mean, every excursion with the people who
+were told and acknowledged and what they did, a chart; CSV and PDF; sealed in the ledger and verifiable.
+
+    report = make_report(store, state_path, ReportRequest(units, start, end, zone=zone))
+    write_pdf(report, "log.pdf"); write_csv(report, "log.csv")
+    verify_file("log.pdf", store, state_path)  -> Verdict(ok, problems, checked)
+
+docs/reports.md is the user's guide; ``seal`` says the canonical form of a seal's digest.
+"""
+
+from __future__ import annotations
+
+from .build import make_report, mark_times, site_days
+from .csvout import write_csv
+from .model import (
+    DayStats,
+    EmptyPeriod,
+    Excursion,
+    Manifest,
+    Mark,
+    Report,
+    ReportError,
+    ReportRequest,
+    UnitReport,
+    Verdict,
+)
+from .pdfout import write_pdf
+from .period import parse_period, previous_period
+from .verify import verify_file
+
+__all__ = [
+    "DayStats",
+    "EmptyPeriod",
+    "Excursion",
+    "Manifest",
+    "Mark",
+    "Report",
+    "ReportError",
+    "ReportRequest",
+    "UnitReport",
+    "Verdict",
+    "make_report",
+    "mark_times",
+    "parse_period",
+    "previous_period",
+    "site_days",
+    "verify_file",
+    "write_csv",
+    "write_pdf",
+]
