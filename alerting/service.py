@@ -43,6 +43,7 @@ from alerting.notify.outbox import Outbox
 from alerting.notify.policy import receivers_for
 from alerting.partition import parse_partition
 from alerting.payloads import MAX_PAYLOAD, Ack, loads, parse_ack, parse_note, parse_status
+from alerting.report.schedule import ReportScheduler
 from alerting.rules import RulesError, RuleSet, load_rules_path
 from alerting.settings import AlertingSettings
 from alerting.state import AlertRecord, StateDB
@@ -403,13 +404,19 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
                                dispatcher=dispatcher, in_hand=in_hand_path(settings.state))
         closing.callback(service.in_hand.close)
         guard_parts(service, db, clock)
+        # scheduled reports (rules' reports:), made once for all partitions: by partition 0
+        reports = ReportScheduler(lambda: service.notify_config, history if history is not None else store,
+                                  settings.state, clock, zone=zone, rules_path=settings.rules
+                                  ) if engine.partition[0] == 0 else None
+        if reports is not None:
+            closing.callback(reports.close)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), settings.rules,
                  settings.state, len(engine.active()))
-        await _run(service, dispatcher, history, clock, ready)
+        await _run(service, dispatcher, history, clock, ready, reports)
 
 
 async def _run(service: AlertService, dispatcher: AlertDispatcher, store: Optional[Store], clock: Clock,
-               ready: Optional[asyncio.Event]) -> None:
+               ready: Optional[asyncio.Event], reports: Optional[ReportScheduler] = None) -> None:
     """The engine's tasks, each started again if it fails (alerting/guard.py), until cancelled."""
     restarts = service.guard.restarts
     engine = service.engine
@@ -433,6 +440,8 @@ async def _run(service: AlertService, dispatcher: AlertDispatcher, store: Option
         if store is not None:
             tg.create_task(seed_windows(engine, store, clock), name="alerting-seed-windows")
         task("alerting-dispatcher", dispatcher.run)
+        if reports is not None:
+            task("alerting-reports", reports.run)
 
 
 def _load_rules(path: str) -> RuleSet:

@@ -56,6 +56,7 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from alerting.report.config import Reports
 from alerting.transition import Severity
 from vigil.core.configtypes import STRICT, Duration
 from vigil.core.errors import VigilError
@@ -427,6 +428,7 @@ class NotifyConfig(BaseModel):
     # on call (alerting/notify/oncall.py): names usable wherever a receiver's is
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     escalation_policies: dict[str, list[PolicyStep]] = Field(default_factory=dict)
+    reports: Reports = Field(default_factory=list)  # scheduled reports: alerting/report/config.py
 
     @field_validator("receivers", mode="before")
     @classmethod
@@ -460,6 +462,12 @@ class NotifyConfig(BaseModel):
             self._check_names(route.receivers, f"routes[{i}]", policies=True)
         for i, step in enumerate(self.escalation):
             self._check_names(step.receivers, f"escalation[{i}]", policies=False)
+        for i, report in enumerate(self.reports):
+            # a report goes to receivers only: a schedule's person changes, the file goes to a fixed list
+            unknown = [n for n in report.receivers if n not in self.receivers]
+            if unknown:
+                raise ValueError(f"reports[{i}]: unknown receiver {unknown[0]!r} (known: "
+                                 f"{', '.join(sorted(self.receivers)) or 'none are defined under receivers:'})")
         for name, urls in self.receivers.items():
             if not urls:
                 raise ValueError(f"receiver {name!r} has no URL")

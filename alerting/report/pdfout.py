@@ -14,7 +14,7 @@ import math
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 from fpdf import FPDF
@@ -50,7 +50,7 @@ def _ranges(seqs: list[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans) or "none"
 
 
-class _Pdf(FPDF):  # type: ignore[misc]  # fpdf2 ships no type hints
+class _Pdf(FPDF):
     def __init__(self, report: Report) -> None:
         super().__init__(format="A4")
         self.report = report
@@ -78,7 +78,8 @@ class _Pdf(FPDF):  # type: ignore[misc]  # fpdf2 ships no type hints
     def style(self, size: float, bold: bool = False) -> None:
         self.set_font(self.family, "B" if bold else "", size)
 
-    def put(self, w: float, h: float, text: str, border: int | str = 0, align: str = "L", ln: bool = False) -> None:
+    def put(self, w: float, h: float, text: str, border: Literal[0, 1] | str = 0, align: str = "L",
+            ln: bool = False) -> None:
         self.cell(w, h, self.text_of(text), border=border, align=align,
                   new_x="LMARGIN" if ln else "RIGHT", new_y="NEXT" if ln else "TOP")
 

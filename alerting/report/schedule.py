@@ -1,0 +1,395 @@
+"""Scheduled reports: at ``at`` (site time) after each day, week or month, the report of the period just
+finished is made and sent through apprise to the report's receivers, the PDF and CSV as attachments.
+
+Runs inside the rule engine as one task (:meth:`ReportScheduler.run`; :meth:`ReportScheduler.step` for tests
+on a ManualClock). Periods are local days, ISO weeks (Monday to Monday) and calendar months in the report's
+zone (``time_zone:``, else the site's), so a day across a DST change is 23 or 25 hours long.
+
+Exactly once per period: each run is a row of ``report_runs`` in the engine's state file (name, period
+start, state, files, the receivers already sent). A row is written before the report is made and each
+receiver is recorded once its send succeeded, so a restart neither repeats nor skips a period; a receiver
+whose send was under way when the process died is sent again (its outcome was never learned). A period
+missed while the engine was down is sent on start, but only the last one: older ones are logged (make them
+with ``vigil report``). A failing receiver is retried with the one backoff (vigil/core/backoff.py, from 1
+minute up to an hour) until the next period is due; then that run is given up as ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import fnmatch
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from alerting.report.config import ReportSchedule
+from vigil.core.backoff import backoff_delay
+from vigil.core.clock import Clock
+from vigil.core.durations import format_duration
+from vigil.core.settings import StoreSettings
+from vigil.core.sitetime import format_time, site_zone
+from vigil.core.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from alerting.notify.config import NotifyConfig
+
+__all__ = ["Job", "NothingToReport", "Period", "ReportScheduler", "last_due", "period_at", "render_files", "send_files"]
+
+log = logging.getLogger(__name__)
+
+#: the longest the scheduler sleeps before it looks again (a changed wall clock or rules file is seen by then)
+MAX_SLEEP = 300.0
+RETRY_FIRST, RETRY_CAP = 60.0, 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS report_runs (
+    name TEXT NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    period TEXT NOT NULL,
+    state TEXT NOT NULL,          -- sending, sent, failed, skipped
+    files TEXT NOT NULL DEFAULT '[]',
+    done TEXT NOT NULL DEFAULT '[]',   -- receivers sent
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    updated REAL NOT NULL,
+    PRIMARY KEY (name, start)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Period:
+    """One day, week or month in a zone: [start, end) in epoch seconds, its label, and when it is sent."""
+
+    start: float
+    end: float
+    label: str  # 2026-12-02, 2026-W49, 2026-12
+    due: float
+
+
+def _bounds(every: str, day: dt.date) -> tuple[dt.date, dt.date]:
+    if every == "day":
+        return day, day + dt.timedelta(days=1)
+    if every == "week":
+        start = day - dt.timedelta(days=day.weekday())
+        return start, start + dt.timedelta(days=7)
+    start = day.replace(day=1)
+    return start, (start + dt.timedelta(days=32)).replace(day=1)
+
+
+def _label(every: str, start: dt.date) -> str:
+    if every == "day":
+        return start.isoformat()
+    if every == "week":
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    return start.strftime("%Y-%m")
+
+
+def period_at(schedule: ReportSchedule, zone: dt.tzinfo, day: dt.date) -> Period:
+    """The period of ``schedule`` that holds the local date ``day``."""
+    start, end = _bounds(schedule.every, day)
+    # zoneinfo reads a local time in a DST gap with the offset before it: a midnight that does not exist is the
+    # moment the clock jumped, and an `at` of 02:30 in a 02:00-03:00 gap is 03:30 (summer time)
+    return Period(dt.datetime.combine(start, dt.time(0), zone).timestamp(),
+                  dt.datetime.combine(end, dt.time(0), zone).timestamp(), _label(schedule.every, start),
+                  dt.datetime.combine(end, schedule.at, zone).timestamp())
+
+
+def last_due(schedule: ReportSchedule, zone: dt.tzinfo, now: float) -> tuple[Period, float]:
+    """The latest period whose send time has come at ``now``, and the send time of the one after it."""
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    current = period_at(schedule, zone, today)
+    start = dt.datetime.fromtimestamp(current.start, zone).date()
+    previous = period_at(schedule, zone, start - dt.timedelta(days=1))
+    if previous.due <= now:
+        return previous, current.due
+    before = dt.datetime.fromtimestamp(previous.start, zone).date()
+    return period_at(schedule, zone, before - dt.timedelta(days=1)), previous.due
+
+
+@dataclass(frozen=True)
+class Job:
+    """One report to make: the series, the period, and where each format goes."""
+
+    name: str
+    units: list[str]
+    period: Period
+    interval: float
+    zone: dt.tzinfo
+    title: str
+    paths: dict[str, Path]
+    limits: dict[str, tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    journal: Optional[Path] = None  # the bridge's calibration journal, when there is one
+
+
+class NothingToReport(Exception):
+    """No reading of any of the series in the period."""
+
+
+def render_files(store: Store, state_path: str, job: Job) -> None:
+    """Make the report (alerting.report) and write each file whole (a crash leaves no half file)."""
+    from alerting.report import EmptyPeriod, ReportRequest, make_report, write_csv, write_pdf
+    from vigil.core.calibration import CalibrationJournal
+
+    try:
+        report = make_report(store, state_path, ReportRequest(
+            units=job.units, start=job.period.start, end=job.period.end, interval=job.interval, zone=job.zone,
+            title=job.title, limits=job.limits), journal=CalibrationJournal(job.journal) if job.journal else None)
+    except EmptyPeriod as exc:
+        raise NothingToReport(str(exc)) from None
+    writers: dict[str, Callable[[Any, Path], Any]] = {"pdf": write_pdf, "csv": write_csv}
+    for fmt, path in job.paths.items():
+        part = path.with_name(path.name + ".part")
+        writers[fmt](report, part)
+        os.replace(part, path)
+
+
+async def send_files(urls: list[str], title: str, body: str, files: Sequence[Path],
+                     timeout: float = 120.0) -> Optional[str]:
+    """Send one message with ``files`` attached to every URL; None when sent, else what went wrong (no secret)."""
+    import apprise
+
+    from alerting.notify.apprise_sender import scrub
+    from alerting.notify.config import mask_apprise_url
+
+    ap = apprise.Apprise()
+    for url in urls:
+        if not ap.add(url):
+            return f"apprise does not understand the URL {mask_apprise_url(url)}"
+    attach = apprise.AppriseAttachment()
+    for f in files:
+        if not attach.add(str(f)):
+            return f"apprise cannot attach {f}"
+    try:
+        result = await ap.async_notify(body=body, title=title, attach=attach, timeout=timeout)
+    except Exception as exc:  # a plugin bug must not stop the scheduler
+        return scrub(f"apprise failed: {exc!r}", urls)
+    if result:
+        return None
+    problems = [e.message for e in result.logs() if e.level in ("WARNING", "ERROR", "CRITICAL")]
+    return scrub(("; ".join(dict.fromkeys(problems)) or f"apprise reported {result.status.name}")[:500], urls)
+
+
+Render = Callable[[Store, str, Job], None]
+Send = Callable[[list[str], str, str, Sequence[Path]], Awaitable[Optional[str]]]
+
+
+@dataclass
+class _Run:
+    name: str
+    start: float
+    state: str
+    files: list[str]
+    done: list[str]
+    attempts: int
+    next_at: float
+
+
+class ReportScheduler:
+    """Makes and sends the ``reports:`` of the rules in force (``config()``, so a reload takes effect)."""
+
+    def __init__(self, config: Callable[[], Optional[NotifyConfig]], store: Union[Store, StoreSettings, None],
+                 state_path: Union[str, Path], clock: Clock, *, zone: Optional[dt.tzinfo] = None,
+                 data_dir: Union[str, Path, None] = None, rules_path: Optional[str] = None,
+                 render: Render = render_files, send: Send = send_files) -> None:
+        self._config = config
+        self._store = store
+        self._opened: Optional[Store] = None
+        self.state_path = str(state_path)
+        self.clock = clock
+        self.zone = zone
+        self.data_dir = Path(data_dir if data_dir is not None else Path(state_path).parent)
+        self.folder = self.data_dir / "reports"
+        self.rules_path = rules_path  # the chart's limits come from its threshold rules
+        self._render = render
+        self._send = send
+        self.db = sqlite3.connect(self.state_path, isolation_level=None, timeout=30, check_same_thread=False)
+        self.db.execute(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+        if self._opened is not None:
+            self._opened.close()
+
+    async def run(self) -> None:
+        """Until cancelled: send what is due, then sleep until the next send time (at most 5 minutes)."""
+        while True:
+            wake = await self.step(self.clock.now())
+            await self.clock.sleep(min(MAX_SLEEP, max(1.0, wake - self.clock.now())))
+
+    async def step(self, now: float) -> float:
+        """Start every run that is due at ``now`` and send what is pending; returns when to look again."""
+        config = self._config()
+        schedules = {s.name: s for s in (config.reports if config is not None else [])}
+        wake = now + MAX_SLEEP
+        for schedule in schedules.values():
+            period, following = last_due(schedule, self._zone(schedule), now)
+            wake = min(wake, following)
+            if self._row(schedule.name, period.start) is None:
+                self._begin(schedule, period, now)
+        for run in self._pending():
+            found = schedules.get(run.name)
+            if found is None:
+                self._finish(run, "failed", now, "the report is no longer in the rules")
+                continue
+            s = found
+            period, following = last_due(s, self._zone(s), now)
+            if period.start > run.start:
+                self._finish(run, "failed", now, "given up: the next period is due")
+                log.error("report %s of %s not sent to %s: given up, the next period is due", run.name,
+                          self._period(s, run.start).label, ", ".join(r for r in s.receivers if r not in run.done))
+                continue
+            if run.next_at > now:
+                wake = min(wake, run.next_at)
+                continue
+            retry = await self._work(s, run, config, now)
+            if retry is not None:
+                wake = min(wake, retry)
+        return wake
+
+    # -- one run ---------------------------------------------------------------------------------
+
+    def _zone(self, s: ReportSchedule) -> dt.tzinfo:
+        return site_zone(s.time_zone) if s.time_zone else (self.zone or site_zone())
+
+    def _period(self, s: ReportSchedule, start: float) -> Period:
+        zone = self._zone(s)
+        return period_at(s, zone, dt.datetime.fromtimestamp(start, zone).date())
+
+    def _begin(self, s: ReportSchedule, period: Period, now: float) -> None:
+        last = self.db.execute("SELECT MAX(start) FROM report_runs WHERE name = ?", (s.name,)).fetchone()[0]
+        if last is not None and last < period.start:
+            missed: list[str] = []
+            p = self._period(s, self._period(s, last).end)
+            while p.start < period.start and len(missed) < 1000:
+                missed.append(p.label)
+                p = self._period(s, p.end)
+            if missed:
+                log.warning("report %s: %d period(s) were due while the engine was down and are not sent (%s); "
+                            "only the last one, %s, is: make the others with vigil report", s.name, len(missed),
+                            missed[0] if len(missed) == 1 else f"{missed[0]} to {missed[-1]}", period.label)
+        self.db.execute("INSERT OR IGNORE INTO report_runs (name, start, end, period, state, updated) "
+                        "VALUES (?, ?, ?, ?, 'sending', ?)", (s.name, period.start, period.end, period.label, now))
+
+    async def _work(self, s: ReportSchedule, run: _Run, config: Optional[NotifyConfig], now: float
+                    ) -> Optional[float]:
+        """Make the files (unless there) and send them to every receiver not yet sent; the retry time if any failed."""
+        period = self._period(s, run.start)
+        files = [Path(f) for f in run.files]
+        errors: list[str] = []
+        if not files or not all(f.is_file() for f in files):
+            try:
+                files = await asyncio.to_thread(self._make, s, period)
+            except NothingToReport as exc:
+                self._finish(run, "skipped", now, str(exc)[:500])
+                log.warning("report %s of %s: nothing to report (%s); nothing sent", s.name, period.label, exc)
+                return None
+            except Exception as exc:  # the store away, a bad series: tried again later
+                log.exception("report %s of %s could not be made", s.name, period.label)
+                return self._retry(run, now, f"could not be made: {exc}"[:500])
+            if not files:
+                self._finish(run, "skipped", now, "no stored series matches")
+                log.warning("report %s of %s: no stored series matches %s; nothing sent", s.name, period.label,
+                            ", ".join(s.series))
+                return None
+            run.files = [str(f) for f in files]
+            self.db.execute("UPDATE report_runs SET files = ?, updated = ? WHERE name = ? AND start = ?",
+                            (json.dumps(run.files), now, run.name, run.start))
+        title, body = self._words(s, period, files)
+        for receiver in s.receivers:
+            if receiver in run.done:
+                continue
+            urls = config.receivers.get(receiver, []) if config is not None else []
+            error: Optional[str] = None if urls else f"no receiver {receiver!r}"
+            try:
+                resolved = [u.resolve() for u in urls]
+            except Exception as exc:  # MissingSecret: said without the secret
+                resolved, error = [], str(exc)
+            error = error or await self._send(resolved, title, body, files)
+            if error is None:
+                run.done.append(receiver)
+                self.db.execute("UPDATE report_runs SET done = ?, updated = ? WHERE name = ? AND start = ?",
+                                (json.dumps(run.done), self.clock.now(), run.name, run.start))
+                log.info("report %s of %s sent to %s", s.name, period.label, receiver)
+            else:
+                log.warning("report %s of %s not sent to %s: %s", s.name, period.label, receiver, error)
+                errors.append(f"{receiver}: {error}")
+        if errors:
+            return self._retry(run, now, "; ".join(errors)[:1000])
+        self._finish(run, "sent", self.clock.now(), None)
+        return None
+
+    def _make(self, s: ReportSchedule, period: Period) -> list[Path]:
+        store = self._open()
+        units = sorted({e.series.id for e in store.latest()
+                        if any(fnmatch.fnmatchcase(e.series.id, g) for g in s.series)})
+        if not units:
+            return []
+        self.folder.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, Path] = {fmt: self.folder / f"{s.name}-{period.label}.{fmt}" for fmt in s.formats}
+        from alerting.report.limits import limits_from_rules
+        from vigil.core.calibration import JOURNAL_NAME
+
+        title = s.title or f"Temperature report {s.name} {period.label}"
+        journal = self.data_dir / JOURNAL_NAME
+        self._render(store, self.state_path, Job(
+            s.name, units, period, s.interval, self._zone(s), title, paths,
+            limits_from_rules(self.rules_path, units) if self.rules_path else {},
+            journal if journal.exists() else None))
+        return list(paths.values())
+
+    def _open(self) -> Store:
+        if isinstance(self._store, Store):
+            return self._store
+        if self._opened is None:
+            if self._store is None:
+                raise RuntimeError("the rule engine was given no store")
+            self._opened = open_store(self._store.store_url(), retention=self._store.retention)
+        return self._opened
+
+    def _words(self, s: ReportSchedule, period: Period, files: list[Path]) -> tuple[str, str]:
+        zone = self._zone(s)
+        title = s.title or f"Temperature report {s.name} {period.label}"
+        body = (f"The temperature report {s.name} for {period.label}: from {format_time(period.start, zone)} "
+                f"to {format_time(period.end, zone)}, one row every {format_duration(s.interval)}.\n"
+                f"Attached: {', '.join(f.name for f in files)} (kept in {self.folder}).")
+        return title, body
+
+    # -- the run records -------------------------------------------------------------------------
+
+    def _row(self, name: str, start: float) -> Optional[tuple[Any, ...]]:
+        row: Optional[tuple[Any, ...]] = self.db.execute(
+            "SELECT state FROM report_runs WHERE name = ? AND start = ?", (name, start)).fetchone()
+        return row
+
+    def _pending(self) -> list[_Run]:
+        rows = self.db.execute("SELECT name, start, state, files, done, attempts, next_at FROM report_runs "
+                               "WHERE state = 'sending' ORDER BY start").fetchall()
+        return [_Run(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def _retry(self, run: _Run, now: float, error: str) -> float:
+        run.attempts += 1
+        run.next_at = now + backoff_delay(run.attempts, RETRY_CAP, first=RETRY_FIRST)
+        self.db.execute("UPDATE report_runs SET attempts = ?, next_at = ?, error = ?, updated = ? "
+                        "WHERE name = ? AND start = ?", (run.attempts, run.next_at, error, now, run.name, run.start))
+        return run.next_at
+
+    def _finish(self, run: _Run, state: str, now: float, error: Optional[str]) -> None:
+        self.db.execute("UPDATE report_runs SET state = ?, error = COALESCE(?, error), updated = ? "
+                        "WHERE name = ? AND start = ?", (state, error, now, run.name, run.start))
+
+    def runs(self, name: Optional[str] = None) -> list[dict[str, Any]]:
+        """The run records (newest first), for tests and status."""
+        cur = self.db.execute("SELECT name, start, end, period, state, files, done, attempts, error "
+                              "FROM report_runs WHERE ? IS NULL OR name = ? ORDER BY start DESC", (name, name))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
