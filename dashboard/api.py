@@ -20,7 +20,7 @@ from vigil.core.topics import TopicError, validate_segment
 
 from .context import Context, Reader, ctx_of
 from .limits import SafeJSONResponse as JSONResponse
-from .live import sse
+from .live import ACTIVE, sse
 from .openapi_schema import NAME_RULE, RFC3339, TOPIC_LEVEL
 
 __all__ = ["choose_bucket", "router"]
@@ -239,15 +239,22 @@ async def sparklines(request: Request, _: Reader, hours: float = Query(6, gt=0, 
 async def alerts(request: Request, _: Reader, state: Optional[str] = None, rule: Optional[str] = None,
                  series: Optional[str] = None, severity: Optional[str] = None,
                  limit: int = Query(200, ge=1, le=10_000)) -> dict[str, Any]:
-    """Alerts now (pending and firing) and the history of their changes, newest first."""
+    """Alerts now (pending, firing, and cleared but not acknowledged) and the history of their changes, newest first.
+
+    A latched alert whose condition cleared stays under ``current`` as ``cleared`` (``condition``: "cleared, not
+    acknowledged") with its ``peak``, ``ended`` and ``duration`` until someone acknowledges it."""
     ctx = ctx_of(request)
 
     def keep(a: dict[str, Any]) -> bool:
         return ((state is None or a["state"] == state) and (rule is None or a["rule"] == rule)
                 and (series is None or series in a["series"]) and (severity is None or a["severity"] == severity))
 
-    current = [a for a in ctx.live.alerts.values() if a["state"] in ("pending", "firing", "flapping") and keep(a)]
-    order = {"firing": 0, "flapping": 1, "pending": 2}
+    def worded(a: dict[str, Any]) -> dict[str, Any]:
+        waiting = a["state"] == "cleared" and not a.get("acknowledged_by")
+        return {**a, "condition": "cleared, not acknowledged"} if waiting else a
+
+    current = [worded(a) for a in ctx.live.alerts.values() if a["state"] in ACTIVE and keep(a)]
+    order = {"firing": 0, "flapping": 1, "cleared": 2, "pending": 3}
     current.sort(key=lambda a: (order.get(a["state"], 3), -a["since"]))
     journal = ctx.live.journal
     if journal is not None:

@@ -25,7 +25,8 @@ from vigil.core.health import HealthReporter
 from vigil.core.settings import MqttSettings
 from vigil.core.stores import Store, StoreRejected, StoreUnavailable
 
-from . import actions, api, calibration, fleet, pages, thresholds
+from . import acklinks, actions, api, calibration, fleet, oncall, pages, thresholds
+from . import reports as report_pages
 from .auth import Authenticator, AuthError
 from .context import ApiError, Context
 from .feed import BrokerUnavailable, LiveFeed, Publisher
@@ -33,7 +34,7 @@ from .journal import AlertJournal
 from .limits import BodyLimit, SafeJSONResponse
 from .live import LiveState
 from .metrics import DashboardMetrics
-from .ports import PayloadFormats, Rules
+from .ports import PayloadFormats, Reports, Rules
 from .settings import DashboardSettings
 
 __all__ = ["create_app", "serve"]
@@ -75,6 +76,7 @@ def create_app(
     rules_path: Path,
     rules: Rules,
     formats: Optional[PayloadFormats] = None,
+    reports: Optional[Reports] = None,
     publisher: Optional[Publisher] = None,
     live: Optional[LiveState] = None,
     clock: Optional[Clock] = None,
@@ -82,7 +84,8 @@ def create_app(
     """The dashboard app. Without ``publisher`` it follows and publishes on the broker of ``mqtt``.
 
     ``rules`` is the rule engine's reading of the files at ``rules_path`` (the Rules page, limits,
-    preview); ``formats`` the bridge's payload formats (for ingest with format=).
+    preview, who is on call); ``formats`` the bridge's payload formats (for ingest with format=); ``reports`` the
+    rule engine's report (the Reports page; without it the page says it is not available).
     """
     clock = clock or SystemClock()
     journal = None
@@ -95,7 +98,7 @@ def create_app(
         publisher = feed
     auth = Authenticator(settings, clock, data_dir / "dashboard-auth.db")
     ctx = Context(settings=settings, store=store, live=live, publisher=publisher, auth=auth, clock=clock,
-                  rules_path=rules_path, rules=rules, formats=formats)
+                  rules_path=rules_path, rules=rules, formats=formats, reports=reports)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +121,7 @@ def create_app(
         if journal is not None:
             journal.close()
         ctx.auth.close()
+        links.used.close()
 
     # No Swagger UI (it loads from a CDN) and no anonymous schema: api.openapi serves it to callers.
     app = FastAPI(title="Vigil", version="1", lifespan=lifespan, docs_url=None, openapi_url=None, redoc_url=None,
@@ -186,6 +190,9 @@ def create_app(
     app.include_router(fleet.router)
     app.include_router(actions.router)
     calibration.install(app, data_dir)
+    links = acklinks.install(app, data_dir)
+    app.include_router(oncall.router)
+    report_pages.install(app)
     app.include_router(thresholds.router)
     app.include_router(pages.router)
     # Outermost: a body over the limit is refused before any route, parser or authentication sees it.

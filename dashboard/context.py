@@ -17,7 +17,7 @@ from vigil.core.stores import Store
 from .auth import SESSION_COOKIE, Authenticator, AuthError, Principal
 from .feed import Publisher
 from .live import LiveState
-from .ports import PayloadFormats, Rules
+from .ports import PayloadFormats, Reports, Rules
 from .settings import DashboardSettings
 
 __all__ = ["Admin", "ApiError", "Context", "Reader", "authenticate", "ctx_of", "require", "same_origin"]
@@ -44,6 +44,7 @@ class Context:
     rules_path: Path
     rules: Rules
     formats: Optional[PayloadFormats] = None
+    reports: Optional[Reports] = None
     started: float = field(default_factory=time.time)
     counters: Counter[str] = field(default_factory=Counter)
 

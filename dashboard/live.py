@@ -19,7 +19,7 @@ from vigil.core.topics import Topics
 
 from .journal import AlertJournal
 
-__all__ = ["TICK", "LiveState", "Subscription", "sse"]
+__all__ = ["ACTIVE", "TICK", "LiveState", "Subscription", "sse"]
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,11 @@ _MAX_JSON = 65_536
 _MAX_TEXT = 500
 # Topics whose bad messages were logged; one line per topic, not one per message.
 _LOGGED_TOPICS = 1000
-_STATES = ("ok", "pending", "firing", "resolved", "flapping")
+# "cleared": a latched alert whose condition cleared, waiting for an acknowledgement (alerting/transition.py).
+_STATES = ("ok", "pending", "firing", "resolved", "flapping", "cleared")
+# States that still need someone: shown under "Now" on the Alerts page, a colour on the tiles.
+ACTIVE = ("firing", "flapping", "cleared", "pending")
+_MAX_NOTES = 20
 # Seconds between two updates of the latest values sent to browsers: a browser's cost follows this
 # and the number of series that changed, not the rate of readings. Other changes go at once.
 TICK = 0.25
@@ -71,6 +75,17 @@ _REASON_KINDS = ("stale", "stuck", "forecast", "jump", "noise", "drift", "restar
 _REASON_NUMBERS = ("last", "interval", "limit", "since", "value", "threshold", "reach_at", "rate", "from", "to",
                    "elapsed", "spread", "usual", "ratio", "difference", "baseline",
                    "count")
+
+
+def _notes(raw: Any) -> list[dict[str, Any]]:
+    """The corrective-action notes of an alert payload: the last 20 ``{by, text, at}``, as text and finite times."""
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for n in raw[-_MAX_NOTES:]:
+        if isinstance(n, dict) and isinstance(n.get("text"), str):
+            out.append({"by": str(n.get("by", ""))[:64], "text": n["text"][:2000], "at": _finite(n.get("at"))})
+    return out
 
 
 def _reason(raw: Any) -> Optional[dict[str, Any]]:
@@ -291,14 +306,25 @@ class LiveState:
         reason = _reason(data.get("reason"))
         if reason is not None:
             alert["reason"] = reason
-        for extra in ("acknowledged_by", "acknowledged_at", "ack_comment", "silenced_by", "escalated"):
+        for extra in ("acknowledged_by", "ack_comment", "silenced_by", "escalated"):
             if extra in data and isinstance(data[extra], (str, int, float, bool)):
                 alert[extra] = data[extra]
+        if data.get("acknowledged_by") in (None, ""):  # the engine writes null until someone acknowledged
+            alert.pop("acknowledged_by", None)
+        # A latched alarm: the worst value and when the condition cleared (the excursion's duration).
+        alert["latched"] = data.get("latched") is True
+        for extra in ("peak", "ended", "acknowledged_at"):
+            v = _finite(data.get(extra))
+            if v is not None:
+                alert[extra] = v
+        if "ended" in alert:
+            alert["duration"] = max(0.0, alert["ended"] - alert["since"])
+        alert["notes"] = _notes(data.get("notes"))
         prior = self.alerts.get(key)
         if prior and prior.get("since") == alert["since"]:
-            # The engine publishes who acknowledged, not when: keep the time the dashboard saw it.
+            # An older engine publishes who acknowledged, not when: keep the time the dashboard saw it.
             for k in ("acknowledged_by", "acknowledged_at", "ack_comment"):
-                if k in prior and (k not in alert or k == "acknowledged_at"):
+                if k in prior and k not in alert:
                     alert[k] = prior[k]
         if "acknowledged_by" in alert and "acknowledged_at" not in alert and self.journal is not None:
             known = self.journal.ack_of(key, alert["since"])  # after a restart of the dashboard
@@ -318,6 +344,9 @@ class LiveState:
         alert = self.alerts.get(rest)
         if alert is None:
             return
+        episode = _finite(data.get("episode"))
+        if episode is not None and abs(episode - alert["since"]) > 0.001 and alert["state"] != "flapping":
+            return  # a link for an earlier excursion: the engine ignores it too
         alert["acknowledged_by"] = str(data.get("by", "?"))[:64]
         alert["acknowledged_at"] = _finite(data.get("at")) or received
         if data.get("comment"):
@@ -348,9 +377,9 @@ class LiveState:
 
     # Views.
     def series_state(self, series: str) -> str:
-        """The worst alert state of a series: firing > pending > ok."""
+        """The worst alert state of a series: firing > cleared (not acknowledged) > pending > ok."""
         states = {a["state"] for a in self.alerts.values() if a["series"] == series}
-        for s in ("firing", "flapping", "pending"):
+        for s in ("firing", "flapping", "cleared", "pending"):
             if s in states:
                 return s
         return "ok"

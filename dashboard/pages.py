@@ -15,7 +15,7 @@ from .auth import SESSION_COOKIE, AuthError, Principal
 from .context import authenticate, ctx_of, same_origin
 from .fleet import fleet_view
 
-__all__ = ["STATIC_FILES", "router"]
+__all__ = ["STATIC_FILES", "page", "render", "router"]
 
 router = APIRouter(include_in_schema=False)
 _HERE = Path(__file__).parent
@@ -32,22 +32,23 @@ STATIC_FILES: dict[str, tuple[Path, str]] = {
     "rules.js": (_WEB / "static" / "rules.js", "text/javascript"),
     "rules.css": (_WEB / "static" / "rules.css", "text/css"),
     "calibration.js": (_WEB / "static" / "calibration.js", "text/javascript"),
+    "reports.js": (_WEB / "static" / "reports.js", "text/javascript"),
     "icon.svg": (_WEB / "static" / "icon.svg", "image/svg+xml"),
     "uplot.js": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.iife.min.js", "text/javascript"),
     "uplot.css": (_WEB / "node_modules" / "uplot" / "dist" / "uPlot.min.css", "text/css"),
 }
 
 
-def _render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     return HTMLResponse(_env.get_template(name).render(**values), status_code=status,
                         headers={"Cache-Control": "no-store"})
 
 
-def _page(request: Request, name: str, title: str, **values: Any) -> Response:
+def page(request: Request, name: str, title: str, **values: Any) -> Response:
     who: Principal = authenticate(request)
     if not who.allows("read-only"):
         raise AuthError(403, f"{who.name} may not view pages")
-    return _render(f"{name}.html", page=name, title=title, user=who.name, admin=who.role == "admin",
+    return render(f"{name}.html", page=name, title=title, user=who.name, admin=who.role == "admin",
                    csrf=who.csrf or "", vendor_ok=STATIC_FILES["uplot.js"][0].exists(),
                    timezone=ctx_of(request).settings.zone_name, **values)
 
@@ -63,22 +64,22 @@ async def static(name: str) -> Response:
 
 @router.get("/")
 async def overview(request: Request) -> Response:
-    return _page(request, "overview", "Overview")
+    return page(request, "overview", "Overview")
 
 
 @router.get("/sensor/{device}/{sensor}/{metric}")
 async def sensor(request: Request, device: str, sensor: str, metric: str) -> Response:
-    return _page(request, "sensor", f"{device} / {sensor}", device=device, sensor=sensor, metric=metric)
+    return page(request, "sensor", f"{device} / {sensor}", device=device, sensor=sensor, metric=metric)
 
 
 @router.get("/alerts")
 async def alerts(request: Request) -> Response:
-    return _page(request, "alerts", "Alerts")
+    return page(request, "alerts", "Alerts")
 
 
 @router.get("/rules")
 async def rules(request: Request) -> Response:
-    return _page(request, "rules", "Rules")
+    return page(request, "rules", "Rules")
 
 
 @router.get("/fleet")
@@ -86,12 +87,12 @@ async def fleet(request: Request) -> Response:
     who: Principal = authenticate(request)  # before the store is read
     if not who.allows("read-only"):
         raise AuthError(403, f"{who.name} may not view pages")
-    return _page(request, "fleet", "Fleet", fleet=await fleet_view(request), now=ctx_of(request).clock.now())
+    return page(request, "fleet", "Fleet", fleet=await fleet_view(request), now=ctx_of(request).clock.now())
 
 
 @router.get("/silences")
 async def silences(request: Request) -> Response:
-    return _page(request, "silences", "Silences")
+    return page(request, "silences", "Silences")
 
 
 def _safe_next(value: Optional[str]) -> str:
@@ -103,7 +104,7 @@ def _safe_next(value: Optional[str]) -> str:
 
 @router.get("/login")
 async def login_form(request: Request, next: str = "/") -> Response:
-    return _render("login.html", page="login", title="Log in", next=_safe_next(next), error="")
+    return render("login.html", page="login", title="Log in", next=_safe_next(next), error="")
 
 
 @router.post("/login")
@@ -111,7 +112,7 @@ async def login(request: Request) -> Response:
     ctx = ctx_of(request)
     body = await request.body()
     if len(body) > 4096:
-        return _render("login.html", status=413, page="login", title="Log in", next="/", error="request too large")
+        return render("login.html", status=413, page="login", title="Log in", next="/", error="request too large")
     form = parse_qs(body.decode("utf-8", errors="replace"))
     name = (form.get("username") or [""])[0][:64]
     password = (form.get("password") or [""])[0][:256]
@@ -119,7 +120,7 @@ async def login(request: Request) -> Response:
     client = ctx.auth.client_address(request.client.host if request.client else "?",
                                      request.headers.getlist("x-forwarded-for"))
     if not same_origin(request):
-        return _render("login.html", status=403, page="login", title="Log in", next="/",
+        return render("login.html", status=403, page="login", title="Log in", next="/",
                        error="log in from the dashboard's own page")
     try:
         # scrypt takes tens of milliseconds of CPU: keep it off the event loop.
@@ -127,7 +128,7 @@ async def login(request: Request) -> Response:
     except AuthError as exc:
         ctx.counters["login_failed"] += 1
         headers = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else {}
-        resp = _render("login.html", status=exc.status, page="login", title="Log in", next=nxt,
+        resp = render("login.html", status=exc.status, page="login", title="Log in", next=nxt,
                        error=exc.message)
         resp.headers.update(headers)
         return resp

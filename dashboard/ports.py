@@ -3,14 +3,17 @@
 The dashboard imports neither: the application layer (``vigil.app.dashboard_wiring``) hands
 ``create_app`` objects with these methods, built on ``alerting`` and ``broker_bridge``.
 
-    Rules            the Rules page, the tiles' limits and the preview (RuleChecker, RuleReader, RuleReplayer)
+    Rules            the Rules page, the tiles' limits, the preview and who is on call (RuleChecker, RuleReader,
+                     RuleReplayer, OnCallReader)
     PayloadFormats   the bridge's formats, for readings posted with ``format=``
+    Reports          the rule engine's temperature-log report (PDF, CSV), for the Reports page
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
@@ -18,8 +21,8 @@ from vigil.core.errors import VigilError
 from vigil.core.event import Event
 from vigil.core.stores import Store
 
-__all__ = ["Issue", "Limit", "PayloadFormats", "PayloadParser", "Replay", "Rules", "RulesInvalid", "RulesVerdict",
-           "Step"]
+__all__ = ["Issue", "Limit", "OnCall", "PayloadFormats", "PayloadParser", "Replay", "ReportFile", "ReportRefused",
+           "Reports", "Rules", "RulesInvalid", "RulesVerdict", "Step"]
 
 Limit = dict[str, Any]
 
@@ -104,7 +107,26 @@ class RuleReplayer(Protocol):
         ...
 
 
-class Rules(RuleChecker, RuleReader, RuleReplayer, Protocol):
+@dataclass(frozen=True)
+class OnCall:
+    """Who a schedule names now (``person``, until ``until``) and next (``next_person`` from ``next_from``)."""
+
+    schedule: str
+    person: Optional[str]
+    until: Optional[float] = None
+    next_person: Optional[str] = None
+    next_from: Optional[float] = None
+
+
+class OnCallReader(Protocol):
+    """The on-call schedules of the rules files on disk, resolved at ``now`` in ``zone`` (the site's, by default)."""
+
+    def on_call(self, path: Path, now: float, zone: tzinfo) -> list[OnCall]:
+        """One entry per schedule; empty when the files define none or do not load."""
+        ...
+
+
+class Rules(RuleChecker, RuleReader, RuleReplayer, OnCallReader, Protocol):
     """Everything the dashboard asks of the rule engine."""
 
 
@@ -133,4 +155,27 @@ class PayloadParser(Protocol):
 class PayloadFormats(Protocol):
     def parser(self, fmt: str) -> PayloadParser:
         """The parser of format ``fmt``; BadRequest when there is no such format or it is not configured."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A finished report: the file's suggested name, its media type and its bytes."""
+
+    name: str
+    media_type: str
+    data: bytes
+
+
+class ReportRefused(VigilError):
+    """The report cannot be made as asked (no such series, nothing stored, a period too long): a sentence."""
+
+
+class Reports(Protocol):
+    """The temperature-log report of ``units`` (series ids) from ``start`` to ``end``, one row every ``interval``
+    seconds, as ``fmt`` ("pdf" or "csv"), times in ``zone``; it is sealed in the rule engine's ledger."""
+
+    def make(self, store: Store, units: list[str], start: float, end: float, interval: float, zone: tzinfo,
+             fmt: str, title: str = "") -> ReportFile:
+        """ReportRefused when it cannot be made as asked."""
         ...

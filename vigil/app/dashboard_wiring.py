@@ -1,8 +1,9 @@
 """The dashboard as the application assembles it: its own settings, and the rule engine and the bridge
 behind the ports it declares (``dashboard.ports``).
 
-    EngineRules          dashboard.ports.Rules on alerting's loader and backtest
+    EngineRules          dashboard.ports.Rules on alerting's loader, backtest and on-call schedules
     BridgeFormats        dashboard.ports.PayloadFormats on the bridge's pipeline
+    EngineReports        dashboard.ports.Reports on alerting.report
     create_dashboard     the FastAPI app for a VigilConfig
     serve_dashboard      serve it until cancelled (vigil dashboard, vigil up)
 """
@@ -10,7 +11,10 @@ behind the ports it declares (``dashboard.ports``).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,7 +24,20 @@ from alerting.templates import use_zone
 from broker_bridge.pipeline import Pipeline
 from broker_bridge.settings import BridgeSettings
 from dashboard.app import create_app, serve
-from dashboard.ports import Issue, Limit, PayloadFormats, Replay, Rules, RulesInvalid, RulesVerdict, Step
+from dashboard.ports import (
+    Issue,
+    Limit,
+    OnCall,
+    PayloadFormats,
+    Replay,
+    ReportFile,
+    ReportRefused,
+    Reports,
+    Rules,
+    RulesInvalid,
+    RulesVerdict,
+    Step,
+)
 from dashboard.preview import PreviewError
 from vigil.app.config import VigilConfig
 from vigil.core.errors import BadRequest
@@ -28,7 +45,7 @@ from vigil.core.sitetime import site_zone
 from vigil.core.stores import Store, open_store
 from vigil.core.topics import Topics
 
-__all__ = ["BridgeFormats", "EngineRules", "create_dashboard", "serve_dashboard"]
+__all__ = ["BridgeFormats", "EngineReports", "EngineRules", "create_dashboard", "serve_dashboard"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +103,18 @@ class EngineRules:
         return {"mute_windows": [m.model_dump(mode="json") for m in notify.mute_windows],
                 "silences": [s.model_dump(mode="json") for s in notify.silences]}
 
+    def on_call(self, path: Path, now: float, zone: dt.tzinfo) -> list[OnCall]:
+        from alerting.notify.oncall import who_is_on_call
+        from alerting.rules import load_rules_path
+
+        try:
+            ruleset, _ = load_rules_path(path)
+        except Exception as exc:  # a broken file is shown on the Rules page; the panel just stays empty
+            log.info("no on-call schedules: the rules do not load: %s", str(exc).splitlines()[0][:200])
+            return []
+        return [OnCall(o.schedule, o.person, o.until, o.next_person, o.next_from)
+                for o in who_is_on_call(ruleset.notify, now, zone)]
+
     def replay(self, text: str, file: str, rule: str, store: Store, start: float, end: float,
                max_series: int) -> Replay:
         from alerting.backtest import backtest
@@ -139,14 +168,51 @@ class BridgeFormats:
             raise BadRequest(str(exc)) from None
 
 
+class EngineReports:
+    """The rule engine's report (alerting.report) over the store, as ``vigil report`` makes it: limits from the
+    rules files, calibrations from the journal in the data directory, sealed in the engine's state file's ledger."""
+
+    def __init__(self, state_path: Path, rules_path: Path, data_dir: Path) -> None:
+        self.state_path = state_path
+        self.rules_path = rules_path
+        self.data_dir = data_dir
+
+    def make(self, store: Store, units: list[str], start: float, end: float, interval: float, zone: dt.tzinfo,
+             fmt: str, title: str = "") -> ReportFile:
+        from alerting.report import ReportError, ReportRequest, make_report, write_csv, write_pdf
+        from alerting.report.limits import limits_from_rules
+        from vigil.core.calibration import JOURNAL_NAME, CalibrationJournal
+
+        journal = self.data_dir / JOURNAL_NAME
+        try:
+            request = ReportRequest(units, start, end, interval, zone, title, limits_from_rules(self.rules_path, units))
+            report = make_report(store, self.state_path, request, seal=True,
+                                 journal=CalibrationJournal(journal) if journal.exists() else None)
+        except ReportError as exc:  # what was asked cannot be reported (the report's own words)
+            raise ReportRefused(str(exc)) from None
+        except (OSError, sqlite3.Error) as exc:  # the seal goes into the engine's state file: it must be reachable
+            raise ReportRefused(f"cannot use the alert state file {self.state_path} to seal the report: {exc}; "
+                                "make reports where the rule engine runs") from None
+        first = dt.datetime.fromtimestamp(start, zone).date()
+        last = dt.datetime.fromtimestamp(end - 1, zone).date()
+        name = f"vigil-report-{first}" + ("" if first == last else f"-to-{last}") + f".{fmt}"
+        with tempfile.TemporaryDirectory(prefix="vigil-report-") as tmp:
+            path = Path(tmp) / name
+            (write_pdf if fmt == "pdf" else write_csv)(report, path)
+            data = path.read_bytes()
+        return ReportFile(name, "application/pdf" if fmt == "pdf" else "text/csv; charset=utf-8", data)
+
+
 def _parts(config: VigilConfig, options: dict[str, Any]) -> dict[str, Any]:
     """create_app's arguments from ``config``, the caller's ``options`` (publisher, live, clock) on top."""
     settings = config.dashboard
     use_zone(site_zone(settings.zone_name))  # the preview's messages, as the engine's, in the site's zone
     rules: Rules = EngineRules()
     formats: PayloadFormats = BridgeFormats(config.bridge, config.mqtt.topics)
-    return {"data_dir": Path(config.data_dir), "rules_path": Path(settings.rules or config.alerting.rules),
-            "rules": rules, "formats": formats, **options}
+    rules_path = Path(settings.rules or config.alerting.rules)
+    reports: Reports = EngineReports(Path(config.alerting.state), rules_path, Path(config.data_dir))
+    return {"data_dir": Path(config.data_dir), "rules_path": rules_path,
+            "rules": rules, "formats": formats, "reports": reports, **options}
 
 
 def create_dashboard(config: VigilConfig, *, store: Store, **options: Any) -> FastAPI:

@@ -1,5 +1,6 @@
-/* Vigil dashboard: the alerts page. The value now beside the value at firing; who acknowledged and who silenced,
-   from the engine's retained state (so both survive reloads and restarts); dialogs to acknowledge and silence.
+/* Vigil dashboard: the alerts page. Who is on call; the value now beside the value at firing (and the worst of a
+   latched alarm that cleared); who acknowledged and who silenced, from the engine's retained state (so both survive
+   reloads and restarts); the corrective-action notes; dialogs to acknowledge, add a note and silence.
    Uses app.js's helpers. */
 "use strict";
 
@@ -28,7 +29,23 @@ function durationOf(f) {
   return f.get("duration") === "custom" ? String(f.get("custom") || "").trim() : f.get("duration");
 }
 
+/* Who is on call now and next, per schedule (GET /api/v1/oncall); hand-overs in the site's zone. */
+async function onCallPanel() {
+  const data = await api("/api/v1/oncall").catch((e) => ({ schedules: null, error: e.message }));
+  const root = $("#oncall");
+  if (!data.schedules) { root.replaceChildren(el("li", { class: "error" }, "Not known: " + data.error)); return; }
+  if (!data.schedules.length) { root.replaceChildren(el("li", { class: "muted" }, "No on-call schedules in the rules.")); return; }
+  root.replaceChildren(...data.schedules.map((o) => el("li", { "data-schedule": o.schedule },
+    el("div", { class: "muted small" }, o.schedule),
+    el("div", { class: "person" }, o.person || "nobody"),
+    o.until ? el("div", { class: "small" }, "until ", timeEl(o.until, true)) : null,
+    o.next_person ? el("div", { class: "small muted" }, "next: ", el("strong", {}, o.next_person),
+      o.next_from ? [" from ", timeEl(o.next_from, true)] : "") : null)));
+}
+
 async function alertsPage() {
+  onCallPanel();
+  setInterval(onCallPanel, 60000);  // a hand-over happens while the page is open
   let data = await api("/api/v1/alerts?limit=1000");
   let latest = new Map((await api("/api/v1/latest").catch(() => [])).map((r) => [r.series, r]));
   let silences = await api("/api/v1/silences").catch(() => []);
@@ -56,6 +73,24 @@ async function alertsPage() {
     }, update) }, "Silence…");
   }
 
+  function noteAction(a) {
+    return el("button", { type: "button", "data-action": "note", onclick: () => runDialog($("#note-dialog"), `${a.rule} on ${a.series}`,
+      (f) => api(`/api/v1/alerts/${alertPath(a)}/notes`, { method: "POST", body: { text: String(f.get("text") || "") } })) },
+    "Add note…");
+  }
+  function notesList(a) {
+    if (!(a.notes || []).length) return null;
+    return el("ul", { class: "notes", "aria-label": "Notes" }, a.notes.map((n) => el("li", {},
+      el("strong", {}, n.by || "?"), n.at ? [" ", timeEl(n.at, true)] : "", ": ", n.text)));
+  }
+  /* The worst value of the excursion; for a latched alarm that cleared, how long it lasted and when it ended. */
+  function excursion(a, r) {
+    const worst = a.peak !== undefined ? el("div", { class: "nowrap" }, "worst ", el("strong", {}, withUnit(a.peak, r.unit, r.labels))) : null;
+    if (a.state !== "cleared") return worst && el("div", { class: "muted" }, worst);
+    return el("div", { class: "excursion" }, worst, a.duration !== undefined ? el("div", { class: "nowrap" }, `lasted ${span(a.duration)}`) : null,
+      a.ended ? el("div", { class: "nowrap muted" }, "cleared ", timeEl(a.ended, true)) : null);
+  }
+
   function handled(a) {
     const out = [];
     if (a.acknowledged_by) {
@@ -70,7 +105,8 @@ async function alertsPage() {
   function valueCell(a) {
     const r = latest.get(a.series) || {};
     return [el("div", { class: "nowrap" }, "now ", el("strong", { class: "now" }, withUnit(r.value, r.unit, r.labels))),
-      valueIsReading(a) ? el("div", { class: "muted nowrap" }, "at firing ", withUnit(a.value, r.unit, r.labels)) : null];
+      valueIsReading(a) && a.state !== "cleared" ? el("div", { class: "muted nowrap" }, "at firing ", withUnit(a.value, r.unit, r.labels)) : null,
+      excursion(a, r)];
   }
   function sensorCell(a) {
     const r = latest.get(a.series);
@@ -78,6 +114,7 @@ async function alertsPage() {
     return r ? [el("a", { href: sensorHref(r) }, name), el("div", { class: "muted small" }, a.series)] : a.series;
   }
   function condOf(a) {
+    if (a.state === "cleared") return a.acknowledged_by ? "acknowledged" : "cleared";
     if (a.state !== "firing" && a.state !== "flapping") return a.state;
     return silenceOf(a, silences) ? "silenced" : a.acknowledged_by ? "acknowledged" : a.state;
   }
@@ -91,8 +128,9 @@ async function alertsPage() {
       el("td", { "data-label": "Rule" }, a.rule), el("td", { "data-label": "Severity", class: "sev-" + a.severity }, a.severity),
       el("td", { "data-label": "Value" }, valueCell(a)), el("td", { "data-label": "Since" }, timeEl(a.since, true)),
       el("td", { "data-label": "Message", class: "message" }, a.reason ? flagEl(a, (latest.get(a.series) || {}).labels) : null, a.message),
-      el("td", { "data-label": "Handled", class: "handled" }, handled(a)),
-      isAdmin() ? el("td", { class: "actions" }, a.acknowledged_by || a.state === "pending" ? null : ackAction(a), silenceOf(a, silences) ? null : silenceAction(a)) : null))));
+      el("td", { "data-label": "Handled", class: "handled" }, handled(a), notesList(a)),
+      isAdmin() ? el("td", { class: "actions" }, a.acknowledged_by || a.state === "pending" ? null : ackAction(a), noteAction(a),
+        silenceOf(a, silences) ? null : silenceAction(a)) : null))));
   }
   function historyTable(rows) {
     if (!rows.length) return el("p", { class: "muted" }, "None.");

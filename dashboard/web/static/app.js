@@ -131,8 +131,10 @@ function icon(kind) {
   return svg;
 }
 const WORDS = { ok: "OK", pending: "Pending", firing: "FIRING", flapping: "FLAPPING", acknowledged: "Acknowledged",
-  silenced: "Silenced", offline: "Offline", stale: "Stale", unknown: "Unknown", resolved: "Resolved" };
-const condBadge = (cond) => el("span", { class: "cond cond-" + cond }, icon(cond === "flapping" ? "firing" : cond === "resolved" ? "ok" : cond), WORDS[cond] || cond);
+  silenced: "Silenced", offline: "Offline", stale: "Stale", unknown: "Unknown", resolved: "Resolved",
+  cleared: "Cleared, not acknowledged" };
+const ICON_OF = { flapping: "firing", resolved: "ok", cleared: "pending" };
+const condBadge = (cond) => el("span", { class: "cond cond-" + cond }, icon(ICON_OF[cond] || cond), WORDS[cond] || cond);
 
 /* Silences as the engine applies them: every matcher a glob on the alert's labels, rule, series and severity. */
 function globRe(g) {
@@ -261,6 +263,9 @@ async function overview() {
       if (firing.acknowledged_by) return { cond: "acknowledged", alert: firing };
       return { cond: firing.state, alert: firing };
     }
+    // A latched alarm whose condition cleared: still someone's to acknowledge.
+    const cleared = mine.find((a) => a.state === "cleared" && !a.acknowledged_by);
+    if (cleared) return { cond: "cleared", alert: cleared };
     const pending = mine.find((a) => a.state === "pending");
     if (pending) return { cond: "pending", alert: pending };
     if (d && d.state === "offline") return { cond: "offline" };
@@ -277,6 +282,7 @@ async function overview() {
     if (c.cond === "acknowledged") note = "by " + c.alert.acknowledged_by;
     else if (c.cond === "silenced") note = "until " + whenShort(c.silence.until);
     else if (c.cond === "stale") note = "no reading for " + span(Date.now() / 1000 - r.ts);
+    else if (c.cond === "cleared" && c.alert.peak !== undefined) note = "worst " + withUnit(c.alert.peak, r.unit, r.labels);
     // Why a sensor-health rule flags it (flags.js): "stuck since 03:12 UTC".
     const flags = haveAlerts ? flagsOf(Object.values(alertsNow), sid) : [];
     const why = flags.map((a) => a.rule + ":" + flagText(a.reason, r.labels));
@@ -309,11 +315,11 @@ async function overview() {
       (by[group] = by[group] || []).push(f);
     }
     const out = $("#summary");
-    const bad = ["firing", "pending", "offline", "stale"].filter((k) => by[k]);
+    const bad = ["firing", "cleared", "pending", "offline", "stale"].filter((k) => by[k]);
     const text = !bad.length ? `All ${bySeries.size} sensors OK`
-      : bad.map((k) => `${by[k].length} ${k === "firing" ? "firing" : WORDS[k].toLowerCase()}: ${by[k].slice(0, 6).join(", ")}${by[k].length > 6 ? ` and ${by[k].length - 6} more` : ""}`).join(" · ");
+      : bad.map((k) => `${by[k].length} ${k === "firing" ? "firing" : k === "cleared" ? "cleared, not acknowledged" : WORDS[k].toLowerCase()}: ${by[k].slice(0, 6).join(", ")}${by[k].length > 6 ? ` and ${by[k].length - 6} more` : ""}`).join(" · ");
     const worst = bad[0] || "ok";
-    if (out.textContent !== text) out.replaceChildren(icon(worst), text);
+    if (out.textContent !== text) out.replaceChildren(icon(ICON_OF[worst] || worst), text);
     out.className = "summary cond-" + worst;
   }
 
@@ -455,10 +461,11 @@ document.addEventListener("DOMContentLoaded", () => {
   initTheme();
   const page = document.body.dataset.page;
   if (page === "login") return;
-  // sensor.js, alerts.js and rules.js are loaded only on their own pages.
+  // sensor.js, alerts.js, rules.js and reports.js are loaded only on their own pages.
   const pages = { overview, silences: silencesPage,
     sensor: typeof sensorPage === "function" ? sensorPage : null, alerts: typeof alertsPage === "function" ? alertsPage : null,
-    rules: typeof rulesPage === "function" ? rulesPage : null };
+    rules: typeof rulesPage === "function" ? rulesPage : null,
+    reports: typeof reportsPage === "function" ? reportsPage : null };
   connectLive();
   (pages[page] || (async () => {}))().then(() => { document.body.dataset.ready = "yes"; })
     .catch((e) => { $("#main").append(el("p", { class: "error", role: "alert" }, "Could not load: " + e.message)); });

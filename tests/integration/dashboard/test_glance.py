@@ -285,7 +285,8 @@ async def photograph(run: Running, browser: Browser, name: str, viewport: dict[s
                                  timeout=5000)
     problems: dict[str, list[str]] = {}
     for page_name, path in (("overview", "/"), ("sensor", "/sensor/freezer1/t0/temperature"), ("alerts", "/alerts"),
-                            ("silences", "/silences"), ("rules", "/rules"), ("fleet", "/fleet")):
+                            ("silences", "/silences"), ("rules", "/rules"), ("fleet", "/fleet"),
+                            ("reports", "/reports")):
         await open_page(page, run.base, path)
         if page_name == "overview":
             await page.wait_for_selector("body[data-sparklines=yes][data-limits=yes]")

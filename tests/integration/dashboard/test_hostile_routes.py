@@ -15,14 +15,15 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from dashboard import actions, api, fleet, pages
+from dashboard import acklinks, actions, api, fleet, oncall, pages, reports
 from tests.support.dashboard_served import TOKEN, Running, make_config, running_dashboard
 from tests.support.services import Mosquitto
 from vigil.core.stores import Store
 
 pytestmark = pytest.mark.integration
 
-ROUTES = [(method, r.path) for router in (api.router, actions.router, pages.router, fleet.router) for r in router.routes
+ROUTERS = (api.router, actions.router, pages.router, fleet.router, acklinks.router, oncall.router, reports.router)
+ROUTES = [(method, r.path) for router in ROUTERS for r in router.routes
           if isinstance(r, APIRoute) for method in sorted(r.methods) if r.path != "/api/v1/live"]
 SEGMENTS = ["..%2F..%2Fetc%2Fpasswd", "%00", "ü" * 50 + "1e999" + "a" * 2000]
 QUERY = {"bucket": "inf", "start": "9" * 400, "end": "1e400", "range": "-1h", "points": "9" * 400, "hours": "nan",
