@@ -132,6 +132,7 @@ class _Loader:
         self.names: dict[str, str] = {}
         self.notify_data: dict[str, Any] = {}
         self.notify_where: dict[str, str] = {}
+        self.notify_refused = False  # a file's notification keys were wrong (already reported)
         self.files: list[str] = []
 
     def add_text(self, text: str, file: str) -> _Loader:
@@ -170,6 +171,7 @@ class _Loader:
             NotifyConfig.model_validate(part)
         except ValidationError as exc:
             self.issues += describe_errors(exc, NotifyConfig, pos, file, also_known=["rules"])
+            self.notify_refused = True
             return
         for key, value in part.items():
             prior = self.notify_data.get(key)
@@ -229,7 +231,8 @@ class _Loader:
     def finish(self, whole: bool = True) -> tuple[RuleSet, list[ConfigIssue]]:
         """Check everything together; ``whole``: these are all the files (not one of a folder)."""
         notify = NotifyConfig()
-        notify_ok = True
+        # a rule's notify: names cannot be checked against receivers that did not load (no second error)
+        notify_ok = not self.notify_refused
         if self.notify_data:
             try:
                 notify = NotifyConfig.model_validate(self.notify_data)

@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -174,9 +174,9 @@ def _used_page(by: str, at: float, zone: dt.tzinfo) -> Response:
                  f"{by} acknowledged with it at {_clock_text(at, zone, day=True)}. A link works once.")
 
 
-@router.get("/ack/{token}")
-async def ack_page(request: Request, token: str) -> Response:
-    """The alert of a genuine link, with the Acknowledge button and an optional note."""
+async def _usable(request: Request, token: str) -> Union[tuple[Grant, dt.tzinfo], Response]:
+    """The grant of a genuine, unused link whose alert can be acknowledged, with the site zone; or the page
+    that refuses it."""
     ctx = ctx_of(request)
     grant, refused = _grant(request, token)
     if grant is None:
@@ -188,8 +188,17 @@ async def ack_page(request: Request, token: str) -> Response:
     if used:
         return _used_page(used[0], used[1], zone)
     blocked = _blocked(ctx, grant, zone)
-    if blocked is not None:
-        return blocked
+    return blocked if blocked is not None else (grant, zone)
+
+
+@router.get("/ack/{token}")
+async def ack_page(request: Request, token: str) -> Response:
+    """The alert of a genuine link, with the Acknowledge button and an optional note."""
+    ctx = ctx_of(request)
+    checked = await _usable(request, token)
+    if isinstance(checked, Response):
+        return checked
+    grant, zone = checked
     alert = ctx.live.alerts[grant.key]
     return _page(200, "form", f"Acknowledge {alert['rule']}", f"As {grant.to}.", _details(ctx, alert, zone),
                  form=True)
@@ -229,21 +238,16 @@ def _note(request: Request, body: bytes) -> tuple[Optional[str], Optional[Respon
 async def acknowledge_link(request: Request, token: str) -> Response:
     """Use the link: published on ``<root>/ack/<rule>/<series>`` once the broker has it; single use."""
     ctx = ctx_of(request)
-    grant, refused = _grant(request, token)
-    if grant is None:
-        assert refused is not None
-        return refused
+    if (refused := _grant(request, token)[1]) is not None:
+        return refused  # an altered or expired link: its body is not read
     note, bad = _note(request, await request.body())
     if bad is not None:
         return bad
-    zone = site_zone(ctx.settings.zone_name)
+    checked = await _usable(request, token)
+    if isinstance(checked, Response):
+        return checked
+    grant, zone = checked
     used_links: UsedLinks = request.app.state.links.used
-    used = await asyncio.to_thread(used_links.used, grant.nonce)
-    if used:
-        return _used_page(used[0], used[1], zone)
-    blocked = _blocked(ctx, grant, zone)
-    if blocked is not None:
-        return blocked
     try:
         topic = ctx.live.topics.ack(grant.rule, grant.series)
     except TopicError as exc:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.core.durations import parse_duration
 from vigil.core.errors import BadRequest
-from vigil.core.topics import Topics, invisible_character, validate_segment
+from vigil.core.topics import invisible_character
 
 from .auth import AuthError, Principal
 from .context import Admin, ApiError, Reader, ctx_of
@@ -103,14 +103,6 @@ def text_problem(text: str) -> Optional[str]:
     return f"{problem}; write plain text" if problem else None
 
 
-def notes_topic(topics: Topics, rule: str, series: str) -> str:
-    """``<root>/notes/<rule>/<series>``, as the ack topic is built.
-
-    TODO(merge): Topics.notes(rule, series) is being added to vigil.core.topics; use it here once it is on main.
-    """
-    return f"{topics.root}/notes/{validate_segment(rule, 'rule')}/{series}"
-
-
 @router.post("/alerts/{rule}/{series:path}/notes", tags=["alerts"], status_code=201)
 async def add_note(request: Request, who: Admin, rule: str, series: str, body: NoteBody) -> dict[str, Any]:
     """Record a corrective action on an alert (what was done): published on ``<root>/notes/<rule>/<series>`` for
@@ -125,7 +117,7 @@ async def add_note(request: Request, who: Admin, rule: str, series: str, body: N
     if f"{rule}/{series}" not in ctx.live.alerts:
         raise ApiError(404, f"no alert {rule}/{series} is known")
     note = {"id": secrets.token_hex(8), "by": who.name[:64], "text": text}
-    await ctx.publisher.publish(notes_topic(ctx.live.topics, rule, series), _dumps(note), qos=1)
+    await ctx.publisher.publish(ctx.live.topics.notes(rule, series), _dumps(note), qos=1)
     ctx.counters["notes"] += 1
     log.info("%s added a note to %s/%s", who.name, rule, series)
     return {"note": note, "alert": f"{rule}/{series}"}

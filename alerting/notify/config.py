@@ -463,7 +463,11 @@ class NotifyConfig(BaseModel):
         for i, step in enumerate(self.escalation):
             self._check_names(step.receivers, f"escalation[{i}]", policies=False)
         for i, report in enumerate(self.reports):
-            self._check_names(report.receivers, f"reports[{i}]", policies=False)
+            # a report goes to receivers only: a schedule's person changes, the file goes to a fixed list
+            unknown = [n for n in report.receivers if n not in self.receivers]
+            if unknown:
+                raise ValueError(f"reports[{i}]: unknown receiver {unknown[0]!r} (known: "
+                                 f"{', '.join(sorted(self.receivers)) or 'none are defined under receivers:'})")
         for name, urls in self.receivers.items():
             if not urls:
                 raise ValueError(f"receiver {name!r} has no URL")

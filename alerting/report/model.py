@@ -17,6 +17,7 @@ import numpy as np
 
 from vigil.core.errors import VigilError
 from vigil.core.jsonlimits import loads
+from vigil.core.topics import invisible_character
 
 __all__ = [
     "DayStats",
@@ -63,6 +64,11 @@ class ReportRequest:
 
         if not self.units:
             raise ReportError("no series asked for: name at least one (device/sensor/metric)")
+        if len(self.title) > 200:
+            raise ReportError("the title is over 200 characters")
+        why = invisible_character(self.title) if self.title else None
+        if why:
+            raise ReportError(f"the title cannot be printed as given: {why}")
         if len(self.units) > MAX_UNITS:
             raise ReportError(f"{len(self.units)} series asked for; at most {MAX_UNITS} in one report")
         if len(set(self.units)) != len(self.units):

@@ -12,8 +12,9 @@ import base64
 import datetime as dt
 import math
 import re
+import unicodedata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 from fpdf import FPDF
@@ -49,7 +50,7 @@ def _ranges(seqs: list[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in spans) or "none"
 
 
-class _Pdf(FPDF):  # type: ignore[misc]  # fpdf2 ships no type hints
+class _Pdf(FPDF):
     def __init__(self, report: Report) -> None:
         super().__init__(format="A4")
         self.report = report
@@ -64,18 +65,21 @@ class _Pdf(FPDF):  # type: ignore[misc]  # fpdf2 ships no type hints
         self.set_margins(12, 12, 12)
 
     def text_of(self, text: str) -> str:
-        """``text`` in characters the current font has (others: ``?``)."""
+        """``text`` in characters the current font has (others: ``?``); control, format and line-breaking
+        characters (a newline in a note, a bidi override in a name) as a space."""
+        text = "".join(" " if unicodedata.category(c)[0] == "C" or c in "\u2028\u2029" else c for c in text)
         if self.family == "helvetica":
             return text.encode("latin-1", "replace").decode("latin-1")
         cmap = getattr(self.current_font, "cmap", None)
         if not cmap:
             return text
-        return "".join(c if ord(c) in cmap or c in "\n " else "?" for c in text)
+        return "".join(c if ord(c) in cmap or c == " " else "?" for c in text)
 
     def style(self, size: float, bold: bool = False) -> None:
         self.set_font(self.family, "B" if bold else "", size)
 
-    def put(self, w: float, h: float, text: str, border: int | str = 0, align: str = "L", ln: bool = False) -> None:
+    def put(self, w: float, h: float, text: str, border: Literal[0, 1] | str = 0, align: str = "L",
+            ln: bool = False) -> None:
         self.cell(w, h, self.text_of(text), border=border, align=align,
                   new_x="LMARGIN" if ln else "RIGHT", new_y="NEXT" if ln else "TOP")
 

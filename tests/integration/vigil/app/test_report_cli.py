@@ -101,6 +101,8 @@ def test_on_influxdb(tmp_path: Path, influxd: Influxd, influx_db: str) -> None:
     (["--series", SERIES, "--month", "2026-11", "--every", "1m", "--csv", "x.csv"], 2, "20,000"),
     (["--series", SERIES, "--day", "2026-11-03"], 2, "--pdf FILE and/or --csv FILE"),
     (["--day", "2026-11-03", "--csv", "x.csv"], 2, "name a series"),
+    (["--series", SERIES, "--day", "2026-11-03", "--csv", "x.csv", "--title", "a\u202eb"], 2, "the title"),
+    (["--series", SERIES, "--day", "2026-11-03", "--csv", "x.csv", "--title", "t" * 300], 2, "the title"),
     (["--series", SERIES, "--day", "2026-11-03", "--csv", "/nonexistent/dir/x.csv"], 2, "no directory"),
     (["--series", SERIES, "--day", "2026-10-01", "--csv", "x.csv"], 1, "no readings of freezer-1/t0/temperature"),
     (["verify"], 2, "vigil report verify FILE"),

@@ -234,3 +234,22 @@ async def test_the_person_taking_over_at_hand_over_hears_of_an_alert_still_firin
         assert _to(h)[2:] == [("ben", "[FIRING critical]")] and "Still firing" in h.sender.sent[2].body
     finally:
         h.close()
+
+
+def test_a_wrong_schedule_is_one_error_not_also_every_rule_naming_its_policy() -> None:
+    from alerting.rules import RulesError, load_rules_text
+
+    text = """
+receivers: {ana: "json://127.0.0.1:9/a", manager: "json://127.0.0.1:9/m"}
+schedules:
+  cooks: {rotation: weekly, handover: "mon 08:00", start: 2026-11-30, people: [ana]}
+escalation_policies:
+  freezers: [{notify: [cooks]}, {after: 10m, notify: [manager]}]
+rules:
+  - {name: freezer-warm, above: -15, notify: [freezers]}
+"""
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(text, "t.yaml")
+    messages = [str(i) for i in caught.value.issues]
+    assert len(messages) == 1, messages
+    assert "handover" in messages[0] and "t.yaml:4" in messages[0]

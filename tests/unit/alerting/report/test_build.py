@@ -154,6 +154,9 @@ def test_an_empty_period_raises_and_seals_nothing(tmp_path: Path) -> None:
     ({"interval": 0.0}, "at least 1 minute"),
     ({"interval": math.nan}, "at least 1 minute"),
     ({"interval": 60.0, "end": 1.8e9 + 30 * 86400}, "20,000"),
+    ({"title": "x" * 201}, "over 200 characters"),
+    ({"title": "Kitchen\nFreezers"}, "control character"),
+    ({"title": "Küche \u202e"}, "U\\+202E"),
 ])
 def test_requests_that_cannot_be_met(change: dict[str, object], words: str, tmp_path: Path) -> None:
     args: dict[str, object] = {"units": [SERIES], "start": 1.8e9, "end": 1.8e9 + 86400}

@@ -104,6 +104,14 @@ def test_names_in_any_script_do_not_break_the_pdf(device: str, tmp_path: Path) -
     assert "temperature" in text
 
 
+def test_newlines_and_bidi_overrides_in_notes_are_spaces_in_the_pdf(tmp_path: Path) -> None:
+    _, _, report = made(tmp_path, note="first line\nsecond\u202eline\x00end", by="bob\u2028x")
+    path = tmp_path / "log.pdf"
+    write_pdf(report, path)  # type: ignore[arg-type]
+    text = PdfReader(path).pages[0].extract_text()
+    assert "first line second line end" in text and "bob x" in text
+
+
 def test_without_dejavu_latin1_with_replacements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pdfout, "_FONT_DIRS", ())
     _, _, report = made(tmp_path, series="морозильник-1/t0/temperature", title="Küche ❄")
