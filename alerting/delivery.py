@@ -4,6 +4,7 @@ the dispatcher, and starting it beside the engine, on the same state file."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,8 @@ from vigil.core.acklink import load_secret
 from vigil.core.clock import Clock
 
 __all__ = ["AlertDispatcher", "make_dispatcher", "warm_apprise"]
+
+log = logging.getLogger(__name__)
 
 
 class AlertDispatcher(Protocol):
@@ -75,4 +78,7 @@ def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
         return conn
 
     secret = load_secret(Path(state_path).resolve().parent) if public_url else None
+    if not public_url and config.receivers:
+        log.info("notifications carry no acknowledgement link: set dashboard.public_url to the address people "
+                 "open the dashboard at (docs/notifications.md)")
     return Dispatcher(connect, config, AppriseSender(), clock, zone=zone, public_url=public_url, link_secret=secret)
