@@ -357,7 +357,7 @@ class Dispatcher:
         names = [r for i in row.escalated if i < len(steps) for r in steps[i].receivers]
         until = now if row.acked_at is None else min(now, row.acked_at)
         for step in self._policy_steps(row):
-            if row.fired_at + step.after <= until:
+            if row.escalate_from + step.after <= until:
                 names.extend(step.notify)
         return expand(self._config, dict.fromkeys(names), now, self._zone)
 
@@ -390,11 +390,12 @@ class Dispatcher:
                 routed = self._routed(labels, t.notify, now)
                 if row.acked_by is None:
                     reached = [i for i, s in enumerate(self._config.escalation)
-                               if s.match(labels) and now >= row.fired_at + s.after]
+                               if s.match(labels) and now >= row.escalate_from + s.after]
                     if set(reached) - set(row.escalated):
                         steps = sorted(set(reached) | set(row.escalated))
                         self._state.set_escalated(row.key, steps)
-                        row = AlertRow(row.key, row.state, t, row.fired_at, tuple(steps), None, None, None)
+                        row = AlertRow(row.key, row.state, t, row.fired_at, tuple(steps), None, None, None,
+                                       row.learned_at)
                 extra = [r for r in self._escalation_receivers(row, now) if r not in routed]
                 told = self._state.told(row.key)
                 waiting = self._state.pending_receivers(row.key)
@@ -495,8 +496,8 @@ class Dispatcher:
             return []
         repeat = self._config.grouping.repeat_interval
         times = [told + repeat for told in self._state.told(row.key).values()]
-        times += [row.fired_at + s.after for i, s in enumerate(self._config.escalation) if i not in row.escalated]
-        times += [row.fired_at + s.after for s in self._policy_steps(row)]
+        times += [row.escalate_from + s.after for i, s in enumerate(self._config.escalation) if i not in row.escalated]
+        times += [row.escalate_from + s.after for s in self._policy_steps(row)]
         return [t for t in times if t > now]
 
     async def _nap(self, seconds: float) -> None:

@@ -26,7 +26,7 @@ _ADDED_COLUMNS = {"message": "TEXT", "fell_back": "INTEGER NOT NULL DEFAULT 0", 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_alerts (
     key TEXT PRIMARY KEY, state TEXT NOT NULL, body TEXT NOT NULL, fired_at REAL NOT NULL,
-    escalated TEXT NOT NULL DEFAULT '[]', acked_by TEXT, acked_at REAL, ack_comment TEXT
+    escalated TEXT NOT NULL DEFAULT '[]', acked_by TEXT, acked_at REAL, ack_comment TEXT, learned_at REAL
 );
 CREATE TABLE IF NOT EXISTS notify_told (
     key TEXT NOT NULL, receiver TEXT NOT NULL, told_at REAL NOT NULL, PRIMARY KEY (key, receiver)
@@ -70,6 +70,13 @@ class AlertRow:
     acked_by: Optional[str]
     acked_at: Optional[float]
     ack_comment: Optional[str]
+    # when Vigil learned that it fired: later than fired_at for an excursion it learned of late (an agent's
+    # backlog after an outage); escalation counts from here, so the first person gets the policy's time to act
+    learned_at: Optional[float] = None
+
+    @property
+    def escalate_from(self) -> float:
+        return self.fired_at if self.learned_at is None else max(self.fired_at, self.learned_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,9 @@ class NotifyState:
                 for name, kind in _ADDED_COLUMNS.items():
                     if name not in columns:
                         conn.execute(f"ALTER TABLE notify_deliveries ADD COLUMN {name} {kind}")
+            alert_columns = {str(r[1]) for r in conn.execute("PRAGMA table_info(notify_alerts)")}
+            if alert_columns and "learned_at" not in alert_columns:
+                conn.execute("ALTER TABLE notify_alerts ADD COLUMN learned_at REAL")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -185,8 +195,8 @@ class NotifyState:
     def put_alert(self, t: Transition, fired_at: float, new_episode: bool) -> None:
         if new_episode:
             self.conn.execute(
-                "INSERT OR REPLACE INTO notify_alerts (key, state, body, fired_at) VALUES (?, ?, ?, ?)",
-                (t.key, t.state.value, _json(t), fired_at),
+                "INSERT OR REPLACE INTO notify_alerts (key, state, body, fired_at, learned_at) VALUES (?, ?, ?, ?, ?)",
+                (t.key, t.state.value, _json(t), fired_at, t.reported),
             )
         else:
             self.conn.execute(
@@ -468,4 +478,4 @@ def _json(t: Transition) -> str:
 
 def _alert(row: Any) -> AlertRow:
     return AlertRow(str(row[0]), str(row[1]), Transition.from_json(row[2]), float(row[3]),
-                    tuple(json.loads(row[4])), row[5], row[6], row[7])
+                    tuple(json.loads(row[4])), row[5], row[6], row[7], row[8])

@@ -253,3 +253,24 @@ rules:
     messages = [str(i) for i in caught.value.issues]
     assert len(messages) == 1, messages
     assert "handover" in messages[0] and "t.yaml:4" in messages[0]
+
+
+async def test_an_excursion_learned_late_gives_the_cook_the_policys_time_before_the_manager(tmp_path: Any) -> None:
+    """A Pi's backlog after an outage: the excursion fired two hours ago, Vigil learns of it now. Nobody could
+    have acknowledged it, so the policy's 10 minutes start now, not at the firing."""
+    import dataclasses
+
+    from tests.support.dispatcher import START, Harness, transition
+
+    h = Harness(tmp_path / "alerts.db", cfg(schedules=ON_CALL, escalation_policies=POLICY,
+                                            grouping={"group_wait": "30s", "group_interval": "5m"}))
+    try:
+        h.enqueue(dataclasses.replace(transition(notify=("kitchen",), at=START - 7200), reported=START))
+        for at in (0, 30, 599):
+            await h.at(at)
+        assert _to(h) == [("anna", "[FIRING critical]")]
+        await h.at(600)
+        await h.at(630)
+        assert _to(h)[1:] == [("manager", "[ESCALATED critical]")]
+    finally:
+        h.close()
