@@ -58,13 +58,15 @@ def warm_apprise() -> None:
 
 
 def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
-                    zone: Optional[dt.tzinfo] = None, public_url: Optional[str] = None) -> Dispatcher:
+                    zone: Optional[dt.tzinfo] = None, public_url: Optional[str] = None,
+                    secret_dir: Optional[str] = None) -> Dispatcher:
     """The notification Dispatcher on the engine's state file, sending through apprise.
 
     ``zone`` is the site's time zone: for the dispatcher's messages and, through
     :func:`alerting.templates.use_zone`, for the times the rules' message templates write.
     ``public_url`` is the dashboard's address: with it, messages carry signed acknowledgement links, signed
-    with the site's link secret (``$VIGIL_LINK_SECRET`` or ``link-secret`` beside the state file).
+    with the site's link secret (``$VIGIL_LINK_SECRET`` or ``link-secret`` in ``secret_dir``, the site's data
+    directory, where the dashboard reads it; default: beside the state file).
     """
     use_zone(zone)
 
@@ -77,7 +79,7 @@ def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
         return conn
 
-    secret = load_secret(Path(state_path).resolve().parent) if public_url else None
+    secret = load_secret(Path(secret_dir or Path(state_path).resolve().parent)) if public_url else None
     if not public_url and config.receivers:
         log.info("notifications carry no acknowledgement link: set dashboard.public_url to the address people "
                  "open the dashboard at (docs/notifications.md)")

@@ -374,11 +374,14 @@ class AlertService:
 
 async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Store, StoreSettings], *,
                 public_url: Optional[str] = None, zone: Optional[dt.tzinfo] = None, clock: Optional[Clock] = None,
-                ready: Optional[asyncio.Event] = None) -> None:
+                ready: Optional[asyncio.Event] = None, data_dir: Optional[str] = None) -> None:
     """Run the rule engine until cancelled (for ``vigil alerting`` and ``vigil up``); leaves no task behind.
 
     ``store`` is the store's settings (opened only if the rules need it) or a store already open;
-    ``public_url`` is the dashboard's address for links in messages; ``zone`` the site's time zone.
+    ``public_url`` is the dashboard's address for links in messages; ``zone`` the site's time zone;
+    ``data_dir`` the site's data directory (vigil.yaml's ``data_dir``): the link secret the dashboard checks
+    links with, the bridge's calibration journal, and the scheduled reports' files (default: the state
+    file's directory).
     """
     clock = clock or SystemClock()
     rules = _load_rules(settings.rules)
@@ -397,7 +400,8 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
                         dashboard_url=public_url, reconnect_grace=settings.device_reconnect_grace)
         closing.callback(engine.flush, learned=True)  # what the conditions learned, too
-        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url)
+        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url,
+                                     secret_dir=data_dir)
         closing.callback(dispatcher.close)
         await asyncio.to_thread(warm_apprise)
         service = AlertService(settings, mqtt, engine, rules_path=settings.rules, notify=rules.notify,
@@ -406,7 +410,7 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
         guard_parts(service, db, clock)
         # scheduled reports (rules' reports:), made once for all partitions: by partition 0
         reports = ReportScheduler(lambda: service.notify_config, history if history is not None else store,
-                                  settings.state, clock, zone=zone, rules_path=settings.rules
+                                  settings.state, clock, zone=zone, rules_path=settings.rules, data_dir=data_dir
                                   ) if engine.partition[0] == 0 else None
         if reports is not None:
             closing.callback(reports.close)

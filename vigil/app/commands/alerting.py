@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--rules", metavar="PATH", help="a rules file or a folder of *.yaml rules files")
     parser.add_argument("--state", metavar="PATH", help="the SQLite file that keeps alert state across restarts")
+    parser.add_argument("--data-dir", metavar="DIR", help="the site's data directory, shared with the dashboard: "
+                        "the link secret, scheduled reports' files (default: vigil-data)")
     parser.add_argument("--partition", metavar="I/N",
                         help="evaluate only the series with crc32(series) %% N == I (run N instances)")
     parser.add_argument("--client-id", metavar="ID", help="MQTT client id (fixed: the broker keeps its session)")
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {
         "alerting.rules": (args.rules, "--rules"),
         "alerting.state": (args.state, "--state"),
+        "data_dir": (args.data_dir, "--data-dir"),
         "alerting.partition": (args.partition, "--partition"),
         "alerting.client_id": (args.client_id, "--client-id"),
         "alerting.metrics_listen": (args.metrics_listen, "--metrics-listen"),
@@ -73,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
 async def serve_alerting(config: VigilConfig, *, store: Optional[Store] = None,
                          ready: Optional[asyncio.Event] = None) -> None:
     """The rule engine on its own settings, with what it needs of the other parts' (the dashboard's
-    address for links, the site's time zone) resolved here; ``store``: one already open (vigil up)."""
+    address for links, the site's time zone, the data directory its link secret is shared in) resolved
+    here; ``store``: one already open (vigil up)."""
     from alerting.service import serve
 
     await serve(config.alerting, config.mqtt, store or config.store, public_url=config.dashboard.public_url,
-                zone=site_zone(config.dashboard.timezone), ready=ready)
+                zone=site_zone(config.dashboard.timezone), ready=ready, data_dir=config.data_dir)
 
 
 def _reads_store(config: VigilConfig) -> bool:

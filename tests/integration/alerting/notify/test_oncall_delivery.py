@@ -159,13 +159,18 @@ async def test_ntfy_receives_the_acknowledge_button_and_click_url(tmp_path: Path
         s.close()
 
 
-async def test_make_dispatcher_signs_with_the_secret_beside_the_state_file(
-        tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["state-in-data-dir", "state-elsewhere"])
+async def test_make_dispatcher_signs_with_the_secret_of_the_data_directory(
+        tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, elsewhere: bool) -> None:
+    """The secret the dashboard checks links with: in the data directory (``secret_dir``), also when
+    ``alerting.state`` is somewhere else; without a ``secret_dir``, beside the state file."""
     from alerting.delivery import make_dispatcher
 
     monkeypatch.delenv(acklink.SECRET_ENV, raising=False)
-    state = tmp_path / "data" / "alerts.db"
+    state = tmp_path / ("state" if elsewhere else "data") / "alerts.db"
     state.parent.mkdir()
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
     clock = ManualClock(START)
     config = NotifyConfig.model_validate({"receivers": {"kitchen": receiver.url("kitchen")},
                                           "grouping": {"group_wait": "30s"}})
@@ -173,10 +178,11 @@ async def test_make_dispatcher_signs_with_the_secret_beside_the_state_file(
     Outbox(engine).create_tables()
     Outbox(engine).enqueue(fired())
     engine.commit()
-    plain = make_dispatcher(str(state), config, clock, public_url=None)
+    plain = make_dispatcher(str(state), config, clock, public_url=None, secret_dir=str(data_dir))
     plain.close()
-    assert not (state.parent / acklink.SECRET_FILE).exists()  # no public URL: no links, no secret made
-    dispatcher = make_dispatcher(str(state), config, clock, public_url="https://vigil.example.org/")
+    assert not (data_dir / acklink.SECRET_FILE).exists()  # no public URL: no links, no secret made
+    dispatcher = make_dispatcher(str(state), config, clock, public_url="https://vigil.example.org/",
+                                 secret_dir=str(data_dir))
     try:
         await dispatcher.step()
         clock.set(START + 30)
@@ -184,8 +190,9 @@ async def test_make_dispatcher_signs_with_the_secret_beside_the_state_file(
         [m] = receiver.received
         token = re.search(r"Acknowledge: https://vigil\.example\.org/ack/(\S+)", m["message"])
         assert token is not None, m["message"]
-        secret = acklink.load_secret(state.parent)
+        secret = acklink.load_secret(data_dir)
         assert acklink.verify(secret, token.group(1), START + 60).to == "kitchen"
+        assert not (tmp_path / "state" / acklink.SECRET_FILE).exists()
     finally:
         dispatcher.close()
         engine.close()

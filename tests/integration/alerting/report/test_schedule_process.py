@@ -35,7 +35,8 @@ reports:
      formats: [csv], receivers: [hook]}}
 """)
     argv = ["alerting", "--broker", mosquitto.url, "--rules", str(tmp_path / "rules.yaml"),
-            "--state", str(tmp_path / "alerts.db"), "--store", f"sqlite:///{tmp_path / 'store.db'}"]
+            "--state", str(tmp_path / "alerts.db"), "--data-dir", str(tmp_path),
+            "--store", f"sqlite:///{tmp_path / 'store.db'}"]
     engine = engine_process(argv)
     engine.start()
     wait_for(lambda: receiver.bodies, 60, "the report")
