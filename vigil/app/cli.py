@@ -126,7 +126,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser, runners = build_parser()
     finally:
         sys.argv = saved
-    args = parser.parse_args(args_list)
+    args, stray = parser.parse_known_args(args_list)
+    if stray:
+        # a command whose words may sit among its options (`vigil report verify -c vigil.yaml FILE`) takes
+        # them, in order; any other stray argument is the usual usage error
+        if isinstance(getattr(args, "words", None), list) and not any(s.startswith("-") for s in stray):
+            args.words += stray
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if not args.command:
         parser.print_help()
         return EXIT_USAGE

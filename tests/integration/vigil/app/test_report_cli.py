@@ -48,6 +48,9 @@ def test_report_then_verify_then_tampering_found(site: Path, tmp_path: Path) -> 
     for path in (pdf, csv):
         ok = vigil("-c", str(site), "verify", str(path))
         assert ok.returncode == 0 and ok.stdout.startswith(f"{path}: ok (ledger records 1-11, 4 seals"), ok
+    # the options may also sit between the words, as people type them
+    ok = vigil("verify", "-c", str(site), str(pdf))
+    assert ok.returncode == 0 and ok.stdout.startswith(f"{pdf}: ok"), ok
     db = sqlite3.connect(tmp_path / "data" / "vigil.db")
     db.execute("UPDATE readings SET value = value + 1 WHERE device = 'freezer-2' AND ts = "
                "(SELECT min(ts) FROM readings WHERE device = 'freezer-2')")
