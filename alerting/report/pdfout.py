@@ -269,11 +269,13 @@ def _excursions(pdf: _Pdf, u: UnitReport, zone: dt.tzinfo) -> None:
         told, acks = excursion_people(x, zone)
         end = _time(x.ended, zone) if x.ended is not None else "still on"
         rows.append([_time(x.since, zone), end, _dur(x.duration(pdf.report.made_at)), _v(x.peak, u.unit),
-                     x.rule[:28], told[:40], acks[:60]])
-        after[i] = [f"note by {n['by']} {_time(n['at'], zone)}: {n['text']}" for n in x.notes]
+                     x.rule[:60]])
+        # who was told and who acknowledged can be long (several people, times): whole lines below the row
+        after[i] = [f"told: {told}", f"acknowledged: {acks}"]
+        after[i] += [f"note by {n['by']} {_time(n['at'], zone)}: {n['text']}" for n in x.notes]
         after[i] += [f"ack comment by {a['by']}: {a['comment']}" for a in x.acks if a.get("comment")]
-    _table(pdf, "Excursions", [25, 25, 16, 14, 28, 30, 48],
-           ["start", "end", "duration", "peak", "rule", "told", "acknowledged"], rows, after)
+    _table(pdf, "Excursions", [28, 28, 18, 18, pdf.epw - 92], ["start", "end", "duration", "peak", "rule"],
+           rows, after)
 
 
 def _days(pdf: _Pdf, u: UnitReport) -> None:

@@ -303,7 +303,7 @@ def check_pdf(path: Path, week: Week, fz_start: float, fr_start: float) -> None:
             (FRIDGE, "fridge-warm", fr_start, 4500, "11.2", "alice, manager", "manager", FR_NOTE)):
         text = per_unit[unit.series]
         lasted = f"{length // 3600}h {length % 3600 // 60:02d}m"
-        row = f"{hm(start)} {hm(start + length)} {lasted} {peak} °C {rule} {told} {by} "
+        row = f"{hm(start)} {hm(start + length)} {lasted} {peak} °C {rule} told: {told} acknowledged: {by} "
         assert row in text, (row, text[:3000])
         assert re.search(re.escape(row) + r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} CES?T via link", text), text[:3000]
         assert re.search(rf"note by {by} \d{{4}}-\d{{2}}-\d{{2}} \d{{2}}:\d{{2}}: {re.escape(note)}", text), text[:3000]
