@@ -107,8 +107,10 @@ async def test_health_answers_while_the_rules_are_checked(mosquitto: Mosquitto, 
             stop.set()
             await asyncio.to_thread(poller.join)
         assert r.status_code == 200 and len(r.json()["files"][0]["rules"]) == 1000
-        # The loader ran on the event loop: a health check waited for the whole rules check (2 s).
-        assert len(latencies) >= 3 and max(latencies) < rules_s / 3, (latencies, rules_s)
+        # Were the loader on the event loop, a health check asked during the rules check would wait for the rest of
+        # it: the longest wait would be most of rules_s. A shared machine adds a scheduling delay of its own (0.19 s
+        # seen on a fresh Debian where the whole check took 0.48 s), so the bound is half.
+        assert len(latencies) >= 3 and max(latencies) < rules_s / 2, (latencies, rules_s)
         # Checked once: the same file again comes from the cache; a change is seen.
         t2 = time.perf_counter()
         assert len((await c.get("/api/v1/rules")).json()["files"][0]["rules"]) == 1000
