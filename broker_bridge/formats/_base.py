@@ -56,7 +56,8 @@ __all__ = [
 Labels = tuple[tuple[str, str], ...]
 # The sensor of a device that has one of each metric (zigbee2mqtt, a json_path source without {sensor}).
 FALLBACK_SENSOR = "main"
-_NUMBER = re.compile(r"[ \t\n\r\v\f]*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?[ \t\n\r\v\f]*")  # not \s: float() refuses \x1c-\x1f
+# ASCII white space only, not \s: float() refuses \x1c-\x1f, which \s counts as space.
+_NUMBER = re.compile(r"[ \t\n\r\v\f]*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?[ \t\n\r\v\f]*")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
