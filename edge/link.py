@@ -172,11 +172,12 @@ class MqttLink:
                          self.config.client_id, self.protocol)
         self.connected.set()
         self.forwarder.connected()
+        # The figures before the status is built: a drop between the two is then seen as a change and told.
+        reported = self.fingerprint()
         self._publish_status(client, "online")
         for topic, payload in self.discovery():
             client.publish(topic, payload, qos=1, retain=True)
         last_status = self.clock.monotonic()
-        reported = self.fingerprint()
         publish = self._publisher(client)
 
         while not self.stop.is_set():
