@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from vigil.core import metrics
-from vigil.core.backoff import BROKER_RECONNECT_CAP, backoff_delay
+from vigil.core.backoff import BROKER_RECONNECT_CAP, Rotation, backoff_delay
 from vigil.core.calibration import JOURNAL_NAME, CalibrationError
 from vigil.core.event import Event
 from vigil.core.health import HealthReporter
@@ -152,15 +152,18 @@ class Bridge:
     async def _consume_forever(self, ready: Optional[asyncio.Event]) -> None:
         attempt = 0
         state = "starting"
-        broker = self.mqtt.broker()
+        brokers = self.mqtt.brokers()
+        rotation = Rotation(len(brokers), BROKER_RECONNECT_CAP)  # several brokers: the next at once on a loss
         limit = self.settings.batch_size
         while True:
+            broker = brokers[rotation.index]
             # The broker sends at most receive_maximum unacknowledged messages (MQTT 5); the link stops
             # reading the socket past inbox_bound, for brokers that send more.
             link = self._link = Link(self.mqtt, self.settings.client_id, receive_maximum=limit * 2,
-                                     inbox_bound=limit * 4, will=self.health.will())
+                                     inbox_bound=limit * 4, will=self.health.will(), broker=broker)
             try:
                 await link.connect()
+                rotation.connected()
                 try:
                     filters = [(f"$share/{self.settings.shared_group}/{f}" if self.settings.shared_group else f, qos)
                                for f, qos in self.pipeline.subscriptions()]
@@ -185,10 +188,10 @@ class Bridge:
             except LinkError as exc:
                 self.connected.clear()
                 self._give_back()
-                attempt += 1
-                delay = backoff_delay(attempt, BROKER_RECONNECT_CAP)
-                if state != "disconnected":
-                    log.warning("bridge lost the broker %s (%s); reconnecting with backoff", broker, exc)
+                delay = rotation.failed()
+                if state != "disconnected" or len(brokers) > 1:
+                    log.warning("bridge lost the broker %s (%s); %s", broker, exc, f"trying {brokers[rotation.index]}"
+                                if len(brokers) > 1 and not delay else f"reconnecting in {delay:.1f}s")
                     state = "disconnected"
                 await asyncio.sleep(delay)
             except Exception:

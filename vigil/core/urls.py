@@ -16,7 +16,6 @@ Passwords may instead come from ``VIGIL_MQTT_PASSWORD`` and ``VIGIL_INFLUXDB_PAS
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -116,6 +115,8 @@ def _split_netloc(url: str, netloc: str) -> tuple[Optional[str], Optional[str], 
 def _check_host(url: str, host: str, *, bracketed: bool) -> None:
     """A host name of dot-separated labels (letters, digits, '-', '_'), an IPv4 address, or an IPv6 one in []."""
     if bracketed:
+        import ipaddress  # only for [IPv6]: the edge agent's footprint (docs/edge.md) stays as it was
+
         try:
             ipaddress.IPv6Address(host.partition("%")[0])
         except ValueError:
