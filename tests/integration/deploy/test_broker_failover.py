@@ -1,0 +1,141 @@
+"""Several brokers (failover): the edge agent, the bridge and the rule engine are given two private
+Mosquittos, A then B. Under load, A is killed (SIGKILL): every part goes over to B, every reading the
+agent took is stored exactly once, and the alert is notified once.
+
+Persistent sessions live on each broker apart (docs/scaling.md, Several brokers): the bridge and the
+engine connect to B once first, so that B queues their messages from the agent's first publish there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
+from edge.agent import EdgeAgent
+from tests.support.procs import VIGIL, Receiver, VigilProcess
+from tests.support.services import Mosquitto, wait_until
+
+pytestmark = pytest.mark.integration
+
+SENSORS = ("t0", "t1")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def brokers(tmp_path: Path) -> Iterator[tuple[Mosquitto, Mosquitto]]:
+    a, b = Mosquitto(tmp_path / "broker-a"), Mosquitto(tmp_path / "broker-b")
+    a.start()
+    b.start()
+    yield a, b
+    for broker in (a, b):
+        if broker.running:
+            broker.stop()
+
+
+def _stored(db: Path) -> dict[str, tuple[int, int]]:
+    """Per sensor: rows stored and distinct times among them."""
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT sensor, count(*), count(DISTINCT ts) FROM readings WHERE device = 'pi-1' "
+                            "GROUP BY sensor").fetchall()
+    return {sensor: (n, distinct) for sensor, n, distinct in rows}
+
+
+def _on(proc: VigilProcess, broker: Mosquitto) -> bool:
+    """The bridge or the engine said it connected to ``broker``."""
+    out = proc.output()
+    return f"connected to {broker.url}" in out or f"connected to the broker {broker.url}" in out
+
+
+def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_nothing(
+        tmp_path: Path, brokers: tuple[Mosquitto, Mosquitto], receiver: Receiver) -> None:
+    a, b = brokers
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""\
+receivers:
+  ops: ["{receiver.url}"]
+grouping: {{group_by: [rule, series], group_wait: 0s, group_interval: 1s}}
+rules:
+  - name: too-warm
+    match: {{metric: temperature}}
+    above: -100
+    severity: warning
+    notify: ops
+""")
+    db = tmp_path / "vigil.db"
+    (tmp_path / "bridge").mkdir()
+
+    def bridge(broker: str) -> VigilProcess:
+        return VigilProcess([VIGIL, "bridge", "--broker", broker, "--store", f"sqlite:///{db}",
+                             "--client-id", "vigil-bridge-f", "--data-dir", str(tmp_path / "bridge")],
+                            tmp_path / "bridge.log", cwd=tmp_path)
+
+    def engine(broker: str) -> VigilProcess:
+        return VigilProcess([VIGIL, "alerting", "--broker", broker, "--store", f"sqlite:///{db}",
+                             "--rules", str(rules), "--state", str(tmp_path / "alerts.db"),
+                             "--client-id", "vigil-alerting-f"], tmp_path / "alerting.log", cwd=tmp_path)
+
+    # Their sessions on B first (not pre-created by Vigil: docs/scaling.md).
+    procs = [bridge(b.url), engine(b.url)]
+    try:
+        assert wait_until(lambda: all("connected" in p.output() for p in procs), timeout=30), \
+            "\n".join(p.output()[-1500:] for p in procs)
+    finally:
+        for p in procs:
+            p.stop()
+
+    both = f"{a.url},{b.url}"
+    procs = [bridge(both), engine(both)]
+    sensors = tuple(simulated_sensor(name, interval=0.01) for name in SENSORS)  # 200 readings a second
+    agent = EdgeAgent(EdgeConfig("pi-1", sensors, MqttConfig(both, reconnect_min=0.1, reconnect_max=1.0),
+                                 BufferConfig(str(tmp_path / "queue"), sync="batch", batch_interval=0.2,
+                                              drain_rate=2000, max_inflight=100), interval=0.01))
+    try:
+        assert wait_until(lambda: all(_on(p, a) for p in procs), timeout=30), \
+            "\n".join(p.output()[-1500:] for p in procs)
+        agent.start()
+        assert wait_until(lambda: sum(n for n, _ in _stored(db).values()) >= 400, timeout=30), _stored(db)
+        assert wait_until(lambda: len(receiver.bodies) >= len(SENSORS), timeout=30), receiver.bodies
+        assert agent.link is not None and agent.link.broker.port == a.port
+
+        a.kill()  # SIGKILL, under load
+        killed = time.monotonic()
+        taken_before = sum(int(s["readings"]) for s in agent.sampler.status()) if agent.sampler else 0
+        assert wait_until(lambda: agent.link is not None and agent.link.connected.is_set()
+                          and agent.link.broker.port == b.port, timeout=15)
+        assert wait_until(lambda: all(_on(p, b) for p in procs), timeout=15), \
+            "\n".join(p.output()[-1500:] for p in procs)
+        moved = time.monotonic() - killed
+        before = sum(n for n, _ in _stored(db).values())
+        assert wait_until(lambda: sum(n for n, _ in _stored(db).values()) >= before + 400, timeout=30)
+    finally:
+        agent.stop()
+    try:
+        assert agent.queue is not None and agent.queue.depth == 0, "the agent stopped with readings unsent"
+        assert agent.sampler is not None
+        taken = {s["name"]: s["readings"] for s in agent.sampler.status()}
+        assert sum(taken.values()) >= taken_before + 400, (taken_before, taken)  # as many again after the kill
+        # Every reading the agent took is stored exactly once (the store keys a reading by series and time).
+        assert wait_until(lambda: {k: n for k, (n, _) in _stored(db).items()} == taken, timeout=30), \
+            (_stored(db), taken)
+        assert all(n == distinct for n, distinct in _stored(db).values())
+        time.sleep(1.5)  # a second notification, if any, would arrive now
+        titles = Counter(body["title"] for body in receiver.bodies)
+        assert titles == Counter(f"[FIRING warning] too-warm pi-1/{s}/temperature" for s in SENSORS), titles
+        print(f"failover: every part on B {moved:.1f} s after A was killed; {sum(taken.values())} readings stored once")
+    finally:
+        for p in procs:
+            p.stop()
