@@ -190,8 +190,8 @@ class Bridge:
                 self._give_back()
                 delay = rotation.failed()
                 if state != "disconnected" or len(brokers) > 1:
-                    log.warning("bridge lost the broker %s (%s); %s", broker, exc, f"trying {brokers[rotation.index]}"
-                                if len(brokers) > 1 and not delay else f"reconnecting in {delay:.1f}s")
+                    log.warning("bridge lost the broker %s (%s); %s", broker, exc, f"trying {brokers[rotation.index]} "
+                                "at once" if not delay else "reconnecting with backoff")
                     state = "disconnected"
                 await asyncio.sleep(delay)
             except Exception:

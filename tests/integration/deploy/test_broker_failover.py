@@ -44,6 +44,22 @@ def brokers(tmp_path: Path) -> Iterator[tuple[Mosquitto, Mosquitto]]:
             broker.stop()
 
 
+def _rules(tmp_path: Path, receiver: Receiver) -> Path:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""\
+receivers:
+  ops: ["{receiver.url}"]
+grouping: {{group_by: [rule, series], group_wait: 0s, group_interval: 1s}}
+rules:
+  - name: too-warm
+    match: {{metric: temperature}}
+    above: -100
+    severity: warning
+    notify: ops
+""")
+    return rules
+
+
 def _stored(db: Path) -> dict[str, tuple[int, int]]:
     """Per sensor: rows stored and distinct times among them."""
     if not db.exists():
@@ -63,18 +79,7 @@ def _on(proc: VigilProcess, broker: Mosquitto) -> bool:
 def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_nothing(
         tmp_path: Path, brokers: tuple[Mosquitto, Mosquitto], receiver: Receiver) -> None:
     a, b = brokers
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(f"""\
-receivers:
-  ops: ["{receiver.url}"]
-grouping: {{group_by: [rule, series], group_wait: 0s, group_interval: 1s}}
-rules:
-  - name: too-warm
-    match: {{metric: temperature}}
-    above: -100
-    severity: warning
-    notify: ops
-""")
+    rules = _rules(tmp_path, receiver)
     db = tmp_path / "vigil.db"
     (tmp_path / "bridge").mkdir()
 
@@ -139,3 +144,45 @@ rules:
     finally:
         for p in procs:
             p.stop()
+
+
+def test_two_mosquittos_bridged_as_docs_scaling_says_carry_readings_between_parts_on_either(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """A part that reached B while the others are on A still gets everything: docs/scaling.md's bridge section."""
+    b = Mosquitto(tmp_path / "broker-b")
+    b.start()
+    a = Mosquitto(tmp_path / "broker-a", extra_config=(
+        f"connection vigil-b\naddress 127.0.0.1:{b.port}\nremote_clientid vigil-broker-a\n"
+        "topic vigil/# both 1\ncleansession false\ntry_private true\nnotifications false\n"))
+    a.start()
+    rules = _rules(tmp_path, receiver)
+    db = tmp_path / "vigil.db"
+    # the bridge on B (listed first), the engine and the agent on A
+    procs = [VigilProcess([VIGIL, "bridge", "--broker", f"{b.url},{a.url}", "--store", f"sqlite:///{db}",
+                           "--client-id", "vigil-bridge-f", "--data-dir", str(tmp_path)],
+                          tmp_path / "bridge.log", cwd=tmp_path),
+             VigilProcess([VIGIL, "alerting", "--broker", f"{a.url},{b.url}", "--rules", str(rules),
+                           "--state", str(tmp_path / "alerts.db"), "--client-id", "vigil-alerting-f"],
+                          tmp_path / "alerting.log", cwd=tmp_path)]
+    agent = EdgeAgent(EdgeConfig("pi-1", (simulated_sensor("t0", interval=0.05),),
+                                 MqttConfig(f"{a.url},{b.url}"), BufferConfig(str(tmp_path / "queue")), interval=0.05))
+    try:
+        assert wait_until(lambda: _on(procs[0], b) and _on(procs[1], a), timeout=30), \
+            "\n".join(p.output()[-1500:] for p in procs)
+        time.sleep(1)  # the broker bridge is up (it connects in the background)
+        agent.start()
+        assert wait_until(lambda: _stored(db).get("t0", (0, 0))[0] >= 40, timeout=30), _stored(db)
+        assert wait_until(lambda: len(receiver.bodies) >= 1, timeout=30)  # the bridge's events reached A's engine
+        assert agent.link is not None and agent.link.broker.port == a.port
+        agent.stop()
+        assert agent.queue is not None and agent.queue.depth == 0 and agent.sampler is not None
+        taken = agent.sampler.status()[0]["readings"]
+        assert wait_until(lambda: _stored(db).get("t0") == (taken, taken), timeout=20), (_stored(db), taken)
+        time.sleep(1.0)  # a second notification, if any, would arrive now
+        assert [body["title"] for body in receiver.bodies] == ["[FIRING warning] too-warm pi-1/t0/temperature"]
+    finally:
+        agent.stop()
+        for p in procs:
+            p.stop()
+        a.stop()
+        b.stop()
