@@ -95,6 +95,7 @@ class Bridge:
         self.metrics.gauge("suspects", "messages in hand when the bridge last stopped, not yet back",
                            lambda: len(self.guard.suspects))
         self._in_flight: deque[_Batch] = deque()  # processed, not yet acknowledged, oldest first
+        self._carried: list[_Batch] = []  # stored from a broker that was lost, to republish on the next one
         self._idle = asyncio.Event()  # set while nothing is in flight
         self._alone: Optional[bytes] = None  # a suspect being handled with nothing else in hand
         self._refusal_said: set[tuple[str, str]] = set()
@@ -137,6 +138,20 @@ class Bridge:
                 log.exception("bridge task %s failed; restarting it", name)
                 await asyncio.sleep(backoff_delay(attempt))
 
+    async def _carry_over(self, link: Link, limit: int) -> None:
+        """Failing over to another broker: what the lost one delivered (in hand, or received and not yet taken) is
+        stored now and republished on the next broker. The lost broker may never come back to deliver it again;
+        if it does, the store keeps one copy of a reading per series and time."""
+        while link.waiting:
+            self._in_flight.append(self.process(await link.next_batch(limit)))
+        for batch in self._in_flight:
+            try:
+                await self._make_durable(batch)
+            except Exception:  # the writer spools what the store does not take; nothing more to do here
+                log.exception("could not store what the lost broker had delivered")
+                continue
+            self._carried.append(batch)
+
     def _give_back(self) -> None:
         """The batches in flight go back to the broker unacknowledged (lost connection, clean stop)."""
         # Batches cut short were remembered by the deduplicator but never acknowledged: the
@@ -168,6 +183,9 @@ class Bridge:
                     filters = [(f"$share/{self.settings.shared_group}/{f}" if self.settings.shared_group else f, qos)
                                for f, qos in self.pipeline.subscriptions()]
                     await link.subscribe(filters)
+                    while self._carried:  # what the lost broker had delivered, for the engine (stored already)
+                        await self._republish(link, self._carried[0])
+                        self._carried.pop(0)
                     # Every bridge takes every calibration (never through the shared group). Refused by an
                     # ACL of before issue 16: said, and the bridge goes on with the calibrations it has.
                     refused = await link.subscribe([(self.calibrations.filter, 1)], refusable=True)
@@ -187,6 +205,8 @@ class Bridge:
                     await link.close()
             except LinkError as exc:
                 self.connected.clear()
+                if len(brokers) > 1:
+                    await self._carry_over(link, limit)
                 self._give_back()
                 delay = rotation.failed()
                 if state != "disconnected" or len(brokers) > 1:

@@ -128,20 +128,22 @@ def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_n
 
     both = f"{a.url},{b.url}"
     procs = [bridge(both), engine(both)]
-    sensors = tuple(simulated_sensor(name, interval=0.01) for name in SENSORS)  # 200 readings a second
+    sensors = tuple(simulated_sensor(name, interval=0.002) for name in SENSORS)  # up to 1,000 readings a second
     agent = EdgeAgent(EdgeConfig("pi-1", sensors, MqttConfig(both, reconnect_min=0.1, reconnect_max=1.0),
                                  BufferConfig(str(tmp_path / "queue"), sync="batch", batch_interval=0.2,
-                                              drain_rate=2000, max_inflight=100), interval=0.01))
+                                              drain_rate=20000, max_inflight=100), interval=0.002))
     try:
         assert wait_until(lambda: all(_on(p, a) for p in procs), timeout=30), \
             "\n".join(p.output()[-1500:] for p in procs)
         agent.start()
+        started = time.monotonic()
         assert wait_until(lambda: sum(n for n, _ in _stored(db).values()) >= 400, timeout=30), _stored(db)
         assert wait_until(lambda: len(receiver.bodies) >= len(SENSORS), timeout=30), receiver.bodies
         assert agent.link is not None and agent.link.broker.port == a.port
 
         a.kill()  # SIGKILL, under load
         killed = time.monotonic()
+        rate = len(queued) / (killed - started)
         taken_before = sum(int(s["readings"]) for s in agent.sampler.status()) if agent.sampler else 0
         assert wait_until(lambda: agent.link is not None and agent.link.connected.is_set()
                           and agent.link.broker.port == b.port, timeout=15)
@@ -164,7 +166,8 @@ def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_n
         time.sleep(1.5)  # a second notification, if any, would arrive now
         titles = Counter(body["title"] for body in receiver.bodies)
         assert titles == Counter(f"[FIRING warning] too-warm pi-1/{s}/temperature" for s in SENSORS), titles
-        print(f"failover: every part on B {moved:.1f} s after A was killed; {len(queued)} readings stored once")
+        print(f"failover: every part on B {moved:.1f} s after A was killed; {len(queued)} readings stored once; "
+              f"{rate:.0f} readings/s queued up to the kill")
     finally:
         for p in procs:
             p.stop()
