@@ -6,7 +6,7 @@ import argparse
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     lines = check(config, wait=max(0.2, args.wait))
     if args.json:
-        print(json.dumps([line.__dict__ for line in lines], indent=2, ensure_ascii=False))
+        print(json.dumps([asdict(line) for line in lines], indent=2, ensure_ascii=False))
     else:
         print(render(lines))
     return EXIT_FAILED if any(line.level == FAIL for line in lines) else EXIT_OK
