@@ -317,7 +317,7 @@ async def _demo_agents(config: VigilConfig, data_dir: Path) -> AsyncIterator[Non
     from edge.sensors.simulated import Fault
 
     b = config.mqtt.broker()
-    url = ",".join(f"mqtt://{o.host}:{o.port}" for o in config.mqtt.brokers())  # every broker: they fail over too
+    url = ",".join(f"mqtt://{o.address}" for o in config.mqtt.brokers())  # every broker: they fail over too
     mqtt = MqttConfig(url=url, username=b.username, password=b.password,
                       root=config.mqtt.root, protocol=config.mqtt.protocol)
     devices = {
@@ -462,5 +462,5 @@ def edge_command(config: VigilConfig) -> str:
     scheme = "mqtts" if brokers[0].tls else "mqtt"
     user = f"{brokers[0].username}@" if brokers[0].username else ""
     env = "VIGIL_MQTT_PASSWORD=... " if brokers[0].password else ""
-    urls = ",".join(f"{scheme}://{user}{b.host}:{b.port}" for b in brokers)
+    urls = ",".join(f"{scheme}://{user}{b.address}" for b in brokers)
     return f"{env}vigil edge --broker {urls} --device pi-1 --simulate t0 --interval 5"

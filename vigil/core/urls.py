@@ -51,7 +51,12 @@ class BrokerUrl:
         scheme = "mqtts" if self.tls else "mqtt"
         auth = f"{self.username}:***@" if self.username and self.password else (
             f"{self.username}@" if self.username else "")
-        return f"{scheme}://{auth}{self.host}:{self.port}"
+        return f"{scheme}://{auth}{self.address}"
+
+    @property
+    def address(self) -> str:
+        """``host:port``, an IPv6 host in brackets."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,12 @@ def test_hostile_lists_are_refused_with_a_clear_message(value: object, message: 
     assert message in str(err.value)
 
 
+def test_an_ipv6_broker_prints_as_a_url_that_parses_again() -> None:
+    b = parse_broker_list("mqtt://u@[::1]:1884,mqtt://h", env={})[0]
+    assert (str(b), b.address) == ("mqtt://u@[::1]:1884", "[::1]:1884")
+    assert parse_broker_url(str(b), env={}) == b
+
+
 def test_passwords_of_every_broker_are_masked() -> None:
     assert mask_url("mqtt://u:s1@a,mqtt://u:s2@b") == "mqtt://u:***@a,mqtt://u:***@b"
 
