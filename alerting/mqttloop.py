@@ -3,8 +3,9 @@ alert states; reconnect with backoff.
 
 Messages are read and decoded by alerting/mqttread.py and taken in batches of up to :data:`BATCH`. A batch
 is acknowledged to the broker (one write) only after the engine committed what it caused
-(``_commit_then_ack``). Under load a batch may wait up to :data:`LINGER` for more (adaptive linger, see
-``_consume``); under low load it never waits. While connected, ``service.client`` is the connection;
+(``_commit_then_ack``); small batches share one commit and one write, within :data:`ACK_DELAY`. Under load
+a batch may wait up to :data:`LINGER` for more (adaptive linger, see ``_consume``); under low load it
+never waits. While connected, ``service.client`` is the connection;
 the metrics read it as "consuming".
 """
 
@@ -34,6 +35,12 @@ BATCH = 250
 #: the longest a batch waits to fill, and only after a batch of at least LINGER_FROM messages (load)
 LINGER = 0.002
 LINGER_FROM = 100
+#: a handled batch's commit ("last heard") and acknowledgement wait up to ACK_DELAY for those of the next
+#: batches (one commit and one write for several small ones), unless ACK_NOW messages wait for theirs (under
+#: Mosquitto's default max_inflight_messages of 20). A transition is committed at once in any case (with its
+#: notification in the outbox): this delays no alert.
+ACK_DELAY = 0.005
+ACK_NOW = 10
 
 
 async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) -> None:
@@ -83,32 +90,58 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
 
 
 def _commit_then_ack(service: AlertService, reader: Reader, messages: list[Incoming]) -> None:
-    """Durable before acknowledged: what the batch changed (last heard too) is committed first."""
+    """Durable before acknowledged: what the batches changed (last heard too) is committed first."""
     service.engine.flush()
     reader.ack(messages)
 
 
 async def _consume(service: AlertService, reader: Reader) -> None:
+    handled: list[Incoming] = []  # handled or refused, not yet committed and acknowledged
+    due = 0.0
+    loop = asyncio.get_running_loop()
+
     def done(messages: list[Incoming]) -> None:
-        _commit_then_ack(service, reader, messages)  # handled or refused: never delivered again
+        nonlocal due
+        if not handled:
+            due = loop.time() + ACK_DELAY
+        handled.extend(messages)
+        if len(handled) >= ACK_NOW:
+            commit_then_ack()
+
+    def commit_then_ack() -> None:
+        batch = handled[:]
+        handled.clear()
+        _commit_then_ack(service, reader, batch)  # never delivered again
 
     def handle(topic: str, payload: bytes) -> None:
         if topic and not service.catchup.take(topic, payload):  # our own catch-up marker is not an event
             service.handle(topic, payload)
 
     last = 0
-    while True:
-        await reader.wait()
-        if last >= LINGER_FROM and len(reader.ready) < BATCH:
-            # under load (the last batch was big), a short wait fills the batch: one commit and one
-            # write for many; under low load nothing waits, so a lone reading is judged at once
-            await reader.wait(BATCH, LINGER)
-        batch = reader.take(BATCH)
-        last = len(batch)
-        # marked in hand meanwhile, so that a message that kills the engine is refused when it
-        # comes back (alerting/inhand.py)
-        service.in_hand.consume(batch, handle, done)
-        await asyncio.sleep(0)  # delivery, timers and the socket get their turn
+    try:
+        while True:
+            if handled:
+                await reader.wait(1, max(0.0, due - loop.time()))
+                if not reader.ready:
+                    commit_then_ack()
+                    continue
+            else:
+                await reader.wait()
+            if last >= LINGER_FROM and len(reader.ready) < BATCH:
+                # under load (the last batch was big), a short wait fills the batch: one commit and one
+                # write for many; under low load nothing waits, so a lone reading is judged at once
+                await reader.wait(BATCH, LINGER)
+            batch = reader.take(BATCH)
+            last = len(batch)
+            # marked in hand meanwhile, so that a message that kills the engine is refused when it
+            # comes back (alerting/inhand.py)
+            service.in_hand.consume(batch, handle, done)
+            if reader.ready:
+                await asyncio.sleep(0)  # delivery, timers and the socket get their turn (else wait() yields)
+    except asyncio.CancelledError:
+        if handled:
+            commit_then_ack()
+        raise
 
 
 async def _say_stopped(service: AlertService, client: aiomqtt.Client) -> None:

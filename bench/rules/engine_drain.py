@@ -42,9 +42,10 @@ THRESHOLD = 100.0
 RULES = f"rules:\n  - name: hot\n    match: {{metric: temperature}}\n    above: {THRESHOLD}\n"
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, which: slice = slice(11, 13)) -> float:
+    """CPU seconds of a process: user and system (``slice(12, 13)``: system only)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[which]) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -161,7 +162,7 @@ def steady(vigil: str, broker: Mosquitto, work: Path, name: str, rate: float, se
             time.sleep(0.1)
 
     try:
-        cpu = cpu_seconds(engine.proc.pid)
+        cpu, sys_cpu = cpu_seconds(engine.proc.pid), cpu_seconds(engine.proc.pid, slice(12, 13))
         t = threading.Thread(target=triggers)
         t.start()
         start = time.monotonic()
@@ -178,6 +179,8 @@ def steady(vigil: str, broker: Mosquitto, work: Path, name: str, rate: float, se
         t.join()
         wait_until(lambda: all(d in watcher.seen for d in sent), 30, 0.05)
         cpu = cpu_seconds(engine.proc.pid) - cpu
+        sys_cpu = cpu_seconds(engine.proc.pid, slice(12, 13)) - sys_cpu
+        print(f"   (of which in the kernel: {sys_cpu / cpu * 100:.0f}%)")
         lat = [(watcher.seen[d] - t0) * 1000 for d, t0 in sent.items() if d in watcher.seen]
         total = count[0] + len(sent)
         return cpu / total * 1e6, lat, total
