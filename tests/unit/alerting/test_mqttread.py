@@ -3,6 +3,7 @@ and the aiomqtt / paho internals it reaches, which must fail here first when a n
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 import random
@@ -144,3 +145,29 @@ async def test_the_internals_reached_are_there() -> None:
                                                                                   "qos"]
     # aiomqtt's socket reader calls the paho client's loop_read, found on the instance
     assert "client.loop_read()" in inspect.getsource(aiomqtt.Client._on_socket_open)
+
+
+async def test_broken_framing_closes_the_socket_and_ends_the_connection_for_the_consumer() -> None:
+    """Through the real paho client: a good PUBLISH, then a remaining length of 5 bytes. The reader logs,
+    paho closes the socket as for a lost connection, and the consumer is told (nothing acknowledged: the
+    broker delivers the PUBLISH again on the next connection)."""
+    import socket
+
+    from alerting.mqttread import Reader
+
+    client = aiomqtt.Client("127.0.0.1", 1)
+    client._connected.set_result(None)  # as after a CONNACK: aiomqtt reports a disconnection only then
+    refused: list[str] = []
+    reader = Reader(client, False, lambda topic, reason, detail: refused.append(reason))
+    reader.watch()
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+    client._client._sock = ours
+    broker.sendall(publish(b"vigil/events/a/t", b"{}", mid=4) + b"\x32\xff\xff\xff\xff\x01")
+    rc = client._client.loop_read()
+    assert rc != 0 and client._client._sock is None  # paho closed it: connection lost
+    assert reader.ready == []  # the chunk is dropped whole: its good PUBLISH, not acknowledged, comes again
+    with pytest.raises(aiomqtt.MqttError):
+        await asyncio.wait_for(reader.wait(), 5)
+    assert refused == []
+    broker.close()
