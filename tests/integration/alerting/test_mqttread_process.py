@@ -99,12 +99,15 @@ def test_a_backlog_is_taken_in_whole_and_an_engine_killed_mid_batch_records_each
     assert "what is not MQTT" not in log, log[-3000:]
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_hostile_payloads_are_refused_and_the_engine_goes_on_without_reconnecting(
-        tmp_path: Path, mosquitto: Mosquitto, engine_process: Callable[[list[str]], EngineProcess]) -> None:
+        tmp_path: Path, mosquitto: Mosquitto, engine_process: Callable[[list[str]], EngineProcess],
+        protocol: str) -> None:
     (tmp_path / "rules.yaml").write_text(RULES)
+    (tmp_path / "vigil.yaml").write_text(f'mqtt: {{url: "{mosquitto.url}", protocol: "{protocol}"}}\n')
     state = tmp_path / "alerts.db"
-    engine = engine_process(["alerting", "--broker", mosquitto.url, "--rules", str(tmp_path / "rules.yaml"),
-                             "--state", str(state), "--client-id", "read-hostile"])
+    engine = engine_process(["alerting", "-c", str(tmp_path / "vigil.yaml"), "--rules", str(tmp_path / "rules.yaml"),
+                             "--state", str(state), "--client-id", f"read-hostile-{protocol}"])
     engine.start()
     wait_for(lambda: "caught up with the backlog" in engine.output(), 30, "the engine to connect")
     pub = publisher(mosquitto)
