@@ -40,9 +40,9 @@ def in_hand_path(state_path: str | Path) -> Path:
 
 
 def topic_payload(message: Any) -> tuple[str, bytes]:
-    """An aiomqtt message's topic and payload as bytes."""
-    payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
-    return message.topic.value, payload
+    """A message's topic and payload (alerting/mqttread.py's ``Incoming``); one the reader refused has
+    nothing to handle (topic "")."""
+    return ("", b"") if message.problem else (message.topic, message.payload)
 
 
 class InHand:

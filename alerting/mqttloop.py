@@ -1,8 +1,12 @@
 """The rule engine's connection to the broker: connect, subscribe, take messages in batches, publish
 alert states; reconnect with backoff.
 
-A batch is acknowledged to the broker only after the engine committed what it caused (``_commit_then_ack``).
-While connected, ``service.client`` is the connection; the metrics read it as "consuming".
+Messages are read and decoded by alerting/mqttread.py and taken in batches of up to :data:`BATCH`. A batch
+is acknowledged to the broker (one write) only after the engine committed what it caused
+(``_commit_then_ack``); small batches share one commit and one write, within :data:`ACK_DELAY`. Under load
+a batch may wait up to :data:`LINGER` for more (adaptive linger, see ``_consume``); under low load it
+never waits. While connected, ``service.client`` is the connection;
+the metrics read it as "consuming".
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from typing import TYPE_CHECKING, Optional
 import aiomqtt
 
 from alerting.guard import refusal
+from alerting.mqttread import Incoming, Reader
 from vigil.core.backoff import BROKER_RECONNECT_CAP, Rotation
 from vigil.core.health import offline_payload
-from vigil.core.mqtt import Inbox, ack, build_client, enable_manual_ack
+from vigil.core.mqtt import build_client, enable_manual_ack
 
 if TYPE_CHECKING:
     from alerting.service import AlertService
@@ -25,8 +30,17 @@ __all__ = ["keep_connected", "publish_states", "send_health"]
 
 log = logging.getLogger(__name__)
 
-#: messages taken from the inbox in one go, after the first one waited for
-BATCH = 50
+#: messages handled, committed and acknowledged in one go, at most
+BATCH = 250
+#: the longest a batch waits to fill, and only after a batch of at least LINGER_FROM messages (load)
+LINGER = 0.002
+LINGER_FROM = 100
+#: a handled batch's commit ("last heard") and acknowledgement wait up to ACK_DELAY for those of the next
+#: batches (one commit and one write for several small ones), unless ACK_NOW messages wait for theirs (under
+#: Mosquitto's default max_inflight_messages of 20). A transition is committed at once in any case (with its
+#: notification in the outbox): this delays no alert.
+ACK_DELAY = 0.005
+ACK_NOW = 10
 
 
 async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) -> None:
@@ -36,15 +50,16 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
     brokers = service.mqtt.brokers()
     rotation = Rotation(len(brokers), BROKER_RECONNECT_CAP)  # several brokers: the next at once on a loss
     while True:
-        inbox = Inbox()
         client = build_client(service.mqtt, service.settings.client_id, persistent=True, max_inflight=100,
-                              inbox=inbox, will=aiomqtt.Will(will_topic, will_payload, qos=1, retain=True),
+                              will=aiomqtt.Will(will_topic, will_payload, qos=1, retain=True),
                               broker=brokers[rotation.index])
         enable_manual_ack(client)
+        reader = Reader(client, service.mqtt.protocol == "5", service.guard.refuse)
         service.catchup.watch_session(client)
         try:
             async with client:
                 rotation.connected()
+                reader.watch()
                 for flt in (topics.all_events, topics.all_status, topics.all_acks, topics.all_notes,
                             topics.all_silences, topics.all_health, topics.rules_reload):
                     # health is a state: its retained copy comes on every subscribe, so none need queue
@@ -60,7 +75,7 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
                     ready.set()
                 service.client = client
                 try:
-                    await _consume(service, client, inbox)
+                    await _consume(service, reader)
                 except asyncio.CancelledError:
                     await _say_stopped(service, client)
                     raise
@@ -77,28 +92,59 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
             await asyncio.sleep(delay)
 
 
-def _commit_then_ack(service: AlertService, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
-    """Durable before acknowledged: what the batch changed (last heard too) is committed first."""
+def _commit_then_ack(service: AlertService, reader: Reader, messages: list[Incoming]) -> None:
+    """Durable before acknowledged: what the batches changed (last heard too) is committed first."""
     service.engine.flush()
-    for message in messages:
-        ack(client, message)
+    reader.ack(messages)
 
 
-async def _consume(service: AlertService, client: aiomqtt.Client, inbox: Inbox) -> None:
-    def done(messages: list[aiomqtt.Message]) -> None:
-        _commit_then_ack(service, client, messages)  # handled or refused: never delivered again
+async def _consume(service: AlertService, reader: Reader) -> None:
+    handled: list[Incoming] = []  # handled or refused, not yet committed and acknowledged
+    due = 0.0
+    loop = asyncio.get_running_loop()
+
+    def done(messages: list[Incoming]) -> None:
+        nonlocal due
+        if not handled:
+            due = loop.time() + ACK_DELAY
+        handled.extend(messages)
+        if len(handled) >= ACK_NOW:
+            commit_then_ack()
+
+    def commit_then_ack() -> None:
+        batch = handled[:]
+        handled.clear()
+        _commit_then_ack(service, reader, batch)  # never delivered again
 
     def handle(topic: str, payload: bytes) -> None:
-        if not service.catchup.take(topic, payload):  # our own catch-up marker is not an event
+        if topic and not service.catchup.take(topic, payload):  # our own catch-up marker is not an event
             service.handle(topic, payload)
 
-    async for first in client.messages:
-        # what is already waiting is handled in one go, then delivery and timers
-        # get their turn (a queue that is never empty would never make us wait);
-        # marked in hand meanwhile, so that a message that kills the engine is refused
-        # when it comes back (alerting/inhand.py)
-        service.in_hand.consume([first, *inbox.drain(BATCH)], handle, done)
-        await asyncio.sleep(0)
+    last = 0
+    try:
+        while True:
+            if handled:
+                await reader.wait(1, max(0.0, due - loop.time()))
+                if not reader.ready:
+                    commit_then_ack()
+                    continue
+            else:
+                await reader.wait()
+            if last >= LINGER_FROM and len(reader.ready) < BATCH:
+                # under load (the last batch was big), a short wait fills the batch: one commit and one
+                # write for many; under low load nothing waits, so a lone reading is judged at once
+                await reader.wait(BATCH, LINGER)
+            batch = reader.take(BATCH)
+            last = len(batch)
+            # marked in hand meanwhile, so that a message that kills the engine is refused when it
+            # comes back (alerting/inhand.py)
+            service.in_hand.consume(batch, handle, done)
+            if reader.ready:
+                await asyncio.sleep(0)  # delivery, timers and the socket get their turn (else wait() yields)
+    except asyncio.CancelledError:
+        if handled:
+            commit_then_ack()
+        raise
 
 
 async def _say_stopped(service: AlertService, client: aiomqtt.Client) -> None:

@@ -230,6 +230,8 @@ class StateDB:
     def save_learned(self, rows: Iterable[tuple[str, str, str, Optional[str]]]) -> None:
         """Upsert (key, rule, series, blob), or delete when the blob is None, inside the caller's transaction."""
         rows = list(rows)
+        if not rows:  # the usual case: one batch's commit, no slice due
+            return
         self.conn.executemany("DELETE FROM learned_state WHERE key = ?", [(r[0],) for r in rows if r[3] is None])
         self.conn.executemany("INSERT OR REPLACE INTO learned_state (key, rule, series, blob) VALUES (?,?,?,?)",
                               [r for r in rows if r[3] is not None])

@@ -4,6 +4,7 @@
     .venv/bin/python bench/e2e/run.py --readings 40000 --rate 2000 --seconds 30
     .venv/bin/python bench/e2e/run.py --soak                  # 1,000 devices, one reading each per 10 s, 10 min
     .venv/bin/python bench/e2e/run.py --soak --soak-minutes 3
+    .venv/bin/python bench/e2e/run.py --compare /work/main/.venv/bin/vigil   # then the same with another engine
 
 Short run, in one go on private servers (loopback, free ports, the shipped Mosquitto queue settings):
 1. the load generator alone (C mosquitto_pub processes, one per device; nobody subscribed);
@@ -15,6 +16,9 @@ Short run, in one go on private servers (loopback, free ports, the shipped Mosqu
 4. latency under steady load (--rate, from mosquitto_pub processes): every 100 ms a reading on a fresh
    device crosses a threshold; reading published -> notification at the receiver (in its own process),
    p50/p99/max; CPU and peak RSS of the bridge and the rule engine in this phase.
+
+``--compare PATH`` runs the short run again, on fresh servers, with the rule engine of another ``vigil``
+executable (e.g. another checkout's, read-only); the bridge is this checkout's in both.
 
 Soak: the fleet's realistic load through the same chain, reporting RSS of the bridge and the engine and
 the trigger latency minute by minute (growth and drift).
@@ -63,7 +67,8 @@ def cpu_seconds(pid: int) -> float:
 class Chain:
     """The processes under test, each with its log in ``work``."""
 
-    def __init__(self, work: Path, broker: Mosquitto, influxd: Influxd, db: str, receiver_port: int) -> None:
+    def __init__(self, work: Path, broker: Mosquitto, influxd: Influxd, db: str, receiver_port: int,
+                 engine_vigil: str = VIGIL) -> None:
         self.work = work
         self.broker = broker
         self.influxd = influxd
@@ -83,7 +88,7 @@ rules:
         self.bridge_argv = [VIGIL, "bridge", "--broker", broker.url, "--store", influxd.url(db),
                             "--client-id", "bench-bridge", "--data-dir", str(work / "bridge"),
                             "--metrics-listen", f"127.0.0.1:{self.metrics_port}"]
-        self.engine_argv = [VIGIL, "alerting", "--broker", broker.url, "--rules", str(rules),
+        self.engine_argv = [engine_vigil, "alerting", "--broker", broker.url, "--rules", str(rules),
                             "--state", str(work / "alerts.db"), "--client-id", "bench-alerting"]
         self.bridge: Optional[subprocess.Popen[bytes]] = None
         self.engine: Optional[subprocess.Popen[bytes]] = None
@@ -212,7 +217,7 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
     print(f"2. broker relay rate (bare paho subscriber, backlog of {n:,}): {bare:,.0f} msg/s")
 
     db = influxd.create_database("bench_e2e")
-    chain = Chain(work, broker, influxd, db, receiver_port)
+    chain = Chain(work, broker, influxd, db, receiver_port, args.engine)
     triggers = Triggers(broker)
     try:
         chain.start_engine()
@@ -236,7 +241,8 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
         print(f"3. sustained, stored and evaluated: {rate:,.0f} readings/s ({n:,} in {elapsed:.1f} s; ratio to the "
               f"broker's relay rate {rate / bare:.2f}); stored {stored - 1:,}/{n:,}, loss {n + 1 - stored}, "
               f"last reading evaluated and notified: {'yes' if ok else 'NO'}")
-        print(f"   CPU per reading: bridge {cpu_b / n * 1e6:.0f} µs, rule engine {cpu_e / n * 1e6:.0f} µs")
+        print(f"   CPU while draining: bridge {cpu_b / n * 1e6:.1f} µs/reading, rule engine {cpu_e / n * 1e6:.1f} "
+              "µs/event")
 
         # 4. latency under a steady load
         rss0 = {"bridge": status(chain.bridge.pid, "VmRSS"), "engine": status(chain.engine.pid, "VmRSS")}
@@ -266,7 +272,7 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
         for name, proc, cpu in (("bridge", chain.bridge, cpu_b), ("rule engine", chain.engine, cpu_e)):
             key = "bridge" if name == "bridge" else "engine"
             per = cpu / max(1, expected) * 1e6
-            print(f"   {name}: CPU {cpu / took * 100:.0f}% of one core ({per:.0f} µs/reading), "
+            print(f"   {name} steady: CPU {cpu / took * 100:.0f}% of one core ({per:.0f} µs/reading), "
                   f"RSS {rss0[key] / 1024:.0f} -> {status(proc.pid, 'VmRSS') / 1024:.0f} MB, "
                   f"peak {status(proc.pid, 'VmHWM') / 1024:.0f} MB")
         print(f"   broker dropped counter: {dropped(broker)}; load average (1 min): {os.getloadavg()[0]:.2f}")
@@ -279,7 +285,7 @@ def soak(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: Influ
          arrivals: Path) -> None:
     devices, period = args.soak_devices, 10.0
     db = influxd.create_database("bench_soak")
-    chain = Chain(work, broker, influxd, db, receiver_port)
+    chain = Chain(work, broker, influxd, db, receiver_port, args.engine)
     triggers = Triggers(broker)
     pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-soak")
     pub.max_inflight_messages_set(1000)
@@ -342,7 +348,18 @@ def main() -> None:
     ap.add_argument("--soak", action="store_true", help="run the soak instead of the short run")
     ap.add_argument("--soak-devices", type=int, default=1000)
     ap.add_argument("--soak-minutes", type=float, default=10)
+    ap.add_argument("--compare", default="", help="then the short run again with this vigil executable's engine")
     args = ap.parse_args()
+    runs = [("this checkout's engine", VIGIL)] + ([(f"the engine of {args.compare}", args.compare)]
+                                                  if args.compare and not args.soak else [])
+    for label, engine in runs:
+        if len(runs) > 1:
+            print(f"== {label}", flush=True)
+        args.engine = engine
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-e2e-") as tmp:
         work = Path(tmp)
         queue = shipped_broker_settings()

@@ -5,13 +5,10 @@
 - Manual acknowledgement: aiomqtt 2.x has no public switch for paho 2's ``manual_ack`` yet
   (aiomqtt issue #345); :func:`enable_manual_ack` and :func:`ack` are the one place where we
   reach the paho client under it.
-- :class:`Inbox` lets a consumer take every message already received in one go, instead of
-  one ``await`` per message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import socket
 from pathlib import Path
@@ -30,7 +27,6 @@ from vigil.core.urls import BrokerUrl
 
 __all__ = [
     "SESSION_EXPIRY",
-    "Inbox",
     "ack",
     "backoff_delay",
     "build_client",
@@ -39,29 +35,6 @@ __all__ = [
     "ssl_context",
 ]
 
-class Inbox:
-    """A queue factory for aiomqtt that remembers the queue it made, for batch draining."""
-
-    def __init__(self) -> None:
-        self.queue: Optional[asyncio.Queue[aiomqtt.Message]] = None
-        inbox = self
-
-        class _Queue(asyncio.Queue):  # type: ignore[type-arg]
-            def __init__(self, maxsize: int = 0) -> None:
-                super().__init__(maxsize)
-                inbox.queue = self
-
-        self.queue_type = _Queue
-
-    def drain(self, limit: int) -> list[aiomqtt.Message]:
-        """Up to ``limit`` messages that are already waiting, without waiting."""
-        out: list[aiomqtt.Message] = []
-        q = self.queue
-        while q is not None and len(out) < limit and not q.empty():
-            out.append(q.get_nowait())
-        return out
-
-
 def build_client(
     settings: MqttSettings,
     client_id: str,
@@ -69,7 +42,6 @@ def build_client(
     persistent: bool = False,
     will: Optional[aiomqtt.Will] = None,
     receive_maximum: Optional[int] = None,
-    inbox: Optional[Inbox] = None,
     max_inflight: int = 0,
     broker: Optional[BrokerUrl] = None,
 ) -> aiomqtt.Client:
@@ -100,7 +72,6 @@ def build_client(
         properties=properties,
         tls_context=ssl_context(settings) if broker.tls else None,
         tls_insecure=settings.tls_insecure if broker.tls else None,
-        queue_type=inbox.queue_type if inbox else None,
         # 0 = no limit in paho: with a limit, paho rescans every outgoing message on each PUBACK
         # (O(n²) per batch).
         max_inflight_messages=max_inflight,
