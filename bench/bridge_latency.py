@@ -82,10 +82,14 @@ def measure(vigil: str, name: str, broker: Mosquitto, influxd: Influxd, work: Pa
     db = influxd.create_database(f"lat_{name}_{run}")
     log = work / f"bridge-{name}-{run}.log"
     client_id = f"bench-lat-{name}-{run}"
+    argv = [vigil, "bridge", "--broker", broker.url, "--store", influxd.url(db), "--client-id", client_id,
+            "--data-dir", str(work / f"data-{name}-{run}")]
+    if args.linger is not None and name == "after":
+        conf = work / f"linger-{run}.yaml"
+        conf.write_text(f"bridge:\n  batch_linger: {args.linger}\n")
+        argv += ["-c", str(conf)]
     with log.open("ab") as out:
-        proc = subprocess.Popen([vigil, "bridge", "--broker", broker.url, "--store", influxd.url(db), "--client-id",
-                                 client_id, "--data-dir", str(work / f"data-{name}-{run}")],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=work)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=work)
     probes = None
     try:
         if not wait_until(lambda: b"bridge connected" in log.read_bytes(), 30):
@@ -122,6 +126,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000, help="steady load, readings/s")
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--linger", type=float, default=None, help="bridge.batch_linger of this checkout's bridge, s")
     ap.add_argument("--before", metavar="DIR", default="", help="another checkout with its .venv, run as 'before'")
     args = ap.parse_args()
     variants = [("after", str(Path(sys.executable).with_name("vigil")))]

@@ -103,7 +103,11 @@ class Link:
         self.lost = asyncio.Event()
         self.why_lost = ""
         self._inbox: deque[Delivery] = deque()
-        self._arrived = asyncio.Event()
+        self._waiter: Optional[asyncio.Future[None]] = None  # next_batch waiting for a message or the loss
+        self._loop = asyncio.get_running_loop()
+        self._first = self._last = 0.0  # when the first message now in the inbox arrived, and the latest (loop time)
+        self._gap = float("inf")  # from the message before the first to the first: small while readings stream in
+        self._taken = 0  # messages in the batch taken last
         self._paused = False
         self._expecting = False  # an answer of the broker is awaited: the socket must be read
         self._waiting: dict[int, str] = {}  # packet id -> topic of each publish not yet acknowledged
@@ -193,21 +197,31 @@ class Link:
         """Messages received and not yet taken by :meth:`next_batch`."""
         return len(self._inbox)
 
-    async def next_batch(self, limit: int) -> list[Delivery]:
-        """At least one message (waiting for it), at most ``limit``; LinkError once the connection is lost."""
+    async def next_batch(self, limit: int, linger: float = 0.0) -> list[Delivery]:
+        """At least one message (waiting for it), at most ``limit``; LinkError once the connection is lost.
+
+        ``linger`` (seconds): while readings stream in (the batch before held more than one, and the
+        first reading came less than 25 x ``linger`` after the one before it), wait until the first
+        has waited that long, so that more go into the batch (each batch costs a store write and the
+        broker's round trips); a lone reading after a quiet spell is taken at once.
+        """
         while not self._inbox:
             if self.lost.is_set():
                 raise LinkError(self.why_lost or "connection lost")
-            self._arrived.clear()
-            lost = asyncio.ensure_future(self.lost.wait())
-            arrived = asyncio.ensure_future(self._arrived.wait())
+            self._waiter = self._loop.create_future()
             try:
-                await asyncio.wait({lost, arrived}, return_when=asyncio.FIRST_COMPLETED)
+                await self._waiter
             finally:
-                lost.cancel()
-                arrived.cancel()
+                self._waiter = None
         inbox = self._inbox
+        if linger > 0 and self._taken > 1 and self._gap < 25 * linger and len(inbox) < limit:
+            wait = self._first + linger - self._loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         batch = [inbox.popleft() for _ in range(min(limit, len(inbox)))]
+        self._taken = len(batch)
+        if inbox:  # more waited than one batch takes: the next batch is part of the same stream
+            self._first, self._gap = self._loop.time(), 0.0
         if len(inbox) <= self.inbox_bound // 2:
             self._resume()
         return batch
@@ -237,9 +251,16 @@ class Link:
             connection.send_package(data)
 
     def _take(self, delivery: Delivery) -> None:
-        self._inbox.append(delivery)
-        self._arrived.set()
-        if len(self._inbox) > self.inbox_bound and not self._expecting:
+        inbox = self._inbox
+        now = self._loop.time()
+        if not inbox:
+            self._gap, self._first = now - self._last, now
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._last = now
+        inbox.append(delivery)
+        if len(inbox) > self.inbox_bound and not self._expecting:
             transport = self._transport()
             # Checked on every message: asyncio's stream reader under gmqtt may resume reading on its own.
             if transport is not None and transport.is_reading():
@@ -269,6 +290,8 @@ class Link:
             self.why_lost = "connection closed"
         self.lost.set()
         self._acked.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     # -- publishing -------------------------------------------------------------------------------
 
