@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import gmqtt
-from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
-from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
+from gmqtt.mqtt.package import PublishPacket
 
 from vigil.core.errors import VigilError
 from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
@@ -63,6 +63,9 @@ DISCONNECT_REASONS = {
           "--client-id)",
     0x87: "not authorized", 0x97: "quota exceeded", 0x98: "administrative action",
 }
+
+
+_PUBACK = struct.Struct("!BBH")
 
 
 class LinkError(VigilError):
@@ -108,6 +111,7 @@ class Link:
         self._first = self._last = 0.0  # when the first message now in the inbox arrived, and the latest (loop time)
         self._gap = float("inf")  # from the message before the first to the first: small while readings stream in
         self._taken = 0  # messages in the batch taken last
+        self._acks_due: list[bytes] = []  # PUBACKs to send with the next write (ack(later=True))
         self._paused = False
         self._expecting = False  # an answer of the broker is awaited: the socket must be read
         self._waiting: dict[int, str] = {}  # packet id -> topic of each publish not yet acknowledged
@@ -128,8 +132,10 @@ class Link:
         handler = client._package_handler
         # Instance attributes win over the handler's methods of the same name (it looks them up by name).
         handler._handle_qos_1_publish_packet = self._on_qos1
-        self._puback = handler._handle_puback_packet
+        self._publish, self._puback = handler._handle_publish_packet, handler._handle_puback_packet
+        handler._handle_publish_packet = self._on_publish
         handler._handle_puback_packet = self._on_puback
+        self._ids = handler.id_generator
         client.on_subscribe = self._on_suback
 
     # -- connecting -------------------------------------------------------------------------------
@@ -238,17 +244,25 @@ class Link:
         self._expecting = True
         self._resume()
 
-    def ack(self, deliveries: list[Delivery]) -> None:
-        """Acknowledge these messages to the broker (those of QoS 0 need nothing)."""
+    def ack(self, deliveries: list[Delivery], *, later: bool = False) -> None:
+        """Acknowledge these messages to the broker (those of QoS 0 need nothing).
+
+        ``later``: in the same write as the next publishes (or the next ``ack`` without it), because
+        they follow at once: one send(2) fewer per batch under load.
+        """
         if self.lost.is_set():
             raise LinkError(self.why_lost or "connection lost")
-        connection = self._client._connection
-        build, ver = CommandWithMidPacket.build_package, connection._protocol.proto_ver
         # One write for the lot: a send(2) per packet was much of the bridge's CPU (docs/proof.md, The bridge alone).
-        data = b"".join(build(MQTTCommands.PUBACK, d.mid, False, proto_ver=ver)
-                        for d in deliveries if d.mid is not None)
-        if data:
-            connection.send_package(data)
+        # PUBACK with success and no properties is the same 4 bytes in MQTT 3.1.1 and 5 (spec 3.4.2.1).
+        pack = _PUBACK.pack
+        self._acks_due += [pack(0x40, 2, d.mid) for d in deliveries if d.mid is not None]
+        if not later and self._acks_due:
+            self._client._connection.send_package(self._due())
+
+    def _due(self) -> bytes:
+        data = b"".join(self._acks_due)
+        self._acks_due = []
+        return data
 
     def _take(self, delivery: Delivery) -> None:
         inbox = self._inbox
@@ -270,6 +284,31 @@ class Link:
     def _transport(self) -> Optional[asyncio.Transport]:
         connection = self._client._connection
         return connection._transport if connection is not None else None
+
+    def _on_publish(self, cmd: int, raw: bytes) -> None:
+        """A PUBLISH of QoS 0 or 1 without properties, read here: what nearly every reading is.
+
+        gmqtt's own handler built a properties dict, unpacked by format strings and logged twice per
+        message (most of the link's CPU per reading, docs/proof.md, Issue 18, The bridge); what it
+        alone handles (properties such as a topic alias, QoS 2, an empty topic, a malformed packet)
+        goes to it as before, and it drops a malformed packet with a logged error.
+        """
+        qos, size = (cmd >> 1) & 3, len(raw)
+        topic_end = end = 2 + ((raw[0] << 8) | raw[1]) if size >= 2 else 0
+        mid = None
+        if qos == 1:
+            end += 2
+            mid = (raw[end - 2] << 8) | raw[end - 1] if end <= size else None
+        if self.v5:  # a property length of 0, nothing else, or gmqtt reads the properties
+            end = end + 1 if end < size and raw[end] == 0 else size + 1
+        if qos > 1 or topic_end <= 2 or end > size:
+            self._publish(cmd, raw)
+            return
+        try:
+            topic = raw[2:topic_end].decode()
+        except UnicodeDecodeError:  # brokers refuse such topics; be safe
+            topic = raw[2:topic_end].decode("utf-8", "replace")
+        self._take(Delivery(topic, raw[end:], qos, bool(cmd & 1), mid))
 
     def _on_qos1(self, mid: int, payload: bytes, topic: Any, properties: dict[str, Any]) -> None:
         self._take(Delivery(_text(topic), payload, 1, bool(properties.get("retain")), mid))
@@ -296,10 +335,12 @@ class Link:
     # -- publishing -------------------------------------------------------------------------------
 
     def _on_puback(self, cmd: int, packet: bytes) -> None:
-        self._puback(cmd, packet)
-        (mid,) = struct.unpack("!H", packet[:2])
-        topic = self._waiting.pop(mid, None)
-        if topic is not None and len(packet) > 2 and packet[2] >= 0x80:
+        topic = self._waiting.pop((packet[0] << 8) | packet[1], None) if len(packet) >= 2 else None
+        if topic is None:  # not one of publish_all's (or malformed): gmqtt's own handling
+            self._puback(cmd, packet)
+            return
+        self._ids.free_id((packet[0] << 8) | packet[1])
+        if len(packet) > 2 and packet[2] >= 0x80:
             self._refused.append((topic, REASONS.get(packet[2], f"reason code {packet[2]:#x}")))
         self._acked.set()
 
@@ -354,7 +395,7 @@ class Link:
                 mid, packet = PublishPacket.build_package(gmqtt.Message(topic, payload, qos=1), protocol)
                 waiting[mid] = topic
                 packets.append(packet)
-            connection.send_package(b"".join(packets))  # one write for the lot, as in ack()
+            connection.send_package(self._due() + b"".join(packets))  # one write for the lot, as in ack()
         while waiting:
             await self._wait_acks(deadline)
 

@@ -225,7 +225,7 @@ class Bridge:
             while True:
                 batch = await to_publish.get()
                 await self._republish(link, batch)
-                link.ack(batch.deliveries)
+                link.ack(batch.deliveries, later=not to_publish.empty())  # with the next batch's publishes
                 self._in_flight.popleft()
                 if batch.mark:
                     self.guard.release(batch.mark)

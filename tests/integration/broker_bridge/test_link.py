@@ -185,3 +185,49 @@ async def test_linger_batches_a_stream_and_takes_a_lone_reading_at_once(mosquitt
         link.ack(lone)
     finally:
         await link.close()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_publishes_with_and_without_properties_arrive_exactly_once(mosquitto: Mosquitto, protocol: str) -> None:
+    """The link reads a plain PUBLISH itself and leaves one with MQTT 5 properties to gmqtt: both arrive."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    link = Link(settings(mosquitto, protocol), f"link-props-{protocol}")
+    await link.connect()
+    try:
+        await link.subscribe([("props/#", 1), ("props0/#", 0)])
+
+        def send() -> None:
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="props-pub", protocol=mqtt.MQTTv5)
+            c.connect("127.0.0.1", mosquitto.port)
+            c.loop_start()
+            infos = []
+            for i in range(300):
+                props = None
+                if i % 3 == 1:
+                    props = Properties(PacketTypes.PUBLISH)
+                    props.ContentType = "application/json"
+                    props.UserProperty = ("k", "v" * (i % 7))
+                    props.MessageExpiryInterval = 3600
+                topic = f"props/Ω-{i % 5}" if i % 4 else f"props0/{i % 5}"
+                infos.append(c.publish(topic, f"{i}".encode() * (i % 3), qos=1 if i % 4 else 0, properties=props))
+            for info in infos:
+                info.wait_for_publish(10)
+            c.loop_stop()
+            c.disconnect()
+
+        sending = asyncio.create_task(asyncio.to_thread(send))
+        got: list[Delivery] = []
+        while len(got) < 300:  # acknowledged as they come: a 3.1.1 session holds few unacknowledged
+            batch = await asyncio.wait_for(link.next_batch(500), 10)
+            link.ack(batch)
+            got += batch
+        await sending
+        await asyncio.sleep(0.3)
+        assert link.waiting == 0
+        assert sorted((d.topic, d.payload) for d in got) == sorted(
+            (f"props/Ω-{i % 5}" if i % 4 else f"props0/{i % 5}", f"{i}".encode() * (i % 3)) for i in range(300))
+        assert all((d.mid is not None) == d.topic.startswith("props/") for d in got)
+    finally:
+        await link.close()
