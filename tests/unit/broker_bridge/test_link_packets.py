@@ -116,3 +116,20 @@ def test_pubacks_settle_publishes_and_refusals_and_malformed_ones_do_no_harm() -
         assert not any(m in ids._used_ids for m in mids)
 
     with_link("5", check)
+
+
+@pytest.mark.parametrize("v5", [True, False])
+@pytest.mark.parametrize("topic, payload", [("vigil/events/d/temperature", b'{"value":1}'), ("vigil/events/Ω/t", b""),
+                                            ("a" * 300, b"x" * 20_000), ("lone\udcff/t", b"1")])
+def test_publish_packets_are_the_bytes_gmqtt_builds(v5: bool, topic: str, payload: bytes) -> None:
+    from types import SimpleNamespace
+
+    import gmqtt
+    from gmqtt.mqtt.package import PublishPacket
+
+    from broker_bridge.link import publish_packet
+
+    ids = SimpleNamespace(next_id=lambda: 4242)
+    _, built = PublishPacket.build_package(gmqtt.Message(topic, payload, qos=1),
+                                           SimpleNamespace(proto_ver=5 if v5 else 4, id_generator=ids))
+    assert publish_packet(topic, payload, 4242, v5) == bytes(built)
