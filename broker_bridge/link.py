@@ -14,13 +14,16 @@ What the bridge needs and gmqtt does not offer as such, done here in one place:
   that a message is kept with its packet id and acknowledged by :meth:`Link.ack`.
 - Publishing many at QoS 1 and knowing when the broker has them, with the MQTT 5 reason code of
   each refusal (gmqtt leaves PUBACK reason codes unparsed), within the broker's receive maximum.
+- Reading the packets of nearly every reading (PUBLISH of QoS 0/1 without properties) and the
+  PUBACKs of its own publishes, and building those publishes, without gmqtt's per-packet work
+  (docs/proof.md, Issue 18, The bridge); the rest still goes through gmqtt's handler.
 - Backpressure: while more than ``inbox_bound`` messages wait, the socket is not read (Mosquitto
   2.0.11 exceeds the client's receive maximum once acknowledgements flow, so without this a
   backlog fills the bridge's memory).
 - Reconnecting is the bridge's own (one log line per state change, jittered backoff, a fresh
   session view); gmqtt's automatic reconnect is switched off.
 
-These reach under gmqtt's public surface (``_package_handler``, ``_connection``); the version
+These reach under gmqtt's public surface (``_package_handler``, ``_connection``, ``id_generator``); the version
 is pinned in pyproject.toml and tests/integration/broker_bridge exercises every one of them against a
 real Mosquitto.
 """
