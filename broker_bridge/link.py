@@ -192,9 +192,12 @@ class Link:
                 raise _Refused(f"the broker refused the subscription to {topic_filter} ({reason}): check the ACL")
 
     async def close(self) -> None:
-        """Disconnect cleanly if still connected (the session stays on the broker)."""
+        """Disconnect cleanly if still connected (the session stays on the broker), acknowledgements
+        held for the next write (``ack(later=True)``) sent first."""
         try:
             if self._client._connection is not None and not self._client._connection.is_closing():
+                if self._acks_due and not self.lost.is_set():
+                    self._client._connection.send_package(self._due())
                 await asyncio.wait_for(self._client.disconnect(), self.timeout)
         except (asyncio.TimeoutError, OSError):
             pass
