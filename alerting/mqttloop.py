@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Optional
 import aiomqtt
 
 from alerting.guard import refusal
-from vigil.core.backoff import BROKER_RECONNECT_CAP
+from vigil.core.backoff import BROKER_RECONNECT_CAP, Rotation
 from vigil.core.health import offline_payload
-from vigil.core.mqtt import Inbox, ack, backoff_delay, build_client, enable_manual_ack
+from vigil.core.mqtt import Inbox, ack, build_client, enable_manual_ack
 
 if TYPE_CHECKING:
     from alerting.service import AlertService
@@ -33,16 +33,18 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
     """Connect, subscribe, handle messages; on a lost connection, connect again with backoff."""
     topics = service.topics
     will_topic, will_payload = service.health.will()
-    attempt = 0
+    brokers = service.mqtt.brokers()
+    rotation = Rotation(len(brokers), BROKER_RECONNECT_CAP)  # several brokers: the next at once on a loss
     while True:
         inbox = Inbox()
         client = build_client(service.mqtt, service.settings.client_id, persistent=True, max_inflight=100,
-                              inbox=inbox, will=aiomqtt.Will(will_topic, will_payload, qos=1, retain=True))
+                              inbox=inbox, will=aiomqtt.Will(will_topic, will_payload, qos=1, retain=True),
+                              broker=brokers[rotation.index])
         enable_manual_ack(client)
         service.catchup.watch_session(client)
         try:
             async with client:
-                attempt = 0
+                rotation.connected()
                 for flt in (topics.all_events, topics.all_status, topics.all_acks, topics.all_notes,
                             topics.all_silences, topics.all_health, topics.rules_reload):
                     # health is a state: its retained copy comes on every subscribe, so none need queue
@@ -50,7 +52,7 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
                     service.guard.subscription(flt, refusal(await client.subscribe(flt, qos=qos)))
                 await service.catchup.begin(client)
                 service.republish_all()
-                log.info("connected to the broker; watching %s", topics.all_events)
+                log.info("connected to the broker %s; watching %s", brokers[rotation.index], topics.all_events)
                 if service.watchdog is not None:
                     service.watchdog.broker(True)
                 service.health.changed()
@@ -68,9 +70,10 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
         except aiomqtt.MqttError as exc:
             if service.watchdog is not None:
                 service.watchdog.broker(False)
-            attempt += 1
-            delay = backoff_delay(attempt, BROKER_RECONNECT_CAP)
-            log.warning("no connection to the broker (%s); retrying in %.1fs", exc, delay)
+            lost = brokers[rotation.index]
+            delay = rotation.failed()
+            log.warning("no connection to the broker %s (%s); trying %s in %.1fs", lost, exc, brokers[rotation.index],
+                        delay)
             await asyncio.sleep(delay)
 
 

@@ -43,6 +43,7 @@ from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
 from vigil.core.errors import VigilError
 from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
+from vigil.core.urls import BrokerUrl
 
 __all__ = ["Delivery", "Link", "LinkError"]
 
@@ -100,8 +101,9 @@ class Link:
 
     def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool = True,
                  receive_maximum: int = 1000, inbox_bound: int = 2000, timeout: float = 10.0,
-                 will: Optional[tuple[str, bytes]] = None) -> None:
+                 will: Optional[tuple[str, bytes]] = None, broker: Optional[BrokerUrl] = None) -> None:
         self.settings = settings
+        self.broker = broker or settings.broker()  # one of settings.brokers(): the service rotates over them
         self.client_id = client_id
         self.timeout = timeout
         self.inbox_bound = inbox_bound
@@ -145,7 +147,7 @@ class Link:
 
     async def connect(self) -> None:
         """Connect (TLS, credentials, MQTT 5 or 3.1.1); LinkError says why it could not."""
-        broker = self.settings.broker()
+        broker = self.broker
         if broker.username:
             self._client.set_auth_credentials(broker.username, broker.password)
         try:

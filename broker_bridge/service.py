@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from vigil.core import metrics
-from vigil.core.backoff import BROKER_RECONNECT_CAP, backoff_delay
+from vigil.core.backoff import BROKER_RECONNECT_CAP, Rotation, backoff_delay
 from vigil.core.calibration import JOURNAL_NAME, CalibrationError
 from vigil.core.event import Event
 from vigil.core.health import HealthReporter
@@ -95,6 +95,7 @@ class Bridge:
         self.metrics.gauge("suspects", "messages in hand when the bridge last stopped, not yet back",
                            lambda: len(self.guard.suspects))
         self._in_flight: deque[_Batch] = deque()  # processed, not yet acknowledged, oldest first
+        self._carried: list[_Batch] = []  # stored from a broker that was lost, to republish on the next one
         self._idle = asyncio.Event()  # set while nothing is in flight
         self._alone: Optional[bytes] = None  # a suspect being handled with nothing else in hand
         self._refusal_said: set[tuple[str, str]] = set()
@@ -137,6 +138,20 @@ class Bridge:
                 log.exception("bridge task %s failed; restarting it", name)
                 await asyncio.sleep(backoff_delay(attempt))
 
+    async def _carry_over(self, link: Link, limit: int) -> None:
+        """Failing over to another broker: what the lost one delivered (in hand, or received and not yet taken) is
+        stored now and republished on the next broker. The lost broker may never come back to deliver it again;
+        if it does, the store keeps one copy of a reading per series and time."""
+        while link.waiting:
+            self._in_flight.append(self.process(await link.next_batch(limit)))
+        for batch in self._in_flight:
+            try:
+                await self._make_durable(batch)
+            except Exception:  # the writer spools what the store does not take; nothing more to do here
+                log.exception("could not store what the lost broker had delivered")
+                continue
+            self._carried.append(batch)
+
     def _give_back(self) -> None:
         """The batches in flight go back to the broker unacknowledged (lost connection, clean stop)."""
         # Batches cut short were remembered by the deduplicator but never acknowledged: the
@@ -152,19 +167,25 @@ class Bridge:
     async def _consume_forever(self, ready: Optional[asyncio.Event]) -> None:
         attempt = 0
         state = "starting"
-        broker = self.mqtt.broker()
+        brokers = self.mqtt.brokers()
+        rotation = Rotation(len(brokers), BROKER_RECONNECT_CAP)  # several brokers: the next at once on a loss
         limit = self.settings.batch_size
         while True:
+            broker = brokers[rotation.index]
             # The broker sends at most receive_maximum unacknowledged messages (MQTT 5); the link stops
             # reading the socket past inbox_bound, for brokers that send more.
             link = self._link = Link(self.mqtt, self.settings.client_id, receive_maximum=limit * 2,
-                                     inbox_bound=limit * 4, will=self.health.will())
+                                     inbox_bound=limit * 4, will=self.health.will(), broker=broker)
             try:
                 await link.connect()
+                rotation.connected()
                 try:
                     filters = [(f"$share/{self.settings.shared_group}/{f}" if self.settings.shared_group else f, qos)
                                for f, qos in self.pipeline.subscriptions()]
                     await link.subscribe(filters)
+                    while self._carried:  # what the lost broker had delivered, for the engine (stored already)
+                        await self._republish(link, self._carried[0])
+                        self._carried.pop(0)
                     # Every bridge takes every calibration (never through the shared group). Refused by an
                     # ACL of before issue 16: said, and the bridge goes on with the calibrations it has.
                     refused = await link.subscribe([(self.calibrations.filter, 1)], refusable=True)
@@ -184,11 +205,13 @@ class Bridge:
                     await link.close()
             except LinkError as exc:
                 self.connected.clear()
+                if len(brokers) > 1:
+                    await self._carry_over(link, limit)
                 self._give_back()
-                attempt += 1
-                delay = backoff_delay(attempt, BROKER_RECONNECT_CAP)
-                if state != "disconnected":
-                    log.warning("bridge lost the broker %s (%s); reconnecting with backoff", broker, exc)
+                delay = rotation.failed()
+                if state != "disconnected" or len(brokers) > 1:
+                    log.warning("bridge lost the broker %s (%s); %s", broker, exc, f"trying {brokers[rotation.index]} "
+                                "at once" if not delay else "reconnecting with backoff")
                     state = "disconnected"
                 await asyncio.sleep(delay)
             except Exception:

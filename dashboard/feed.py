@@ -20,11 +20,12 @@ from typing import Optional, Protocol
 
 import aiomqtt
 
-from vigil.core.backoff import backoff_delay
+from vigil.core.backoff import Rotation
 from vigil.core.errors import VigilError
 from vigil.core.health import offline_payload
 from vigil.core.mqtt import build_client
 from vigil.core.settings import MqttSettings
+from vigil.core.urls import BrokerUrl
 
 from .live import LiveState
 
@@ -51,7 +52,8 @@ class LiveFeed:
 
     def __init__(self, mqtt: MqttSettings, state: LiveState, client_id: str, publish_timeout: float = 10.0) -> None:
         self._mqtt = mqtt
-        self._broker = mqtt.broker()
+        self._brokers = mqtt.brokers()
+        self._rotation = Rotation(len(self._brokers), 30.0)  # several brokers: the next at once on a loss
         self._state = state
         self._client_id = client_id
         self._client: Optional[aiomqtt.Client] = None
@@ -63,11 +65,15 @@ class LiveFeed:
     def _make_client(self) -> aiomqtt.Client:
         # A fresh id each time: two dashboards (or a restart racing the old session) never kick each other.
         will = aiomqtt.Will(self.health_topic, offline_payload("dashboard", self._client_id), qos=1, retain=True)
-        return build_client(self._mqtt, f"{self._client_id}-{random.randrange(16**6):06x}", will=will)
+        return build_client(self._mqtt, f"{self._client_id}-{random.randrange(16**6):06x}", will=will,
+                            broker=self._broker)
+
+    @property
+    def _broker(self) -> BrokerUrl:
+        return self._brokers[self._rotation.index]
 
     async def run(self) -> None:
         """Follow the bus until cancelled; whatever ends a connection, the next one is tried after a backoff."""
-        attempt = 0
         while True:
             try:
                 await self._follow()
@@ -77,13 +83,10 @@ class LiveFeed:
                 self.restarts += 1
                 log.exception("the dashboard's MQTT feed failed; reconnecting")
             finally:
-                if self.connected.is_set():
-                    attempt = 0  # it was connected: the next try is the first of a new outage
                 self._client = None
                 self.connected.clear()
                 self._state.set_connected(False)
-            attempt += 1
-            await asyncio.sleep(backoff_delay(attempt, cap=30.0))
+            await asyncio.sleep(self._rotation.failed())
 
     async def _follow(self) -> None:
         t = self._state.topics
@@ -91,6 +94,7 @@ class LiveFeed:
             for flt in (t.all_events, t.all_status, t.all_alerts, t.all_acks, t.all_silences):
                 await client.subscribe(flt, qos=1)
             self._client = client
+            self._rotation.connected()
             self.connected.set()
             self._state.set_connected(True)
             log.info("dashboard connected to %s", self._broker)

@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Where the queue is for the person reading --help, with their environment.
     parser.description = DESCRIPTION.format(default=os.path.join(default_directory(), ReadingQueue.FILE_NAME))
     parser.add_argument("-c", "--config", metavar="FILE", help="edge.yaml, or a vigil.yaml with an edge: section")
-    parser.add_argument("--broker", metavar="URL", help="mqtt://[user@]host[:port] or mqtts://... for TLS")
+    parser.add_argument("--broker", metavar="URL[,URL...]",
+                        help="mqtt://[user@]host[:port] or mqtts://... for TLS; several, comma-separated "
+                             "(mqtt://a:1883,mqtt://b:1883), are tried in turn when one fails (at most 16)")
     parser.add_argument("--device", metavar="NAME", help="this device's name in topics (default: the host name)")
     parser.add_argument("--simulate", metavar="NAME", action="append",
                         help="add a simulated sensor NAME (repeat, or a,b,c) for demos and tests")

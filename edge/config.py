@@ -17,7 +17,7 @@ import yaml
 
 from vigil.core._yaml import Positions, YamlError, load_yaml
 from vigil.core.topics import DEFAULT_ROOT, TopicError, Topics, validate_segment
-from vigil.core.urls import BrokerUrl, UrlError, parse_broker_url
+from vigil.core.urls import BrokerUrl, UrlError, broker_list_text, parse_broker_list
 
 from ._reader import Context, Reader
 from .errors import ConfigIssue, EdgeConfigError
@@ -64,10 +64,13 @@ class MqttConfig:
     connect_timeout: float = 10.0
 
     def broker(self, env: Optional[dict[str, str]] = None) -> BrokerUrl:
-        """The broker address with credentials from the file, the URL or VIGIL_MQTT_PASSWORD."""
-        b = parse_broker_url(self.url, env)
-        return BrokerUrl(b.host, b.port, b.tls or bool(self.ca_file), self.username or b.username,
-                         self.password or b.password)
+        """The first (or only) broker, with credentials from the file, the URL or VIGIL_MQTT_PASSWORD."""
+        return self.brokers(env)[0]
+
+    def brokers(self, env: Optional[dict[str, str]] = None) -> list[BrokerUrl]:
+        """Every broker ``url`` names (one, or several for failover), in the order to try them."""
+        return [BrokerUrl(b.host, b.port, b.tls or bool(self.ca_file), self.username or b.username,
+                          self.password or b.password) for b in parse_broker_list(self.url, env)]
 
     @property
     def topics(self) -> Topics:
@@ -272,7 +275,10 @@ def _hostname_device() -> Optional[str]:
 
 
 def _mqtt(r: Reader) -> Optional[MqttConfig]:
-    url = r.text("url")
+    url: Any = r.text("url") if not isinstance(r.data.get("url"), list) else broker_list_text(r.raw("url"))
+    if not isinstance(url, (str, type(None))):  # a YAML list of brokers is kept as the comma form
+        r.error("url", "expected a list of broker URLs such as mqtt://a:1883")
+        url = None
     host = r.text("host")
     port = r.integer("port", 0, minimum=1, maximum=65535)
     tls = r.flag("tls", False)
@@ -281,7 +287,7 @@ def _mqtt(r: Reader) -> Optional[MqttConfig]:
     if not url:
         url = f"{'mqtts' if tls else 'mqtt'}://{host or '127.0.0.1'}" + (f":{port}" if port else "")
     try:
-        parse_broker_url(url, {})
+        parse_broker_list(url, {})
     except UrlError as exc:
         r.error("url", str(exc))
     username = r.text("username")

@@ -2,8 +2,9 @@
 
 It connects (TLS, MQTT 5 or 3.1.1, username/password), publishes the retained birth and
 keeps a retained last will on ``<root>/status/<device>``, hands the forwarder a publish
-function, and reconnects with jittered exponential backoff. It logs one line per change of
-state (connected, lost, unreachable, refused), not one per attempt.
+function, and reconnects: with several brokers (``mqtt.url`` a list) to the next one at once, and
+with jittered exponential backoff once every broker failed (vigil.core.backoff.Rotation). It logs
+one line per change of state (connected, lost, unreachable, refused), not one per attempt.
 
 With ``protocol: auto`` (the default) it tries MQTT 5 and, when the broker refuses it
 (CONNACK "unsupported protocol version", which a 3.1.1 broker sends as return code 1) or
@@ -21,15 +22,16 @@ from typing import Any, Callable, Optional
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from vigil.core.backoff import backoff_delay
+from vigil.core.backoff import Rotation
 from vigil.core.clock import Clock
 from vigil.core.topics import Topics
+from vigil.core.urls import BrokerUrl
 
 from .config import EdgeConfig
 from .forwarder import Forwarder
 from .payload import status_payload
 
-__all__ = ["Backoff", "MqttLink"]
+__all__ = ["MqttLink"]
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +41,6 @@ LOOP_TIMEOUT = 0.1
 UNSUPPORTED_PROTOCOL = (0x84, 1)
 # A status update for a change (drops, errors) goes out at most this often.
 STATUS_MIN_GAP = 2.0
-
-
-class Backoff:
-    """Successive delays of the one backoff formula (vigil.core.backoff): doubling from ``first``, capped, jittered."""
-
-    def __init__(self, first: float, cap: float, rng: Optional[random.Random] = None) -> None:
-        self.first = first
-        self.cap = cap
-        self.rng = rng or random.Random()
-        self.attempt = 0
-
-    def next(self) -> float:
-        self.attempt += 1
-        return backoff_delay(self.attempt, self.cap, first=self.first, rng=self.rng)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class MqttLink:
@@ -72,10 +57,11 @@ class MqttLink:
         self.status = status
         self.fingerprint = fingerprint
         self.discovery = discovery
-        self.broker = config.mqtt.broker(env)
+        self.brokers = config.mqtt.brokers(env)
         self.topics = Topics(config.mqtt.root)
         self.status_topic = self.topics.status(config.device)
-        self.backoff = Backoff(config.mqtt.reconnect_min, config.mqtt.reconnect_max, rng)
+        self.rotation = Rotation(len(self.brokers), config.mqtt.reconnect_max, first=config.mqtt.reconnect_min,
+                                 rng=rng, clock=clock.monotonic)
         self.connected = threading.Event()
         self.connects = 0
         self.last_problem: Optional[str] = None
@@ -88,6 +74,11 @@ class MqttLink:
         self._fallback_why: Optional[str] = None   # why 3.1.1 is being tried, until it connected
         self._fallback_kept = False
 
+    @property
+    def broker(self) -> BrokerUrl:
+        """The broker being tried or in use."""
+        return self.brokers[self.rotation.index]
+
     # -- the thread ---------------------------------------------------------------------
 
     def run(self) -> None:
@@ -96,7 +87,9 @@ class MqttLink:
                 continue  # MQTT 5 was not spoken there: 3.1.1 at once
             if self.stop.is_set():
                 break
-            self.stop.wait(self.backoff.next())
+            delay = self.rotation.failed()  # the next broker at once; a wait after a whole round failed
+            if delay:
+                self.stop.wait(delay)
 
     def _session(self) -> bool:
         """One connection, from CONNECT to its end; True to try again at once with MQTT 3.1.1."""
@@ -159,7 +152,7 @@ class MqttLink:
             self.protocol, self._fallback_why = "5", None
 
     def _online(self, client: mqtt.Client) -> None:
-        self.backoff.reset()
+        self.rotation.connected()
         self.connects += 1
         if self._fallback_why is not None and not self._fallback_kept:
             self._fallback_kept = True
@@ -172,11 +165,12 @@ class MqttLink:
                          self.config.client_id, self.protocol)
         self.connected.set()
         self.forwarder.connected()
+        # The figures before the status is built: a drop between the two is then seen as a change and told.
+        reported = self.fingerprint()
         self._publish_status(client, "online")
         for topic, payload in self.discovery():
             client.publish(topic, payload, qos=1, retain=True)
         last_status = self.clock.monotonic()
-        reported = self.fingerprint()
         publish = self._publisher(client)
 
         while not self.stop.is_set():

@@ -41,6 +41,7 @@ examples:
   vigil init my-site                  a commented vigil.yaml, rules and edge.yaml to start from
   vigil edge --broker mqtt://127.0.0.1:1883 --device pi-1 --simulate t0 --interval 1
   vigil bridge --broker mqtt://127.0.0.1:1883 --store influxdb1://127.0.0.1:8086/vigil
+  vigil bridge --broker mqtt://broker-a:1883,mqtt://broker-b:1883 ...   two brokers: the second when the first fails
   vigil config check vigil.yaml
   vigil status -c vigil.yaml          is every part healthy? (exit status 1 if not)
 

@@ -54,7 +54,8 @@ typo never falls back to a default silently. Check a file with:
     vigil config check /etc/vigil/vigil.yaml
 
 which prints the effective configuration, defaults filled in and secrets masked.
-Command-line flags override the file: `--broker URL` sets `mqtt.url`, `--store URL` sets
+Command-line flags override the file: `--broker URL` sets `mqtt.url` (several brokers:
+`--broker mqtt://a:1883,mqtt://b:1883`, or in the file a list), `--store URL` sets
 `store.url`. Secrets may come from the environment instead of the file:
 `VIGIL_MQTT_PASSWORD`, `VIGIL_INFLUXDB_TOKEN`, `VIGIL_INFLUXDB_PASSWORD`.
 
@@ -71,7 +72,9 @@ FALLBACK: dict[str, str] = {
     "first admin password hash; the SQLite store and the alert state unless `store.url` and "
     "`alerting.state` name others; with `vigil up`, the rules it writes and its Mosquitto's data.",
     "mqtt.url": "The broker, as `mqtt://[user:pass@]host[:port]` or `mqtts://...` for TLS "
-    "(default `mqtt://127.0.0.1:1883`). Give either `url` or `host`/`port`.",
+    "(default `mqtt://127.0.0.1:1883`). Give either `url` or `host`/`port`. Several brokers, as a list or "
+    "comma-separated (`mqtt://a:1883,mqtt://b:1883`): every part tries them in turn when one fails "
+    "(one scheme, each once, at most 16; docs/scaling.md, Several brokers).",
     "mqtt.host": "The broker's host name or address, when `url` is not given.",
     "mqtt.port": "The broker's port (1883, or 8883 with `tls`), when `url` is not given.",
     "mqtt.tls": "Connect with TLS (`mqtts`), when `url` is not given.",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from vigil.core.settings import MqttSettings, StoreSettings
-from vigil.core.urls import mask_url
+from vigil.core.urls import BrokerUrl, mask_url
 
 __all__ = ["Finding", "check_broker", "check_port", "check_store"]
 
@@ -51,10 +51,9 @@ def check_port(listen: str, what: str, flag: str) -> Optional[Finding]:
     return None
 
 
-def _broker_finding(settings: MqttSettings, exc: BaseException) -> Finding:
+def _broker_finding(b: BrokerUrl, exc: BaseException) -> Finding:
     import aiomqtt
 
-    b = settings.broker()
     where = f"the MQTT broker at {mask_url(str(b))}"
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, aiomqtt.MqttCodeError):
@@ -88,23 +87,40 @@ async def check_broker(settings: MqttSettings, client_id: str, *, persistent: bo
                        timeout: float = 10.0) -> Optional[Finding]:
     """Connect once as the service will and disconnect; what went wrong, in one line.
 
+    Several brokers (failover): each in turn until one lets us in; when none does, one line that names
+    each and why (fatal only when every one is).
+
     ``persistent``: the service's own session is resumed, not cleared, and nothing it holds is
     acknowledged here (manual acknowledgement), so a message waiting in it is delivered again
     to the service."""
+    findings: list[Finding] = []
+    for broker in settings.brokers():
+        finding = await _check_one(settings, broker, client_id, persistent, timeout)
+        if finding is None:
+            return None
+        findings.append(finding)
+    if len(findings) == 1:
+        return findings[0]
+    return Finding(f"none of the {len(findings)} MQTT brokers lets us in: "
+                   + "; ".join(f"({i}) {f}" for i, f in enumerate(findings, 1)), fatal=all(f.fatal for f in findings))
+
+
+async def _check_one(settings: MqttSettings, broker: BrokerUrl, client_id: str, persistent: bool,
+                     timeout: float) -> Optional[Finding]:
     import aiomqtt
 
     from vigil.core.mqtt import build_client, enable_manual_ack
 
-    client = build_client(settings, client_id, persistent=persistent)
+    client = build_client(settings, client_id, persistent=persistent, broker=broker)
     if persistent:
         enable_manual_ack(client)
     try:
         async with asyncio.timeout(timeout), client:
             return None
     except TimeoutError:
-        return _broker_finding(settings, aiomqtt.MqttError("timed out"))
+        return _broker_finding(broker, aiomqtt.MqttError("timed out"))
     except aiomqtt.MqttError as exc:
-        return _broker_finding(settings, exc)
+        return _broker_finding(broker, exc)
     except (OSError, ValueError) as exc:
         return Finding(f"cannot use the MQTT settings: {exc}; check --broker and mqtt.ca_file/cert_file")
 

@@ -26,7 +26,9 @@ __all__ = [
 def add_common_arguments(parser: argparse.ArgumentParser, *, store: bool = True) -> None:
     """``-c``, ``--broker``, ``--store`` (optional) and ``-v``."""
     parser.add_argument("-c", "--config", metavar="FILE", help="vigil.yaml to read (flags override it)")
-    parser.add_argument("--broker", metavar="URL", help="MQTT broker, mqtt://[user[:pass]@]host[:port] or mqtts://...")
+    parser.add_argument("--broker", metavar="URL[,URL...]",
+                        help="MQTT broker, mqtt://[user[:pass]@]host[:port] or mqtts://...; several, comma-separated "
+                             "(mqtt://a:1883,mqtt://b:1883), are tried in turn when one fails (at most 16)")
     if store:
         parser.add_argument("--store", metavar="URL",
                             help="sqlite:///path.db, influxdb1://host:8086/DB or influxdb2://host:8086/BUCKET?org=ORG")

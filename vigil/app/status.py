@@ -6,7 +6,7 @@ import argparse
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,7 +14,7 @@ from vigil.app.config import VigilConfig
 from vigil.app.runtime import add_common_arguments, config_from_args
 from vigil.core.exitcodes import EXIT_FAILED, EXIT_OK
 from vigil.core.health import STALE_AFTER, PartHealth, parse_health
-from vigil.core.urls import mask_url
+from vigil.core.urls import BrokerUrl, mask_url
 
 __all__ = ["add_arguments", "run"]
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     lines = check(config, wait=max(0.2, args.wait))
     if args.json:
-        print(json.dumps([line.__dict__ for line in lines], indent=2, ensure_ascii=False))
+        print(json.dumps([asdict(line) for line in lines], indent=2, ensure_ascii=False))
     else:
         print(render(lines))
     return EXIT_FAILED if any(line.level == FAIL for line in lines) else EXIT_OK
@@ -83,12 +83,11 @@ def check(config: VigilConfig, wait: float = 2.0, now: Optional[float] = None) -
     seen = _collect(config, wait)
     now = time.time() if now is None else now
     lines: list[Line] = []
-    broker = mask_url(str(config.mqtt.url or config.mqtt.broker()))
     if seen.error:
-        lines.append(Line(FAIL, "broker", f"cannot connect to {broker}: {seen.error}",
+        lines.append(Line(FAIL, "broker", f"cannot connect to {seen.error}",
                           "start Mosquitto (systemctl start mosquitto); check mqtt.url and the account's password"))
     else:
-        lines.append(Line(OK, "broker", f"{broker} answers"))
+        lines.append(Line(OK, "broker", f"{mask_url(seen.broker)} answers"))
         lines += _parts(seen, now)
         lines += _devices_and_alerts(seen)
     lines += _store(config, now)
@@ -98,19 +97,28 @@ def check(config: VigilConfig, wait: float = 2.0, now: Optional[float] = None) -
 class _Seen:
     def __init__(self) -> None:
         self.error = ""
+        self.broker = ""  # the one that answered (of several: the first in mqtt.url's order)
         self.health: dict[tuple[str, str], PartHealth] = {}
         self.devices: dict[str, bool] = {}
         self.alerts: dict[str, dict[str, Any]] = {}
 
 
 def _collect(config: VigilConfig, wait: float) -> _Seen:
-    seen = _listen(config, wait, config.mqtt.protocol == "5")
-    if "Unsupported protocol version" in seen.error:  # an MQTT 3.1.1 broker (vigil up's embedded one)
-        seen = _listen(config, wait, False)
+    """What the first broker that answers holds; with several brokers (failover), each is tried in turn."""
+    errors = []
+    for b in config.mqtt.brokers():
+        seen = _listen(config, wait, config.mqtt.protocol == "5", b)
+        if "Unsupported protocol version" in seen.error:  # an MQTT 3.1.1 broker (vigil up's embedded one)
+            seen = _listen(config, wait, False, b)
+        if not seen.error:
+            seen.broker = str(b)
+            return seen
+        errors.append(f"{b}: {seen.error}")
+    seen.error = "; ".join(errors)
     return seen
 
 
-def _listen(config: VigilConfig, wait: float, v5: bool) -> _Seen:
+def _listen(config: VigilConfig, wait: float, v5: bool, b: BrokerUrl) -> _Seen:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -118,7 +126,6 @@ def _listen(config: VigilConfig, wait: float, v5: bool) -> _Seen:
 
     seen = _Seen()
     topics = config.mqtt.topics
-    b = config.mqtt.broker()
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"vigil-status-{time.time_ns() % 10**9}",
                          protocol=paho.MQTTv5 if v5 else paho.MQTTv311)
     if b.username:

@@ -152,7 +152,17 @@ async def _broker(config: VigilConfig, say: Callable[[str], None]) -> AsyncItera
     from vigil.app.preflight import check_broker
     from vigil.core.mqtt import installation_client_id
 
-    b = config.mqtt.broker()
+    brokers = config.mqtt.brokers()
+    if len(brokers) > 1:  # a list (failover): used as it is, never replaced by a managed Mosquitto
+        finding = await check_broker(config.mqtt, installation_client_id("up-check", config.data_dir),
+                                     persistent=False)
+        if finding is not None:
+            _refuse(f"vigil up: {finding}; start one of them, or name the brokers that run with --broker")
+        say(f"MQTT brokers: {', '.join(map(str, brokers))}, in this order on a failure (each with its own "
+            "queue and persistence settings; docs/scaling.md, Several brokers)")
+        yield
+        return
+    b = brokers[0]
     if await asyncio.to_thread(_answers, b.host, b.port):
         finding = await check_broker(config.mqtt, installation_client_id("up-check", config.data_dir),
                                      persistent=False)
@@ -307,7 +317,8 @@ async def _demo_agents(config: VigilConfig, data_dir: Path) -> AsyncIterator[Non
     from edge.sensors.simulated import Fault
 
     b = config.mqtt.broker()
-    mqtt = MqttConfig(url=f"mqtt://{b.host}:{b.port}", username=b.username, password=b.password,
+    url = ",".join(f"mqtt://{o.address}" for o in config.mqtt.brokers())  # every broker: they fail over too
+    mqtt = MqttConfig(url=url, username=b.username, password=b.password,
                       root=config.mqtt.root, protocol=config.mqtt.protocol)
     devices = {
         "freezer": simulated_sensor("t0", base=-18.5, amplitude=0.3, noise=0.1,
@@ -334,16 +345,18 @@ async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> N
     already shown are not shown again)."""
     import aiomqtt
 
-    from vigil.core.backoff import backoff_delay
+    from vigil.core.backoff import Rotation
     from vigil.core.mqtt import build_client, installation_client_id
 
     topics = config.mqtt.topics
     shown: dict[str, bytes] = {}
-    attempt = 0
+    brokers = config.mqtt.brokers()
+    rotation = Rotation(len(brokers), 10.0)
     while True:
         try:
-            async with build_client(config.mqtt, installation_client_id("up-console", config.data_dir)) as client:
-                attempt = 0
+            async with build_client(config.mqtt, installation_client_id("up-console", config.data_dir),
+                                    broker=brokers[rotation.index]) as client:
+                rotation.connected()
                 await client.subscribe(topics.all_alerts, qos=1)
                 async for message in client.messages:
                     payload = bytes(message.payload)  # type: ignore[arg-type,unused-ignore]
@@ -352,9 +365,8 @@ async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> N
                     shown[str(message.topic)] = payload
                     _announce(payload, say)
         except aiomqtt.MqttError as exc:
-            attempt += 1
-            log.debug("console lost the broker (%s)", exc)
-            await asyncio.sleep(backoff_delay(attempt, cap=10.0))
+            log.debug("console lost the broker %s (%s)", brokers[rotation.index], exc)
+            await asyncio.sleep(rotation.failed())
 
 
 def _announce(payload: bytes, say: Callable[[str], None]) -> None:
@@ -446,8 +458,9 @@ async def _serve(config: VigilConfig, store: Any, password: Optional[str], demo:
 
 def edge_command(config: VigilConfig) -> str:
     """The ``vigil edge`` command that reaches this broker, as printed for the user to run."""
-    b = config.mqtt.broker()
-    scheme = "mqtts" if b.tls else "mqtt"
-    user = f"{b.username}@" if b.username else ""
-    env = "VIGIL_MQTT_PASSWORD=... " if b.password else ""
-    return f"{env}vigil edge --broker {scheme}://{user}{b.host}:{b.port} --device pi-1 --simulate t0 --interval 5"
+    brokers = config.mqtt.brokers()
+    scheme = "mqtts" if brokers[0].tls else "mqtt"
+    user = f"{brokers[0].username}@" if brokers[0].username else ""
+    env = "VIGIL_MQTT_PASSWORD=... " if brokers[0].password else ""
+    urls = ",".join(f"{scheme}://{user}{b.address}" for b in brokers)
+    return f"{env}vigil edge --broker {urls} --device pi-1 --simulate t0 --interval 5"

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator, ConfigDict, PlainSerializer
 
 from vigil.core.durations import format_duration, parse_duration
 from vigil.core.topics import validate_segment
-from vigil.core.urls import parse_broker_url, parse_store_url
+from vigil.core.urls import broker_list_text, parse_broker_list, parse_store_url
 
 __all__ = ["STRICT", "BrokerUrlText", "Duration", "HostPort", "Port", "StoreUrlText", "TopicName"]
 
@@ -33,9 +33,10 @@ def _port(value: Any) -> int:
 
 
 def _broker(value: Any) -> str:
+    value = broker_list_text(value)  # a YAML list is kept as the comma form
     if not isinstance(value, str):
-        raise ValueError("expected a broker URL such as mqtt://127.0.0.1:1883")
-    parse_broker_url(value, env={})
+        raise ValueError("expected a broker URL such as mqtt://127.0.0.1:1883, or a list of them")
+    parse_broker_list(value, env={})
     return value
 
 

@@ -26,6 +26,7 @@ from vigil.core.backoff import backoff_delay  # re-exported: the clients' reconn
 
 # re-exported: the bridge (gmqtt) takes them from vigil.core.settings, without aiomqtt and paho
 from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
+from vigil.core.urls import BrokerUrl
 
 __all__ = [
     "SESSION_EXPIRY",
@@ -70,9 +71,10 @@ def build_client(
     receive_maximum: Optional[int] = None,
     inbox: Optional[Inbox] = None,
     max_inflight: int = 0,
+    broker: Optional[BrokerUrl] = None,
 ) -> aiomqtt.Client:
-    """An aiomqtt client for the configured broker (not yet connected)."""
-    broker = settings.broker()
+    """An aiomqtt client for ``broker``, one of ``settings.brokers()`` (default: the first), not yet connected."""
+    broker = broker or settings.broker()
     v5 = settings.protocol == "5"
     properties = None
     if v5:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from vigil.core.configtypes import STRICT, BrokerUrlText, Duration, Port, StoreUrlText
 from vigil.core.topics import Topics
-from vigil.core.urls import BrokerUrl, StoreUrl, parse_broker_url, parse_store_url
+from vigil.core.urls import BrokerUrl, StoreUrl, parse_broker_list, parse_broker_url, parse_store_url
 
 __all__ = ["SESSION_EXPIRY", "MqttSettings", "StoreSettings", "ssl_context"]
 
@@ -46,17 +46,20 @@ class MqttSettings(BaseModel):
         return self
 
     def broker(self, env: Optional[dict[str, str]] = None) -> BrokerUrl:
-        """The effective broker address and credentials."""
+        """The first (or only) broker's address and credentials."""
+        return self.brokers(env)[0]
+
+    def brokers(self, env: Optional[dict[str, str]] = None) -> list[BrokerUrl]:
+        """Every broker's address and credentials, in the order to try them (``url`` may name several)."""
         env = dict(os.environ) if env is None else env
         if self.url:
-            b = parse_broker_url(self.url, env)
+            found = parse_broker_list(self.url, env)
         else:
             scheme = "mqtts" if self.tls else "mqtt"
             port = f":{self.port}" if self.port else ""
-            b = parse_broker_url(f"{scheme}://{self.host or '127.0.0.1'}{port}", env)
-        username = self.username or b.username
-        password = self.password.get_secret_value() if self.password else b.password
-        return BrokerUrl(b.host, b.port, b.tls, username, password)
+            found = [parse_broker_url(f"{scheme}://{self.host or '127.0.0.1'}{port}", env)]
+        password = self.password.get_secret_value() if self.password else None
+        return [BrokerUrl(b.host, b.port, b.tls, self.username or b.username, password or b.password) for b in found]
 
     @property
     def topics(self) -> Topics:

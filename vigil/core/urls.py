@@ -1,6 +1,8 @@
 """Broker and store URLs, as given to ``--broker`` and ``--store`` (standard library only).
 
 Broker: ``mqtt://[user[:pass]@]host[:port]`` (port 1883) or ``mqtts://...`` for TLS (port 8883).
+Several brokers, tried in turn (failover): ``mqtt://a:1883,mqtt://b:1883`` or, in YAML, a list; all
+of one scheme, each once, at most 16 (a comma inside a password is written ``%2C``).
 
 Store:
 - ``sqlite:///relative/or/absolute/path.db`` (``sqlite:////var/lib/vigil/vigil.db`` is absolute;
@@ -15,14 +17,20 @@ Passwords may instead come from ``VIGIL_MQTT_PASSWORD`` and ``VIGIL_INFLUXDB_PAS
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from vigil.core.errors import VigilError
 
-__all__ = ["BrokerUrl", "StoreUrl", "UrlError", "mask_url", "parse_broker_url", "parse_store_url"]
+__all__ = ["MAX_BROKERS", "BrokerUrl", "StoreUrl", "UrlError", "broker_list_text", "mask_url", "parse_broker_list",
+           "parse_broker_url", "parse_store_url"]
+
+#: the most broker addresses one part takes (a list is for failover, not a directory of brokers)
+MAX_BROKERS = 16
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 class UrlError(VigilError, ValueError):
@@ -43,7 +51,12 @@ class BrokerUrl:
         scheme = "mqtts" if self.tls else "mqtt"
         auth = f"{self.username}:***@" if self.username and self.password else (
             f"{self.username}@" if self.username else "")
-        return f"{scheme}://{auth}{self.host}:{self.port}"
+        return f"{scheme}://{auth}{self.address}"
+
+    @property
+    def address(self) -> str:
+        """``host:port``, an IPv6 host in brackets."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,24 @@ def _split_netloc(url: str, netloc: str) -> tuple[Optional[str], Optional[str], 
         host, _, port = hostport.partition(":")
     if not host:
         raise UrlError(f"{mask_url(url)}: no host name")
+    _check_host(url, host, bracketed=hostport.startswith("["))
     return user, password, host, port
+
+
+def _check_host(url: str, host: str, *, bracketed: bool) -> None:
+    """A host name of dot-separated labels (letters, digits, '-', '_'), an IPv4 address, or an IPv6 one in []."""
+    if bracketed:
+        import ipaddress  # only for [IPv6]: the edge agent's footprint (docs/edge.md) stays as it was
+
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            raise UrlError(f"{mask_url(url)}: [{host}] is not an IPv6 address") from None
+        return
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        raise UrlError(f"{mask_url(url)}: {host!r} is not a valid host name (letters, digits, '-' and '.'; "
+                       "an IPv6 address goes in [])")
 
 
 def parse_broker_url(url: str, env: Optional[Mapping[str, str]] = None) -> BrokerUrl:
@@ -108,7 +138,10 @@ def parse_broker_url(url: str, env: Optional[Mapping[str, str]] = None) -> Broke
     env = os.environ if env is None else env
     if not isinstance(url, str) or "://" not in url:
         raise UrlError(f"expected a broker URL like mqtt://host:1883 or mqtts://user@host:8883, got {url!r}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced or non-IPv6 [...]
+        raise UrlError(f"{mask_url(url)}: {exc}") from None
     if parts.scheme not in ("mqtt", "mqtts"):
         raise UrlError(f"{mask_url(url)}: the scheme must be mqtt:// or mqtts:// (TLS), got {parts.scheme}://")
     if parts.path not in ("", "/") or parts.query:
@@ -118,6 +151,37 @@ def parse_broker_url(url: str, env: Optional[Mapping[str, str]] = None) -> Broke
     if password is None:
         password = env.get("VIGIL_MQTT_PASSWORD") or None
     return BrokerUrl(host, _port(port, url, 8883 if tls else 1883), tls, user, password)
+
+
+def parse_broker_list(value: str | Sequence[str], env: Optional[Mapping[str, str]] = None) -> list[BrokerUrl]:
+    """One broker URL, several separated by commas, or a list of them: the brokers in the order to try.
+
+    All of one scheme (mqtt or mqtts), each broker once, at most :data:`MAX_BROKERS`."""
+    texts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(texts, Sequence) or not texts:
+        raise UrlError("expected a broker URL like mqtt://host:1883, or several: mqtt://a:1883,mqtt://b:1883")
+    if len(texts) > MAX_BROKERS:
+        raise UrlError(f"{len(texts)} brokers given; at most {MAX_BROKERS}")
+    brokers: list[BrokerUrl] = []
+    for i, text in enumerate(texts, 1):
+        if not isinstance(text, str) or not text.strip():
+            raise UrlError(f"broker {i} of {len(texts)} is empty: a stray comma? "
+                           "expected mqtt://a:1883,mqtt://b:1883")
+        b = parse_broker_url(text.strip(), env)
+        if brokers and b.tls != brokers[0].tls:
+            raise UrlError(f"{mask_url(text.strip())}: all brokers must use one scheme; the first is "
+                           f"{'mqtts' if brokers[0].tls else 'mqtt'}://")
+        if any(o.host.lower() == b.host.lower() and o.port == b.port for o in brokers):
+            raise UrlError(f"{mask_url(text.strip())}: {b.host}:{b.port} is given twice")
+        brokers.append(b)
+    return brokers
+
+
+def broker_list_text(value: Any) -> Any:
+    """A YAML list of broker URLs as the comma form (what the settings keep); anything else as it is."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return ",".join(v.strip() for v in value)
+    return value
 
 
 def parse_store_url(url: str, env: Optional[Mapping[str, str]] = None) -> StoreUrl:
@@ -168,7 +232,10 @@ def parse_store_url(url: str, env: Optional[Mapping[str, str]] = None) -> StoreU
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password, and the value of a query parameter that names a secret, replaced by ``***``."""
+    """The URL with any password, and the value of a query parameter that names a secret, replaced by ``***``
+    (each of a comma-separated list of URLs)."""
+    if "," in url and all("://" in part for part in url.split(",")):
+        return ",".join(mask_url(part) for part in url.split(","))
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -1,18 +1,25 @@
-"""Reconnect delays grow with jitter up to the cap, and start over after a connect."""
+"""The agent reconnects by vigil.core.backoff.Rotation: its reconnect_min/max, over every broker of mqtt.url."""
 
 from __future__ import annotations
 
 import random
+import threading
 
-from edge.link import Backoff
+from edge.config import EdgeConfig, MqttConfig, SensorConfig
+from edge.link import MqttLink
+from vigil.core.backoff import backoff_delay
+from vigil.core.clock import SystemClock
 
 
-def test_delays_grow_with_jitter_up_to_the_cap() -> None:
-    b = Backoff(1.0, 60.0, random.Random(1))
-    delays = [b.next() for _ in range(12)]
-    tops = [min(60.0, 2.0**n) for n in range(12)]
-    assert all(top / 2 <= d <= top for d, top in zip(delays, tops))
-    assert max(delays) <= 60 and delays[-1] >= 30
-    assert len({round(d, 6) for d in delays[-4:]}) == 4  # jittered, not one fixed value
-    b.reset()
-    assert b.next() <= 1.0
+def test_the_link_rotates_over_every_broker_then_waits_by_its_reconnect_settings() -> None:
+    mqtt = MqttConfig(url="mqtt://a:1883,mqtt://b:1884", reconnect_min=2.0, reconnect_max=120.0)
+    config = EdgeConfig(device="pi", sensors=(SensorConfig("t", "simulated", None),), mqtt=mqtt)
+    link = MqttLink(config, None, SystemClock(), threading.Event(), lambda s: {}, lambda: (), lambda: [],  # type: ignore[arg-type]
+                    env={}, rng=random.Random(5))
+    assert [str(b) for b in link.brokers] == ["mqtt://a:1883", "mqtt://b:1884"]
+    assert link.broker.host == "a"
+    assert link.rotation.failed() == 0.0 and link.broker.host == "b"  # the next broker at once
+    expected = random.Random(5)
+    delays = [link.rotation.failed() for _ in range(6)]
+    assert delays[1::2] == [0.0, 0.0, 0.0]  # each round: at once to the other broker, ...
+    assert delays[0::2] == [backoff_delay(n, 120.0, first=2.0, rng=expected) for n in (1, 2, 3)]  # ... then a wait

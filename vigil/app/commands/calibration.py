@@ -21,6 +21,7 @@ from vigil.core.calibration import (
     parse_series,
 )
 from vigil.core.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from vigil.core.urls import BrokerUrl
 
 __all__ = ["add_arguments", "run"]
 
@@ -152,13 +153,29 @@ def _change(config: VigilConfig, args: argparse.Namespace) -> int:
 
 
 def _publish(config: VigilConfig, topic: str, payload: bytes) -> str:
-    """Publish retained at QoS 1 and wait for the broker's acknowledgement; a sentence on failure."""
+    """Publish retained at QoS 1 and wait for the broker's acknowledgement; a sentence on failure.
+    Several brokers (failover): retained messages live on each broker apart, so every broker that can be
+    reached takes it (a bridge may be on any of them); one that cannot is named on stderr."""
+    problems = []
+    brokers = config.mqtt.brokers()
+    for b in brokers:
+        problem = _publish_to(config, b, topic, payload)
+        if problem and not problem.startswith("cannot reach"):
+            return problem
+        problems.append(problem)
+    if all(problems):
+        return "; ".join(problems)
+    for problem in filter(None, problems):
+        print(f"vigil calibration: {problem}; it gets the change only when published again", file=sys.stderr)
+    return ""
+
+
+def _publish_to(config: VigilConfig, b: BrokerUrl, topic: str, payload: bytes) -> str:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
     from vigil.core.mqtt import ssl_context
 
-    b = config.mqtt.broker()
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"vigil-calibration-{time.time_ns() % 10**9}",
                          protocol=paho.MQTTv5 if config.mqtt.protocol == "5" else paho.MQTTv311)
     if b.username:
