@@ -316,6 +316,7 @@ def compare_format(rounds: int = 200, size: int = 500) -> None:
 
     from broker_bridge.formats.vigil_json import VigilJson
     from broker_bridge.settings import SourceSettings
+    from vigil.core.errors import VigilError
 
     spec = importlib.util.spec_from_file_location("broker_bridge.formats._compared_vigil_json",
                                                   Path(COMPARED) / "broker_bridge/formats/vigil_json.py")
@@ -331,7 +332,7 @@ def compare_format(rounds: int = 200, size: int = 500) -> None:
         for payload in payloads:
             try:
                 fmt.parse("vigil/readings/d/s", payload, source, fields)  # type: ignore[attr-defined]
-            except ValueError:
+            except (ValueError, VigilError):  # a refusal (vigil.core.refusal.Refusal), before it was a ValueError
                 pass
         return (time.perf_counter() - started) / len(payloads) * 1e6
 

@@ -14,13 +14,16 @@ What the bridge needs and gmqtt does not offer as such, done here in one place:
   that a message is kept with its packet id and acknowledged by :meth:`Link.ack`.
 - Publishing many at QoS 1 and knowing when the broker has them, with the MQTT 5 reason code of
   each refusal (gmqtt leaves PUBACK reason codes unparsed), within the broker's receive maximum.
+- Reading the packets of nearly every reading (PUBLISH of QoS 0/1 without properties) and the
+  PUBACKs of its own publishes, and building those publishes, without gmqtt's per-packet work
+  (docs/proof.md, Issue 18, The bridge); the rest still goes through gmqtt's handler.
 - Backpressure: while more than ``inbox_bound`` messages wait, the socket is not read (Mosquitto
   2.0.11 exceeds the client's receive maximum once acknowledgements flow, so without this a
   backlog fills the bridge's memory).
 - Reconnecting is the bridge's own (one log line per state change, jittered backoff, a fresh
   session view); gmqtt's automatic reconnect is switched off.
 
-These reach under gmqtt's public surface (``_package_handler``, ``_connection``); the version
+These reach under gmqtt's public surface (``_package_handler``, ``_connection``, ``id_generator``); the version
 is pinned in pyproject.toml and tests/integration/broker_bridge exercises every one of them against a
 real Mosquitto.
 """
@@ -36,8 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import gmqtt
-from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
-from gmqtt.mqtt.package import CommandWithMidPacket, PublishPacket
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
 from vigil.core.errors import VigilError
 from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
@@ -64,6 +66,10 @@ DISCONNECT_REASONS = {
           "--client-id)",
     0x87: "not authorized", 0x97: "quota exceeded", 0x98: "administrative action",
 }
+
+
+_PUBACK = struct.Struct("!BBH")
+_H = struct.Struct("!H")
 
 
 class LinkError(VigilError):
@@ -105,7 +111,12 @@ class Link:
         self.lost = asyncio.Event()
         self.why_lost = ""
         self._inbox: deque[Delivery] = deque()
-        self._arrived = asyncio.Event()
+        self._waiter: Optional[asyncio.Future[None]] = None  # next_batch waiting for a message or the loss
+        self._loop = asyncio.get_running_loop()
+        self._first = self._last = 0.0  # when the first message now in the inbox arrived, and the latest (loop time)
+        self._gap = float("inf")  # from the message before the first to the first: small while readings stream in
+        self._taken = 0  # messages in the batch taken last
+        self._acks_due: list[bytes] = []  # PUBACKs to send with the next write (ack(later=True))
         self._paused = False
         self._expecting = False  # an answer of the broker is awaited: the socket must be read
         self._waiting: dict[int, str] = {}  # packet id -> topic of each publish not yet acknowledged
@@ -126,8 +137,10 @@ class Link:
         handler = client._package_handler
         # Instance attributes win over the handler's methods of the same name (it looks them up by name).
         handler._handle_qos_1_publish_packet = self._on_qos1
-        self._puback = handler._handle_puback_packet
+        self._publish, self._puback = handler._handle_publish_packet, handler._handle_puback_packet
+        handler._handle_publish_packet = self._on_publish
         handler._handle_puback_packet = self._on_puback
+        self._ids = handler.id_generator
         client.on_subscribe = self._on_suback
 
     # -- connecting -------------------------------------------------------------------------------
@@ -181,9 +194,12 @@ class Link:
                 raise _Refused(f"the broker refused the subscription to {topic_filter} ({reason}): check the ACL")
 
     async def close(self) -> None:
-        """Disconnect cleanly if still connected (the session stays on the broker)."""
+        """Disconnect cleanly if still connected (the session stays on the broker), acknowledgements
+        held for the next write (``ack(later=True)``) sent first."""
         try:
             if self._client._connection is not None and not self._client._connection.is_closing():
+                if self._acks_due and not self.lost.is_set():
+                    self._client._connection.send_package(self._due())
                 await asyncio.wait_for(self._client.disconnect(), self.timeout)
         except (asyncio.TimeoutError, OSError):
             pass
@@ -195,21 +211,31 @@ class Link:
         """Messages received and not yet taken by :meth:`next_batch`."""
         return len(self._inbox)
 
-    async def next_batch(self, limit: int) -> list[Delivery]:
-        """At least one message (waiting for it), at most ``limit``; LinkError once the connection is lost."""
+    async def next_batch(self, limit: int, linger: float = 0.0) -> list[Delivery]:
+        """At least one message (waiting for it), at most ``limit``; LinkError once the connection is lost.
+
+        ``linger`` (seconds): while readings stream in (the batch before held more than one, and the
+        first reading came less than 25 x ``linger`` after the one before it), wait until the first
+        has waited that long, so that more go into the batch (each batch costs a store write and the
+        broker's round trips); a lone reading after a quiet spell is taken at once.
+        """
         while not self._inbox:
             if self.lost.is_set():
                 raise LinkError(self.why_lost or "connection lost")
-            self._arrived.clear()
-            lost = asyncio.ensure_future(self.lost.wait())
-            arrived = asyncio.ensure_future(self._arrived.wait())
+            self._waiter = self._loop.create_future()
             try:
-                await asyncio.wait({lost, arrived}, return_when=asyncio.FIRST_COMPLETED)
+                await self._waiter
             finally:
-                lost.cancel()
-                arrived.cancel()
+                self._waiter = None
         inbox = self._inbox
+        if linger > 0 and self._taken > 1 and self._gap < 25 * linger and len(inbox) < limit:
+            wait = self._first + linger - self._loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         batch = [inbox.popleft() for _ in range(min(limit, len(inbox)))]
+        self._taken = len(batch)
+        if inbox:  # more waited than one batch takes: the next batch is part of the same stream
+            self._first, self._gap = self._loop.time(), 0.0
         if len(inbox) <= self.inbox_bound // 2:
             self._resume()
         return batch
@@ -226,22 +252,37 @@ class Link:
         self._expecting = True
         self._resume()
 
-    def ack(self, deliveries: list[Delivery]) -> None:
-        """Acknowledge these messages to the broker (those of QoS 0 need nothing)."""
+    def ack(self, deliveries: list[Delivery], *, later: bool = False) -> None:
+        """Acknowledge these messages to the broker (those of QoS 0 need nothing).
+
+        ``later``: in the same write as the next publishes (or the next ``ack`` without it), because
+        they follow at once: one send(2) fewer per batch under load.
+        """
         if self.lost.is_set():
             raise LinkError(self.why_lost or "connection lost")
-        connection = self._client._connection
-        build, ver = CommandWithMidPacket.build_package, connection._protocol.proto_ver
         # One write for the lot: a send(2) per packet was much of the bridge's CPU (docs/proof.md, The bridge alone).
-        data = b"".join(build(MQTTCommands.PUBACK, d.mid, False, proto_ver=ver)
-                        for d in deliveries if d.mid is not None)
-        if data:
-            connection.send_package(data)
+        # PUBACK with success and no properties is the same 4 bytes in MQTT 3.1.1 and 5 (spec 3.4.2.1).
+        pack = _PUBACK.pack
+        self._acks_due += [pack(0x40, 2, d.mid) for d in deliveries if d.mid is not None]
+        if not later and self._acks_due:
+            self._client._connection.send_package(self._due())
+
+    def _due(self) -> bytes:
+        data = b"".join(self._acks_due)
+        self._acks_due = []
+        return data
 
     def _take(self, delivery: Delivery) -> None:
-        self._inbox.append(delivery)
-        self._arrived.set()
-        if len(self._inbox) > self.inbox_bound and not self._expecting:
+        inbox = self._inbox
+        now = self._loop.time()
+        if not inbox:
+            self._gap, self._first = now - self._last, now
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self._last = now
+        inbox.append(delivery)
+        if len(inbox) > self.inbox_bound and not self._expecting:
             transport = self._transport()
             # Checked on every message: asyncio's stream reader under gmqtt may resume reading on its own.
             if transport is not None and transport.is_reading():
@@ -251,6 +292,31 @@ class Link:
     def _transport(self) -> Optional[asyncio.Transport]:
         connection = self._client._connection
         return connection._transport if connection is not None else None
+
+    def _on_publish(self, cmd: int, raw: bytes) -> None:
+        """A PUBLISH of QoS 0 or 1 without properties, read here: what nearly every reading is.
+
+        gmqtt's own handler built a properties dict, unpacked by format strings and logged twice per
+        message (most of the link's CPU per reading, docs/proof.md, Issue 18, The bridge); what it
+        alone handles (properties such as a topic alias, QoS 2, an empty topic, a malformed packet)
+        goes to it as before, and it drops a malformed packet with a logged error.
+        """
+        qos, size = (cmd >> 1) & 3, len(raw)
+        topic_end = end = 2 + ((raw[0] << 8) | raw[1]) if size >= 2 else 0
+        mid = None
+        if qos == 1:
+            end += 2
+            mid = (raw[end - 2] << 8) | raw[end - 1] if end <= size else None
+        if self.v5:  # a property length of 0, nothing else, or gmqtt reads the properties
+            end = end + 1 if end < size and raw[end] == 0 else size + 1
+        if qos > 1 or topic_end <= 2 or end > size:
+            self._publish(cmd, raw)
+            return
+        try:
+            topic = raw[2:topic_end].decode()
+        except UnicodeDecodeError:  # brokers refuse such topics; be safe
+            topic = raw[2:topic_end].decode("utf-8", "replace")
+        self._take(Delivery(topic, raw[end:], qos, bool(cmd & 1), mid))
 
     def _on_qos1(self, mid: int, payload: bytes, topic: Any, properties: dict[str, Any]) -> None:
         self._take(Delivery(_text(topic), payload, 1, bool(properties.get("retain")), mid))
@@ -271,14 +337,18 @@ class Link:
             self.why_lost = "connection closed"
         self.lost.set()
         self._acked.set()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     # -- publishing -------------------------------------------------------------------------------
 
     def _on_puback(self, cmd: int, packet: bytes) -> None:
-        self._puback(cmd, packet)
-        (mid,) = struct.unpack("!H", packet[:2])
-        topic = self._waiting.pop(mid, None)
-        if topic is not None and len(packet) > 2 and packet[2] >= 0x80:
+        topic = self._waiting.pop((packet[0] << 8) | packet[1], None) if len(packet) >= 2 else None
+        if topic is None:  # not one of publish_all's (or malformed): gmqtt's own handling
+            self._puback(cmd, packet)
+            return
+        self._ids.free_id((packet[0] << 8) | packet[1])
+        if len(packet) > 2 and packet[2] >= 0x80:
             self._refused.append((topic, REASONS.get(packet[2], f"reason code {packet[2]:#x}")))
         self._acked.set()
 
@@ -318,8 +388,7 @@ class Link:
         deadline = loop.time() + timeout
         window = self._window(window)
         connection = self._client._connection
-        protocol = connection._protocol
-        waiting = self._waiting
+        waiting, next_id, v5 = self._waiting, self._ids.next_id, self.v5
         start = 0
         while start < len(messages):
             while len(waiting) >= window:
@@ -330,10 +399,10 @@ class Link:
             start += len(chunk)
             packets = []
             for topic, payload in chunk:
-                mid, packet = PublishPacket.build_package(gmqtt.Message(topic, payload, qos=1), protocol)
+                mid = next_id()
                 waiting[mid] = topic
-                packets.append(packet)
-            connection.send_package(b"".join(packets))  # one write for the lot, as in ack()
+                packets.append(publish_packet(topic, payload, mid, v5))
+            connection.send_package(self._due() + b"".join(packets))  # one write for the lot, as in ack()
         while waiting:
             await self._wait_acks(deadline)
 
@@ -364,6 +433,20 @@ class Link:
             raise LinkError(f"the broker did not acknowledge {len(self._waiting)} messages in time") from None
         if self.lost.is_set():
             raise LinkError(self.why_lost or "disconnected while waiting for the broker's acknowledgements")
+
+
+def publish_packet(topic: str, payload: bytes, mid: int, v5: bool) -> bytes:
+    """A PUBLISH at QoS 1 without properties, as gmqtt builds it (without its two debug log calls
+    and its Message object per event)."""
+    name = topic.encode("utf-8", "replace")
+    size = 4 + len(name) + v5 + len(payload)
+    length = bytearray()
+    while True:
+        size, byte = divmod(size, 128)
+        length.append(byte | 0x80 if size else byte)
+        if not size:
+            break
+    return b"".join((b"\x32", length, _H.pack(len(name)), name, _H.pack(mid), b"\x00" if v5 else b"", payload))
 
 
 def _text(topic: Any) -> str:

@@ -234,7 +234,7 @@ class Bridge:
         """Three stages, each batch through them in order: while one batch is being stored, the
         next is parsed and the one before is republished (each stage alone mostly waits: for the
         broker, for the store's answer, for messages)."""
-        limit = self.settings.batch_size
+        limit, linger = self.settings.batch_size, self.settings.batch_linger
         to_store: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
         to_publish: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=1)
 
@@ -248,7 +248,7 @@ class Bridge:
             while True:
                 batch = await to_publish.get()
                 await self._republish(link, batch)
-                link.ack(batch.deliveries)
+                link.ack(batch.deliveries, later=not to_publish.empty())  # with the next batch's publishes
                 self._in_flight.popleft()
                 if batch.mark:
                     self.guard.release(batch.mark)
@@ -263,7 +263,7 @@ class Bridge:
                 tg.create_task(store_stage(), name="bridge-store")
                 tg.create_task(publish_stage(), name="bridge-publish")
                 while True:
-                    await self._take(await link.next_batch(limit), to_store)
+                    await self._take(await link.next_batch(limit, linger), to_store)
         except BaseExceptionGroup as group:  # noqa: F821 (Python 3.11, as the server parts are)
             lost = [e for e in group.exceptions if isinstance(e, LinkError)]
             if lost and len(lost) == len(group.exceptions):

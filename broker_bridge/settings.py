@@ -269,6 +269,12 @@ class BridgeSettings(BaseModel):
     client_id: str = "vigil-bridge"
     shared_group: Optional[str] = None
     batch_size: int = Field(500, ge=1, le=50_000)
+    batch_linger: Duration = Field(
+        0.002, ge=0, le=1.0,
+        description="While readings arrive closer together than this, a batch waits until its first reading has "
+        "waited this long, so that more share one store write and one round trip to the broker; a reading after a "
+        "quiet spell is taken at once. 0 turns it off. See docs/proof.md, Issue 18, The bridge.",
+    )
     spool_max_events: int = Field(
         1_000_000, ge=1, le=1_000_000_000,
         description="Events the disk spool holds while the store is down; past it the oldest are dropped "

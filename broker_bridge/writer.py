@@ -51,7 +51,7 @@ class StoreWriter:
             return await self._to_spool(events)
         started = time.perf_counter()
         try:
-            await asyncio.to_thread(self.store.write, events)
+            await self.store.write_async(events)
         except StoreUnavailable as exc:
             log.warning("store unavailable, spooling readings to %s until it is back: %s", self.spool.path, exc)
             self._spooling = True
@@ -98,7 +98,7 @@ class StoreWriter:
         spooled = 0
         for e in events:
             try:
-                await asyncio.to_thread(self.store.write, [e])
+                await self.store.write_async([e])
             except StoreUnavailable:
                 self._spooling = True
                 refused += await self._to_spool([e])
@@ -126,7 +126,7 @@ class StoreWriter:
                 continue
             batch_id, events = item
             try:
-                await asyncio.to_thread(self.store.write, events)
+                await self.store.write_async(events)
             except StoreUnavailable as exc:
                 attempt += 1
                 delay = backoff_delay(attempt, self.backoff_cap)

@@ -4,9 +4,12 @@ receive maximum, refusals and failures said clearly, MQTT 5 and 3.1.1."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from broker_bridge.link import Delivery, Link, LinkError
 from tests.support.bridge import publish_many
@@ -139,3 +142,110 @@ async def test_the_reason_of_a_disconnect_from_the_broker_is_said() -> None:
     plain = Link(MqttSettings(), "link-plain")
     plain._on_disconnect(None, b"")
     assert plain.why_lost == "connection closed"
+
+
+async def test_linger_batches_a_stream_and_takes_a_lone_reading_at_once(mosquitto: Mosquitto) -> None:
+    link = Link(settings(mosquitto), "link-linger")
+    await link.connect()
+    linger = 0.2  # long, so that a loaded machine's delays do not decide the test
+    try:
+        await link.subscribe([("linger/#", 1)])
+
+        def stream() -> None:  # 100 messages, one every 2 ms
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="linger-pub", protocol=mqtt.MQTTv5)
+            c.connect("127.0.0.1", mosquitto.port)
+            c.loop_start()
+            infos = []
+            for i in range(100):
+                infos.append(c.publish(f"linger/{i % 3}", str(i).encode(), qos=1))
+                time.sleep(0.002)
+            for info in infos:
+                info.wait_for_publish(10)
+            c.loop_stop()
+            c.disconnect()
+
+        sending = asyncio.create_task(asyncio.to_thread(stream))
+        batches: list[list[Delivery]] = []
+        while sum(map(len, batches)) < 100:
+            batches.append(await asyncio.wait_for(link.next_batch(500, linger), 10))
+        await sending
+        got = [d for b in batches for d in b]
+        assert [d.payload for d in got] == [str(i).encode() for i in range(100)]
+        # 0.2 s of messages at least 2 ms apart: one batch per 0.2 s after the first, not one per message
+        assert len(batches) <= 8, [len(b) for b in batches]
+        link.ack(got)
+
+        await asyncio.sleep(25 * linger + 0.5)  # a quiet spell
+        waiting = asyncio.create_task(link.next_batch(500, linger))
+        await asyncio.to_thread(publish_many, mosquitto, [("linger/lone", b"lone")])
+        sent = time.monotonic()
+        lone = await asyncio.wait_for(waiting, 10)
+        assert [d.payload for d in lone] == [b"lone"]
+        assert time.monotonic() - sent < linger * 0.8  # taken at once, not held for the linger
+        link.ack(lone)
+    finally:
+        await link.close()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_publishes_with_and_without_properties_arrive_exactly_once(mosquitto: Mosquitto, protocol: str) -> None:
+    """The link reads a plain PUBLISH itself and leaves one with MQTT 5 properties to gmqtt: both arrive."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    link = Link(settings(mosquitto, protocol), f"link-props-{protocol}")
+    await link.connect()
+    try:
+        await link.subscribe([("props/#", 1), ("props0/#", 0)])
+
+        def send() -> None:
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="props-pub", protocol=mqtt.MQTTv5)
+            c.connect("127.0.0.1", mosquitto.port)
+            c.loop_start()
+            infos = []
+            for i in range(300):
+                props = None
+                if i % 3 == 1:
+                    props = Properties(PacketTypes.PUBLISH)
+                    props.ContentType = "application/json"
+                    props.UserProperty = ("k", "v" * (i % 7))
+                    props.MessageExpiryInterval = 3600
+                topic = f"props/Ω-{i % 5}" if i % 4 else f"props0/{i % 5}"
+                infos.append(c.publish(topic, f"{i}".encode() * (i % 3), qos=1 if i % 4 else 0, properties=props))
+            for info in infos:
+                info.wait_for_publish(10)
+            c.loop_stop()
+            c.disconnect()
+
+        sending = asyncio.create_task(asyncio.to_thread(send))
+        got: list[Delivery] = []
+        while len(got) < 300:  # acknowledged as they come: a 3.1.1 session holds few unacknowledged
+            batch = await asyncio.wait_for(link.next_batch(500), 10)
+            link.ack(batch)
+            got += batch
+        await sending
+        await asyncio.sleep(0.3)
+        assert link.waiting == 0
+        assert sorted((d.topic, d.payload) for d in got) == sorted(
+            (f"props/Ω-{i % 5}" if i % 4 else f"props0/{i % 5}", f"{i}".encode() * (i % 3)) for i in range(300))
+        assert all((d.mid is not None) == d.topic.startswith("props/") for d in got)
+    finally:
+        await link.close()
+
+
+async def test_acknowledgements_held_for_the_next_write_are_sent_on_close(mosquitto: Mosquitto) -> None:
+    link = Link(settings(mosquitto), "link-held-acks")
+    await link.connect()
+    await link.subscribe([("held/#", 1)])
+    await asyncio.to_thread(publish_many, mosquitto, [(f"held/{i}", str(i).encode()) for i in range(20)])
+    got = await take(link, 20)
+    link.ack(got, later=True)  # nothing published after: held until close
+    await link.close()
+
+    again = Link(settings(mosquitto), "link-held-acks")
+    await again.connect()
+    try:
+        await asyncio.sleep(0.5)
+        assert again.waiting == 0  # none came back: the held acknowledgements reached the broker
+    finally:
+        await again.close()

@@ -2,7 +2,9 @@
 
 Implementations: InfluxDB 1.x (``influx1``), InfluxDB 2.x/3.x (``influx2``), SQLite (``sqlite``,
 the embedded default) and an in-memory one for unit tests (``memory``). They are synchronous
-and thread-safe; async callers run them with ``asyncio.to_thread``.
+and thread-safe; async callers run them with ``asyncio.to_thread``, except ``write_async``: the
+bridge's write, which InfluxDB 1.x does on the event loop itself (a kept-alive connection on
+asyncio streams, ``_asynchttp``), the others in a worker thread.
 
 Exceptions::
 
@@ -20,6 +22,7 @@ outside 1677-2262) is refused alone and the rest of the batch is stored.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,6 +137,10 @@ class Store(abc.ABC):
 
         Events it cannot hold are refused alone (EventsRefused, after the others are stored).
         """
+
+    async def write_async(self, events: Sequence[Event]) -> None:
+        """:meth:`write` from the event loop, with the same errors; by default in a worker thread."""
+        await asyncio.to_thread(self.write, events)
 
     @abc.abstractmethod
     def query(

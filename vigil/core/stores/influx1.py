@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Optional
 from urllib.parse import urlencode
@@ -13,6 +15,7 @@ import urllib3
 from vigil.core.event import Event, SeriesKey
 from vigil.core.urls import StoreUrl
 
+from ._asynchttp import AsyncHttp
 from ._base import Aggregate, Point, Store, StoredField, StoreRejected, StoreUnavailable, storable
 from ._influxql import InfluxQLReader
 from ._lineproto import lines
@@ -47,34 +50,57 @@ class Influx1Store(Store):
             headers["Authorization"] = f"Basic {token}"
         self._headers = headers
         self._reader = InfluxQLReader(self.name, url.http_base, url.database, headers, self._http, timeout)
+        self._write_headers = {**headers, "Content-Type": "text/plain; charset=utf-8"}
+        self._write_target = f"/write?{urlencode({'db': url.database, 'precision': 'u'})}"
+        self._async: Optional[AsyncHttp] = None  # made on the first write_async, on the running loop
 
     def write(self, events: Sequence[Event]) -> None:
         with storable(self.name, events) as good:
             if good:
-                self._write_batch(good)
+                body = lines(good).encode("utf-8")
+                try:
+                    resp = self._http.request("POST", f"{self._url.http_base}{self._write_target}", body=body,
+                                              headers=self._write_headers,
+                                              timeout=self._timeout, retries=False)
+                except urllib3.exceptions.HTTPError as exc:
+                    raise StoreUnavailable(self.name, f"cannot reach InfluxDB: {exc}") from exc
+                self._check_write(resp.status, resp.data)
 
-    def _write_batch(self, events: Sequence[Event]) -> None:
-        body = lines(events).encode("utf-8")
-        try:
-            resp = self._http.request(
-                "POST",
-                f"{self._url.http_base}/write?{urlencode({'db': self._url.database, 'precision': 'u'})}",
-                body=body,
-                headers={**self._headers, "Content-Type": "text/plain; charset=utf-8"},
-                timeout=self._timeout,
-                retries=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise StoreUnavailable(self.name, f"cannot reach InfluxDB: {exc}") from exc
-        if resp.status == 204:
+    async def write_async(self, events: Sequence[Event]) -> None:
+        """:meth:`write` on the event loop: one kept-alive connection, no worker thread."""
+        with storable(self.name, events) as good:
+            if good:
+                if self._async is None or self._async.loop is not asyncio.get_running_loop():
+                    if self._async is not None:
+                        self._async.close()
+                    self._async = AsyncHttp(self._url.host, self._url.port, tls=self._tls(), timeout=self._timeout)
+                body = lines(good).encode("utf-8")
+                try:
+                    status, answer = await self._async.request("POST", self._write_target, body, self._write_headers)
+                except (OSError, TimeoutError) as exc:
+                    raise StoreUnavailable(self.name, f"cannot reach InfluxDB: {exc or type(exc).__name__}") from exc
+                self._check_write(status, answer)
+
+    def _tls(self) -> Optional[ssl.SSLContext]:
+        if not self._url.tls:
+            return None
+        context = ssl.create_default_context(cafile=self._url.ca_file)
+        if not self._url.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _check_write(self, status: int, answer: bytes) -> None:
+        """A write's answer: nothing when stored, else the error it means."""
+        if status == 204:
             return
-        text = resp.data[:500].decode("utf-8", "replace")
-        if resp.status >= 500:
-            raise StoreUnavailable(self.name, f"write failed ({resp.status}): {text}")
-        if resp.status == 404 and "database not found" in text:
+        text = answer[:500].decode("utf-8", "replace")
+        if status >= 500:
+            raise StoreUnavailable(self.name, f"write failed ({status}): {text}")
+        if status == 404 and "database not found" in text:
             raise StoreRejected(self.name, f"database {self._url.database!r} not found; create it with "
                                 f"influx -execute 'CREATE DATABASE \"{self._url.database}\"'")
-        raise StoreRejected(self.name, f"write refused ({resp.status}): {text}")
+        raise StoreRejected(self.name, f"write refused ({status}): {text}")
 
     def query(self, series: SeriesKey, start: float, end: float, bucket: Optional[float] = None,
               aggregate: Aggregate = "mean", field: StoredField = "value") -> list[Point]:
@@ -97,3 +123,5 @@ class Influx1Store(Store):
 
     def close(self) -> None:
         self._http.clear()
+        if self._async is not None:
+            self._async.close()

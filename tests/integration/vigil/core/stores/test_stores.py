@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,3 +221,46 @@ def test_influx2_refuses_a_bad_event_alone_and_stores_the_rest(victoria_metrics:
     assert [e for e, _ in err.value.refused] == BAD_EVENTS
     rows = victoria_metrics.export('{__name__="temperature_value",device="bad-neighbours"}')
     assert [v for r in rows for v in r["values"]] == [0.0, 1.0, 2.0]
+
+
+# -- write_async: the bridge's write (InfluxDB 1.x on the event loop over a kept-alive connection) ---------------
+
+
+def test_write_async_stores_hostile_names_and_refuses_bad_events_alone(store: Store) -> None:
+    good = [ev(float(i), T0 + i, device=name, sensor=name) for i, name in enumerate(HOSTILE_NAMES)]
+
+    async def main() -> None:
+        await store.write_async(good)
+        await store.write_async(good)  # idempotent
+        with pytest.raises(EventsRefused) as err:
+            await store.write_async([ev(7.0, T0 + 50), *BAD_EVENTS, ev(8.0, T0 + 51)])
+        assert [e for e, _ in err.value.refused] == BAD_EVENTS
+
+    asyncio.run(main())
+    for i, name in enumerate(HOSTILE_NAMES):
+        assert store.query(SeriesKey("temperature", name, name), T0, T0 + 100) == [Point(T0 + i, float(i))]
+    assert [p.value for p in store.query(SERIES, T0, T0 + 100)] == [7.0, 8.0]
+
+
+def test_influx1_write_async_missing_database_is_a_clear_refusal(influxd: Influxd) -> None:
+    with open_store(influxd.url("no_such_db")) as s, pytest.raises(StoreRejected, match="database"):
+        asyncio.run(s.write_async([ev(1.0, T0)]))
+
+
+def test_influx1_write_async_down_is_unavailable_then_recovers_on_a_new_connection(private_influxd: Influxd) -> None:
+    db = private_influxd.create_database("vigil")
+
+    async def main(s: Store) -> None:
+        for i in range(100):  # one kept-alive connection
+            await s.write_async([ev(float(i), T0 + i)])
+        private_influxd.stop()
+        with pytest.raises(StoreUnavailable, match="cannot reach InfluxDB"):
+            await s.write_async([ev(100.0, T0 + 100)])
+        private_influxd.start()
+        await s.write_async([ev(100.0, T0 + 100)])
+        private_influxd.restart()  # the kept connection is dead: noticed on use and made again, no error
+        await s.write_async([ev(101.0, T0 + 101)])
+
+    with open_store(private_influxd.url(db)) as s:
+        asyncio.run(main(s))
+        assert [p.value for p in s.query(SERIES, T0, T0 + 200)] == [float(i) for i in range(102)]
