@@ -78,14 +78,18 @@ def invisible_character(value: str) -> Optional[str]:
 def validate_segment(value: object, what: str = "name") -> str:
     """Return ``value`` if it may stand as one topic level, else raise TopicError.
 
-    Refused: empty, ``+ # /``, NUL, a leading ``$``, over MAX_SEGMENT_BYTES, and any character of
-    INVISIBLE_CATEGORIES (controls, bidi and zero-width format characters, private use, surrogates,
+    Refused: empty, white space at either end, ``+ # /``, NUL, a leading ``$``, over MAX_SEGMENT_BYTES, and any
+    character of INVISIBLE_CATEGORIES (controls, bidi and zero-width format characters, private use, surrogates,
     line and paragraph separators).
     """
     if not isinstance(value, str):
         raise TopicError(what, repr(value), f"expected a string, got {type(value).__name__}")
     if not value:
         raise TopicError(what, value, "it is empty")
+    if not value.strip():
+        raise TopicError(what, value, "it is blank")
+    if value != value.strip():  # a tag and a name on screen that differ from what a person types
+        raise TopicError(what, value, "it starts or ends with white space")
     for ch, name in _FORBIDDEN.items():
         if ch in value:
             raise TopicError(what, value, f"it contains {name}")

@@ -217,6 +217,19 @@ def test_schema_name_rule_and_code_agree_on_every_code_point() -> None:
         assert refused_by_schema <= refused_by_code
 
 
+def test_schema_and_code_refuse_white_space_at_either_end_of_a_name_alike() -> None:
+    """The bridge stores a name as a tag; one that begins or ends with a space (or a no-break space, an em
+    space, ...) is a different tag from what a person types, so the contract refuses it at both ends, in the
+    schema as in validate_segment (the dashboard's fuzz test once sent U+00A0 + "x", valid by the schema)."""
+    level = reading_schema()["$defs"]["topicLevel"]["pattern"]
+    for c in (c for c in map(chr, range(0x110000)) if c.isspace()):
+        for name in (f"{c}x", f"x{c}", c):
+            with pytest.raises(TopicError):
+                validate_segment(name)
+            assert _schema_refuses(level, name), f"the schema takes {name!r}"
+    assert validate_segment("freezer 2") == "freezer 2" and not _schema_refuses(level, "freezer 2")
+
+
 @pytest.mark.parametrize("name", ["café", "温度", "Ω-3", "freezer 🧊", "naïve_room"])
 def test_visible_unicode_names_stay_allowed(name: str) -> None:
     assert validate_segment(name) == name
