@@ -16,7 +16,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
 from edge.agent import EdgeAgent
@@ -105,3 +107,40 @@ def test_killing_the_bridges_nats_node_under_load_loses_nothing_and_duplicates_n
             agent.stop()
         for p in procs:
             p.stop()
+
+
+def _client(cluster: NatsCluster, name: str, got: list[str]) -> mqtt.Client:
+    """A connected MQTT 3.1.1 client on node 0 that collects the topics it receives."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv311)
+    client.on_message = lambda _c, _u, msg: got.append(msg.topic)
+    client.connect("127.0.0.1", cluster.nodes[0].port)
+    client.loop_start()
+    assert wait_until(client.is_connected, timeout=10)
+    return client
+
+
+def test_what_the_nats_mqtt_gateway_lacks_as_docs_scaling_says(cluster: NatsCluster) -> None:
+    """docs/scaling.md's table: a shared subscription is granted as a literal topic and receives nothing,
+    and a '.' in a topic closes the publisher's connection. If NATS changes, change the table."""
+    got: list[str] = []
+    sub, pub = _client(cluster, "vigil-test-sub", got), _client(cluster, "vigil-test-pub", [])
+    try:
+        granted: list[int] = []
+        sub.on_subscribe = lambda _c, _u, _mid, codes, _p: granted.extend(c.value for c in codes)
+        sub.subscribe([("$share/g/t/#", 1), ("d/#", 1)])
+        assert wait_until(lambda: len(granted) == 2, timeout=10) and granted == [1, 1]
+        pub.publish("t/x", b"1", qos=1).wait_for_publish(10)
+        pub.publish("d/plain", b"2", qos=1).wait_for_publish(10)
+        assert wait_until(lambda: "d/plain" in got, timeout=10), got
+        time.sleep(0.5)
+        assert "t/x" not in got  # the "shared" subscription never matched
+        closed: list[bool] = []
+        pub.on_disconnect = lambda *_args: closed.append(True)
+        pub.publish("d/a.b", b"3", qos=1)
+        assert wait_until(lambda: bool(closed), timeout=10)  # NATS closed the connection
+        time.sleep(0.5)
+        assert "d/a.b" not in got
+    finally:
+        for client in (sub, pub):
+            client.loop_stop()
+            client.disconnect()
