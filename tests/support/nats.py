@@ -10,6 +10,8 @@ a minute).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -18,16 +20,20 @@ from typing import Any
 
 from tests.support.services import Service, free_port, tcp_open, wait_until
 
-__all__ = ["NatsCluster", "NatsNode"]
+__all__ = ["NATS_SERVER", "NatsCluster", "NatsNode"]
+
+# Debian installs it in /usr/sbin, which is not on a normal user's PATH.
+NATS_SERVER = shutil.which("nats-server", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin")
 
 
 class NatsNode(Service):
     """One node; ``port`` and ``url`` are its MQTT gateway's, ``http_port`` its monitoring endpoint's."""
 
-    binary = "nats-server"
+    binary = NATS_SERVER or "nats-server"
 
     def __init__(self, workdir: Path, name: str) -> None:
         super().__init__(workdir)
+        self.log = workdir / "nats-server.log"  # not under the binary's full path
         self.name = name
         self.client_port, self.route_port, self.http_port = free_port(), free_port(), free_port()
         self.routes: list[int] = []  # every node's route port, set by the cluster

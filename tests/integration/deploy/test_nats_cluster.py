@@ -11,7 +11,6 @@ the cluster holds each session, wherever its client connects.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +22,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
 from edge.agent import EdgeAgent
 from tests.support.failover import assert_each_stored_and_notified_once, connected_to, rules_file, stored, stored_keys
-from tests.support.nats import NatsCluster
+from tests.support.nats import NATS_SERVER, NatsCluster
 from tests.support.procs import VIGIL, Receiver, VigilProcess
 from tests.support.services import wait_until
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(shutil.which("nats-server") is None,
+              pytest.mark.skipif(NATS_SERVER is None,
                                  reason="nats-server is not installed (bash deploy/setup.sh --dev installs it)")]
 
 SENSORS = ("t0", "t1")
