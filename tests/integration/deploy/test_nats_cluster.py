@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.integration,
 # one sensor whose series partition 0/2 owns, one that 1/2 owns
 SENSORS = tuple(next(s for s in (f"t{n}" for n in range(64)) if owns(f"pi-1/{s}/temperature", (i, 2)))
                 for i in range(2))
-INTERVAL = 0.02  # each sensor: 100 readings a second in all (at 200/s the backlog did not always drain in 45 s)
+INTERVAL = 0.02  # each sensor: 100 readings a second in all (at 200/s the backlog did not always drain in 30 s)
 
 
 @pytest.fixture
