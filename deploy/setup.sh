@@ -34,6 +34,8 @@ if [ -f dashboard/web/package.json ]; then
   server_apt+=(nodejs=node npm=npm)     # the dashboard serves uPlot from dashboard/web/node_modules
 fi
 dev_apt=(mosquitto-clients=mosquitto_pub,mosquitto_sub influxdb=influxd victoria-metrics=victoria-metrics
+         # a three-node NATS cluster with its MQTT gateway: the clustered-broker test (docs/scaling.md)
+         nats-server=nats-server
          chromium=chromium openssl=openssl systemd=systemd-analyze strace=strace docker-compose=docker-compose
          # Playwright's driver (a node binary in the venv) links libatomic.so.1; without it every
          # browser test fails at set-up on a fresh Debian.

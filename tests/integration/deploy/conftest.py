@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.failover import record_queued
 from tests.support.mqttclient import Session
+from tests.support.procs import Receiver
 from tests.support.prodbroker import PASSWORDS, ProductionBroker, start_production_broker
 
 
@@ -55,3 +57,17 @@ def login(prod_broker: ProductionBroker) -> Iterator[object]:
     yield connect
     for s in sessions:
         s.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An HTTP receiver for apprise json:// notifications (closed after the test)."""
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, int]]:
+    """Every reading an edge agent of this test queues, as (sensor, time in ms): tests.support.failover."""
+    return record_queued(monkeypatch)

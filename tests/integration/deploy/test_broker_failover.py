@@ -8,30 +8,21 @@ engine connect to B once first, so that B queues their messages from the agent's
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edge import BufferConfig, EdgeConfig, MqttConfig, simulated_sensor
 from edge.agent import EdgeAgent
-from edge.queue import ReadingQueue
+from tests.support.failover import assert_each_stored_and_notified_once, connected_to, rules_file, stored, stored_keys
 from tests.support.procs import VIGIL, Receiver, VigilProcess
 from tests.support.services import Mosquitto, wait_until
 
 pytestmark = pytest.mark.integration
 
 SENSORS = ("t0", "t1")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
@@ -45,65 +36,10 @@ def brokers(tmp_path: Path) -> Iterator[tuple[Mosquitto, Mosquitto]]:
             broker.stop()
 
 
-def _rules(tmp_path: Path, receiver: Receiver) -> Path:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(f"""\
-receivers:
-  ops: ["{receiver.url}"]
-grouping: {{group_by: [rule, series], group_wait: 0s, group_interval: 1s}}
-rules:
-  - name: too-warm
-    match: {{metric: temperature}}
-    above: -100
-    severity: warning
-    notify: ops
-""")
-    return rules
-
-
-def _stored(db: Path) -> dict[str, tuple[int, int]]:
-    """Per sensor: rows stored and distinct times among them."""
-    if not db.exists():
-        return {}
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT sensor, count(*), count(DISTINCT ts) FROM readings WHERE device = 'pi-1' "
-                            "GROUP BY sensor").fetchall()
-    return {sensor: (n, distinct) for sensor, n, distinct in rows}
-
-
-def _stored_keys(db: Path) -> Counter[tuple[str, int]]:
-    """Every stored reading of pi-1 as (sensor, time in ms): a count above 1 would be a duplicate."""
-    with sqlite3.connect(db) as conn:
-        return Counter((sensor, round(ts / 1000)) for sensor, ts in
-                       conn.execute("SELECT sensor, ts FROM readings WHERE device = 'pi-1'"))
-
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, int]]:
-    """Every reading an agent queued, as (sensor, time in ms as sent): the readings to find stored.
-    Two readings of one sensor in one millisecond are one reading to the store (keyed by series and time)."""
-    keys: set[tuple[str, int]] = set()
-    put = ReadingQueue.put
-
-    def recording(self: ReadingQueue, sensor: str, topic: str, ts: float, build: Callable[[int], bytes]) -> int:
-        seq = put(self, sensor, topic, ts, build)
-        keys.add((sensor, round(round(ts, 3) * 1000)))  # as the payload carries it
-        return seq
-
-    monkeypatch.setattr(ReadingQueue, "put", recording)
-    return keys
-
-
-def _on(proc: VigilProcess, broker: Mosquitto) -> bool:
-    """The bridge or the engine said it connected to ``broker``."""
-    out = proc.output()
-    return f"connected to {broker.url}" in out or f"connected to the broker {broker.url}" in out
-
-
 def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_nothing(
         tmp_path: Path, brokers: tuple[Mosquitto, Mosquitto], receiver: Receiver, queued: set[tuple[str, int]]) -> None:
     a, b = brokers
-    rules = _rules(tmp_path, receiver)
+    rules = rules_file(tmp_path, receiver)
     db = tmp_path / "vigil.db"
     (tmp_path / "bridge").mkdir()
 
@@ -133,11 +69,11 @@ def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_n
                                  BufferConfig(str(tmp_path / "queue"), sync="batch", batch_interval=0.2,
                                               drain_rate=20000, max_inflight=100), interval=0.002))
     try:
-        assert wait_until(lambda: all(_on(p, a) for p in procs), timeout=30), \
+        assert wait_until(lambda: all(connected_to(p, a) for p in procs), timeout=30), \
             "\n".join(p.output()[-1500:] for p in procs)
         agent.start()
         started = time.monotonic()
-        assert wait_until(lambda: sum(n for n, _ in _stored(db).values()) >= 400, timeout=30), _stored(db)
+        assert wait_until(lambda: sum(n for n, _ in stored(db).values()) >= 400, timeout=30), stored(db)
         assert wait_until(lambda: len(receiver.bodies) >= len(SENSORS), timeout=30), receiver.bodies
         assert agent.link is not None and agent.link.broker.port == a.port
 
@@ -147,11 +83,11 @@ def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_n
         taken_before = sum(int(s["readings"]) for s in agent.sampler.status()) if agent.sampler else 0
         assert wait_until(lambda: agent.link is not None and agent.link.connected.is_set()
                           and agent.link.broker.port == b.port, timeout=15)
-        assert wait_until(lambda: all(_on(p, b) for p in procs), timeout=15), \
+        assert wait_until(lambda: all(connected_to(p, b) for p in procs), timeout=15), \
             "\n".join(p.output()[-1500:] for p in procs)
         moved = time.monotonic() - killed
-        before = sum(n for n, _ in _stored(db).values())
-        assert wait_until(lambda: sum(n for n, _ in _stored(db).values()) >= before + 400, timeout=30)
+        before = sum(n for n, _ in stored(db).values())
+        assert wait_until(lambda: sum(n for n, _ in stored(db).values()) >= before + 400, timeout=30)
         # caught up (what is queued goes out in the 2 s a stop gives it), on a busy machine too
         assert wait_until(lambda: agent.queue is not None and agent.queue.depth <= 100, timeout=30)
     finally:
@@ -161,13 +97,7 @@ def test_killing_one_broker_under_load_moves_every_part_to_the_other_and_loses_n
         assert agent.sampler is not None
         taken = {s["name"]: s["readings"] for s in agent.sampler.status()}
         assert sum(taken.values()) >= taken_before + 400, (taken_before, taken)  # as many again after the kill
-        # Every reading the agent queued is stored, exactly once.
-        assert wait_until(lambda: set(_stored_keys(db)) == queued, timeout=30), \
-            (len(_stored_keys(db)), len(queued), sorted(queued - set(_stored_keys(db)))[:10])
-        assert max(_stored_keys(db).values()) == 1
-        time.sleep(1.5)  # a second notification, if any, would arrive now
-        titles = Counter(body["title"] for body in receiver.bodies)
-        assert titles == Counter(f"[FIRING warning] too-warm pi-1/{s}/temperature" for s in SENSORS), titles
+        assert_each_stored_and_notified_once(db, queued, receiver, SENSORS)
         print(f"failover: every part on B {moved:.1f} s after A was killed; {len(queued)} readings stored once; "
               f"{rate:.0f} readings/s queued up to the kill")
     finally:
@@ -188,7 +118,7 @@ def test_two_mosquittos_bridged_as_docs_scaling_says_carry_readings_between_part
     except BaseException:
         b.stop()
         raise
-    rules = _rules(tmp_path, receiver)
+    rules = rules_file(tmp_path, receiver)
     db = tmp_path / "vigil.db"
     # the bridge on B (listed first), the engine and the agent on A
     procs = [VigilProcess([VIGIL, "bridge", "--broker", f"{b.url},{a.url}", "--store", f"sqlite:///{db}",
@@ -200,17 +130,17 @@ def test_two_mosquittos_bridged_as_docs_scaling_says_carry_readings_between_part
     agent = EdgeAgent(EdgeConfig("pi-1", (simulated_sensor("t0", interval=0.05),),
                                  MqttConfig(f"{a.url},{b.url}"), BufferConfig(str(tmp_path / "queue")), interval=0.05))
     try:
-        assert wait_until(lambda: _on(procs[0], b) and _on(procs[1], a), timeout=30), \
+        assert wait_until(lambda: connected_to(procs[0], b) and connected_to(procs[1], a), timeout=30), \
             "\n".join(p.output()[-1500:] for p in procs)
         assert wait_until(lambda: "as vigil-broker-a" in b.log.read_text(errors="replace"), timeout=30)  # A's bridge
         agent.start()
-        assert wait_until(lambda: _stored(db).get("t0", (0, 0))[0] >= 40, timeout=30), _stored(db)
+        assert wait_until(lambda: stored(db).get("t0", (0, 0))[0] >= 40, timeout=30), stored(db)
         assert wait_until(lambda: len(receiver.bodies) >= 1, timeout=30)  # the bridge's events reached A's engine
         assert agent.link is not None and agent.link.broker.port == a.port
         agent.stop()
         assert agent.queue is not None and agent.queue.depth == 0 and agent.sampler is not None
-        assert wait_until(lambda: set(_stored_keys(db)) == queued, timeout=20), (len(_stored_keys(db)), len(queued))
-        assert max(_stored_keys(db).values()) == 1
+        assert wait_until(lambda: set(stored_keys(db)) == queued, timeout=20), (len(stored_keys(db)), len(queued))
+        assert max(stored_keys(db).values()) == 1
         time.sleep(1.0)  # a second notification, if any, would arrive now
         assert [body["title"] for body in receiver.bodies] == ["[FIRING warning] too-warm pi-1/t0/temperature"]
     finally:
