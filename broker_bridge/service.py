@@ -35,7 +35,7 @@ from vigil.core import metrics
 from vigil.core.backoff import BROKER_RECONNECT_CAP, Rotation, backoff_delay
 from vigil.core.calibration import JOURNAL_NAME, CalibrationError
 from vigil.core.event import Event
-from vigil.core.health import HealthReporter
+from vigil.core.health import HealthReporter, offline_payload
 from vigil.core.poison import PoisonGuard, fingerprint
 from vigil.core.settings import MqttSettings, StoreSettings
 from vigil.core.stores import Store, open_store
@@ -200,7 +200,11 @@ class Bridge:
                     self.health.changed()
                     if ready is not None:
                         ready.set()
-                    await self._consume(link)
+                    try:
+                        await self._consume(link)
+                    except asyncio.CancelledError:
+                        self._say_stopped(link)
+                        raise
                 finally:
                     await link.close()
             except LinkError as exc:
@@ -393,6 +397,14 @@ class Bridge:
             problems.append("the store is unavailable: readings wait in the spool until it is back")
         return {"problems": problems, "store_ok": not self.writer.spooling, "spool_events": self.spool.events,
                 "lag_seconds": round(self.metrics.lag_seconds, 3), "counters": dict(self.metrics.counts)}
+
+    def _say_stopped(self, link: Link) -> None:
+        """A clean stop sends no last will: say offline ourselves, before the DISCONNECT (the same write queue)."""
+        try:
+            link.publish_now(self.health.topic, offline_payload("bridge", self.settings.client_id, "stopped"),
+                             retain=True)
+        except (LinkError, OSError, AttributeError):  # already gone: the last will speaks
+            pass
 
     async def _send_health(self, topic: str, payload: bytes) -> bool:
         if self._link is None or not self.connected.is_set():

@@ -143,3 +143,23 @@ async def test_hostile_device_names_are_stored_intact_or_refused(
     letters = [json.loads(p) for _, p in dead.messages]
     assert len(letters) == len(refused)
     assert all(letter["reason"] in ("topic", "name") for letter in letters), letters
+
+
+def test_a_clean_stop_says_offline_stopped_on_the_health_topic(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # A clean DISCONNECT sends no last will: without its own word the bridge stayed "ok" on its retained health
+    # after `systemctl stop`, and `vigil status` said so until the document grew old.
+    from tests.support.edge import retained
+
+    bridge = BridgeProcess(mosquitto, f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "bridge", client_id="b-stop")
+    bridge.start()
+    topic = "vigil/health/bridge/b-stop"
+
+    def health() -> dict[str, Any]:
+        message = retained(mosquitto, topic, timeout=1)
+        return {} if message is None else dict(message.json())
+
+    assert wait_until(lambda: health().get("state") == "ok", 20)
+    bridge.stop()
+    assert "vigil: stopped" in bridge.output(), bridge.output()[-2000:]
+    doc = health()
+    assert doc.get("state") == "offline" and doc.get("problems") == ["stopped"], doc
