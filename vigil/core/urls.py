@@ -167,12 +167,13 @@ def parse_broker_list(value: str | Sequence[str], env: Optional[Mapping[str, str
         if not isinstance(text, str) or not text.strip():
             raise UrlError(f"broker {i} of {len(texts)} is empty: a stray comma? "
                            "expected mqtt://a:1883,mqtt://b:1883")
-        b = parse_broker_url(text.strip(), env)
+        text = text.strip()
+        b = parse_broker_url(text, env)
         if brokers and b.tls != brokers[0].tls:
-            raise UrlError(f"{mask_url(text.strip())}: all brokers must use one scheme; the first is "
+            raise UrlError(f"{mask_url(text)}: all brokers must use one scheme; the first is "
                            f"{'mqtts' if brokers[0].tls else 'mqtt'}://")
         if any(o.host.lower() == b.host.lower() and o.port == b.port for o in brokers):
-            raise UrlError(f"{mask_url(text.strip())}: {b.host}:{b.port} is given twice")
+            raise UrlError(f"{mask_url(text)}: {b.address} is given twice")
         brokers.append(b)
     return brokers
 
