@@ -400,10 +400,12 @@ class Bridge:
 
     def _say_stopped(self, link: Link) -> None:
         """A clean stop sends no last will: say offline ourselves, before the DISCONNECT (the same write queue)."""
+        if link.lost.is_set():  # already gone: the last will speaks
+            return
         try:
             link.publish_now(self.health.topic, offline_payload("bridge", self.settings.client_id, "stopped"),
                              retain=True)
-        except (LinkError, OSError, AttributeError):  # already gone: the last will speaks
+        except OSError:
             pass
 
     async def _send_health(self, topic: str, payload: bytes) -> bool:
