@@ -206,7 +206,8 @@
         scales: { x: { time: true, min: p.start, max: p.end }, y: { range: [Math.min(...ys) - 1, Math.max(...ys) + 1] } },
         axes: [axis, { ...axis, size: 60 }],
         series: [{}, { label: sid, stroke: cssVar("--accent"), width: 2, points: { show: false } }],
-        hooks: { drawClear: [(u) => shade(u, s.periods)], draw: [(u) => thresholds(u, levels)] },
+        // Drawn over the grid: a grid line (midnight) across a narrow band hid half of it.
+        hooks: { draw: [(u) => shade(u, s.periods), (u) => thresholds(u, levels)] },
       }, [h.points.map((x) => x[0]), h.points.map((x) => x[1])], chartBox);
       chartBox.dataset.firing = String(s.periods.filter((x) => x.state === "firing").length);
     }

@@ -40,7 +40,7 @@ async function sensorPage() {
   function drawOverlays(u, h) {
     const ctx = u.ctx, { left, top, width, height } = u.bbox, dpr = devicePixelRatio;
     ctx.save();
-    // Pending and firing periods: shaded bands behind the readings.
+    // Pending and firing periods: translucent bands over the grid and the readings.
     for (const p of alertPeriods(h.alerts, h.end)) {
       const x0 = Math.max(left, u.valToPos(p.from, "x", true)), x1 = Math.min(left + width, u.valToPos(p.to, "x", true));
       if (x1 <= x0) continue;
@@ -128,7 +128,8 @@ async function sensorPage() {
       cursor: { drag: { x: true, y: false } },
       legend: { show: !phone },
       hooks: {
-        drawClear: [(u) => drawOverlays(u, h)],
+        // Over the grid and the readings: a grid line at the time of an alert hid its line (an alert at midnight).
+        draw: [(u) => drawOverlays(u, h)],
         setSelect: [(u) => {
           if (u.select.width < 5) return;
           const a = u.posToVal(u.select.left, "x"), z = u.posToVal(u.select.left + u.select.width, "x");

@@ -129,12 +129,20 @@ async def test_an_invalid_edit_shows_its_line_and_not_saved(dashboard: Running, 
     await page.context.close()
 
 
-# The excursion's firing stretch in the chart, as the share of the plot's width tinted red.
+# The excursion's firing stretch in the chart, as the share of the canvas's width tinted red: the commonest count of
+# red pixels over the rows that have any (the band spans the plot's height; a threshold's line or the readings'
+# line crosses a few rows).
 FIRING_SHARE = """() => {
   const c = document.querySelector('.preview-chart canvas'); const g = c.getContext('2d');
-  const row = g.getImageData(0, Math.round(c.height * 0.15), c.width, 1).data;
-  let red = 0; for (let i = 0; i < row.length; i += 4) if (row[i] - row[i + 1] > 30) red++;
-  return red / c.width;
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  const seen = new Map();
+  for (let y = 0; y < c.height; y++) {
+    let red = 0;
+    for (let i = y * c.width * 4; i < (y + 1) * c.width * 4; i += 4) if (d[i] - d[i + 1] > 30) red++;
+    if (red) seen.set(red, (seen.get(red) || 0) + 1);
+  }
+  const [mode] = [...seen.entries()].sort((a, b) => b[1] - a[1])[0] || [0];
+  return mode / c.width;
 }"""
 
 
@@ -161,10 +169,10 @@ async def test_a_preview_draws_the_fired_period_and_counts_the_notifications(
     assert "FIRING from" in periods and "(55 min)" in periods and "pending from" in periods
     if not dark:
         share = await page.evaluate(FIRING_SHARE)
-        # 55 min of 24 h is 0.038 of the plot; on the phone the band measured 0.018 at some times of day (seen
-        # 2026-12-04 05:35 UTC, fine at 04:50): the cause is not found yet (the band's edge against the plot's
-        # edge?); the bound still fails for no band and for a band far too wide.
-        assert 0.01 < share < 0.08, f"the 55 firing minutes of 24 h are drawn ({share:.3f} of the width)"
+        # 55 min of 24 h is 0.038 of the plot, less of the canvas, which holds the axis too: the phone's band is 8
+        # of 342 pixels (0.023) at every time of day. It was drawn under the grid, and between 05:00 and 06:00 UTC
+        # the midnight grid line crossed it and hid 2 of its 8 (0.018): it is now drawn over the grid.
+        assert 0.019 < share < 0.08, f"the 55 firing minutes of 24 h are drawn ({share:.3f} of the width)"
     assert rules_file(dashboard).read_text() == RULES, "a preview saves nothing"
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"dashboard-rules-preview-{name}.png"), full_page=True)
