@@ -5,8 +5,9 @@
 #                                      (python3-venv and vigil[edge], not editable: no Node.js, no Mosquitto,
 #                                      no server packages)
 #   bash deploy/setup.sh --dev         the server, and everything the tests need (Mosquitto's clients, influxd,
-#                                      victoria-metrics, chromium and libatomic1 for the browser tests; openssl,
-#                                      systemd-analyze, strace and docker-compose for the deploy checks)
+#                                      victoria-metrics, nats-server, postgresql, chromium and libatomic1 for
+#                                      the browser tests; openssl, systemd-analyze, strace and docker-compose
+#                                      for the deploy checks)
 #   bash deploy/setup.sh --print-plan [--edge|--dev]   print what that mode installs, install nothing
 # Idempotent: a second run installs only what is missing. Each step says what it does, and
 # apt, pip and npm show their own progress.
@@ -20,7 +21,7 @@ for arg in "$@"; do
     --edge) mode=edge ;;
     --dev) mode=dev ;;
     --print-plan) plan=1 ;;
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | cut -c3-; exit 0 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | cut -c3-; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg'; use --edge, --dev, --print-plan or --help" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +37,8 @@ fi
 dev_apt=(mosquitto-clients=mosquitto_pub,mosquitto_sub influxdb=influxd victoria-metrics=victoria-metrics
          # a three-node NATS cluster with its MQTT gateway: the clustered-broker test (docs/scaling.md)
          nats-server=nats-server
+         # PostgreSQL's initdb and server: the rule-engine failover tests start private ones (no cluster on :5432)
+         postgresql=
          chromium=chromium openssl=openssl systemd=systemd-analyze strace=strace docker-compose=docker-compose
          # Playwright's driver (a node binary in the venv) links libatomic.so.1; without it every
          # browser test fails at set-up on a fresh Debian.
@@ -83,6 +86,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "    missing: ${missing[*]}; apt-get update, then apt-get install (apt shows its progress)"
   $SUDO apt-get update
+  # Debian's postgresql would make and start a cluster on :5432 that nothing of Vigil's uses (the failover
+  # tests start private ones): tell postgresql-common not to, before it is installed.
+  if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false  # bash deploy/setup.sh --dev (Vigil)" \
+      | $SUDO tee /etc/postgresql-common/createcluster.d/vigil.conf >/dev/null
+  fi
   # The Debian packages start their own services (mosquitto, influxdb); the tests start private
   # ones on ports of their own.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"

@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 # The helpers' asserts explain themselves as a conftest's would (before the first import of tests.support).
 pytest.register_assert_rewrite("tests.support")
 
+from tests.support.postgres import Postgres  # noqa: E402
 from tests.support.services import RUNNING, Influxd, Mosquitto, VictoriaMetrics, child_pids  # noqa: E402
 
 # This machine is shared and noisy: a property test is about correctness, never about speed.
@@ -69,6 +70,29 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victo
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """One private PostgreSQL for the session (initdb takes a second or two)."""
+    server = Postgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres(postgres_server: Postgres) -> Postgres:
+    """The session's PostgreSQL, started again if a test stopped it."""
+    if not postgres_server.running:
+        postgres_server.start()
+    return postgres_server
+
+
+@pytest.fixture
+def pg_url(postgres: Postgres) -> str:
+    """A fresh database in the private PostgreSQL; returns its postgresql:// URL."""
+    return postgres.create_database()
 
 
 @pytest.fixture(autouse=True)
