@@ -1,0 +1,104 @@
+"""The state database's two kinds: an SQLite file (the default, one box) or PostgreSQL (several rule engines that
+share their state and take over each other's partitions: docs/scaling.md).
+
+The engine's modules are written against :class:`sqlite3.Connection`'s small interface (``execute``,
+``executemany``, ``executescript``, ``close``) with ``?`` placeholders. :class:`PgConnection` offers the same on
+psycopg 3, so one statement serves both where SQLite and PostgreSQL agree (``INSERT ... ON CONFLICT``, ``CASE``,
+``coalesce``); where they do not (column types, ``INSERT OR REPLACE``, ``json_extract``, two-argument ``max``), a
+module asks :func:`dialect` and says both. Transactions are explicit on both (``BEGIN`` ... ``COMMIT`` on an
+autocommit connection); ``BEGIN IMMEDIATE`` becomes ``BEGIN`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Optional, Union
+
+__all__ = ["Connection", "PgConnection", "connect", "dialect", "is_postgres", "redact"]
+
+Dialect = Literal["sqlite", "postgresql"]
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(target: str) -> bool:
+    """Whether a state setting names a PostgreSQL database (a ``postgresql://`` URL) rather than a file."""
+    return target.strip().lower().startswith(_SCHEMES)
+
+
+def redact(target: str) -> str:
+    """The setting with any password replaced by ``***``, for logs and errors."""
+    if not is_postgres(target):
+        return target
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(target)
+    if parts.password is None:
+        return target
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_pg(sql: str) -> str:
+    """SQLite's statement text in psycopg's: ``?`` to ``%s`` (a literal ``%`` doubled); BEGIN IMMEDIATE to BEGIN."""
+    if sql.lstrip().upper().startswith("BEGIN IMMEDIATE"):
+        return "BEGIN"
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PgConnection:
+    """A psycopg 3 connection in autocommit mode, with sqlite3.Connection's ``execute`` interface.
+
+    Statements use ``?`` placeholders (none may hold a literal ``?``); ``execute`` returns a cursor with
+    ``fetchone``/``fetchall``/``rowcount`` as sqlite3's does.
+    """
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str, *, application_name: str = "vigil") -> None:
+        import psycopg
+
+        self.url = url
+        self._conn = psycopg.connect(url, autocommit=True, application_name=application_name, connect_timeout=10)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(_to_pg(sql), tuple(params) if params else None)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        cur = self._conn.cursor()
+        rows = [tuple(r) for r in rows]
+        if rows:
+            cur.executemany(_to_pg(sql), rows)
+        return cur
+
+    def executescript(self, script: str) -> None:
+        """Several statements without parameters (schema)."""
+        self._conn.execute(script)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+Connection = Union[sqlite3.Connection, PgConnection]
+
+
+def dialect(conn: Any) -> Dialect:
+    """"postgresql" for a :class:`PgConnection`, else "sqlite"."""
+    return "postgresql" if isinstance(conn, PgConnection) else "sqlite"
+
+
+def connect(target: str, *, application_name: str = "vigil", timeout: Optional[float] = None) -> Connection:
+    """A connection to the state database: a :class:`PgConnection` for a ``postgresql://`` URL, else sqlite3's
+    (autocommit, ``check_same_thread=False``) for a file path."""
+    if is_postgres(target):
+        return PgConnection(target, application_name=application_name)
+    return sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                           timeout=5.0 if timeout is None else timeout)
