@@ -25,7 +25,7 @@ import dataclasses
 import heapq
 import logging
 import math
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from alerting import excursion, ledger
 from alerting.acks import Acknowledging
@@ -41,7 +41,7 @@ from alerting.transition import AlertState, Transition, TransitionSink, notifiab
 from vigil.core.clock import Clock, SystemClock
 from vigil.core.event import Event
 
-__all__ = ["LATE_AFTER", "Engine"]
+__all__ = ["LATE_AFTER", "Engine", "PartitionLost"]
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,24 @@ OK, PENDING, FIRING, RESOLVED, FLAPPING, CLEARED = (
     AlertState.CLEARED)
 
 
+class PartitionLost(Exception):
+    """This engine no longer owns its partition of a shared state (alerting/failover.py): the commit that found
+    it out was rolled back, and the engine must stop (another owns the partition now)."""
+
+    final = True  # alerting/guard.py's supervised(): not started again
+
+
 class Engine(Acknowledging):
     """Evaluates rules; returns the transitions of each call after committing them."""
 
     def __init__(self, rules: RuleSet, *, state: Optional[StateDB] = None, sink: Optional[TransitionSink] = None,
                  clock: Optional[Clock] = None, partition: tuple[int, int] = (0, 1),
-                 dashboard_url: Optional[str] = None, reconnect_grace: float = DEVICE_RECONNECT_GRACE) -> None:
+                 dashboard_url: Optional[str] = None, reconnect_grace: float = DEVICE_RECONNECT_GRACE,
+                 fence: Optional[Callable[[Any], None]] = None) -> None:
         self.clock: Clock = clock or SystemClock()
+        #: called inside every commit's transaction with its connection (engines sharing a PostgreSQL state:
+        #: alerting/failover.py): raises when this engine no longer owns its partition, so nothing commits
+        self.fence = fence
         self.reconnect_grace = reconnect_grace
         self.state = state
         self.sink = sink
@@ -455,6 +466,8 @@ class Engine(Acknowledging):
         rows, self._rows = self._rows, []
         if self.state is not None:
             with self.state.transaction() as conn:
+                if self.fence is not None:
+                    self.fence(conn)
                 for kind, key, body, at in rows:
                     ledger.append(conn, kind, key, body, at)
                 self.state.save_alerts(self._dirty_alerts.values())
@@ -489,8 +502,11 @@ class Engine(Acknowledging):
                 self.intake.raw[sid].last_seen = last_seen
         state.keep_learned(self.index.rules)
         for key, blob in state.load_learned():
-            self.intake.restore(key, blob)
+            if owns(key.partition("/")[2], self.partition):  # a shared state holds the other partitions' too
+                self.intake.restore(key, blob)
         for rec in state.load_alerts():
+            if not owns(rec.series, self.partition):
+                continue
             c = self.index.get(rec.rule)
             if c is None:
                 self._forget_removed(rec)

@@ -43,7 +43,10 @@ async def supervised(name: str, work: Callable[[], Awaitable[None]], restarts: C
         try:
             await work()
             return
-        except Exception:
+        except Exception as exc:
+            if getattr(exc, "final", False):  # e.g. PartitionLost: waits to be cancelled by its owner
+                log.warning("task %s stopped: %s", name, exc)
+                await asyncio.Event().wait()
             attempt += 1
             restarts[name] += 1
             delay = backoff_delay(attempt, cap)

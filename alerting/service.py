@@ -24,21 +24,22 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import aiomqtt
 
 from alerting import metrics as alerting_metrics
 from alerting.catchup import CatchUp
 from alerting.delivery import AlertDispatcher, make_dispatcher, warm_apprise
-from alerting.engine import Engine
+from alerting.engine import Engine, PartitionLost
 from alerting.guard import Guard, guard_parts, supervised
 from alerting.inhand import InHand, in_hand_path
 from alerting.mqttloop import keep_connected, publish_states, send_health
 from alerting.notify.config import NotifyConfig
+from alerting.notify.dispatcher import Dispatcher
 from alerting.notify.outbox import Outbox
 from alerting.notify.policy import receivers_for
 from alerting.partition import parse_partition
@@ -57,6 +58,7 @@ from vigil.core.event import Event, EventDecodeError
 from vigil.core.health import HealthReporter, parse_health
 from vigil.core.jsonlimits import too_deep
 from vigil.core.settings import MqttSettings, StoreSettings
+from vigil.core.sqldb import is_postgres, redact
 from vigil.core.stores import Store, open_store
 from vigil.core.topics import TopicError, Topics
 
@@ -111,6 +113,8 @@ class AlertService:
         """One message from the broker; never raises (a bad message is logged and skipped)."""
         try:
             self._handle(topic, payload)
+        except PartitionLost:
+            raise  # not the message's fault: this engine must stop (alerting/failover.py)
         except Exception as exc:  # one bad message must not stop the engine
             self.rejected += 1
             self.guard.refuse(topic, f"failed: {type(exc).__name__}", str(exc), exc)
@@ -382,30 +386,61 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
     ``data_dir`` the site's data directory (vigil.yaml's ``data_dir``): the link secret the dashboard checks
     links with, the bridge's calibration journal, and the scheduled reports' files (default: the state
     file's directory).
+
+    A ``postgresql://`` state is shared by several engines that take over each other's partitions
+    (alerting/failover.py); a file is this engine's own.
     """
     clock = clock or SystemClock()
+    if is_postgres(settings.state):
+        from alerting.failover import serve_shared
+
+        await serve_shared(settings, mqtt, store, public_url=public_url, zone=zone, clock=clock, ready=ready,
+                           data_dir=data_dir)
+        return
     rules = _load_rules(settings.rules)
-    with contextlib.ExitStack() as closing:  # closed in reverse: in_hand, dispatcher, engine flushed, store, db
+    with contextlib.ExitStack() as closing:  # closed in reverse: dispatcher, store
+        history = open_history(store, rules, closing)
+        async with engine_parts(settings, mqtt, rules, history, store, clock, public_url=public_url, zone=zone,
+                                data_dir=data_dir, in_hand=in_hand_path(settings.state)) as (service, dispatcher,
+                                                                                              reports):
+            await run_engine(service, dispatcher, history, clock, ready, reports)
+
+
+def open_history(store: Union[Store, StoreSettings], rules: RuleSet, closing: contextlib.ExitStack) -> Optional[Store]:
+    """The store the rules read (opened here, closed by ``closing``), the one given, or None if no rule needs it."""
+    if isinstance(store, Store):
+        return store
+    if wants_store(store, rules):
+        history = open_store(store.store_url(), retention=store.retention)
+        closing.callback(history.close)
+        return history
+    return None
+
+
+@contextlib.asynccontextmanager
+async def engine_parts(settings: AlertingSettings, mqtt: MqttSettings, rules: RuleSet, history: Optional[Store],
+                       store: Union[Store, StoreSettings], clock: Clock, *, public_url: Optional[str],
+                       zone: Optional[dt.tzinfo], data_dir: Optional[str], in_hand: Union[str, Path],
+                       fence: Optional[Callable[[Any], None]] = None,
+                       dispatcher: Optional[Dispatcher] = None) -> AsyncIterator[
+                           tuple[AlertService, AlertDispatcher, Optional[ReportScheduler]]]:
+    """One engine on its state, its service, its dispatcher (made here unless given) and, on partition 0,
+    the scheduled reports; closed in reverse on the way out (in_hand, dispatcher, engine flushed, state)."""
+    with contextlib.ExitStack() as closing:
         db = StateDB(settings.state)
         closing.callback(db.close)
         outbox = Outbox(db.conn)
         outbox.create_tables()
-        if isinstance(store, Store):
-            history: Optional[Store] = store
-        elif wants_store(store, rules):
-            history = open_store(store.store_url(), retention=store.retention)
-            closing.callback(history.close)
-        else:
-            history = None
         engine = Engine(rules, state=db, sink=outbox, clock=clock, partition=parse_partition(settings.partition),
-                        dashboard_url=public_url, reconnect_grace=settings.device_reconnect_grace)
+                        dashboard_url=public_url, reconnect_grace=settings.device_reconnect_grace, fence=fence)
         closing.callback(engine.flush, learned=True)  # what the conditions learned, too
-        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url,
-                                     secret_dir=data_dir)
-        closing.callback(dispatcher.close)
-        await asyncio.to_thread(warm_apprise)
+        if dispatcher is None:
+            dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url,
+                                         secret_dir=data_dir)
+            closing.callback(dispatcher.close)
+            await asyncio.to_thread(warm_apprise)
         service = AlertService(settings, mqtt, engine, rules_path=settings.rules, notify=rules.notify,
-                               dispatcher=dispatcher, in_hand=in_hand_path(settings.state))
+                               dispatcher=dispatcher, in_hand=in_hand)
         closing.callback(service.in_hand.close)
         guard_parts(service, db, clock)
         # scheduled reports (rules' reports:), made once for all partitions: by partition 0
@@ -415,13 +450,15 @@ async def serve(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Sto
         if reports is not None:
             closing.callback(reports.close)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), settings.rules,
-                 settings.state, len(engine.active()))
-        await _run(service, dispatcher, history, clock, ready, reports)
+                 redact(settings.state), len(engine.active()))
+        yield service, dispatcher, reports
 
 
-async def _run(service: AlertService, dispatcher: AlertDispatcher, store: Optional[Store], clock: Clock,
-               ready: Optional[asyncio.Event], reports: Optional[ReportScheduler] = None) -> None:
-    """The engine's tasks, each started again if it fails (alerting/guard.py), until cancelled."""
+async def run_engine(service: AlertService, dispatcher: AlertDispatcher, store: Optional[Store], clock: Clock,
+                     ready: Optional[asyncio.Event], reports: Optional[ReportScheduler] = None, *,
+                     deliver: bool = True, metrics: bool = True) -> None:
+    """The engine's tasks, each started again if it fails (alerting/guard.py), until cancelled; without
+    ``deliver`` and ``metrics``, the dispatcher's loop and the metrics are another's (alerting/failover.py)."""
     restarts = service.guard.restarts
     engine = service.engine
     async with asyncio.TaskGroup() as tg:
@@ -430,8 +467,9 @@ async def _run(service: AlertService, dispatcher: AlertDispatcher, store: Option
 
         task("alerting-mqtt", partial(keep_connected, service, ready))
         task("alerting-publish", partial(publish_states, service))
-        task("alerting-metrics", partial(alerting_metrics.run, service, service.settings.state,
-                                         service.settings.metrics_listen))
+        if metrics:
+            task("alerting-metrics", partial(alerting_metrics.run, service, service.settings.state,
+                                             service.settings.metrics_listen))
         task("alerting-timers", partial(service.timers, clock))
         task("alerting-flush", partial(service.flusher, clock))
         task("alerting-health", partial(service.health.run, partial(send_health, service)))
@@ -443,7 +481,8 @@ async def _run(service: AlertService, dispatcher: AlertDispatcher, store: Option
             task("alerting-store-rules", partial(run_store_rules, engine, store, clock, service.publish))
         if store is not None:
             tg.create_task(seed_windows(engine, store, clock), name="alerting-seed-windows")
-        task("alerting-dispatcher", dispatcher.run)
+        if deliver:
+            task("alerting-dispatcher", dispatcher.run)
         if reports is not None:
             task("alerting-reports", reports.run)
 

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 RULE = "vigil-pipeline"
 SERIES = "vigil/watchdog/pipeline"
 _SCHEMA = "CREATE TABLE IF NOT EXISTS watchdog_state (key TEXT PRIMARY KEY, state TEXT NOT NULL, " \
-    "since REAL NOT NULL, last_transition TEXT)"
+    "since DOUBLE PRECISION NOT NULL, last_transition TEXT)"  # SQLite's REAL; PostgreSQL's REAL is 4 bytes
 
 
 def _input(key: str) -> bool:
@@ -289,8 +289,10 @@ class Watchdog:
                 message.replace("\n", " "))
         if self.state is not None:
             with self.state.transaction() as conn:
-                conn.execute("INSERT OR REPLACE INTO watchdog_state (key, state, since, last_transition) "
-                             "VALUES (?, ?, ?, ?)", (RULE, state.value, self.fired_at, t.to_json()))
+                conn.execute("INSERT INTO watchdog_state (key, state, since, last_transition) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (key) DO UPDATE SET state = excluded.state, since = excluded.since, "
+                             "last_transition = excluded.last_transition",
+                             (RULE, state.value, self.fired_at, t.to_json()))
                 if self.sink is not None:
                     self.sink.enqueue(t)
         elif self.sink is not None:
