@@ -87,11 +87,11 @@ def _pg(ddl: str) -> str:
     return ddl.replace(" REAL", " DOUBLE PRECISION")
 
 
-C = TypeVar("C", bound=sqldb.Connection)
+_Conn = TypeVar("_Conn", bound=sqldb.Connection)
 
 
 @contextmanager
-def immediate_transaction(conn: C) -> Iterator[C]:
+def immediate_transaction(conn: _Conn) -> Iterator[_Conn]:
     """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (ROLLBACK on an exception); BEGIN on PostgreSQL."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -190,8 +190,9 @@ class StateDB:
             import psycopg
         except ImportError as exc:
             raise StateError(shown, "a PostgreSQL state database needs psycopg (the server extra)") from exc
+        conn = None
         try:
-            self.conn = sqldb.connect(self.path, application_name="vigil-alerting")
+            self.conn = conn = sqldb.connect(self.path, application_name="vigil-alerting")
             with self.transaction():
                 ledger.lock(self.conn)  # engines starting together: one creates the tables, the others wait
                 self.conn.executescript(_pg(_SCHEMA))
@@ -200,9 +201,11 @@ class StateDB:
                     "WHERE table_schema = current_schema() AND table_name = 'alert_state'")}
                 for name, kind in _ADDED_COLUMNS.items():
                     if name not in columns:
-                        self.conn.execute(f"ALTER TABLE alert_state ADD COLUMN IF NOT EXISTS {name} {_pg(' ' + kind)}")
+                        self.conn.execute(f"ALTER TABLE alert_state ADD COLUMN IF NOT EXISTS {_pg(f'{name} {kind}')}")
                 ledger.create(self.conn)
         except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()
             password = urlsplit(self.path).password
             message = str(exc).strip()
             if password:

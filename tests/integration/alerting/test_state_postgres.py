@@ -15,9 +15,13 @@ import psycopg
 import pytest
 
 from alerting import ledger
+from alerting.engine import Engine
 from alerting.notify.outbox import OUTBOX_TABLE, Outbox
+from alerting.rules import load_rules_text
 from alerting.state import StateDB, StateError, immediate_transaction
+from alerting.transition import AlertState, Transition
 from tests.support.dispatcher import transition
+from tests.support.engine import T0, ev, feed
 from tests.support.postgres import Postgres
 from tests.unit.alerting.test_ledger import (
     test_a_changed_row_is_found,
@@ -39,6 +43,7 @@ from tests.unit.alerting.test_state import (
     test_learned_state_is_upserted_deleted_and_kept_only_for_live_rules,
     test_notes_and_firings_are_read_from_the_ledger,
 )
+from vigil.core.clock import ManualClock
 from vigil.core.sqldb import PgConnection, connect
 
 pytestmark = pytest.mark.integration
@@ -139,6 +144,40 @@ def test_engines_opening_one_fresh_database_together_all_succeed(pg_url: str) ->
         db.close()
 
 
+def test_an_engine_on_postgresql_fires_rolls_back_a_failed_commit_and_restores_after_a_restart(pg_url: str) -> None:
+    class Failing(Outbox):
+        fail = False
+
+        def enqueue(self, t: Transition) -> None:
+            super().enqueue(t)
+            if self.fail:
+                raise OSError("gone")
+
+    rules, _ = load_rules_text("rules: [{name: hot, above: 30, latch: true}]", "t.yaml")
+    clock = ManualClock(T0)
+    db = StateDB(pg_url)
+    sink = Failing(db.conn)
+    sink.create_tables()
+    e = Engine(rules, state=db, sink=sink, clock=clock)
+    feed(e, clock, 35.0)
+    clock.advance(20)
+    sink.fail = True
+    with pytest.raises(OSError):
+        feed(e, clock, 20.0)  # the clear's commit fails: its state, ledger row and outbox row are rolled back
+    db.close()
+    db2 = StateDB(pg_url)
+    e2 = Engine(rules, state=db2, sink=Outbox(db2.conn), clock=clock)
+    assert e2.alerts["hot/freezer-1/t0/temperature"].state == AlertState.FIRING
+    e2.on_event(ev(20.0, T0 + 20))  # the broker delivers the reading again
+    e2.on_event(ev(20.0, T0 + 20))
+    assert [x.kind for x in ledger.entries(db2.conn)] == ["fired", "cleared"] and ledger.verify(db2.conn) == []
+    states = [Transition.from_json(r[0]).state for r in db2.conn.execute(
+        f"SELECT body FROM {OUTBOX_TABLE} ORDER BY seq").fetchall()]
+    assert states == [AlertState.FIRING, AlertState.CLEARED]
+    assert [(r.rule, r.state) for r in db2.load_alerts()] == [("hot", AlertState.CLEARED)]
+    db2.close()
+
+
 # -- the outbox ---------------------------------------------------------------------------------------------------
 
 def _outbox(pg_url: str) -> tuple[PgConnection, Outbox]:
@@ -165,7 +204,7 @@ def test_enqueue_joins_the_callers_transaction_and_is_idempotent(pg_url: str) ->
             outbox.enqueue(t)
     rows = other.execute(f"SELECT seq, id, key, body, done FROM {OUTBOX_TABLE}").fetchall()
     assert [(r[1], r[2], r[4]) for r in rows] == [(t.id, "freezer-warm/freezer-1/t0/temperature", 0)]
-    assert type(t).from_json(rows[0][3]) == t
+    assert Transition.from_json(rows[0][3]) == t
     c.close()
     other.close()
 
