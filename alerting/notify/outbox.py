@@ -8,7 +8,10 @@ reads them (``seq > after``).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from alerting import ledger
+from alerting.state import immediate_transaction
 from alerting.transition import Transition
 from vigil.core.sqldb import Connection, dialect
 
@@ -38,8 +41,13 @@ class Outbox:
 
     def create_tables(self) -> None:
         """Create the outbox table if it is missing (safe to call on every start)."""
-        ledger.lock(self._conn)  # on PostgreSQL, two processes creating one table at once can fail
-        self._conn.execute(_PG_SCHEMA if dialect(self._conn) == "postgresql" else _SCHEMA)
+        if dialect(self._conn) == "sqlite":
+            self._conn.execute(_SCHEMA)
+            return
+        # two processes creating one table at once can fail on PostgreSQL: under the lock, in a transaction
+        with nullcontext() if self._conn.in_transaction else immediate_transaction(self._conn):
+            ledger.lock(self._conn)
+            self._conn.execute(_PG_SCHEMA)
 
     def enqueue(self, t: Transition) -> None:
         """Insert ``t`` without committing: the caller commits it with its own state change.

@@ -130,7 +130,9 @@ def test_engines_opening_one_fresh_database_together_all_succeed(pg_url: str) ->
     def open_one() -> None:
         try:
             start.wait(timeout=30)
-            opened.append(StateDB(pg_url))
+            db = StateDB(pg_url)
+            opened.append(db)
+            Outbox(db.conn).create_tables()  # as service.py does, outside a transaction
         except BaseException as exc:
             errors.append(exc)
 
