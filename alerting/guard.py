@@ -163,7 +163,7 @@ def guard_parts(service: AlertService, db: StateDB, clock: Clock) -> None:
         watchdog = service.guard.watchdog
         service.guard.heartbeat = Heartbeat(settings.heartbeat, lambda: watchdog is None or watchdog.healthy, clock)
     if service.dispatcher is not None:
-        reader = NotifyState(db.conn, create=False)
+        reader = NotifyState(db.conn, create=False)  # type: ignore[arg-type, unused-ignore]  # NotifyState: sqlite3
         service.guard.failing = lambda: reader.failing(
             service.notify_config.delivery.failing_after if service.notify_config is not None else 3)
 

@@ -18,20 +18,25 @@ Kinds of rows (``key`` is the alert's ``rule/series``, or a series for ``seal``)
     report     a report was made: id, start, end, units
 
 The engine and the dispatcher append inside their own write transactions (``BEGIN IMMEDIATE``), which
-SQLite serialises, so the chain stays one line even with two connections to the file. Standard library
-only.
+SQLite serialises, so the chain stays one line even with two connections to the file. On PostgreSQL
+(vigil.core.sqldb), where several engines and dispatchers share one ledger table and writers are not
+serialised, an appender first takes the transaction-scoped advisory lock :data:`PG_LOCK` (:func:`lock`), in a
+statement of its own before it reads the head (under READ COMMITTED each statement sees what was committed
+when it began), and holds it until its commit: rows are numbered and chained in commit order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["GENESIS", "KINDS", "Entry", "append", "create", "entries", "entry_hash", "head", "verify"]
+from vigil.core.sqldb import Connection, dialect
+
+__all__ = ["GENESIS", "KINDS", "PG_LOCK", "Entry", "append", "create", "entries", "entry_hash", "head", "lock",
+           "verify"]
 
 GENESIS = "0" * 64
 KINDS = ("fired", "cleared", "resolved", "told", "acked", "note", "seal", "report")
@@ -42,6 +47,11 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS ledger_key ON ledger (key, seq)",
     "CREATE INDEX IF NOT EXISTS ledger_kind ON ledger (kind, at)",
 )
+_PG_SCHEMA = (_SCHEMA[0].replace("seq INTEGER", "seq BIGINT").replace(" REAL", " DOUBLE PRECISION"), *_SCHEMA[1:])
+
+#: PostgreSQL's advisory lock key (a fixed 64-bit constant: "VIGILLDG" in ASCII) held by a transaction that
+#: appends to the ledger, enqueues in the outbox or sets up the schema; held until its COMMIT or ROLLBACK
+PG_LOCK = 0x564947494C4C4447
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +65,21 @@ class Entry:
     hash: str
 
 
-def create(conn: sqlite3.Connection) -> None:
+def lock(conn: Connection) -> None:
+    """On PostgreSQL, wait for :data:`PG_LOCK` and hold it until the transaction ends; nothing on SQLite (its
+    ``BEGIN IMMEDIATE`` already serialises writers). Call it inside the transaction, before reading what it
+    guards."""
+    if dialect(conn) == "postgresql":
+        conn.execute(f"SELECT pg_advisory_xact_lock({PG_LOCK})")
+
+
+def create(conn: Connection) -> None:
     """Create the table (idempotent); the engine's and the dispatcher's state set-up both call it."""
+    if dialect(conn) == "postgresql":
+        lock(conn)  # two transactions creating the same table at once can fail on PostgreSQL
+        for statement in _PG_SCHEMA:
+            conn.execute(statement)
+        return
     for statement in _SCHEMA:
         conn.execute(statement)
 
@@ -71,37 +94,42 @@ def entry_hash(seq: int, at: float, kind: str, key: str, body: str, prev: str) -
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def head(conn: sqlite3.Connection) -> tuple[int, str]:
+def head(conn: Connection) -> tuple[int, str]:
     """The last row's sequence number and hash; (0, GENESIS) for an empty ledger."""
     row = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
 
-def append(conn: sqlite3.Connection, kind: str, key: str, body: Mapping[str, Any], at: float) -> Entry:
+def append(conn: Connection, kind: str, key: str, body: Mapping[str, Any], at: float) -> Entry:
     """Append one row; call it inside a write transaction (the chain's last row is read under its lock)."""
     if kind not in KINDS:
         raise ValueError(f"unknown ledger kind {kind!r}")
+    text = canonical(body)
+    if dialect(conn) == "postgresql":
+        if not conn.in_transaction:
+            raise ValueError("a ledger row is appended inside a transaction on PostgreSQL (the lock is the "
+                             "transaction's)")
+        lock(conn)
     seq, prev = head(conn)
     seq += 1
-    text = canonical(body)
     digest = entry_hash(seq, at, kind, key, text, prev)
     conn.execute("INSERT INTO ledger (seq, at, kind, key, body, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
                  (seq, at, kind, key, text, prev, digest))
     return Entry(seq, at, kind, key, json.loads(text), prev, digest)
 
 
-def entries(conn: sqlite3.Connection, *, keys: Optional[Iterable[str]] = None,
+def entries(conn: Connection, *, keys: Optional[Iterable[str]] = None,
             kinds: Optional[Iterable[str]] = None, upto: Optional[int] = None) -> list[Entry]:
     """Rows in order, optionally only of some keys and kinds, and only up to sequence ``upto``."""
     where: list[str] = []
     args: list[Any] = []
     if keys is not None:
         k = list(keys)
-        where.append(f"key IN ({','.join('?' * len(k))})" if k else "0")
+        where.append(f"key IN ({','.join('?' * len(k))})" if k else "1 = 0")
         args += k
     if kinds is not None:
         kk = list(kinds)
-        where.append(f"kind IN ({','.join('?' * len(kk))})" if kk else "0")
+        where.append(f"kind IN ({','.join('?' * len(kk))})" if kk else "1 = 0")
         args += kk
     if upto is not None:
         where.append("seq <= ?")
@@ -113,7 +141,7 @@ def entries(conn: sqlite3.Connection, *, keys: Optional[Iterable[str]] = None,
             for r in conn.execute(sql + " ORDER BY seq", args)]
 
 
-def verify(conn: sqlite3.Connection, upto: Optional[int] = None, upto_hash: Optional[str] = None) -> list[str]:
+def verify(conn: Connection, upto: Optional[int] = None, upto_hash: Optional[str] = None) -> list[str]:
     """Walk the chain from its first row; each problem as a sentence (none: intact).
 
     A changed row no longer matches its hash; a deleted or inserted row breaks the link to the row after

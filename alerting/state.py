@@ -1,10 +1,16 @@
-"""The engine's SQLite state file: every alert's state, when each series was last heard, and what the
+"""The engine's state database: every alert's state, when each series was last heard, and what the
 conditions learned (``learned_state``: one small versioned JSON blob per alert, alerting/intake.py).
 
 The notification outbox (``alerting.notify``) and the ledger (``alerting.ledger``: the hash-chained record of
 fired, cleared, resolved, acknowledged and noted) live in the same file, so a state change, its notification
 and its ledger rows are committed in one transaction. Columns added since a file was made are added to it
 when it is opened (:data:`_ADDED_COLUMNS`).
+
+The database is of two kinds (vigil.core.sqldb): an SQLite file (a path: one engine, WAL, checkpoints from
+:meth:`StateDB.checkpoint`) or PostgreSQL (a ``postgresql://`` URL: several engines sharing one database, the
+first step of failover; no PRAGMAs, no checkpoints). Same tables on both (DOUBLE PRECISION for REAL, BIGINT and
+identity columns on PostgreSQL), same statements where the two agree (``INSERT ... ON CONFLICT``, ``CASE``);
+writers serialise on SQLite's ``BEGIN IMMEDIATE`` or on PostgreSQL's advisory lock (:func:`alerting.ledger.lock`).
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, TypeVar, Union
+from urllib.parse import urlsplit
 
 from alerting import ledger
 from alerting.conditions import SeriesData
 from alerting.transition import AlertState
+from vigil.core import sqldb
 from vigil.core.errors import VigilError
 
 __all__ = ["AlertRecord", "StateDB", "StateError", "immediate_transaction"]
@@ -68,11 +76,23 @@ CREATE TABLE IF NOT EXISTS learned_state (
 _ADDED_COLUMNS = {"peak": "REAL", "episode": "REAL", "ended": "REAL", "acked_at": "REAL"}
 _ALERT_COLUMNS = ("rule, series, state, underlying, state_since, pending_since, firing_since, clear_since, value, "
                   "changes, acked_by, ack_comment, last_transition, peak, episode, ended, acked_at")
+_SAVE_ALERT = (f"INSERT INTO alert_state (key, {_ALERT_COLUMNS}) VALUES ({','.join('?' * 18)}) ON CONFLICT (key) "
+               "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS.split(", ")))
+#: a note's id in its ledger row's JSON body
+_NOTE_ID = {"sqlite": "json_extract(body, '$.id')", "postgresql": "(body::jsonb ->> 'id')"}
+
+
+def _pg(ddl: str) -> str:
+    """A table's SQLite definition as PostgreSQL's (whose REAL is 4 bytes)."""
+    return ddl.replace(" REAL", " DOUBLE PRECISION")
+
+
+_Conn = TypeVar("_Conn", bound=sqldb.Connection)
 
 
 @contextmanager
-def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (ROLLBACK on an exception)."""
+def immediate_transaction(conn: _Conn) -> Iterator[_Conn]:
+    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (ROLLBACK on an exception); BEGIN on PostgreSQL."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -81,8 +101,9 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connecti
         raise
     conn.execute("COMMIT")
 
+
 class StateError(VigilError):
-    """The state file cannot be opened or written; ``path`` names it."""
+    """The state database cannot be opened or written; ``path`` names it (a URL's password redacted)."""
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
@@ -133,10 +154,15 @@ class AlertRecord:
 
 
 class StateDB:
-    """One SQLite file in WAL mode; the engine writes it from one thread."""
+    """One SQLite file in WAL mode, or a PostgreSQL database (``target`` a ``postgresql://`` URL); the engine
+    writes it from one thread."""
 
-    def __init__(self, path: Union[str, Path]) -> None:
-        self.path = str(path)
+    def __init__(self, target: Union[str, Path]) -> None:
+        self.path = str(target)
+        self.conn: sqldb.Connection
+        if sqldb.is_postgres(self.path):
+            self._open_postgres()
+            return
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -158,8 +184,36 @@ class StateDB:
         except sqlite3.Error as exc:
             raise StateError(self.path, f"cannot open the alert state file: {exc}") from exc
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on an exception)."""
+    def _open_postgres(self) -> None:
+        shown = sqldb.redact(self.path)
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StateError(shown, "a PostgreSQL state database needs psycopg (the server extra)") from exc
+        conn = None
+        try:
+            self.conn = conn = sqldb.connect(self.path, application_name="vigil-alerting")
+            with self.transaction():
+                ledger.lock(self.conn)  # engines starting together: one creates the tables, the others wait
+                self.conn.executescript(_pg(_SCHEMA))
+                columns = {str(r[0]) for r in self.conn.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = 'alert_state'")}
+                for name, kind in _ADDED_COLUMNS.items():
+                    if name not in columns:
+                        self.conn.execute(f"ALTER TABLE alert_state ADD COLUMN IF NOT EXISTS {_pg(f'{name} {kind}')}")
+                ledger.create(self.conn)
+        except psycopg.Error as exc:
+            if conn is not None:
+                conn.close()
+            password = urlsplit(self.path).password
+            message = str(exc).strip()
+            if password:
+                message = message.replace(password, "***")
+            raise StateError(shown, f"cannot open the alert state database: {message}") from None
+
+    def transaction(self) -> AbstractContextManager[sqldb.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on an exception); BEGIN on PostgreSQL."""
         return immediate_transaction(self.conn)
 
     def load_alerts(self) -> list[AlertRecord]:
@@ -181,7 +235,7 @@ class StateDB:
                 self.conn.execute("DELETE FROM alert_state WHERE key = ?", (rec.key,))
                 continue
             self.conn.execute(
-                f"INSERT OR REPLACE INTO alert_state (key, {_ALERT_COLUMNS}) VALUES ({','.join('?' * 18)})",
+                _SAVE_ALERT,
                 (rec.key, rec.rule, rec.series, rec.state.value, rec.underlying.value, rec.state_since,
                  rec.pending_since, rec.firing_since, rec.clear_since, rec.value, json.dumps(rec.changes),
                  rec.acked_by, rec.ack_comment, rec.last_transition, rec.peak, rec.episode, rec.ended, rec.acked_at))
@@ -196,7 +250,8 @@ class StateDB:
     def has_note(self, key: str, note_id: str) -> bool:
         """Whether a note with this id was recorded for alert ``key`` (a redelivered note)."""
         return self.conn.execute(
-            "SELECT 1 FROM ledger WHERE key = ? AND kind = 'note' AND json_extract(body, '$.id') = ? LIMIT 1",
+            f"SELECT 1 FROM ledger WHERE key = ? AND kind = 'note' AND {_NOTE_ID[sqldb.dialect(self.conn)]} = ? "
+            "LIMIT 1",
             (key, note_id)).fetchone() is not None
 
     def notes(self, key: str, since: float, limit: int = 20) -> list[dict[str, object]]:
@@ -218,8 +273,8 @@ class StateDB:
         """Upsert when series were last heard (those ever heard), inside the caller's transaction."""
         self.conn.executemany(
             "INSERT INTO series_seen (id, device, sensor, metric, labels, last_seen) VALUES (?,?,?,?,?,?) "
-            "ON CONFLICT(id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen), "
-            "labels = excluded.labels",
+            "ON CONFLICT (id) DO UPDATE SET last_seen = CASE WHEN excluded.last_seen > series_seen.last_seen "
+            "THEN excluded.last_seen ELSE series_seen.last_seen END, labels = excluded.labels",
             [(d.id, d.device, d.sensor, d.metric, json.dumps(dict(d.labels), sort_keys=True), d.last_seen)
              for d in series if d.last_seen is not None])
 
@@ -233,19 +288,22 @@ class StateDB:
         if not rows:  # the usual case: one batch's commit, no slice due
             return
         self.conn.executemany("DELETE FROM learned_state WHERE key = ?", [(r[0],) for r in rows if r[3] is None])
-        self.conn.executemany("INSERT OR REPLACE INTO learned_state (key, rule, series, blob) VALUES (?,?,?,?)",
+        self.conn.executemany("INSERT INTO learned_state (key, rule, series, blob) VALUES (?,?,?,?) ON CONFLICT (key) "
+                              "DO UPDATE SET rule = excluded.rule, series = excluded.series, blob = excluded.blob",
                               [r for r in rows if r[3] is not None])
 
     def keep_learned(self, rules: Iterable[str]) -> None:
         """Forget the learned state of rules not in ``rules`` (removed or disabled)."""
         names = sorted(set(rules))
         marks = ",".join("?" * len(names))
-        with self.transaction():
-            self.conn.execute(f"DELETE FROM learned_state WHERE rule NOT IN ({marks})", names)
+        with self.transaction():  # NOT IN () is SQLite's, not PostgreSQL's
+            self.conn.execute(f"DELETE FROM learned_state WHERE rule NOT IN ({marks})" if names else
+                              "DELETE FROM learned_state", names)
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the database file (PASSIVE: writers go on); call it from a thread."""
-        if self.path == ":memory:":
+        """Copy the WAL into the database file (PASSIVE: writers go on); call it from a thread. Nothing on
+        PostgreSQL."""
+        if self.path == ":memory:" or sqldb.dialect(self.conn) == "postgresql":
             return
         conn = sqlite3.connect(self.path, timeout=5)
         try:
@@ -256,6 +314,9 @@ class StateDB:
             conn.close()
 
     def close(self) -> None:
+        if sqldb.dialect(self.conn) == "postgresql":
+            self.conn.close()
+            return
         try:
             self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error:
