@@ -11,7 +11,10 @@ Every time is the database's clock (``clock_timestamp()`` in Unix seconds), neve
 the machines need not agree. :meth:`Leases.step` (every ``interval`` s, 2 by default) heartbeats the member row,
 renews the member's leases for ``ttl`` s (10 by default), and balances: a member's fair share is ceil(P / live
 members); it takes expired or unowned partitions while under its share and releases those above it (a joining
-member gets some at once). Each take increments the partition's *epoch*, so an epoch names one tenure of one owner.
+member gets some at once). Each take increments the partition's *epoch*, so an epoch names one tenure of one owner
+(a member also retakes, at a new epoch, a row still in its name that it no longer holds: after a failed step, or
+after the runner gave it up while the database was away). A renewal only extends a row still the member's at the
+epoch it holds; a lease found taken or released is dropped at once.
 A dead member's partitions are taken within ``ttl + interval`` (12 s by default) of its last renewal; a member that
 stops with :meth:`Leases.leave` hands its partitions over at the next step of the others.
 
@@ -33,11 +36,17 @@ partition p at epoch e, on a READ COMMITTED transaction (PostgreSQL's default):
 - if the take of epoch e+1 came first (or the lease had expired, or was released), ``fence`` sees another epoch,
   owner or an expired lease, and raises: a stale owner cannot commit.
 
+A ``fence`` that raises says nothing about the future: the lease may still be the member's (expired, not yet taken)
+and be renewed at its next step. The engine's answer is the same either way: roll back, drop what it holds in memory
+for those partitions, and load them again from the database before it uses them.
+
 This holds only for writes made in fenced transactions on the same database; anything outside it (an MQTT message,
-a notification already sent) is not fenced. Takes wait at most ``lock_timeout`` (ttl/3 by default) for an in-flight
-fenced transaction and then skip that partition for this step, so a member frozen inside a fenced transaction
-delays the takeover of its partitions until its server session ends (set ``idle_in_transaction_session_timeout`` on
-the engine's connections) but never stalls the others' renewals.
+a notification already sent) is not fenced, and it assumes one PostgreSQL primary (a failover to an asynchronous
+standby can lose committed transactions, lease rows included). A take waits at most ``lock_timeout`` (ttl/3 by
+default) for an in-flight fenced transaction, then the member takes nothing more in that step; so a member frozen
+inside a fenced transaction delays the takeover of the partitions it locked until its server session ends (set
+``idle_in_transaction_session_timeout`` on the engine's connections), but its lock never keeps another member from
+renewing its own leases in time.
 """
 
 from __future__ import annotations
@@ -220,7 +229,7 @@ class Leases:
                         f" WHERE p = ? AND (owner IS NULL OR owner = ? OR expires < {NOW}) RETURNING epoch",
                         (me, ttl, p, me)).fetchone()
                 except psycopg.errors.LockNotAvailable:
-                    continue  # a fenced commit of its owner is in flight (or frozen): not this step
+                    break  # a fenced commit of its owner is in flight (or frozen): no more takes in this step
                 if row is not None:
                     held[p] = change.gained[p] = int(row[0])
                     change.lost.discard(p)
@@ -271,6 +280,8 @@ async def run(leases: Leases, on_change: OnChange, *, clock: Callable[[], float]
             error = (pending.exception() or None) if done else TimeoutError("a step has not answered")
             if done:
                 pending = None
+            if isinstance(error, PartitionCountError):
+                raise error  # a setting to fix, not an outage to wait out
             if error is None and failing:
                 log.warning("lease member %s: state database reachable again", leases.member_id)
             elif error is not None and not failing:

@@ -243,6 +243,36 @@ def test_a_takeover_waits_for_the_owner_s_in_flight_fenced_commit_and_then_reads
         c.close()
 
 
+def test_an_owner_frozen_inside_a_fenced_transaction_delays_a_take_by_the_lock_timeout_only(pg_url: str) -> None:
+    b = Leases(pg_url, "b", partitions=2, ttl=2, interval=0.5)
+    c = Leases(pg_url, "c", partitions=2, ttl=2, interval=0.5, lock_timeout=0.5)
+    frozen = PgConnection(pg_url)
+    try:
+        assert b.step().gained == {0: 1, 1: 1}
+        frozen.execute("BEGIN")
+        fence(frozen, "b", {0: 1})  # and b freezes before its COMMIT; p1 is not locked
+        time.sleep(2.5)
+        began = time.monotonic()
+        first = c.step()
+        print(f"\ntake blocked by a frozen fence gave up after {time.monotonic() - began:.2f} s (lock_timeout 0.5 s)")
+        assert 0 not in first.gained and c.held.keys() <= {1}  # p0 skipped for this step, c's step did not hang
+        frozen.execute("ROLLBACK")  # the frozen session ends (or idle_in_transaction_session_timeout ends it)
+        c.step()
+        assert c.held.keys() == {0, 1} and c.held[0] == 2
+    finally:
+        frozen.close()
+        b.close()
+        c.close()
+
+
+async def test_the_runner_stops_on_a_partition_count_that_does_not_match_the_database(pg_url: str) -> None:
+    first = Leases(pg_url, "a", partitions=P)
+    first.step()
+    first.close()
+    with pytest.raises(PartitionCountError):
+        await asyncio.wait_for(run(Leases(pg_url, "b", partitions=4), lambda ch: None), 20)
+
+
 def stop_fast(postgres: Postgres) -> None:
     """Stop the server at once: SIGINT (fast shutdown, which ends the open sessions) to the postmaster itself. The
     fixture's stop() signals ``runuser`` when run as root, which passes SIGTERM on (a smart shutdown that waits for
