@@ -88,7 +88,8 @@ class PartitionCountError(RuntimeError):
 
 @dataclass
 class Change:
-    """What one step changed: partitions gained (with their new epochs) and partitions lost or released."""
+    """What one step changed: partitions gained (with their new epochs) and partitions lost or released. One in both
+    was retaken at a new epoch: drop it, then load it again."""
 
     gained: dict[int, int] = field(default_factory=dict)
     lost: set[int] = field(default_factory=set)
@@ -161,7 +162,7 @@ class Leases:
         if self._conn is None:
             conn = PgConnection(self.url, application_name=f"vigil-lease-{self.member_id}"[:63])
             try:
-                conn.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
+                conn.execute(f"SET lock_timeout = {max(1, round(self.lock_timeout * 1000))}")  # 0 would be none
                 ensure_tables(conn, self.partitions)
             except BaseException:
                 conn.close()
@@ -231,8 +232,7 @@ class Leases:
                 except psycopg.errors.LockNotAvailable:
                     break  # a fenced commit of its owner is in flight (or frozen): no more takes in this step
                 if row is not None:
-                    held[p] = change.gained[p] = int(row[0])
-                    change.lost.discard(p)
+                    held[p] = change.gained[p] = int(row[0])  # in lost too if it was ours at another epoch
         self.held, self.deadline = held, started + ttl
         return change
 
@@ -285,8 +285,8 @@ async def run(leases: Leases, on_change: OnChange, *, clock: Callable[[], float]
             if error is None and failing:
                 log.warning("lease member %s: state database reachable again", leases.member_id)
             elif error is not None and not failing:
-                log.warning("lease member %s: state database unreachable (%s); keeping %d partitions until their "
-                            "leases would expire in %.1f s", leases.member_id, error, len(leases.held),
+                log.warning("lease member %s: state database unreachable or slow (%s); keeping %d partitions until "
+                            "their leases would expire in %.1f s", leases.member_id, error, len(leases.held),
                             max(0.0, leases.deadline - clock()))
             failing = error is not None
             if leases.held and clock() >= leases.deadline:
