@@ -274,9 +274,10 @@ async def test_the_runner_stops_on_a_partition_count_that_does_not_match_the_dat
 
 
 def stop_fast(postgres: Postgres) -> None:
-    """Stop the server at once: SIGINT (fast shutdown, which ends the open sessions) to the postmaster itself. The
-    fixture's stop() signals ``runuser`` when run as root, which passes SIGTERM on (a smart shutdown that waits for
-    this test's open sessions) and SIGKILLs the postmaster 2 s later; a SIGINT it does not pass on at all."""
+    """Stop the server at once: SIGINT (fast shutdown, which ends the open sessions) to the postmaster itself. Run as
+    root, the fixture's stop() signals ``runuser``: SIGTERM means a smart shutdown, which waits for open sessions,
+    and ``stop(signal.SIGINT)`` was not passed on (it waited its 10 s, then killed runuser and left the postmaster
+    running)."""
     os.kill(int((postgres.data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
     postgres.stop()  # waits for the process it started (runuser, or the postmaster) to end
 
