@@ -143,24 +143,30 @@ def fence(conn: PgConnection, member_id: str, held: Mapping[int, int]) -> None:
 
 
 class Leases:
-    """One member's leases. :meth:`step` is blocking (run it in a thread: :func:`run`); not thread-safe."""
+    """One member's leases. :meth:`step` is blocking (run it in a thread: :func:`run`); not thread-safe.
 
-    def __init__(self, url: str, member_id: str, *, partitions: int = DEFAULT_PARTITIONS, ttl: float = 10.0,
-                 interval: float = 2.0, lock_timeout: Optional[float] = None,
+    ``db`` is the shared database's URL or a :class:`PgConnection` to it; a connection given becomes this object's
+    (it closes it, and after a database error connects again to the same URL)."""
+
+    def __init__(self, db: Union[str, PgConnection], member_id: str, *, partitions: int = DEFAULT_PARTITIONS,
+                 ttl: float = 10.0, interval: float = 2.0, lock_timeout: Optional[float] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < interval < ttl:
             raise ValueError(f"the step interval ({interval} s) must be positive and shorter than the ttl ({ttl} s)")
-        self.url, self.member_id, self.partitions = url, member_id, partitions
+        self.url = db if isinstance(db, str) else db.url
+        self.member_id, self.partitions = member_id, partitions
         self.ttl, self.interval = ttl, interval
         self.lock_timeout = ttl / 3 if lock_timeout is None else lock_timeout
         self.clock = clock
         self.held: dict[int, int] = {}  # partition -> epoch, as of the last successful step
         self.deadline = -math.inf  # local clock: before it, every held lease is surely unexpired in the database
         self._conn: Optional[PgConnection] = None
+        self._given = None if isinstance(db, str) else db
 
     def _db(self) -> PgConnection:
         if self._conn is None:
-            conn = PgConnection(self.url, application_name=f"vigil-lease-{self.member_id}"[:63])
+            name = f"vigil-lease-{self.member_id}"[:63]
+            conn, self._given = self._given or PgConnection(self.url, application_name=name), None
             try:
                 conn.execute(f"SET lock_timeout = {max(1, round(self.lock_timeout * 1000))}")  # 0 would be none
                 ensure_tables(conn, self.partitions)
@@ -254,20 +260,23 @@ class Leases:
     def close(self) -> None:
         """Close the connection without releasing anything (the leases expire after the ttl)."""
         self._drop_connection()
+        if self._given is not None:
+            self._given.close()
+            self._given = None
 
 
-OnChange = Callable[[Change], Union[Awaitable[None], None]]
+OnChange = Callable[[dict[int, int], set[int]], Union[Awaitable[None], None]]
 
 
 async def run(leases: Leases, on_change: OnChange, *, clock: Callable[[], float] = time.monotonic) -> None:
-    """Step ``leases`` in a thread every ``leases.interval`` s and tell ``on_change`` what was gained or lost.
-
-    A :class:`Change` is relative to what ``on_change`` was told before: a partition in both ``lost`` and ``gained``
-    was retaken at a new epoch (drop it, then load it again). While the database cannot be reached, the leases held
+    """Step ``leases`` in a thread every ``leases.interval`` s and tell ``on_change(gained, lost)`` ({partition:
+    epoch}, {partition}) what changed, relative to what it was told before: a partition in both was retaken at a new
+    epoch (drop it, then load it again). While the database cannot be reached, the leases held
     are kept until :attr:`Leases.deadline` (they cannot have expired in the database before), then reported lost; the
     steps go on and take partitions again once it is back. A step that hangs counts as failed; no second step starts
-    before it ends. When cancelled, the runner waits for its step and calls :meth:`Leases.leave` (the others take
-    over at their next step); it does not report that last loss."""
+    before it ends. When cancelled, the runner waits for its step and returns without releasing anything: the caller
+    stops what it runs for its partitions, then calls :meth:`Leases.leave` (the others take over at their next step;
+    without it, after the ttl)."""
     told: dict[int, int] = {}
     pending: Optional[asyncio.Future[Change]] = None
     failing = False
@@ -298,7 +307,7 @@ async def run(leases: Leases, on_change: OnChange, *, clock: Callable[[], float]
                             lost={p for p, e in told.items() if held.get(p) != e})
             told = held
             if change:
-                result = on_change(change)
+                result = on_change(change.gained, change.lost)
                 if inspect.isawaitable(result):
                     await result
             await asyncio.sleep(max(0.0, leases.interval - (clock() - began)))
@@ -307,8 +316,3 @@ async def run(leases: Leases, on_change: OnChange, *, clock: Callable[[], float]
             await asyncio.wait({pending})
             if not pending.cancelled():
                 pending.exception()  # retrieved: a failing last step is no news at a stop
-        try:
-            await asyncio.to_thread(leases.leave)
-        except Exception as error:
-            log.warning("lease member %s: could not release its partitions at stop (%s); they expire within %.0f s",
-                        leases.member_id, error, leases.ttl)

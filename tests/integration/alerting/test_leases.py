@@ -270,7 +270,7 @@ async def test_the_runner_stops_on_a_partition_count_that_does_not_match_the_dat
     first.step()
     first.close()
     with pytest.raises(PartitionCountError):
-        await asyncio.wait_for(run(Leases(pg_url, "b", partitions=4), lambda ch: None), 20)
+        await asyncio.wait_for(run(Leases(pg_url, "b", partitions=4), lambda gained, lost: None), 20)
 
 
 def stop_fast(postgres: Postgres) -> None:
@@ -285,9 +285,14 @@ def stop_fast(postgres: Postgres) -> None:
 async def test_a_member_whose_database_goes_away_reports_its_leases_lost_after_the_ttl_and_takes_them_again(
         postgres: Postgres, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     ttl, interval = 3.0, 0.5
-    leases = Leases(pg_url, "m", partitions=4, ttl=ttl, interval=interval)
+    # given a connection (it connects again to its URL after the outage)
+    leases = Leases(PgConnection(pg_url), "m", partitions=4, ttl=ttl, interval=interval)
     changes: list[tuple[float, Change]] = []
-    task = asyncio.create_task(run(leases, lambda ch: changes.append((time.monotonic(), ch))))
+
+    def told(gained: dict[int, int], lost: set[int]) -> None:
+        changes.append((time.monotonic(), Change(gained, lost)))
+
+    task = asyncio.create_task(run(leases, told))
 
     async def until(check: object, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -319,4 +324,7 @@ async def test_a_member_whose_database_goes_away_reports_its_leases_lost_after_t
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert all(o is None for o in owners(pg_url).values())  # the runner left at its stop
+        held_at_stop = dict(leases.held)
+        await asyncio.to_thread(leases.leave)  # (it closes the connection)
+    assert held_at_stop == {0: 2, 1: 2, 2: 2, 3: 2}  # a stopped runner releases nothing by itself
+    assert all(o is None for o in owners(pg_url).values())

@@ -52,14 +52,14 @@ def fail(s: StandIn) -> None:
 
 async def collect(leases: StandIn, until: Callable[[list[Change]], bool], timeout: float = 10) -> list[Change]:
     told: list[Change] = []
-    task = asyncio.create_task(run(leases, told.append))  # type: ignore[arg-type]
+    task = asyncio.create_task(run(leases, lambda gained, lost: told.append(Change(gained, lost))))  # type: ignore[arg-type]
     deadline = time.monotonic() + timeout
     while not until(told) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert leases.left  # a stopped runner releases everything
+    assert not leases.left  # the caller leaves, once it has stopped what it runs for its partitions
     return told
 
 
