@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["owns", "parse_partition"]
+__all__ = ["owns", "parse_partition", "partition_of"]
+
+
+def partition_of(series_id: str, count: int) -> int:
+    """The partition (0 .. count-1) of ``series_id``: crc32 of its UTF-8 bytes modulo ``count``, the same in every
+    process, machine and Python version (unlike ``hash()``, which is salted per process)."""
+    return zlib.crc32(series_id.encode("utf-8")) % count
 
 
 def owns(series_id: str, partition: tuple[int, int]) -> bool:
-    """Whether instance I of N owns ``series_id`` (crc32 is stable across processes and machines)."""
+    """Whether instance I of N owns ``series_id``: its :func:`partition_of` N is I."""
     index, count = partition
-    return count <= 1 or zlib.crc32(series_id.encode("utf-8")) % count == index
+    return count <= 1 or partition_of(series_id, count) == index
 
 
 def parse_partition(text: str) -> tuple[int, int]:
