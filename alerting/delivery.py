@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional, Protocol
@@ -14,6 +13,7 @@ from alerting.notify.apprise_sender import AppriseSender
 from alerting.notify.config import NotifyConfig
 from alerting.notify.dispatcher import Dispatcher, NotifyStatus
 from alerting.templates import use_zone
+from vigil.core import sqldb
 from vigil.core.acklink import load_secret
 from vigil.core.clock import Clock
 
@@ -70,15 +70,18 @@ def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
     """
     use_zone(zone)
 
-    def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(state_path, check_same_thread=False)
-        # As for the engine's own connection: WAL with synchronous=NORMAL survives a process crash
-        # without an fsync per commit (several per notification: docs/proof.md, Figures behind the code); a power cut
-        # may lose the last commits, which delivery turns into a resend, never into a loss.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
+    def connect() -> sqldb.Connection:
+        conn = sqldb.connect(state_path, application_name="vigil-notify")
+        if sqldb.dialect(conn) == "sqlite":
+            # As for the engine's own connection: WAL with synchronous=NORMAL survives a process crash
+            # without an fsync per commit (several per notification: docs/proof.md, Figures behind the code); a power
+            # cut may lose the last commits, which delivery turns into a resend, never into a loss.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the engine checkpoints in a thread
         return conn
 
+    if secret_dir is None and sqldb.is_postgres(state_path):
+        secret_dir = "."  # no state file to sit beside: the working directory (vigil.yaml's data_dir is the site's)
     secret = load_secret(Path(secret_dir or Path(state_path).resolve().parent)) if public_url else None
     if not public_url and config.receivers:
         log.info("notifications carry no acknowledgement link: set dashboard.public_url to the address people "

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from vigil.core import sqldb
 from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 DESCRIPTION = """\
@@ -33,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     test.add_argument("path", metavar="PATH", help="a rules file or a folder of *.yaml files")
     test.add_argument("--receiver", action="append", metavar="NAME", help="only this receiver (repeatable)")
     status = sub.add_parser("status", help="show alerts, silences and failing receivers from the state file")
-    status.add_argument("--state", metavar="PATH", default="vigil-data/alerts.db", help="the alerting state file")
+    status.add_argument("--state", metavar="PATH", default="vigil-data/alerts.db",
+                        help="the alerting state file (or its postgresql:// URL)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,16 +87,25 @@ def _when(ts: float | None) -> str:
 def _status(state: str) -> int:
     from .state import NotifyState
 
-    if not Path(state).is_file():
+    postgres = sqldb.is_postgres(state)
+    if not postgres and not Path(state).is_file():
         print(f"error: {state}: no such state file (vigil alerting --state PATH writes it)", file=sys.stderr)
         return EXIT_CONFIG
+    errors: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
     try:
-        conn = sqlite3.connect(f"file:{Path(state).resolve()}?mode=ro", uri=True)
+        if postgres:
+            import psycopg
+
+            errors += (psycopg.Error,)
+            conn: sqldb.Connection = sqldb.connect(state, application_name="vigil-notify-status")
+        else:
+            conn = sqlite3.connect(f"file:{Path(state).resolve()}?mode=ro", uri=True)
         st = NotifyState(conn, create=False)
         alerts, silences = st.alerts(), st.silences(dt.datetime.now(dt.timezone.utc).timestamp())
         failing, waiting = st.failing(3), st.waiting_deliveries()
-    except sqlite3.DatabaseError as exc:
-        print(f"error: {state}: not an alerting state file ({exc})", file=sys.stderr)
+    except errors as exc:
+        print(f"error: {sqldb.redact(state)}: not an alerting state database ({exc})" if postgres
+              else f"error: {state}: not an alerting state file ({exc})", file=sys.stderr)
         return EXIT_CONFIG
     print(f"{len(alerts)} alert(s) firing, cleared (waiting for an acknowledgement) or flapping")
     for a in alerts:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Optional
 
@@ -73,10 +72,10 @@ class Courier:
                 self._failed(d, str(exc), cfg)
         if not ready:
             return 0
-        # one commit marks the whole batch 'sending': from here a crash leaves them in doubt
+        # one commit marks the whole batch 'sending': from here a crash leaves them in doubt; a delivery another
+        # dispatcher on the database took meanwhile is left to it
         with self._state.transaction(durable=True):
-            for d, _ in ready:
-                self._state.mark_sending(d.id)
+            ready = [(d, url) for d, url in ready if self._state.mark_sending(d.id)]
         # a slow receiver holds only its own sends: planning and other receivers go on
         for d, url in ready:
             self._in_flight.add(d.id)
@@ -86,7 +85,7 @@ class Courier:
     async def _deliver_one(self, d: DeliveryRow, url: str, cfg: Delivery) -> None:
         try:
             await self._send_and_record(d, url, cfg)
-        except sqlite3.OperationalError as exc:  # the row stays as it was: retried, or in doubt after a restart
+        except self._state.errors as exc:  # the row stays as it was: retried, or in doubt after a restart
             log.error("could not record the delivery of %r to %s: %s", d.title, d.url_masked, exc)
         finally:
             self._in_flight.discard(d.id)

@@ -17,10 +17,11 @@ A transition meets these stages, in order (in Alertmanager's words where they ha
    (:mod:`vigil.core.acklink`) when the dashboard's public URL is known, and ntfy gets action buttons;
 7. retry: the courier sends with backoff (:mod:`alerting.notify.courier`), then fallback receivers.
 
-Each step is one SQLite transaction in the engine's state file: taking transitions from the
-outbox; queueing items for their group; turning a group's items into one message per receiver
-URL and recording who was told. A restart therefore loses nothing queued and repeats nothing
-recorded; the send itself, and its crash window, belong to :mod:`alerting.notify.courier`.
+Each step is one transaction in the engine's state database (an SQLite file, or PostgreSQL shared by several
+engines and their dispatchers: :mod:`alerting.notify.state`): taking transitions from the outbox; queueing items
+for their group; turning a group's items into one message per receiver URL and recording who was told. A restart
+therefore loses nothing queued and repeats nothing recorded; the send itself, and its crash window, belong to
+:mod:`alerting.notify.courier`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import datetime as dt
 import logging
 import math
 import random
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from alerting.transition import AlertState, Transition
+from vigil.core import sqldb
 from vigil.core.clock import Clock
 from vigil.core.sitetime import format_time
 
@@ -96,7 +97,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        state: Union[str, Path, Callable[[], sqlite3.Connection]],
+        state: Union[str, Path, Callable[[], sqldb.Connection]],
         config: NotifyConfig,
         sender: Sender,
         clock: Clock,
@@ -111,9 +112,10 @@ class Dispatcher:
     ) -> None:
         if callable(state):
             conn = state()
-        else:
-            Path(state).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(state), check_same_thread=False)
+        else:  # a file path or a postgresql:// URL
+            if not sqldb.is_postgres(str(state)):
+                Path(state).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqldb.connect(str(state))
         self._state = NotifyState(conn)
         self._config = config
         self._clock = clock
@@ -219,7 +221,7 @@ class Dispatcher:
                 try:
                     self._plan()
                     self._courier.start(tg, self._config.delivery)
-                except sqlite3.OperationalError as exc:  # locked or full disk: nothing was committed, try again
+                except self._state.errors as exc:  # locked, full disk, lost: nothing was committed, try again
                     log.error("notification state not updated: %s; trying again", exc)
                 now = self._clock.now()
                 await self._nap(max(0.0, self._next_due(now) - now))
@@ -258,11 +260,11 @@ class Dispatcher:
                     try:
                         t = Transition.from_json(body)
                     except (ValueError, KeyError, TypeError) as exc:
-                        log.error("outbox entry %d is not a transition (%s); skipped", seq, exc)
-                        self._state.outbox_done(seq, done=2)
+                        if self._state.outbox_take(seq, done=2):
+                            log.error("outbox entry %d is not a transition (%s); skipped", seq, exc)
                         continue
-                    self._apply(t, now)
-                    self._state.outbox_done(seq)
+                    if self._state.outbox_take(seq):  # else another dispatcher on the database took it
+                        self._apply(t, now)
             self._outbox_seq = batch[-1][0]
         if now >= self._prune_at:
             with self._state.transaction():
