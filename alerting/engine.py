@@ -60,7 +60,7 @@ class PartitionLost(Exception):
     """This engine no longer owns its partition of a shared state (alerting/failover.py): the commit that found
     it out was rolled back, and the engine must stop (another owns the partition now)."""
 
-    final = True  # alerting/guard.py's supervised(): not started again
+    final = True  # alerting/guard.py's supervised(): not started again; the engine's tasks end
 
 
 class Engine(Acknowledging):
@@ -465,17 +465,26 @@ class Engine(Acknowledging):
             return out
         rows, self._rows = self._rows, []
         if self.state is not None:
-            with self.state.transaction() as conn:
-                if self.fence is not None:
-                    self.fence(conn)
-                for kind, key, body, at in rows:
-                    ledger.append(conn, kind, key, body, at)
-                self.state.save_alerts(self._dirty_alerts.values())
-                self.state.save_series([self.series[sid] for sid in self.intake.dirty if sid in self.series])
-                self.state.save_learned(self.intake.export(self.clock.now(), learned))
-                for t in out:
-                    if self.sink is not None and notifiable(t):
-                        self.sink.enqueue(t)
+            try:
+                with self.state.transaction() as conn:
+                    if self.fence is not None:
+                        self.fence(conn)
+                    for kind, key, body, at in rows:
+                        ledger.append(conn, kind, key, body, at)
+                    self.state.save_alerts(self._dirty_alerts.values())
+                    self.state.save_series([self.series[sid] for sid in self.intake.dirty if sid in self.series])
+                    self.state.save_learned(self.intake.export(self.clock.now(), learned))
+                    for t in out:
+                        if self.sink is not None and notifiable(t):
+                            self.sink.enqueue(t)
+            except PartitionLost:
+                raise
+            except Exception as exc:
+                if self.fence is None:
+                    raise
+                # a shared state that failed (the connection to PostgreSQL lost): what this engine holds in memory
+                # is ahead of the database, so it stops; its partition's engine starts again from the database
+                raise PartitionLost(f"the shared state failed: {type(exc).__name__}: {exc}") from exc
             self.intake.dirty.clear()
         elif self.sink is not None:
             for t in out:

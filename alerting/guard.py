@@ -44,9 +44,9 @@ async def supervised(name: str, work: Callable[[], Awaitable[None]], restarts: C
             await work()
             return
         except Exception as exc:
-            if getattr(exc, "final", False):  # e.g. PartitionLost: waits to be cancelled by its owner
+            if getattr(exc, "final", False):  # e.g. PartitionLost: the whole engine stops (alerting/failover.py)
                 log.warning("task %s stopped: %s", name, exc)
-                await asyncio.Event().wait()
+                raise
             attempt += 1
             restarts[name] += 1
             delay = backoff_delay(attempt, cap)

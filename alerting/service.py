@@ -421,8 +421,8 @@ def open_history(store: Union[Store, StoreSettings], rules: RuleSet, closing: co
 async def engine_parts(settings: AlertingSettings, mqtt: MqttSettings, rules: RuleSet, history: Optional[Store],
                        store: Union[Store, StoreSettings], clock: Clock, *, public_url: Optional[str],
                        zone: Optional[dt.tzinfo], data_dir: Optional[str], in_hand: Union[str, Path],
-                       fence: Optional[Callable[[Any], None]] = None,
-                       dispatcher: Optional[Dispatcher] = None) -> AsyncIterator[
+                       fence: Optional[Callable[[Any], None]] = None, dispatcher: Optional[Dispatcher] = None,
+                       reports: bool = True) -> AsyncIterator[
                            tuple[AlertService, AlertDispatcher, Optional[ReportScheduler]]]:
     """One engine on its state, its service, its dispatcher (made here unless given) and, on partition 0,
     the scheduled reports; closed in reverse on the way out (in_hand, dispatcher, engine flushed, state)."""
@@ -444,14 +444,14 @@ async def engine_parts(settings: AlertingSettings, mqtt: MqttSettings, rules: Ru
         closing.callback(service.in_hand.close)
         guard_parts(service, db, clock)
         # scheduled reports (rules' reports:), made once for all partitions: by partition 0
-        reports = ReportScheduler(lambda: service.notify_config, history if history is not None else store,
-                                  settings.state, clock, zone=zone, rules_path=settings.rules, data_dir=data_dir
-                                  ) if engine.partition[0] == 0 else None
-        if reports is not None:
-            closing.callback(reports.close)
+        scheduler = ReportScheduler(lambda: service.notify_config, history if history is not None else store,
+                                    settings.state, clock, zone=zone, rules_path=settings.rules, data_dir=data_dir
+                                    ) if reports and engine.partition[0] == 0 else None
+        if scheduler is not None:
+            closing.callback(scheduler.close)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), settings.rules,
                  redact(settings.state), len(engine.active()))
-        yield service, dispatcher, reports
+        yield service, dispatcher, scheduler
 
 
 async def run_engine(service: AlertService, dispatcher: AlertDispatcher, store: Optional[Store], clock: Clock,

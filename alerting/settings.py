@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from vigil.core.configtypes import STRICT, Duration, HostPort
 
@@ -72,6 +72,10 @@ class AlertingSettings(BaseModel):
         description="I/N: this instance evaluates the series with crc32(series) % N == I (run N instances, "
         "each with its own client_id and state file, to spread the rule engine).",
     )
+    partitions: int = Field(4, ge=1, le=256, description=(
+        "With a postgresql:// state shared by several engines: how many partitions the series are split into; "
+        "each engine holds a fair share and takes over those of an engine that dies (docs/scaling.md). Every "
+        "engine of a deployment must say the same."))
     device_reconnect_grace: Duration = Field(DEVICE_RECONNECT_GRACE, description=(
         "After the rule engine could not hear its input (its start, a broker outage), a device's offline status "
         "counts only this long after input came back: devices reconnect meanwhile (an edge agent within a minute), "
@@ -91,3 +95,12 @@ class AlertingSettings(BaseModel):
 
         parse_partition(v)
         return v
+
+    @model_validator(mode="after")
+    def _shared(self) -> AlertingSettings:
+        from vigil.core.sqldb import is_postgres
+
+        if is_postgres(self.state) and self.partition != "0/1":
+            raise ValueError("partition: engines sharing a postgresql:// state share the partitions by themselves "
+                             f"(alerting.partitions, now {self.partitions}); leave partition out")
+        return self

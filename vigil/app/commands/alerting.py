@@ -29,6 +29,7 @@ examples:
   vigil alerting --broker mqtt://127.0.0.1:1883 --rules rules/ --state /var/lib/vigil/alerts.db
   vigil alerting -c /etc/vigil/vigil.yaml
   vigil alerting -c vigil.yaml --partition 0/2 --client-id vigil-alerting-0 --state alerts-0.db
+  vigil alerting -c vigil.yaml --state postgresql://vigil@db.example/vigil    # on two machines or more
   vigil rules check rules/            # check the rules before starting
 """
 
@@ -36,7 +37,9 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--rules", metavar="PATH", help="a rules file or a folder of *.yaml rules files")
-    parser.add_argument("--state", metavar="PATH", help="the SQLite file that keeps alert state across restarts")
+    parser.add_argument("--state", metavar="PATH|URL", help="the SQLite file that keeps alert state across restarts, "
+                        "or a postgresql:// URL shared by several engines that take over each other's partitions "
+                        "(docs/scaling.md)")
     parser.add_argument("--data-dir", metavar="DIR", help="the site's data directory, shared with the dashboard: "
                         "the link secret, scheduled reports' files (default: vigil-data)")
     parser.add_argument("--partition", metavar="I/N",

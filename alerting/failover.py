@@ -1,0 +1,141 @@
+"""Several rule engines on one PostgreSQL state: the series' partitions owned through leases, and taken over by
+the others when an engine dies (``vigil alerting --state postgresql://...``; docs/scaling.md, "Rule-engine
+failover").
+
+The series are split into ``alerting.partitions`` partitions (crc32 of the series id, as ``--partition I/N``).
+Every engine process is a member of the deployment (alerting/lease.py): it holds a fair share of the partitions,
+each under a lease with an epoch in the database, renewed every few seconds; the partitions of a member whose
+leases ran out (it died, or lost the database) are taken by the others, and a member that joins is handed its
+share by the others.
+
+For each partition it holds, a process runs one engine exactly as a lone engine with ``--partition p/N`` runs,
+on the shared tables, with MQTT client id ``<client_id>-p<p>``. The broker keeps that client id's persistent
+session whichever process holds the partition, so a takeover is a restart elsewhere, with what a restart
+guarantees: the readings the dead owner had not acknowledged come to the new owner, pending timers and firing
+alerts are read from the shared tables (alerting/engine.py ``_restore``), and nothing is told twice. Every
+commit of an engine is fenced by its lease's epoch inside the commit's transaction (``lease.fence``): an owner
+whose lease was taken (a paused process) cannot commit a state change or a notification, and a takeover waits
+for a commit in flight.
+
+The dispatcher (notifications), the pipeline watchdog and the scheduled reports run with partition 0, so once
+in the deployment; the dispatcher takes the other partitions' notifications from the shared outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from alerting import lease
+from alerting.delivery import make_dispatcher, warm_apprise
+from alerting.engine import PartitionLost
+from alerting.notify.outbox import Outbox
+from alerting.service import _load_rules, engine_parts, open_history, run_engine
+from alerting.settings import AlertingSettings
+from alerting.state import StateDB
+from vigil.core.clock import Clock
+from vigil.core.settings import MqttSettings, StoreSettings
+from vigil.core.sqldb import redact
+from vigil.core.stores import Store
+
+__all__ = ["serve_shared"]
+
+log = logging.getLogger(__name__)
+
+#: seconds before a partition's engine that stopped (its lease still held) starts again
+RESTART = 1.0
+
+
+async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Store, StoreSettings], *,
+                       public_url: Optional[str], zone: Optional[dt.tzinfo], clock: Clock,
+                       ready: Optional[asyncio.Event], data_dir: Optional[str]) -> None:
+    """Be a member of the deployment on ``settings.state`` until cancelled; a clean stop hands this process's
+    partitions over at once."""
+    count = settings.partitions
+    member = f"{settings.client_id}@{socket.gethostname()}:{os.getpid()}"
+    local = Path(data_dir or "vigil-data")
+    local.mkdir(parents=True, exist_ok=True)
+    if settings.metrics_listen:
+        log.warning("metrics_listen: not served by engines sharing a PostgreSQL state (yet)")
+    rules = _load_rules(settings.rules)
+    StateDB(settings.state).close()  # the engine's tables, and the outbox's, before the dispatcher reads them
+    with contextlib.ExitStack() as closing:
+        members = lease.Leases(settings.state, member, partitions=count)
+        closing.callback(members.close)
+        schema = StateDB(settings.state)
+        Outbox(schema.conn).create_tables()
+        schema.close()
+        history = open_history(store, rules, closing)
+        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url,
+                                     secret_dir=data_dir)
+        closing.callback(dispatcher.close)
+        await asyncio.to_thread(warm_apprise)
+        log.info("rule engine %s: a member on %s, %d partitions", member, redact(settings.state), count)
+        running: dict[int, asyncio.Task[None]] = {}
+
+        async def one(p: int, epoch: int) -> None:
+            mine = settings.model_copy(update={"client_id": f"{settings.client_id}-p{p}", "partition": f"{p}/{count}"})
+            in_hand = local / f"in-hand-{mine.client_id}.db"  # this process's: the broker redelivers to the next
+
+            def fence(c: Any) -> None:
+                try:
+                    lease.fence(c, member, {p: epoch})
+                except lease.LeaseLost as exc:
+                    raise PartitionLost(f"partition {p}/{count} is no longer this engine's ({exc})") from exc
+
+            while True:  # until cancelled: the lease runner stops it when the partition is no longer held
+                try:
+                    async with engine_parts(mine, mqtt, rules, history, store, clock, public_url=public_url,
+                                            zone=zone, data_dir=data_dir, in_hand=in_hand, fence=fence,
+                                            dispatcher=dispatcher, reports=False) as (service, disp, _):
+                        await run_engine(service, disp, history, clock, ready, None, deliver=p == 0, metrics=False)
+                except Exception as exc:  # PartitionLost (a lease taken, the database lost) or a failed start
+                    # from the database again: a stale owner's start is fenced like its commits
+                    log.warning("partition %d/%d: its engine stopped (%s); starting it again in %.0f s", p, count,
+                                _first(exc), RESTART)
+                await asyncio.sleep(RESTART)
+
+        async def stop(p: int) -> None:
+            task = running.pop(p, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, PartitionLost):
+                    await task
+
+        async def changed(gained: dict[int, int], lost: set[int]) -> None:
+            for p in sorted(lost):
+                log.warning("partition %d/%d: no longer held; its engine stops", p, count)
+                await stop(p)
+            for p, epoch in sorted(gained.items()):
+                await stop(p)
+                log.info("partition %d/%d: held (epoch %d); its engine starts", p, count, epoch)
+                task = running[p] = asyncio.create_task(one(p, epoch), name=f"alerting-partition-{p}")
+                task.add_done_callback(_said)
+
+        try:
+            await lease.run(members, changed)
+        finally:
+            for p in list(running):
+                await stop(p)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(members.leave)
+
+
+def _first(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (a TaskGroup's), or the exception itself."""
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return exc
+
+
+def _said(task: asyncio.Task[None]) -> None:
+    """An engine that ended by itself (it could not start: its rules, the database) is logged; the lease stays
+    until the member leaves, so the operator sees it in the log rather than partitions that move around."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s ended: %s", task.get_name(), task.exception())
