@@ -64,6 +64,9 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
     if settings.metrics_listen:
         log.warning("metrics_listen: not served by engines sharing a PostgreSQL state (yet)")
     rules = _load_rules(settings.rules)
+    if rules.notify.reports:
+        log.warning("reports: scheduled reports are not made by engines sharing a PostgreSQL state (not yet: the "
+                    "reports read the ledger from an SQLite state file; docs/scaling.md, Rule-engine failover)")
     StateDB(settings.state).close()  # the engine's tables, and the outbox's, before the dispatcher reads them
     with contextlib.ExitStack() as closing:
         members = lease.Leases(settings.state, member, partitions=count)

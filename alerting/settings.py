@@ -70,7 +70,8 @@ class AlertingSettings(BaseModel):
     partition: str = Field(
         "0/1",
         description="I/N: this instance evaluates the series with crc32(series) % N == I (run N instances, "
-        "each with its own client_id and state file, to spread the rule engine).",
+        "each with its own client_id and state file, to spread the rule engine; with a postgresql:// state the "
+        "engines share the partitions by themselves: see `partitions`).",
     )
     partitions: int = Field(4, ge=1, le=256, description=(
         "With a postgresql:// state shared by several engines: how many partitions the series are split into; "

@@ -107,7 +107,9 @@ FALLBACK: dict[str, str] = {
     "bridge.metrics_listen": "Serve the bridge's counters (Prometheus text) on this address.",
     "alerting.client_id": "The rule engine's MQTT client id; give each instance its own.",
     "alerting.rules": "The rules file, or a folder of `*.yaml` rules files.",
-    "alerting.state": "The SQLite file that keeps alert state across restarts (docs/backup.md).",
+    "alerting.state": "The SQLite file that keeps alert state across restarts (docs/backup.md), or a "
+    "`postgresql://` URL shared by several engines that take over each other's partitions (docs/scaling.md, "
+    "Rule-engine failover).",
     "dashboard.listen": "Where the dashboard and its HTTP API listen; put a TLS proxy in front "
     "of it for other machines.",
 }
