@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
-from tests.support.services import Service
+from tests.support.services import Service, tcp_open
 
 __all__ = ["PG_BIN", "Postgres"]
 
@@ -64,6 +64,18 @@ class Postgres(Service):
         # fsync off: a test's server, thrown away after it; the crash tests kill Vigil's parts, never the server
         return self._as_user([self.binary, "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
                               "-k", "", "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"])
+
+    def ready(self) -> bool:
+        """It accepts a session (its port opens while it still says "the database system is starting up")."""
+        import psycopg
+
+        if not tcp_open(self.port):
+            return False
+        try:
+            psycopg.connect(self.url(), connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"

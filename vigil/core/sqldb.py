@@ -40,6 +40,13 @@ def redact(target: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+#: libpq's connection settings unless the URL says otherwise: a database that stops answering (a machine gone, a
+#: network cut without a reset) is given up within seconds, not the kernel's minutes, so an engine stops and its
+#: partitions go to another (alerting/failover.py) instead of hanging on a statement
+_NETWORK = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
+            "keepalives_count": "3", "tcp_user_timeout": "10000"}
+
+
 @functools.lru_cache(maxsize=1024)
 def _to_pg(sql: str) -> str:
     """SQLite's statement text in psycopg's: ``?`` to ``%s`` (a literal ``%`` doubled); BEGIN IMMEDIATE to BEGIN."""
@@ -59,9 +66,12 @@ class PgConnection:
 
     def __init__(self, url: str, *, application_name: str = "vigil") -> None:
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         self.url = url
-        self._conn = psycopg.connect(url, autocommit=True, application_name=application_name, connect_timeout=10)
+        given = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+        params = {**_NETWORK, "application_name": application_name, **given}  # the URL's win
+        self._conn = psycopg.connect(make_conninfo("", **params), autocommit=True)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(_to_pg(sql), tuple(params) if params else None)

@@ -35,3 +35,17 @@ def test_a_state_setting_is_a_file_or_a_postgresql_url() -> None:
     assert redact("postgresql://vigil:s3cret@db:5433/vigil") == "postgresql://vigil:***@db:5433/vigil"
     assert redact("postgresql://vigil@db/vigil") == "postgresql://vigil@db/vigil"
     assert redact("/var/lib/vigil/alerting.db") == "/var/lib/vigil/alerting.db"
+
+
+def test_a_connection_gives_up_on_a_silent_database_within_seconds_unless_the_url_says_otherwise(pg_url: str) -> None:
+    conn = connect(pg_url)
+    assert isinstance(conn, PgConnection)
+    # libpq's own settings of the connection (its socket's), as the client holds them
+    params = conn._conn.info.get_parameters()
+    assert (params["keepalives_idle"], params["tcp_user_timeout"], params["connect_timeout"]) == ("5", "10000", "10")
+    assert conn.execute("SHOW application_name").fetchone() == ("vigil",)
+    conn.close()
+    mine = connect(pg_url + "?keepalives_idle=7&application_name=mine")
+    assert isinstance(mine, PgConnection) and mine._conn.info.get_parameters()["keepalives_idle"] == "7"
+    assert mine.execute("SHOW application_name").fetchone() == ("mine",)
+    mine.close()
