@@ -25,6 +25,7 @@ import dataclasses
 import heapq
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 from alerting import excursion, ledger
@@ -472,7 +473,7 @@ class Engine(Acknowledging):
                     for kind, key, body, at in rows:
                         ledger.append(conn, kind, key, body, at)
                     self.state.save_alerts(self._dirty_alerts.values())
-                    self.state.save_series([self.series[sid] for sid in self.intake.dirty if sid in self.series])
+                    self.state.save_series([self.series[sid] for sid in self._dirty_series() if sid in self.series])
                     self.state.save_learned(self.intake.export(self.clock.now(), learned))
                     for t in out:
                         if self.sink is not None and notifiable(t):
@@ -492,6 +493,14 @@ class Engine(Acknowledging):
                     self.sink.enqueue(t)
         self._dirty_alerts.clear()
         return out
+
+    def _dirty_series(self) -> Iterable[str]:
+        """The series whose "last heard" to save. A shared state's (fenced) engine saves only its partition's, in
+        order: every partition's engine hears every event, and engines that upserted each other's rows in their own
+        orders deadlocked under load (each commit then failed and the partition's engine started again)."""
+        if self.fence is None:
+            return self.intake.dirty
+        return sorted(sid for sid in self.intake.dirty if owns(sid, self.partition))
 
     def _forget_removed(self, rec: AlertRecord) -> None:
         """An alert of a rule removed while the engine was down: resolve it if it fired, then drop it."""

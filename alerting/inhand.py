@@ -49,10 +49,12 @@ class InHand:
     """Marks around the engine's batches; see the module's text. Used from the event loop only."""
 
     def __init__(self, path: str | Path, refuse: Callable[[str, str, str], None],
-                 key: Callable[[Any], tuple[str, bytes]] = topic_payload) -> None:
+                 key: Callable[[Any], tuple[str, bytes]] = topic_payload,
+                 innocent: tuple[type[Exception], ...] = ()) -> None:
         self.guard = PoisonGuard(path, part="rule engine", fate="refused as poison")
         self.refuse = refuse
         self.key = key
+        self.innocent = innocent  # what stops the engine through no fault of the messages in hand
 
     @property
     def suspects(self) -> int:
@@ -62,7 +64,9 @@ class InHand:
         """Handle ``batch`` with ``handle(topic, payload)`` and acknowledge it with ``done(messages)``
         (which commits, then acknowledges), marked in hand in between; suspects alone, poison refused.
 
-        If ``handle`` or ``done`` raises, what was in hand becomes suspect, as after a death."""
+        If ``handle`` or ``done`` raises, what was in hand becomes suspect, as after a death; unless the error is
+        one of ``innocent`` (a shared state's partition lost, alerting/failover.py): then what was in hand goes back
+        to the broker unsuspected, and a suspect handled alone is a suspect again, not poison."""
         guard = self.guard
         items = [(m, *self.key(m)) for m in batch]
         fps = [fingerprint(topic, payload) for _, topic, payload in items]
@@ -86,6 +90,12 @@ class InHand:
                 done([message])
                 guard.clear(fp)
             self._run(items[start:], fps[start:], handle, done)
+        except self.innocent:
+            guard.release_all()
+            for fp, alone in list(guard.suspects.items()):
+                if alone:
+                    guard.back_to_suspect(fp)
+            raise
         except Exception:
             guard.recover()
             raise

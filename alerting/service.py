@@ -90,7 +90,7 @@ class AlertService:
         self.client: Optional[aiomqtt.Client] = None  # the broker connection while consuming (alerting/mqttloop.py)
         self.catchup = CatchUp(self.topics.root, settings.client_id, self._resumed)
         self.guard = Guard(engine.clock)
-        self.in_hand = InHand(in_hand, self.guard.refuse)
+        self.in_hand = InHand(in_hand, self.guard.refuse, innocent=(PartitionLost,))
         self.health = HealthReporter(self.topics, "alerting", settings.client_id, self.guard.snapshot,
                                      every=settings.health_every)
 

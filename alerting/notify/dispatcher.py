@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import math
 import random
@@ -110,13 +111,12 @@ class Dispatcher:
         public_url: Optional[str] = None,
         link_secret: Optional[bytes] = None,
     ) -> None:
-        if callable(state):
-            conn = state()
-        else:  # a file path or a postgresql:// URL
+        if not callable(state):  # a file path or a postgresql:// URL
             if not sqldb.is_postgres(str(state)):
                 Path(state).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqldb.connect(str(state))
-        self._state = NotifyState(conn)
+            state = functools.partial(sqldb.connect, str(state))
+        self._connect: Callable[[], sqldb.Connection] = state
+        self._state = NotifyState(state())
         self._config = config
         self._clock = clock
         self._zone = zone  # the site's time zone for the times in messages and logs (None: the server's)
@@ -223,8 +223,30 @@ class Dispatcher:
                     self._courier.start(tg, self._config.delivery)
                 except self._state.errors as exc:  # locked, full disk, lost: nothing was committed, try again
                     log.error("notification state not updated: %s; trying again", exc)
+                    self._reconnect()
                 now = self._clock.now()
-                await self._nap(max(0.0, self._next_due(now) - now))
+                try:
+                    wait = max(0.0, self._next_due(now) - now)
+                except self._state.errors:  # the database is away: try again in a second
+                    wait = 1.0
+                await self._nap(wait)
+
+    def _reconnect(self) -> None:
+        """A PostgreSQL connection that was lost (the server restarted, the network failed) never comes back by
+        itself: connect again (on the next pass if the database is still away). An SQLite file needs none."""
+        old = self._state.conn
+        if not isinstance(old, sqldb.PgConnection) or not old.closed:
+            return
+        try:
+            self._state.conn = self._connect()
+        except self._state.errors as exc:
+            log.warning("notification state: cannot connect again yet (%s)", exc)
+            return
+        log.warning("notification state: connected to the database again")
+        try:
+            old.close()
+        except Exception:  # a broken connection may fail to close; it is thrown away either way
+            pass
 
     async def step(self) -> float:
         """One pass at the clock's current time, waiting for its sends; returns when the next pass is due."""

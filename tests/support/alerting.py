@@ -26,6 +26,7 @@ class Receiver:
     def __init__(self, fail_first: int = 0) -> None:
         self.port = free_port()
         self.bodies: list[dict[str, Any]] = []
+        self.times: list[float] = []  # when each of bodies came (time.time())
         self.fail_first = fail_first
         self.attempts = 0
         receiver = self
@@ -40,9 +41,11 @@ class Receiver:
                     self.end_headers()
                     return
                 try:
-                    receiver.bodies.append(json.loads(raw))
+                    body = json.loads(raw)
                 except ValueError:
-                    receiver.bodies.append({"raw": raw.decode("utf-8", "replace")})
+                    body = {"raw": raw.decode("utf-8", "replace")}
+                receiver.times.append(time.time())
+                receiver.bodies.append(body)
                 self.send_response(200)
                 self.end_headers()
 

@@ -93,6 +93,11 @@ class PgConnection:
 
         return self._conn.info.transaction_status != TransactionStatus.IDLE
 
+    @property
+    def closed(self) -> bool:
+        """Closed, or lost (psycopg never reconnects: a new connection is needed)."""
+        return bool(self._conn.closed)
+
     def close(self) -> None:
         self._conn.close()
 

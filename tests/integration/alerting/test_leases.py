@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
 import sys
 import threading
 import time
@@ -273,15 +271,6 @@ async def test_the_runner_stops_on_a_partition_count_that_does_not_match_the_dat
         await asyncio.wait_for(run(Leases(pg_url, "b", partitions=4), lambda gained, lost: None), 20)
 
 
-def stop_fast(postgres: Postgres) -> None:
-    """Stop the server at once: SIGINT (fast shutdown, which ends the open sessions) to the postmaster itself. Run as
-    root, the fixture's stop() signals ``runuser``: SIGTERM means a smart shutdown, which waits for open sessions,
-    and ``stop(signal.SIGINT)`` was not passed on (it waited its 10 s, then killed runuser and left the postmaster
-    running)."""
-    os.kill(int((postgres.data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
-    postgres.stop()  # waits for the process it started (runuser, or the postmaster) to end
-
-
 async def test_a_member_whose_database_goes_away_reports_its_leases_lost_after_the_ttl_and_takes_them_again(
         postgres: Postgres, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     ttl, interval = 3.0, 0.5
@@ -305,7 +294,7 @@ async def test_a_member_whose_database_goes_away_reports_its_leases_lost_after_t
         await until(lambda: leases.held.keys() == {0, 1, 2, 3}, 20)
         assert [ch.gained for _, ch in changes] == [{0: 1, 1: 1, 2: 1, 3: 1}]
         stopped = time.monotonic()
-        await asyncio.to_thread(stop_fast, postgres)
+        await asyncio.to_thread(postgres.stop_fast)
         await until(lambda: len(changes) == 2, ttl + 10)
         lost_at, lost = changes[1]
         assert lost == Change(lost={0, 1, 2, 3})

@@ -1,0 +1,117 @@
+"""What the rule-engine failover tests on PostgreSQL share: who holds which partition (the lease table, read as an
+operator would), what the stand-in receiver was told, per alert and kind, and a steady stream of readings in which
+each device goes hot at a scheduled time and cools when the test says."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import paho.mqtt.client as paho
+import psycopg
+
+from tests.support.alerting import Receiver
+
+__all__ = ["Stream", "holders", "tally"]
+
+_HEADLINE = re.compile(r"\[(FIRING|RESOLVED) \w+\] (\w+) (d\d+)/")
+
+
+def holders(url: str) -> dict[int, str]:
+    """Partition -> the member holding it now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('engine_leases')").fetchone() == (None,):
+            return {}  # no member has made the table yet
+        rows = conn.execute("SELECT p, owner FROM engine_leases WHERE owner IS NOT NULL "
+                            "AND expires > extract(epoch from clock_timestamp())").fetchall()
+    return {int(p): str(owner) for p, owner in rows}
+
+
+def tally(receiver: Receiver) -> Counter[tuple[str, str, str]]:
+    """(FIRING or RESOLVED, rule, device) -> messages that told it, from the headlines of the receiver's bodies (a
+    message of one alert has it in its title, one of several in each of its blocks)."""
+    out: Counter[tuple[str, str, str]] = Counter()
+    for text in receiver.texts():
+        out.update(m.groups() for m in _HEADLINE.finditer(text))  # type: ignore[misc]
+    return out
+
+
+def first_told(receiver: Receiver, kind: str, rule: str, device: str) -> float:
+    """When the receiver first heard of it (its clock), or inf."""
+    for body, at in zip(list(receiver.bodies), list(receiver.times)):
+        if any(m.groups() == (kind, rule, device) for m in _HEADLINE.finditer(f"{body.get('title', '')}\n"
+                                                                            f"{body.get('message', '')}")):
+            return at
+    return math.inf
+
+
+class Stream:
+    """Readings of ``devices`` (temperature of sensor t0), each device ``per_second`` times a second, from a thread
+    with its own MQTT client (QoS 1): 20 °C, and 40 °C from ``hot_at[device]`` (seconds after :meth:`start`) until
+    :attr:`cool_at` (seconds after start; set by the test, inf until then); it stops at :attr:`stop_at`."""
+
+    def __init__(self, port: int, hot_at: dict[str, float], per_second: float = 5.0, root: str = "vigil") -> None:
+        self.hot_at, self.period, self.root = hot_at, 1.0 / per_second, root
+        self.cool_at = math.inf
+        self.stop_at = math.inf
+        self.t0 = 0.0
+        self.sent = 0
+        self.first_hot: dict[str, float] = {}  # device -> the time (ts) of its first hot reading
+        self.last_hot: dict[str, float] = {}
+        self.first_cool: dict[str, float] = {}  # after its hot ones
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"stream-{os.getpid()}-{time.time()}")
+        self.client.max_inflight_messages_set(100)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-stream", daemon=True)
+        self._infos: list[Any] = []
+
+    def start(self) -> None:
+        self.t0 = time.time()
+        self._thread.start()
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+    def _run(self) -> None:
+        k = 0
+        while not self._halt.is_set():
+            at = self.t0 + k * self.period
+            delay = at - time.time()
+            if delay > 0:
+                self._halt.wait(delay)
+            t = time.time() - self.t0
+            if t >= self.stop_at:
+                break
+            for d, hot in self.hot_at.items():
+                ts = time.time()
+                is_hot = hot <= t < self.cool_at
+                if is_hot:
+                    self.first_hot.setdefault(d, ts)
+                    self.last_hot[d] = ts
+                elif d in self.first_hot:
+                    self.first_cool.setdefault(d, ts)
+                body = {"device": d, "sensor": "t0", "metric": "temperature", "value": 40.0 if is_hot else 20.0,
+                        "ts": ts, "unit": "°C"}
+                self._infos.append(self.client.publish(f"{self.root}/events/{d}/temperature", json.dumps(body), qos=1))
+                self.sent += 1
+            k += 1
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop, wait until every reading sent reached the broker, disconnect."""
+        self._halt.set()
+        self._thread.join(10)
+        for info in self._infos:
+            info.wait_for_publish(10)
+        self.client.loop_stop()
+        self.client.disconnect()
