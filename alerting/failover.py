@@ -99,6 +99,13 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
                                             dispatcher=dispatcher, reports=False) as (service, disp, _):
                         await run_engine(service, disp, history, clock, ready, None, deliver=p == 0, metrics=False)
                 except Exception as exc:  # PartitionLost (a lease taken, the database lost) or a failed start
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        # stopped (stop() below) while its engine failed: the engine's TaskGroup raised the failure
+                        # instead of the cancellation. Going on would run an engine for a partition no longer held
+                        # (fenced, but it takes the broker session from the partition's new holder, over and over)
+                        # and keep stop(), hence the lease runner, waiting forever
+                        raise asyncio.CancelledError from exc
                     # from the database again: a stale owner's start is fenced like its commits
                     log.warning("partition %d/%d: its engine stopped (%s); starting it again in %.0f s", p, count,
                                 _first(exc), RESTART)
