@@ -87,3 +87,34 @@ def test_a_failure_in_the_loop_makes_what_was_in_hand_suspect(tmp_path: Path) ->
     assert loop.in_hand.suspects == 2 and rows(path, "in_hand") == 0
     loop.run(batch(b"a", b"b"))
     assert loop.acked == [[b"a"], [b"b"]] and loop.in_hand.suspects == 0
+
+
+class Lost(Exception):
+    """Not the message's fault (a shared state's partition lost): stands for alerting.engine.PartitionLost."""
+
+
+def test_an_innocent_failure_leaves_no_suspect_and_a_suspect_alone_is_not_made_poison(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.poison.db"
+    failing = True
+
+    def done(ms: list[Msg]) -> None:
+        if failing:
+            raise Lost()
+
+    guarded = InHand(path, lambda *a: None, key=lambda m: m, innocent=(Lost,))
+    with pytest.raises(Lost):  # the commit fails: the batch goes back to the broker, unsuspected
+        guarded.consume(batch(b"a", b"b"), lambda t, p: None, done)
+    assert (guarded.suspects, rows(path, "in_hand"), rows(path, "suspects")) == (0, 0, 0)
+    # a real death makes them suspects; an innocent failure while one is handled alone leaves it a suspect
+    with pytest.raises(Died):
+        guarded.consume(batch(b"x"), Loop(path, kill=b"x").handle, done)
+    guarded.guard.recover()
+    assert guarded.suspects == 1
+    with pytest.raises(Lost):
+        guarded.consume(batch(b"x"), lambda t, p: None, done)
+    assert guarded.guard.verdict(next(iter(guarded.guard.suspects))) is False  # not poison
+    failing = False
+    handled: list[bytes] = []
+    guarded.consume(batch(b"x"), lambda t, p: handled.append(p), done)
+    assert handled == [b"x"] and guarded.suspects == 0
+    guarded.close()
