@@ -100,12 +100,14 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
                         await run_engine(service, disp, history, clock, ready, None, deliver=p == 0, metrics=False)
                 except Exception as exc:  # PartitionLost (a lease taken, the database lost) or a failed start
                     current = asyncio.current_task()
-                    if current is not None and current.cancelling():
+                    if current is None or running.get(p) is not current:
                         # stopped (stop() below) while its engine failed: the engine's TaskGroup raised the failure
                         # instead of the cancellation. Going on would run an engine for a partition no longer held
                         # (fenced, but it takes the broker session from the partition's new holder, over and over)
                         # and keep stop(), hence the lease runner, waiting forever
                         raise asyncio.CancelledError from exc
+                    while current.cancelling():  # Python 3.11's TaskGroup leaves its own cancel request counted
+                        current.uncancel()
                     # from the database again: a stale owner's start is fenced like its commits
                     log.warning("partition %d/%d: its engine stopped (%s); starting it again in %.0f s", p, count,
                                 _first(exc), RESTART)
