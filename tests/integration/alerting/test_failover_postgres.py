@@ -10,11 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-import psycopg
 import pytest
 
 from alerting.partition import owns
 from tests.support.alerting import EngineProcess, MqttProbe, Receiver, wait_for
+from tests.support.failover_load import holders
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +27,6 @@ rules:
   - {name: hot, match: {metric: temperature}, above: 30, notify: ops, message: "hot {{ device }}"}
   - {name: slow, match: {metric: humidity}, above: 80, for: 6s, notify: ops, message: "slow {{ device }}"}
 """
-
-
-def holders(url: str) -> dict[int, str]:
-    """Partition -> the member holding it now (the lease table, read as an operator would)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        if conn.execute("SELECT to_regclass('engine_leases')").fetchone() == (None,):
-            return {}  # no member has made the table yet
-        rows = conn.execute("SELECT p, owner FROM engine_leases WHERE owner IS NOT NULL "
-                            "AND expires > extract(epoch from clock_timestamp())").fetchall()
-    return {int(p): str(owner) for p, owner in rows}
 
 
 def told(receiver: Receiver) -> Counter[str]:
