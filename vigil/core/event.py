@@ -25,7 +25,7 @@ MAX_EVENT_BYTES = 64 * 1024
 _VALID_NAMES: set[tuple[str, str, str]] = set()
 _VISIBLE_UNITS: set[str] = set()
 _VALID_MAX = 65536
-_decode_json = json.JSONDecoder().decode  # what json.loads uses for a str, without its checks per call
+_raw_decode = json.JSONDecoder().raw_decode  # json.loads' decoder, without its checks per call
 
 # The one unit each metric is stored in (SI, or °C for temperature). The bridge converts to it.
 METRIC_UNITS: dict[str, str] = {
@@ -125,9 +125,13 @@ class Event:
         if too_deep(raw):
             raise EventDecodeError(f"nested more than {MAX_DEPTH} levels deep")
         try:
+            data, end = None, -1
             if len(raw) > 1 and raw[0] == 0x7B and raw[1]:  # "{" then not NUL: UTF-8, as json.loads would detect
-                data = _decode_json(raw.decode("utf-8", "surrogatepass"))
-            else:
+                text = raw.decode("utf-8", "surrogatepass")
+                data, end = _raw_decode(text)
+                if end != len(text):
+                    data = None  # white space after it, or more: json.loads says which
+            if data is None:
                 data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventDecodeError(f"not JSON: {exc}") from exc
