@@ -87,3 +87,18 @@ def test_a_failure_in_the_loop_makes_what_was_in_hand_suspect(tmp_path: Path) ->
     assert loop.in_hand.suspects == 2 and rows(path, "in_hand") == 0
     loop.run(batch(b"a", b"b"))
     assert loop.acked == [[b"a"], [b"b"]] and loop.in_hand.suspects == 0
+
+
+def test_the_mark_of_a_large_batch_is_whole_and_one_left_at_a_stop_makes_its_messages_suspects(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.poison.db"
+    payloads = [f"m{i}".encode() for i in range(300)]  # more fingerprints than one page of the mapped file holds
+    seen: list[int] = []
+    loop = Loop(path)
+    loop.in_hand.consume(batch(*payloads), lambda t, p: seen.append(len(marked(path))), lambda ms: None)
+    assert set(seen) == {300} and marked(path) == []
+    stopped = Loop(path, kill=b"m299")
+    with pytest.raises(Died):
+        stopped.run(batch(*payloads))
+    assert len(marked(path)) == 300  # left in the file, as by a killed process
+    again = Loop(path)
+    assert again.in_hand.suspects == 300 and marked(path) == [] and rows(path, "in_hand") == 0
