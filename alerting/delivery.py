@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from alerting.notify.apprise_sender import AppriseSender
 from alerting.notify.config import NotifyConfig
@@ -59,7 +59,8 @@ def warm_apprise() -> None:
 
 def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
                     zone: Optional[dt.tzinfo] = None, public_url: Optional[str] = None,
-                    secret_dir: Optional[str] = None) -> Dispatcher:
+                    secret_dir: Optional[str] = None,
+                    fence: Optional[Callable[[sqldb.Connection], None]] = None) -> Dispatcher:
     """The notification Dispatcher on the engine's state file, sending through apprise.
 
     ``zone`` is the site's time zone: for the dispatcher's messages and, through
@@ -67,6 +68,7 @@ def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
     ``public_url`` is the dashboard's address: with it, messages carry signed acknowledgement links, signed
     with the site's link secret (``$VIGIL_LINK_SECRET`` or ``link-secret`` in ``secret_dir``, the site's data
     directory, where the dashboard reads it; default: beside the state file).
+    ``fence``: see :class:`Dispatcher` (alerting/failover.py fences delivery by partition 0's lease).
     """
     use_zone(zone)
 
@@ -86,4 +88,5 @@ def make_dispatcher(state_path: str, config: NotifyConfig, clock: Clock,
     if not public_url and config.receivers:
         log.info("notifications carry no acknowledgement link: set dashboard.public_url to the address people "
                  "open the dashboard at (docs/notifications.md)")
-    return Dispatcher(connect, config, AppriseSender(), clock, zone=zone, public_url=public_url, link_secret=secret)
+    return Dispatcher(connect, config, AppriseSender(), clock, zone=zone, public_url=public_url, link_secret=secret,
+                      fence=fence)

@@ -18,7 +18,10 @@ whose lease was taken (a paused process) cannot commit a state change or a notif
 for a commit in flight.
 
 The dispatcher (notifications), the pipeline watchdog and the scheduled reports run with partition 0, so once
-in the deployment; the dispatcher takes the other partitions' notifications from the shared outbox.
+in the deployment; the dispatcher takes the other partitions' notifications from the shared outbox. Its loop's
+writes (taking outbox entries, queueing, marking a delivery 'sending') are fenced by partition 0's lease at the
+epoch held now: a paused holder that resumes takes nothing and starts no send; its dispatcher stops (PartitionLost)
+and partition 0's engine with it, as when an engine's commit is fenced.
 """
 
 from __future__ import annotations
@@ -75,8 +78,20 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
         Outbox(schema.conn).create_tables()
         schema.close()
         history = open_history(store, rules, closing)
+        delivering: dict[int, int] = {}  # {0: epoch} while this process holds partition 0: its dispatcher delivers
+
+        def delivery_fence(c: Any) -> None:
+            """The dispatcher's loop takes an outbox entry or starts a send only under partition 0's lease, at the
+            epoch held now (the dispatcher outlives a tenure: it is the process's, for every partition's acks)."""
+            try:
+                if 0 not in delivering:
+                    raise lease.LeaseLost({0})
+                lease.fence(c, member, {0: delivering[0]})
+            except lease.LeaseLost as exc:
+                raise PartitionLost(f"partition 0/{count} is no longer this engine's: no delivery ({exc})") from exc
+
         dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url,
-                                     secret_dir=data_dir)
+                                     secret_dir=data_dir, fence=delivery_fence)
         closing.callback(dispatcher.close)
         await asyncio.to_thread(warm_apprise)
         log.info("rule engine %s: a member on %s, %d partitions", member, redact(settings.state), count)
@@ -92,6 +107,8 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
                 except lease.LeaseLost as exc:
                     raise PartitionLost(f"partition {p}/{count} is no longer this engine's ({exc})") from exc
 
+            if p == 0:
+                delivering[0] = epoch
             while True:  # until cancelled: the lease runner stops it when the partition is no longer held
                 try:
                     async with engine_parts(mine, mqtt, rules, history, store, clock, public_url=public_url,
@@ -115,6 +132,8 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
 
         async def stop(p: int) -> None:
             task = running.pop(p, None)
+            if p == 0:
+                delivering.pop(0, None)  # no delivery until partition 0 is held again, at its new epoch
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, PartitionLost):

@@ -48,7 +48,7 @@ class Courier:
     def recover(self, cfg: Delivery, now: float) -> None:
         """Deal with sends a crash cut off (see the module doc); call once, before the first ``start``."""
         resend = cfg.in_doubt == "resend"
-        with self._state.transaction():
+        with self._state.transaction(fenced=True):
             found = self._state.recover_in_doubt(resend, now)
         for _, url, title in found:
             if resend:
@@ -74,7 +74,7 @@ class Courier:
             return 0
         # one commit marks the whole batch 'sending': from here a crash leaves them in doubt; a delivery another
         # dispatcher on the database took meanwhile is left to it
-        with self._state.transaction(durable=True):
+        with self._state.transaction(durable=True, fenced=True):
             ready = [(d, url) for d, url in ready if self._state.mark_sending(d.id)]
         # a slow receiver holds only its own sends: planning and other receivers go on
         for d, url in ready:

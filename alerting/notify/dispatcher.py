@@ -110,6 +110,7 @@ class Dispatcher:
         zone: Optional[dt.tzinfo] = None,
         public_url: Optional[str] = None,
         link_secret: Optional[bytes] = None,
+        fence: Optional[Callable[[sqldb.Connection], None]] = None,
     ) -> None:
         if not callable(state):  # a file path or a postgresql:// URL
             if not sqldb.is_postgres(str(state)):
@@ -117,6 +118,11 @@ class Dispatcher:
             state = functools.partial(sqldb.connect, str(state))
         self._connect: Callable[[], sqldb.Connection] = state
         self._state = NotifyState(state())
+        # called inside the delivery loop's writes (taking outbox entries, queueing, marking 'sending'): raises when
+        # this dispatcher may no longer deliver (alerting/failover.py: its process lost partition 0's lease). An
+        # exception of it with ``final`` set (alerting.engine.PartitionLost) ends run(); the public calls
+        # (acknowledge, silences, reload) are not fenced: every engine of the process makes them
+        self._state.fence = fence
         self._config = config
         self._clock = clock
         self._zone = zone  # the site's time zone for the times in messages and logs (None: the server's)
@@ -215,7 +221,9 @@ class Dispatcher:
                             self._state.waiting_deliveries())
 
     async def run(self) -> None:
-        """Deliver until cancelled; sends in flight are finished and recorded first."""
+        """Deliver until cancelled; sends in flight are finished and recorded first. A fence that stops delivery
+        (``final``: the lease is gone) ends it the same way, then raises that exception (not wrapped in a group)."""
+        stopped: Optional[Exception] = None
         async with asyncio.TaskGroup() as tg:
             while True:
                 try:
@@ -224,12 +232,19 @@ class Dispatcher:
                 except self._state.errors as exc:  # locked, full disk, lost: nothing was committed, try again
                     log.error("notification state not updated: %s; trying again", exc)
                     self._reconnect()
+                except Exception as exc:
+                    if not getattr(exc, "final", False):
+                        raise
+                    stopped = exc  # rolled back: nothing more is taken or sent; the sends in flight are recorded
+                    break
                 now = self._clock.now()
                 try:
                     wait = max(0.0, self._next_due(now) - now)
                 except self._state.errors:  # the database is away: try again in a second
                     wait = 1.0
                 await self._nap(wait)
+        if stopped is not None:
+            raise stopped
 
     def _reconnect(self) -> None:
         """A PostgreSQL connection that was lost (the server restarted, the network failed) never comes back by
@@ -277,7 +292,7 @@ class Dispatcher:
 
     def _ingest(self, now: float) -> None:
         while batch := self._state.outbox_batch(self._outbox_seq):
-            with self._state.transaction():
+            with self._state.transaction(fenced=True):
                 for seq, body in batch:
                     try:
                         t = Transition.from_json(body)
@@ -289,7 +304,7 @@ class Dispatcher:
                         self._apply(t, now)
             self._outbox_seq = batch[-1][0]
         if now >= self._prune_at:
-            with self._state.transaction():
+            with self._state.transaction(fenced=True):
                 self._state.outbox_prune(now - _KEEP_HISTORY)
                 self._state.prune_sent(now - _KEEP_HISTORY)
             self._prune_at = now + 3600.0
@@ -405,7 +420,7 @@ class Dispatcher:
         silences = self._state.silences(now)
         firing = list(self._sources.values())
         repeat = self._config.grouping.repeat_interval
-        with self._state.transaction():
+        with self._state.transaction(fenced=True):
             for row in rows:
                 labels = alert_labels(row.transition)
                 if keys is not None:
@@ -445,7 +460,7 @@ class Dispatcher:
             return
         silences = self._state.silences(now)
         firing = list(self._sources.values())
-        with self._state.transaction():
+        with self._state.transaction(fenced=True):
             for receiver, gk in groups:
                 self._flush_group(receiver, gk, now, silences, firing)
 

@@ -38,7 +38,7 @@ def fall_back(state: NotifyState, config: NotifyConfig, now: float, zone: dt.tzi
     if not failed:
         return math.inf
     next_at = math.inf
-    with state.transaction():
+    with state.transaction(fenced=True):
         for m in failed:
             spec = config.fallbacks[m.receiver]
             due = _due(spec, m, now)

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from alerting import ledger
 from alerting.state import immediate_transaction
@@ -149,6 +149,9 @@ class NotifyState:
 
     def __init__(self, conn: sqldb.Connection, *, create: bool = True) -> None:
         self.conn = conn
+        # called inside each ``transaction(fenced=True)``, after the dispatchers' lock: raises (the transaction rolls
+        # back) when this process may no longer deliver (alerting/failover.py: partition 0's lease is gone)
+        self.fence: Optional[Callable[[sqldb.Connection], None]] = None
         self.postgres = sqldb.dialect(conn) == "postgresql"
         # what a statement raises when the database failed (locked, disk full, connection lost): nothing committed
         self.errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
@@ -201,11 +204,13 @@ class NotifyState:
         return self.conn  # type: ignore[return-value]
 
     @contextmanager
-    def transaction(self, durable: bool = False) -> Iterator[sqldb.Connection]:
+    def transaction(self, durable: bool = False, fenced: bool = False) -> Iterator[sqldb.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; ``durable`` syncs the commit (and every one before it) to disk.
 
         On PostgreSQL, commits are durable anyway and the transaction first takes the dispatchers' lock: what one
-        reads and writes (who was told, what waits in a group) no other changes until it commits.
+        reads and writes (who was told, what waits in a group) no other changes until it commits. ``fenced``: then
+        :attr:`fence`, if set, is called in it (the delivery loop's writes: taking outbox entries, queueing, marking
+        a delivery 'sending'), so a dispatcher whose lease is gone takes nothing and starts no send.
         """
         if durable and not self.postgres:
             self.conn.execute("PRAGMA synchronous = FULL")
@@ -213,6 +218,8 @@ class NotifyState:
             with immediate_transaction(self._sqlite):
                 if self.postgres:
                     self.conn.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK,))
+                if fenced and self.fence is not None:
+                    self.fence(self.conn)
                 yield self.conn
         finally:
             if durable and not self.postgres:
