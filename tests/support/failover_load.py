@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Optional
 
 import paho.mqtt.client as paho
 import psycopg
@@ -33,12 +33,19 @@ def holders(url: str) -> dict[int, str]:
     return {int(p): str(owner) for p, owner in rows}
 
 
-def tally(receiver: Receiver) -> Counter[tuple[str, str, str]]:
+#: what a message sent again after its send was cut off says first (alerting/notify/courier.py; docs/notifications.md,
+#: "Exactly once, and the crash window")
+IN_DOUBT = "you may have received it already"
+
+
+def tally(receiver: Receiver, in_doubt: Optional[bool] = None) -> Counter[tuple[str, str, str]]:
     """(FIRING or RESOLVED, rule, device) -> messages that told it, from the headlines of the receiver's bodies (a
-    message of one alert has it in its title, one of several in each of its blocks)."""
+    message of one alert has it in its title, one of several in each of its blocks); ``in_doubt``: only the
+    messages sent again after a cut-off send (True), or only the others (False)."""
     out: Counter[tuple[str, str, str]] = Counter()
     for text in receiver.texts():
-        out.update(m.groups() for m in _HEADLINE.finditer(text))  # type: ignore[misc]
+        if in_doubt is None or (IN_DOUBT in text) == in_doubt:
+            out.update(m.groups() for m in _HEADLINE.finditer(text))  # type: ignore[misc]
     return out
 
 

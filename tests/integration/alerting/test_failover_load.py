@@ -58,6 +58,19 @@ def split_evenly(url: str, members: int) -> bool:
     return len(held) == PARTITIONS and sorted(Counter(held.values()).values()) == [PARTITIONS // members] * members
 
 
+def told_exactly_once(receiver: Receiver) -> None:
+    """Every expected firing and resolve told, nothing else, none twice: except that a send cut off by the fault (its
+    result could not be recorded: the database away, the sender killed) is sent again saying "you may have received
+    it already", the one duplicate Vigil allows (docs/notifications.md, Exactly once, and the crash window)."""
+    plain, again = tally(receiver, in_doubt=False), tally(receiver, in_doubt=True)
+    assert {k: v for k, v in plain.items() if v > 1} == {}, "told twice, the second time not marked as a resend"
+    assert {k: v for k, v in again.items() if v > 1} == {}, "sent again twice"
+    assert sorted(set(EXPECTED) - set(plain + again)) == [], "never told"
+    assert sorted(set(plain + again) - set(EXPECTED)) == [], "told what did not happen"
+    if again:
+        print(f"sent again after a cut-off send, marked as a possible duplicate: {sorted(again)}")
+
+
 def finish(stream: Stream, receiver: Receiver, probe: MqttProbe, after: float) -> None:
     """Cool every device ``after`` s after the stream's start (not before its schedule), then check: each firing and
     resolve told once, none missing, none twice; the retained states end resolved."""
@@ -68,13 +81,11 @@ def finish(stream: Stream, receiver: Receiver, probe: MqttProbe, after: float) -
     print(f"{stream.sent} readings sent in {stream.stop_at:.0f} s; all cool from {stream.cool_at:.1f} s")
     assert set(stream.first_hot) == set(DEVICES) and set(stream.first_cool) == set(DEVICES)
     try:
-        wait_for(lambda: +tally(receiver) == EXPECTED, timeout=60, what="every firing and resolve told")
+        wait_for(lambda: set(tally(receiver)) == set(EXPECTED), timeout=60, what="every firing and resolve told")
     finally:
-        counts = tally(receiver)
-        assert {k: v for k, v in counts.items() if v != 1} == {}, "told twice"
-        assert sorted(EXPECTED - counts) == [], "never told"
+        told_exactly_once(receiver)
     time.sleep(3)  # anything told twice would have come by now
-    assert tally(receiver) == EXPECTED
+    told_exactly_once(receiver)
     keys = [f"{rule}/{d}/t0/temperature" for rule in ("hot", "slow") for d in DEVICES]
     wait_for(lambda: all(probe.states(k)[-1:] == ["resolved"] for k in keys), timeout=15,
              what="every retained state resolved")
