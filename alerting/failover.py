@@ -70,11 +70,10 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
     if rules.notify.reports:
         log.warning("reports: scheduled reports are not made by engines sharing a PostgreSQL state (not yet: the "
                     "reports read the ledger from an SQLite state file; docs/scaling.md, Rule-engine failover)")
-    StateDB(settings.state).close()  # the engine's tables, and the outbox's, before the dispatcher reads them
     with contextlib.ExitStack() as closing:
         members = lease.Leases(settings.state, member, partitions=count)
         closing.callback(members.close)
-        schema = StateDB(settings.state)
+        schema = StateDB(settings.state)  # the engine's tables, and the outbox's, before the dispatcher reads them
         Outbox(schema.conn).create_tables()
         schema.close()
         history = open_history(store, rules, closing)
