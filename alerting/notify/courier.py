@@ -10,6 +10,7 @@ A graceful stop waits for sends in flight and records them, so it leaves nothing
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -44,17 +45,39 @@ class Courier:
         self._rng = rng or random.Random()
         self._max_concurrent = max(1, max_concurrent)
         self._in_flight: set[int] = set()
+        # outcomes of sends that could not be recorded (the database away then), by delivery id: written by
+        # :meth:`record_late` once it answers, so a message that went out is not sent again as in doubt
+        self._unrecorded: dict[int, Callable[[], None]] = {}
 
     def recover(self, cfg: Delivery, now: float) -> None:
-        """Deal with sends a crash cut off (see the module doc); call once, before the first ``start``."""
+        """Deal with sends a crash cut off (see the module doc): before the first ``start``, and whenever the
+        outcome of a 'sending' mark may be unknown (the database lost mid-commit, a tenure taken over from
+        another dispatcher); this courier's own sends in flight are not in doubt."""
         resend = cfg.in_doubt == "resend"
         with self._state.transaction(fenced=True):
-            found = self._state.recover_in_doubt(resend, now)
+            found = self._state.recover_in_doubt(resend, now, busy=self._in_flight | self._unrecorded.keys())
         for _, url, title in found:
             if resend:
                 log.warning("sending %r to %s again: Vigil stopped during its send, it may arrive twice", title, url)
             else:
                 log.error("not sending %r to %s again: Vigil stopped during its send, it may be lost", title, url)
+
+    def record_late(self) -> None:
+        """Record the outcomes that could not be recorded when their sends ended (raises while the database is
+        still away; what is left is tried again on the next call)."""
+        for delivery_id, write in list(self._unrecorded.items()):
+            with self._state.transaction():
+                write()
+            del self._unrecorded[delivery_id]
+
+    def _record(self, d: DeliveryRow, write: Callable[[], None]) -> None:
+        try:
+            with self._state.transaction():
+                write()
+        except self._state.errors as exc:  # kept, and written once the database answers (record_late)
+            self._unrecorded[d.id] = write
+            log.error("could not record the delivery of %r to %s yet (%s); it is recorded once the database answers",
+                      d.title, d.url_masked, exc)
 
     def start(self, tg: asyncio.TaskGroup, cfg: Delivery) -> int:
         """Start sends up to the concurrency limit; returns how many started."""
@@ -85,8 +108,6 @@ class Courier:
     async def _deliver_one(self, d: DeliveryRow, url: str, cfg: Delivery) -> None:
         try:
             await self._send_and_record(d, url, cfg)
-        except self._state.errors as exc:  # the row stays as it was: retried, or in doubt after a restart
-            log.error("could not record the delivery of %r to %s: %s", d.title, d.url_masked, exc)
         finally:
             self._in_flight.discard(d.id)
             self._on_done()
@@ -108,8 +129,7 @@ class Courier:
                 result = SendResult(False, f"the sender raised {type(exc).__name__}")
                 break
         if result.ok:
-            with self._state.transaction():
-                self._state.mark_sent(d.id, self._clock.now())
+            self._record(d, functools.partial(self._state.mark_sent, d.id, self._clock.now()))
             log.info("sent %r to %s (%s)", d.title, d.receiver, d.url_masked)
         else:
             self._failed(d, result.error or "failed", cfg)
@@ -120,8 +140,7 @@ class Courier:
         attempts = d.attempts + 1
         delay = backoff_delay(attempts, cfg.retry_max, first=cfg.retry_initial, rng=self._rng)
         now = self._clock.now()
-        with self._state.transaction():
-            self._state.mark_failed(d.id, error, now + delay, attempts, now)
+        self._record(d, functools.partial(self._state.mark_failed, d.id, error, now + delay, attempts, now))
         # an error when a receiver starts to count as failing, and every tenth attempt after that
         keeps_failing = attempts >= cfg.failing_after and (attempts - cfg.failing_after) % 10 == 0
         log.log(logging.ERROR if keeps_failing else logging.WARNING,

@@ -224,6 +224,9 @@ class Dispatcher:
         """Deliver until cancelled; sends in flight are finished and recorded first. A fence that stops delivery
         (``final``: the lease is gone) ends it the same way, then raises that exception (not wrapped in a group)."""
         stopped: Optional[Exception] = None
+        # a new tenure (alerting/failover.py runs this again each time its process holds partition 0 anew): a send
+        # another dispatcher, or this one before a lost connection, left marked 'sending' is in doubt
+        self._recovered = False
         async with asyncio.TaskGroup() as tg:
             while True:
                 try:
@@ -231,6 +234,9 @@ class Dispatcher:
                     self._courier.start(tg, self._config.delivery)
                 except self._state.errors as exc:  # locked, full disk, lost: nothing was committed, try again
                     log.error("notification state not updated: %s; trying again", exc)
+                    # a 'sending' mark whose commit was cut off may have committed with its send never started:
+                    # recovered as in doubt on the next pass, not left 'sending' for ever
+                    self._recovered = False
                     self._reconnect()
                 except Exception as exc:
                     if not getattr(exc, "final", False):
@@ -275,6 +281,7 @@ class Dispatcher:
     # the passes
     def _plan(self) -> None:
         now = self._clock.now()
+        self._courier.record_late()
         if not self._recovered:
             self._courier.recover(self._config.delivery, now)
             self._recovered = True

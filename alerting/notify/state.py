@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -461,15 +461,17 @@ class NotifyState:
             moved.append((d, targets))
         return moved
 
-    def recover_in_doubt(self, resend: bool, now: float) -> list[tuple[int, str, str]]:
-        """Sends a crash interrupted: queued again (flagged) or given up; returns (id, receiver, title)."""
+    def recover_in_doubt(self, resend: bool, now: float, busy: Collection[int] = ()) -> list[tuple[int, str, str]]:
+        """Sends a crash interrupted: queued again (flagged) or given up; returns (id, receiver, title). ``busy``:
+        this dispatcher's sends still in flight, not in doubt."""
         rows = self.conn.execute("SELECT id, url_masked, title FROM notify_deliveries WHERE state = 'sending'")
-        found = [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
-        if resend:
-            self.conn.execute("UPDATE notify_deliveries SET state = 'pending', in_doubt = 1, next_attempt = ?"
-                              " WHERE state = 'sending'", (now,))
-        else:
-            self.conn.execute("UPDATE notify_deliveries SET state = 'in_doubt' WHERE state = 'sending'")
+        found = [(int(r[0]), str(r[1]), str(r[2])) for r in rows if int(r[0]) not in busy]
+        for delivery_id, _, _ in found:
+            if resend:
+                self.conn.execute("UPDATE notify_deliveries SET state = 'pending', in_doubt = 1, next_attempt = ?"
+                                  " WHERE id = ?", (now, delivery_id))
+            else:
+                self.conn.execute("UPDATE notify_deliveries SET state = 'in_doubt' WHERE id = ?", (delivery_id,))
         return found
 
     def failing(self, at_least: int) -> list[ReceiverFailure]:

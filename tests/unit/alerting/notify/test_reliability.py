@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import sqlite3
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import pytest
 
-from alerting.notify import RecordingSender, SendResult
+from alerting.notify import Dispatcher, RecordingSender, SendResult
 from alerting.notify.outbox import OUTBOX_TABLE
 from alerting.transition import AlertState, Severity
 from tests.support.dispatcher import START, Harness, config, transition
@@ -331,3 +334,93 @@ async def test_a_sender_that_raises_is_a_failed_attempt_not_a_crash(tmp_path: Pa
         assert h.titles() == [TITLE]
     finally:
         h.close()
+
+
+class _LosesAnswers(sqlite3.Connection):
+    """A state connection whose database "goes away" once, as a PostgreSQL connection killed by a server stop does:
+    ``before``: the next statement starting so fails without effect; ``after_sending``: the commit of the next
+    'sending' mark takes effect but its answer is lost (the caller cannot know it committed)."""
+
+    before: Optional[str] = None
+    after_sending = False
+    _cut_commit = False
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:  # type: ignore[override]
+        cls = type(self)
+        if cls.before is not None and sql.startswith(cls.before):
+            cls.before = None
+            raise sqlite3.OperationalError("the connection is lost (test)")
+        if cls.after_sending and sql.startswith("UPDATE notify_deliveries SET state = 'sending'"):
+            cls.after_sending, cls._cut_commit = False, True
+        cursor = super().execute(sql, params)
+        if cls._cut_commit and sql == "COMMIT":
+            cls._cut_commit = False
+            raise sqlite3.OperationalError("the connection is lost (test)")
+        return cursor
+
+
+async def _run_until(h: Harness, done: Callable[[], bool], fresh: bool = True) -> None:
+    """The dispatcher's own loop (run(): what catches a lost database), on the test's clock, until ``done``;
+    ``fresh``: a new dispatcher on a connection that can lose answers (else the one there, run again)."""
+    if fresh:
+        h.dispatcher.close()
+        h.dispatcher = Dispatcher(functools.partial(sqlite3.connect, str(h.path), isolation_level=None,
+                                                    check_same_thread=False, factory=_LosesAnswers),
+                                  h.config, h.sender, h.clock)
+    runner = asyncio.create_task(h.dispatcher.run())
+    try:
+        for _ in range(400):
+            if done():
+                break
+            h.clock.set(h.clock.now() + 1)
+            h.dispatcher.wake()
+            await asyncio.sleep(0.005)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+def _delivery_states(h: Harness) -> list[str]:
+    with contextlib.closing(sqlite3.connect(str(h.path))) as conn:
+        return [str(r[0]) for r in conn.execute("SELECT state FROM notify_deliveries")]
+
+
+async def test_a_send_whose_outcome_could_not_be_recorded_is_recorded_later_not_sent_again(
+        h: Harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    h.enqueue(transition())
+    _LosesAnswers.before = "UPDATE notify_deliveries SET state = 'sent'"
+    await _run_until(h, lambda: bool(h.sender.sent) and _delivery_states(h) == ["sent"])
+    assert _LosesAnswers.before is None  # the loss happened
+    [m] = h.sender.sent
+    assert m.title == TITLE and not m.body.startswith("(Vigil stopped")
+    assert _delivery_states(h) == ["sent"]
+    assert "recorded once the database answers" in caplog.text
+    await _run_until(h, lambda: False)  # a while longer, and after a restart: nothing more
+    assert len(h.sender.sent) == 1
+
+
+async def test_a_sending_mark_whose_commit_answer_was_lost_is_sent_marked_not_left_unsent(
+        h: Harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    h.enqueue(transition())
+    _LosesAnswers.after_sending = True
+    await _run_until(h, lambda: bool(h.sender.sent))
+    assert not _LosesAnswers.after_sending and not _LosesAnswers._cut_commit  # the loss happened
+    [m] = h.sender.sent  # committed 'sending' with no send started: in doubt, so sent (marked), never left out
+    assert m.title == TITLE
+    assert m.body.startswith("(Vigil stopped while sending this message; you may have received it already.)\n")
+    assert "notification state not updated" in caplog.text
+    await _run_until(h, lambda: False)
+    assert len(h.sender.sent) == 1 and _delivery_states(h) == ["sent"]
+
+
+async def test_a_dispatcher_run_again_recovers_a_send_another_left_in_doubt(h: Harness) -> None:
+    """A process that holds partition 0 again (alerting/failover.py runs the same dispatcher again) recovers what the
+    holder in between left 'sending', as a restart does."""
+    h.sender.failures[STAFF] = 1
+    h.enqueue(transition())
+    await _run_until(h, lambda: h.sender.attempts == 1)  # failed once: the delivery row waits
+    _crash_during_send(h)  # the other holder marked it 'sending' and died
+    await _run_until(h, lambda: bool(h.sender.sent), fresh=False)
+    [m] = h.sender.sent
+    assert m.body.startswith("(Vigil stopped while sending this message; you may have received it already.)\n")
