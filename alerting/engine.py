@@ -482,6 +482,9 @@ class Engine(Acknowledging):
                 raise
             except Exception as exc:
                 if self.fence is None:
+                    # one state file (locked, disk full): the memory stays ahead and the transitions and ledger rows
+                    # of this commit go into the next one, so an alert is never saved firing without its message
+                    self._out, self._rows = out + self._out, rows + self._rows
                     raise
                 # a shared state that failed (the connection to PostgreSQL lost): what this engine holds in memory
                 # is ahead of the database, so it stops; its partition's engine starts again from the database

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from alerting.engine import Engine
 from alerting.notify.outbox import Outbox
@@ -265,3 +268,36 @@ def test_alerts_resolved_long_ago_are_forgotten(tmp_path: Path) -> None:
     assert [r.key for r in db.load_alerts()] == ["hot/b/t0/temperature"]
     assert [t.state.value for t in feed(e, clock, 35.0, device="a")] == ["firing"]  # a new alert as usual
     db.close()
+
+
+def test_a_commit_that_failed_goes_into_the_next_and_the_firing_is_told(tmp_path: Path) -> None:
+    """A state file that refused a commit once (locked, disk full) as a timer fired: the engine's memory says firing,
+    so the transition and its ledger rows must go into the next commit, or the alert would be saved firing with no
+    message ever sent (and its resolve not sent either: nobody had been told)."""
+    path = tmp_path / "alerts.db"
+    clock = ManualClock(T0)
+    rules, _ = load_rules_text(textwrap.dedent(HOT), "t.yaml")
+    db = StateDB(path)
+    outbox = Outbox(db.conn)
+    outbox.create_tables()
+    e = Engine(rules, state=db, sink=outbox, clock=clock)
+    feed(e, clock, 35.0)
+    clock.advance(60)
+    save = db.save_alerts
+
+    def refuse_once(records: object) -> None:
+        db.save_alerts = save  # type: ignore[method-assign]
+        raise sqlite3.OperationalError("database or disk is full")
+
+    db.save_alerts = refuse_once  # type: ignore[method-assign]
+    with pytest.raises(sqlite3.OperationalError):
+        e.tick()
+    later = feed(e, clock, 35.0)  # the next commit carries the one that failed
+    assert [(t.state.value, t.at) for t in later] == [("firing", T0 + 60)]
+    assert [t.state.value for t in feed(e, clock, 20.0)] == ["resolved"]
+    db.close()
+    with sqlite3.connect(path) as conn:
+        states = [json.loads(b)["state"] for (b,) in conn.execute("SELECT body FROM notify_outbox ORDER BY seq")]
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM ledger ORDER BY seq")]
+    assert states == ["firing", "resolved"]
+    assert kinds.count("fired") == 1 and kinds.count("resolved") == 1
