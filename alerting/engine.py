@@ -478,13 +478,14 @@ class Engine(Acknowledging):
                     for t in out:
                         if self.sink is not None and notifiable(t):
                             self.sink.enqueue(t)
-            except PartitionLost:
-                raise
             except Exception as exc:
-                if self.fence is None:
-                    # one state file (locked, disk full): the memory stays ahead and the transitions and ledger rows
-                    # of this commit go into the next one, so an alert is never saved firing without its message
-                    self._out, self._rows = out + self._out, rows + self._rows
+                # nothing of this commit is in the database, but the memory (the alerts' states) is ahead of it: the
+                # transitions and ledger rows go into the next commit with those states, so an alert is never saved
+                # firing without its message and its ledger row. A next commit comes on one state file (locked, disk
+                # full: the engine goes on); and on a shared state too, from the engine's last flush on its way out
+                # when its lease is still (again) its own: that flush saved a firing alone before (issue 18)
+                self._out, self._rows = out + self._out, rows + self._rows
+                if self.fence is None or isinstance(exc, PartitionLost):
                     raise
                 # a shared state that failed (the connection to PostgreSQL lost): what this engine holds in memory
                 # is ahead of the database, so it stops; its partition's engine starts again from the database

@@ -18,7 +18,7 @@ import psycopg
 
 from tests.support.alerting import Receiver
 
-__all__ = ["Stream", "holders", "tally"]
+__all__ = ["Stream", "dump_state", "holders", "tally"]
 
 _HEADLINE = re.compile(r"\[(FIRING|RESOLVED) \w+\] (\w+) (d\d+)/")
 
@@ -31,6 +31,34 @@ def holders(url: str) -> dict[int, str]:
         rows = conn.execute("SELECT p, owner FROM engine_leases WHERE owner IS NOT NULL "
                             "AND expires > extract(epoch from clock_timestamp())").fetchall()
     return {int(p): str(owner) for p, owner in rows}
+
+
+def dump_state(url: str, keys: list[str]) -> str:
+    """What the shared state holds about alert ``keys`` (``rule/series``), every table an alert's message passes
+    through, for a failure's report: the engine's state and outbox, the dispatcher's alerts, groups, deliveries,
+    and the ledger."""
+    like = [f"%{k}%" for k in keys]
+    queries = {
+        "alert_state": "SELECT key, state, state_since, firing_since FROM alert_state WHERE key = ANY(%s)",
+        "notify_outbox": "SELECT seq, key, done, enqueued, substr(body, 1, 160) FROM notify_outbox WHERE key = ANY(%s)"
+                         " ORDER BY seq",
+        "notify_alerts": "SELECT key, state, fired_at FROM notify_alerts WHERE key = ANY(%s)",
+        "notify_told": "SELECT key, receiver, told_at FROM notify_told WHERE key = ANY(%s)",
+        "notify_pending": "SELECT id, key, kind, due FROM notify_pending WHERE key = ANY(%s)",
+        "notify_deliveries": "SELECT id, title, state, attempts, in_doubt, created, sent_at FROM notify_deliveries"
+                             " WHERE keys LIKE ANY(%s) ORDER BY id",
+        "ledger": "SELECT seq, kind, key, at FROM ledger WHERE key = ANY(%s) ORDER BY seq",
+    }
+    out = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table, sql in queries.items():
+            try:
+                rows = conn.execute(sql, (like if "LIKE" in sql else keys,)).fetchall()
+            except psycopg.Error as exc:
+                out.append(f"{table}: {exc}")
+                continue
+            out.append(f"{table}:" + "".join(f"\n  {r}" for r in rows))
+    return "\n".join(out)
 
 
 #: what a message sent again after its send was cut off says first (alerting/notify/courier.py; docs/notifications.md,

@@ -16,7 +16,7 @@ import pytest
 
 from alerting.partition import owns
 from tests.support.alerting import EngineProcess, MqttProbe, Receiver, wait_for
-from tests.support.failover_load import Stream, first_told, holders, tally
+from tests.support.failover_load import Stream, dump_state, first_told, holders, tally
 from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.integration
@@ -71,9 +71,10 @@ def told_exactly_once(receiver: Receiver) -> None:
         print(f"sent again after a cut-off send, marked as a possible duplicate: {sorted(again)}")
 
 
-def finish(stream: Stream, receiver: Receiver, probe: MqttProbe, after: float) -> None:
+def finish(stream: Stream, receiver: Receiver, probe: MqttProbe, after: float, url: str) -> None:
     """Cool every device ``after`` s after the stream's start (not before its schedule), then check: each firing and
-    resolve told once, none missing, none twice; the retained states end resolved."""
+    resolve told once, none missing, none twice; the retained states end resolved. On a failure, what the shared
+    state (``url``) holds about the alerts told wrong is printed."""
     stream.cool_at = max(after, max(HOT_AT.values()) + FOR + 2)
     stream.stop_at = stream.cool_at + 4
     wait_for(stream.done, timeout=stream.stop_at - stream.elapsed() + 30, what="the stream's end")
@@ -81,11 +82,18 @@ def finish(stream: Stream, receiver: Receiver, probe: MqttProbe, after: float) -
     print(f"{stream.sent} readings sent in {stream.stop_at:.0f} s; all cool from {stream.cool_at:.1f} s")
     assert set(stream.first_hot) == set(DEVICES) and set(stream.first_cool) == set(DEVICES)
     try:
-        wait_for(lambda: set(tally(receiver)) == set(EXPECTED), timeout=60, what="every firing and resolve told")
-    finally:
+        try:
+            wait_for(lambda: set(tally(receiver)) == set(EXPECTED), timeout=60, what="every firing and resolve told")
+        finally:
+            told_exactly_once(receiver)
+        time.sleep(3)  # anything told twice would have come by now
         told_exactly_once(receiver)
-    time.sleep(3)  # anything told twice would have come by now
-    told_exactly_once(receiver)
+    except AssertionError:
+        told = tally(receiver)
+        wrong = sorted({f"{rule}/{d}/t0/temperature" for (kind, rule, d) in set(EXPECTED) ^ set(told)} |
+                       {f"{rule}/{d}/t0/temperature" for (kind, rule, d), n in told.items() if n > 1})
+        print(f"the shared state about {wrong}:\n{dump_state(url, wrong)}")
+        raise
     keys = [f"{rule}/{d}/t0/temperature" for rule in ("hot", "slow") for d in DEVICES]
     wait_for(lambda: all(probe.states(k)[-1:] == ["resolved"] for k in keys), timeout=15,
              what="every retained state resolved")
@@ -118,7 +126,7 @@ def test_an_engine_killed_under_load_loses_nothing_and_tells_nothing_twice(
         wait_for(lambda: member_of(survivor, pg_url) == set(range(PARTITIONS)), timeout=40,
                  what="the survivor holding every partition")
         taken = time.monotonic() - killed
-        finish(stream, receiver, probe, stream.elapsed() + 3)
+        finish(stream, receiver, probe, stream.elapsed() + 3, pg_url)
     finally:
         stream.close()
     print(f"partitions {sorted(victim_parts)} taken over {taken:.1f} s after the SIGKILL; "
@@ -147,7 +155,7 @@ def test_an_engine_joins_then_the_first_leaves_under_load_and_nothing_is_lost_or
         wait_for(lambda: member_of(second, pg_url) == set(range(PARTITIONS)), timeout=40,
                  what="the second engine holding every partition")
         taken = time.monotonic() - left
-        finish(stream, receiver, probe, stream.elapsed() + 3)
+        finish(stream, receiver, probe, stream.elapsed() + 3, pg_url)
     finally:
         stream.close()
     print(f"half handed to the joining engine {shared:.1f} s after it started; the rest {taken:.1f} s after the "
@@ -175,7 +183,7 @@ def test_the_database_away_under_load_loses_nothing_and_tells_nothing_twice(
         back = time.monotonic()
         wait_for(lambda: split_evenly(pg_url, 2), timeout=40, what="the partitions held again")
         held = time.monotonic() - back
-        finish(stream, receiver, probe, stream.elapsed() + 5)
+        finish(stream, receiver, probe, stream.elapsed() + 5, pg_url)
     finally:
         stream.close()
         if not postgres.running:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.engine import Engine
+from alerting.engine import Engine, PartitionLost
 from alerting.notify.outbox import Outbox
 from alerting.partition import owns, parse_partition
 from alerting.rules import load_rules_text
@@ -301,3 +301,38 @@ def test_a_commit_that_failed_goes_into_the_next_and_the_firing_is_told(tmp_path
         kinds = [k for (k,) in conn.execute("SELECT kind FROM ledger ORDER BY seq")]
     assert states == ["firing", "resolved"]
     assert kinds.count("fired") == 1 and kinds.count("resolved") == 1
+
+
+def test_a_fenced_commit_leaves_nothing_for_the_last_flush_to_save_alone(tmp_path: Path) -> None:
+    """A shared state's engine whose commit was fenced (its lease had run out while the database was away) stops;
+    on its way out it flushes, and its lease may be its own again by then (renewed at the same epoch): that flush
+    must carry the fenced commit's transition, its outbox row and ledger row, not save the firing state alone
+    (issue 18: a firing never told, nor its resolve, with PostgreSQL stopped under load)."""
+    path = tmp_path / "alerts.db"
+    clock = ManualClock(T0)
+    rules, _ = load_rules_text(textwrap.dedent(HOT), "t.yaml")
+    db = StateDB(path)
+    outbox = Outbox(db.conn)
+    outbox.create_tables()
+    lease = {"ours": True}
+
+    def fence(conn: object) -> None:
+        if not lease["ours"]:
+            raise PartitionLost("partition 0/1 is no longer this engine's (test)")
+
+    e = Engine(rules, state=db, sink=outbox, clock=clock, fence=fence)
+    feed(e, clock, 35.0)
+    clock.advance(60)
+    lease["ours"] = False
+    with pytest.raises(PartitionLost):
+        e.tick()  # the timer fires; the commit is fenced
+    lease["ours"] = True  # renewed at the same epoch
+    e.flush(learned=True)  # engine_parts' last word
+    db.close()
+    with sqlite3.connect(path) as conn:
+        states = [json.loads(b)["state"] for (b,) in conn.execute("SELECT body FROM notify_outbox ORDER BY seq")]
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM ledger ORDER BY seq")]
+        saved = conn.execute("SELECT state FROM alert_state").fetchall()
+    assert saved == [("firing",)]
+    assert states == ["firing"]
+    assert kinds.count("fired") == 1
