@@ -67,9 +67,6 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
     if settings.metrics_listen:
         log.warning("metrics_listen: not served by engines sharing a PostgreSQL state (yet)")
     rules = _load_rules(settings.rules)
-    if rules.notify.reports:
-        log.warning("reports: scheduled reports are not made by engines sharing a PostgreSQL state (not yet: the "
-                    "reports read the ledger from an SQLite state file; docs/scaling.md, Rule-engine failover)")
     with contextlib.ExitStack() as closing:
         members = lease.Leases(settings.state, member, partitions=count)
         closing.callback(members.close)
@@ -110,10 +107,13 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
                 delivering[0] = epoch
             while True:  # until cancelled: the lease runner stops it when the partition is no longer held
                 try:
+                    # partition 0's engine makes the scheduled reports (their files in this process's data
+                    # directory), each run claimed in the shared table under partition 0's fence: sent once
                     async with engine_parts(mine, mqtt, rules, history, store, clock, public_url=public_url,
-                                            zone=zone, data_dir=data_dir, in_hand=in_hand, fence=fence,
-                                            dispatcher=dispatcher, reports=False) as (service, disp, _):
-                        await run_engine(service, disp, history, clock, ready, None, deliver=p == 0, metrics=False)
+                                            zone=zone, data_dir=str(local), in_hand=in_hand, fence=fence,
+                                            dispatcher=dispatcher, reports=p == 0) as (service, disp, reports):
+                        await run_engine(service, disp, history, clock, ready, reports, deliver=p == 0,
+                                         metrics=False)
                 except Exception as exc:  # PartitionLost (a lease taken, the database lost) or a failed start
                     current = asyncio.current_task()
                     if current is None or running.get(p) is not current:

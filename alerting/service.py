@@ -444,9 +444,10 @@ async def engine_parts(settings: AlertingSettings, mqtt: MqttSettings, rules: Ru
         closing.callback(service.in_hand.close)
         guard_parts(service, db, clock)
         # scheduled reports (rules' reports:), made once for all partitions: by partition 0
+        # (on a shared PostgreSQL state, each run claimed under partition 0's fence: alerting/report/schedule.py)
         scheduler = ReportScheduler(lambda: service.notify_config, history if history is not None else store,
-                                    settings.state, clock, zone=zone, rules_path=settings.rules, data_dir=data_dir
-                                    ) if reports and engine.partition[0] == 0 else None
+                                    settings.state, clock, zone=zone, rules_path=settings.rules, data_dir=data_dir,
+                                    fence=fence) if reports and engine.partition[0] == 0 else None
         if scheduler is not None:
             closing.callback(scheduler.close)
         log.info("rule engine: %d rules from %s, state in %s, %d alerts not ok", len(rules.rules), settings.rules,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Report,
         ReportError,
         ReportRequest,
+        StateUnavailable,
         UnitReport,
         Verdict,
     )
@@ -40,7 +41,7 @@ _WHERE = {
     **dict.fromkeys(("parse_period", "previous_period"), "period"),
     "verify_file": "verify",
     **dict.fromkeys(("DayStats", "EmptyPeriod", "Excursion", "Manifest", "Mark", "Report", "ReportError",
-                     "ReportRequest", "UnitReport", "Verdict"), "model"),
+                     "ReportRequest", "StateUnavailable", "UnitReport", "Verdict"), "model"),
 }
 
 
@@ -58,6 +59,7 @@ __all__ = [
     "Report",
     "ReportError",
     "ReportRequest",
+    "StateUnavailable",
     "UnitReport",
     "Verdict",
     "make_report",

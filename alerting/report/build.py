@@ -20,7 +20,8 @@ from vigil.core.event import METRIC_UNITS
 from vigil.core.sitetime import format_time
 from vigil.core.stores import Store
 
-from .excursions import excursions_of, has_ledger, open_ledger_readonly
+from .excursions import excursions_of
+from .ledgerdb import has_ledger, open_ledger_readonly, state_errors
 from .model import DayStats, EmptyPeriod, Excursion, Manifest, Mark, Report, ReportRequest, UnitReport
 from .seal import Readings, SealWanted, digest, load_readings, record
 
@@ -141,22 +142,25 @@ def _calibration(journal: Optional[CalibrationJournal], series: str, start: floa
 def make_report(store: Store, state_path: str | Path, request: ReportRequest, *, seal: bool = True,
                 journal: Optional[CalibrationJournal] = None, now: Optional[float] = None,
                 progress: Optional[Callable[[int, int, str], None]] = None) -> Report:
-    """The report of ``request``: readings from ``store``, excursions from the ledger in ``state_path``.
+    """The report of ``request``: readings from ``store``, excursions from the ledger in ``state_path`` (the
+    engine's SQLite file, or a ``postgresql://`` URL).
 
     With ``seal``, the complete site days of each unit are sealed in the ledger (unless already) and a
     ``report`` row is appended; the manifest names them. EmptyPeriod when no unit has a reading in
-    the period (then nothing is sealed); ReportError for a request that cannot be met.
+    the period (then nothing is sealed); ReportError for a request that cannot be met; StateUnavailable when the
+    state cannot be read or written.
     """
     request.check()
     now = time.time() if now is None else now
     zone = request.zone
-    conn = open_ledger_readonly(state_path)
-    try:
-        head_seq, head_hash = ledger.head(conn) if conn is not None and has_ledger(conn) else (0, ledger.GENESIS)
-        excursions = excursions_of(conn, request.units, head_seq) if conn is not None else {}
-    finally:
-        if conn is not None:
-            conn.close()
+    with state_errors(state_path):
+        conn = open_ledger_readonly(state_path)
+        try:
+            head_seq, head_hash = ledger.head(conn) if conn is not None and has_ledger(conn) else (0, ledger.GENESIS)
+            excursions = excursions_of(conn, request.units, head_seq) if conn is not None else {}
+        finally:
+            if conn is not None:
+                conn.close()
     days = site_days(request.start, request.end, zone)
     times = mark_times(request.start, min(request.end, now), request.interval, zone)
     units: list[UnitReport] = []

@@ -7,32 +7,18 @@ whose ``since`` is its ``episode`` (else the latest); a ``note`` to the latest e
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Optional
 
 from alerting import ledger
+from vigil.core.sqldb import Connection
 
+from .ledgerdb import has_ledger, open_ledger_readonly
 from .model import Excursion
 
-__all__ = ["excursions_of", "open_ledger_readonly", "series_of_key"]
+__all__ = ["excursions_of", "has_ledger", "open_ledger_readonly", "series_of_key"]
 
 _KINDS = ("fired", "cleared", "resolved", "told", "acked", "note")
-
-
-def open_ledger_readonly(path: str | Path) -> Optional[sqlite3.Connection]:
-    """The state file opened read-only (the engine may be writing it); None when there is no file."""
-    p = Path(path)
-    if not p.exists():
-        return None
-    conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True, timeout=30, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
-def has_ledger(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger'").fetchone() is not None
 
 
 def series_of_key(key: str) -> str:
@@ -52,7 +38,7 @@ def _text(value: Any, limit: int = 2000) -> str:
     return str(value)[:limit] if value is not None else ""
 
 
-def excursions_of(conn: sqlite3.Connection, units: Iterable[str], upto: int) -> dict[str, list[Excursion]]:
+def excursions_of(conn: Connection, units: Iterable[str], upto: int) -> dict[str, list[Excursion]]:
     """Every excursion of each unit (by series) in the ledger up to row ``upto``, oldest first."""
     wanted = set(units)
     out: dict[str, list[Excursion]] = {u: [] for u in wanted}

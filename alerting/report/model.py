@@ -28,6 +28,7 @@ __all__ = [
     "Report",
     "ReportError",
     "ReportRequest",
+    "StateUnavailable",
     "UnitReport",
     "Verdict",
 ]
@@ -39,6 +40,15 @@ MAX_PERIOD = 400 * 86400.0
 
 class ReportError(VigilError, ValueError):
     """A report cannot be made as asked (a sentence that says what to change)."""
+
+
+class StateUnavailable(VigilError):
+    """The alert state (the ledger) cannot be opened, read or written: an SQLite file, or a PostgreSQL database
+    named by its URL with the password redacted (``target``)."""
+
+    def __init__(self, target: str, message: str) -> None:
+        self.target = target
+        super().__init__(message)
 
 
 class EmptyPeriod(ReportError):

@@ -5,10 +5,20 @@ Runs inside the rule engine as one task (:meth:`ReportScheduler.run`; :meth:`Rep
 on a ManualClock). Periods are local days, ISO weeks (Monday to Monday) and calendar months in the report's
 zone (``time_zone:``, else the site's), so a day across a DST change is 23 or 25 hours long.
 
-Exactly once per period: each run is a row of ``report_runs`` in the engine's state file (name, period
+Exactly once per period: each run is a row of ``report_runs`` in the engine's state (name, period
 start, state, files, the receivers already sent). A row is written before the report is made and each
 receiver is recorded once its send succeeded, so a restart neither repeats nor skips a period; a receiver
-whose send was under way when the process died is sent again (its outcome was never learned). A period
+whose send was under way when the process died is sent again (its outcome was never learned).
+
+The state is the engine's SQLite file or the PostgreSQL database several engines share (vigil.core.sqldb); there
+the scheduler runs with partition 0 (alerting/failover.py), and during a takeover two processes may step at once.
+So a run is made and sent only by the scheduler that claimed it: an UPDATE of its row that sets ``owner`` and
+``claimed_until`` (now + :data:`CLAIM`) where it is 'sending' and not claimed by another (or that claim ran out),
+committed before the report is made and again before each receiver's send (with the engine's lease fence, when
+given, in the same transaction); every later write of the run names its owner. The other scheduler finds the
+row claimed and leaves it. A claim is let go when the run waits for a retry; the claim of a process that died is
+taken once it runs out, and the receiver in flight then is sent again, as after a restart. An SQLite file is one
+engine's: a scheduler that opens it takes over the claims left in it at once. A period
 missed while the engine was down is sent on start, but only the last one: older ones are logged (make them
 with ``vigil report``). A failing receiver is retried with the one backoff (vigil/core/backoff.py, from 1
 minute up to an hour) until the next period is due; then that run is given up as ``failed``.
@@ -22,13 +32,17 @@ import fnmatch
 import json
 import logging
 import os
-import sqlite3
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from alerting import ledger
 from alerting.report.config import ReportSchedule
+from alerting.state import immediate_transaction
+from vigil.core import sqldb
 from vigil.core.backoff import backoff_delay
 from vigil.core.clock import Clock
 from vigil.core.durations import format_duration
@@ -46,12 +60,15 @@ log = logging.getLogger(__name__)
 #: the longest the scheduler sleeps before it looks again (a changed wall clock or rules file is seen by then)
 MAX_SLEEP = 300.0
 RETRY_FIRST, RETRY_CAP = 60.0, 3600.0
+#: seconds a run's claim holds without being renewed (making the files, then each receiver's send renews it)
+CLAIM = 900.0
 
+# "end" quoted: a reserved word in PostgreSQL (SQLite's column of the same name)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS report_runs (
     name TEXT NOT NULL,
     start REAL NOT NULL,
-    end REAL NOT NULL,
+    "end" REAL NOT NULL,
     period TEXT NOT NULL,
     state TEXT NOT NULL,          -- sending, sent, failed, skipped
     files TEXT NOT NULL DEFAULT '[]',
@@ -60,9 +77,16 @@ CREATE TABLE IF NOT EXISTS report_runs (
     next_at REAL NOT NULL DEFAULT 0,
     error TEXT,
     updated REAL NOT NULL,
+    owner TEXT,                   -- the scheduler making and sending it (module docstring)
+    claimed_until REAL,
     PRIMARY KEY (name, start)
 )
 """
+#: columns newer than the first state files: added to an older file's table on open
+_ADDED_COLUMNS = {"owner": "TEXT", "claimed_until": "REAL"}
+#: a run this scheduler may claim: not claimed, its own, or a claim that ran out (parameters: owner, now)
+_FREE = "(owner IS NULL OR owner = ? OR claimed_until <= ?)"
+_RUN = "WHERE name = ? AND start = ?"
 
 
 @dataclass(frozen=True)
@@ -192,6 +216,7 @@ class _Run:
     done: list[str]
     attempts: int
     next_at: float
+    owner: Optional[str] = None
 
 
 class ReportScheduler:
@@ -200,7 +225,13 @@ class ReportScheduler:
     def __init__(self, config: Callable[[], Optional[NotifyConfig]], store: Union[Store, StoreSettings, None],
                  state_path: Union[str, Path], clock: Clock, *, zone: Optional[dt.tzinfo] = None,
                  data_dir: Union[str, Path, None] = None, rules_path: Optional[str] = None,
-                 render: Render = render_files, send: Send = send_files) -> None:
+                 render: Render = render_files, send: Send = send_files,
+                 fence: Optional[Callable[[Any], None]] = None) -> None:
+        """``state_path``: the engine's SQLite file or a ``postgresql://`` URL (then ``data_dir`` must be given: the
+        files are written there); ``fence``: called inside the transaction of each claim, to raise when this
+        engine no longer holds partition 0 (alerting/failover.py)."""
+        if data_dir is None and sqldb.is_postgres(str(state_path)):
+            raise ValueError("the scheduled reports on a PostgreSQL state need a data directory for their files")
         self._config = config
         self._store = store
         self._opened: Optional[Store] = None
@@ -212,8 +243,29 @@ class ReportScheduler:
         self.rules_path = rules_path  # the chart's limits come from its threshold rules
         self._render = render
         self._send = send
-        self.db = sqlite3.connect(self.state_path, isolation_level=None, timeout=30, check_same_thread=False)
+        self._fence = fence
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.db: sqldb.Connection = sqldb.connect(self.state_path, application_name="vigil-reports", timeout=30)
+        try:
+            self._create()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _create(self) -> None:
+        if sqldb.dialect(self.db) == "postgresql":
+            with immediate_transaction(self.db):
+                ledger.lock(self.db)  # engines starting together: one creates the table, the others wait
+                self.db.execute(_SCHEMA.replace(" REAL", " DOUBLE PRECISION"))
+            return
         self.db.execute(_SCHEMA)
+        with immediate_transaction(self.db):
+            columns = {str(r[1]) for r in self.db.execute("PRAGMA table_info(report_runs)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in columns:
+                    self.db.execute(f"ALTER TABLE report_runs ADD COLUMN {name} {kind}")
+            # the file is this engine's alone: a claim in it is a previous run's of this engine (a restart)
+            self.db.execute("UPDATE report_runs SET owner = NULL, claimed_until = NULL WHERE owner IS NOT NULL")
 
     def close(self) -> None:
         self.db.close()
@@ -244,12 +296,17 @@ class ReportScheduler:
             s = found
             period, following = last_due(s, self._zone(s), now)
             if period.start > run.start:
-                self._finish(run, "failed", now, "given up: the next period is due")
-                log.error("report %s of %s not sent to %s: given up, the next period is due", run.name,
-                          self._period(s, run.start).label, ", ".join(r for r in s.receivers if r not in run.done))
+                if self._finish(run, "failed", now, "given up: the next period is due"):
+                    log.error("report %s of %s not sent to %s: given up, the next period is due", run.name,
+                              self._period(s, run.start).label,
+                              ", ".join(r for r in s.receivers if r not in run.done))
                 continue
             if run.next_at > now:
                 wake = min(wake, run.next_at)
+                continue
+            if not self._claim(run, now, first=True):
+                log.debug("report %s of %s: made and sent by another scheduler (%s)", run.name,
+                          self._period(s, run.start).label, run.owner)
                 continue
             retry = await self._work(s, run, config, now)
             if retry is not None:
@@ -267,18 +324,19 @@ class ReportScheduler:
 
     def _begin(self, s: ReportSchedule, period: Period, now: float) -> None:
         last = self.db.execute("SELECT MAX(start) FROM report_runs WHERE name = ?", (s.name,)).fetchone()[0]
+        missed: list[str] = []
         if last is not None and last < period.start:
-            missed: list[str] = []
             p = self._period(s, self._period(s, last).end)
             while p.start < period.start and len(missed) < 1000:
                 missed.append(p.label)
                 p = self._period(s, p.end)
-            if missed:
-                log.warning("report %s: %d period(s) were due while the engine was down and are not sent (%s); "
-                            "only the last one, %s, is: make the others with vigil report", s.name, len(missed),
-                            missed[0] if len(missed) == 1 else f"{missed[0]} to {missed[-1]}", period.label)
-        self.db.execute("INSERT OR IGNORE INTO report_runs (name, start, end, period, state, updated) "
-                        "VALUES (?, ?, ?, ?, 'sending', ?)", (s.name, period.start, period.end, period.label, now))
+        begun = self.db.execute(
+            'INSERT INTO report_runs (name, start, "end", period, state, updated) VALUES (?, ?, ?, ?, \'sending\', ?) '
+            "ON CONFLICT (name, start) DO NOTHING", (s.name, period.start, period.end, period.label, now)).rowcount
+        if begun == 1 and missed:  # said by the scheduler that began the run (another may have at the same time)
+            log.warning("report %s: %d period(s) were due while the engine was down and are not sent (%s); "
+                        "only the last one, %s, is: make the others with vigil report", s.name, len(missed),
+                        missed[0] if len(missed) == 1 else f"{missed[0]} to {missed[-1]}", period.label)
 
     async def _work(self, s: ReportSchedule, run: _Run, config: Optional[NotifyConfig], now: float
                     ) -> Optional[float]:
@@ -302,12 +360,16 @@ class ReportScheduler:
                             ", ".join(s.series))
                 return None
             run.files = [str(f) for f in files]
-            self.db.execute("UPDATE report_runs SET files = ?, updated = ? WHERE name = ? AND start = ?",
-                            (json.dumps(run.files), now, run.name, run.start))
+            self.db.execute(f"UPDATE report_runs SET files = ?, updated = ? {_RUN} AND owner = ?",
+                            (json.dumps(run.files), now, run.name, run.start, self.owner))
         title, body = self._words(s, period, files)
         for receiver in s.receivers:
             if receiver in run.done:
                 continue
+            if not self._claim(run, self.clock.now()):  # the claim ran out and another scheduler took the run
+                log.warning("report %s of %s: taken over by another scheduler (%s) before it was sent to %s",
+                            s.name, period.label, run.owner, receiver)
+                return None
             urls = config.receivers.get(receiver, []) if config is not None else []
             error: Optional[str] = None if urls else f"no receiver {receiver!r}"
             try:
@@ -317,8 +379,8 @@ class ReportScheduler:
             error = error or await self._send(resolved, title, body, files)
             if error is None:
                 run.done.append(receiver)
-                self.db.execute("UPDATE report_runs SET done = ?, updated = ? WHERE name = ? AND start = ?",
-                                (json.dumps(run.done), self.clock.now(), run.name, run.start))
+                self.db.execute(f"UPDATE report_runs SET done = ?, updated = ? {_RUN} AND owner = ?",
+                                (json.dumps(run.done), self.clock.now(), run.name, run.start, self.owner))
                 log.info("report %s of %s sent to %s", s.name, period.label, receiver)
             else:
                 log.warning("report %s of %s not sent to %s: %s", s.name, period.label, receiver, error)
@@ -368,28 +430,53 @@ class ReportScheduler:
 
     def _row(self, name: str, start: float) -> Optional[tuple[Any, ...]]:
         row: Optional[tuple[Any, ...]] = self.db.execute(
-            "SELECT state FROM report_runs WHERE name = ? AND start = ?", (name, start)).fetchone()
+            f"SELECT state FROM report_runs {_RUN}", (name, start)).fetchone()
         return row
 
     def _pending(self) -> list[_Run]:
-        rows = self.db.execute("SELECT name, start, state, files, done, attempts, next_at FROM report_runs "
+        rows = self.db.execute("SELECT name, start, state, files, done, attempts, next_at, owner FROM report_runs "
                                "WHERE state = 'sending' ORDER BY start").fetchall()
-        return [_Run(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6]) for r in rows]
+        return [_Run(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    def _claim(self, run: _Run, now: float, *, first: bool = False) -> bool:
+        """Claim (or renew the claim of) ``run`` until ``now`` + CLAIM, in a transaction of its own with the fence;
+        False when another scheduler holds it (or it is no longer due). ``first``: read the run again once
+        claimed (another scheduler may have sent some receivers since it was read)."""
+        with immediate_transaction(self.db):
+            if self._fence is not None:
+                self._fence(self.db)
+            claimed = self.db.execute(
+                f"UPDATE report_runs SET owner = ?, claimed_until = ? {_RUN} AND state = 'sending' AND next_at <= ? "
+                f"AND {_FREE}", (self.owner, now + CLAIM, run.name, run.start, now, self.owner, now)).rowcount == 1
+            row = self.db.execute(f"SELECT files, done, attempts, next_at, owner FROM report_runs {_RUN}",
+                                  (run.name, run.start)).fetchone()
+        if row is not None:
+            run.owner = row[4]
+            if claimed and first:
+                run.files, run.done, run.attempts, run.next_at = json.loads(row[0]), json.loads(row[1]), row[2], row[3]
+        return claimed
 
     def _retry(self, run: _Run, now: float, error: str) -> float:
+        """Try again later (the claim let go: whichever scheduler steps then may)."""
         run.attempts += 1
         run.next_at = now + backoff_delay(run.attempts, RETRY_CAP, first=RETRY_FIRST)
-        self.db.execute("UPDATE report_runs SET attempts = ?, next_at = ?, error = ?, updated = ? "
-                        "WHERE name = ? AND start = ?", (run.attempts, run.next_at, error, now, run.name, run.start))
+        self.db.execute("UPDATE report_runs SET attempts = ?, next_at = ?, error = ?, updated = ?, owner = NULL, "
+                        f"claimed_until = NULL {_RUN} AND owner = ?",
+                        (run.attempts, run.next_at, error, now, run.name, run.start, self.owner))
         return run.next_at
 
-    def _finish(self, run: _Run, state: str, now: float, error: Optional[str]) -> None:
-        self.db.execute("UPDATE report_runs SET state = ?, error = COALESCE(?, error), updated = ? "
-                        "WHERE name = ? AND start = ?", (state, error, now, run.name, run.start))
+    def _finish(self, run: _Run, state: str, now: float, error: Optional[str]) -> bool:
+        """Mark the run ``state``, unless another scheduler holds it (then False)."""
+        cur = self.db.execute(
+            "UPDATE report_runs SET state = ?, error = COALESCE(?, error), updated = ?, owner = NULL, "
+            f"claimed_until = NULL {_RUN} AND state = 'sending' AND {_FREE}",
+            (state, error, now, run.name, run.start, self.owner, now))
+        return bool(cur.rowcount == 1)
 
     def runs(self, name: Optional[str] = None) -> list[dict[str, Any]]:
         """The run records (newest first), for tests and status."""
-        cur = self.db.execute("SELECT name, start, end, period, state, files, done, attempts, error "
-                              "FROM report_runs WHERE ? IS NULL OR name = ? ORDER BY start DESC", (name, name))
+        cur = self.db.execute('SELECT name, start, "end", period, state, files, done, attempts, error '
+                              "FROM report_runs" + (" WHERE name = ?" if name is not None else "") +
+                              " ORDER BY start DESC", (name,) if name is not None else ())
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]

@@ -9,10 +9,10 @@ The same stored readings give the same digest from SQLite and InfluxDB.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import math
-import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -24,8 +24,11 @@ from typing import Any, Optional
 import numpy as np
 
 from alerting import ledger
+from vigil.core import sqldb
 from vigil.core.event import SeriesKey
 from vigil.core.stores import Store
+
+from .ledgerdb import open_ledger_writable, state_errors
 
 __all__ = ["Readings", "SealWanted", "digest", "load_readings", "record", "series_key"]
 
@@ -141,41 +144,45 @@ def record(state_path: str | Path, wanted: list[SealWanted], report: dict[str, A
     """Append the seals not in the ledger yet and the ``report`` row, in one write transaction.
 
     Returns the seal rows' numbers (in ``wanted``'s order, an existing seal's where there was one),
-    warnings (a unit-day whose readings differ from its earlier seal) and the report row.
+    warnings (a unit-day whose readings differ from its earlier seal) and the report row. ``state_path`` is the
+    engine's SQLite file or a ``postgresql://`` URL; StateUnavailable when it cannot be written.
     """
-    Path(state_path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(state_path), isolation_level=None, timeout=60)
-    try:
-        conn.execute("PRAGMA busy_timeout=60000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # as the engine: checkpoints are its business
-        conn.execute("BEGIN IMMEDIATE")
+    with state_errors(state_path):
+        conn = open_ledger_writable(state_path)
         try:
-            ledger.create(conn)
-            existing: dict[tuple[str, float, float], ledger.Entry] = {}
-            units = sorted({w.series for w in wanted})
-            for e in ledger.entries(conn, keys=units, kinds=["seal"]):
-                existing.setdefault((e.key, float(e.body.get("start", 0)), float(e.body.get("end", 0))), e)
-            seqs: list[int] = []
-            warnings: list[str] = []
-            for w in wanted:
-                old = existing.get((w.series, w.start, w.end))
-                if old is None:
-                    body = {"series": w.series, "start": w.start, "end": w.end, "count": w.count,
-                            "sha256": w.sha256}
-                    old = ledger.append(conn, "seal", w.series, body, at)
-                elif old.body.get("sha256") != w.sha256 or old.body.get("count") != w.count:
-                    warnings.append(f"{w.series} {w.day}: {w.count:,} readings now, {_count(old.body)} when "
-                                    f"sealed (ledger record {old.seq}); the stored readings changed since")
-                seqs.append(old.seq)
-            body = dict(report)
-            body["seals"] = seqs
-            entry = ledger.append(conn, "report", str(report["id"]), body, at)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return seqs, warnings, entry
-    finally:
-        conn.close()
+            conn.execute("BEGIN IMMEDIATE")  # BEGIN on PostgreSQL, where ledger.create takes the ledger's lock
+            try:
+                seqs, warnings, entry = _record(conn, wanted, report, at)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(*sqldb.errors()):  # the first error is the one to say
+                        conn.execute("ROLLBACK")
+                raise
+            return seqs, warnings, entry
+        finally:
+            conn.close()
+
+
+def _record(conn: sqldb.Connection, wanted: list[SealWanted], report: dict[str, Any], at: float
+            ) -> tuple[list[int], list[str], ledger.Entry]:
+    # on PostgreSQL, ledger.create takes the ledger's lock, held to the commit: two reports do not both seal a day
+    ledger.create(conn)
+    existing: dict[tuple[str, float, float], ledger.Entry] = {}
+    units = sorted({w.series for w in wanted})
+    for e in ledger.entries(conn, keys=units, kinds=["seal"]):
+        existing.setdefault((e.key, float(e.body.get("start", 0)), float(e.body.get("end", 0))), e)
+    seqs: list[int] = []
+    warnings: list[str] = []
+    for w in wanted:
+        old = existing.get((w.series, w.start, w.end))
+        if old is None:
+            body = {"series": w.series, "start": w.start, "end": w.end, "count": w.count, "sha256": w.sha256}
+            old = ledger.append(conn, "seal", w.series, body, at)
+        elif old.body.get("sha256") != w.sha256 or old.body.get("count") != w.count:
+            warnings.append(f"{w.series} {w.day}: {w.count:,} readings now, {_count(old.body)} when "
+                            f"sealed (ledger record {old.seq}); the stored readings changed since")
+        seqs.append(old.seq)
+    body = dict(report)
+    body["seals"] = seqs
+    return seqs, warnings, ledger.append(conn, "report", str(report["id"]), body, at)

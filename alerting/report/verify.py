@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Optional
 
 from alerting import ledger
+from vigil.core.sqldb import is_postgres
 from vigil.core.stores import Store, StoreError
 
 from .csvout import data_digest, read_csv_manifest
-from .excursions import has_ledger, open_ledger_readonly
+from .ledgerdb import has_ledger, open_ledger_readonly, shown, state_errors
 from .model import Manifest, ReportError, Verdict
 from .pdfout import read_pdf_manifest
 from .seal import digest, load_readings
@@ -51,20 +52,22 @@ def _read(path: str | Path) -> tuple[Manifest, str, bool]:
 
 
 def verify_file(path: str | Path, store: Store, state_path: str | Path) -> Verdict:
-    """Verdict(ok, problems in words, what was checked); ReportError when the file is not a Vigil report."""
+    """Verdict(ok, problems in words, what was checked); ReportError when the file is not a Vigil report,
+    StateUnavailable when the state (an SQLite file, or a ``postgresql://`` URL) cannot be read."""
     manifest, data_lines, is_pdf = _read(path)
     problems: list[str] = []
-    conn = open_ledger_readonly(state_path)
-    if conn is None or not has_ledger(conn):
-        if conn is not None:
-            conn.close()
-        return Verdict(False, [f"no ledger in {state_path}: the alert state file the report was made from "
-                               "is not there (give the right one with --state)"], "nothing")
-    try:
-        problems += ledger.verify(conn, upto=manifest.head_seq, upto_hash=manifest.head_hash)
-        rows = {e.seq: e for e in ledger.entries(conn, kinds=["seal", "report"], upto=manifest.head_seq)}
-    finally:
-        conn.close()
+    with state_errors(state_path):
+        conn = open_ledger_readonly(state_path)
+        try:
+            if conn is None or not has_ledger(conn):
+                what = "database" if is_postgres(str(state_path)) else "file"
+                return Verdict(False, [f"no ledger in {shown(state_path)}: the alert state {what} the report was "
+                                       "made from is not there (give the right one with --state)"], "nothing")
+            problems += ledger.verify(conn, upto=manifest.head_seq, upto_hash=manifest.head_hash)
+            rows = {e.seq: e for e in ledger.entries(conn, kinds=["seal", "report"], upto=manifest.head_seq)}
+        finally:
+            if conn is not None:
+                conn.close()
     own = rows.get(manifest.head_seq)
     if own is None or own.kind != "report" or own.key != manifest.report_id:
         problems.append(f"report {manifest.report_id} is not ledger record {manifest.head_seq}: the file's "

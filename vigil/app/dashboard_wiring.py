@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -170,28 +169,32 @@ class BridgeFormats:
 
 class EngineReports:
     """The rule engine's report (alerting.report) over the store, as ``vigil report`` makes it: limits from the
-    rules files, calibrations from the journal in the data directory, sealed in the engine's state file's ledger."""
+    rules files, calibrations from the journal in the data directory, sealed in the ledger of the engine's state
+    (``state``: its SQLite file, or the ``postgresql://`` URL of the database engines share)."""
 
-    def __init__(self, state_path: Path, rules_path: Path, data_dir: Path) -> None:
-        self.state_path = state_path
+    def __init__(self, state: str, rules_path: Path, data_dir: Path) -> None:
+        self.state = state
         self.rules_path = rules_path
         self.data_dir = data_dir
 
     def make(self, store: Store, units: list[str], start: float, end: float, interval: float, zone: dt.tzinfo,
              fmt: str, title: str = "") -> ReportFile:
-        from alerting.report import ReportError, ReportRequest, make_report, write_csv, write_pdf
+        from alerting.report import ReportError, ReportRequest, StateUnavailable, make_report, write_csv, write_pdf
         from alerting.report.limits import limits_from_rules
         from vigil.core.calibration import JOURNAL_NAME, CalibrationJournal
 
         journal = self.data_dir / JOURNAL_NAME
         try:
             request = ReportRequest(units, start, end, interval, zone, title, limits_from_rules(self.rules_path, units))
-            report = make_report(store, self.state_path, request, seal=True,
+            report = make_report(store, self.state, request, seal=True,
                                  journal=CalibrationJournal(journal) if journal.exists() else None)
         except ReportError as exc:  # what was asked cannot be reported (the report's own words)
             raise ReportRefused(str(exc)) from None
-        except (OSError, sqlite3.Error) as exc:  # the seal goes into the engine's state file: it must be reachable
-            raise ReportRefused(f"cannot use the alert state file {self.state_path} to seal the report: {exc}; "
+        except StateUnavailable as exc:  # the seal goes into the engine's state: it must be reachable
+            raise ReportRefused(f"{exc}; the report cannot be sealed: make reports where the rule engine's "
+                                "state can be reached") from None
+        except OSError as exc:  # the state file's directory cannot be made
+            raise ReportRefused(f"cannot use the alert state file {self.state} to seal the report: {exc}; "
                                 "make reports where the rule engine runs") from None
         first = dt.datetime.fromtimestamp(start, zone).date()
         last = dt.datetime.fromtimestamp(end - 1, zone).date()
@@ -210,7 +213,7 @@ def _parts(config: VigilConfig, options: dict[str, Any]) -> dict[str, Any]:
     rules: Rules = EngineRules()
     formats: PayloadFormats = BridgeFormats(config.bridge, config.mqtt.topics)
     rules_path = Path(settings.rules or config.alerting.rules)
-    reports: Reports = EngineReports(Path(config.alerting.state), rules_path, Path(config.data_dir))
+    reports: Reports = EngineReports(config.alerting.state, rules_path, Path(config.data_dir))
     return {"data_dir": Path(config.data_dir), "rules_path": rules_path,
             "rules": rules, "formats": formats, "reports": reports, **options}
 

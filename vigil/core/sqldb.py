@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Optional, Union
 
-__all__ = ["Connection", "PgConnection", "connect", "dialect", "is_postgres", "redact"]
+__all__ = ["Connection", "PgConnection", "connect", "dialect", "errors", "is_postgres", "redact", "scrub"]
 
 Dialect = Literal["sqlite", "postgresql"]
 _SCHEMES = ("postgresql://", "postgres://")
@@ -38,6 +38,31 @@ def redact(target: str) -> str:
         return target
     netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def scrub(target: str, text: str) -> str:
+    """``text`` (an error's message) without the password of ``target``, a URL's."""
+    if not is_postgres(target):
+        return text
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(target).password
+    except ValueError:
+        return text
+    for secret in {password, unquote(password)} if password else ():
+        text = text.replace(secret, "***")
+    return text
+
+
+def errors() -> tuple[type[Exception], ...]:
+    """The exceptions a state database raises: sqlite3's, and psycopg's when it is installed (imported only
+    when called: name it in an ``except`` clause, evaluated only when something was raised)."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
 
 
 #: libpq's connection settings unless the URL says otherwise: a database that stops answering (a machine gone, a

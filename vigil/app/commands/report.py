@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,8 @@ or just before every mark (--every, default 4h; "no reading" when none within th
 min/max/mean, every excursion with who was told, who acknowledged (when, how) and the corrective-action
 notes, readings corrected by a calibration, and a chart. Written as PDF (--pdf) and/or CSV (--csv).
 
-Each complete day of each series is sealed in the alert ledger (the alert state file, alerting.state):
+Each complete day of each series is sealed in the alert ledger (in the alert state, alerting.state: its
+SQLite file, or the PostgreSQL database engines share):
 the count and SHA-256 of its stored readings. The files carry a manifest (report id, the ledger head it
 used, the seals). `vigil report verify FILE` checks later that nothing it stood on changed: the ledger's
 chain, and every sealed day recomputed from the store; exit status 0 when all holds, 1 with the problems.
@@ -42,7 +42,7 @@ examples:
 
 --to DATE includes that day; --from/--to also take times (2026-11-03T08:00, local unless with an offset).
 exit status: 0 written (or verified), 1 nothing to report or verification found problems,
-2 a wrong argument (unknown series, bad date), 3 the configuration or the state file cannot be used.
+2 a wrong argument (unknown series, bad date), 3 the configuration or the alert state cannot be used.
 """
 
 
@@ -61,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pdf", metavar="FILE", help="write the PDF here")
     parser.add_argument("--csv", metavar="FILE", help="write the CSV here")
     parser.add_argument("--title", default="", help="the report's title (default: Temperature log)")
-    parser.add_argument("--state", metavar="FILE", help="the alert state file with the ledger (default: vigil.yaml's)")
+    parser.add_argument("--state", metavar="FILE|URL",
+                        help="the alert state with the ledger: its SQLite file, or its postgresql:// URL "
+                             "(default: vigil.yaml's alerting.state)")
     parser.add_argument("--data-dir", metavar="DIR", help="Vigil's data directory (default: vigil.yaml's)")
     parser.add_argument("--no-seal", action="store_true",
                         help="write nothing to the ledger (the files then cannot be verified)")
@@ -73,11 +75,11 @@ def _fail(message: str, code: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alerting.report import ReportError
+    from alerting.report import ReportError, StateUnavailable
 
     extra = {"data_dir": (args.data_dir, "--data-dir")} if args.data_dir else {}
     config = config_from_args(args, extra)
-    state = Path(args.state or config.alerting.state)
+    state: str = args.state or config.alerting.state  # a file, or a postgresql:// URL: never made a Path
     try:
         store = open_store(config.store.store_url(), retention=config.store.retention)
     except (StoreError, ValueError) as exc:
@@ -90,13 +92,15 @@ def run(args: argparse.Namespace) -> int:
         return _make(args, config, store, state)
     except ReportError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except StateUnavailable as exc:
+        return _fail(str(exc), EXIT_CONFIG)
     except StoreError as exc:
         return _fail(f"the store failed: {exc}", EXIT_FAILED)
     finally:
         store.close()
 
 
-def _verify(path: str, store: Store, state: Path) -> int:
+def _verify(path: str, store: Store, state: str) -> int:
     from alerting.report import ReportError, verify_file
 
     try:
@@ -128,7 +132,7 @@ def _units(store: Store, wanted: list[str]) -> list[str]:
     return out
 
 
-def _make(args: argparse.Namespace, config: VigilConfig, store: Store, state: Path) -> int:
+def _make(args: argparse.Namespace, config: VigilConfig, store: Store, state: str) -> int:
     from alerting.report import (
         EmptyPeriod,
         ReportError,
@@ -182,7 +186,7 @@ def _make(args: argparse.Namespace, config: VigilConfig, store: Store, state: Pa
                              journal=CalibrationJournal(journal_path) if journal_path.exists() else None)
     except EmptyPeriod as exc:
         return _fail(str(exc), EXIT_FAILED)
-    except (OSError, sqlite3.Error) as exc:
+    except OSError as exc:  # the state file's directory cannot be made (database errors: StateUnavailable)
         return _fail(f"cannot use the alert state file {state}: {exc}", EXIT_CONFIG)
     written = []
     try:

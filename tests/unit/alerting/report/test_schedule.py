@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -108,12 +109,18 @@ class Crash(BaseException):
 
 
 class Harness:
-    """A scheduler on a ManualClock, a memory store, a renderer writing small files, a recording sender."""
+    """A scheduler on a ManualClock, a memory store, a renderer writing small files, a recording sender.
+
+    The state is an SQLite file in ``tmp``, or the PostgreSQL database ``Harness.url`` when a test sets it
+    (tests/integration/alerting/report/test_reports_postgres.py)."""
+
+    url: Optional[str] = None
 
     def __init__(self, tmp: Path, reports: list[dict[str, Any]], receivers: Sequence[str] = ("a",),
                  start: float = 0.0) -> None:
         self.tmp = tmp
-        self.state = tmp / "alerts.db"
+        self.state: Path | str = self.url or tmp / "alerts.db"
+        self.made: list[ReportScheduler] = []
         StateDB(str(self.state)).close()
         self.store = MemoryStore()
         self.store.write([Event("freezer-1", "t0", "temperature", -18.0, at("2026-11-30 12:00")),
@@ -127,11 +134,18 @@ class Harness:
         self.fail: dict[str, int] = {}  # receiver -> failures still to come
         self.crash_on: Optional[str] = None
         self.empty = False
+        self.delay = 0.0  # seconds each send takes (another scheduler steps meanwhile)
         self.scheduler = self.new()
 
     def new(self) -> ReportScheduler:
-        return ReportScheduler(lambda: self.config, self.store, self.state, self.clock, zone=BERLIN,
-                               render=self.render, send=self.send)
+        made = ReportScheduler(lambda: self.config, self.store, self.state, self.clock, zone=BERLIN,
+                               data_dir=self.tmp, render=self.render, send=self.send)
+        self.made.append(made)
+        return made
+
+    def close(self) -> None:
+        for made in self.made:
+            made.close()
 
     def render(self, store: Store, state_path: str, job: Job) -> None:
         assert store is self.store and state_path == str(self.state)
@@ -143,6 +157,8 @@ class Harness:
 
     async def send(self, urls: list[str], title: str, body: str, files: Sequence[Path]) -> Optional[str]:
         receiver = urls[0].rsplit("/", 1)[1]
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if receiver == self.crash_on:
             self.crash_on = None
             raise Crash()
@@ -259,6 +275,40 @@ async def test_restart_mid_send_resends_only_the_receiver_in_flight(tmp_path: Pa
     assert len(h.jobs) == 1  # the files made before the crash are sent, not made again
     await h.step("2026-12-02 13:00")
     assert len(h.sent) == 3
+
+
+async def test_two_schedulers_on_one_state_make_and_send_a_due_report_once(tmp_path: Path) -> None:
+    h = Harness(tmp_path, [{**DAILY, "receivers": ["a", "b"]}], receivers=("a", "b"))
+    other = h.new()
+    h.delay = 0.05
+    try:
+        for when in ("2026-12-02 12:00", "2026-12-02 12:01", "2026-12-03 07:00"):
+            h.clock.set(at(when))
+            await asyncio.gather(h.scheduler.step(h.clock.now()), other.step(h.clock.now()))
+        assert sorted((s[0], s[1][-10:]) for s in h.sent) == [
+            ("a", "2026-12-01"), ("a", "2026-12-02"), ("b", "2026-12-01"), ("b", "2026-12-02")]
+        assert sorted(j.period.label for j in h.jobs) == ["2026-12-01", "2026-12-02"]  # each made once
+        assert [(r["period"], r["state"], sorted(json.loads(r["done"]))) for r in other.runs()] == [
+            ("2026-12-02", "sent", ["a", "b"]), ("2026-12-01", "sent", ["a", "b"])]
+    finally:
+        h.close()
+
+
+async def test_an_older_runs_table_is_given_the_claim_columns(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "alerts.db")
+    old.execute("CREATE TABLE report_runs (name TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL, "
+                "period TEXT NOT NULL, state TEXT NOT NULL, files TEXT NOT NULL DEFAULT '[]', "
+                "done TEXT NOT NULL DEFAULT '[]', attempts INTEGER NOT NULL DEFAULT 0, "
+                "next_at REAL NOT NULL DEFAULT 0, error TEXT, updated REAL NOT NULL, PRIMARY KEY (name, start))")
+    old.execute("INSERT INTO report_runs (name, start, end, period, state, updated) VALUES (?, ?, ?, ?, 'sending', 0)",
+                ("kitchen", at("2026-12-01 00:00"), at("2026-12-02 00:00"), "2026-12-01"))
+    old.commit()
+    old.close()
+    h = Harness(tmp_path, [DAILY])
+    await h.step("2026-12-02 12:00")
+    assert [s[1][-10:] for s in h.sent] == ["2026-12-01"]
+    assert [(r["period"], r["state"]) for r in h.scheduler.runs()] == [("2026-12-01", "sent")]
+    h.close()
 
 
 async def test_files_lost_before_sending_are_made_again(tmp_path: Path) -> None:
