@@ -76,11 +76,12 @@ class RuleIndex:
                 self.by_metric[rule.spec.match.metric].append(c)
 
     def for_series(self, series_id: str, device: str, sensor: str, metric: str,
-                   labels: dict[str, str]) -> tuple[CompiledRule, ...]:
+                   labels: dict[str, str] | tuple[tuple[str, str], ...]) -> tuple[CompiledRule, ...]:
         """The event rules that watch this series (cached per series id)."""
         hit = self._cache.get(series_id)
         if hit is not None:
             return hit
+        labels = dict(labels)
         candidates = [*self.by_metric.get(metric, ()), *self.any_metric]
         found = tuple(c for c in candidates if c.matches(device, sensor, metric, labels))
         self._cache[series_id] = found

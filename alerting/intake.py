@@ -78,7 +78,7 @@ class Intake:
         self._sliced_count = -1
 
     def rules_of(self, sid: str, data: SeriesData) -> tuple[CompiledRule, ...]:
-        return self.index.for_series(sid, data.device, data.sensor, data.metric, dict(data.labels))
+        return self.index.for_series(sid, data.device, data.sensor, data.metric, data.labels)
 
     def series_for(self, sid: str, device: str, sensor: str, metric: str, labels: dict[str, str]) -> SeriesData:
         data = self.series.get(sid)
@@ -124,7 +124,9 @@ class Intake:
 
     def take(self, event: Event, at: float, now: float) -> tuple[SeriesData, Optional[SeriesData]]:
         """The event's series, and its raw copy with the reading added (None: no rule holds readings out)."""
-        data = self.series_for(event.series.id, event.device, event.sensor, event.metric, dict(event.labels))
+        data = self.series.get(f"{event.device}/{event.sensor}/{event.metric}")
+        if data is None or data.labels != event.labels:  # (an event's labels are sorted, as a series' are)
+            data = self.series_for(event.series.id, event.device, event.sensor, event.metric, dict(event.labels))
         data.unit = event.unit
         raw = self.raw.get(data.id)
         if raw is not None:

@@ -31,18 +31,18 @@ import time
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["PoisonGuard", "fingerprint"]
+__all__ = ["DIGEST", "PoisonGuard", "fingerprint"]
 
 log = logging.getLogger(__name__)
 
 # Suspects that never come back (their session expired, or another consumer of a shared group took them).
 _SUSPECT_MAX_AGE = 7 * 86400.0
-_DIGEST = 16
+DIGEST = 16
 
 
 def fingerprint(topic: str, payload: bytes) -> bytes:
     """What identifies a message across deliveries: its topic and payload, hashed."""
-    h = hashlib.blake2b(payload, digest_size=_DIGEST)
+    h = hashlib.blake2b(payload, digest_size=DIGEST)
     h.update(topic.encode("utf-8", "surrogatepass"))
     return h.digest()
 
@@ -73,7 +73,7 @@ class PoisonGuard:
         for (fps,) in self._conn.execute("SELECT fps FROM in_hand").fetchall():
             blob = bytes(fps)
             self._conn.executemany("INSERT OR IGNORE INTO suspects VALUES (?, 0, ?)",
-                                   [(blob[i:i + _DIGEST], now) for i in range(0, len(blob), _DIGEST)])
+                                   [(blob[i:i + DIGEST], now) for i in range(0, len(blob), DIGEST)])
         self._conn.execute("DELETE FROM in_hand")
         self._conn.execute("COMMIT")
         self.suspects = {bytes(fp): bool(alone) for fp, alone in self._conn.execute("SELECT fp, alone FROM suspects")}

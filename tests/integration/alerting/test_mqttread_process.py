@@ -14,6 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
+from alerting.inhand import marked
 from alerting.mqttread import MAX_PACKET
 from tests.support.alerting import EngineProcess, wait_for
 from tests.support.services import Mosquitto
@@ -47,11 +48,7 @@ def fired(state: Path) -> dict[str, int]:
 
 
 def in_hand(marks: Path) -> bool:
-    try:
-        with sqlite3.connect(marks, timeout=0.2) as conn:
-            return bool(conn.execute("SELECT count(*) FROM in_hand").fetchone()[0])
-    except sqlite3.Error:
-        return False
+    return bool(marked(marks))
 
 
 def backlog(broker: Mosquitto, devices: int, per: int) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from alerting.inhand import marked
 from tests.support.alerting import EngineProcess, MqttProbe, Receiver, wait_for
 from tests.support.services import Mosquitto, sqlite_says
 from vigil.core.poison import fingerprint
@@ -54,7 +55,7 @@ rules:
     for i in range(5, 10):
         probe.event(f"good-{i}", 35.0)
     # 1: killed while the reload is in hand within a batch
-    wait_for(sqlite_says(marks, "SELECT count(*) FROM in_hand WHERE instr(fps, ?) > 0", fp), 60, "the reload in hand")
+    wait_for(lambda: fp in marked(marks), 60, "the reload in hand")
     engine.kill()
     # 2: it comes back a suspect and is handled alone; killed again while it is
     engine.start()

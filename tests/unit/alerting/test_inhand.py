@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.inhand import InHand, in_hand_path
+from alerting.inhand import InHand, in_hand_path, marked
 
 Msg = tuple[str, bytes]
 
@@ -48,8 +48,8 @@ def test_a_batch_is_marked_while_in_hand_and_acknowledged_in_one_go(tmp_path: Pa
     assert path == tmp_path / "alerts.poison.db"
     loop = Loop(path)
     seen: list[int] = []
-    loop.in_hand.consume(batch(b"a", b"b"), lambda t, p: seen.append(rows(path, "in_hand")), lambda ms: None)
-    assert seen == [1, 1] and rows(path, "in_hand") == 0
+    loop.in_hand.consume(batch(b"a", b"b"), lambda t, p: seen.append(len(marked(path))), lambda ms: None)
+    assert seen == [2, 2] and marked(path) == [] and rows(path, "in_hand") == 0
     loop.run(batch(b"c", b"d"))
     assert (loop.handled, loop.acked, loop.refused) == ([b"c", b"d"], [[b"c", b"d"]], [])
 
@@ -104,11 +104,12 @@ def test_an_innocent_failure_leaves_no_suspect_and_a_suspect_alone_is_not_made_p
     guarded = InHand(path, lambda *a: None, key=lambda m: m, innocent=(Lost,))
     with pytest.raises(Lost):  # the commit fails: the batch goes back to the broker, unsuspected
         guarded.consume(batch(b"a", b"b"), lambda t, p: None, done)
-    assert (guarded.suspects, rows(path, "in_hand"), rows(path, "suspects")) == (0, 0, 0)
+    assert (guarded.suspects, rows(path, "in_hand"), rows(path, "suspects"), marked(path)) == (0, 0, 0, [])
     # a real death makes them suspects; an innocent failure while one is handled alone leaves it a suspect
     with pytest.raises(Died):
         guarded.consume(batch(b"x"), Loop(path, kill=b"x").handle, done)
-    guarded.guard.recover()
+    guarded.close()  # the process died with x in hand; started again, it finds x marked: a suspect
+    guarded = InHand(path, lambda *a: None, key=lambda m: m, innocent=(Lost,))
     assert guarded.suspects == 1
     with pytest.raises(Lost):
         guarded.consume(batch(b"x"), lambda t, p: None, done)
@@ -118,3 +119,18 @@ def test_an_innocent_failure_leaves_no_suspect_and_a_suspect_alone_is_not_made_p
     guarded.consume(batch(b"x"), lambda t, p: handled.append(p), done)
     assert handled == [b"x"] and guarded.suspects == 0
     guarded.close()
+
+
+def test_the_mark_of_a_large_batch_is_whole_and_one_left_at_a_stop_makes_its_messages_suspects(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.poison.db"
+    payloads = [f"m{i}".encode() for i in range(300)]  # more fingerprints than one page of the mapped file holds
+    seen: list[int] = []
+    loop = Loop(path)
+    loop.in_hand.consume(batch(*payloads), lambda t, p: seen.append(len(marked(path))), lambda ms: None)
+    assert set(seen) == {300} and marked(path) == []
+    stopped = Loop(path, kill=b"m299")
+    with pytest.raises(Died):
+        stopped.run(batch(*payloads))
+    assert len(marked(path)) == 300  # left in the file, as by a killed process
+    again = Loop(path)
+    assert again.in_hand.suspects == 300 and marked(path) == [] and rows(path, "in_hand") == 0
