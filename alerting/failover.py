@@ -33,7 +33,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from alerting import lease
 from alerting.delivery import make_dispatcher, warm_apprise
@@ -76,18 +76,10 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
         history = open_history(store, rules, closing)
         delivering: dict[int, int] = {}  # {0: epoch} while this process holds partition 0: its dispatcher delivers
 
-        def delivery_fence(c: Any) -> None:
-            """The dispatcher's loop takes an outbox entry or starts a send only under partition 0's lease, at the
-            epoch held now (the dispatcher outlives a tenure: it is the process's, for every partition's acks)."""
-            try:
-                if 0 not in delivering:
-                    raise lease.LeaseLost({0})
-                lease.fence(c, member, {0: delivering[0]})
-            except lease.LeaseLost as exc:
-                raise PartitionLost(f"partition 0/{count} is no longer this engine's: no delivery ({exc})") from exc
-
+        # the dispatcher's loop takes an outbox entry or starts a send only under partition 0's lease, at the epoch
+        # held now (the dispatcher outlives a tenure: it is the process's, for every partition's acks)
         dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url,
-                                     secret_dir=data_dir, fence=delivery_fence)
+                                     secret_dir=data_dir, fence=_fence(member, 0, count, lambda: delivering.get(0)))
         closing.callback(dispatcher.close)
         await asyncio.to_thread(warm_apprise)
         log.info("rule engine %s: a member on %s, %d partitions", member, redact(settings.state), count)
@@ -96,13 +88,7 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
         async def one(p: int, epoch: int) -> None:
             mine = settings.model_copy(update={"client_id": f"{settings.client_id}-p{p}", "partition": f"{p}/{count}"})
             in_hand = local / f"in-hand-{mine.client_id}.db"  # this process's: the broker redelivers to the next
-
-            def fence(c: Any) -> None:
-                try:
-                    lease.fence(c, member, {p: epoch})
-                except lease.LeaseLost as exc:
-                    raise PartitionLost(f"partition {p}/{count} is no longer this engine's ({exc})") from exc
-
+            fence = _fence(member, p, count, lambda: epoch)
             if p == 0:
                 delivering[0] = epoch
             while True:  # until cancelled: the lease runner stops it when the partition is no longer held
@@ -155,6 +141,22 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
                 await stop(p)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(members.leave)
+
+
+def _fence(member: str, p: int, count: int, epoch: Callable[[], Optional[int]]) -> Callable[[Any], None]:
+    """A commit's fence (called inside its transaction): partition ``p``'s lease is still ``member``'s at the epoch
+    ``epoch()`` says (None: not held), else :class:`PartitionLost` and the transaction rolls back."""
+
+    def fence(conn: Any) -> None:
+        held = epoch()
+        try:
+            if held is None:
+                raise lease.LeaseLost({p})
+            lease.fence(conn, member, {p: held})
+        except lease.LeaseLost as exc:
+            raise PartitionLost(f"partition {p}/{count} is no longer this engine's ({exc})") from exc
+
+    return fence
 
 
 def _first(exc: BaseException) -> BaseException:

@@ -58,6 +58,16 @@ def split_evenly(url: str, members: int) -> bool:
     return len(held) == PARTITIONS and sorted(Counter(held.values()).values()) == [PARTITIONS // members] * members
 
 
+def two_engines_streaming(make: Engines, tmp_path: Path, mosquitto: Any, pg_url: str, receiver: Receiver
+                          ) -> tuple[list[EngineProcess], Stream]:
+    """Two engines holding two partitions each, and the stream of readings started."""
+    engines = [engine(make, tmp_path, mosquitto, pg_url, receiver, i) for i in range(2)]
+    wait_for(lambda: split_evenly(pg_url, 2), timeout=40, what="two engines holding two partitions each")
+    stream = Stream(mosquitto.port, HOT_AT)
+    stream.start()
+    return engines, stream
+
+
 def told_exactly_once(receiver: Receiver) -> None:
     """Every expected firing and resolve told, nothing else, none twice: except that a send cut off by the fault (its
     result could not be recorded: the database away, the sender killed) is sent again saying "you may have received
@@ -109,15 +119,12 @@ def lateness(stream: Stream, receiver: Receiver, devices: list[str]) -> float:
 def test_an_engine_killed_under_load_loses_nothing_and_tells_nothing_twice(
         tmp_path: Path, mosquitto: Any, probe: MqttProbe, receiver: Receiver, pg_url: str,
         engine_process: Engines) -> None:
-    engines = [engine(engine_process, tmp_path, mosquitto, pg_url, receiver, i) for i in range(2)]
-    wait_for(lambda: split_evenly(pg_url, 2), timeout=40, what="two engines holding two partitions each")
+    engines, stream = two_engines_streaming(engine_process, tmp_path, mosquitto, pg_url, receiver)
     # the victim holds partition 0: the dispatcher moves too
     victim = next(e for e in engines if 0 in member_of(e, pg_url))
     survivor = next(e for e in engines if e is not victim)
     victim_parts = member_of(victim, pg_url)
     of_victim = [d for d in DEVICES if any(owns(f"{d}/t0/temperature", (p, PARTITIONS)) for p in victim_parts)]
-    stream = Stream(mosquitto.port, HOT_AT)
-    stream.start()
     try:
         wait_for(lambda: stream.elapsed() >= 7, timeout=30, what="the stream's 7th second")
         pending = [d for d in of_victim if HOT_AT[d] + FOR > 7]
@@ -171,10 +178,7 @@ def test_an_engine_joins_then_the_first_leaves_under_load_and_nothing_is_lost_or
 def test_the_database_away_under_load_loses_nothing_and_tells_nothing_twice(
         tmp_path: Path, mosquitto: Any, probe: MqttProbe, receiver: Receiver, postgres: Postgres, pg_url: str,
         engine_process: Engines, away: float) -> None:
-    engines = [engine(engine_process, tmp_path, mosquitto, pg_url, receiver, i) for i in range(2)]
-    wait_for(lambda: split_evenly(pg_url, 2), timeout=40, what="two engines holding two partitions each")
-    stream = Stream(mosquitto.port, HOT_AT)
-    stream.start()
+    engines, stream = two_engines_streaming(engine_process, tmp_path, mosquitto, pg_url, receiver)
     try:
         wait_for(lambda: stream.elapsed() >= 5, timeout=30, what="the stream's 5th second")
         postgres.stop_fast()

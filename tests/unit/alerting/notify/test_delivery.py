@@ -349,25 +349,6 @@ async def test_hostile_silence_messages_are_ignored(h: Harness, payload: bytes, 
     assert h.dispatcher.status().silences == ()
 
 
-async def test_escalation_survives_a_restart_and_is_sent_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    h = Harness(tmp_path / "a.db", config(escalation=[{"after": "15m", "receivers": ["manager"]}]))
-    try:
-        h.enqueue(transition())
-        await h.at(0)
-        await h.at(30)
-        h.restart()
-        await h.at(15 * 60)
-        h.restart()
-        await h.at(15 * 60 + 30)
-        h.restart()
-        await h.at(3600)
-        assert [m.title.split()[0] for m in h.sender.sent] == ["[FIRING", "[ESCALATED"]
-        [alert] = h.dispatcher.status().alerts
-        assert alert.escalated == ("manager",) and alert.told == ("manager", "staff")
-    finally:
-        h.close()
-
-
 async def test_repeat_held_by_a_silence_comes_when_it_ends(h: Harness) -> None:
     h.enqueue(transition())
     await h.at(0)
