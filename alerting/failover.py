@@ -41,7 +41,8 @@ from alerting.engine import PartitionLost
 from alerting.notify.outbox import Outbox
 from alerting.service import _load_rules, engine_parts, open_history, run_engine
 from alerting.settings import AlertingSettings
-from alerting.state import StateDB
+from alerting.state import StateDB, immediate_transaction
+from vigil.core import sqldb
 from vigil.core.clock import Clock
 from vigil.core.settings import MqttSettings, StoreSettings
 from vigil.core.sqldb import redact
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: seconds before a partition's engine that stopped (its lease still held) starts again
 RESTART = 1.0
+#: seconds after which a partition's engine that is slow to stop is logged
+SLOW_STOP = 5.0
 
 
 async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Union[Store, StoreSettings], *,
@@ -91,7 +94,18 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
             fence = _fence(member, p, count, lambda: epoch)
             if p == 0:
                 delivering[0] = epoch
+            said = False
             while True:  # until cancelled: the lease runner stops it when the partition is no longer held
+                if not await asyncio.to_thread(_still_held, settings.state, fence):
+                    # another member holds it now (this member's runner has not seen it yet): connecting would take
+                    # the partition's broker session from its holder, whose acknowledgements would be lost and its
+                    # readings judged twice; wait for the runner instead
+                    if not said:
+                        log.warning("partition %d/%d: its lease is another member's now; its engine waits", p, count)
+                        said = True
+                    await asyncio.sleep(RESTART)
+                    continue
+                said = False
                 try:
                     # partition 0's engine makes the scheduled reports (their files in this process's data
                     # directory), each run claimed in the shared table under partition 0's fence: sent once
@@ -122,6 +136,10 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, PartitionLost):
+                    # the lease runner waits meanwhile: a stop that takes long is said
+                    done, _ = await asyncio.wait({task}, timeout=SLOW_STOP)
+                    if not done:
+                        log.warning("partition %d/%d: its engine takes more than %.0f s to stop", p, count, SLOW_STOP)
                     await task
 
         async def changed(gained: dict[int, int], lost: set[int]) -> None:
@@ -157,6 +175,26 @@ def _fence(member: str, p: int, count: int, epoch: Callable[[], Optional[int]]) 
             raise PartitionLost(f"partition {p}/{count} is no longer this engine's ({exc})") from exc
 
     return fence
+
+
+def _still_held(state: str, fence: Callable[[Any], None]) -> bool:
+    """Whether ``fence`` passes now (a transaction of its own); a database that cannot answer says nothing (True):
+    the engine's start fails on it as it would."""
+    try:
+        conn = sqldb.connect(state, application_name="vigil-lease-probe")
+    except Exception:
+        return True
+    try:
+        with immediate_transaction(conn):
+            fence(conn)
+        return True
+    except PartitionLost:
+        return False
+    except Exception:
+        return True
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _first(exc: BaseException) -> BaseException:
