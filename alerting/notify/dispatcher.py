@@ -335,6 +335,8 @@ class Dispatcher:
                 for receiver in sorted(self._state.told(t.key)):
                     self._queue(receiver, labels, Item(Kind.FIRING, t, t.at), now)
             self._state.put_alert(t, t.at if new or current is None else current.fired_at, new)
+            if not new:
+                log.info("alert %s fires again while firing (%s): nothing new to tell", t.key[:300], t.id)
             if new:
                 self._state.clear_told(t.key)
                 if not self._routed(labels, t.notify, now):
@@ -367,6 +369,9 @@ class Dispatcher:
                         told.add(receiver)
             for receiver in sorted(told):
                 self._queue(receiver, labels, Item(Kind.RESOLVED, t, current.fired_at), now)
+            if not told:
+                log.info("alert %s is over before anyone was told of it (group_wait, a silence): nothing is sent",
+                         t.key[:300])
             self._state.delete_alert(t.key)
 
     def _queue(self, receiver: str, labels: Mapping[str, str], item: Item, now: float,
