@@ -69,7 +69,11 @@ def errors() -> tuple[type[Exception], ...]:
 #: network cut without a reset) is given up within seconds, not the kernel's minutes, so an engine stops and its
 #: partitions go to another (alerting/failover.py) instead of hanging on a statement
 _NETWORK = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
-            "keepalives_count": "3", "tcp_user_timeout": "10000"}
+            "keepalives_count": "3", "tcp_user_timeout": "10000",
+            # a statement waits at most 5 s for a lock (a row, the ledger's advisory lock, a table under DDL), and a
+            # session that leaves a transaction open 30 s is ended: a wait on another process (or on this process's
+            # own transaction, open across a pause) can no longer freeze an engine; it fails and starts again
+            "options": "-c lock_timeout=5000 -c idle_in_transaction_session_timeout=30000"}
 
 
 @functools.lru_cache(maxsize=1024)
