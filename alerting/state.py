@@ -15,6 +15,7 @@ writers serialise on SQLite's ``BEGIN IMMEDIATE`` or on PostgreSQL's advisory lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -93,13 +94,30 @@ _Conn = TypeVar("_Conn", bound=sqldb.Connection)
 @contextmanager
 def immediate_transaction(conn: _Conn) -> Iterator[_Conn]:
     """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (ROLLBACK on an exception); BEGIN on PostgreSQL."""
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        _abandon(conn)
+        raise
     try:
         yield conn
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        _abandon(conn)
+        raise
+
+
+def _abandon(conn: sqldb.Connection) -> None:
+    """A BEGIN or COMMIT that raised may leave the transaction open (SQLite busy or out of disk: its write lock
+    held, every later BEGIN failing): roll it back. On a lost PostgreSQL connection that fails too, and the server
+    has rolled back."""
+    if conn.in_transaction:
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
 
 
 class StateError(VigilError):

@@ -227,6 +227,7 @@ class Dispatcher:
         # a new tenure (alerting/failover.py runs this again each time its process holds partition 0 anew): a send
         # another dispatcher, or this one before a lost connection, left marked 'sending' is in doubt
         self._recovered = False
+        self._full = True  # and what another holder, or this one before a lost connection, took is reconciled
         async with asyncio.TaskGroup() as tg:
             while True:
                 try:
@@ -237,6 +238,7 @@ class Dispatcher:
                     # a 'sending' mark whose commit was cut off may have committed with its send never started:
                     # recovered as in doubt on the next pass, not left 'sending' for ever
                     self._recovered = False
+                    self._full = True
                     self._reconnect()
                 except Exception as exc:
                     if not getattr(exc, "final", False):
@@ -286,14 +288,18 @@ class Dispatcher:
             self._courier.recover(self._config.delivery, now)
             self._recovered = True
         self._ingest(now)
+        # what is owed is queued by the reconcile of the alerts touched (or all): the marks are dropped only once it
+        # committed, or an alert taken from the outbox by a commit just before a lost connection would never be told
         if self._full or now >= self._reconcile_at:
-            self._full = False
-            self._touched.clear()
+            touched = set(self._touched)
             self._reconcile(now, None)
+            self._full = False
+            self._touched -= touched
             self._reconcile_at = self._next_timer(now)
         elif self._touched:
-            keys, self._touched = self._touched, set()
+            keys = set(self._touched)
             self._reconcile(now, keys)
+            self._touched -= keys
         self._flush(now)
         self._fallback_at = fall_back(self._state, self._config, now, self._zone)
 
