@@ -129,25 +129,37 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
                                 _first(exc), RESTART)
                 await asyncio.sleep(RESTART)
 
-        async def stop(p: int) -> None:
+        stopping: dict[int, asyncio.Task[None]] = {}  # engines cancelled, not finished yet
+
+        async def stop(p: int, wait: bool = True) -> None:
+            """Stop partition ``p``'s engine; without ``wait``, one slow to stop is left to finish by itself (it is
+            fenced, and the lease runner, which waits meanwhile, must go on renewing the other leases)."""
             task = running.pop(p, None)
             if p == 0:
                 delivering.pop(0, None)  # no delivery until partition 0 is held again, at its new epoch
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, PartitionLost):
-                    # the lease runner waits meanwhile: a stop that takes long is said
-                    done, _ = await asyncio.wait({task}, timeout=SLOW_STOP)
-                    if not done:
-                        log.warning("partition %d/%d: its engine takes more than %.0f s to stop", p, count, SLOW_STOP)
-                    await task
+                stopping[p] = task
+            task = stopping.get(p)
+            if task is None:
+                return
+            done, _ = await asyncio.wait({task}, timeout=SLOW_STOP)
+            if not done:
+                log.warning("partition %d/%d: its engine takes more than %.0f s to stop; waiting in: %s", p, count,
+                            SLOW_STOP, _waiting())
+                if not wait:
+                    return
+                await asyncio.wait({task})
+            stopping.pop(p, None)
+            with contextlib.suppress(asyncio.CancelledError, PartitionLost):
+                await task
 
         async def changed(gained: dict[int, int], lost: set[int]) -> None:
             for p in sorted(lost):
                 log.warning("partition %d/%d: no longer held; its engine stops", p, count)
-                await stop(p)
+                await stop(p, wait=False)
             for p, epoch in sorted(gained.items()):
-                await stop(p)
+                await stop(p)  # the old engine gone before the new one takes the partition's broker session
                 log.info("partition %d/%d: held (epoch %d); its engine starts", p, count, epoch)
                 task = running[p] = asyncio.create_task(one(p, epoch), name=f"alerting-partition-{p}")
                 task.add_done_callback(_said)
@@ -155,7 +167,7 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
         try:
             await lease.run(members, changed)
         finally:
-            for p in list(running):
+            for p in sorted({*running, *stopping}):
                 await stop(p)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(members.leave)
@@ -195,6 +207,23 @@ def _still_held(state: str, fence: Callable[[Any], None]) -> bool:
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def _waiting() -> str:
+    """Where this process's unfinished tasks wait (each one's chain of awaits), for a stop that takes long."""
+    out = []
+    for task in asyncio.all_tasks():
+        if task.done() or task is asyncio.current_task():
+            continue
+        chain: list[str] = []
+        coro: Any = task.get_coro()
+        while coro is not None and len(chain) < 12:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        out.append(f"{task.get_name()} [{' > '.join(chain)}]")
+    return "; ".join(sorted(out)[:40])
 
 
 def _first(exc: BaseException) -> BaseException:
