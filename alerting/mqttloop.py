@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import aiomqtt
 
@@ -136,6 +136,8 @@ async def _consume(service: AlertService, reader: Reader) -> None:
                 await reader.wait(BATCH, LINGER)
             batch = reader.take(BATCH)
             last = len(batch)
+            if any(m.dup for m in batch):
+                batch = _not_judged_again(service, batch, done)
             # marked in hand meanwhile, so that a message that kills the engine is refused when it
             # comes back (alerting/inhand.py)
             service.in_hand.consume(batch, handle, done)
@@ -145,6 +147,20 @@ async def _consume(service: AlertService, reader: Reader) -> None:
         if handled:
             commit_then_ack()
         raise
+
+
+def _not_judged_again(service: AlertService, batch: list[Incoming], done: Callable[[list[Incoming]], None]
+                      ) -> list[Incoming]:
+    """The batch without the readings the broker delivers again that the engine judged already (handled and
+    committed, their acknowledgement lost with a connection): those are acknowledged, not judged a second time,
+    which after newer readings would tell a late excursion that was told already."""
+    again = {id(m) for m in batch if m.dup and not m.problem and service.judged_before(m.topic, m.payload)}
+    if not again:
+        return batch
+    done([m for m in batch if id(m) in again])
+    log.info("%d reading(s) delivered again by the broker and judged already: acknowledged, not judged again",
+             len(again))
+    return [m for m in batch if id(m) not in again]
 
 
 async def _say_stopped(service: AlertService, client: aiomqtt.Client) -> None:

@@ -73,6 +73,8 @@ class Incoming:
     mid: int
     problem: str = ""
     detail: str = ""
+    #: the broker delivers it again (DUP): it was in flight to an earlier connection of this session
+    dup: bool = False
 
 
 class Decoder:
@@ -151,7 +153,7 @@ class Decoder:
                 if p < props or p > end:
                     raise ProtocolError("a PUBLISH whose properties are longer than the packet")
             try:
-                out.append(Incoming(buf[i + 2:t].decode(), buf[p:end], mid))
+                out.append(Incoming(buf[i + 2:t].decode(), buf[p:end], mid, dup=bool(first & 8)))
             except UnicodeDecodeError:
                 out.append(Incoming(buf[i + 2:t].decode("utf-8", "replace"), b"", mid, "topic not UTF-8",
                                     repr(buf[i + 2:t][:100])))

@@ -119,6 +119,20 @@ class AlertService:
             self.rejected += 1
             self.guard.refuse(topic, f"failed: {type(exc).__name__}", str(exc), exc)
 
+    def judged_before(self, topic: str, payload: bytes) -> bool:
+        """Whether an event message delivered again (DUP) is one this engine judged already: its series was heard
+        at or after its time. (A reading never judged that comes again is newer than that: a series comes in order.
+        A late reading that was in flight when a connection dropped is the one that would be skipped.)"""
+        if not topic.startswith(self.topics.root + "/events/"):
+            return False
+        try:
+            event = Event.from_json(payload)
+        except Exception:  # judged (and refused) as any message
+            return False
+        data = self.engine.intake.series.get(f"{event.device}/{event.sensor}/{event.metric}")
+        return data is not None and data.last_seen is not None and \
+            min(event.ts, self.engine.clock.now()) <= data.last_seen
+
     def _refuse(self, topic: str, reason: str, detail: str = "") -> None:
         self.rejected += 1
         self.guard.refuse(topic, reason, detail)

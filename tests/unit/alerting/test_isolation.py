@@ -130,3 +130,30 @@ def test_a_refused_subscription_is_named() -> None:
     assert refusal([ReasonCode(PacketTypes.SUBACK, identifier=0x87)]) == "Not authorized"
     assert refusal((0x80,)) == "reason code 0x80"
     assert refusal((1,)) is None
+
+
+def test_a_reading_delivered_again_after_newer_ones_is_not_judged_twice() -> None:
+    """Handled and committed, its acknowledgement lost with the connection: the broker delivers it again (DUP) after
+    the readings that followed it. Judged again it would be a late excursion, told a second time."""
+    from alerting.mqttloop import _not_judged_again
+    from alerting.mqttread import Incoming
+
+    service, sink = _service()
+    hot, cool = {**GOOD, "value": 35, "ts": T0}, {**GOOD, "value": 20, "ts": T0 + 10}
+    topic = "vigil/events/d/temperature"
+    clock = service.engine.clock
+    assert isinstance(clock, ManualClock)
+    for body in (hot, cool):
+        clock.set(body["ts"])
+        service.handle(topic, json.dumps(body).encode())
+    clock.set(T0 + 30)
+    assert [t.state.value for t in sink.items] == ["firing", "resolved"]
+    newer = {**GOOD, "value": 36, "ts": T0 + 20}
+    batch = [Incoming(topic, json.dumps(b).encode(), i + 1, dup=True) for i, b in enumerate((hot, cool, newer))]
+    acked: list[Incoming] = []
+    rest = _not_judged_again(service, batch, acked.extend)
+    assert [m.mid for m in acked] == [1, 2] and [m.mid for m in rest] == [3]
+    assert not service.judged_before("vigil/status/d", b"online") and not service.judged_before(topic, b"{")
+    # what it keeps from happening: the old reading judged again, after the resolve, fires again
+    service.handle(topic, json.dumps(hot).encode())
+    assert [t.state.value for t in sink.items] == ["firing", "resolved", "firing"]

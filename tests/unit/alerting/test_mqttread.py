@@ -25,12 +25,13 @@ def length(n: int) -> bytes:
             return bytes(out)
 
 
-def publish(topic: bytes, payload: bytes, mid: int = 1, qos: int = 1, v5: bool = False, props: bytes = b"") -> bytes:
+def publish(topic: bytes, payload: bytes, mid: int = 1, qos: int = 1, v5: bool = False, props: bytes = b"",
+            dup: bool = False) -> bytes:
     body = struct.pack("!H", len(topic)) + topic + (struct.pack("!H", mid) if qos else b"")
     if v5:
         body += length(len(props)) + props
     body += payload
-    return bytes([0x30 | qos << 1]) + length(len(body)) + body
+    return bytes([0x30 | dup << 3 | qos << 1]) + length(len(body)) + body
 
 
 SUBACK = b"\x90\x03\x00\x01\x01"
@@ -171,3 +172,9 @@ async def test_broken_framing_closes_the_socket_and_ends_the_connection_for_the_
         await asyncio.wait_for(reader.wait(), 5)
     assert refused == []
     broker.close()
+
+
+def test_a_publish_delivered_again_says_so() -> None:
+    stream = publish(b"vigil/events/a/t", b"1", mid=4, dup=True) + publish(b"vigil/events/a/t", b"2", mid=5)
+    messages, _ = feed_in_pieces(Decoder(False), stream, [])
+    assert [(m.payload, m.dup) for m in messages] == [(b"1", True), (b"2", False)]
