@@ -86,9 +86,12 @@ class Marks:
         self._COUNT.pack_into(self._map, 0, 0)
 
     def close(self) -> None:
+        """Idempotent: a second close must not close a descriptor number the process has given to another file
+        since (a broker's socket)."""
         self._map.close()
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
 
 
 def marks_path(path: str | Path) -> str | Path:
