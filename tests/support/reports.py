@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import zoneinfo
 from pathlib import Path
 from typing import Any, Optional
 
 from alerting import ledger
 from alerting.report import parse_period
+from alerting.state import StateDB, immediate_transaction
+from vigil.core import sqldb
 from vigil.core.event import Event
-from vigil.core.stores import Store
+from vigil.core.stores import Store, open_store
 
 ZONE = zoneinfo.ZoneInfo("Europe/Berlin")
 SERIES = "freezer-1/t0/temperature"
@@ -43,17 +44,32 @@ def fill(store: Store, series: str = SERIES, start: Optional[float] = None, minu
     return events
 
 
-def write_ledger(path: Path, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Append (kind, key, body) rows; each row's time is its body's ``at``."""
-    conn = sqlite3.connect(path, isolation_level=None)
+def write_ledger(target: Path | str, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Append (kind, key, body) rows to the ledger of a state file or a ``postgresql://`` state, as the engine does
+    (its tables made, its lock, one transaction); each row's time is its body's ``at``."""
+    if sqldb.is_postgres(str(target)):
+        StateDB(str(target)).close()  # the engine's tables, as an engine that ran
+    conn = sqldb.connect(str(target))
     try:
-        ledger.create(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        for kind, key, body in rows:
-            ledger.append(conn, kind, key, body, float(body.get("at", 0.0)))
-        conn.execute("COMMIT")
+        ledger.create(conn)  # type: ignore[arg-type]
+        with immediate_transaction(conn):
+            for kind, key, body in rows:
+                ledger.append(conn, kind, key, body, float(body.get("at", 0.0)))  # type: ignore[arg-type]
     finally:
         conn.close()
+
+
+def site(tmp_path: Path, state: Path | str | None = None) -> Path:
+    """vigil.yaml (Europe/Berlin), two days of two freezers in its SQLite store, an excursion in the ledger of
+    ``state`` (default: the site's state file)."""
+    data = tmp_path / "data"
+    config = tmp_path / "vigil.yaml"
+    config.write_text(f"data_dir: {data}\ndashboard:\n  timezone: Europe/Berlin\n")
+    with open_store(f"sqlite:///{data}/vigil.db", retention=10 * 365 * 86400.0) as store:
+        fill(store, minutes=2 * 1440, raw_from=2000)
+        fill(store, series="freezer-2/t0/temperature", minutes=2 * 1440)
+    write_ledger(state if state is not None else data / "alerts.db", excursion_rows(day_bounds()[0] + 3600))
+    return config
 
 
 def excursion_rows(since: float, *, key: str = KEY, ended: float = 0.0, peak: float = -8.0, by: str = "alice",

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import textwrap
 from pathlib import Path
+from typing import Callable, Optional
 
 import pytest
 
@@ -270,19 +271,26 @@ def test_alerts_resolved_long_ago_are_forgotten(tmp_path: Path) -> None:
     db.close()
 
 
-def test_a_commit_that_failed_goes_into_the_next_and_the_firing_is_told(tmp_path: Path) -> None:
-    """A state file that refused a commit once (locked, disk full) as a timer fired: the engine's memory says firing,
-    so the transition and its ledger rows must go into the next commit, or the alert would be saved firing with no
-    message ever sent (and its resolve not sent either: nobody had been told)."""
-    path = tmp_path / "alerts.db"
+def _hot_on_file(path: Path, fence: Optional[Callable[[object], None]] = None
+                 ) -> tuple[Engine, StateDB, ManualClock]:
+    """An engine on a state file, its reading hot for 60 s: its ``for: 1m`` timer is due."""
     clock = ManualClock(T0)
     rules, _ = load_rules_text(textwrap.dedent(HOT), "t.yaml")
     db = StateDB(path)
     outbox = Outbox(db.conn)
     outbox.create_tables()
-    e = Engine(rules, state=db, sink=outbox, clock=clock)
+    e = Engine(rules, state=db, sink=outbox, clock=clock, fence=fence)
     feed(e, clock, 35.0)
     clock.advance(60)
+    return e, db, clock
+
+
+def test_a_commit_that_failed_goes_into_the_next_and_the_firing_is_told(tmp_path: Path) -> None:
+    """A state file that refused a commit once (locked, disk full) as a timer fired: the engine's memory says firing,
+    so the transition and its ledger rows must go into the next commit, or the alert would be saved firing with no
+    message ever sent (and its resolve not sent either: nobody had been told)."""
+    path = tmp_path / "alerts.db"
+    e, db, clock = _hot_on_file(path)
     save = db.save_alerts
 
     def refuse_once(records: object) -> None:
@@ -309,20 +317,13 @@ def test_a_fenced_commit_leaves_nothing_for_the_last_flush_to_save_alone(tmp_pat
     must carry the fenced commit's transition, its outbox row and ledger row, not save the firing state alone
     (issue 18: a firing never told, nor its resolve, with PostgreSQL stopped under load)."""
     path = tmp_path / "alerts.db"
-    clock = ManualClock(T0)
-    rules, _ = load_rules_text(textwrap.dedent(HOT), "t.yaml")
-    db = StateDB(path)
-    outbox = Outbox(db.conn)
-    outbox.create_tables()
     lease = {"ours": True}
 
     def fence(conn: object) -> None:
         if not lease["ours"]:
             raise PartitionLost("partition 0/1 is no longer this engine's (test)")
 
-    e = Engine(rules, state=db, sink=outbox, clock=clock, fence=fence)
-    feed(e, clock, 35.0)
-    clock.advance(60)
+    e, db, _ = _hot_on_file(path, fence)
     lease["ours"] = False
     with pytest.raises(PartitionLost):
         e.tick()  # the timer fires; the commit is fenced

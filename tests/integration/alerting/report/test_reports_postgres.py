@@ -10,16 +10,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from alerting import ledger
 from alerting.report import ReportRequest, StateUnavailable, make_report, verify_file, write_csv, write_pdf
 from alerting.report.schedule import CLAIM
-from alerting.state import StateDB
 from dashboard.ports import ReportRefused
-from tests.support.reports import SERIES, ZONE, day_bounds, excursion_rows, fill
+from tests.support.reports import SERIES, ZONE, day_bounds, excursion_rows, fill, site, write_ledger
 from tests.unit.alerting.report.test_schedule import (
     DAILY,
     Crash,
@@ -57,19 +55,6 @@ def on_postgres(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The unit tests' Harness on this test's fresh database."""
     monkeypatch.setattr(Harness, "url", pg_url)
     yield
-
-
-def write_ledger(url: str, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Append (kind, key, body) rows to the database's ledger, as the engine does (its lock, one transaction)."""
-    StateDB(url).close()  # the engine's tables, as an engine that ran
-    conn = connect(url)
-    try:
-        conn.execute("BEGIN")
-        for kind, key, body in rows:
-            ledger.append(conn, kind, key, body, float(body.get("at", 0.0)))
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
 
 
 def test_a_report_reads_the_excursion_seals_its_days_and_verifies(pg_url: str, tmp_path: Path) -> None:
@@ -184,20 +169,14 @@ def vigil_report(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_vigil_report_and_verify_with_a_postgresql_state(pg_url: str, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    config = tmp_path / "vigil.yaml"
-    config.write_text(f"data_dir: {data}\ndashboard:\n  timezone: Europe/Berlin\n")
-    with open_store(f"sqlite:///{data}/vigil.db", retention=10 * 365 * 86400.0) as store:
-        fill(store, minutes=2 * 1440, raw_from=2000)
-        fill(store, series="freezer-2/t0/temperature", minutes=2 * 1440)
-    write_ledger(pg_url, excursion_rows(day_bounds()[0] + 3600))
+    config = site(tmp_path, pg_url)
     pdf, csv = tmp_path / "log.pdf", tmp_path / "log.csv"
     done = vigil_report("-c", str(config), "--state", pg_url, "--series", "freezer-*/t0/temperature",
                         "--from", "2026-11-03", "--to", "2026-11-04", "--pdf", str(pdf), "--csv", str(csv))
     assert done.returncode == 0, done.stderr
     assert "2 series, 5,760 readings, 1 excursions; 4 seals, ledger record 11" in done.stdout, done.stdout
     assert pdf.stat().st_size > 1000 and csv.read_text().count("\n") > 20
-    assert not (data / "alerts.db").exists()  # nothing written beside the store: the ledger is the database's
+    assert not (tmp_path / "data" / "alerts.db").exists()  # the ledger is the database
     for path in (pdf, csv):
         ok = vigil_report("-c", str(config), "--state", pg_url, "verify", str(path))
         assert ok.returncode == 0 and ok.stdout.startswith(f"{path}: ok (ledger records 1-11, 4 seals"), ok

@@ -10,7 +10,8 @@ import pytest
 from pypdf import PdfReader
 
 from tests.support.bridge import VIGIL
-from tests.support.reports import SERIES, csv_rows, day_bounds, excursion_rows, fill, write_ledger
+from tests.support.reports import SERIES, csv_rows, fill
+from tests.support.reports import site as make_site
 from tests.support.services import Influxd
 from vigil.core.stores import open_store
 
@@ -24,14 +25,7 @@ def vigil(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """vigil.yaml (Europe/Berlin), two days of two freezers in its SQLite store, an excursion in its ledger."""
-    data = tmp_path / "data"
-    config = tmp_path / "vigil.yaml"
-    config.write_text(f"data_dir: {data}\ndashboard:\n  timezone: Europe/Berlin\n")
-    with open_store(f"sqlite:///{data}/vigil.db", retention=10 * 365 * 86400.0) as store:
-        fill(store, minutes=2 * 1440, raw_from=2000)
-        fill(store, series="freezer-2/t0/temperature", minutes=2 * 1440)
-    write_ledger(data / "alerts.db", excursion_rows(day_bounds()[0] + 3600))
-    return config
+    return make_site(tmp_path)
 
 
 def test_report_then_verify_then_tampering_found(site: Path, tmp_path: Path) -> None:
