@@ -33,7 +33,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from alerting import lease
 from alerting.delivery import make_dispatcher, warm_apprise
@@ -73,16 +73,23 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
     with contextlib.ExitStack() as closing:
         members = lease.Leases(settings.state, member, partitions=count)
         closing.callback(members.close)
-        schema = StateDB(settings.state)  # the engine's tables, and the outbox's, before the dispatcher reads them
-        Outbox(schema.conn).create_tables()
-        schema.close()
+
+        def make_schema() -> None:  # the engine's tables, and the outbox's, before the dispatcher reads them
+            schema = StateDB(settings.state)
+            try:
+                Outbox(schema.conn).create_tables()
+            finally:
+                schema.close()
+
+        await _transient(make_schema)
         history = open_history(store, rules, closing)
         delivering: dict[int, int] = {}  # {0: epoch} while this process holds partition 0: its dispatcher delivers
 
         # the dispatcher's loop takes an outbox entry or starts a send only under partition 0's lease, at the epoch
         # held now (the dispatcher outlives a tenure: it is the process's, for every partition's acks)
-        dispatcher = make_dispatcher(settings.state, rules.notify, clock, zone=zone, public_url=public_url,
-                                     secret_dir=data_dir, fence=_fence(member, 0, count, lambda: delivering.get(0)))
+        dispatcher = await _transient(lambda: make_dispatcher(
+            settings.state, rules.notify, clock, zone=zone, public_url=public_url, secret_dir=data_dir,
+            fence=_fence(member, 0, count, lambda: delivering.get(0))))
         closing.callback(dispatcher.close)
         await asyncio.to_thread(warm_apprise)
         log.info("rule engine %s: a member on %s, %d partitions", member, redact(settings.state), count)
@@ -187,6 +194,29 @@ def _fence(member: str, p: int, count: int, epoch: Callable[[], Optional[int]]) 
             raise PartitionLost(f"partition {p}/{count} is no longer this engine's ({exc})") from exc
 
     return fence
+
+
+T = TypeVar("T")
+
+
+async def _transient(make: Callable[[], T], attempts: int = 10) -> T:
+    """``make()``, tried again (up to ``attempts`` times, a second apart) while it fails on what passes by itself: a
+    deadlock or a lock wait with the other members' commits (their tables being made at the same time as a member
+    joins under load). A database that cannot be reached fails at once, with its own clear error."""
+    import psycopg
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return make()
+        except Exception as exc:
+            cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+            passing = isinstance(cause, (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+                                         psycopg.errors.LockNotAvailable))
+            if not passing or attempt == attempts:
+                raise
+            log.warning("state database busy at start (%s); trying again in 1 s", type(cause).__name__)
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def _still_held(state: str, fence: Callable[[Any], None]) -> bool:

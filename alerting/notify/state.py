@@ -189,6 +189,10 @@ class NotifyState:
     def _create_postgres(self) -> None:
         """The tables on PostgreSQL; no database there predates a column, so nothing is added to old tables."""
         with self.transaction():
+            # the ledger's lock before any DDL, in the order the engines' commits take them (that lock, then the
+            # tables): a CREATE INDEX holding its table while waiting for the lock, behind an engine's commit waiting
+            # for that table, was a deadlock that killed an engine joining under load
+            ledger.lock(self._sqlite)
             # the outbox's own DDL is SQLite's until alerting/notify/outbox.py speaks PostgreSQL: it runs only where
             # the table is missing (the engine, which creates it on start, is usually first)
             if self.conn.execute("SELECT to_regclass(?)", (OUTBOX_TABLE,)).fetchone()[0] is None:
