@@ -93,7 +93,8 @@ _Conn = TypeVar("_Conn", bound=sqldb.Connection)
 
 @contextmanager
 def immediate_transaction(conn: _Conn) -> Iterator[_Conn]:
-    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (ROLLBACK on an exception); BEGIN on PostgreSQL."""
+    """BEGIN IMMEDIATE ... COMMIT on an autocommit connection (ROLLBACK on an exception, the exception raised
+    as it was: a ROLLBACK that fails on a lost connection does not replace it); BEGIN on PostgreSQL."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except BaseException:
@@ -102,7 +103,7 @@ def immediate_transaction(conn: _Conn) -> Iterator[_Conn]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        _abandon(conn)
         raise
     try:
         conn.execute("COMMIT")
@@ -112,9 +113,9 @@ def immediate_transaction(conn: _Conn) -> Iterator[_Conn]:
 
 
 def _abandon(conn: sqldb.Connection) -> None:
-    """A BEGIN or COMMIT that raised may leave the transaction open (SQLite busy or out of disk: its write lock
-    held, every later BEGIN failing): roll it back. On a lost PostgreSQL connection that fails too, and the server
-    has rolled back."""
+    """Roll back what is open (a BEGIN or COMMIT that raised may leave it open too: SQLite busy or out of disk, its
+    write lock held, every later BEGIN failing). On a lost PostgreSQL connection that fails as well, and the server
+    has rolled back: the caller's exception is the one to say."""
     if conn.in_transaction:
         with contextlib.suppress(Exception):
             conn.execute("ROLLBACK")

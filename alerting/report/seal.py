@@ -9,7 +9,6 @@ The same stored readings give the same digest from SQLite and InfluxDB.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import math
@@ -24,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 
 from alerting import ledger
+from alerting.state import immediate_transaction
 from vigil.core import sqldb
 from vigil.core.event import SeriesKey
 from vigil.core.stores import Store
@@ -150,16 +150,8 @@ def record(state_path: str | Path, wanted: list[SealWanted], report: dict[str, A
     with state_errors(state_path):
         conn = open_ledger_writable(state_path)
         try:
-            conn.execute("BEGIN IMMEDIATE")  # BEGIN on PostgreSQL, where ledger.create takes the ledger's lock
-            try:
-                seqs, warnings, entry = _record(conn, wanted, report, at)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(*sqldb.errors()):  # the first error is the one to say
-                        conn.execute("ROLLBACK")
-                raise
-            return seqs, warnings, entry
+            with immediate_transaction(conn):  # on PostgreSQL, ledger.create takes the ledger's lock in it
+                return _record(conn, wanted, report, at)
         finally:
             conn.close()
 
