@@ -57,6 +57,15 @@ def on_postgres(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def _sql(url: str, statement: str) -> None:
+    """One statement on the database, as someone with its password might run it."""
+    conn = connect(url)
+    try:
+        conn.execute(statement)
+    finally:
+        conn.close()
+
+
 def test_a_report_reads_the_excursion_seals_its_days_and_verifies(pg_url: str, tmp_path: Path) -> None:
     store = MemoryStore()
     fill(store, minutes=2 * 1440)
@@ -88,11 +97,7 @@ def test_a_report_reads_the_excursion_seals_its_days_and_verifies(pg_url: str, t
     again = make_report(store, pg_url, request, now=start + 3 * 86400)
     assert again.manifest.seals == report.manifest.seals and again.manifest.head_seq == 10
     # a changed ledger row is found
-    conn = connect(pg_url)
-    try:
-        conn.execute("UPDATE ledger SET body = replace(body, 'alice', 'mallory') WHERE kind = 'acked'")
-    finally:
-        conn.close()
+    _sql(pg_url, "UPDATE ledger SET body = replace(body, 'alice', 'mallory') WHERE kind = 'acked'")
     verdict = verify_file(csv, store, pg_url)
     assert not verdict.ok and any("was changed after it was written" in p for p in verdict.problems)
 
@@ -104,11 +109,7 @@ def test_verify_against_a_database_without_a_ledger_says_so(pg_url: str, tmp_pat
     report = make_report(store, pg_url, ReportRequest([SERIES], start, end, zone=ZONE), now=end + 60)
     csv = tmp_path / "day.csv"
     write_csv(report, csv)
-    conn = connect(pg_url)
-    try:
-        conn.execute("DROP TABLE ledger")
-    finally:
-        conn.close()
+    _sql(pg_url, "DROP TABLE ledger")
     verdict = verify_file(csv, store, pg_url)
     assert not verdict.ok and verdict.problems[0].startswith(f"no ledger in {redact(pg_url)}: the alert state database")
 
