@@ -32,14 +32,18 @@ import datetime as dt
 import logging
 import os
 import socket
+from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from alerting import lease
+from alerting import metrics as alerting_metrics
 from alerting.delivery import make_dispatcher, warm_apprise
 from alerting.engine import PartitionLost
+from alerting.guard import supervised
 from alerting.notify.outbox import Outbox
-from alerting.service import _load_rules, engine_parts, open_history, run_engine
+from alerting.service import AlertService, _load_rules, engine_parts, open_history, run_engine
 from alerting.settings import AlertingSettings
 from alerting.state import StateDB, immediate_transaction
 from vigil.core import sqldb
@@ -67,8 +71,6 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
     member = f"{settings.client_id}@{socket.gethostname()}:{os.getpid()}"
     local = Path(data_dir or "vigil-data")
     local.mkdir(parents=True, exist_ok=True)
-    if settings.metrics_listen:
-        log.warning("metrics_listen: not served by engines sharing a PostgreSQL state (yet)")
     rules = _load_rules(settings.rules)
     with contextlib.ExitStack() as closing:
         members = lease.Leases(settings.state, member, partitions=count)
@@ -94,6 +96,11 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
         await asyncio.to_thread(warm_apprise)
         log.info("rule engine %s: a member on %s, %d partitions", member, redact(settings.state), count)
         running: dict[int, asyncio.Task[None]] = {}
+        # the engines running now, for the metrics: one endpoint for the process, a sample per partition held
+        services: dict[int, AlertService] = {}
+        shown = asyncio.create_task(supervised("alerting-metrics", partial(
+            alerting_metrics.show, alerting_metrics.SharedMetrics(services, settings.state), settings.metrics_listen),
+            Counter()), name="alerting-metrics")
 
         async def one(p: int, epoch: int) -> None:
             mine = settings.model_copy(update={"client_id": f"{settings.client_id}-p{p}", "partition": f"{p}/{count}"})
@@ -119,8 +126,13 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
                     async with engine_parts(mine, mqtt, rules, history, store, clock, public_url=public_url,
                                             zone=zone, data_dir=str(local), in_hand=in_hand, fence=fence,
                                             dispatcher=dispatcher, reports=p == 0) as (service, disp, reports):
-                        await run_engine(service, disp, history, clock, ready, reports, deliver=p == 0,
-                                         metrics=False)
+                        services[p] = service
+                        try:
+                            await run_engine(service, disp, history, clock, ready, reports, deliver=p == 0,
+                                             metrics=False)
+                        finally:
+                            if services.get(p) is service:
+                                del services[p]
                 except Exception as exc:  # PartitionLost (a lease taken, the database lost) or a failed start
                     current = asyncio.current_task()
                     if current is None or running.get(p) is not current:
@@ -176,6 +188,9 @@ async def serve_shared(settings: AlertingSettings, mqtt: MqttSettings, store: Un
         finally:
             for p in sorted({*running, *stopping}):
                 await stop(p)
+            shown.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shown
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(members.leave)
 

@@ -4,6 +4,8 @@ shows them: on the process's registry while the engine runs, served on ``alertin
 
 The counts are the engine's own (alerting/guard.py, the service's transitions), read when a scrape asks;
 the outbox and the deliveries are counted in the state file on a read-only connection of the scrape's own.
+Engines sharing a PostgreSQL state (alerting/failover.py) show :class:`SharedMetrics`: one process, the engines of
+the partitions it holds, each labelled with its partition, and the shared tables' counts.
 """
 
 from __future__ import annotations
@@ -12,20 +14,20 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from alerting.notify.outbox import OUTBOX_TABLE
-from vigil.core import metrics
+from vigil.core import metrics, sqldb
 
 if TYPE_CHECKING:
     from alerting.service import AlertService
 
-__all__ = ["AlertingMetrics", "run"]
+__all__ = ["AlertingMetrics", "SharedMetrics", "run", "show"]
 
 log = logging.getLogger(__name__)
 
@@ -38,52 +40,97 @@ class AlertingMetrics(Collector):
         self.state_path = state_path
 
     def collect(self) -> Iterator[Metric]:
-        # From the scrape's thread: copies of what the event loop may change while this runs.
-        service, guard = self.service, self.service.guard
-        yield CounterMetricFamily("vigil_alerting_events", "events evaluated by the rules", value=guard.events)
-        yield _by("vigil_alerting_refused", "messages refused, by reason (counted, logged once per topic and reason)",
-                  "reason", dict(guard.refused), CounterMetricFamily)
-        yield _by("vigil_alerting_transitions", "alert state changes published, by the state entered", "state",
-                  dict(service.transitions), CounterMetricFamily)
-        yield _by("vigil_alerting_held_out", "readings a hold_out rule (jump, noise) flagged and kept out of the "
-                  "other rules on their series, by that rule", "rule", dict(service.engine.intake.held_out),
-                  CounterMetricFamily)
-        yield _by("vigil_alerting_restarts", "engine tasks restarted after a failure (the log says why), by task",
-                  "task", dict(guard.restarts), CounterMetricFamily)
-        yield GaugeMetricFamily("vigil_alerting_consuming", "1 while the engine is connected and taking messages",
-                                value=int(service.client is not None))
-        yield GaugeMetricFamily("vigil_alerting_alerts_firing", "alerts firing or flapping (the pipeline alert "
-                                "included)", value=guard.firing)
-        yield GaugeMetricFamily("vigil_alerting_receivers_failing", "receivers failing delivery now",
-                                value=guard.notify_failing)
-        counts = self._state_counts()
-        if counts is not None:
-            outbox, deliveries = counts
-            yield GaugeMetricFamily("vigil_alerting_outbox", "state changes committed, not yet taken by the "
-                                    "notifier", value=outbox)
-            yield _by("vigil_alerting_deliveries", "notifications in the state file, by state (sent, pending: "
-                      "waiting or retrying after a failure, sending, failed: given up)", "state", deliveries,
-                      GaugeMetricFamily)
+        yield from _engine_families([((), self.service)], [])
+        yield from _state_families(self.state_path, "the state file")
 
-    def _state_counts(self) -> Optional[tuple[int, dict[str, int]]]:
-        path = Path(self.state_path)
-        if not path.exists():
-            return None
-        try:
+
+class SharedMetrics(Collector):
+    """The metrics of one member of engines sharing a PostgreSQL state (alerting/failover.py): each partition's
+    engine this process runs, labelled ``partition``; how many partitions it holds; and the deployment's outbox and
+    deliveries, counted in the shared tables (the same figures from every member)."""
+
+    def __init__(self, held: dict[int, AlertService], state: str) -> None:
+        self.held = held  # {partition: its engine's service}, kept by the member while engines start and stop
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        held = sorted(dict(self.held).items())
+        yield GaugeMetricFamily("vigil_alerting_partitions_held", "partitions whose engine runs in this process",
+                                value=len(held))
+        yield from _engine_families([((str(p),), service) for p, service in held], ["partition"])
+        yield from _state_families(self.state, "the shared state (every member's)")
+
+
+def _engine_families(engines: list[tuple[tuple[str, ...], AlertService]], labels: list[str]) -> Iterator[Metric]:
+    """The engines' own counts, one sample per engine with ``labels`` (none for a lone engine)."""
+    # From the scrape's thread: copies of what the event loop may change while this runs.
+    def one(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, help_text: str,
+            value: Callable[[AlertService], float]) -> Metric:
+        metric = family(name, help_text, labels=labels)
+        for key, service in engines:
+            metric.add_metric(list(key), value(service))
+        return metric
+
+    def by(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, help_text: str, label: str,
+           values: Callable[[AlertService], dict[str, int]]) -> Metric:
+        metric = family(name, help_text, labels=[*labels, label])
+        for key, service in engines:
+            for what, n in sorted(dict(values(service)).items()):
+                metric.add_metric([*key, what], n)
+        return metric
+
+    yield one(CounterMetricFamily, "vigil_alerting_events", "events evaluated by the rules",
+              lambda s: s.guard.events)
+    yield by(CounterMetricFamily, "vigil_alerting_refused", "messages refused, by reason (counted, logged once per "
+             "topic and reason)", "reason", lambda s: s.guard.refused)
+    yield by(CounterMetricFamily, "vigil_alerting_transitions", "alert state changes published, by the state "
+             "entered", "state", lambda s: s.transitions)
+    yield by(CounterMetricFamily, "vigil_alerting_held_out", "readings a hold_out rule (jump, noise) flagged and "
+             "kept out of the other rules on their series, by that rule", "rule", lambda s: s.engine.intake.held_out)
+    yield by(CounterMetricFamily, "vigil_alerting_restarts", "engine tasks restarted after a failure (the log says "
+             "why), by task", "task", lambda s: s.guard.restarts)
+    yield one(GaugeMetricFamily, "vigil_alerting_consuming", "1 while the engine is connected and taking messages",
+              lambda s: int(s.client is not None))
+    yield one(GaugeMetricFamily, "vigil_alerting_alerts_firing", "alerts firing or flapping (the pipeline alert "
+              "included)", lambda s: s.guard.firing)
+    yield one(GaugeMetricFamily, "vigil_alerting_receivers_failing", "receivers failing delivery now",
+              lambda s: s.guard.notify_failing)
+
+
+def _state_families(state: str, where: str) -> Iterator[Metric]:
+    counts = _state_counts(state)
+    if counts is None:
+        return
+    outbox, deliveries = counts
+    yield GaugeMetricFamily("vigil_alerting_outbox", f"state changes committed, not yet taken by the notifier, in "
+                            f"{where}", value=outbox)
+    yield _by("vigil_alerting_deliveries", f"notifications in {where}, by state (sent, pending: waiting or retrying "
+              "after a failure, sending, failed: given up)", "state", deliveries, GaugeMetricFamily)
+
+
+def _state_counts(state: str) -> Optional[tuple[int, dict[str, int]]]:
+    """(outbox entries not yet taken, deliveries by state) in the state file or database; None if it cannot say
+    now (no file yet, busy, locked, the database away: the next scrape)."""
+    try:
+        if sqldb.is_postgres(state):
+            # a short connect timeout: a scrape answers without these while the database is away
+            db: Any = sqldb.connect(state, application_name="vigil-metrics", connect_timeout=2)
+        else:
+            path = Path(state)
+            if not path.exists():
+                return None
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
-            try:
-                outbox = db.execute(f"SELECT count(*) FROM {OUTBOX_TABLE} WHERE done = 0").fetchone()[0]
-                deliveries: dict[str, int] = {"sent": 0, "pending": 0}
-                try:
-                    deliveries.update(db.execute("SELECT state, count(*) FROM notify_deliveries GROUP BY state"))
-                except sqlite3.OperationalError:  # no receivers: no notifier, no table
-                    pass
-            finally:
-                db.close()
-        except sqlite3.Error as exc:  # busy or locked: the next scrape
-            log.debug("metrics: could not count in %s: %s", path, exc)
-            return None
-        return int(outbox), deliveries
+        try:
+            outbox = db.execute(f"SELECT count(*) FROM {OUTBOX_TABLE} WHERE done = 0").fetchone()[0]
+            deliveries: dict[str, int] = {"sent": 0, "pending": 0}
+            with contextlib.suppress(*sqldb.errors()):  # no receivers: no notifier, no table
+                deliveries.update(db.execute("SELECT state, count(*) FROM notify_deliveries GROUP BY state"))
+        finally:
+            db.close()
+    except sqldb.errors() as exc:
+        log.debug("metrics: could not count in %s: %s", sqldb.redact(state), exc)
+        return None
+    return int(outbox), deliveries
 
 
 def _by(name: str, help_text: str, label: str, values: dict[str, int],
@@ -96,9 +143,14 @@ def _by(name: str, help_text: str, label: str, values: dict[str, int],
 
 async def run(service: AlertService, state_path: str, listen: Optional[str]) -> None:
     """Show the engine's metrics on the process's registry until cancelled; serve them on ``listen``."""
+    await show(AlertingMetrics(service, state_path), listen)
+
+
+async def show(collector: Collector, listen: Optional[str]) -> None:
+    """Show ``collector``'s metrics on the process's registry until cancelled; serve them on ``listen``."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(metrics.registered(AlertingMetrics(service, state_path)))
+            stack.enter_context(metrics.registered(collector))
         except ValueError:  # names taken: a second engine in one process (tests); the first one's are shown
             log.warning("another rule engine in this process shows its metrics; this one's are not shown")
             listen = None

@@ -90,12 +90,16 @@ class Postgres(Service):
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def postmaster(self) -> int:
+        """The server's own pid (run as root, :attr:`proc` is ``runuser``'s)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def stop_fast(self) -> None:
         """Stop the server at once: SIGINT (fast shutdown, which ends the open sessions) to the postmaster itself. Run
         as root, :meth:`stop` signals ``runuser``: SIGTERM means a smart shutdown, which waits for open sessions, and
         ``stop(signal.SIGINT)`` was not passed on (it waited its 10 s, then killed runuser and left the postmaster
         running)."""
-        os.kill(int((self.data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
+        os.kill(self.postmaster(), signal.SIGINT)
         self.stop()  # waits for the process it started (runuser, or the postmaster) to end
 
     def cleanup(self) -> None:

@@ -93,13 +93,16 @@ class PgConnection:
 
     dialect: Dialect = "postgresql"
 
-    def __init__(self, url: str, *, application_name: str = "vigil") -> None:
+    def __init__(self, url: str, *, application_name: str = "vigil", connect_timeout: Optional[int] = None) -> None:
         import psycopg
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         self.url = url
         given = {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
-        params = {**_NETWORK, "application_name": application_name, **given}  # the URL's win
+        ours = {**_NETWORK, "application_name": application_name}
+        if connect_timeout is not None:
+            ours["connect_timeout"] = str(connect_timeout)
+        params = {**ours, **given}  # the URL's win
         self._conn = psycopg.connect(make_conninfo("", **params), autocommit=True)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -139,10 +142,12 @@ def dialect(conn: Any) -> Dialect:
     return "postgresql" if isinstance(conn, PgConnection) else "sqlite"
 
 
-def connect(target: str, *, application_name: str = "vigil", timeout: Optional[float] = None) -> Connection:
-    """A connection to the state database: a :class:`PgConnection` for a ``postgresql://`` URL, else sqlite3's
-    (autocommit, ``check_same_thread=False``) for a file path."""
+def connect(target: str, *, application_name: str = "vigil", timeout: Optional[float] = None,
+            connect_timeout: Optional[int] = None) -> Connection:
+    """A connection to the state database: a :class:`PgConnection` for a ``postgresql://`` URL (``connect_timeout``
+    seconds instead of the default 10, unless the URL says), else sqlite3's (autocommit, ``check_same_thread=False``)
+    for a file path."""
     if is_postgres(target):
-        return PgConnection(target, application_name=application_name)
+        return PgConnection(target, application_name=application_name, connect_timeout=connect_timeout)
     return sqlite3.connect(target, isolation_level=None, check_same_thread=False,
                            timeout=5.0 if timeout is None else timeout)
