@@ -111,8 +111,10 @@ def _state_families(state: str, where: str) -> Iterator[Metric]:
 def _state_counts(state: str) -> Optional[tuple[int, dict[str, int]]]:
     """(outbox entries not yet taken, deliveries by state) in the state file or database; None if it cannot say
     now (no file yet, busy, locked, the database away: the next scrape)."""
+    shared = sqldb.is_postgres(state)
+    errors = sqldb.errors() if shared else (sqlite3.Error,)  # (psycopg imported only for a shared state)
     try:
-        if sqldb.is_postgres(state):
+        if shared:
             # a short connect timeout: a scrape answers without these while the database is away
             db: Any = sqldb.connect(state, application_name="vigil-metrics", connect_timeout=2)
         else:
@@ -123,11 +125,11 @@ def _state_counts(state: str) -> Optional[tuple[int, dict[str, int]]]:
         try:
             outbox = db.execute(f"SELECT count(*) FROM {OUTBOX_TABLE} WHERE done = 0").fetchone()[0]
             deliveries: dict[str, int] = {"sent": 0, "pending": 0}
-            with contextlib.suppress(*sqldb.errors()):  # no receivers: no notifier, no table
+            with contextlib.suppress(*errors):  # no receivers: no notifier, no table
                 deliveries.update(db.execute("SELECT state, count(*) FROM notify_deliveries GROUP BY state"))
         finally:
             db.close()
-    except sqldb.errors() as exc:
+    except errors as exc:
         log.debug("metrics: could not count in %s: %s", sqldb.redact(state), exc)
         return None
     return int(outbox), deliveries
