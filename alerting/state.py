@@ -16,6 +16,7 @@ writers serialise on SQLite's ``BEGIN IMMEDIATE`` or on PostgreSQL's advisory lo
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import sqlite3
@@ -172,6 +173,12 @@ class AlertRecord:
         return self.state == AlertState.OK and self.underlying == AlertState.OK and not self.changes
 
 
+@functools.lru_cache(maxsize=4096)
+def _labels_json(labels: tuple[tuple[str, str], ...]) -> str:
+    """A series' labels as saved (few distinct sets: each written once, not once per commit)."""
+    return json.dumps(dict(labels), sort_keys=True)
+
+
 class StateDB:
     """One SQLite file in WAL mode, or a PostgreSQL database (``target`` a ``postgresql://`` URL); the engine
     writes it from one thread."""
@@ -294,7 +301,7 @@ class StateDB:
             "INSERT INTO series_seen (id, device, sensor, metric, labels, last_seen) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT (id) DO UPDATE SET last_seen = CASE WHEN excluded.last_seen > series_seen.last_seen "
             "THEN excluded.last_seen ELSE series_seen.last_seen END, labels = excluded.labels",
-            [(d.id, d.device, d.sensor, d.metric, json.dumps(dict(d.labels), sort_keys=True), d.last_seen)
+            [(d.id, d.device, d.sensor, d.metric, _labels_json(d.labels), d.last_seen)
              for d in series if d.last_seen is not None])
 
     def load_learned(self) -> list[tuple[str, str]]:
