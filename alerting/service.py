@@ -295,6 +295,8 @@ class AlertService:
 
     def publish(self, transitions: list[Transition]) -> None:
         """Publish what the engine changed (its states, retained) and wake delivery when someone hears of it."""
+        if not transitions:  # nearly every reading
+            return
         if self.dispatcher is not None and any(notifiable(t) for t in transitions):
             self.dispatcher.wake()
         for t in transitions:
