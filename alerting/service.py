@@ -129,9 +129,11 @@ class AlertService:
             event = Event.from_json(payload)
         except Exception:  # judged (and refused) as any message
             return False
-        data = self.engine.intake.series.get(f"{event.device}/{event.sensor}/{event.metric}")
-        return data is not None and data.last_seen is not None and \
-            min(event.ts, self.engine.clock.now()) <= data.last_seen
+        sid = f"{event.device}/{event.sensor}/{event.metric}"
+        at = min(event.ts, self.engine.clock.now())
+        # a reading a hold_out rule kept out moved only the raw copy's last reading (alerting/intake.py)
+        return any(data is not None and data.last_seen is not None and at <= data.last_seen
+                   for data in (self.engine.intake.series.get(sid), self.engine.intake.raw.get(sid)))
 
     def _refuse(self, topic: str, reason: str, detail: str = "") -> None:
         self.rejected += 1

@@ -157,3 +157,24 @@ def test_a_reading_delivered_again_after_newer_ones_is_not_judged_twice() -> Non
     # what it keeps from happening: the old reading judged again, after the resolve, fires again
     service.handle(topic, json.dumps(hot).encode())
     assert [t.state.value for t in sink.items] == ["firing", "resolved", "firing"]
+
+
+def test_a_held_out_reading_delivered_again_is_not_judged_twice() -> None:
+    """A reading a hold_out rule kept out moves only the raw copy's last reading: delivered again (DUP), it is known
+    as judged all the same, and not held out (counted, told to the listener) a second time."""
+    from alerting.mqttloop import _not_judged_again
+    from alerting.mqttread import Incoming
+
+    rules, _ = load_rules_text("rules: [{name: implausible, match: {metric: temperature}, jump: {max_step: 5, "
+                               "per: 1m}, hold_out: true}, {name: hot, above: 30}]", "r.yaml")
+    clock = ManualClock(T0)
+    service = AlertService(AlertingSettings(), MqttSettings(), Engine(rules, sink=Recorder(), clock=clock))
+    topic = "vigil/events/d/temperature"
+    for i, value in enumerate((20, 60)):  # 60: a jump of 40 within 10 s, held out
+        clock.set(T0 + 10 * i)
+        service.handle(topic, json.dumps({**GOOD, "value": value, "ts": T0 + 10 * i}).encode())
+    assert service.engine.intake.held_out == Counter({"implausible": 1})
+    jumped = Incoming(topic, json.dumps({**GOOD, "value": 60, "ts": T0 + 10}).encode(), 7, dup=True)
+    acked: list[Incoming] = []
+    assert _not_judged_again(service, [jumped], acked.extend) == [] and acked == [jumped]
+    assert service.engine.intake.held_out == Counter({"implausible": 1})
