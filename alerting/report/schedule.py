@@ -8,7 +8,7 @@ zone (``time_zone:``, else the site's), so a day across a DST change is 23 or 25
 Exactly once per period: each run is a row of ``report_runs`` in the engine's state (name, period
 start, state, files, the receivers already sent). A row is written before the report is made and each
 receiver is recorded once its send succeeded, so a restart neither repeats nor skips a period; a receiver
-whose send was under way when the process died is sent again (its outcome was never learned).
+whose send was under way when the process stopped or died is sent again (its outcome was never learned).
 
 The state is the engine's SQLite file or the PostgreSQL database several engines share (vigil.core.sqldb); there
 the scheduler runs with partition 0 (alerting/failover.py), and during a takeover two processes may step at once.
@@ -16,12 +16,16 @@ So a run is made and sent only by the scheduler that claimed it: an UPDATE of it
 ``claimed_until`` (now + :data:`CLAIM`) where it is 'sending' and not claimed by another (or that claim ran out),
 committed before the report is made and again before each receiver's send (with the engine's lease fence, when
 given, in the same transaction); every later write of the run names its owner. The other scheduler finds the
-row claimed and leaves it. A claim is let go when the run waits for a retry; the claim of a process that died is
-taken once it runs out, and the receiver in flight then is sent again, as after a restart. An SQLite file is one
-engine's: a scheduler that opens it takes over the claims left in it at once. A period
-missed while the engine was down is sent on start, but only the last one: older ones are logged (make them
-with ``vigil report``). A failing receiver is retried with the one backoff (vigil/core/backoff.py, from 1
-minute up to an hour) until the next period is due; then that run is given up as ``failed``.
+row claimed and leaves it. A claim is let go when the run waits for a retry, and when the scheduler is stopped
+(cancelled: SIGTERM, partition 0 handed over; or the fence found partition 0 lost) while it makes or sends the
+run, so the next scheduler sends it when it next looks, to the receivers not yet recorded; the receiver whose
+send was under way then is sent again (its outcome was never learned), and the log says it may get the report
+twice. Only the claim of a process that died is waited for: it is taken once it runs out, and the receiver in
+flight sent again, as after a restart. An SQLite file is one engine's: a scheduler that opens it takes over the
+claims left in it at once. A period missed while the engine was down is sent on start, but only the last one:
+older ones are logged (make them with ``vigil report``). A failing receiver is retried with the one backoff
+(vigil/core/backoff.py, from 1 minute up to an hour) until the next period is due; then that run is given up as
+``failed``.
 """
 
 from __future__ import annotations
@@ -217,6 +221,7 @@ class _Run:
     attempts: int
     next_at: float
     owner: Optional[str] = None
+    sending: Optional[str] = None  # the receiver whose send is under way
 
 
 class ReportScheduler:
@@ -308,7 +313,14 @@ class ReportScheduler:
                 log.debug("report %s of %s: made and sent by another scheduler (%s)", run.name,
                           self._period(s, run.start).label, run.owner)
                 continue
-            retry = await self._work(s, run, config, now)
+            try:
+                retry = await self._work(s, run, config, now)
+            except BaseException as exc:
+                # stopped cleanly (cancelled: SIGTERM, a handover) or partition 0 lost (the fence; the engine stops):
+                # the next scheduler need not wait for the claim to run out (a process that died runs nothing more)
+                if isinstance(exc, asyncio.CancelledError) or getattr(exc, "final", False):
+                    self._release(run, self._period(s, run.start).label)
+                raise
             if retry is not None:
                 wake = min(wake, retry)
         return wake
@@ -376,7 +388,10 @@ class ReportScheduler:
                 resolved = [u.resolve() for u in urls]
             except Exception as exc:  # MissingSecret: said without the secret
                 resolved, error = [], str(exc)
-            error = error or await self._send(resolved, title, body, files)
+            if error is None:
+                run.sending = receiver
+                error = await self._send(resolved, title, body, files)
+                run.sending = None
             if error is None:
                 run.done.append(receiver)
                 self.db.execute(f"UPDATE report_runs SET done = ?, updated = ? {_RUN} AND owner = ?",
@@ -464,6 +479,23 @@ class ReportScheduler:
                         f"claimed_until = NULL {_RUN} AND owner = ?",
                         (run.attempts, run.next_at, error, now, run.name, run.start, self.owner))
         return run.next_at
+
+    def _release(self, run: _Run, label: str) -> None:
+        """Let this scheduler's claim of ``run`` go, the receivers recorded as sent kept (not a claim another
+        scheduler took once this one ran out); said in the log, with the receiver whose send was cut short."""
+        if run.sending is not None:
+            log.warning("report %s of %s: stopped while it was being sent to %s; whether it arrived is not known, so "
+                        "it is sent to %s again (it may get it twice)", run.name, label, run.sending, run.sending)
+        try:
+            cur = self.db.execute(f"UPDATE report_runs SET owner = NULL, claimed_until = NULL {_RUN} AND owner = ?",
+                                  (run.name, run.start, self.owner))
+        except sqldb.errors() as exc:  # the database away: the claim runs out as a dead process's
+            log.warning("report %s of %s: stopped, its claim not let go (%s): it is taken once it runs out",
+                        run.name, label, sqldb.scrub(self.state_path, str(exc)))
+            return
+        if cur.rowcount == 1:
+            log.info("report %s of %s: stopped before it was sent to all its receivers; left to the next scheduler",
+                     run.name, label)
 
     def _finish(self, run: _Run, state: str, now: float, error: Optional[str]) -> bool:
         """Mark the run ``state``, unless another scheduler holds it (then False)."""

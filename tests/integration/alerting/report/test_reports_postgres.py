@@ -1,8 +1,8 @@
 """Reports on a PostgreSQL state (a real one: tests/support/postgres.py): make_report over the shared ledger, its
 seals, verify_file and tampering; the scheduler's unit tests again on a ``postgresql://`` URL, two schedulers
-on one database sending a due report once, a dead scheduler's claim taken when it runs out; ``vigil report`` and
-``vigil report verify`` as real processes with ``--state postgresql://...``; the dashboard's reports; an
-unreachable database named without its password."""
+on one database sending a due report once, a stopped scheduler's claim let go at once and a dead one's taken
+when it runs out; ``vigil report`` and ``vigil report verify`` as real processes with
+``--state postgresql://...``; the dashboard's reports; an unreachable database named without its password."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ from tests.unit.alerting.report.test_schedule import (
     test_a_failing_receiver_is_retried_with_backoff_and_the_others_are_not_repeated,
     test_a_period_missed_while_down_is_sent_on_start_but_only_the_last,
     test_a_receiver_failing_until_the_next_period_is_given_up,
+    test_a_scheduler_stopped_mid_run_lets_its_claim_go,
+    test_a_scheduler_whose_partition_was_handed_over_lets_its_claim_go,
+    test_a_stopped_scheduler_leaves_a_claim_another_took_since,
     test_rules_reloaded_take_effect_and_a_removed_report_stops,
     test_sends_the_day_just_finished_once_at_the_send_time,
     test_two_schedulers_on_one_state_make_and_send_a_due_report_once,
@@ -41,6 +44,9 @@ __all__ = [  # the scheduler's unit tests this module runs again, on PostgreSQL
     "test_a_failing_receiver_is_retried_with_backoff_and_the_others_are_not_repeated",
     "test_a_period_missed_while_down_is_sent_on_start_but_only_the_last",
     "test_a_receiver_failing_until_the_next_period_is_given_up",
+    "test_a_scheduler_stopped_mid_run_lets_its_claim_go",
+    "test_a_scheduler_whose_partition_was_handed_over_lets_its_claim_go",
+    "test_a_stopped_scheduler_leaves_a_claim_another_took_since",
     "test_rules_reloaded_take_effect_and_a_removed_report_stops",
     "test_sends_the_day_just_finished_once_at_the_send_time",
     "test_two_schedulers_on_one_state_make_and_send_a_due_report_once",

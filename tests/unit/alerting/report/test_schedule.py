@@ -8,17 +8,20 @@ import datetime as dt
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Optional
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from alerting.engine import PartitionLost
 from alerting.notify.config import NotifyConfig
 from alerting.report.config import ReportSchedule
-from alerting.report.schedule import Job, NothingToReport, ReportScheduler, last_due, period_at
+from alerting.report.schedule import CLAIM, Job, NothingToReport, ReportScheduler, last_due, period_at
 from alerting.state import StateDB
+from vigil.core import sqldb
 from vigil.core.clock import ManualClock
 from vigil.core.event import Event
 from vigil.core.stores import Store
@@ -135,11 +138,15 @@ class Harness:
         self.crash_on: Optional[str] = None
         self.empty = False
         self.delay = 0.0  # seconds each send takes (another scheduler steps meanwhile)
+        self.stall: set[str] = set()  # receivers whose send never ends (until the scheduler is stopped)
+        self.stalled: list[str] = []  # the sends that began so
+        self.gate: Optional[threading.Event] = None  # the next report made waits for it (in its thread)
+        self.tasks: list[asyncio.Task[Any]] = []
         self.scheduler = self.new()
 
-    def new(self) -> ReportScheduler:
+    def new(self, fence: Optional[Callable[[Any], None]] = None) -> ReportScheduler:
         made = ReportScheduler(lambda: self.config, self.store, self.state, self.clock, zone=BERLIN,
-                               data_dir=self.tmp, render=self.render, send=self.send)
+                               data_dir=self.tmp, render=self.render, send=self.send, fence=fence)
         self.made.append(made)
         return made
 
@@ -150,6 +157,9 @@ class Harness:
     def render(self, store: Store, state_path: str, job: Job) -> None:
         assert store is self.store and state_path == str(self.state)
         self.jobs.append(job)
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            gate.wait(30)
         if self.empty:
             raise NothingToReport("none of the series has a reading in the period")
         for path in job.paths.values():
@@ -159,6 +169,9 @@ class Harness:
         receiver = urls[0].rsplit("/", 1)[1]
         if self.delay:
             await asyncio.sleep(self.delay)
+        if receiver in self.stall:
+            self.stalled.append(receiver)
+            await asyncio.Event().wait()
         if receiver == self.crash_on:
             self.crash_on = None
             raise Crash()
@@ -174,6 +187,40 @@ class Harness:
         if when is not None:
             self.clock.set(at(when))
         return await self.scheduler.step(self.clock.now())
+
+    async def until(self, done: Callable[[], object]) -> None:
+        """Let the tasks run until ``done()`` (a report is made in a thread)."""
+        for _ in range(500):
+            if done():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("not reached in 5 s")
+
+    def start(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """``work`` as a task of its own, cancelled by :meth:`stop_all` if the test leaves it running."""
+        task = asyncio.create_task(work)
+        self.tasks.append(task)
+        return task
+
+    async def stop(self, task: asyncio.Task[Any]) -> None:
+        """A clean stop: ``task`` cancelled, as the engine's TaskGroup does on SIGTERM or a handover."""
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def stop_all(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def owner(self) -> Optional[str]:
+        """The scheduler holding the one run's claim, read as another process would."""
+        conn = sqldb.connect(str(self.state))
+        try:
+            owner: Optional[str] = conn.execute("SELECT owner FROM report_runs").fetchone()[0]
+            return owner
+        finally:
+            conn.close()
 
 
 DAILY = {"name": "kitchen", "series": ["freezer-*/t0/temperature"], "every": "day", "at": "07:00",
@@ -275,6 +322,85 @@ async def test_restart_mid_send_resends_only_the_receiver_in_flight(tmp_path: Pa
     assert len(h.jobs) == 1  # the files made before the crash are sent, not made again
     await h.step("2026-12-02 13:00")
     assert len(h.sent) == 3
+
+
+@pytest.mark.parametrize("stopped_in", ["make", "send"])
+async def test_a_scheduler_stopped_mid_run_lets_its_claim_go(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, stopped_in: str) -> None:
+    """A clean stop (the engine's task cancelled: SIGTERM, partition 0 handed over) while the report is made or
+    sent lets the claim go: the next scheduler sends it when it next looks, not once the claim ran out (15 min),
+    to the receivers not recorded as sent; the one whose send was cut short again, and the log says so."""
+    h = Harness(tmp_path, [{**DAILY, "receivers": ["a", "b", "c"]}], receivers=("a", "b", "c"))
+    other = h.new()  # the next holder of partition 0 (made first: an SQLite state is taken over when opened)
+    gate = threading.Event()
+    try:
+        if stopped_in == "make":
+            h.gate = gate
+        else:
+            h.stall = {"b"}
+        h.clock.set(at("2026-12-02 12:00"))
+        task = h.start(h.scheduler.run())
+        await h.until(lambda: h.stalled if stopped_in == "send" else h.jobs)
+        assert h.owner() == h.scheduler.owner
+        h.stall.clear()
+        with caplog.at_level(logging.INFO):
+            await h.stop(task)
+        assert h.owner() is None
+        assert [s[0] for s in h.sent] == ([] if stopped_in == "make" else ["a"])
+        said = "report kitchen of 2026-12-01: stopped while it was being sent to b; whether it arrived is not known"
+        assert (said in caplog.text) == (stopped_in == "send")
+        h.clock.advance(60)
+        await other.step(h.clock.now())
+        assert [s[0] for s in h.sent] == ["a", "b", "c"]
+        assert len(h.jobs) == (2 if stopped_in == "make" else 1)  # files made before the stop are sent
+        assert [(r["state"], json.loads(r["done"])) for r in other.runs()] == [("sent", ["a", "b", "c"])]
+    finally:
+        gate.set()
+        await h.stop_all()
+        h.close()
+
+
+async def test_a_stopped_scheduler_leaves_a_claim_another_took_since(tmp_path: Path) -> None:
+    """The claim let go on a stop is the stopping scheduler's own: not one another took once it ran out."""
+    h = Harness(tmp_path, [{**DAILY, "receivers": ["a", "b", "c"]}], receivers=("a", "b", "c"))
+    other = h.new()
+    try:
+        h.stall = {"b"}
+        h.clock.set(at("2026-12-02 12:00"))
+        first = h.start(h.scheduler.run())
+        await h.until(lambda: h.stalled == ["b"])
+        h.clock.advance(CLAIM)  # the first one's send hangs past its claim: the other takes the run
+        second = h.start(other.step(h.clock.now()))
+        await h.until(lambda: h.stalled == ["b", "b"])
+        assert h.owner() == other.owner
+        await h.stop(first)
+        assert h.owner() == other.owner
+        await h.stop(second)
+        assert h.owner() is None and [s[0] for s in h.sent] == ["a"]
+    finally:
+        await h.stop_all()
+        h.close()
+
+
+async def test_a_scheduler_whose_partition_was_handed_over_lets_its_claim_go(tmp_path: Path) -> None:
+    """Partition 0 handed over between two sends: the fence stops the scheduler before the next one (its engine
+    stops: PartitionLost), and the claim is let go, so the new holder sends to the rest when it next looks."""
+    h = Harness(tmp_path, [{**DAILY, "receivers": ["a", "b"]}], receivers=("a", "b"))
+    other = h.new()
+
+    def fence(db: Any) -> None:
+        if h.sent:  # the lease went to another member once a was sent
+            raise PartitionLost("partition 0 is another member's now")
+
+    h.scheduler = h.new(fence)
+    try:
+        with pytest.raises(PartitionLost):
+            await h.step("2026-12-02 12:00")
+        assert h.owner() is None and [s[0] for s in h.sent] == ["a"]
+        await other.step(h.clock.now())
+        assert [s[0] for s in h.sent] == ["a", "b"] and len(h.jobs) == 1
+    finally:
+        h.close()
 
 
 async def test_two_schedulers_on_one_state_make_and_send_a_due_report_once(tmp_path: Path) -> None:
