@@ -151,10 +151,13 @@ class Link:
         if broker.username:
             self._client.set_auth_credentials(broker.username, broker.password)
         try:
-            await asyncio.wait_for(self._client.connect(
-                broker.host, broker.port, ssl=ssl_context(self.settings) if broker.tls else False,
-                keepalive=self.settings.keepalive, version=MQTTv50 if self.v5 else MQTTv311), self.timeout)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancel that comes with the answer
+            # (vigil/core/cancel.py), and a bridge stopped then would go on
+            async with asyncio.timeout(self.timeout):
+                await self._client.connect(
+                    broker.host, broker.port, ssl=ssl_context(self.settings) if broker.tls else False,
+                    keepalive=self.settings.keepalive, version=MQTTv50 if self.v5 else MQTTv311)
+        except TimeoutError:
             await self.close()
             hint = " (a broker that does not speak MQTT 5 does so: try mqtt.protocol: \"3.1.1\")" if self.v5 else ""
             raise LinkError(f"no answer to CONNECT within {self.timeout:.0f}s{hint}") from None
@@ -184,8 +187,9 @@ class Link:
             mid = self._client.subscribe(topic_filter, qos=qos)
             done = self._subacks[mid] = loop.create_future()
             try:
-                codes = await asyncio.wait_for(done, self.timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.timeout):  # (not wait_for: see connect)
+                    codes = await done
+            except TimeoutError:
                 raise LinkError(f"no answer to SUBSCRIBE {topic_filter} within {self.timeout:.0f}s") from None
             finally:
                 self._subacks.pop(mid, None)

@@ -285,8 +285,11 @@ async def live(request: Request, _: Reader) -> StreamingResponse:
                     yield b"event: resync\ndata: {}\n\n"
                     return
                 try:
-                    item = await asyncio.wait_for(sub.queue.get(), timeout=15)
-                except asyncio.TimeoutError:
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancel (the browser gone) that
+                    # comes with an item (vigil/core/cancel.py)
+                    async with asyncio.timeout(15):
+                        item = await sub.queue.get()
+                except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
                 if item is None:
