@@ -31,6 +31,8 @@ __all__ = ["AlertingMetrics", "SharedMetrics", "run", "show"]
 
 log = logging.getLogger(__name__)
 
+_Family = type[CounterMetricFamily] | type[GaugeMetricFamily]
+
 
 class AlertingMetrics(Collector):
     """What the engine counts, and the depth of its queues in the state file."""
@@ -64,20 +66,16 @@ class SharedMetrics(Collector):
 def _engine_families(engines: list[tuple[tuple[str, ...], AlertService]], labels: list[str]) -> Iterator[Metric]:
     """The engines' own counts, one sample per engine with ``labels`` (none for a lone engine)."""
     # From the scrape's thread: copies of what the event loop may change while this runs.
-    def one(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, help_text: str,
+    def one(family: _Family, name: str, help_text: str,
             value: Callable[[AlertService], float]) -> Metric:
         metric = family(name, help_text, labels=labels)
         for key, service in engines:
             metric.add_metric(list(key), value(service))
         return metric
 
-    def by(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, help_text: str, label: str,
+    def by(family: _Family, name: str, help_text: str, label: str,
            values: Callable[[AlertService], dict[str, int]]) -> Metric:
-        metric = family(name, help_text, labels=[*labels, label])
-        for key, service in engines:
-            for what, n in sorted(dict(values(service)).items()):
-                metric.add_metric([*key, what], n)
-        return metric
+        return _by(family, name, help_text, labels, label, [(key, values(service)) for key, service in engines])
 
     yield one(CounterMetricFamily, "vigil_alerting_events", "events evaluated by the rules",
               lambda s: s.guard.events)
@@ -104,8 +102,8 @@ def _state_families(state: str, where: str) -> Iterator[Metric]:
     outbox, deliveries = counts
     yield GaugeMetricFamily("vigil_alerting_outbox", f"state changes committed, not yet taken by the notifier, in "
                             f"{where}", value=outbox)
-    yield _by("vigil_alerting_deliveries", f"notifications in {where}, by state (sent, pending: waiting or retrying "
-              "after a failure, sending, failed: given up)", "state", deliveries, GaugeMetricFamily)
+    yield _by(GaugeMetricFamily, "vigil_alerting_deliveries", f"notifications in {where}, by state (sent, pending: "
+              "waiting or retrying after a failure, sending, failed: given up)", [], "state", [((), deliveries)])
 
 
 def _state_counts(state: str) -> Optional[tuple[int, dict[str, int]]]:
@@ -135,11 +133,13 @@ def _state_counts(state: str) -> Optional[tuple[int, dict[str, int]]]:
     return int(outbox), deliveries
 
 
-def _by(name: str, help_text: str, label: str, values: dict[str, int],
-        family: type[CounterMetricFamily] | type[GaugeMetricFamily]) -> Metric:
-    metric = family(name, help_text, labels=[label])
-    for key, n in sorted(values.items()):
-        metric.add_metric([key], n)
+def _by(family: _Family, name: str, help_text: str, labels: list[str], label: str,
+        samples: list[tuple[tuple[str, ...], dict[str, int]]]) -> Metric:
+    """A metric counted by ``label``: for each (values of ``labels``, {value of ``label``: count}) in ``samples``."""
+    metric = family(name, help_text, labels=[*labels, label])
+    for key, values in samples:
+        for what, n in sorted(dict(values).items()):  # (a copy: the event loop may change it meanwhile)
+            metric.add_metric([*key, what], n)
     return metric
 
 
