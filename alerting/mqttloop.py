@@ -20,7 +20,6 @@ import aiomqtt
 from alerting.guard import refusal
 from alerting.mqttread import Incoming, Reader
 from vigil.core.backoff import BROKER_RECONNECT_CAP, Rotation
-from vigil.core.cancel import stop_if_cancelled
 from vigil.core.health import offline_payload
 from vigil.core.mqtt import build_client, enable_manual_ack
 
@@ -70,7 +69,6 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
                     qos = 0 if flt == topics.all_health else 1
                     service.guard.subscription(flt, refusal(await client.subscribe(flt, qos=qos)))
                 await service.catchup.begin(client)
-                stop_if_cancelled()  # (connected, subscribed and the marker sent: aiomqtt's awaits)
                 service.republish_all()
                 log.info("connected to the broker %s; watching %s", brokers[rotation.index], topics.all_events)
                 if service.watchdog is not None:
@@ -196,7 +194,6 @@ async def publish_states(service: AlertService) -> None:
                 continue
             try:
                 await client.publish(topic, payload, qos=1, retain=True)
-                stop_if_cancelled()
                 break
             except aiomqtt.MqttError as exc:
                 log.warning("could not publish the state on %s (%s); trying again", topic, exc)

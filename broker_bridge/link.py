@@ -152,7 +152,7 @@ class Link:
             self._client.set_auth_credentials(broker.username, broker.password)
         try:
             # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancel that comes with the answer
-            # (vigil/core/cancel.py), and a bridge stopped then would go on
+            # (vigil/core/mqtt.py says more), and a bridge stopped then would go on
             async with asyncio.timeout(self.timeout):
                 await self._client.connect(
                     broker.host, broker.port, ssl=ssl_context(self.settings) if broker.tls else False,

@@ -286,7 +286,7 @@ async def live(request: Request, _: Reader) -> StreamingResponse:
                     return
                 try:
                     # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancel (the browser gone) that
-                    # comes with an item (vigil/core/cancel.py)
+                    # comes with an item (vigil/core/mqtt.py says more)
                     async with asyncio.timeout(15):
                         item = await sub.queue.get()
                 except TimeoutError:

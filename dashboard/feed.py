@@ -21,7 +21,6 @@ from typing import Optional, Protocol
 import aiomqtt
 
 from vigil.core.backoff import Rotation
-from vigil.core.cancel import stop_if_cancelled
 from vigil.core.errors import VigilError
 from vigil.core.health import offline_payload
 from vigil.core.mqtt import build_client
@@ -94,7 +93,6 @@ class LiveFeed:
         async with self._make_client() as client:
             for flt in (t.all_events, t.all_status, t.all_alerts, t.all_acks, t.all_silences):
                 await client.subscribe(flt, qos=1)
-            stop_if_cancelled()
             self._client = client
             self._rotation.connected()
             self.connected.set()

@@ -23,7 +23,6 @@ from typing import IO, Any, Callable, NoReturn, Optional
 
 from vigil.app.config import VigilConfig
 from vigil.app.runtime import add_common_arguments, config_from_args, run_until_signal, setup_logging
-from vigil.core.cancel import stop_if_cancelled
 from vigil.core.errors import VigilError
 from vigil.core.exitcodes import EXIT_CONFIG, EXIT_FAILED, EXIT_USAGE
 
@@ -359,7 +358,6 @@ async def _announce_alerts(config: VigilConfig, say: Callable[[str], None]) -> N
                                     broker=brokers[rotation.index]) as client:
                 rotation.connected()
                 await client.subscribe(topics.all_alerts, qos=1)
-                stop_if_cancelled()
                 async for message in client.messages:
                     payload = bytes(message.payload)  # type: ignore[arg-type,unused-ignore]
                     if shown.get(str(message.topic)) == payload:

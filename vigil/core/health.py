@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from vigil.core import jsonlimits
-from vigil.core.cancel import stop_if_cancelled
 from vigil.core.topics import Topics
 
 __all__ = ["HEALTH_EVERY", "MAX_HEALTH_BYTES", "STALE_AFTER", "HealthReporter", "PartHealth", "offline_payload",
@@ -182,7 +181,6 @@ class HealthReporter:
         """Publish until cancelled."""
         while True:
             await self.step(send)
-            stop_if_cancelled()  # (a sender publishing with aiomqtt)
             await asyncio.sleep(self.poll)
 
 

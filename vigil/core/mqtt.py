@@ -5,14 +5,24 @@
 - Manual acknowledgement: aiomqtt 2.x has no public switch for paho 2's ``manual_ack`` yet
   (aiomqtt issue #345); :func:`enable_manual_ack` and :func:`ack` are the one place where we
   reach the paho client under it.
+- Cancellation: aiomqtt awaits every answer (CONNACK, SUBACK, a PUBLISH's PUBACK) in its
+  ``Client._wait_for`` with ``asyncio.wait_for``, which on Python 3.11 returns the answer and drops a
+  cancel that comes in the same turn of the event loop (3.12 rewrote it). The task went on as if
+  nobody had asked it to stop, and whoever cancelled it waited for ever: a shared state's partition
+  whose state publisher swallowed one never stopped, its engine never started again, its alerts
+  untold (issue 18). :class:`Client` awaits them with ``asyncio.timeout`` instead; checked against
+  the installed aiomqtt by tests/unit/vigil/core/test_mqtt_cancel.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 import socket
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -34,6 +44,22 @@ __all__ = [
     "installation_client_id",
     "ssl_context",
 ]
+
+T = TypeVar("T")
+
+
+class Client(aiomqtt.Client):
+    """aiomqtt's client, its answers awaited with ``asyncio.timeout`` (a cancel is never lost: see above)."""
+
+    async def _wait_for(self, fut: Awaitable[T], timeout: float | None) -> T:
+        if timeout is None:
+            timeout = self.timeout
+        try:
+            async with asyncio.timeout(None if timeout == math.inf else timeout):
+                return await fut
+        except TimeoutError:
+            raise aiomqtt.MqttError("Operation timed out") from None
+
 
 def build_client(
     settings: MqttSettings,
@@ -60,7 +86,7 @@ def build_client(
         kwargs["clean_start"] = not persistent
     else:
         kwargs["clean_session"] = not persistent
-    return aiomqtt.Client(
+    return Client(
         broker.host,
         broker.port,
         username=broker.username,
