@@ -9,9 +9,9 @@
 Short run, in one go on private servers (loopback, free ports, the shipped Mosquitto queue settings):
 1. the load generator alone (C mosquitto_pub processes, one per device; nobody subscribed);
 2. the broker's relay rate: a bare paho subscriber draining a backlog (bench/bridge.py's method);
-3. sustained throughput: a backlog queued for the bridge's persistent session while it is away, then
-   the bridge started and timed until every reading is stored in influxd and the rule engine has
-   evaluated the last one (a final alerting reading, notified only after all before it); loss is the
+3. sustained throughput: a backlog queued for the bridge while it is frozen (SIGSTOP, connected and
+   subscribed), then the bridge continued (SIGCONT) and timed until every reading is stored in influxd and
+   the rule engine has evaluated the last one (a final alerting reading, notified only after all before it); loss is the
    stored count against the published, and the broker's dropped counter;
 4. latency under steady load (--rate, from mosquitto_pub processes): every 100 ms a reading on a fresh
    device crosses a threshold; reading published -> notification at the receiver (in its own process),
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -222,13 +223,15 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
     try:
         chain.start_engine()
         chain.start_bridge()
-        chain.stop_bridge()  # its session exists now: the backlog queues for it
+        assert chain.bridge is not None and chain.engine is not None
+        # connected, subscribed and idle, then frozen: the backlog queues for it and the clock starts when it
+        # wakes (a bridge started after the backlog drained part of it before the clock could start)
+        os.kill(chain.bridge.pid, signal.SIGSTOP)
         publish_backlog(broker, n, args.devices, 10**6, work)
         last = triggers.fire("end")
-        chain.start_bridge()
-        assert chain.bridge is not None and chain.engine is not None
         started = time.perf_counter()
         cpu_b, cpu_e = cpu_seconds(chain.bridge.pid), cpu_seconds(chain.engine.pid)
+        os.kill(chain.bridge.pid, signal.SIGCONT)
         ok = wait_notified(arrivals, [last], 600)
         stored_at = time.perf_counter()
         if not wait_until(lambda: chain.stored() >= n + 1, 60, 0.2):
@@ -340,7 +343,7 @@ def soak(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: Influ
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--readings", type=int, default=20000, help="backlog for the throughput phase")
+    ap.add_argument("--readings", type=int, default=60000, help="backlog for the throughput phase")
     ap.add_argument("--devices", type=int, default=100, help="devices (mosquitto_pub processes) of the backlog")
     ap.add_argument("--rate", type=float, default=1000, help="steady load of the latency phase, readings/s")
     ap.add_argument("--load-devices", type=int, default=50, help="devices of the steady load")
