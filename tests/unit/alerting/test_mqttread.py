@@ -178,3 +178,44 @@ def test_a_publish_delivered_again_says_so() -> None:
     stream = publish(b"vigil/events/a/t", b"1", mid=4, dup=True) + publish(b"vigil/events/a/t", b"2", mid=5)
     messages, _ = feed_in_pieces(Decoder(False), stream, [])
     assert [(m.payload, m.dup) for m in messages] == [(b"1", True), (b"2", False)]
+
+
+async def test_a_linger_reads_what_came_at_once_and_watches_the_socket_again() -> None:
+    """Through the real paho client, its socket watched by the event loop as aiomqtt watches it: while the
+    engine lingers, nothing is read; then what came is read at once, and the socket is watched again. A
+    connection that ends during a linger is noticed when it is over."""
+    import socket
+
+    from alerting.mqttread import Reader
+
+    loop = asyncio.get_running_loop()
+    client = aiomqtt.Client("127.0.0.1", 1)
+    client._connected.set_result(None)  # as after a CONNACK
+    reader = Reader(client, False, lambda topic, reason, detail: None)
+    reader.watch()
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+    client._client._sock = ours
+    loop.add_reader(ours.fileno(), client._client.loop_read)  # aiomqtt's watch, in short
+    try:
+        lingering = asyncio.create_task(reader.linger(0.2))
+        await asyncio.sleep(0.02)
+        broker.sendall(b"".join(publish(b"vigil/events/a/t", b"%d" % i, mid=i + 1) for i in range(3)))
+        await asyncio.sleep(0.05)
+        assert reader.ready == [] and not lingering.done()  # not read while lingering
+        await asyncio.wait_for(lingering, 5)
+        assert [m.payload for m in reader.take(10)] == [b"0", b"1", b"2"]  # read at once, when it was over
+        broker.sendall(publish(b"vigil/events/a/t", b"3", mid=4))
+        await asyncio.wait_for(reader.wait(), 5)  # watched again
+        assert [m.payload for m in reader.take(10)] == [b"3"]
+        lingering = asyncio.create_task(reader.linger(0.1))
+        await asyncio.sleep(0.02)
+        broker.close()  # the broker goes during a linger
+        await asyncio.wait_for(lingering, 5)
+        with pytest.raises(aiomqtt.MqttError):
+            await asyncio.wait_for(reader.wait(), 5)
+    finally:
+        if client._client._sock is not None:
+            loop.remove_reader(ours.fileno())
+        ours.close()
+        broker.close()
