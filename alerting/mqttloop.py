@@ -134,8 +134,8 @@ async def _consume(service: AlertService, reader: Reader) -> None:
             else:
                 await reader.wait()
             if len(reader.ready) < BATCH and loop.time() - taken < STREAM:
-                # in a stream, a short wait fills the batch: a few wake-ups, one commit and write for many
-                await reader.linger(LINGER)
+                # in a stream, a short wait fills the batch: one wake-up, commit and write for many
+                await reader.wait(BATCH, LINGER)
             batch = reader.take(BATCH)
             taken = loop.time()
             if any(m.dup for m in batch):

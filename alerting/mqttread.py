@@ -26,9 +26,7 @@ attach, and by tests/unit/alerting/test_mqttread.py against the installed versio
 - paho ``Client._sock`` (the socket), ``_out_packet`` and ``_packet_queue`` (PUBACKs sent directly
   when paho has nothing waiting to be written, else queued behind it, in order), and
   ``_last_bytes_received`` (paho's keepalive must know that bytes came);
-- aiomqtt ``Client._client`` (the paho client) and ``Client._disconnected`` (the connection's end);
-- the event loop's watch of the socket, which aiomqtt sets up: :meth:`Reader.linger` lifts it for a few
-  milliseconds in a stream and puts back one that does what aiomqtt's does.
+- aiomqtt ``Client._client`` (the paho client) and ``Client._disconnected`` (the connection's end).
 """
 
 from __future__ import annotations
@@ -311,38 +309,6 @@ class Reader:
                     timer.cancel()
         if self.lost is not None:
             raise aiomqtt.MqttError(f"connection lost: {self.lost}")
-
-    async def linger(self, seconds: float) -> None:
-        """Let messages gather for ``seconds`` without reading them one by one: the socket is not watched
-        meanwhile, then read at once. (Watched, every message of a stream wakes the engine by itself: at 1,000
-        readings/s the linger this way took the engine's reads from 575 to 341 a second and its wake-ups from 926
-        to 703, bench/rules/engine_drain.py under ``strace -c``.)"""
-        sock = self.paho._sock
-        loop = asyncio.get_running_loop()
-        if sock is None or self.lost is not None or not loop.remove_reader(sock.fileno()):
-            await self.wait(1 << 30, seconds)  # no watch of ours to lift: gather while reading
-            return
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            if self.paho._sock is sock:  # still connected: watched again, as aiomqtt does, and read now
-                loop.add_reader(sock.fileno(), self._readable)
-                self._readable()
-
-    def _readable(self) -> None:
-        """The socket can be read: what aiomqtt's own watch does (:meth:`linger` lifted that one)."""
-        paho = self.paho
-        try:
-            while True:
-                paho.loop_read()
-                sock = paho._sock
-                if sock is not None and hasattr(sock, "pending") and sock.pending() > 0:  # TLS holds decoded bytes
-                    continue
-                break
-        except Exception as exc:  # a broken pipe: the connection is lost
-            disconnected = self.client._disconnected
-            if not disconnected.done():
-                disconnected.set_exception(exc)
 
     def take(self, limit: int) -> list[Incoming]:
         batch = self.ready[:limit]
