@@ -20,8 +20,7 @@ import aiomqtt
 from alerting.guard import refusal
 from alerting.mqttread import Incoming, Reader
 from vigil.core.backoff import BROKER_RECONNECT_CAP, Rotation
-from vigil.core.health import offline_payload
-from vigil.core.mqtt import build_client, enable_manual_ack
+from vigil.core.mqtt import build_client, enable_manual_ack, say_stopped
 
 if TYPE_CHECKING:
     from alerting.service import AlertService
@@ -80,7 +79,7 @@ async def keep_connected(service: AlertService, ready: Optional[asyncio.Event]) 
                 try:
                     await _consume(service, reader)
                 except asyncio.CancelledError:
-                    await _say_stopped(service, client)
+                    await say_stopped(client, service.health.topic, "alerting", service.settings.client_id)
                     raise
                 finally:
                     service.client = None
@@ -163,15 +162,6 @@ def _not_judged_again(service: AlertService, batch: list[Incoming], done: Callab
     log.info("%d reading(s) delivered again by the broker and judged already: acknowledged, not judged again",
              len(again))
     return [m for m in batch if id(m) not in again]
-
-
-async def _say_stopped(service: AlertService, client: aiomqtt.Client) -> None:
-    """A clean stop sends no last will: say offline ourselves, briefly."""
-    payload = offline_payload("alerting", service.settings.client_id, "stopped")
-    try:
-        await asyncio.wait_for(client.publish(service.health.topic, payload, qos=1, retain=True), 2)
-    except (aiomqtt.MqttError, TimeoutError):
-        pass
 
 
 async def send_health(service: AlertService, topic: str, payload: bytes) -> bool:

@@ -204,8 +204,9 @@ class Link:
             if self._client._connection is not None and not self._client._connection.is_closing():
                 if self._acks_due and not self.lost.is_set():
                     self._client._connection.send_package(self._due())
-                await asyncio.wait_for(self._client.disconnect(), self.timeout)
-        except (asyncio.TimeoutError, OSError):
+                async with asyncio.timeout(self.timeout):  # (not wait_for: see connect)
+                    await self._client.disconnect()
+        except (TimeoutError, OSError):
             pass
 
     # -- receiving --------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import aiomqtt
 from vigil.core.backoff import Rotation
 from vigil.core.errors import VigilError
 from vigil.core.health import offline_payload
-from vigil.core.mqtt import build_client
+from vigil.core.mqtt import build_client, say_stopped
 from vigil.core.settings import MqttSettings
 from vigil.core.urls import BrokerUrl
 
@@ -108,16 +108,8 @@ class LiveFeed:
                     except Exception as exc:  # handle() refuses bad messages itself; this is the last guard
                         self._state.refused(topic, exc)
             except asyncio.CancelledError:
-                await self._say_stopped(client)
+                await say_stopped(client, self.health_topic, "dashboard", self._client_id)
                 raise
-
-    async def _say_stopped(self, client: aiomqtt.Client) -> None:
-        """A clean stop sends no last will: say offline ourselves, briefly."""
-        try:
-            await asyncio.wait_for(client.publish(self.health_topic, offline_payload(
-                "dashboard", self._client_id, "stopped"), qos=1, retain=True), 2)
-        except (aiomqtt.MqttError, TimeoutError):
-            pass
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         client = self._client

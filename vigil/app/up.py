@@ -290,7 +290,11 @@ async def _console_receiver(say: Callable[[str], None], started: asyncio.Future[
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             length = 0
-            while (line := await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
+            while True:
+                async with asyncio.timeout(10):  # a header line (asyncio.timeout: 3.11's wait_for can drop a cancel)
+                    line = await reader.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
                 name, _, value = line.decode("latin-1").partition(":")
                 if name.strip().lower() == "content-length":
                     length = min(int(value.strip() or 0), 1_000_000)

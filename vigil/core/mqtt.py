@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from vigil.core.backoff import backoff_delay  # re-exported: the clients' reconnects wait by the one formula
 
 # re-exported: the bridge (gmqtt) takes them from vigil.core.settings, without aiomqtt and paho
+from vigil.core.health import offline_payload
 from vigil.core.settings import SESSION_EXPIRY, MqttSettings, ssl_context
 from vigil.core.urls import BrokerUrl
 
@@ -42,6 +43,7 @@ __all__ = [
     "build_client",
     "enable_manual_ack",
     "installation_client_id",
+    "say_stopped",
     "ssl_context",
 ]
 
@@ -59,6 +61,16 @@ class Client(aiomqtt.Client):
                 return await fut
         except TimeoutError:
             raise aiomqtt.MqttError("Operation timed out") from None
+
+
+async def say_stopped(client: aiomqtt.Client, topic: str, part: str, client_id: str) -> None:
+    """A clean stop sends no last will: say offline ourselves on the health ``topic``, briefly (2 s at most;
+    asyncio.timeout, not wait_for: see above)."""
+    try:
+        async with asyncio.timeout(2):
+            await client.publish(topic, offline_payload(part, client_id, "stopped"), qos=1, retain=True)
+    except (aiomqtt.MqttError, TimeoutError):
+        pass
 
 
 def build_client(
