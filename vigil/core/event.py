@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import to_json as _to_json
+
 from vigil.core.errors import VigilError
 from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 from vigil.core.topics import TopicError, invisible_character, validate_segment
@@ -114,7 +116,10 @@ class Event:
         return out
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        """Compact JSON, text as UTF-8: what json.dumps(ensure_ascii=False, separators=(",", ":")) writes (an
+        exponent may lose its leading zero: 1e-7), in an eighth of its time (pydantic_core's encoder; docs/proof.md,
+        Issue 18, The bridge)."""
+        return _to_json(self.to_dict())
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Event:
