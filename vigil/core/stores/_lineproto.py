@@ -37,19 +37,34 @@ def decode_name(stored: str) -> str:
     return _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), stored)
 
 
+# the measurement and tags of a series, as line protocol writes them: the same for each of its readings
+_SERIES: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], str] = {}
+_SERIES_MAX = 50_000  # then it starts again (a few MB at most)
+
+
+def _series_text(event: Event) -> str:
+    key = (event.metric, event.device, event.sensor, event.labels)
+    text = _SERIES.get(key)
+    if text is None:
+        tags = [("device", event.device), ("sensor", event.sensor), *event.labels]
+        tags.sort()
+        tag_text = ",".join(
+            f"{encode_name(k).translate(_TAG_ESCAPES)}={encode_name(v).translate(_TAG_ESCAPES)}" for k, v in tags if v
+        )
+        text = f"{encode_name(event.metric).translate(_MEASUREMENT_ESCAPES)},{tag_text}"
+        if len(_SERIES) >= _SERIES_MAX:
+            _SERIES.clear()
+        _SERIES[key] = text
+    return text
+
+
 def line(event: Event) -> str:
     """One event as a line of line protocol with microsecond precision."""
     value = float(event.value)
     if not math.isfinite(value):
         raise ValueError(f"value of {event.series.id} is not a finite number: {value!r}")
-    tags = [("device", event.device), ("sensor", event.sensor), *event.labels]
-    tags.sort()
-    tag_text = ",".join(
-        f"{encode_name(k).translate(_TAG_ESCAPES)}={encode_name(v).translate(_TAG_ESCAPES)}" for k, v in tags if v
-    )
-    measurement = encode_name(event.metric).translate(_MEASUREMENT_ESCAPES)
     fields = f"value={value!r}" if event.raw is None else f"value={value!r},raw={float(event.raw)!r}"
-    return f"{measurement},{tag_text} {fields} {event.ts_us}"
+    return f"{_series_text(event)} {fields} {event.ts_us}"
 
 
 def lines(events: Iterable[Event]) -> str:
