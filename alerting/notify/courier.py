@@ -45,6 +45,7 @@ class Courier:
         self._rng = rng or random.Random()
         self._max_concurrent = max(1, max_concurrent)
         self._in_flight: set[int] = set()
+        self._full = False  # the last start left due deliveries for want of a free slot
         # outcomes of sends that could not be recorded (the database away then), by delivery id: written by
         # :meth:`record_late` once it answers, so a message that went out is not sent again as in doubt
         self._unrecorded: dict[int, Callable[[], None]] = {}
@@ -70,7 +71,7 @@ class Courier:
                 write()
             del self._unrecorded[delivery_id]
 
-    def _record(self, d: DeliveryRow, write: Callable[[], None]) -> None:
+    def _record(self, d: DeliveryRow, write: Callable[[], None]) -> bool:
         try:
             with self._state.transaction():
                 write()
@@ -78,13 +79,17 @@ class Courier:
             self._unrecorded[d.id] = write
             log.error("could not record the delivery of %r to %s yet (%s); it is recorded once the database answers",
                       d.title, d.url_masked, exc)
+            return False
+        return True
 
     def start(self, tg: asyncio.TaskGroup, cfg: Delivery) -> int:
         """Start sends up to the concurrency limit; returns how many started."""
         free = self._max_concurrent - len(self._in_flight)
         if free <= 0:
             return 0
-        due = self._state.due_deliveries(self._clock.now(), limit=free + len(self._in_flight))
+        limit = free + len(self._in_flight)
+        due = self._state.due_deliveries(self._clock.now(), limit=limit)
+        self._full = len(due) >= limit  # more may wait for a free slot: a send that ends wakes the dispatcher
         ready: list[tuple[DeliveryRow, str]] = []
         for d in due:
             if d.id in self._in_flight or len(ready) >= free:
@@ -106,13 +111,17 @@ class Courier:
         return len(ready)
 
     async def _deliver_one(self, d: DeliveryRow, url: str, cfg: Delivery) -> None:
+        again = True
         try:
-            await self._send_and_record(d, url, cfg)
+            again = await self._send_and_record(d, url, cfg)
         finally:
             self._in_flight.discard(d.id)
-            self._on_done()
+            # a send recorded as sent changes no plan (the next pass was planned without it), unless sends wait
+            if again or self._full:
+                self._on_done()
 
-    async def _send_and_record(self, d: DeliveryRow, url: str, cfg: Delivery) -> None:
+    async def _send_and_record(self, d: DeliveryRow, url: str, cfg: Delivery) -> bool:
+        """Send and record the outcome; whether the dispatcher must plan again (a retry, an unrecorded outcome)."""
         body = _IN_DOUBT_NOTE + d.body if d.in_doubt else d.body
         send = asyncio.ensure_future(self._sender.send(
             [url], d.title, body, severity=Severity(d.severity), resolved=d.resolved))
@@ -129,12 +138,14 @@ class Courier:
                 result = SendResult(False, f"the sender raised {type(exc).__name__}")
                 break
         if result.ok:
-            self._record(d, functools.partial(self._state.mark_sent, d.id, self._clock.now()))
+            recorded = self._record(d, functools.partial(self._state.mark_sent, d.id, self._clock.now()))
             log.info("sent %r to %s (%s)", d.title, d.receiver, d.url_masked)
         else:
             self._failed(d, result.error or "failed", cfg)
+            recorded = False
         if cancelled:
             raise asyncio.CancelledError()
+        return not recorded
 
     def _failed(self, d: DeliveryRow, error: str, cfg: Delivery) -> None:
         attempts = d.attempts + 1

@@ -52,7 +52,7 @@ from .message import Item, Kind, render
 from .oncall import PolicyStep, expand, next_handover, policy_steps
 from .policy import ActiveSilence, Quiet, Stage, alert_labels, group_key, mute_end, receivers_for, suppression
 from .sender import Sender
-from .state import AlertRow, NotifyState, ReceiverFailure, is_ntfy
+from .state import OUTBOX_BATCH, AlertRow, NotifyState, ReceiverFailure, is_ntfy
 
 __all__ = ["AlertStatus", "Dispatcher", "NotifyStatus"]
 
@@ -287,40 +287,44 @@ class Dispatcher:
         if not self._recovered:
             self._courier.recover(self._config.delivery, now)
             self._recovered = True
-        self._ingest(now)
-        # what is owed is queued by the reconcile of the alerts touched (or all): the marks are dropped only once it
-        # committed, or an alert taken from the outbox by a commit just before a lost connection would never be told
-        if self._full or now >= self._reconcile_at:
-            touched = set(self._touched)
-            self._reconcile(now, None)
-            self._full = False
-            self._touched -= touched
-            self._reconcile_at = self._next_timer(now)
-        elif self._touched:
-            keys = set(self._touched)
-            self._reconcile(now, keys)
-            self._touched -= keys
-        self._flush(now)
-        self._fallback_at = fall_back(self._state, self._config, now, self._zone)
-
-    def _ingest(self, now: float) -> None:
-        while batch := self._state.outbox_batch(self._outbox_seq):
+        batch = self._state.outbox_batch(self._outbox_seq)
+        if batch or self._full or now >= self._reconcile_at or self._touched or self._state.due_groups(now):
+            # one transaction for the pass (taking from the outbox, queueing what is owed by the alerts touched or
+            # all, turning due groups into messages): the marks and the outbox position move only once it committed,
+            # or an alert taken from the outbox by a commit just before a lost connection would never be told
             with self._state.transaction(fenced=True):
-                for seq, body in batch:
-                    try:
-                        t = Transition.from_json(body)
-                    except (ValueError, KeyError, TypeError) as exc:
-                        if self._state.outbox_take(seq, done=2):
-                            log.error("outbox entry %d is not a transition (%s); skipped", seq, exc)
-                        continue
-                    if self._state.outbox_take(seq):  # else another dispatcher on the database took it
-                        self._apply(t, now)
-            self._outbox_seq = batch[-1][0]
+                seq = self._ingest(batch, now)
+                full = self._full or now >= self._reconcile_at  # taking may have changed an inhibitor
+                keys = set(self._touched)
+                self._reconcile(now, None if full else keys)
+                if full:
+                    self._reconcile_at = self._next_timer(now)
+                self._flush(now)
+            self._outbox_seq = seq
+            self._touched -= keys
+            self._full = self._full and not full
         if now >= self._prune_at:
             with self._state.transaction(fenced=True):
                 self._state.outbox_prune(now - _KEEP_HISTORY)
                 self._state.prune_sent(now - _KEEP_HISTORY)
             self._prune_at = now + 3600.0
+        self._fallback_at = fall_back(self._state, self._config, now, self._zone)
+
+    def _ingest(self, batch: list[tuple[int, str]], now: float) -> int:
+        """Take ``batch`` and what follows it from the outbox, in the caller's transaction; the last entry taken."""
+        seq = self._outbox_seq
+        while batch:
+            for seq, body in batch:
+                try:
+                    t = Transition.from_json(body)
+                except (ValueError, KeyError, TypeError) as exc:
+                    if self._state.outbox_take(seq, done=2):
+                        log.error("outbox entry %d is not a transition (%s); skipped", seq, exc)
+                    continue
+                if self._state.outbox_take(seq):  # else another dispatcher on the database took it
+                    self._apply(t, now)
+            batch = self._state.outbox_batch(seq) if len(batch) >= OUTBOX_BATCH else []
+        return seq
 
     def _apply(self, t: Transition, now: float) -> None:
         self._touched.add(t.key)
@@ -438,39 +442,38 @@ class Dispatcher:
         silences = self._state.silences(now)
         firing = list(self._sources.values())
         repeat = self._config.grouping.repeat_interval
-        with self._state.transaction(fenced=True):
-            for row in rows:
-                labels = alert_labels(row.transition)
-                if keys is not None:
-                    self._reconcile_at = min([self._reconcile_at, *self._timers(row, now)])
-                t = row.transition
-                routed = self._routed(labels, t.notify, now)
-                if row.acked_by is None:
-                    reached = [i for i, s in enumerate(self._config.escalation)
-                               if s.match(labels) and now >= row.escalate_from + s.after]
-                    if set(reached) - set(row.escalated):
-                        steps = sorted(set(reached) | set(row.escalated))
-                        self._state.set_escalated(row.key, steps)
-                        row = AlertRow(row.key, row.state, t, row.fired_at, tuple(steps), None, None, None,
-                                       row.learned_at)
-                extra = [r for r in self._escalation_receivers(row, now) if r not in routed]
-                told = self._state.told(row.key)
-                waiting = self._state.pending_receivers(row.key)
-                quiet: Optional[Quiet] = None
-                checked = False  # suppression only once per alert, and only when a receiver is owed something
-                for receiver in routed + extra:
-                    if receiver in waiting:
-                        continue
-                    told_at = told.get(receiver)
-                    if told_at is not None and (row.acked_by is not None or now < told_at + repeat):
-                        continue
-                    if not checked:
-                        quiet, checked = suppression(self._config, labels, t.severity, now, silences, firing), True
-                    if quiet is not None:
-                        continue
-                    first = Kind.CLEARED if row.state == AlertState.CLEARED.value else Kind.FIRING
-                    kind = Kind.REPEAT if told_at is not None else (Kind.ESCALATION if receiver in extra else first)
-                    self._queue(receiver, labels, Item(kind, t, row.fired_at), now, news=told_at is None)
+        for row in rows:
+            labels = alert_labels(row.transition)
+            if keys is not None:
+                self._reconcile_at = min([self._reconcile_at, *self._timers(row, now)])
+            t = row.transition
+            routed = self._routed(labels, t.notify, now)
+            if row.acked_by is None:
+                reached = [i for i, s in enumerate(self._config.escalation)
+                           if s.match(labels) and now >= row.escalate_from + s.after]
+                if set(reached) - set(row.escalated):
+                    steps = sorted(set(reached) | set(row.escalated))
+                    self._state.set_escalated(row.key, steps)
+                    row = AlertRow(row.key, row.state, t, row.fired_at, tuple(steps), None, None, None,
+                                   row.learned_at)
+            extra = [r for r in self._escalation_receivers(row, now) if r not in routed]
+            told = self._state.told(row.key)
+            waiting = self._state.pending_receivers(row.key)
+            quiet: Optional[Quiet] = None
+            checked = False  # suppression only once per alert, and only when a receiver is owed something
+            for receiver in routed + extra:
+                if receiver in waiting:
+                    continue
+                told_at = told.get(receiver)
+                if told_at is not None and (row.acked_by is not None or now < told_at + repeat):
+                    continue
+                if not checked:
+                    quiet, checked = suppression(self._config, labels, t.severity, now, silences, firing), True
+                if quiet is not None:
+                    continue
+                first = Kind.CLEARED if row.state == AlertState.CLEARED.value else Kind.FIRING
+                kind = Kind.REPEAT if told_at is not None else (Kind.ESCALATION if receiver in extra else first)
+                self._queue(receiver, labels, Item(kind, t, row.fired_at), now, news=told_at is None)
 
     def _flush(self, now: float) -> None:
         groups = self._state.due_groups(now)
@@ -478,9 +481,8 @@ class Dispatcher:
             return
         silences = self._state.silences(now)
         firing = list(self._sources.values())
-        with self._state.transaction(fenced=True):
-            for receiver, gk in groups:
-                self._flush_group(receiver, gk, now, silences, firing)
+        for receiver, gk in groups:
+            self._flush_group(receiver, gk, now, silences, firing)
 
     def _flush_group(self, receiver: str, gk: str, now: float, silences: list[ActiveSilence],
                      firing: list[dict[str, str]]) -> None:

@@ -25,7 +25,7 @@ from .message import Item, Kind
 from .outbox import OUTBOX_TABLE, Outbox
 from .policy import ActiveSilence
 
-__all__ = ["AlertRow", "DeliveryRow", "FailedMessage", "NotifyState", "PendingRow", "ReceiverFailure"]
+__all__ = ["OUTBOX_BATCH", "AlertRow", "DeliveryRow", "FailedMessage", "NotifyState", "PendingRow", "ReceiverFailure"]
 
 # columns added after the first release: a state file from before gets them on start
 _ADDED_COLUMNS = {"message": "TEXT", "fell_back": "INTEGER NOT NULL DEFAULT 0", "params": "TEXT"}
@@ -72,6 +72,8 @@ CREATE INDEX IF NOT EXISTS notify_outbox_waiting ON notify_outbox (seq) WHERE do
 """
 # the dispatchers' advisory lock on PostgreSQL (pg_advisory_xact_lock's key: any number that no other lock uses)
 _PG_LOCK = 0x76696769_6C6E6F74  # "vigilnot"
+#: outbox entries read at a time
+OUTBOX_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,7 @@ class NotifyState:
                 self.conn.execute("PRAGMA synchronous = NORMAL")
 
     # outbox
-    def outbox_batch(self, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+    def outbox_batch(self, after: int = 0, limit: int = OUTBOX_BATCH) -> list[tuple[int, str]]:
         """Entries not taken yet, after ``after`` (on SQLite) in order; take each with :meth:`outbox_take`."""
         # seq is assigned under SQLite's write lock and commits are serial, so nothing new appears behind ``after``;
         # on PostgreSQL engines insert concurrently and a lower seq may commit later: every entry not taken is read
