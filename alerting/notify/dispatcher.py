@@ -17,11 +17,11 @@ A transition meets these stages, in order (in Alertmanager's words where they ha
    (:mod:`vigil.core.acklink`) when the dashboard's public URL is known, and ntfy gets action buttons;
 7. retry: the courier sends with backoff (:mod:`alerting.notify.courier`), then fallback receivers.
 
-Each step is one transaction in the engine's state database (an SQLite file, or PostgreSQL shared by several
-engines and their dispatchers: :mod:`alerting.notify.state`): taking transitions from the outbox; queueing items
-for their group; turning a group's items into one message per receiver URL and recording who was told. A restart
-therefore loses nothing queued and repeats nothing recorded; the send itself, and its crash window, belong to
-:mod:`alerting.notify.courier`.
+Each pass is one transaction in the engine's state database (an SQLite file, or PostgreSQL shared by several
+engines and their dispatchers: :mod:`alerting.notify.state`): taking transitions from the outbox, queueing items
+for their group, turning due groups' items into one message per receiver URL and recording who was told, all or
+nothing. A restart therefore loses nothing queued and repeats nothing recorded; the send itself, and its crash
+window, belong to :mod:`alerting.notify.courier`.
 """
 
 from __future__ import annotations
