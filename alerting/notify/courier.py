@@ -45,7 +45,7 @@ class Courier:
         self._rng = rng or random.Random()
         self._max_concurrent = max(1, max_concurrent)
         self._in_flight: set[int] = set()
-        self._full = False  # the last start left due deliveries for want of a free slot
+        self._short_of_slots = False  # the last start left due deliveries for want of a free slot
         # outcomes of sends that could not be recorded (the database away then), by delivery id: written by
         # :meth:`record_late` once it answers, so a message that went out is not sent again as in doubt
         self._unrecorded: dict[int, Callable[[], None]] = {}
@@ -89,7 +89,7 @@ class Courier:
             return 0
         limit = free + len(self._in_flight)
         due = self._state.due_deliveries(self._clock.now(), limit=limit)
-        self._full = len(due) >= limit  # more may wait for a free slot: a send that ends wakes the dispatcher
+        self._short_of_slots = len(due) >= limit  # more may wait for a free slot: a send that ends wakes the dispatcher
         ready: list[tuple[DeliveryRow, str]] = []
         for d in due:
             if d.id in self._in_flight or len(ready) >= free:
@@ -117,7 +117,7 @@ class Courier:
         finally:
             self._in_flight.discard(d.id)
             # a send recorded as sent changes no plan (the next pass was planned without it), unless sends wait
-            if again or self._full:
+            if again or self._short_of_slots:
                 self._on_done()
 
     async def _send_and_record(self, d: DeliveryRow, url: str, cfg: Delivery) -> bool:

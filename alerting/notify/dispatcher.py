@@ -296,13 +296,15 @@ class Dispatcher:
                 seq = self._ingest(batch, now)
                 full = self._full or now >= self._reconcile_at  # taking may have changed an inhibitor
                 keys = set(self._touched)
-                self._reconcile(now, None if full else keys)
+                silences = self._state.silences(now)
+                self._reconcile(now, None if full else keys, silences)
                 if full:
                     self._reconcile_at = self._next_timer(now)
-                self._flush(now)
+                self._flush(now, silences)
             self._outbox_seq = seq
             self._touched -= keys
-            self._full = self._full and not full
+            if full:
+                self._full = False
         if now >= self._prune_at:
             with self._state.transaction(fenced=True):
                 self._state.outbox_prune(now - _KEEP_HISTORY)
@@ -428,7 +430,7 @@ class Dispatcher:
         t = row.transition
         return policy_steps(self._config, receivers_for(self._config, alert_labels(t), t.notify))
 
-    def _reconcile(self, now: float, keys: Optional[set[str]]) -> None:
+    def _reconcile(self, now: float, keys: Optional[set[str]], silences: list[ActiveSilence]) -> None:
         """Queue what firing alerts owe their receivers: all of them (``keys`` None) or those named."""
         if keys is None:
             rows = [r for r in self._state.alerts() if r.state in _ACTIVE]
@@ -439,7 +441,6 @@ class Dispatcher:
             rows = [r for r in found if r is not None and r.state in _ACTIVE]
         if not rows:
             return
-        silences = self._state.silences(now)
         firing = list(self._sources.values())
         repeat = self._config.grouping.repeat_interval
         for row in rows:
@@ -475,11 +476,10 @@ class Dispatcher:
                 kind = Kind.REPEAT if told_at is not None else (Kind.ESCALATION if receiver in extra else first)
                 self._queue(receiver, labels, Item(kind, t, row.fired_at), now, news=told_at is None)
 
-    def _flush(self, now: float) -> None:
+    def _flush(self, now: float, silences: list[ActiveSilence]) -> None:
         groups = self._state.due_groups(now)
         if not groups:
             return
-        silences = self._state.silences(now)
         firing = list(self._sources.values())
         for receiver, gk in groups:
             self._flush_group(receiver, gk, now, silences, firing)
