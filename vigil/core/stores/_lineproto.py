@@ -9,6 +9,7 @@ spaces, commas, quotes, unicode) are stored as they are, so Grafana users query 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -37,25 +38,14 @@ def decode_name(stored: str) -> str:
     return _PERCENT.sub(lambda m: chr(int(m.group(1), 16)), stored)
 
 
-# the measurement and tags of a series, as line protocol writes them: the same for each of its readings
-_SERIES: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], str] = {}
-_SERIES_MAX = 50_000  # then it starts again (a few MB at most)
-
-
-def _series_text(event: Event) -> str:
-    key = (event.metric, event.device, event.sensor, event.labels)
-    text = _SERIES.get(key)
-    if text is None:
-        tags = [("device", event.device), ("sensor", event.sensor), *event.labels]
-        tags.sort()
-        tag_text = ",".join(
-            f"{encode_name(k).translate(_TAG_ESCAPES)}={encode_name(v).translate(_TAG_ESCAPES)}" for k, v in tags if v
-        )
-        text = f"{encode_name(event.metric).translate(_MEASUREMENT_ESCAPES)},{tag_text}"
-        if len(_SERIES) >= _SERIES_MAX:
-            _SERIES.clear()
-        _SERIES[key] = text
-    return text
+@functools.lru_cache(maxsize=50_000)  # a few MB at most
+def _series_text(metric: str, device: str, sensor: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """The measurement and tags of a series, as line protocol writes them: the same for each of its readings."""
+    tags = sorted([("device", device), ("sensor", sensor), *labels])
+    tag_text = ",".join(
+        f"{encode_name(k).translate(_TAG_ESCAPES)}={encode_name(v).translate(_TAG_ESCAPES)}" for k, v in tags if v
+    )
+    return f"{encode_name(metric).translate(_MEASUREMENT_ESCAPES)},{tag_text}"
 
 
 def line(event: Event) -> str:
@@ -64,7 +54,7 @@ def line(event: Event) -> str:
     if not math.isfinite(value):
         raise ValueError(f"value of {event.series.id} is not a finite number: {value!r}")
     fields = f"value={value!r}" if event.raw is None else f"value={value!r},raw={float(event.raw)!r}"
-    return f"{_series_text(event)} {fields} {event.ts_us}"
+    return f"{_series_text(event.metric, event.device, event.sensor, event.labels)} {fields} {event.ts_us}"
 
 
 def lines(events: Iterable[Event]) -> str:
