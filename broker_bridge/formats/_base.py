@@ -100,9 +100,12 @@ class Scaled(Options):
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawReading:
-    """One reading as a format found it: names not yet checked, value and unit not yet converted."""
+    """One reading as a format found it: names not yet checked, value and unit not yet converted.
+
+    A value carrier from a format to the normalizer, never hashed or kept: not frozen, since a frozen dataclass
+    takes 1.1 µs to build against 0.4 (the bridge builds one per reading; docs/proof.md, Issue 18)."""
 
     device: str
     sensor: str
