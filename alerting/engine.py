@@ -108,15 +108,14 @@ class Engine(Acknowledging):
 
     def on_event(self, event: Event) -> list[Transition]:
         """Evaluate the rules that watch the event's series: those that hold readings out first."""
-        sid, now = event.series.id, self.clock.now()
+        sid, now = f"{event.device}/{event.sensor}/{event.metric}", self.clock.now()  # event.series.id
         at = min(event.ts, now)
         if self._resume_by is not None and not self.held:
             self._resumed_at(now)
         self._run_timers(at, inclusive=False)
         data, raw = self.intake.take(event, at, now)
         rules = self.intake.rules_of(sid, data) if owns(sid, self.partition) else ()
-        holders = [c for c in rules if raw is not None and c.rule.spec.hold_out]
-        held = [c for c in holders if self._evaluate(c, sid, at)]
+        held = [c for c in rules if c.rule.spec.hold_out and self._evaluate(c, sid, at)] if raw is not None else []
         self.intake.admit(data, event, at, now, held, self._lookup)
         for c in rules:
             if raw is None or not c.rule.spec.hold_out:
@@ -290,17 +289,23 @@ class Engine(Acknowledging):
         if data is None:
             return False
         rec = self.alerts.get(key)
-        if rec is None:
-            rec = AlertRecord(c.name, sid, state_since=at)
-        else:
+        if rec is not None:
             # a late reading cannot change the past: an alert's state moves forward in time only
             at = max(at, rec.state_since, rec.pending_since or at, rec.clear_since or at)
         scratch = self.scratch.setdefault(key, {})
         ctx = Ctx(at, data, self._lookup, scratch, self.resumed, self.reconnect_grace, self.series)
         spec = c.rule.spec
-        was = rec.underlying in (PENDING, FIRING) and rec.clear_since is None
+        was = rec is not None and rec.underlying in (PENDING, FIRING) and rec.clear_since is None
         verdict = c.condition.check(ctx, was)
         holds = was if verdict is None else verdict
+        if rec is None:
+            if not holds:
+                # the usual reading: no alert, and none begins (a new record would stay ok and be dropped below)
+                due = c.condition.next_change(ctx)
+                if due is not None and spec.source != "store":
+                    self._schedule(c.name, sid, max(due, at))
+                return False
+            rec = AlertRecord(c.name, sid, state_since=at)
         if verdict and spec.hold_out:
             scratch["held_ts"] = data.ts  # the reading is kept out of the other rules (alerting/intake.py)
         value = c.condition.value(ctx)
