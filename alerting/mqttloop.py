@@ -4,15 +4,16 @@ alert states; reconnect with backoff.
 Messages are read and decoded by alerting/mqttread.py and taken in batches of up to :data:`BATCH`. A batch
 is acknowledged to the broker (one write) only after the engine committed what it caused
 (``_commit_then_ack``); small batches share one commit and one write, within :data:`ACK_DELAY`. In a steady
-stream a batch may wait up to :data:`LINGER` for more (adaptive linger, see ``_consume``); a reading after a quiet
-spell never waits. While connected, ``service.client`` is the connection;
-the metrics read it as "consuming".
+stream a batch may wait up to ``alerting.batch_linger`` for more (adaptive linger, see ``_consume``); a reading
+after a quiet spell never waits. While connected, ``service.client`` is the connection; the metrics read it as
+"consuming".
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Callable, Optional
 
 import aiomqtt
@@ -31,12 +32,11 @@ log = logging.getLogger(__name__)
 
 #: messages handled, committed and acknowledged in one go, at most
 BATCH = 250
-#: the longest a batch waits to fill, and only in a stream: the batch before it was taken less than STREAM seconds
-#: earlier (so at a steady 1,000 readings/s, several readings share a wake-up, a commit and a write). A reading
-#: after a quiet spell (a freezer's, every few seconds) is judged at once.
-#: At 1,000 readings/s (bench/rules/engine_drain.py): 0.74 x the CPU per reading of no linger, +3.5 ms at p50.
-LINGER = 0.004
-STREAM = 0.02
+#: The longest a batch waits to fill is the setting ``alerting.batch_linger`` (10 ms), and only in a stream: the batch
+#: before it was taken less than twice that earlier (so at a steady 1,000 readings/s, several readings share a
+#: wake-up, a commit and a write). A reading after a quiet spell (a freezer's, every few seconds) is judged at once.
+#: At 1,000 readings/s (bench/rules/engine_drain.py): 10 ms 76-80 µs of CPU an event against 94-100 with 4 ms, +3.5
+#: ms at p50 (docs/proof.md, Issue 18, The lingers).
 #: a handled batch's commit ("last heard") and acknowledgement wait up to ACK_DELAY for those of the next
 #: batches (one commit and one write for several small ones), unless ACK_NOW messages wait for theirs (under
 #: Mosquitto's default max_inflight_messages of 20). A transition is committed at once in any case (with its
@@ -122,7 +122,8 @@ async def _consume(service: AlertService, reader: Reader) -> None:
         if topic and not service.catchup.take(topic, payload):  # our own catch-up marker is not an event
             service.handle(topic, payload)
 
-    taken = -1.0  # when the last batch was taken
+    linger = service.settings.batch_linger
+    taken = -math.inf  # when the last batch was taken
     try:
         while True:
             if handled:
@@ -132,9 +133,9 @@ async def _consume(service: AlertService, reader: Reader) -> None:
                     continue
             else:
                 await reader.wait()
-            if len(reader.ready) < BATCH and loop.time() - taken < STREAM:
+            if linger and len(reader.ready) < BATCH and loop.time() - taken < 2 * linger:
                 # in a stream, a short wait fills the batch: one wake-up, commit and write for many
-                await reader.wait(BATCH, LINGER)
+                await reader.wait(BATCH, linger)
             batch = reader.take(BATCH)
             taken = loop.time()
             if any(m.dup for m in batch):

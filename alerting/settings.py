@@ -83,6 +83,12 @@ class AlertingSettings(BaseModel):
         "and Mosquitto sends every device's last will as it stops."))
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
+    batch_linger: Duration = Field(0.01, ge=0, le=1.0, description=(
+        "While events stream in (the batch before came less than twice this long ago), the engine waits until the "
+        "first event of a batch has waited this long, so that more share one wake-up, one commit and one "
+        "acknowledgement (at 1,000 events/s, 10 ms costs a fifth less CPU than 4 ms and adds about 4 ms to an "
+        "alert); an event after a quiet spell is judged at once. 0 turns it off. See docs/proof.md, Issue 18, The "
+        "lingers."))
     health_every: Duration = Field(10.0, description=(
         "How often the engine publishes its own health (on changes at once)."))
     metrics_listen: Optional[HostPort] = Field(None, description=(
