@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import time
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,9 +45,21 @@ def server_zone_name() -> str:
     return "UTC"
 
 
+# The server's zone as last found: (until when, TZ then, the zone). Finding it reads two files (165 µs, once per
+# message the dispatcher renders); a change of the machine's zone is seen within SERVER_ZONE_TTL, of TZ at once.
+_server: Optional[tuple[float, str, zoneinfo.ZoneInfo]] = None
+SERVER_ZONE_TTL = 10.0
+
+
 def site_zone(name: Optional[str] = None) -> zoneinfo.ZoneInfo:
     """The zone ``name`` (the ``dashboard.timezone`` setting), or the server's when it is not set."""
-    return zoneinfo.ZoneInfo(name or server_zone_name())
+    global _server
+    if name:
+        return zoneinfo.ZoneInfo(name)
+    now, tz = time.monotonic(), os.environ.get("TZ", "")
+    if _server is None or _server[0] <= now or _server[1] != tz:
+        _server = (now + SERVER_ZONE_TTL, tz, zoneinfo.ZoneInfo(server_zone_name()))
+    return _server[2]
 
 
 def format_time(ts: float, zone: Optional[dt.tzinfo] = None) -> str:
