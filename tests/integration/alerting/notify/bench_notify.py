@@ -30,6 +30,19 @@ def _t(i: int) -> Transition:
                       since=now, value=1.0, notify=("hook",))
 
 
+def _outbox_in(tmp: str, url: str) -> tuple[Path, sqlite3.Connection, Outbox, NotifyConfig]:
+    """A state file in WAL mode with the outbox's tables, the engine's connection to it, and a config of one
+    receiver ``hook`` at ``url`` told at once."""
+    state = Path(tmp) / "alerts.db"
+    engine = sqlite3.connect(str(state))
+    engine.execute("PRAGMA journal_mode=WAL")
+    outbox = Outbox(engine)
+    outbox.create_tables()
+    engine.commit()
+    config = NotifyConfig.model_validate({"receivers": {"hook": [url]}, "grouping": {"group_wait": "0s"}})
+    return state, engine, outbox, config
+
+
 async def latency(n: int = 300) -> None:
     arrived: dict[str, float] = {}
 
@@ -46,14 +59,7 @@ async def latency(n: int = 300) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "alerts.db"
-        engine = sqlite3.connect(str(state))
-        engine.execute("PRAGMA journal_mode=WAL")
-        outbox = Outbox(engine)
-        outbox.create_tables()
-        engine.commit()
-        config = NotifyConfig.model_validate({"receivers": {"hook": [f"json://127.0.0.1:{port}/hook"]},
-                                              "grouping": {"group_wait": "0s"}})
+        state, engine, outbox, config = _outbox_in(tmp, f"json://127.0.0.1:{port}/hook")
         dispatcher = Dispatcher(state, config, AppriseSender(), SystemClock())
         runner = asyncio.create_task(dispatcher.run())
         samples = []
@@ -134,14 +140,7 @@ async def per_alert(firing: int = 5000, n: int = 300) -> None:
 async def cpu_per_notification(n: int = 400) -> None:
     """CPU time of the dispatcher's passes (and the outbox commit before each) per new firing alert."""
     with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "alerts.db"
-        engine = sqlite3.connect(str(state))
-        engine.execute("PRAGMA journal_mode=WAL")
-        outbox = Outbox(engine)
-        outbox.create_tables()
-        engine.commit()
-        config = NotifyConfig.model_validate({"receivers": {"hook": ["json://127.0.0.1:9/hook"]},
-                                              "grouping": {"group_wait": "0s"}})
+        state, engine, outbox, config = _outbox_in(tmp, "json://127.0.0.1:9/hook")
         sender = RecordingSender()
         dispatcher = Dispatcher(state, config, sender, SystemClock())
         await dispatcher.step()
