@@ -113,7 +113,7 @@ class Engine(Acknowledging):
         if self._resume_by is not None and not self.held:
             self._resumed_at(now)
         self._run_timers(at, inclusive=False)
-        data, raw = self.intake.take(event, at, now)
+        data, raw = self.intake.take(event, sid, at, now)
         rules = self.intake.rules_of(sid, data) if owns(sid, self.partition) else ()
         held = [c for c in rules if c.rule.spec.hold_out and self._evaluate(c, sid, at)] if raw is not None else []
         self.intake.admit(data, event, at, now, held, self._lookup)

@@ -122,11 +122,12 @@ class Intake:
             return self.raw[sid]
         return self.series.get(sid)
 
-    def take(self, event: Event, at: float, now: float) -> tuple[SeriesData, Optional[SeriesData]]:
-        """The event's series, and its raw copy with the reading added (None: no rule holds readings out)."""
-        data = self.series.get(f"{event.device}/{event.sensor}/{event.metric}")
+    def take(self, event: Event, sid: str, at: float, now: float) -> tuple[SeriesData, Optional[SeriesData]]:
+        """The event's series (``sid``, its id), and its raw copy with the reading added (None: no rule holds
+        readings out)."""
+        data = self.series.get(sid)
         if data is None or data.labels != event.labels:  # (an event's labels are sorted, as a series' are)
-            data = self.series_for(event.series.id, event.device, event.sensor, event.metric, dict(event.labels))
+            data = self.series_for(sid, event.device, event.sensor, event.metric, dict(event.labels))
         data.unit = event.unit
         raw = self.raw.get(data.id)
         if raw is not None:
