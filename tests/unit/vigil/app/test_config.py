@@ -164,3 +164,23 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     p = write(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="once aliases are expanded"):
         load_config(p)
+
+
+def test_the_lingers_take_durations_and_refuse_bad_ones_by_file_line_and_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "alerting:\n  batch_linger: 2ms\nbridge:\n  batch_linger: 0\n")
+    config = load_config(good)
+    assert config.alerting.batch_linger == pytest.approx(0.002)
+    assert config.bridge.batch_linger == 0.0
+    assert load_config(write(tmp_path, "")).alerting.batch_linger == pytest.approx(0.01)  # the default
+    bad = write(tmp_path, "alerting:\n  batch_linger: 2 seconds\nbridge:\n  batch_linger: 5s\n")
+    assert main(["config", "check", str(bad)]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert sorted(err[:2]) == [
+        f"{bad}:2: alerting.batch_linger: expected a duration such as 30s, 5m, 1h30m or 7d, got '2 seconds'",
+        f"{bad}:4: bridge.batch_linger: expected less than or equal to 1, got 5.0",
+    ]
+    assert err[2] == f"{bad}: 2 problems found"
+    negative = write(tmp_path, "alerting:\n  batch_linger: -1\n")
+    with pytest.raises(ConfigError, match=r":2: alerting.batch_linger: expected a duration .*\(not negative\)"):
+        load_config(negative)
