@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
@@ -10,6 +12,7 @@ from xml.etree import ElementTree
 import pytest
 
 from alerting.notify import AppriseSender, SendResult
+from alerting.notify.apprise_sender import _parsed
 from alerting.transition import Severity
 from tests.support.notify import Receiver
 from tests.support.services import free_port
@@ -68,3 +71,33 @@ def _xml_text(raw: bytes, tag: str) -> str:
     root = ElementTree.fromstring(raw)
     [node] = [n for n in root.iter() if n.tag.rsplit("}", 1)[-1] == tag]
     return node.text or ""
+
+
+async def test_one_configured_string_of_two_urls_reaches_both(receiver: Receiver) -> None:
+    # apprise takes several URLs in one string (comma or space); the parsed form kept between messages does too
+    urls = [f"{receiver.url('a')}, {receiver.url('b')}"]
+    for i in range(2):
+        assert (await AppriseSender().send(urls, f"t{i}", "b", severity=Severity.INFO)).ok
+    assert sorted((m["path"], m["title"]) for m in receiver.received) == [
+        ("/a", "t0"), ("/a", "t1"), ("/b", "t0"), ("/b", "t1")]
+
+
+async def test_no_throttle_carries_from_one_message_to_the_next(receiver: Receiver) -> None:
+    # ntfy's plugin waits 5.5 s between two requests of one plugin object: every message gets new objects, so
+    # the second alert to the same receiver is not held back by the first
+    sender = AppriseSender()
+    url = f"ntfy://127.0.0.1:{receiver.port}/freezers"
+    started = time.monotonic()
+    for i in range(3):
+        assert (await sender.send([url], f"t{i}", "b", severity=Severity.CRITICAL)).ok
+    assert time.monotonic() - started < 3.0
+    assert [m["title"] for m in receiver.received] == ["t0", "t1", "t2"]
+
+
+async def test_a_message_leaves_the_kept_parse_as_it_was(receiver: Receiver) -> None:
+    url = receiver.url("kept")
+    await AppriseSender().send([url], "t", "b", severity=Severity.INFO)
+    kept = copy.deepcopy(_parsed(url))
+    await AppriseSender().send([url], "t2", "b", severity=Severity.WARNING, resolved=True)
+    assert _parsed(url) == kept and kept is not None and kept[0]["schema"] == "json"
+    assert [m["title"] for m in receiver.received] == ["t", "t2"]
