@@ -6,7 +6,7 @@ from typing import Optional
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from vigil.core.configtypes import STRICT, Duration, HostPort
+from vigil.core.configtypes import STRICT, Duration, HostPort, Linger
 
 __all__ = ["AlertingSettings", "HeartbeatSettings", "WatchdogSettings"]
 
@@ -83,7 +83,7 @@ class AlertingSettings(BaseModel):
         "and Mosquitto sends every device's last will as it stops."))
     watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     heartbeat: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
-    batch_linger: Duration = Field(0.01, ge=0, le=1.0, description=(
+    batch_linger: Linger = Field(0.01, description=(
         "While events stream in (the batch before came less than twice this long ago), the engine waits until the "
         "first event of a batch has waited this long, so that more share one wake-up, one commit and one "
         "acknowledgement (at 1,000 events/s, 10 ms costs a fifth less CPU than 4 ms and adds about 4 ms to an "

@@ -33,6 +33,7 @@ __all__ = ["FALLBACK", "Key", "iter_keys", "main", "markdown_table", "render"]
 
 _NAMED_TYPES: list[tuple[Any, str]] = [
     (configtypes.Duration, "duration (`90s`, `5m`, `1h30m` or seconds)"),
+    (configtypes.Linger, "duration, at most `1s` (`10ms`, `0.5s` or seconds)"),
     (configtypes.Port, "port (1-65535)"),
     (configtypes.BrokerUrlText, "broker URL (`mqtt://` or `mqtts://`)"),
     (configtypes.StoreUrlText, "store URL"),
@@ -292,7 +293,8 @@ def _default(field: FieldInfo, annotation: Any) -> str:
         return ""
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    if isinstance(value, (int, float)) and configtypes.Duration in (annotation, _strip_optional(annotation)):
+    if isinstance(value, (int, float)) and {configtypes.Duration, configtypes.Linger} & {
+            annotation, _strip_optional(annotation)}:
         return f"`{format_duration(float(value))}`"
     if isinstance(value, (list, tuple, dict)) and not value:
         return "`[]`" if not isinstance(value, dict) else "`{}`"

@@ -14,7 +14,7 @@ from vigil.core.durations import format_duration, parse_duration
 from vigil.core.topics import validate_segment
 from vigil.core.urls import broker_list_text, parse_broker_list, parse_store_url
 
-__all__ = ["STRICT", "BrokerUrlText", "Duration", "HostPort", "Port", "StoreUrlText", "TopicName"]
+__all__ = ["STRICT", "BrokerUrlText", "Duration", "HostPort", "Linger", "Port", "StoreUrlText", "TopicName"]
 
 # Every section forbids unknown keys: a typo must be an error, not a silent default.
 STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -22,6 +22,13 @@ STRICT = ConfigDict(extra="forbid", frozen=True)
 
 def _duration(value: Any) -> float:
     return parse_duration(value)
+
+
+def _linger(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds > 1.0:
+        raise ValueError(f"expected a duration of at most 1s, such as 10ms, got {value!r}")
+    return seconds
 
 
 def _port(value: Any) -> int:
@@ -62,6 +69,8 @@ def _topic_name(value: Any) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)]
+#: how long a batch may wait to fill: 0 to 1 s
+Linger = Annotated[float, BeforeValidator(_linger), PlainSerializer(format_duration, return_type=str)]
 Port = Annotated[int, BeforeValidator(_port)]
 BrokerUrlText = Annotated[str, BeforeValidator(_broker)]
 StoreUrlText = Annotated[str, BeforeValidator(_store)]

@@ -178,7 +178,7 @@ def test_the_lingers_take_durations_and_refuse_bad_ones_by_file_line_and_key(
     err = capsys.readouterr().err.splitlines()
     assert sorted(err[:2]) == [
         f"{bad}:2: alerting.batch_linger: expected a duration such as 30s, 5m, 1h30m or 7d, got '2 seconds'",
-        f"{bad}:4: bridge.batch_linger: expected less than or equal to 1, got 5.0",
+        f"{bad}:4: bridge.batch_linger: expected a duration of at most 1s, such as 10ms, got '5s'",
     ]
     assert err[2] == f"{bad}: 2 problems found"
     negative = write(tmp_path, "alerting:\n  batch_linger: -1\n")
