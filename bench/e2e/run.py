@@ -60,8 +60,10 @@ def status(pid: int, key: str) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: bool = False) -> float:
+    """CPU of process ``pid``, all its threads; ``thread``: of its main thread alone (the event loop's)."""
+    stat = f"/proc/{pid}/task/{pid}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -250,6 +252,7 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
         # 4. latency under a steady load
         rss0 = {"bridge": status(chain.bridge.pid, "VmRSS"), "engine": status(chain.engine.pid, "VmRSS")}
         cpu_b, cpu_e = cpu_seconds(chain.bridge.pid), cpu_seconds(chain.engine.pid)
+        loop_e = cpu_seconds(chain.engine.pid, thread=True)
         before = chain.stored()
         triggers.sent.clear()
         load = SteadyLoad(broker, args.load_devices, args.rate, args.seconds, prefix="load")
@@ -264,6 +267,7 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
         lat = arrivals_of(arrivals, triggers.sent)
         cpu_b = cpu_seconds(chain.bridge.pid) - cpu_b
         cpu_e = cpu_seconds(chain.engine.pid) - cpu_e
+        loop_e = cpu_seconds(chain.engine.pid, thread=True) - loop_e
         stored = chain.stored() - before
         expected = load.sent + len(triggers.sent)
         print(f"4. steady load {load.sent / took:,.0f} readings/s over {args.load_devices} devices for {took:.0f} s: "
@@ -278,6 +282,9 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
             print(f"   {name} steady: CPU {cpu / took * 100:.0f}% of one core ({per:.0f} µs/reading), "
                   f"RSS {rss0[key] / 1024:.0f} -> {status(proc.pid, 'VmRSS') / 1024:.0f} MB, "
                   f"peak {status(proc.pid, 'VmHWM') / 1024:.0f} MB")
+        print(f"   of the rule engine's: its event loop's thread {loop_e / max(1, expected) * 1e6:.0f} µs/reading, "
+              f"other threads (apprise's HTTP sends) {(cpu_e - loop_e) / max(1, expected) * 1e6:.0f}; "
+              f"{len(lat)} notifications, one a {expected / max(1, len(lat)):.0f} readings")
         print(f"   broker dropped counter: {dropped(broker)}; load average (1 min): {os.getloadavg()[0]:.2f}")
     finally:
         triggers.close()
