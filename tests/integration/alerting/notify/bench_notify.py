@@ -23,6 +23,8 @@ from pathlib import Path
 
 from alerting.notify import AppriseSender, Dispatcher, NotifyConfig, Outbox, RecordingSender
 from alerting.transition import AlertState, Severity, Transition
+from bench.rules.latency import RECEIVER
+from tests.support.services import free_port, tcp_open, wait_until
 from vigil.core.clock import SystemClock
 
 
@@ -159,44 +161,26 @@ async def cpu_per_notification(n: int = 400) -> None:
     print(f"CPU per notification (outbox commit, passes, send recorded; in-memory sender): {cpu * 1e6:.0f} µs")
 
 
-_RECEIVER = """
-import asyncio, sys
-async def handle(reader, writer):
-    while True:
-        try:
-            head = await reader.readuntil(b"\\r\\n\\r\\n")
-        except asyncio.IncompleteReadError:
-            break
-        length = next(int(h.split(b":")[1]) for h in head.split(b"\\r\\n") if h.lower().startswith(b"content-length"))
-        await reader.readexactly(length)
-        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\n\\r\\n")
-        await writer.drain()
-    writer.close()
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-asyncio.run(main())
-"""
-
-
 async def apprise_send_cpu(n: int = 1000) -> None:
-    """CPU of this process per AppriseSender.send (apprise's objects, requests, its threads), the receiver apart."""
-    receiver = subprocess.Popen([sys.executable, "-c", _RECEIVER], stdout=subprocess.PIPE, text=True)
-    try:
-        assert receiver.stdout is not None
-        url = [f"json://127.0.0.1:{receiver.stdout.readline().strip()}/hook"]
-        sender = AppriseSender()
-        for _ in range(20):  # apprise's plugins loaded, its thread pools started
-            await sender.send(url, "warm-up", "b", severity=Severity.CRITICAL)
-        started = time.process_time()
-        for i in range(n):
-            result = await sender.send(url, f"[FIRING critical] rule-{i}", "body", severity=Severity.CRITICAL)
-            assert result.ok, result
-        cpu = (time.process_time() - started) / n
-    finally:
-        receiver.kill()
-        receiver.wait()
+    """CPU of this process per AppriseSender.send (apprise's objects, requests, its threads), the receiver apart
+    (bench/rules/latency.py's, in another process)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port), str(Path(tmp) / "arrivals.txt")])
+        try:
+            assert wait_until(lambda: tcp_open(port)), "the receiver did not start"
+            url = [f"json://127.0.0.1:{port}/hook"]
+            sender = AppriseSender()
+            for _ in range(20):  # apprise's plugins loaded, its thread pools started
+                await sender.send(url, "warm-up", "b", severity=Severity.CRITICAL)
+            started = time.process_time()
+            for i in range(n):
+                result = await sender.send(url, f"[FIRING critical] rule-{i}", "body", severity=Severity.CRITICAL)
+                assert result.ok, result
+            cpu = (time.process_time() - started) / n
+        finally:
+            receiver.kill()
+            receiver.wait()
     print(f"CPU per apprise send ({n} to a json:// receiver in another process, one at a time): {cpu * 1e6:.0f} µs")
 
 
