@@ -108,7 +108,7 @@ class Engine(Acknowledging):
 
     def on_event(self, event: Event) -> list[Transition]:
         """Evaluate the rules that watch the event's series: those that hold readings out first."""
-        sid, now = f"{event.device}/{event.sensor}/{event.metric}", self.clock.now()  # event.series.id
+        sid, now = event.series_id, self.clock.now()
         at = min(event.ts, now)
         if self._resume_by is not None and not self.held:
             self._resumed_at(now)

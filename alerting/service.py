@@ -129,7 +129,7 @@ class AlertService:
             event = Event.from_json(payload)
         except Exception:  # judged (and refused) as any message
             return False
-        sid = f"{event.device}/{event.sensor}/{event.metric}"
+        sid = event.series_id
         at = min(event.ts, self.engine.clock.now())
         # a reading a hold_out rule kept out moved only the raw copy's last reading (alerting/intake.py)
         return any(data is not None and data.last_seen is not None and at <= data.last_seen

@@ -13,7 +13,7 @@ from vigil.core.errors import VigilError
 from vigil.core.jsonlimits import MAX_DEPTH, too_deep
 from vigil.core.topics import TopicError, invisible_character, validate_segment
 
-__all__ = ["MAX_ABS_VALUE", "METRIC_UNITS", "Event", "EventDecodeError", "SeriesKey"]
+__all__ = ["MAX_ABS_VALUE", "METRIC_UNITS", "Event", "EventDecodeError", "SeriesKey", "series_id"]
 
 # The largest magnitude of a value, as sent and as stored. Far beyond any sensor; small enough that
 # sums and means over millions of stored values stay finite (1e305 kW is finite, in W it is not).
@@ -49,6 +49,11 @@ class EventDecodeError(VigilError):
     """An events-topic payload is not a normalized event."""
 
 
+def series_id(device: str, sensor: str, metric: str) -> str:
+    """``device/sensor/metric``: a series' id, the series part of an alert topic."""
+    return f"{device}/{sensor}/{metric}"
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesKey:
     """One stored series: measurement ``metric`` with tags ``device`` and ``sensor``."""
@@ -60,7 +65,7 @@ class SeriesKey:
     @property
     def id(self) -> str:
         """``device/sensor/metric``: the series part of an alert topic."""
-        return f"{self.device}/{self.sensor}/{self.metric}"
+        return series_id(self.device, self.sensor, self.metric)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,11 @@ class Event:
     @property
     def series(self) -> SeriesKey:
         return SeriesKey(self.metric, self.device, self.sensor)
+
+    @property
+    def series_id(self) -> str:
+        """``series.id`` without building the key (the engine forms it for every event)."""
+        return series_id(self.device, self.sensor, self.metric)
 
     @property
     def ts_us(self) -> int:
