@@ -15,7 +15,10 @@ Short run, in one go on private servers (loopback, free ports, the shipped Mosqu
    stored count against the published, and the broker's dropped counter;
 4. latency under steady load (--rate, from mosquitto_pub processes): every 100 ms a reading on a fresh
    device crosses a threshold; reading published -> notification at the receiver (in its own process),
-   p50/p99/max; CPU and peak RSS of the bridge and the rule engine in this phase.
+   p50/p99/max; CPU and peak RSS of the bridge and the rule engine in this phase;
+5. the same steady load again without the probe: the CPU a reading costs the bridge and the rule engine when
+   no alert fires (phase 4's figures hold ten notifications a second, each a new alert sent over HTTP by
+   apprise), and from the two the CPU of one notification.
 
 ``--compare PATH`` runs the short run again, on fresh servers, with the rule engine of another ``vigil``
 executable (e.g. another checkout's, read-only); the bridge is this checkout's in both.
@@ -286,6 +289,23 @@ def short_run(args: argparse.Namespace, work: Path, broker: Mosquitto, influxd: 
               f"other threads (apprise's HTTP sends) {(cpu_e - loop_e) / max(1, expected) * 1e6:.0f}; "
               f"{len(lat)} notifications, one a {expected / max(1, len(lat)):.0f} readings")
         print(f"   broker dropped counter: {dropped(broker)}; load average (1 min): {os.getloadavg()[0]:.2f}")
+
+        # 5. the same steady load without the probe: what a reading costs, apart from what an alert costs
+        cpu_b5, cpu_e5 = cpu_seconds(chain.bridge.pid), cpu_seconds(chain.engine.pid)
+        before = chain.stored()
+        # on the devices of phase 4: their series are known, as a site's are
+        load = SteadyLoad(broker, args.load_devices, args.rate, args.seconds, prefix="load")
+        start = time.time()
+        load.join()
+        took = time.time() - start
+        wait_until(lambda: chain.stored() - before >= load.sent, 60, 0.2)
+        cpu_b5 = cpu_seconds(chain.bridge.pid) - cpu_b5
+        cpu_e5 = cpu_seconds(chain.engine.pid) - cpu_e5
+        per_b, per_e = cpu_b5 / max(1, load.sent) * 1e6, cpu_e5 / max(1, load.sent) * 1e6
+        alert = (cpu_e - per_e / 1e6 * expected) / max(1, len(lat)) * 1e3
+        print(f"5. the same steady load without the probe's alerts ({load.sent / took:,.0f} readings/s for "
+              f"{took:.0f} s): bridge {per_b:.0f} µs/reading, rule engine {per_e:.0f} µs/reading; so each of phase "
+              f"4's notifications cost the rule engine about {alert:.1f} ms of CPU")
     finally:
         triggers.close()
         chain.stop()
