@@ -45,6 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.proc import cpu_seconds
 from tests.support.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until
 
 VENV_VIGIL = str(Path(sys.executable).with_name("vigil"))
@@ -253,7 +254,7 @@ def bridge_run(k: int, broker: Mosquitto, influxd: Influxd, n: int, devices: int
     while time.perf_counter() < deadline:
         done = sum(metrics(port, "vigil_bridge_republished_total").get("vigil_bridge_republished_total", 0)
                    for _, port in bridges)
-        samples.append((time.perf_counter(), done, sum(_cpu(p.pid) for p, _ in bridges), _machine()))
+        samples.append((time.perf_counter(), done, sum(cpu_seconds(p.pid) for p, _ in bridges), _machine()))
         if done >= n:
             break
         time.sleep(0.02)  # each scrape costs the bridge 0.3-0.9 ms of CPU: at 5 ms it was 5-10 % of its CPU
@@ -280,12 +281,6 @@ def _machine() -> tuple[int, int]:
         fields = [int(x) for x in f.readline().split()[1:]]
     idle = fields[3] + fields[4]
     return sum(fields) - idle, sum(fields)
-
-
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def dropped(broker: Mosquitto) -> int:

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bridge import forget_session  # noqa: E402
-from bench.e2e.run import SteadyLoad, cpu_seconds, status  # noqa: E402
-from bench.rules.latency import percentile  # noqa: E402
+from bench.e2e.run import SteadyLoad  # noqa: E402
+from bench.proc import cpu_seconds, percentile, status  # noqa: E402
 from tests.support.services import Influxd, Mosquitto, shipped_broker_settings, wait_until  # noqa: E402
 
 

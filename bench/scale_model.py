@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bridge import dropped  # noqa: E402
-from bench.e2e.run import Chain, SteadyLoad, cpu_seconds  # noqa: E402
+from bench.e2e.run import Chain, SteadyLoad  # noqa: E402
+from bench.proc import cpu_seconds  # noqa: E402
 from bench.rules.latency import RECEIVER  # noqa: E402
 from tests.support.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until  # noqa: E402
 

@@ -48,26 +48,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.bridge import bare_subscriber, dropped, metrics, publish_backlog  # noqa: E402
-from bench.rules.latency import RECEIVER, _read_arrivals, percentile  # noqa: E402
+from bench.proc import cpu_seconds, percentile, status  # noqa: E402
+from bench.rules.latency import RECEIVER, _read_arrivals  # noqa: E402
 from tests.support.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until  # noqa: E402
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 THRESHOLD = 100.0
-
-
-def status(pid: int, key: str) -> int:
-    """A /proc/<pid>/status figure in KiB (VmRSS, VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int, thread: bool = False) -> float:
-    """CPU of process ``pid``, all its threads; ``thread``: of its main thread alone (the event loop's)."""
-    stat = f"/proc/{pid}/task/{pid}/stat" if thread else f"/proc/{pid}/stat"
-    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Chain:

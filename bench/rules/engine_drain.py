@@ -36,21 +36,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.proc import cpu_seconds, percentile  # noqa: E402
 from tests.support.services import Mosquitto, shipped_broker_settings, wait_until  # noqa: E402
 
 THRESHOLD = 100.0
 RULES = f"rules:\n  - name: hot\n    match: {{metric: temperature}}\n    above: {THRESHOLD}\n"
-
-
-def cpu_seconds(pid: int, which: slice = slice(11, 13)) -> float:
-    """CPU seconds of a process: user and system (``slice(12, 13)``: system only)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[which]) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def event(device: str, value: float, ts: float, seq: int) -> bytes:
@@ -162,7 +152,7 @@ def steady(vigil: str, broker: Mosquitto, work: Path, name: str, rate: float, se
             time.sleep(0.1)
 
     try:
-        cpu, sys_cpu = cpu_seconds(engine.proc.pid), cpu_seconds(engine.proc.pid, slice(12, 13))
+        cpu, sys_cpu = cpu_seconds(engine.proc.pid), cpu_seconds(engine.proc.pid, system=True)
         t = threading.Thread(target=triggers)
         t.start()
         start = time.monotonic()
@@ -179,7 +169,7 @@ def steady(vigil: str, broker: Mosquitto, work: Path, name: str, rate: float, se
         t.join()
         wait_until(lambda: all(d in watcher.seen for d in sent), 30, 0.05)
         cpu = cpu_seconds(engine.proc.pid) - cpu
-        sys_cpu = cpu_seconds(engine.proc.pid, slice(12, 13)) - sys_cpu
+        sys_cpu = cpu_seconds(engine.proc.pid, system=True) - sys_cpu
         print(f"   (of which in the kernel: {sys_cpu / cpu * 100:.0f}%)")
         lat = [(watcher.seen[d] - t0) * 1000 for d, t0 in sent.items() if d in watcher.seen]
         total = count[0] + len(sent)

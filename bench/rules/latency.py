@@ -30,12 +30,8 @@ import paho.mqtt.client as paho
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.proc import cpu_seconds, percentile  # noqa: E402
 from tests.support.services import Mosquitto, free_port  # noqa: E402
-
-
-def percentile(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def main() -> None:
@@ -100,7 +96,7 @@ rules:
         start = time.time()
         next_trigger = start
         k = i = 0
-        cpu0 = _cpu(engine.pid)
+        cpu0 = cpu_seconds(engine.pid)
         load0 = os.getloadavg()[0]
         while i < total:
             now = time.time()
@@ -142,7 +138,7 @@ rules:
             if len(arrived) >= len(sent):
                 break
             time.sleep(0.1)
-        cpu = _cpu(engine.pid) - cpu0
+        cpu = cpu_seconds(engine.pid) - cpu0
         client.loop_stop()
         client.disconnect()
         lat = [(arrived[d] - t) * 1000 for d, t in sent.items() if d in arrived]
@@ -198,11 +194,6 @@ def _read_arrivals(path: Path) -> dict[str, float]:
             if when:
                 out.setdefault(device, float(when))
     return out
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
