@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e.run import cpu_seconds  # noqa: E402
+from bench.proc import cpu_seconds  # noqa: E402
 from tests.support.services import Influxd, Mosquitto, free_port, shipped_broker_settings, wait_until  # noqa: E402
 
 TOKEN = "bench-watch-token-0123456789"

@@ -51,7 +51,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.rules.latency import percentile  # noqa: E402
+from bench.proc import percentile  # noqa: E402
 from tests.support.alerting import EngineProcess  # noqa: E402
 from tests.support.bridge import BridgeProcess, reading  # noqa: E402
 from tests.support.services import Mosquitto, free_port, wait_until  # noqa: E402
