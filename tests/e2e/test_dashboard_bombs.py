@@ -6,7 +6,6 @@ is refused while it renders, a rules file over the size bound is refused before 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.proc import cpu_seconds
 from tests.support.chain import READER_TOKEN, Dashboard
 from tests.support.services import Mosquitto
 
@@ -79,12 +79,6 @@ def test_an_anonymous_150_mb_body_is_refused_before_it_is_read(dashboard: Dashbo
     assert httpx.get(f"{dashboard.base}/api/v1/health", timeout=5).status_code == 200
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (not wall time: this machine is shared and its load varies)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _validate(d: Dashboard, text: str) -> tuple[int, float, httpx.Response]:
     """POST a rules text to the validation route as the read-only token: (peak RSS growth, CPU seconds, answer)."""
 
@@ -92,9 +86,9 @@ def _validate(d: Dashboard, text: str) -> tuple[int, float, httpx.Response]:
         return httpx.post(f"{d.base}/api/v1/rules/validate", json={"file": "kitchen.yaml", "text": text},
                           headers={"Authorization": f"Bearer {READER_TOKEN}"}, timeout=120)
 
-    cpu0 = _cpu_seconds(d.proc.proc.pid)
+    cpu0 = cpu_seconds(d.proc.proc.pid)
     grown, r = _grown(d, send)
-    return grown, _cpu_seconds(d.proc.proc.pid) - cpu0, r
+    return grown, cpu_seconds(d.proc.proc.pid) - cpu0, r
 
 
 def test_a_template_bomb_in_validation_is_refused_quickly(dashboard: Dashboard) -> None:
